@@ -1,0 +1,245 @@
+"""The slot engine: pure functions, no database, no clock of their own.
+
+Business hours live in the agent's IANA zone and are turned into UTC one local day at a
+time, so a DST change moves the UTC hours and never the local ones. Busy time is merged
+once and searched with bisect, so a query is O(days + busy + slots) however full the
+calendar is.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True)
+class AppointmentType:
+    key: str
+    name: str
+    duration_minutes: int
+    buffer_before_minutes: int = 0
+    buffer_after_minutes: int = 0
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+    def blocked(self, start: datetime) -> Interval:
+        """The time this appointment keeps from others: itself plus its buffers."""
+        return Interval(
+            start - timedelta(minutes=self.buffer_before_minutes),
+            start + self.duration + timedelta(minutes=self.buffer_after_minutes),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AppointmentType:
+        return cls(
+            key=str(data["key"]),
+            name=str(data.get("name") or data["key"]),
+            duration_minutes=int(data["duration_minutes"]),
+            buffer_before_minutes=int(data.get("buffer_before_minutes", 0)),
+            buffer_after_minutes=int(data.get("buffer_after_minutes", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    zone: ZoneInfo
+    # weekday (0 = Monday) → opening windows as local times
+    hours: Mapping[int, Sequence[tuple[time, time]]]
+    step_minutes: int = 15
+    min_notice: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(days=60)
+    daily_cap: int | None = None
+    types: Sequence[AppointmentType] = field(default_factory=tuple)
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        timezone: str,
+        weekly_hours: Mapping[str, Sequence[Sequence[str]]],
+        appointment_types: Iterable[Mapping[str, Any]] = (),
+        step_minutes: int = 15,
+        min_notice_minutes: int = 60,
+        horizon_days: int = 60,
+        daily_cap: int | None = None,
+    ) -> Schedule:
+        hours: dict[int, list[tuple[time, time]]] = {}
+        for name, windows in weekly_hours.items():
+            day = WEEKDAYS.index(name[:3].lower())
+            hours[day] = sorted(
+                (time.fromisoformat(start), time.fromisoformat(end)) for start, end in windows
+            )
+        return cls(
+            zone=ZoneInfo(timezone),
+            hours=hours,
+            step_minutes=step_minutes,
+            min_notice=timedelta(minutes=min_notice_minutes),
+            horizon=timedelta(days=horizon_days),
+            daily_cap=daily_cap,
+            types=tuple(AppointmentType.from_dict(t) for t in appointment_types),
+        )
+
+    def type_named(self, key: str) -> AppointmentType | None:
+        wanted = key.strip().lower()
+        for kind in self.types:
+            if wanted in (kind.key.lower(), kind.name.lower()):
+                return kind
+        return None
+
+    def open_windows(self, day: date) -> list[Interval]:
+        """The day's business hours in UTC (DST-correct for that very day)."""
+        windows = []
+        for opens, closes in self.hours.get(day.weekday(), ()):
+            start = datetime.combine(day, opens, self.zone).astimezone(UTC)
+            end_day = day if closes > opens else day + timedelta(days=1)
+            end = datetime.combine(end_day, closes, self.zone).astimezone(UTC)
+            if end > start:
+                windows.append(Interval(start, end))
+        return windows
+
+    def local_day(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+
+class BusyIndex:
+    """Merged, sorted busy intervals with O(log n) overlap tests."""
+
+    def __init__(self, intervals: Iterable[Interval]) -> None:
+        merged: list[Interval] = []
+        for interval in sorted(intervals):
+            if merged and interval.start <= merged[-1].end:
+                if interval.end > merged[-1].end:
+                    merged[-1] = Interval(merged[-1].start, interval.end)
+            else:
+                merged.append(interval)
+        self._intervals = merged
+        self._starts = [i.start for i in merged]
+
+    def __len__(self) -> int:
+        return len(self._intervals)
+
+    def conflict(self, candidate: Interval) -> Interval | None:
+        position = bisect.bisect_left(self._starts, candidate.end)
+        if position and self._intervals[position - 1].end > candidate.start:
+            return self._intervals[position - 1]
+        return None
+
+    def next_free(self, moment: datetime) -> datetime:
+        """The first moment at or after `moment` that no busy interval covers."""
+        position = bisect.bisect_right(self._starts, moment)
+        if position and self._intervals[position - 1].end > moment:
+            return self._intervals[position - 1].end
+        return moment
+
+
+class Unavailable(StrEnum):
+    CLOSED = "outside business hours"
+    TOO_SOON = "too soon: that is inside the minimum notice"
+    PAST_HORIZON = "too far ahead: beyond the booking horizon"
+    BUSY = "that time is already taken"
+    DAILY_CAP = "that day is fully booked"
+    IN_PAST = "that time has already passed"
+
+
+def find_slots(
+    schedule: Schedule,
+    kind: AppointmentType,
+    busy: BusyIndex,
+    *,
+    now: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    booked_per_day: Mapping[date, int] | None = None,
+    limit: int | None = None,
+) -> list[datetime]:
+    """Every bookable start (UTC) in [window_start, window_end), earliest first."""
+    earliest = max(window_start, now + schedule.min_notice)
+    latest = min(window_end, now + schedule.horizon)
+    step = timedelta(minutes=schedule.step_minutes)
+    booked_per_day = booked_per_day or {}
+    slots: list[datetime] = []
+    day = schedule.local_day(earliest) - timedelta(days=1)
+    last_day = schedule.local_day(latest)
+    while day <= last_day:
+        if schedule.daily_cap is None or booked_per_day.get(day, 0) < schedule.daily_cap:
+            for window in schedule.open_windows(day):
+                _collect(slots, window, kind, busy, step, earliest, latest)
+                if limit is not None and len(slots) >= limit:
+                    return slots[:limit]
+        day += timedelta(days=1)
+    return slots
+
+
+def _collect(
+    slots: list[datetime],
+    window: Interval,
+    kind: AppointmentType,
+    busy: BusyIndex,
+    step: timedelta,
+    earliest: datetime,
+    latest: datetime,
+) -> None:
+    start = window.start
+    if start < earliest:
+        # Keep slots on the window's grid (9:00, 9:15, ...) after the notice cut-off.
+        start += step * -(-(earliest - start) // step)
+    while start < latest and start + kind.duration <= window.end:
+        blocked = kind.blocked(start)
+        conflict = busy.conflict(blocked)
+        if conflict is None:
+            slots.append(start)
+            start += step
+            continue
+        # Jump past the conflict, staying on the grid.
+        free_from = conflict.end + timedelta(minutes=kind.buffer_before_minutes)
+        start += step * max(1, -(-(free_from - start) // step))
+
+
+def check_slot(
+    schedule: Schedule,
+    kind: AppointmentType,
+    busy: BusyIndex,
+    *,
+    now: datetime,
+    start: datetime,
+    booked_per_day: Mapping[date, int] | None = None,
+) -> Unavailable | None:
+    """Why `start` cannot be booked, or None when it can (off-grid starts are allowed)."""
+    if start <= now:
+        return Unavailable.IN_PAST
+    if start < now + schedule.min_notice:
+        return Unavailable.TOO_SOON
+    if start >= now + schedule.horizon:
+        return Unavailable.PAST_HORIZON
+    end = start + kind.duration
+    local_day = schedule.local_day(start)
+    windows = schedule.open_windows(local_day) + schedule.open_windows(
+        local_day - timedelta(days=1)
+    )
+    if not any(w.start <= start and end <= w.end for w in windows):
+        return Unavailable.CLOSED
+    if schedule.daily_cap is not None and (booked_per_day or {}).get(local_day, 0) >= (
+        schedule.daily_cap
+    ):
+        return Unavailable.DAILY_CAP
+    if busy.conflict(kind.blocked(start)) is not None:
+        return Unavailable.BUSY
+    return None

@@ -1,0 +1,41 @@
+"""The calendar interface every backend implements, and the choice of backend per agent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from app.calendar.availability import Interval
+from app.models import Agent, Appointment
+
+
+class CalendarError(Exception):
+    """The calendar could not be read or written; the message is safe to show."""
+
+
+class CalendarBackend(Protocol):
+    name: str
+
+    def busy(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+        """Busy time in [start, end) that is not one of our own appointments rows."""
+        ...
+
+    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+        """Write the appointment to the calendar; the external event id, if any."""
+        ...
+
+    def update_event(self, agent: Agent, appointment: Appointment) -> None: ...
+
+    def delete_event(self, agent: Agent, appointment: Appointment) -> None: ...
+
+
+class CalendarFactory(Protocol):
+    def __call__(self, session: Session, agent: Agent) -> CalendarBackend: ...
+
+
+def default_calendar_factory(session: Session, agent: Agent) -> CalendarBackend:
+    from app.calendar.local import LocalCalendar
+
+    return LocalCalendar(session)

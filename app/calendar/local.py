@@ -1,0 +1,37 @@
+"""The built-in calendar: appointments rows are the events; owners add busy blocks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.calendar.availability import Interval
+from app.models import Agent, Appointment, BusyBlock
+
+
+class LocalCalendar:
+    name = "local"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def busy(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+        rows = self.session.execute(
+            select(BusyBlock.start_at, BusyBlock.end_at).where(
+                BusyBlock.agent_id == agent.id,
+                BusyBlock.start_at < end,
+                BusyBlock.end_at > start,
+            )
+        )
+        return [Interval(s, e) for s, e in rows]
+
+    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+        return None  # the appointments row is the event
+
+    def update_event(self, agent: Agent, appointment: Appointment) -> None:
+        return None
+
+    def delete_event(self, agent: Agent, appointment: Appointment) -> None:
+        return None

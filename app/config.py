@@ -1,0 +1,90 @@
+"""One Settings object for the whole service; every field is documented in .env.example."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'scheduling.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = "development"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Database: SQLite file by default, PostgreSQL in production.
+    database_url: str = DEFAULT_SQLITE_URL
+    database_pool_size: int = 10
+
+    # Shared rate-limit storage; in-memory when unset.
+    redis_url: str | None = None
+
+    # The public URL Twilio and VAPI call; signatures are computed over it, never over
+    # what a proxy claims in X-Forwarded-* headers.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Twilio
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr = SecretStr("dev-twilio-auth-token")
+    # The shared agent number everyone calls or texts (E.164).
+    agent_number: str = "+15005550006"
+    default_region: str = "US"
+    # What an unregistered caller is told about signing up.
+    registration_instructions: str = (
+        "Ask the service's operator to add and verify your number, then text again."
+    )
+
+    # VAPI credential: a bearer secret in a header, or an HMAC secret.
+    vapi_secret: SecretStr | None = None
+    vapi_secret_header: str = "X-Vapi-Secret"
+    vapi_hmac_secret: SecretStr | None = None
+    vapi_hmac_tolerance_seconds: int = 300
+
+    # Conversation engine: "offline" (rules, no network) or "openai".
+    conversation_engine: str = "offline"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    deepgram_api_key: SecretStr | None = None
+
+    # SMS conversation state older than this starts afresh.
+    conversation_idle_minutes: int = 120
+
+    # Rate limits, in the limits library's notation ("30/minute;200/hour").
+    rate_limit_webhook: str = "30/minute"
+    rate_limit_default: str = "120/minute"
+    rate_limit_enabled: bool = True
+
+    # Token vault: comma-separated Fernet keys, newest first.
+    token_encryption_keys: SecretStr | None = None
+
+    # Google OAuth client.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_calendar_api_endpoint: str | None = None
+
+    # Secret used to sign connect links and other short-lived tokens.
+    app_secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
+
+    # Fill the database with a demo user, agent and phone numbers at start-up.
+    demo_data: bool = False
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,42 @@
+"""FastAPI dependencies, as Annotated aliases. Everything comes from app.state, which
+create_app() fills, so tests build an app with their own clock, database or engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.calendar.backend import CalendarFactory
+from app.clock import Clock
+from app.config import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_now(request: Request) -> datetime:
+    return request.app.state.clock()
+
+
+def get_calendar_factory(request: Request) -> CalendarFactory:
+    return request.app.state.calendar_factory
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+CalendarFactoryDep = Annotated[CalendarFactory, Depends(get_calendar_factory)]

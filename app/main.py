@@ -1,0 +1,119 @@
+"""create_app(): the FastAPI factory. Everything a request needs hangs off app.state,
+so tests and benchmarks build apps with their own database, clock and engine."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIASGIMiddleware
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import health
+from app.agent.engine import Engine
+from app.agent.factory import build_engine
+from app.calendar.backend import CalendarFactory, default_calendar_factory
+from app.clock import Clock, system_clock
+from app.config import Settings, get_settings
+from app.db import make_engine, make_session_factory
+from app.logs import configure_logging, request_id
+from app.security.ratelimit import build_limiter
+from app.webhooks import twilio_sms
+
+log = logging.getLogger(__name__)
+
+
+class RequestIdMiddleware:
+    """A request id on every log line and in the X-Request-ID response header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else secrets.token_hex(8)
+        token = request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+
+
+def _rate_limited(request: Request, exc: Exception) -> Response:
+    detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limit exceeded"
+    return JSONResponse(
+        {"detail": f"Too many requests: {detail}"}, status_code=429, headers={"Retry-After": "60"}
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    clock: Clock = system_clock,
+    engine: Engine | None = None,
+    calendar_factory: CalendarFactory = default_calendar_factory,
+) -> FastAPI:
+    settings = settings or get_settings()
+    db_engine = None
+    if session_factory is None:
+        db_engine = make_engine(settings)
+        session_factory = make_session_factory(db_engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if db_engine is not None:
+            db_engine.dispose()
+
+    app = FastAPI(
+        title="Scheduling agent",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Telephony-first scheduling agent: SMS, voice and VAPI on one number.",
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    app.state.clock = clock
+    app.state.engine = engine or build_engine(settings)
+    app.state.calendar_factory = calendar_factory
+    app.state.limiter = build_limiter(settings)
+
+    app.include_router(health.router)
+    app.include_router(twilio_sms.router)
+
+    # Webhooks and probes are limited per caller by their handlers (or not at all);
+    # slowapi's per-client default limit covers everything else.
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        endpoint = getattr(route, "endpoint", None)
+        if endpoint is not None and (path.startswith("/webhooks") or path in health.PATHS):
+            app.state.limiter.exempt(endpoint)
+    app.add_exception_handler(RateLimitExceeded, _rate_limited)
+    app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_default_app() -> FastAPI:
+    """Entry point for `uvicorn --factory app.main:create_default_app`."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

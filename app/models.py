@@ -1,0 +1,227 @@
+"""SQLAlchemy models. Every datetime is UTC (UTCDateTime); ids are prefixed random strings."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("usr"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+
+    agents: Mapped[list[Agent]] = relationship(back_populates="user", cascade="all, delete")
+    phone_numbers: Mapped[list[PhoneNumber]] = relationship(
+        back_populates="user", cascade="all, delete"
+    )
+
+
+class PhoneNumber(TimestampMixin, Base):
+    """A number we know. `caller`: a user's own phone, which on the shared line reaches
+    that user's agent once verified. `agent_line`: a number dedicated to one agent, which
+    every caller reaches."""
+
+    __tablename__ = "phone_numbers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pn"))
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="caller")
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="phone_numbers")
+
+
+class Agent(TimestampMixin, Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("agt"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # {"mon": [["09:00", "17:00"]], ...}; a missing day is closed.
+    weekly_hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # [{"key": "haircut", "name": "Haircut", "duration_minutes": 30,
+    #   "buffer_before_minutes": 0, "buffer_after_minutes": 10}]
+    appointment_types: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    slot_step_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    horizon_days: Mapped[int] = mapped_column(Integer, default=60)
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    greeting: Mapped[str] = mapped_column(Text, default="")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    # "strict": an unattested caller must pass the PIN before listing, moving or cancelling.
+    caller_id_policy: Mapped[str] = mapped_column(String(16), default="strict")
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="en-US")
+    voice: Mapped[str | None] = mapped_column(String(64))
+    calendar_provider: Mapped[str] = mapped_column(String(16), default="local")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    user: Mapped[User] = relationship(back_populates="agents")
+
+
+class BusyBlock(TimestampMixin, Base):
+    """Time the owner blocked in the built-in calendar (not an appointment)."""
+
+    __tablename__ = "busy_blocks"
+    __table_args__ = (Index("ix_busy_blocks_agent_range", "agent_id", "start_at", "end_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    label: Mapped[str] = mapped_column(String(200), default="busy")
+
+
+class Appointment(TimestampMixin, Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
+        Index("ix_appointments_agent_start", "agent_id", "start_at"),
+        Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("apt"))
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    appointment_type: Mapped[str] = mapped_column(String(64))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "confirmed" or "cancelled"; only confirmed rows hold time.
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    contact_e164: Mapped[str | None] = mapped_column(String(20))
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    external_event_id: Mapped[str | None] = mapped_column(String(1024))
+    # "synced", "pending" (external calendar still to be written), "not_applicable".
+    sync_status: Mapped[str] = mapped_column(String(16), default="not_applicable")
+    channel: Mapped[str] = mapped_column(String(16), default="sms")
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Conversation(TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_conversations_channel"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cnv"))
+    channel: Mapped[str] = mapped_column(String(16))
+    # SMS: "<agent id>:<caller>"; voice: CallSid; VAPI: call id.
+    external_id: Mapped[str] = mapped_column(String(128))
+    caller_e164: Mapped[str | None] = mapped_column(String(20))
+    agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    # Provider reports: summary, transcript, recording URL, ended reason, cost, ...
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", cascade="all, delete", order_by="Message.id"
+    )
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(8))  # "in" | "out"
+    body: Mapped[str] = mapped_column(Text, default="")
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class InboundEvent(TimestampMixin, Base):
+    """Each provider event once: a retry finds its row and gets the stored response."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id", name="uq_inbound_events_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    response: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_action_at", "action", "at"),
+        Index("ix_audit_log_subject", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class SmsOptOut(Base):
+    __tablename__ = "sms_opt_outs"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+__all__ = [
+    "Agent",
+    "Appointment",
+    "AuditEntry",
+    "BusyBlock",
+    "Conversation",
+    "InboundEvent",
+    "Message",
+    "PhoneNumber",
+    "SmsOptOut",
+    "User",
+]

@@ -1,0 +1,44 @@
+"""Phone numbers: E.164 normalisation (phonenumbers) and masking for logs and output."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+
+class InvalidPhoneNumber(ValueError):
+    pass
+
+
+def to_e164(raw: str, region: str = "US") -> str:
+    """Normalise a number as typed or as a provider sends it; raise on nonsense."""
+    try:
+        parsed = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidPhoneNumber("not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_e164(raw: str | None, region: str = "US") -> str | None:
+    if not raw:
+        return None
+    try:
+        return to_e164(raw, region)
+    except InvalidPhoneNumber:
+        return None
+
+
+def mask(e164: str | None) -> str:
+    """`+14155550123` → `+1•••••••0123`: enough to tell callers apart, not to dial."""
+    if not e164:
+        return "unknown"
+    digits = e164.lstrip("+")
+    if len(digits) <= 4:
+        return "•" * len(digits)
+    try:
+        country = str(phonenumbers.parse(e164).country_code)
+    except phonenumbers.NumberParseException:
+        country = ""
+    hidden = len(digits) - len(country) - 4
+    return f"+{country}{'•' * max(hidden, 0)}{digits[-4:]}"

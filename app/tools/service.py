@@ -1,0 +1,450 @@
+"""The scheduling tools. They know scheduling, nothing about Twilio, VAPI or HTTP.
+
+Every tool runs inside the caller's transaction and never commits: the webhook or
+endpoint that called it commits the booking, the recorded event and the audit entries
+together. Writes that may race (booking, moving) run in a savepoint so a lost race
+leaves the outer transaction usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.calendar.availability import (
+    AppointmentType,
+    BusyIndex,
+    Interval,
+    Schedule,
+    Unavailable,
+    check_slot,
+    find_slots,
+)
+from app.calendar.backend import CalendarBackend, CalendarError
+from app.models import Agent, Appointment
+from app.security import audit
+from app.tools.schemas import (
+    BookAppointmentArgs,
+    CancelAppointmentArgs,
+    CheckAvailabilityArgs,
+    ListAppointmentsArgs,
+    RescheduleAppointmentArgs,
+    ToolResult,
+)
+
+PARTS_OF_DAY = {
+    "morning": (time(0, 0), time(12, 0)),
+    "afternoon": (time(12, 0), time(17, 0)),
+    "evening": (time(17, 0), time(23, 59, 59)),
+}
+SEARCH_DAYS_WITHOUT_DATE = 14
+
+
+@dataclass
+class ToolContext:
+    session: Session
+    agent: Agent
+    calendar: CalendarBackend
+    now: datetime
+    caller: str | None
+    channel: str
+    conversation_id: str | None = None
+    # False when the agent's caller-ID policy wants a check the caller has not passed.
+    may_manage_existing: bool = True
+
+
+def schedule_for(agent: Agent) -> Schedule:
+    return Schedule.from_settings(
+        timezone=agent.timezone,
+        weekly_hours=agent.weekly_hours or {},
+        appointment_types=agent.appointment_types or [],
+        step_minutes=agent.slot_step_minutes,
+        min_notice_minutes=agent.min_notice_minutes,
+        horizon_days=agent.horizon_days,
+        daily_cap=agent.daily_cap,
+    )
+
+
+def describe(moment: datetime, schedule: Schedule) -> str:
+    """`Tue Dec 1, 3:00 PM`: short enough for SMS, plain enough for a model."""
+    local = moment.astimezone(schedule.zone)
+    return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
+
+
+class SchedulingTools:
+    def __init__(self, context: ToolContext) -> None:
+        self.ctx = context
+        self.schedule = schedule_for(context.agent)
+
+    # --- shared pieces -------------------------------------------------------------
+
+    def resolve_type(self, wanted: str | None) -> AppointmentType | None:
+        if not self.schedule.types:
+            return None
+        if wanted is None:
+            return self.schedule.types[0]
+        return self.schedule.type_named(wanted)
+
+    def _type_error(self, wanted: str | None) -> ToolResult:
+        names = ", ".join(t.name for t in self.schedule.types) or "none configured"
+        return ToolResult(
+            ok=False,
+            message=f"Unknown appointment type {wanted!r}. Available: {names}.",
+            data={"error": "unknown_type", "types": [t.key for t in self.schedule.types]},
+        )
+
+    def _localize(self, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.schedule.zone)
+        return moment.astimezone(UTC)
+
+    def _appointments_between(
+        self, start: datetime, end: datetime, exclude_id: str | None = None
+    ) -> list[Appointment]:
+        query = select(Appointment).where(
+            Appointment.agent_id == self.ctx.agent.id,
+            Appointment.status == "confirmed",
+            Appointment.start_at < end,
+            Appointment.end_at > start,
+        )
+        if exclude_id is not None:
+            query = query.where(Appointment.id != exclude_id)
+        return list(self.ctx.session.scalars(query))
+
+    def _busy_and_counts(
+        self, start: datetime, end: datetime, exclude_id: str | None = None
+    ) -> tuple[BusyIndex, Counter[date]]:
+        start, end = start - timedelta(days=1), end + timedelta(days=1)
+        appointments = self._appointments_between(start, end, exclude_id)
+        intervals = [self._blocked_by(a) for a in appointments]
+        intervals += self.ctx.calendar.busy(self.ctx.agent, start, end)
+        per_day = Counter(self.schedule.local_day(a.start_at) for a in appointments)
+        return BusyIndex(intervals), per_day
+
+    def _blocked_by(self, appointment: Appointment) -> Interval:
+        kind = self.schedule.type_named(appointment.appointment_type)
+        if kind is None:
+            return Interval(appointment.start_at, appointment.end_at)
+        blocked = kind.blocked(appointment.start_at)
+        return Interval(blocked.start, max(blocked.end, appointment.end_at))
+
+    def _own_appointment(self, appointment_id: str) -> Appointment | None:
+        appointment = self.ctx.session.get(Appointment, appointment_id)
+        if (
+            appointment is None
+            or appointment.agent_id != self.ctx.agent.id
+            or appointment.contact_e164 != self.ctx.caller
+        ):
+            return None
+        return appointment
+
+    def _refuse_unverified(self) -> ToolResult | None:
+        if self.ctx.may_manage_existing:
+            return None
+        return ToolResult(
+            ok=False,
+            message="I need to verify your identity (your PIN) before I can do that.",
+            data={"error": "verification_required"},
+        )
+
+    def _audit(self, action: str, subject: str, **details: object) -> None:
+        audit.record(
+            self.ctx.session,
+            action,
+            actor=f"{self.ctx.channel}:{self.ctx.caller or 'unknown'}",
+            subject=subject,
+            details={"agent_id": self.ctx.agent.id, **details},
+        )
+
+    # --- tools ---------------------------------------------------------------------
+
+    def check_availability(self, args: CheckAvailabilityArgs) -> ToolResult:
+        kind = self.resolve_type(args.appointment_type)
+        if kind is None:
+            return self._type_error(args.appointment_type)
+        zone = self.schedule.zone
+        if args.date is not None:
+            start = datetime.combine(args.date, time(0), zone).astimezone(UTC)
+            end = datetime.combine(args.date + timedelta(days=1), time(0), zone).astimezone(UTC)
+        else:
+            start = self.ctx.now
+            end = self.ctx.now + timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
+        if args.after is not None:
+            start = max(start, self._localize(args.after))
+        busy, per_day = self._busy_and_counts(start, end)
+        slots = find_slots(
+            self.schedule,
+            kind,
+            busy,
+            now=self.ctx.now,
+            window_start=start,
+            window_end=end,
+            booked_per_day=per_day,
+        )
+        if args.part_of_day is not None:
+            low, high = PARTS_OF_DAY[args.part_of_day]
+            slots = [s for s in slots if low <= s.astimezone(zone).time() < high]
+        if args.date is None and slots:
+            first_day = self.schedule.local_day(slots[0])
+            slots = [s for s in slots if self.schedule.local_day(s) == first_day]
+        slots = slots[: args.limit]
+        data = {
+            "appointment_type": kind.key,
+            "timezone": str(zone.key),
+            "slots": [s.astimezone(zone).isoformat() for s in slots],
+        }
+        if not slots:
+            when = f"on {args.date:%a %b} {args.date.day}" if args.date else "soon"
+            part = f" in the {args.part_of_day}" if args.part_of_day else ""
+            return ToolResult(
+                ok=True, message=f"No {kind.name} times free {when}{part}.", data=data
+            )
+        listed = ", ".join(describe(s, self.schedule) for s in slots)
+        return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
+
+    def book_appointment(self, args: BookAppointmentArgs) -> ToolResult:
+        kind = self.resolve_type(args.appointment_type)
+        if kind is None:
+            return self._type_error(args.appointment_type)
+        start = self._localize(args.start)
+        key = args.idempotency_key or self._derived_key(kind, start)
+        existing = self.ctx.session.scalar(
+            select(Appointment).where(
+                Appointment.agent_id == self.ctx.agent.id, Appointment.idempotency_key == key
+            )
+        )
+        if existing is not None:
+            return self._booked_result(existing, kind)
+
+        reason = self._why_unavailable(kind, start)
+        if reason is not None:
+            return self._unavailable(reason, kind, start)
+        appointment = Appointment(
+            agent_id=self.ctx.agent.id,
+            appointment_type=kind.key,
+            start_at=start,
+            end_at=start + kind.duration,
+            status="confirmed",
+            contact_e164=self.ctx.caller,
+            contact_name=args.name,
+            notes=args.notes,
+            idempotency_key=key,
+            channel=self.ctx.channel,
+            conversation_id=self.ctx.conversation_id,
+        )
+        if not self._insert_guarded(appointment):
+            raced = self.ctx.session.scalar(
+                select(Appointment).where(
+                    Appointment.agent_id == self.ctx.agent.id,
+                    Appointment.idempotency_key == key,
+                )
+            )
+            if raced is not None:  # the same request, committed by a concurrent retry
+                return self._booked_result(raced, kind)
+            return self._unavailable(Unavailable.BUSY, kind, start)
+        self._write_through(self.ctx.calendar.create_event, appointment)
+        self._audit(
+            "appointment.booked",
+            appointment.id,
+            start=start.isoformat(),
+            type=kind.key,
+            channel=self.ctx.channel,
+        )
+        return self._booked_result(appointment, kind)
+
+    def list_appointments(self, args: ListAppointmentsArgs) -> ToolResult:
+        refusal = self._refuse_unverified()
+        if refusal is not None:
+            return refusal
+        query = select(Appointment).where(
+            Appointment.agent_id == self.ctx.agent.id,
+            Appointment.contact_e164 == self.ctx.caller,
+            Appointment.status == "confirmed",
+        )
+        if not args.include_past:
+            query = query.where(Appointment.end_at > self.ctx.now)
+        appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
+        items = [self._appointment_data(a) for a in appointments]
+        if not appointments:
+            return ToolResult(
+                ok=True, message="You have no upcoming appointments.", data={"appointments": []}
+            )
+        listed = "; ".join(f"{i['type_name']} {i['when']} (id {i['id']})" for i in items)
+        return ToolResult(
+            ok=True,
+            message=f"Your appointments: {listed}.",
+            data={"appointments": items},
+        )
+
+    def cancel_appointment(self, args: CancelAppointmentArgs) -> ToolResult:
+        refusal = self._refuse_unverified()
+        if refusal is not None:
+            return refusal
+        appointment = self._own_appointment(args.appointment_id)
+        if appointment is None:
+            return ToolResult(
+                ok=False,
+                message="I couldn't find that appointment among yours.",
+                data={"error": "not_found"},
+            )
+        if appointment.status == "cancelled":
+            return ToolResult(
+                ok=True,
+                message="That appointment was already cancelled.",
+                data={"appointment": self._appointment_data(appointment)},
+            )
+        appointment.status = "cancelled"
+        appointment.cancelled_at = self.ctx.now
+        self.ctx.session.flush()
+        self._write_through(self.ctx.calendar.delete_event, appointment)
+        self._audit("appointment.cancelled", appointment.id, channel=self.ctx.channel)
+        data = self._appointment_data(appointment)
+        return ToolResult(
+            ok=True,
+            message=f"Cancelled your {data['type_name']} on {data['when']}.",
+            data={"appointment": data},
+        )
+
+    def reschedule_appointment(self, args: RescheduleAppointmentArgs) -> ToolResult:
+        refusal = self._refuse_unverified()
+        if refusal is not None:
+            return refusal
+        appointment = self._own_appointment(args.appointment_id)
+        if appointment is None or appointment.status != "confirmed":
+            return ToolResult(
+                ok=False,
+                message="I couldn't find that appointment among your upcoming ones.",
+                data={"error": "not_found"},
+            )
+        kind = self.resolve_type(appointment.appointment_type) or AppointmentType(
+            appointment.appointment_type,
+            appointment.appointment_type,
+            int((appointment.end_at - appointment.start_at).total_seconds() // 60),
+        )
+        new_start = self._localize(args.new_start)
+        if new_start == appointment.start_at:
+            return self._booked_result(appointment, kind, verb="Your appointment is already")
+        reason = self._why_unavailable(kind, new_start, exclude_id=appointment.id)
+        if reason is not None:
+            return self._unavailable(reason, kind, new_start)
+        old_start = appointment.start_at
+        appointment.start_at = new_start
+        appointment.end_at = new_start + kind.duration
+        if not self._flush_guarded():
+            self.ctx.session.refresh(appointment)
+            return self._unavailable(Unavailable.BUSY, kind, new_start)
+        self._write_through(self.ctx.calendar.update_event, appointment)
+        self._audit(
+            "appointment.rescheduled",
+            appointment.id,
+            old_start=old_start.isoformat(),
+            new_start=new_start.isoformat(),
+            channel=self.ctx.channel,
+        )
+        return self._booked_result(appointment, kind, verb="Moved: your")
+
+    # --- booking internals -----------------------------------------------------------
+
+    def _derived_key(self, kind: AppointmentType, start: datetime) -> str:
+        raw = f"{self.ctx.agent.id}|{self.ctx.caller}|{kind.key}|{start.isoformat()}"
+        return "derived:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+    def _why_unavailable(
+        self, kind: AppointmentType, start: datetime, exclude_id: str | None = None
+    ) -> Unavailable | None:
+        busy, per_day = self._busy_and_counts(start, start + kind.duration, exclude_id)
+        return check_slot(
+            self.schedule, kind, busy, now=self.ctx.now, start=start, booked_per_day=per_day
+        )
+
+    def _write_through(
+        self, write: Callable[[Agent, Appointment], str | None], appointment: Appointment
+    ) -> None:
+        """Write to the calendar backend; on failure the change stays pending for sync.
+
+        What the caller was told is the database's truth; an external calendar that is
+        briefly down catches up later instead of un-confirming the booking.
+        """
+        try:
+            external_id = write(self.ctx.agent, appointment)
+        except CalendarError:
+            appointment.sync_status = "pending"
+            return
+        if external_id is not None:
+            appointment.external_event_id = external_id
+        if self.ctx.calendar.name != "local":
+            appointment.sync_status = "synced"
+
+    def _insert_guarded(self, appointment: Appointment) -> bool:
+        """Insert in a savepoint; False when the database refuses an overlap."""
+        try:
+            with self.ctx.session.begin_nested():
+                self.ctx.session.add(appointment)
+        except IntegrityError:
+            return False
+        return True
+
+    def _flush_guarded(self) -> bool:
+        try:
+            with self.ctx.session.begin_nested():
+                self.ctx.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def _unavailable(
+        self, reason: Unavailable, kind: AppointmentType, start: datetime
+    ) -> ToolResult:
+        alternatives = find_slots(
+            self.schedule,
+            kind,
+            self._busy_and_counts(start, start + timedelta(days=7))[0],
+            now=self.ctx.now,
+            window_start=max(start - timedelta(hours=4), self.ctx.now),
+            window_end=start + timedelta(days=7),
+            limit=3,
+        )
+        suggestion = ", ".join(describe(s, self.schedule) for s in alternatives)
+        message = f"Can't book {describe(start, self.schedule)}: {reason.value}."
+        if suggestion:
+            message += f" Nearby free times: {suggestion}."
+        return ToolResult(
+            ok=False,
+            message=message,
+            data={
+                "error": reason.name.lower(),
+                "alternatives": [
+                    s.astimezone(self.schedule.zone).isoformat() for s in alternatives
+                ],
+            },
+        )
+
+    def _appointment_data(self, appointment: Appointment) -> dict[str, object]:
+        kind = self.schedule.type_named(appointment.appointment_type)
+        return {
+            "id": appointment.id,
+            "type": appointment.appointment_type,
+            "type_name": kind.name if kind else appointment.appointment_type,
+            "start": appointment.start_at.astimezone(self.schedule.zone).isoformat(),
+            "end": appointment.end_at.astimezone(self.schedule.zone).isoformat(),
+            "when": describe(appointment.start_at, self.schedule),
+            "status": appointment.status,
+            "name": appointment.contact_name,
+        }
+
+    def _booked_result(
+        self, appointment: Appointment, kind: AppointmentType, verb: str = "Booked: your"
+    ) -> ToolResult:
+        data = self._appointment_data(appointment)
+        return ToolResult(
+            ok=True,
+            message=f"{verb} {kind.name} on {data['when']} (id {appointment.id}).",
+            data={"appointment": data},
+        )

@@ -1,0 +1,172 @@
+"""Twilio SMS webhooks: inbound messages and message status callbacks.
+
+This module knows HTTP and Twilio's form; scheduling happens in the conversation engine.
+Whatever fails inside, the texter gets valid TwiML: Twilio turns a 5xx into an error
+and retries, and never shows a 429 to anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import Response
+from twilio.twiml.messaging_response import MessagingResponse
+
+from app.agent.conversations import ConversationService
+from app.config import Settings
+from app.deps import SessionDep, SettingsDep
+from app.phone import mask, try_e164
+from app.routing import Route, RouteFailure, Unrouted, route
+from app.security import audit, consent
+from app.security.idempotency import claim
+from app.security.ratelimit import CallerLimit
+from app.webhooks.twilio_common import TwilioForm, twiml
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio/sms", tags=["twilio"])
+
+APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
+SLOW_DOWN = "You're sending messages faster than I can keep up. Please wait a minute and try again."
+HELP_TEXT = (
+    "Scheduling assistant: text what you'd like to book, move, list or cancel, "
+    "e.g. 'book a consultation tomorrow at 3'. Reply STOP to opt out."
+)
+OPTED_IN = "You're subscribed again. Text me what you'd like to schedule."
+
+
+def reply(text: str | None) -> str:
+    document = MessagingResponse()
+    if text:
+        document.message(text)
+    return str(document)
+
+
+@router.post("/inbound", summary="Inbound SMS (Twilio messaging webhook)")
+def inbound_sms(request: Request, form: TwilioForm, session: SessionDep) -> Response:
+    settings: Settings = request.app.state.settings
+    message_sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+    try:
+        return twiml(_handle(request, session, settings, form, message_sid))
+    except Exception:
+        session.rollback()
+        log.exception("inbound SMS %s failed", message_sid or "(no sid)")
+        return twiml(reply(APOLOGY))
+
+
+def _handle(
+    request: Request, session: Session, settings: Settings, form: FormData, message_sid: str
+) -> str:
+    if not message_sid:
+        return reply(None)
+    caller = try_e164(str(form.get("From", "")), settings.default_region)
+    body = str(form.get("Body", ""))
+    audit_payload = {"message_sid": message_sid, "from": mask(caller)}
+    event = claim(session, "twilio", message_sid, "sms", payload=None)
+    if not event.is_new:
+        log.info("SMS %s is a retry; answering as before", message_sid)
+        return event.previous_response or reply(None)
+
+    response = _respond(request, session, settings, form, caller, body, message_sid)
+    assert event.event is not None
+    event.event.response = response
+    audit.record(
+        session, "webhook.accepted", actor="twilio", subject=message_sid, details=audit_payload
+    )
+    session.commit()
+    return response
+
+
+def _respond(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    form: FormData,
+    caller: str | None,
+    body: str,
+    message_sid: str,
+) -> str:
+    if caller is None:
+        return reply(None)
+    keyword = consent.keyword_of(body, str(form.get("OptOutType") or "") or None)
+    if keyword is consent.Keyword.OPT_OUT:
+        consent.opt_out(session, caller)
+        return reply(None)  # the carrier/Twilio confirms STOP; we stay silent from now on
+    if keyword is consent.Keyword.OPT_IN:
+        consent.opt_in(session, caller)
+        return reply(OPTED_IN)
+    if consent.is_opted_out(session, caller):
+        return reply(None)
+    if keyword is consent.Keyword.HELP:
+        return reply(HELP_TEXT)
+
+    limit = CallerLimit(request.app.state.limiter, settings.rate_limit_webhook, "sms")
+    if not limit.allow(caller):
+        audit.record(
+            session, "ratelimit.refused", actor="twilio", subject=caller, details={"channel": "sms"}
+        )
+        return reply(SLOW_DOWN)
+
+    routed = route(session, caller, str(form.get("To", "")), settings.default_region)
+    if isinstance(routed, Unrouted):
+        audit.record(
+            session,
+            "routing.failed",
+            actor="twilio",
+            subject=caller,
+            details={"reason": routed.reason.value, "channel": "sms"},
+        )
+        return reply(_unrouted_text(routed, settings))
+    return reply(_converse(request, session, settings, routed, body, message_sid))
+
+
+def _converse(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    routed: Route,
+    body: str,
+    message_sid: str,
+) -> str:
+    service = ConversationService(
+        session,
+        request.app.state.engine,
+        request.app.state.calendar_factory,
+        request.app.state.clock(),
+        idle_reset=timedelta(minutes=settings.conversation_idle_minutes),
+    )
+    conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
+    result = service.take_turn(
+        conversation, routed, body, channel="sms", inbound_external_id=message_sid
+    )
+    return result.text
+
+
+def _unrouted_text(routed: Unrouted, settings: Settings) -> str:
+    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
+        return "Your number is registered but not verified yet. Verify it, then text again."
+    if routed.reason is RouteFailure.NO_AGENT:
+        return "Your number is registered, but no scheduling agent is set up for it yet."
+    return (
+        "This number isn't registered with a scheduling agent. "
+        f"{settings.registration_instructions}"
+    )
+
+
+@router.post("/status", summary="Message status callback")
+def message_status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
+    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "")
+    if sid and status:
+        payload = {
+            "status": status,
+            "error_code": form.get("ErrorCode"),
+            "to": mask(try_e164(str(form.get("To", "")), settings.default_region)),
+        }
+        event = claim(session, "twilio", f"status:{sid}:{status}", "message-status", payload)
+        if event.is_new:
+            session.commit()
+    return twiml(reply(None))

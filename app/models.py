@@ -133,6 +133,10 @@ class Appointment(TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # External calendar sync: retried until it lands (the database is the source of truth).
+    sync_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_sync_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class Conversation(TimestampMixin, Base):
@@ -213,7 +217,70 @@ class SmsOptOut(Base):
     opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CalendarConnection(TimestampMixin, Base):
+    """An agent's external calendar. The refresh token is Fernet-encrypted (token vault)."""
+
+    __tablename__ = "calendar_connections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cal"))
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), unique=True
+    )
+    provider: Mapped[str] = mapped_column(String(16), default="google")
+    calendar_id: Mapped[str] = mapped_column(String(320), default="primary")
+    account_email: Mapped[str | None] = mapped_column(String(320))
+    encrypted_refresh_token: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[str | None] = mapped_column(Text)
+    # "active", "needs_reconsent", "disconnected"
+    status: Mapped[str] = mapped_column(String(24), default="active")
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(TimestampMixin, Base):
+    """A started OAuth flow: state → agent, with the PKCE verifier kept server-side."""
+
+    __tablename__ = "oauth_states"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    encrypted_code_verifier: Mapped[str | None] = mapped_column(Text)
+    link_nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiKey(TimestampMixin, Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("key"))
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))  # admin | operator | readonly
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PhoneVerification(TimestampMixin, Base):
+    __tablename__ = "phone_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phone_number_id: Mapped[str] = mapped_column(
+        ForeignKey("phone_numbers.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 __all__ = [
+    "ApiKey",
+    "CalendarConnection",
+    "OAuthState",
+    "PhoneVerification",
     "Agent",
     "Appointment",
     "AuditEntry",

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.calendar.local import LocalCalendar
+from app.demo import DemoData
+from app.models import Agent, Appointment, AuditEntry, BusyBlock
+from app.tools.registry import run_tool
+from app.tools.schemas import BookAppointmentArgs
+from app.tools.service import SchedulingTools, ToolContext
+from tests.conftest import PINNED_NOW
+
+TUESDAY_3PM_PT = datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
+
+
+def tools_for(session: Session, demo: DemoData, caller: str | None = None, **kw) -> SchedulingTools:
+    agent = session.get(Agent, demo.agent_id)
+    assert agent is not None
+    return SchedulingTools(
+        ToolContext(
+            session=session,
+            agent=agent,
+            calendar=LocalCalendar(session),
+            now=PINNED_NOW,
+            caller=caller or demo.caller,
+            channel="sms",
+            **kw,
+        )
+    )
+
+
+def test_check_availability_lists_free_times_in_agent_zone(session: Session, demo: DemoData):
+    result = run_tool(
+        tools_for(session, demo),
+        "check_availability",
+        {"date": "2026-11-24", "appointment_type": "consultation", "part_of_day": "afternoon"},
+    )
+    assert result.ok
+    assert result.data["slots"][0] == "2026-11-24T13:00:00-08:00"
+    assert "1:00 PM" in result.message
+
+
+def test_book_then_same_slot_is_refused_with_alternatives(session: Session, demo: DemoData):
+    tools = tools_for(session, demo)
+    first = run_tool(tools, "book_appointment", {"start": "2026-11-24T15:00:00-08:00",
+                                                 "appointment_type": "consultation"})
+    assert first.ok, first.message
+    other = tools_for(session, demo, caller="+14155550999")
+    second = run_tool(other, "book_appointment", {"start": "2026-11-24T15:00:00",
+                                                  "appointment_type": "consultation"})
+    assert not second.ok
+    assert second.data["error"] == "busy"
+    assert second.data["alternatives"]
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+    actions = session.scalars(select(AuditEntry.action)).all()
+    assert actions == ["appointment.booked"]
+
+
+def test_same_idempotency_key_books_once(session: Session, demo: DemoData):
+    tools = tools_for(session, demo)
+    args = {"start": "2026-11-24T10:00:00-08:00", "idempotency_key": "tc-1"}
+    a = run_tool(tools, "book_appointment", args)
+    b = run_tool(tools, "book_appointment", args)
+    assert a.ok and b.ok
+    assert a.data["appointment"]["id"] == b.data["appointment"]["id"]
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+
+
+def test_busy_block_and_buffers_are_respected(session: Session, demo: DemoData):
+    session.add(BusyBlock(agent_id=demo.agent_id, start_at=TUESDAY_3PM_PT,
+                          end_at=TUESDAY_3PM_PT + timedelta(hours=1)))
+    session.flush()
+    tools = tools_for(session, demo)
+    refused = tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT))
+    assert not refused.ok and refused.data["error"] == "busy"
+    # consultation: 30 min + 10 min buffer after; 14:30 would run into the block.
+    refused = tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=30)))
+    assert not refused.ok
+    assert tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=45))).ok
+
+
+def test_caller_only_sees_and_cancels_own(session: Session, demo: DemoData):
+    mine = run_tool(tools_for(session, demo), "book_appointment", {"start": "2026-11-24T10:00:00"})
+    stranger = tools_for(session, demo, caller="+14155550999")
+    assert run_tool(stranger, "list_appointments", {}).data["appointments"] == []
+    apt_id = mine.data["appointment"]["id"]
+    refused = run_tool(stranger, "cancel_appointment", {"appointment_id": apt_id})
+    assert not refused.ok and refused.data["error"] == "not_found"
+    done = run_tool(tools_for(session, demo), "cancel_appointment", {"appointment_id": apt_id})
+    assert done.ok
+    assert session.get(Appointment, apt_id).status == "cancelled"
+
+
+def test_reschedule_moves_and_frees_old_slot(session: Session, demo: DemoData):
+    tools = tools_for(session, demo)
+    booked = run_tool(tools, "book_appointment", {"start": "2026-11-24T10:00:00"})
+    apt_id = booked.data["appointment"]["id"]
+    moved = run_tool(tools, "reschedule_appointment",
+                     {"appointment_id": apt_id, "new_start": "2026-11-24T16:00:00"})
+    assert moved.ok, moved.message
+    assert moved.data["appointment"]["start"] == "2026-11-24T16:00:00-08:00"
+    again = run_tool(tools_for(session, demo, caller="+14155550999"), "book_appointment",
+                     {"start": "2026-11-24T10:00:00"})
+    assert again.ok
+
+
+def test_unverified_caller_cannot_list(session: Session, demo: DemoData):
+    result = run_tool(tools_for(session, demo, may_manage_existing=False), "list_appointments", {})
+    assert not result.ok and result.data["error"] == "verification_required"
+
+
+def test_invalid_arguments_give_one_clear_error(session: Session, demo: DemoData):
+    result = run_tool(tools_for(session, demo), "book_appointment", '{"start": "someday"}')
+    assert not result.ok
+    assert result.message.startswith("Invalid arguments for book_appointment: start")
+    assert run_tool(tools_for(session, demo), "nope", None).data["error"] == "unknown_tool"

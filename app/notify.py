@@ -1,0 +1,67 @@
+"""Outbound SMS behind a small interface, so nothing else imports Twilio's REST client
+and tests replace the sender, not HTTP. Consent is checked here, once, for every send."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.phone import mask
+from app.security import consent
+
+log = logging.getLogger(__name__)
+
+
+class SmsSender(Protocol):
+    def send(self, to: str, body: str) -> str | None:
+        """Send one SMS; the provider's message id, if any."""
+        ...
+
+
+class LogSender:
+    """The embedded default: no Twilio credentials, so the message goes to the log
+    (an operator trying the service locally reads verification codes there)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, to: str, body: str) -> str | None:
+        self.sent.append((to, body))
+        log.warning("SMS to %s (not sent, no Twilio credentials): %s", mask(to), body)
+        return None
+
+
+class TwilioSender:
+    """Twilio's REST client is synchronous (requests): call it from a worker thread."""
+
+    def __init__(self, account_sid: str, auth_token: str, from_number: str) -> None:
+        from twilio.rest import Client
+
+        self._client = Client(account_sid, auth_token)
+        self._from = from_number
+
+    def send(self, to: str, body: str) -> str | None:
+        message = self._client.messages.create(to=to, from_=self._from, body=body)
+        return message.sid
+
+
+def build_sender(settings: Settings) -> SmsSender:
+    if settings.twilio_account_sid:
+        return TwilioSender(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.agent_number,
+        )
+    return LogSender()
+
+
+def send_sms(session: Session, sender: SmsSender, to: str, body: str) -> bool:
+    """Send unless the recipient opted out; True when handed to the sender."""
+    if consent.is_opted_out(session, to):
+        log.info("not texting %s: opted out", mask(to))
+        return False
+    sender.send(to, body)
+    return True

@@ -6,6 +6,180 @@ at the bottom of this file, so this file stays a table of contents.
 
 from __future__ import annotations
 
+import secrets
+import sys
+import xml.etree.ElementTree as ET
+from typing import Annotated
+
+import httpx
 import typer
+from twilio.request_validator import RequestValidator
+
+from app.config import Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Scheduling agent")
+audit_cli = typer.Typer(no_args_is_help=True, help="Audit trail")
+cli.add_typer(audit_cli, name="audit")
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
+PortOption = Annotated[int, typer.Option(help="Port to listen on")]
+
+
+def _migrate(settings: Settings) -> None:
+    from app.db import make_engine, upgrade_to_head
+
+    settings_path_ready(settings)
+    engine = make_engine(settings)
+    upgrade_to_head(engine)
+    engine.dispose()
+
+
+def settings_path_ready(settings: Settings) -> None:
+    """The embedded SQLite file lives under data/; make sure the folder exists."""
+    if settings.is_sqlite and ":///" in settings.database_url:
+        from pathlib import Path
+
+        path = settings.database_url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest."""
+    _migrate(get_settings())
+    typer.echo("database is up to date")
+
+
+@cli.command()
+def demo() -> None:
+    """Load the demo user, agent and phone numbers (idempotent) and print how to reach them."""
+    settings = get_settings()
+    _migrate(settings)
+    _print_demo(settings)
+
+
+def _print_demo(settings: Settings) -> None:
+    from app.db import make_engine, make_session_factory
+    from app.demo import load_demo
+
+    engine = make_engine(settings)
+    with make_session_factory(engine)() as session:
+        data = load_demo(session)
+    engine.dispose()
+    typer.echo(f"demo agent {data.agent_id} (America/Los_Angeles, Mon-Sat)")
+    typer.echo(f"  shared agent number: {settings.agent_number}")
+    typer.echo(f"  demo caller number:  {data.caller}  (routes to the demo agent)")
+    typer.echo(f"  dedicated line:      {data.dedicated_line}  (any caller reaches the agent)")
+
+
+@cli.command()
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the API (migrations first)."""
+    import uvicorn
+
+    _migrate(get_settings())
+    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+
+
+@cli.command()
+def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Migrate, load the demo data and serve: the one command to try it."""
+    settings = get_settings()
+    _migrate(settings)
+    _print_demo(settings)
+    typer.echo(f"\nserving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    typer.echo("in another terminal:  .venv/bin/python -m app sms")
+    import uvicorn
+
+    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain; exit 1 when an entry was altered or removed."""
+    from app.db import make_engine, make_session_factory
+    from app.security.audit import verify_chain
+
+    engine = make_engine(get_settings())
+    with make_session_factory(engine)() as session:
+        report = verify_chain(session)
+    engine.dispose()
+    if report.ok:
+        typer.echo(f"audit chain intact: {report.entries} entries")
+        return
+    typer.echo(
+        f"audit chain BROKEN at entry {report.first_bad_id}: {report.reason} "
+        f"({report.entries} entries verified before it)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@cli.command()
+def sms(
+    url: Annotated[str, typer.Option(help="Where the server listens")] = "http://127.0.0.1:8000",
+    sender: Annotated[str, typer.Option("--from", help="Caller number")] = "+14155550123",
+    to: Annotated[str | None, typer.Option(help="Agent number (default AGENT_NUMBER)")] = None,
+) -> None:
+    """Text the agent as a caller: signed Twilio webhooks to a running server.
+
+    Interactive on a terminal; otherwise one message per line on standard input.
+    """
+    settings = get_settings()
+    simulator = SmsSimulator(settings, url, sender, to or settings.agent_number)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        typer.echo(f"texting {simulator.to} as {sender}; Ctrl-D to quit")
+    with httpx.Client(timeout=20) as http:
+        while True:
+            if interactive:
+                typer.echo("you> ", nl=False)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+            if not interactive:
+                typer.echo(f"you> {line.strip()}")
+            for text in simulator.send(http, line.strip()):
+                typer.echo(f"agent> {text}")
+
+
+class SmsSimulator:
+    """Builds the form Twilio posts for an inbound SMS and signs it with the auth token,
+    over the PUBLIC_BASE_URL the server checks signatures against."""
+
+    path = "/webhooks/twilio/sms/inbound"
+
+    def __init__(self, settings: Settings, url: str, sender: str, to: str) -> None:
+        self.url = url.rstrip("/")
+        self.public_url = settings.public_base_url + self.path
+        self.validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+        self.sender = sender
+        self.to = to
+
+    def form(self, body: str) -> dict[str, str]:
+        sid = "SM" + secrets.token_hex(16)
+        return {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.sender,
+            "To": self.to,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": "2010-04-01",
+        }
+
+    def send(self, http: httpx.Client, body: str) -> list[str]:
+        form = self.form(body)
+        signature = self.validator.compute_signature(self.public_url, form)
+        response = http.post(
+            self.url + self.path, data=form, headers={"X-Twilio-Signature": signature}
+        )
+        if response.status_code != 200:
+            return [f"(HTTP {response.status_code}: {response.text[:200]})"]
+        return [m.text or "" for m in ET.fromstring(response.text).iter("Message")]

@@ -103,6 +103,40 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+class Reader:
+    """Reads in a fresh short transaction each time.
+
+    On SQLite every transaction here is BEGIN IMMEDIATE, so a test holding the `session`
+    fixture open while the app writes would wait on its own lock; tests that interleave
+    requests and checks read through this instead.
+    """
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def scalar(self, statement: Any) -> Any:
+        with self._factory() as session:
+            return session.scalar(statement)
+
+    def scalars(self, statement: Any) -> list[Any]:
+        with self._factory() as session:
+            return list(session.scalars(statement))
+
+    def get(self, model: type, key: Any) -> Any:
+        with self._factory() as session:
+            return session.get(model, key)
+
+    def count(self, model: type) -> int:
+        from sqlalchemy import func, select
+
+        return self.scalar(select(func.count()).select_from(model)) or 0
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Reader:
+    return Reader(session_factory)
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(PINNED_NOW)

@@ -45,12 +45,18 @@ def test_check_availability_lists_free_times_in_agent_zone(session: Session, dem
 
 def test_book_then_same_slot_is_refused_with_alternatives(session: Session, demo: DemoData):
     tools = tools_for(session, demo)
-    first = run_tool(tools, "book_appointment", {"start": "2026-11-24T15:00:00-08:00",
-                                                 "appointment_type": "consultation"})
+    first = run_tool(
+        tools,
+        "book_appointment",
+        {"start": "2026-11-24T15:00:00-08:00", "appointment_type": "consultation"},
+    )
     assert first.ok, first.message
     other = tools_for(session, demo, caller="+14155550999")
-    second = run_tool(other, "book_appointment", {"start": "2026-11-24T15:00:00",
-                                                  "appointment_type": "consultation"})
+    second = run_tool(
+        other,
+        "book_appointment",
+        {"start": "2026-11-24T15:00:00", "appointment_type": "consultation"},
+    )
     assert not second.ok
     assert second.data["error"] == "busy"
     assert second.data["alternatives"]
@@ -71,16 +77,25 @@ def test_same_idempotency_key_books_once(session: Session, demo: DemoData):
 
 
 def test_busy_block_and_buffers_are_respected(session: Session, demo: DemoData):
-    session.add(BusyBlock(agent_id=demo.agent_id, start_at=TUESDAY_3PM_PT,
-                          end_at=TUESDAY_3PM_PT + timedelta(hours=1)))
+    session.add(
+        BusyBlock(
+            agent_id=demo.agent_id,
+            start_at=TUESDAY_3PM_PT,
+            end_at=TUESDAY_3PM_PT + timedelta(hours=1),
+        )
+    )
     session.flush()
     tools = tools_for(session, demo)
     refused = tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT))
     assert not refused.ok and refused.data["error"] == "busy"
     # consultation: 30 min + 10 min buffer after; 14:30 would run into the block.
-    refused = tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=30)))
+    refused = tools.book_appointment(
+        BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=30))
+    )
     assert not refused.ok
-    assert tools.book_appointment(BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=45))).ok
+    assert tools.book_appointment(
+        BookAppointmentArgs(start=TUESDAY_3PM_PT - timedelta(minutes=45))
+    ).ok
 
 
 def test_caller_only_sees_and_cancels_own(session: Session, demo: DemoData):
@@ -99,12 +114,18 @@ def test_reschedule_moves_and_frees_old_slot(session: Session, demo: DemoData):
     tools = tools_for(session, demo)
     booked = run_tool(tools, "book_appointment", {"start": "2026-11-24T10:00:00"})
     apt_id = booked.data["appointment"]["id"]
-    moved = run_tool(tools, "reschedule_appointment",
-                     {"appointment_id": apt_id, "new_start": "2026-11-24T16:00:00"})
+    moved = run_tool(
+        tools,
+        "reschedule_appointment",
+        {"appointment_id": apt_id, "new_start": "2026-11-24T16:00:00"},
+    )
     assert moved.ok, moved.message
     assert moved.data["appointment"]["start"] == "2026-11-24T16:00:00-08:00"
-    again = run_tool(tools_for(session, demo, caller="+14155550999"), "book_appointment",
-                     {"start": "2026-11-24T10:00:00"})
+    again = run_tool(
+        tools_for(session, demo, caller="+14155550999"),
+        "book_appointment",
+        {"start": "2026-11-24T10:00:00"},
+    )
     assert again.ok
 
 

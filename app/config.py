@@ -46,6 +46,28 @@ class Settings(BaseSettings):
     vapi_secret_header: str = "X-Vapi-Secret"
     vapi_hmac_secret: SecretStr | None = None
     vapi_hmac_tolerance_seconds: int = 300
+    # Set when VAPI authenticates with a stored credential (e.g. HMAC): the assistants we
+    # hand out then name it (server.credentialId) instead of carrying the bearer secret.
+    vapi_credential_id: str | None = None
+    # Voice of the assistants handed to VAPI.
+    vapi_voice_provider: str = "vapi"
+    vapi_voice_id: str = "Elliot"
+    # Work on one VAPI request gets this long before it answers with an apology
+    # (VAPI gives assistant-request 7.5 s).
+    vapi_budget_seconds: float = 5.0
+
+    # Twilio voice: speech recognition model for <Gather> ("" = Twilio's default, which
+    # allows speechTimeout="auto"); with a model the end of speech is a fixed pause.
+    twilio_speech_model: str = "phone_call"
+    twilio_speech_timeout_seconds: int = 2
+    # Seconds of silence before a <Gather> gives up and reports an empty result.
+    twilio_gather_timeout_seconds: int = 6
+    # One voice turn gets this long before the caller hears an apology (Twilio: 15 s).
+    voice_turn_budget_seconds: float = 8.0
+    # PIN checks for callers whose caller ID is not attested: attempts per call, and a
+    # limit per caller number across calls (limits notation).
+    pin_max_attempts_per_call: int = 3
+    rate_limit_pin: str = "5/hour"
 
     # Conversation engine: "offline" (rules, no network) or "openai".
     conversation_engine: str = "offline"
@@ -74,6 +96,9 @@ class Settings(BaseSettings):
 
     # Fill the database with a demo user, agent and phone numbers at start-up.
     demo_data: bool = False
+
+    # Baseline endpoints for the benchmarks under bench/ (/_bench/...); off in production.
+    bench_endpoints: bool = False
 
     @field_validator("public_base_url")
     @classmethod

@@ -26,7 +26,8 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 from app.logs import configure_logging, request_id
 from app.security.ratelimit import build_limiter
-from app.webhooks import twilio_sms
+from app.tools import endpoints as tool_endpoints
+from app.webhooks import twilio_sms, twilio_voice, vapi
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
+    app.include_router(twilio_voice.router)
+    app.include_router(vapi.router)
+    app.include_router(tool_endpoints.router)
+    if settings.bench_endpoints:
+        app.include_router(vapi.bench_router)
 
     # Webhooks and probes are limited per caller by their handlers (or not at all);
     # slowapi's per-client default limit covers everything else.

@@ -1,0 +1,41 @@
+"""Run one webhook's work with its own session in a worker thread, within a time budget.
+
+Providers hang up on slow servers (Twilio after 15 s, VAPI's assistant-request after
+7.5 s), so a webhook answers something polite in time even when a step is stuck. The
+abandoned thread is not killed: its transaction still commits or rolls back on its own,
+and the idempotency record makes a retry see whatever it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+T = TypeVar("T")
+
+
+class OverBudget(Exception):
+    pass
+
+
+async def in_worker(request: Request, work: Callable[[Session], T], seconds: float) -> T:
+    """`work(session)`'s result; OverBudget after `seconds`; its exception if it raised."""
+
+    def run() -> T:
+        with request.app.state.session_factory() as session:
+            try:
+                return work(session)
+            except Exception:
+                session.rollback()
+                raise
+
+    done: list[T] = []
+    with anyio.move_on_after(seconds):
+        done.append(await anyio.to_thread.run_sync(run, abandon_on_cancel=True))
+    if not done:
+        raise OverBudget(f"over the {seconds:.1f}s budget")
+    return done[0]

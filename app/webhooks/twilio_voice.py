@@ -1,0 +1,518 @@
+"""Twilio voice webhooks: an inbound call, its speech turns, status callbacks, fallback.
+
+The call is a loop of <Gather input="speech">: Twilio transcribes what the caller says
+and posts it to /gather?turn=N, which runs one turn of the conversation engine and
+answers with <Say> plus the next <Gather>. This module knows HTTP, TwiML and Twilio's
+form; routing, the engine and the tools do the scheduling, exactly as for SMS.
+
+Whatever fails inside, Twilio gets valid TwiML within its 15 s: a 5xx or a timeout makes
+it play "an application error has occurred" and hang up on the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import Response
+from twilio.twiml.voice_response import VoiceResponse
+
+from app.agent.conversations import ConversationService
+from app.agent.engine import Reply
+from app.config import Settings
+from app.deps import SessionDep, SettingsDep
+from app.models import Agent, Conversation
+from app.phone import mask, try_e164
+from app.routing import Route, RouteFailure, Unrouted, route
+from app.security import audit
+from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
+from app.security.idempotency import claim
+from app.security.pins import digits_from_speech
+from app.security.ratelimit import CallerLimit
+from app.tools.registry import TOOLS
+from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.twilio_common import TwilioForm, twiml
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio/voice", tags=["twilio"])
+
+CHANNEL = "voice"
+GATHER_PATH = "/webhooks/twilio/voice/gather"
+SILENCES_BEFORE_GOODBYE = 2
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+APOLOGY_RETRY = "Sorry, something went wrong on my side. Could you say that again?"
+APOLOGY_HANGUP = (
+    "Sorry, we're having trouble answering right now. Please call back in a few minutes. Goodbye."
+)
+BUSY = "You've called several times in a short while. Please try again in a few minutes. Goodbye."
+NOT_HEARD = "Sorry, I didn't catch that. What would you like to do?"
+NOT_HEARD_PIN = "Sorry, I didn't get your PIN. Please say it or key it in, then press pound."
+SILENT_GOODBYE = "I haven't heard anything, so I'll hang up now. Call back any time. Goodbye!"
+ENDED = "This call has ended. Goodbye."
+PIN_PROMPT = (
+    "Before I can look at or change your existing appointments, I need your PIN. "
+    "Please say it or key it in, then press pound."
+)
+PIN_WRONG = "That PIN didn't match. Please try again."
+PIN_VERIFIED = "Thank you, you're verified."
+PIN_LOCKED = (
+    "I couldn't verify your PIN, so I can't read out or change existing appointments on "
+    "this call. I can still book a new one. What would you like to do?"
+)
+NO_PIN = (
+    "Existing appointments can only be managed on this line with a PIN, and none is set up "
+    "yet. I can still book a new one. What would you like to do?"
+)
+GENERIC_HINTS = (
+    "appointment, book, cancel, reschedule, move, tomorrow, next week, morning, afternoon"
+)
+
+
+# --- TwiML ---------------------------------------------------------------------------
+
+
+def say_and_hang_up(text: str, agent: Agent | None = None) -> str:
+    document = VoiceResponse()
+    document.say(text, **_voice_of(agent))
+    document.hangup()
+    return str(document)
+
+
+def prompt(settings: Settings, agent: Agent, text: str, turn: int, *, pin: bool = False) -> str:
+    """<Say> inside <Gather>, so a caller who starts talking cuts the prompt short."""
+    document = VoiceResponse()
+    speech: dict[str, Any] = {"speech_timeout": "auto"}
+    if settings.twilio_speech_model:
+        # Twilio only honours speechTimeout="auto" with its default model.
+        speech = {
+            "speech_model": settings.twilio_speech_model,
+            "speech_timeout": settings.twilio_speech_timeout_seconds,
+        }
+    gather = document.gather(
+        input="dtmf speech" if pin else "speech",
+        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn}",
+        method="POST",
+        action_on_empty_result=True,
+        timeout=settings.twilio_gather_timeout_seconds,
+        language=agent.language,
+        hints="" if pin else _hints(agent),
+        finish_on_key="#" if pin else "",
+        **speech,
+    )
+    gather.say(text, **_voice_of(agent))
+    return str(document)
+
+
+def _voice_of(agent: Agent | None) -> dict[str, str]:
+    if agent is None:
+        return {}
+    return {"language": agent.language, **({"voice": agent.voice} if agent.voice else {})}
+
+
+def _hints(agent: Agent) -> str:
+    names = [str(t.get("name") or t.get("key")) for t in agent.appointment_types or []]
+    return ", ".join([*names, GENERIC_HINTS])
+
+
+def greeting_for(agent: Agent, name: str | None) -> str:
+    greeting = agent.greeting.strip() or f"Hi, this is {agent.name}."
+    if name:
+        greeting = f"Hi {name.split()[0]}! {greeting}"
+    if not greeting.rstrip().endswith("?"):
+        greeting = f"{greeting} How can I help you today?"
+    return greeting
+
+
+def unrouted_text(routed: Unrouted, settings: Settings) -> str:
+    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
+        return "Your number is registered but not verified yet. Please verify it, then call again."
+    if routed.reason is RouteFailure.NO_AGENT:
+        return "Your number is registered, but no scheduling agent is set up for it yet."
+    return (
+        "This number isn't registered with a scheduling agent. "
+        f"{settings.registration_instructions} Goodbye."
+    )
+
+
+# --- running a step within Twilio's time limit -----------------------------------------
+
+
+async def within_budget(
+    request: Request, work: Callable[[Session], str], on_failure: str, what: str
+) -> Response:
+    """TwiML from `work`, or `on_failure` if it fails or runs past the voice budget."""
+    seconds = request.app.state.settings.voice_turn_budget_seconds
+    try:
+        return twiml(await in_worker(request, work, seconds))
+    except OverBudget:
+        log.error("voice %s ran past its %.1fs budget", what, seconds)
+    except Exception:
+        log.exception("voice %s failed", what)
+    return twiml(on_failure)
+
+
+# --- the call --------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One webhook's view of the call: the request, its session and the verified form."""
+
+    request: Request
+    session: Session
+    form: FormData
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    @property
+    def sid(self) -> str:
+        return str(self.form.get("CallSid") or "")
+
+    @property
+    def caller(self) -> str | None:
+        return try_e164(str(self.form.get("From", "")), self.settings.default_region)
+
+    def route(self) -> Route | Unrouted:
+        return route(
+            self.session,
+            str(self.form.get("From", "")),
+            str(self.form.get("To", "")),
+            self.settings.default_region,
+        )
+
+    def service(self) -> ConversationService:
+        state = self.request.app.state
+        return ConversationService(
+            self.session, state.engine, state.calendar_factory, state.clock()
+        )
+
+    def conversation(self) -> Conversation | None:
+        return self.session.scalar(
+            select(Conversation).where(
+                Conversation.channel == CHANNEL, Conversation.external_id == self.sid
+            )
+        )
+
+    def audit(self, action: str, **details: object) -> None:
+        audit.record(
+            self.session,
+            action,
+            actor="twilio",
+            subject=self.sid or None,
+            details={"channel": CHANNEL, "from": mask(self.caller), **details},
+        )
+
+
+@router.post("/inbound", summary="Inbound call (Twilio voice webhook)")
+async def inbound_call(request: Request, form: TwilioForm) -> Response:
+    return await within_budget(
+        request, lambda session: answer_call(Call(request, session, form)), APOLOGY_HANGUP, "call"
+    )
+
+
+def answer_call(call: Call) -> str:
+    if not call.sid:
+        return say_and_hang_up(APOLOGY_HANGUP)
+    event = claim(call.session, "twilio", f"{call.sid}:call", "voice-call")
+    if not event.is_new:
+        log.info("call %s webhook is a retry; answering as before", call.sid)
+        return event.previous_response or say_and_hang_up(APOLOGY_HANGUP)
+    response = _greet(call)
+    assert event.event is not None
+    event.event.response = response
+    call.audit("webhook.accepted", stir_verstat=str(call.form.get("StirVerstat") or "absent"))
+    call.session.commit()
+    return response
+
+
+def _greet(call: Call) -> str:
+    settings = call.settings
+    caller = call.caller
+    limit = CallerLimit(call.request.app.state.limiter, settings.rate_limit_webhook, CHANNEL)
+    if caller is not None and not limit.allow(caller):
+        call.audit("ratelimit.refused")
+        return say_and_hang_up(BUSY)
+    routed = call.route()
+    if isinstance(routed, Unrouted):
+        call.audit("routing.failed", reason=routed.reason.value)
+        return say_and_hang_up(unrouted_text(routed, settings))
+    service = call.service()
+    conversation = service.open(CHANNEL, call.sid, routed)
+    verstat = str(call.form.get("StirVerstat") or "")
+    voice_state = {
+        "turn": 0,
+        "silences": 0,
+        "stir_verstat": verstat or None,
+        "attested": is_attested(verstat),
+        "pin_verified": False,
+        "pin_attempts": 0,
+    }
+    conversation.details = {**(conversation.details or {}), "voice": voice_state}
+    greeting = greeting_for(routed.agent, service.known_name(routed))
+    service.record(conversation, "out", greeting)
+    return prompt(settings, routed.agent, greeting, turn=1)
+
+
+@router.post("/gather", summary="Speech (or keypad) result of one <Gather>: one turn")
+async def gather_result(request: Request, form: TwilioForm, turn: str = "1") -> Response:
+    # The turn number is ours (in the action URL Twilio signed); never a 422 to Twilio.
+    number = max(_int(turn, default=1), 1)
+    return await within_budget(
+        request,
+        lambda session: take_turn(Call(request, session, form), number),
+        _retry_prompt(request, number),
+        f"turn {number}",
+    )
+
+
+def _retry_prompt(request: Request, turn: int) -> str:
+    """What the caller hears when a turn fails: an apology, and the next turn's Gather,
+    built without the database (which may be what failed)."""
+    document = VoiceResponse()
+    settings: Settings = request.app.state.settings
+    gather = document.gather(
+        input="speech",
+        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
+        method="POST",
+        action_on_empty_result=True,
+        timeout=settings.twilio_gather_timeout_seconds,
+    )
+    gather.say(APOLOGY_RETRY)
+    return str(document)
+
+
+def take_turn(call: Call, turn: int) -> str:
+    if not call.sid:
+        return say_and_hang_up(ENDED)
+    event = claim(call.session, "twilio", f"{call.sid}:turn:{turn}", "voice-turn")
+    if not event.is_new:
+        # Twilio retried this callback: the turn ran once already, answer as then.
+        log.info("call %s turn %d is a retry; answering as before", call.sid, turn)
+        return event.previous_response or _hold(call.settings, turn)
+    response = _turn(call, turn)
+    assert event.event is not None
+    event.event.response = response
+    call.session.commit()
+    return response
+
+
+def _hold(settings: Settings, turn: int) -> str:
+    """The first delivery of this turn is still running: come back for its answer."""
+    document = VoiceResponse()
+    document.pause(length=1)
+    document.redirect(f"{settings.public_base_url}{GATHER_PATH}?turn={turn}", method="POST")
+    return str(document)
+
+
+def _turn(call: Call, turn: int) -> str:
+    conversation = call.conversation()
+    routed = call.route()
+    if conversation is None or isinstance(routed, Unrouted):
+        return say_and_hang_up(ENDED)
+    if conversation.status == "ended":
+        return say_and_hang_up(ENDED, routed.agent)
+    state: dict[str, Any] = dict((conversation.details or {}).get("voice") or {})
+    state["turn"] = turn
+    dialogue = Dialogue(call, call.service(), conversation, routed, state, turn)
+    heard = str(call.form.get("SpeechResult") or "").strip()
+    heard = heard or str(call.form.get("Digits") or "").strip()
+    if not heard:
+        response = dialogue.silence()
+    elif state.get("awaiting_pin") and digits_from_speech(heard):
+        response = dialogue.pin(heard)
+    else:
+        state.pop("awaiting_pin", None)
+        state.pop("pending", None)
+        response = dialogue.converse(heard)
+    # A new dict, so the JSON column is seen as changed.
+    conversation.details = {**(conversation.details or {}), "voice": state}
+    return response
+
+
+@dataclass
+class Dialogue:
+    """One turn of a routed call: silence, a PIN, or something for the engine."""
+
+    call: Call
+    service: ConversationService
+    conversation: Conversation
+    routed: Route
+    state: dict[str, Any]
+    turn: int
+
+    @property
+    def agent(self) -> Agent:
+        return self.routed.agent
+
+    def next_prompt(self, text: str, *, pin: bool = False) -> str:
+        return prompt(self.call.settings, self.agent, text, self.turn + 1, pin=pin)
+
+    def say(self, text: str, *, pin: bool = False) -> str:
+        self.service.record(self.conversation, "out", text)
+        return self.next_prompt(text, pin=pin)
+
+    def silence(self) -> str:
+        self.state["silences"] = int(self.state.get("silences", 0)) + 1
+        if self.state["silences"] >= SILENCES_BEFORE_GOODBYE:
+            self.service.record(self.conversation, "out", SILENT_GOODBYE)
+            self.conversation.status = "ended"
+            return say_and_hang_up(SILENT_GOODBYE, self.agent)
+        awaiting_pin = bool(self.state.get("awaiting_pin"))
+        return self.next_prompt(NOT_HEARD_PIN if awaiting_pin else NOT_HEARD, pin=awaiting_pin)
+
+    def converse(self, text: str, *, preface: str = "") -> str:
+        self.state["silences"] = 0
+        may_manage = may_manage_existing(
+            self.agent, bool(self.state.get("attested")), bool(self.state.get("pin_verified"))
+        )
+        reply = self.service.take_turn(
+            self.conversation,
+            self.routed,
+            text,
+            channel=CHANNEL,
+            may_manage_existing=may_manage,
+            inbound_external_id=f"{self.call.sid}:{self.turn}",
+        )
+        if not may_manage and refused_for_verification(reply):
+            return self.ask_pin(text)
+        spoken = f"{preface} {reply.text}".strip()
+        if reply.end_conversation:
+            return say_and_hang_up(spoken, self.agent)
+        return self.next_prompt(spoken)
+
+    def ask_pin(self, pending: str) -> str:
+        if not self.agent.pin_hash:
+            return self.say(NO_PIN)
+        self.state["awaiting_pin"] = True
+        # What the caller asked for, run again once the PIN checks out.
+        self.state["pending"] = pending
+        return self.say(PIN_PROMPT, pin=True)
+
+    def pin(self, heard: str) -> str:
+        self.state["silences"] = 0
+        # The transcript never holds the PIN itself.
+        self.service.record(self.conversation, "in", "[PIN]", external_id=f"{self.call.sid}:pin")
+        settings = self.call.settings
+        check = PinCheck(
+            session=self.call.session,
+            agent=self.agent,
+            caller=self.routed.caller,
+            call_state=self.state,
+            caller_limit=CallerLimit(
+                self.call.request.app.state.limiter, settings.rate_limit_pin, "pin"
+            ),
+            max_attempts=settings.pin_max_attempts_per_call,
+            actor=f"twilio:{self.call.sid}",
+        )
+        outcome = check.attempt(heard)
+        if outcome is PinOutcome.WRONG:
+            return self.say(PIN_WRONG, pin=True)
+        self.state.pop("awaiting_pin", None)
+        pending = self.state.pop("pending", None)
+        if outcome is PinOutcome.LOCKED:
+            return self.say(PIN_LOCKED)
+        if outcome is PinOutcome.NO_PIN:
+            return self.say(NO_PIN)
+        if not pending:
+            return self.say(f"{PIN_VERIFIED} What would you like to do?")
+        return self.converse(pending, preface=PIN_VERIFIED)
+
+
+def refused_for_verification(reply: Reply) -> bool:
+    """The engine tried a tool on existing appointments, which the tool layer refused
+    because this caller is not verified (the refusal is the first thing those tools
+    check, so a failed call to one of them, unverified, is that refusal)."""
+    for call in reply.tool_calls or []:
+        spec = TOOLS.get(str(call.get("name")))
+        if spec is not None and spec.touches_existing and not call.get("ok", False):
+            return True
+    return False
+
+
+# --- status callbacks and fallback -------------------------------------------------------
+
+
+@router.post("/status", summary="Call status callback")
+def call_status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
+    try:
+        _record_status(session, settings, form)
+    except Exception:
+        session.rollback()
+        log.exception("call status for %s not recorded", form.get("CallSid") or "(no sid)")
+    return twiml(VoiceResponse())
+
+
+def _record_status(session: Session, settings: Settings, form: FormData) -> None:
+    sid = str(form.get("CallSid") or "")
+    status = str(form.get("CallStatus") or "")
+    if not sid or not status:
+        return
+    sequence = _int(form.get("SequenceNumber"), default=-1)
+    event = claim(session, "twilio", f"callstatus:{sid}:{sequence}:{status}", "call-status")
+    if not event.is_new:
+        return
+    conversation = session.scalar(
+        select(Conversation)
+        .where(Conversation.channel == CHANNEL, Conversation.external_id == sid)
+        .with_for_update()
+    )
+    if conversation is None:
+        # A call we never answered (unknown caller, failure): keep its outcome anyway.
+        caller = try_e164(str(form.get("From", "")), settings.default_region)
+        conversation = Conversation(channel=CHANNEL, external_id=sid, caller_e164=caller, state={})
+        session.add(conversation)
+    details = dict(conversation.details or {})
+    if _is_newer(details.get("call_status"), status, sequence):
+        details["call_status"] = {
+            "status": status,
+            "sequence": sequence,
+            "duration_seconds": _int(form.get("CallDuration"), default=None),
+            "timestamp": str(form.get("Timestamp") or "") or None,
+        }
+        conversation.details = details
+        if status in FINAL_STATUSES:
+            conversation.status = "ended"
+    session.commit()
+
+
+def _is_newer(stored: dict[str, Any] | None, status: str, sequence: int) -> bool:
+    """Events may arrive out of order: an older one never overwrites a newer status,
+    and nothing overwrites a final status but a later final one."""
+    if not stored:
+        return True
+    if stored.get("status") in FINAL_STATUSES and status not in FINAL_STATUSES:
+        return False
+    return sequence >= int(stored.get("sequence", -1))
+
+
+def _int(value: object, default: int | None) -> Any:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
+@router.post("/fallback", summary="Fallback URL: Twilio calls it when our webhook failed")
+async def fallback(request: Request) -> Response:
+    """Always valid TwiML. It has no effect and reveals nothing, so it answers even a
+    request whose signature cannot be checked (a rotated auth token is one reason the
+    primary webhook fails)."""
+    try:
+        form = await request.form()
+        log.warning(
+            "twilio voice fallback: error %s on %s",
+            form.get("ErrorCode") or "?",
+            form.get("ErrorUrl") or "?",
+        )
+    except Exception:
+        log.exception("twilio voice fallback: unreadable request")
+    return twiml(say_and_hang_up(APOLOGY_HANGUP))

@@ -1,0 +1,531 @@
+"""VAPI server URL: every server message of a VAPI call arrives at POST /webhooks/vapi.
+
+- assistant-request: route the caller (and the dialled number) to an agent and answer with
+  a transient assistant built for them, or {"error": "<spoken text>"}.
+- tool-calls: run our scheduling tools for the routed agent and caller; HTTP 200 with one
+  result or error string per call, in order. Each toolCallId runs once.
+- status-update, end-of-call-report, hang: kept on the conversation (channel "vapi",
+  external_id = VAPI's call id). Anything else is acknowledged.
+
+This module knows VAPI's formats (which changed over time: several tool-call shapes are
+accepted); routing, the tools and the audit log do the rest, as for Twilio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.agent.conversations import ConversationService
+from app.config import Settings
+from app.models import Conversation
+from app.phone import mask, try_e164
+from app.routing import Route, RouteFailure, Unrouted, route
+from app.security import audit
+from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
+from app.security.idempotency import claim
+from app.security.ratelimit import CallerLimit
+from app.security.vapi_auth import VapiBody
+from app.tools.registry import parse_arguments, run_tool
+from app.tools.service import SchedulingTools, ToolContext
+from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["vapi"])
+
+CHANNEL = "vapi"
+BUSY = "You've called several times in a short while. Please try again in a few minutes."
+CANNOT_ANSWER = "Sorry, I can't take your call right now. Please try again in a few minutes."
+TOOL_FAILED = "The scheduling system had a problem with that; please try again in a moment."
+PIN_RESULTS = {
+    PinOutcome.VERIFIED: "PIN verified: existing appointments may now be listed, moved or "
+    "cancelled on this call.",
+    PinOutcome.WRONG: "That PIN is wrong. Ask the caller to try again.",
+    PinOutcome.LOCKED: "Too many wrong PINs: existing appointments cannot be managed on this "
+    "call. New bookings still work.",
+    PinOutcome.NO_PIN: "No PIN is set up for this line, so existing appointments cannot be "
+    "managed by phone. New bookings still work.",
+}
+
+
+# --- the shapes VAPI posts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: Any  # a JSON string, an object, or None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _from_call(item: Mapping[str, Any], name: str = "") -> ToolCall:
+    function = _dict(item.get("function"))
+    return ToolCall(
+        id=str(item.get("id") or ""),
+        name=str(function.get("name") or item.get("name") or name),
+        arguments=_first(
+            function.get("arguments"),
+            function.get("parameters"),
+            item.get("arguments"),
+            item.get("parameters"),
+        ),
+    )
+
+
+def tool_calls_of(message: Mapping[str, Any]) -> list[ToolCall]:
+    """Every call in a tool-calls message, whichever of VAPI's shapes it uses."""
+    for key in ("toolCallList", "toolCalls"):
+        items = message.get(key)
+        if isinstance(items, list) and items:
+            return [_from_call(item) for item in items if isinstance(item, dict)]
+    items = message.get("toolWithToolCallList")
+    if isinstance(items, list) and items:
+        calls = []
+        for item in items:
+            if isinstance(item, dict):
+                name = str(item.get("name") or _dict(item.get("function")).get("name") or "")
+                calls.append(_from_call(_dict(item.get("toolCall")), name))
+        return calls
+    legacy = message.get("functionCall")  # the old "function-call" message
+    if isinstance(legacy, dict):
+        return [_from_call({"id": legacy.get("id") or "", **legacy})]
+    return []
+
+
+@dataclass
+class VapiCall:
+    """One server message and what it refers to: the call, the caller, the agent."""
+
+    request: Request
+    session: Session
+    message: dict[str, Any]
+    _route: Route | Unrouted | None = field(default=None, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    @property
+    def call(self) -> dict[str, Any]:
+        return _dict(self.message.get("call"))
+
+    @property
+    def call_id(self) -> str:
+        return str(self.call.get("id") or "")[:128]
+
+    @property
+    def caller_raw(self) -> str:
+        customer = _dict(self.message.get("customer")) or _dict(self.call.get("customer"))
+        return str(customer.get("number") or "")
+
+    @property
+    def caller(self) -> str | None:
+        return try_e164(self.caller_raw, self.settings.default_region)
+
+    @property
+    def dialled_raw(self) -> str:
+        number = _dict(self.message.get("phoneNumber")) or _dict(self.call.get("phoneNumber"))
+        return str(number.get("number") or "")
+
+    def route(self) -> Route | Unrouted:
+        if self._route is None:
+            self._route = route(
+                self.session, self.caller_raw, self.dialled_raw, self.settings.default_region
+            )
+        return self._route
+
+    def service(self) -> ConversationService:
+        state = self.request.app.state
+        return ConversationService(
+            self.session, state.engine, state.calendar_factory, state.clock()
+        )
+
+    def conversation(self, create: bool = True) -> Conversation | None:
+        if not self.call_id:
+            return None
+        found = self.session.scalar(
+            select(Conversation).where(
+                Conversation.channel == CHANNEL, Conversation.external_id == self.call_id
+            )
+        )
+        if found is not None or not create:
+            return found
+        routed = self.route()
+        if isinstance(routed, Route):
+            return self.service().open(CHANNEL, self.call_id, routed)
+        bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
+        bare.state, bare.details = {}, {}
+        self.session.add(bare)
+        self.session.flush()
+        return bare
+
+    def audit(self, action: str, **details: object) -> None:
+        audit.record(
+            self.session,
+            action,
+            actor="vapi",
+            subject=self.call_id or None,
+            details={"channel": CHANNEL, "from": mask(self.caller), **details},
+        )
+
+
+# --- the endpoint ----------------------------------------------------------------------
+
+
+@router.post("/webhooks/vapi", summary="VAPI server URL (all server messages)")
+async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+    message = _dict(payload.get("message")) if isinstance(payload, dict) else {}
+    kind = str(message.get("type") or "")
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        return JSONResponse({})  # a message we don't use: acknowledged
+    work, on_failure = handler
+    return JSONResponse(await run_budgeted(request, message, work, on_failure, kind))
+
+
+Handler = Callable[[VapiCall], dict[str, Any]]
+
+
+async def run_budgeted(
+    request: Request,
+    message: dict[str, Any],
+    work: Handler,
+    on_failure: Callable[[dict[str, Any]], dict[str, Any]],
+    what: str,
+) -> dict[str, Any]:
+    seconds = request.app.state.settings.vapi_budget_seconds
+    try:
+        return await in_worker(request, lambda s: work(VapiCall(request, s, message)), seconds)
+    except OverBudget:
+        log.error("VAPI %s ran past its %.1fs budget", what, seconds)
+    except Exception:
+        log.exception("VAPI %s failed", what)
+    return on_failure(message)
+
+
+# --- assistant-request -------------------------------------------------------------------
+
+
+def assistant_request(vapi: VapiCall) -> dict[str, Any]:
+    caller = vapi.caller
+    limit = CallerLimit(vapi.request.app.state.limiter, vapi.settings.rate_limit_webhook, CHANNEL)
+    if caller is not None and not limit.allow(caller):
+        vapi.audit("ratelimit.refused")
+        vapi.session.commit()
+        return {"error": BUSY}
+    routed = vapi.route()
+    if isinstance(routed, Unrouted):
+        vapi.audit("routing.failed", reason=routed.reason.value)
+        vapi.session.commit()
+        return {"error": unrouted_text(routed, vapi.settings)}
+    service = vapi.service()
+    if vapi.call_id:
+        try:
+            service.open(CHANNEL, vapi.call_id, routed)
+            vapi.audit("webhook.accepted", kind="assistant-request", agent_id=routed.agent.id)
+            vapi.session.commit()
+        except IntegrityError:  # VAPI asked twice at once; the other request opened it
+            vapi.session.rollback()
+    now = vapi.request.app.state.clock()
+    name = service.known_name(routed)
+    return {"assistant": build_assistant(vapi.settings, routed.agent, name, now)}
+
+
+def unrouted_text(routed: Unrouted, settings: Settings) -> str:
+    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
+        return "Your number is registered but not verified yet. Please verify it, then call again."
+    if routed.reason is RouteFailure.NO_AGENT:
+        return "Your number is registered, but no scheduling agent is set up for it yet. Goodbye."
+    return (
+        "This number isn't registered with a scheduling agent. "
+        f"{settings.registration_instructions} Goodbye."
+    )
+
+
+def _cannot_answer(_: dict[str, Any]) -> dict[str, Any]:
+    return {"error": CANNOT_ANSWER}
+
+
+# --- tool-calls --------------------------------------------------------------------------
+
+
+def tool_calls(vapi: VapiCall) -> dict[str, Any]:
+    results = run_tool_calls(vapi, tool_calls_of(vapi.message))
+    return {"results": results}
+
+
+def function_call(vapi: VapiCall) -> dict[str, Any]:
+    """The legacy "function-call" message: one call, answered {"result": "..."}."""
+    results = run_tool_calls(vapi, tool_calls_of(vapi.message))
+    if not results:
+        return {"result": "No function call in the message."}
+    entry = results[0]
+    return {"result": entry.get("result") or entry.get("error") or ""}
+
+
+def _failed_function_call(_: dict[str, Any]) -> dict[str, Any]:
+    return {"result": TOOL_FAILED}
+
+
+def failed_results(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "results": [
+            {"toolCallId": c.id, "name": c.name, "error": TOOL_FAILED}
+            for c in tool_calls_of(message)
+        ]
+    }
+
+
+def run_tool_calls(vapi: VapiCall, calls: list[ToolCall]) -> list[dict[str, str]]:
+    """One result per call, in order; each toolCallId runs once (a repeat gets the
+    stored result); a call that fails inside gets an error and leaves the others be."""
+    results = [_run_once(vapi, call) for call in calls]
+    vapi.session.commit()
+    return results
+
+
+def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    try:
+        with vapi.session.begin_nested():
+            if not call.id:
+                return _entry(call, False, "The tool call has no id.")
+            event = claim(vapi.session, "vapi", call.id[:128], "tool-call", {"name": call.name})
+            if not event.is_new:
+                return _stored(call, event.previous_response)
+            entry = _execute(vapi, call)
+            assert event.event is not None
+            event.event.response = json.dumps(entry)
+            return entry
+    except Exception:
+        log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
+        return _entry(call, False, TOOL_FAILED)
+
+
+def _stored(call: ToolCall, previous: str | None) -> dict[str, str]:
+    if previous is None:
+        return _entry(call, False, "This tool call is still running; try again in a moment.")
+    return json.loads(previous)
+
+
+def _entry(call: ToolCall, ok: bool, text: str) -> dict[str, str]:
+    return {"toolCallId": call.id, "name": call.name, ("result" if ok else "error"): _line(text)}
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    routed = vapi.route()
+    if isinstance(routed, Unrouted):
+        return _entry(call, False, unrouted_text(routed, vapi.settings))
+    try:
+        arguments = parse_arguments(call.arguments)
+    except ValueError as exc:
+        return _entry(call, False, f"Invalid arguments for {call.name}: {exc}")
+    conversation = vapi.conversation()
+    if call.name == VERIFY_PIN:
+        return _verify_pin(vapi, call, routed, conversation, arguments)
+    if call.name == "book_appointment" and not arguments.get("idempotency_key"):
+        # VAPI may resend a tool call; the same toolCallId must book once.
+        arguments["idempotency_key"] = call.id[:128]
+    tools = _tools(vapi, routed, conversation)
+    result = run_tool(tools, call.name, arguments)
+    if conversation is not None:
+        vapi.service().record(
+            conversation,
+            "out",
+            result.one_line(),
+            tool_calls=[
+                {"name": call.name, "arguments": arguments, "ok": result.ok, "result": result.data}
+            ],
+            external_id=call.id[:64],
+        )
+    return _entry(call, result.ok, result.one_line())
+
+
+def _call_state(conversation: Conversation | None) -> dict[str, Any]:
+    if conversation is None:
+        return {}
+    return dict((conversation.details or {}).get("vapi") or {})
+
+
+def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> SchedulingTools:
+    # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
+    verified = bool(_call_state(conversation).get("pin_verified"))
+    state = vapi.request.app.state
+    return SchedulingTools(
+        ToolContext(
+            session=vapi.session,
+            agent=routed.agent,
+            calendar=state.calendar_factory(vapi.session, routed.agent),
+            now=state.clock(),
+            caller=routed.caller,
+            channel=CHANNEL,
+            conversation_id=conversation.id if conversation is not None else None,
+            may_manage_existing=may_manage_existing(routed.agent, False, verified),
+        )
+    )
+
+
+def _verify_pin(
+    vapi: VapiCall,
+    call: ToolCall,
+    routed: Route,
+    conversation: Conversation | None,
+    arguments: dict[str, Any],
+) -> dict[str, str]:
+    if conversation is None:
+        return _entry(call, False, "verify_pin needs the call it belongs to.")
+    settings = vapi.settings
+    state = _call_state(conversation)
+    check = PinCheck(
+        session=vapi.session,
+        agent=routed.agent,
+        caller=routed.caller,
+        call_state=state,
+        caller_limit=CallerLimit(vapi.request.app.state.limiter, settings.rate_limit_pin, "pin"),
+        max_attempts=settings.pin_max_attempts_per_call,
+        actor=f"vapi:{vapi.call_id}",
+    )
+    outcome = check.attempt(str(arguments.get("pin") or ""))
+    conversation.details = {**(conversation.details or {}), "vapi": state}
+    return _entry(call, outcome is PinOutcome.VERIFIED, PIN_RESULTS[outcome])
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+def _timestamp(value: Any) -> float | None:
+    """VAPI timestamps are epoch milliseconds or ISO strings, depending on the era."""
+    if isinstance(value, int | float):
+        return float(value) / 1000
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _scrubbed(value: Any) -> Any:
+    # Transcripts and summaries may quote phone numbers: keep them masked at rest.
+    return audit.scrub(value) if value is not None else None
+
+
+def status_update(vapi: VapiCall) -> dict[str, Any]:
+    conversation = vapi.conversation()
+    if conversation is None:
+        return {}
+    status = str(vapi.message.get("status") or "")
+    at = _timestamp(vapi.message.get("timestamp"))
+    details = dict(conversation.details or {})
+    stored = _dict(details.get("call_status"))
+    stored_at = stored.get("at")
+    if status and (at is None or stored_at is None or at >= stored_at):
+        details["call_status"] = {
+            "status": status,
+            "at": at,
+            "ended_reason": vapi.message.get("endedReason"),
+        }
+        conversation.details = details
+        if status == "ended":
+            conversation.status = "ended"
+    vapi.session.commit()
+    return {}
+
+
+def end_of_call_report(vapi: VapiCall) -> dict[str, Any]:
+    conversation = vapi.conversation()
+    if conversation is None:
+        return {}
+    event = claim(vapi.session, "vapi", f"report:{vapi.call_id}", "end-of-call-report")
+    if not event.is_new:
+        return {}
+    message = vapi.message
+    artifact = _dict(message.get("artifact"))
+    analysis = _dict(message.get("analysis"))
+    messages = artifact.get("messages") or message.get("messages") or []
+    report = {
+        "ended_reason": message.get("endedReason"),
+        "summary": _scrubbed(_first(analysis.get("summary"), message.get("summary"))),
+        "transcript": _scrubbed(_first(artifact.get("transcript"), message.get("transcript"))),
+        "recording_url": _first(artifact.get("recordingUrl"), message.get("recordingUrl")),
+        "stereo_recording_url": _first(
+            artifact.get("stereoRecordingUrl"), message.get("stereoRecordingUrl")
+        ),
+        "success_evaluation": analysis.get("successEvaluation"),
+        "cost": message.get("cost"),
+        "started_at": message.get("startedAt"),
+        "ended_at": message.get("endedAt"),
+        "message_count": len(messages) if isinstance(messages, list) else 0,
+        "received_at": datetime.now(UTC).isoformat(),
+    }
+    conversation.details = {**(conversation.details or {}), "report": report}
+    conversation.status = "ended"
+    vapi.audit("call.reported", ended_reason=str(report["ended_reason"] or "unknown"))
+    vapi.session.commit()
+    return {}
+
+
+def hang(vapi: VapiCall) -> dict[str, Any]:
+    conversation = vapi.conversation()
+    if conversation is None:
+        return {}
+    details = dict(conversation.details or {})
+    hangs = list(details.get("hangs") or [])
+    hangs.append({"at": _timestamp(vapi.message.get("timestamp"))})
+    details["hangs"] = hangs[-20:]
+    conversation.details = details
+    vapi.session.commit()
+    return {}
+
+
+def _acknowledge(_: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+HANDLERS: dict[str, tuple[Handler, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "assistant-request": (assistant_request, _cannot_answer),
+    "tool-calls": (tool_calls, failed_results),
+    "function-call": (function_call, _failed_function_call),
+    "status-update": (status_update, _acknowledge),
+    "end-of-call-report": (end_of_call_report, _acknowledge),
+    "hang": (hang, _acknowledge),
+}
+
+
+# --- benchmark baseline --------------------------------------------------------------------
+
+bench_router = APIRouter(prefix="/_bench", tags=["bench"], include_in_schema=False)
+
+
+@bench_router.post("/json")
+async def bench_json(request: Request) -> JSONResponse:
+    """A bare JSON endpoint: the baseline the VAPI benchmarks compare against (only
+    mounted with BENCH_ENDPOINTS=true)."""
+    body = await request.body()
+    return JSONResponse({"results": [{"toolCallId": "bare", "result": f"{len(body)} bytes"}]})

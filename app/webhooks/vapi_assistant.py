@@ -1,0 +1,142 @@
+"""The transient assistant we hand VAPI for one caller (answer to `assistant-request`).
+
+Built from the routed agent: its instructions, time zone and today's date there, its
+appointment types and policies as the system prompt; its greeting (with the caller's
+name when known) as the first message; our scheduling tools as function tools whose
+server URL points back to us with the credential VAPI authenticates with.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.config import Settings
+from app.models import Agent
+from app.security.caller_id import STRICT
+from app.tools.registry import function_definitions
+from app.webhooks.twilio_voice import greeting_for
+
+VAPI_PATH = "/webhooks/vapi"
+VERIFY_PIN = "verify_pin"
+END_CALL_PHRASES = ["goodbye", "bye for now", "have a great day", "talk to you later"]
+SERVER_MESSAGES = ["tool-calls", "status-update", "end-of-call-report", "hang"]
+# VAPI waits this long for a tool result; our own budget is shorter.
+TOOL_TIMEOUT_SECONDS = 10
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+VERIFY_PIN_DEFINITION: dict[str, Any] = {
+    "name": VERIFY_PIN,
+    "description": (
+        "Check the PIN the caller says. Required before list_appointments, "
+        "reschedule_appointment or cancel_appointment on this line; not needed to book."
+    ),
+    "parameters": {
+        "type": "object",
+        "properties": {"pin": {"type": "string", "description": "The digits the caller said"}},
+        "required": ["pin"],
+    },
+}
+
+
+def server_for(settings: Settings) -> dict[str, Any]:
+    """Where VAPI sends tool calls and reports, and how it proves it is VAPI."""
+    server: dict[str, Any] = {
+        "url": f"{settings.public_base_url}{VAPI_PATH}",
+        "timeoutSeconds": TOOL_TIMEOUT_SECONDS,
+    }
+    if settings.vapi_credential_id:
+        server["credentialId"] = settings.vapi_credential_id
+    elif settings.vapi_secret is not None:
+        secret = settings.vapi_secret.get_secret_value()
+        header = settings.vapi_secret_header
+        value = f"Bearer {secret}" if header.lower() == "authorization" else secret
+        server["headers"] = {header: value}
+    return server
+
+
+def needs_pin_tool(agent: Agent) -> bool:
+    return agent.caller_id_policy == STRICT and bool(agent.pin_hash)
+
+
+def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
+    definitions = function_definitions()
+    if needs_pin_tool(agent):
+        definitions.append(VERIFY_PIN_DEFINITION)
+    server = server_for(settings)
+    return [
+        {"type": "function", "async": False, "function": definition, "server": server}
+        for definition in definitions
+    ]
+
+
+def system_prompt(agent: Agent, now: datetime) -> str:
+    zone = ZoneInfo(agent.timezone)
+    today = now.astimezone(zone)
+    types = "; ".join(
+        f"{t.get('name') or t.get('key')} ({t.get('duration_minutes', '?')} minutes)"
+        for t in agent.appointment_types or []
+    )
+    hours = "; ".join(
+        f"{day.title()} " + ", ".join(f"{a}-{b}" for a, b in agent.weekly_hours[day])
+        for day in DAY_NAMES
+        if (agent.weekly_hours or {}).get(day)
+    )
+    lines = [
+        f"You are {agent.name}, a phone scheduling assistant. You speak with callers on the "
+        "phone: keep replies short and natural for the ear, one question at a time, no lists, "
+        "no markdown, say times like 'three thirty PM'.",
+        f"Time zone: {agent.timezone}. Today is {today:%A, %B} {today.day}, {today:%Y} "
+        f"(local time {today:%H:%M}). Read and give every time in this zone.",
+        f"Appointment types: {types or 'ask the caller what they need'}.",
+        f"Opening hours: {hours or 'as the tools report'}.",
+        f"Bookings need at least {agent.min_notice_minutes} minutes' notice and can be made up "
+        f"to {agent.horizon_days} days ahead.",
+        "Always use the tools: check_availability before offering times, book_appointment to "
+        "book (confirm the day, time and type with the caller first), list_appointments, "
+        "reschedule_appointment and cancel_appointment for existing ones. Never invent times "
+        "or claim a booking the tools did not confirm. Pass times as ISO 8601 in the agent's "
+        "zone.",
+    ]
+    if agent.caller_id_policy == STRICT:
+        if agent.pin_hash:
+            lines.append(
+                "Security: before listing, moving or cancelling existing appointments, ask the "
+                "caller for their PIN and call verify_pin. Booking a new appointment needs no PIN."
+            )
+        else:
+            lines.append(
+                "Security: existing appointments cannot be listed, moved or cancelled on this "
+                "line (no PIN is set up); new bookings are fine."
+            )
+    if agent.instructions.strip():
+        lines.append(f"Owner's instructions: {agent.instructions.strip()}")
+    lines.append("When the caller is done, say goodbye and end the call.")
+    return "\n".join(lines)
+
+
+def build_assistant(
+    settings: Settings, agent: Agent, caller_name: str | None, now: datetime
+) -> dict[str, Any]:
+    language = (agent.language or "en-US").split("-")[0]
+    return {
+        "name": agent.name[:40],
+        "firstMessage": greeting_for(agent, caller_name),
+        "firstMessageMode": "assistant-speaks-first",
+        "model": {
+            "provider": "openai",
+            "model": settings.openai_model,
+            "temperature": 0.2,
+            "messages": [{"role": "system", "content": system_prompt(agent, now)}],
+            "tools": tools_for(settings, agent),
+        },
+        "voice": {"provider": settings.vapi_voice_provider, "voiceId": settings.vapi_voice_id},
+        "transcriber": {"provider": "deepgram", "model": "nova-2", "language": language},
+        "endCallFunctionEnabled": True,
+        "endCallPhrases": END_CALL_PHRASES,
+        "endCallMessage": "Thanks for calling. Goodbye!",
+        "serverMessages": SERVER_MESSAGES,
+        "server": server_for(settings),
+        "metadata": {"agentId": agent.id},
+    }

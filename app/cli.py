@@ -183,3 +183,9 @@ class SmsSimulator:
         if response.status_code != 200:
             return [f"(HTTP {response.status_code}: {response.text[:200]})"]
         return [m.text or "" for m in ET.fromstring(response.text).iter("Message")]
+
+
+# --- admin API keys (app/admin) ---------------------------------------------------------
+from app.admin.cli import apikeys_cli  # noqa: E402
+
+cli.add_typer(apikeys_cli, name="apikeys")

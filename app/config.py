@@ -94,6 +94,21 @@ class Settings(BaseSettings):
     # Secret used to sign connect links and other short-lived tokens.
     app_secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
 
+    # Admin API and hardening.
+    # Per API key on the admin API (limits notation).
+    rate_limit_admin: str = "600/minute"
+    # Prefix of every rate-limit key in the shared storage (one per deployment).
+    rate_limit_key_prefix: str = "sched"
+    # Largest request body accepted, in bytes (413 above it).
+    max_body_bytes: int = 1_048_576
+    # Comma-separated origins allowed by CORS; empty: no cross-origin access.
+    cors_origins: str = ""
+    # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    # Phone verification codes.
+    verification_code_ttl_minutes: int = 10
+    verification_max_attempts: int = 5
+
     # Fill the database with a demo user, agent and phone numbers at start-up.
     demo_data: bool = False
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import health
+from app import admin, health, metrics
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar.backend import CalendarFactory, default_calendar_factory
@@ -25,6 +25,7 @@ from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
 from app.logs import configure_logging, request_id
+from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.tools import endpoints as tool_endpoints
 from app.webhooks import twilio_sms, twilio_voice, vapi
@@ -99,6 +100,8 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
+    app.include_router(metrics.router)
+    admin.install(app)
     app.include_router(twilio_voice.router)
     app.include_router(vapi.router)
     app.include_router(tool_endpoints.router)
@@ -110,11 +113,13 @@ def create_app(
     for route in app.routes:
         path = getattr(route, "path", "")
         endpoint = getattr(route, "endpoint", None)
-        if endpoint is not None and (path.startswith("/webhooks") or path in health.PATHS):
+        if endpoint is not None and (path.startswith("/webhooks") or path in (*health.PATHS, metrics.PATH)):
             app.state.limiter.exempt(endpoint)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_middleware(SlowAPIASGIMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    hardening.install(app, settings, json_prefixes=("/admin/",))
+    app.add_middleware(metrics.MetricsMiddleware)
     return app
 
 

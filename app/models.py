@@ -111,6 +111,7 @@ class Appointment(TimestampMixin, Base):
         UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
         Index("ix_appointments_agent_start", "agent_id", "start_at"),
         Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
+        Index("ix_appointments_start_id", "start_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("apt"))
@@ -141,7 +142,10 @@ class Appointment(TimestampMixin, Base):
 
 class Conversation(TimestampMixin, Base):
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_conversations_channel"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_conversations_channel"),
+        Index("ix_conversations_created", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cnv"))
     channel: Mapped[str] = mapped_column(String(16))
@@ -164,6 +168,7 @@ class Conversation(TimestampMixin, Base):
 
 class Message(TimestampMixin, Base):
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_created", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(
@@ -198,6 +203,7 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_action_at", "action", "at"),
         Index("ix_audit_log_subject", "subject"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -223,9 +229,7 @@ class CalendarConnection(TimestampMixin, Base):
     __tablename__ = "calendar_connections"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cal"))
-    agent_id: Mapped[str] = mapped_column(
-        ForeignKey("agents.id", ondelete="CASCADE"), unique=True
-    )
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), unique=True)
     provider: Mapped[str] = mapped_column(String(16), default="google")
     calendar_id: Mapped[str] = mapped_column(String(320), default="primary")
     account_email: Mapped[str | None] = mapped_column(String(320))
@@ -270,6 +274,8 @@ class PhoneVerification(TimestampMixin, Base):
     phone_number_id: Mapped[str] = mapped_column(
         ForeignKey("phone_numbers.id", ondelete="CASCADE"), index=True
     )
+    # The user the number belongs to once verified (differs from the owner on a move).
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     code_hash: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,6 +4,11 @@ ignores 429 and every Twilio request comes from Twilio's shared addresses)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
 from limits import parse_many
 from slowapi import Limiter
 from starlette.requests import Request
@@ -11,10 +16,53 @@ from starlette.requests import Request
 from app.config import Settings
 
 
+@lru_cache(maxsize=8)
+def trusted_networks(spec: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """TRUSTED_PROXIES ("10.0.0.0/8, 127.0.0.1") as networks; a typo fails loudly."""
+    return tuple(ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+
+
+def _is_trusted(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: str) -> str:
+    """The client's address: the socket peer, unless that peer is a trusted proxy.
+
+    Behind trusted proxies, X-Forwarded-For is read from the right (each proxy appends
+    the address it saw) and the first hop that is not a trusted proxy is the client.
+    Anything to the left of it was written by the client and is ignored, so a client
+    cannot pick its own rate-limit key by sending the header.
+    """
+    if peer is None:
+        return "unknown"
+    networks = trusted_networks(trusted)
+    if not networks or not forwarded_for or not _is_trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            return hop if _valid_ip(hop) else peer
+    return hops[0] if hops and _valid_ip(hops[0]) else peer
+
+
+def _valid_ip(value: str) -> bool:
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def client_key(request: Request) -> str:
-    # Only the socket peer: X-Forwarded-For is trivially spoofed unless a trusted proxy
-    # rewrote it, and Starlette/uvicorn --proxy-headers already put that into client.host.
-    return request.client.host if request.client else "unknown"
+    settings = getattr(request.app.state, "settings", None)
+    trusted = settings.trusted_proxies if settings is not None else ""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
 def build_limiter(settings: Settings) -> Limiter:
@@ -24,7 +72,7 @@ def build_limiter(settings: Settings) -> Limiter:
         storage_uri=settings.redis_url or "memory://",
         enabled=settings.rate_limit_enabled,
         headers_enabled=False,
-        key_prefix="sched",
+        key_prefix=settings.rate_limit_key_prefix,
     )
 
 
@@ -42,3 +90,24 @@ class CallerLimit:
             return True
         strategy = self._limiter.limiter
         return all(strategy.hit(item, self._scope, caller) for item in self._limits)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    # Seconds until the spent limit frees a hit again (0 when allowed).
+    retry_after: int = 0
+
+
+class KeyLimit(CallerLimit):
+    """A limit per identity (an API key, an address) that also says when to come back."""
+
+    def check(self, identity: str) -> Decision:
+        if not self._limiter.enabled:
+            return Decision(True)
+        strategy = self._limiter.limiter
+        for item in self._limits:
+            if not strategy.hit(item, self._scope, identity):
+                reset_at = strategy.get_window_stats(item, self._scope, identity).reset_time
+                return Decision(False, max(1, int(reset_at - time.time() + 0.999)))
+        return Decision(True)

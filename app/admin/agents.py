@@ -1,0 +1,228 @@
+"""Agents (hours, appointment types, rules, caller-ID policy and PIN) and their calendar
+connection (status, connect link, disconnect)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.admin import convert
+from app.admin import schemas as s
+from app.admin.auth import Operator, Principal, ReadOnly
+from app.admin.errors import ApiError, not_found
+from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
+from app.admin.users import Cursor, Limit, get_user
+from app.deps import SessionDep
+from app.models import Agent, CalendarConnection
+from app.security import audit
+from app.security.pins import hash_pin
+
+try:  # the Google connect flow is its own room; without it there is no link to hand out
+    from app.calendar import oauth
+except ImportError:  # pragma: no cover - depends on the calendar room being installed
+    oauth = None  # type: ignore[assignment]
+
+router = APIRouter()
+# Fields copied as they are; pin, the type list and the clear_* flags need care.
+PLAIN_FIELDS = (
+    "name",
+    "greeting",
+    "instructions",
+    "timezone",
+    "weekly_hours",
+    "slot_step_minutes",
+    "min_notice_minutes",
+    "horizon_days",
+    "daily_cap",
+    "caller_id_policy",
+    "language",
+    "voice",
+    "active",
+)
+
+
+def get_agent(session: Session, principal: Principal, agent_id: str) -> Agent:
+    row = session.get(Agent, agent_id)
+    if row is None:
+        raise not_found("agent")
+    principal.check_user(row.user_id, "agent")
+    return row
+
+
+def _apply(row: Agent, body: s.AgentFields, fields_set: set[str]) -> list[str]:
+    changed = []
+    for field in PLAIN_FIELDS:
+        if field in fields_set:
+            value = getattr(body, field)
+            if value is None and field != "daily_cap":
+                continue  # null means "unchanged" for required columns
+            setattr(row, field, value)
+            changed.append(field)
+    if "appointment_types" in fields_set and body.appointment_types is not None:
+        row.appointment_types = [t.model_dump() for t in body.appointment_types]
+        changed.append("appointment_types")
+    if "pin" in fields_set and body.pin is not None:
+        row.pin_hash = hash_pin(body.pin)
+        changed.append("pin")
+    return changed
+
+
+@router.get("/agents", response_model=Page[s.AgentOut], summary="List agents")
+def list_agents(
+    principal: ReadOnly,
+    session: SessionDep,
+    user_id: Annotated[str | None, Query(max_length=32)] = None,
+    active: bool | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[s.AgentOut]:
+    query = principal.scoped(select(Agent), Agent.user_id)
+    if user_id:
+        query = query.where(Agent.user_id == user_id)
+    if active is not None:
+        query = query.where(Agent.active.is_(active))
+    rows, next_cursor = paginate(session, query, Order(Agent.created_at, Agent.id), cursor, limit)
+    return Page(items=[convert.agent(r) for r in rows], next_cursor=next_cursor, limit=limit)
+
+
+@router.post("/agents", status_code=201, response_model=s.AgentOut, summary="Create an agent")
+def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) -> s.AgentOut:
+    owner = get_user(session, principal, body.user_id)
+    row = Agent(user_id=owner.id, name=body.name, timezone=body.timezone)
+    changed = _apply(row, body, body.model_fields_set | {"name", "timezone"})
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        "admin.agent.created",
+        actor=principal.actor,
+        subject=row.id,
+        details={"user_id": owner.id, "fields": sorted(changed)},
+    )
+    session.commit()
+    return convert.agent(row)
+
+
+@router.get("/agents/{agent_id}", response_model=s.AgentOut, summary="Get an agent")
+def read_agent(agent_id: str, principal: ReadOnly, session: SessionDep) -> s.AgentOut:
+    return convert.agent(get_agent(session, principal, agent_id))
+
+
+@router.patch("/agents/{agent_id}", response_model=s.AgentOut, summary="Update an agent")
+def update_agent(
+    agent_id: str, body: s.AgentUpdate, principal: Operator, session: SessionDep
+) -> s.AgentOut:
+    row = get_agent(session, principal, agent_id)
+    changed = _apply(row, body, body.model_fields_set)
+    if body.clear_pin:
+        row.pin_hash = None
+        changed.append("pin")
+    if body.clear_daily_cap:
+        row.daily_cap = None
+        changed.append("daily_cap")
+    audit.record(
+        session,
+        "admin.agent.updated",
+        actor=principal.actor,
+        subject=row.id,
+        details={"fields": sorted(set(changed))},
+    )
+    session.commit()
+    return convert.agent(row)
+
+
+# --- calendar connection ----------------------------------------------------------------
+
+
+class ConnectLinkOut(BaseModel):
+    url: str
+    expires_in_minutes: int
+    texted_to: int
+
+
+class ConnectLinkRequest(s.Strict):
+    text_to_owner: bool = False
+
+
+def _connection(session: Session, agent: Agent) -> CalendarConnection:
+    row = session.scalar(select(CalendarConnection).where(CalendarConnection.agent_id == agent.id))
+    if row is None:
+        raise not_found("calendar connection")
+    return row
+
+
+@router.get(
+    "/agents/{agent_id}/calendar",
+    response_model=s.CalendarConnectionOut,
+    summary="Calendar connection status",
+)
+def read_calendar(
+    agent_id: str, principal: ReadOnly, session: SessionDep
+) -> s.CalendarConnectionOut:
+    return convert.calendar_connection(
+        _connection(session, get_agent(session, principal, agent_id))
+    )
+
+
+@router.delete(
+    "/agents/{agent_id}/calendar",
+    response_model=s.CalendarConnectionOut,
+    summary="Disconnect the calendar (the stored token is erased)",
+)
+def disconnect_calendar(
+    agent_id: str, principal: Operator, session: SessionDep
+) -> s.CalendarConnectionOut:
+    agent = get_agent(session, principal, agent_id)
+    row = _connection(session, agent)
+    row.status = "disconnected"
+    row.encrypted_refresh_token = None
+    agent.calendar_provider = "local"
+    audit.record(session, "admin.calendar.disconnected", actor=principal.actor, subject=agent.id)
+    session.commit()
+    return convert.calendar_connection(row)
+
+
+def connect_link(
+    agent_id: str,
+    request: Request,
+    principal: Operator,
+    session: SessionDep,
+    body: ConnectLinkRequest | None = None,
+) -> Any:
+    assert oauth is not None
+    agent = get_agent(session, principal, agent_id)
+    settings = request.app.state.settings
+    now = request.app.state.clock()
+    texted = 0
+    if body is not None and body.text_to_owner:
+        texted = oauth.text_connect_link(
+            session, request.app.state.sms_sender, settings, agent, now
+        )
+        if texted == 0:
+            raise ApiError(409, "the owner has no verified phone that accepts SMS")
+    url = oauth.connect_url(settings, agent.id, now)
+    audit.record(
+        session,
+        "admin.calendar.link_created",
+        actor=principal.actor,
+        subject=agent.id,
+        details={"texted_to": texted},
+    )
+    session.commit()
+    minutes = int(timedelta(minutes=settings.calendar_connect_link_minutes).total_seconds() // 60)
+    return ConnectLinkOut(url=url, expires_in_minutes=minutes, texted_to=texted)
+
+
+if oauth is not None:
+    router.add_api_route(
+        "/agents/{agent_id}/calendar/connect-link",
+        connect_link,
+        methods=["POST"],
+        response_model=ConnectLinkOut,
+        summary="A signed link the owner opens to connect Google Calendar",
+    )

@@ -1,0 +1,75 @@
+"""`python -m app apikeys ...`: create, list and revoke admin API keys.
+
+The first key of a new installation has to come from here (the API needs a key to make
+keys). The full key is printed once; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from app.clock import system_clock
+from app.config import get_settings
+from app.security import api_keys, audit
+from app.security.api_keys import Role
+
+apikeys_cli = typer.Typer(no_args_is_help=True, help="Admin API keys")
+ACTOR = "cli"
+
+
+def _session() -> Session:
+    from app.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(get_settings()))()
+
+
+@apikeys_cli.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="What the key is for")],
+    role: Annotated[Role, typer.Option(help="admin, operator or readonly")] = Role.ADMIN,
+    user: Annotated[str | None, typer.Option(help="Scope the key to this user id")] = None,
+) -> None:
+    """Create a key and print it (shown this once)."""
+    with _session() as session:
+        new = api_keys.create_key(session, name=name, role=role, user_id=user)
+        audit.record(
+            session,
+            "admin.apikey.created",
+            actor=ACTOR,
+            subject=new.key.prefix,
+            details={"role": role.value, "scoped_to": user},
+        )
+        session.commit()
+        typer.echo(f"id:     {new.key.id}")
+        typer.echo(f"prefix: {new.key.prefix}  role: {role.value}  user: {user or '-'}")
+        typer.echo(f"key:    {new.plaintext}")
+        typer.echo("Store the key now: it is not shown again.", err=True)
+
+
+@apikeys_cli.command("list")
+def list_() -> None:
+    """List keys (prefix, role, scope, last use); never the keys themselves."""
+    with _session() as session:
+        for key in api_keys.list_keys(session):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+            typer.echo(
+                f"{key.id}  {key.prefix}  {key.role:<8}  user={key.user_id or '-'}  "
+                f"last_used={used}  {state}  {key.name}"
+            )
+
+
+@apikeys_cli.command("revoke")
+def revoke(key: Annotated[str, typer.Argument(help="Key id or prefix")]) -> None:
+    """Revoke a key at once."""
+    with _session() as session:
+        row = api_keys.revoke(session, key, system_clock())
+        if row is None:
+            typer.echo(f"no key {key!r}", err=True)
+            raise typer.Exit(1)
+        audit.record(session, "admin.apikey.revoked", actor=ACTOR, subject=row.prefix)
+        session.commit()
+        typer.echo(f"revoked {row.prefix}")

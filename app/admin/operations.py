@@ -1,0 +1,201 @@
+"""Global operator resources: SMS opt-outs, the audit log and its chain, API keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy import select
+
+from app.admin import convert
+from app.admin import schemas as s
+from app.admin.auth import Admin, Operator, ReadOnly
+from app.admin.errors import ApiError, not_found
+from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
+from app.admin.users import Cursor, Limit
+from app.deps import SessionDep
+from app.models import AuditEntry, SmsOptOut, User
+from app.security import api_keys, audit
+from app.security.api_keys import Role
+
+router = APIRouter()
+
+
+# --- opt-outs ------------------------------------------------------------------------------
+
+
+def opt_out_id(secret: str, e164: str) -> str:
+    """An opaque, stable handle: the API never shows the full number, not even in an id."""
+    return hmac.new(secret.encode(), e164.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid cursor", "invalid_cursor") from None
+    if value < 0:
+        raise ApiError(400, "invalid cursor", "invalid_cursor")
+    return value
+
+
+@router.get(
+    "/opt-outs",
+    response_model=Page[s.OptOutOut],
+    summary="Numbers that texted STOP (newest first)",
+    description="Paged by offset: a keyset cursor would carry the number itself.",
+)
+def list_opt_outs(
+    request: Request,
+    principal: ReadOnly,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[s.OptOutOut]:
+    principal.require_unscoped()
+    secret = request.app.state.settings.app_secret_key.get_secret_value()
+    offset = _offset(cursor)
+    rows = list(
+        session.scalars(
+            select(SmsOptOut)
+            .order_by(SmsOptOut.opted_out_at.desc(), SmsOptOut.e164)
+            .offset(offset)
+            .limit(limit + 1)
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode().rstrip("=")
+    items = [
+        s.OptOutOut(
+            id=opt_out_id(secret, r.e164), number=s.mask(r.e164), opted_out_at=r.opted_out_at
+        )
+        for r in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor, limit=limit)
+
+
+@router.delete(
+    "/opt-outs/{opt_out_id}",
+    status_code=204,
+    summary="Remove an opt-out (only when the person asked to receive texts again)",
+)
+def remove_opt_out(
+    opt_out_id_: Annotated[str, Path(alias="opt_out_id", max_length=64)],
+    request: Request,
+    principal: Admin,
+    session: SessionDep,
+) -> Response:
+    principal.require_unscoped()
+    secret = request.app.state.settings.app_secret_key.get_secret_value()
+    # Opt-out tables stay small (people who texted STOP); a scan beats storing the handle.
+    for row in session.scalars(select(SmsOptOut)):
+        if hmac.compare_digest(opt_out_id(secret, row.e164), opt_out_id_):
+            session.delete(row)
+            audit.record(session, "admin.optout.removed", actor=principal.actor, subject=row.e164)
+            session.commit()
+            return Response(status_code=204)
+    raise not_found("opt-out")
+
+
+@router.get("/audit", response_model=Page[s.AuditEntryOut], summary="Query the audit log")
+def query_audit(
+    principal: Operator,
+    session: SessionDep,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="exact, or a prefix ending in *")
+    ] = None,
+    subject: Annotated[str | None, Query(max_length=128)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[s.AuditEntryOut]:
+    principal.require_unscoped()
+    query = select(AuditEntry)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        if action.endswith("*"):
+            query = query.where(AuditEntry.action.startswith(action[:-1], autoescape=True))
+        else:
+            query = query.where(AuditEntry.action == action)
+    if subject:
+        query = query.where(AuditEntry.subject == subject)
+    if since:
+        query = query.where(AuditEntry.at >= _aware(since))
+    if until:
+        query = query.where(AuditEntry.at < _aware(until))
+    order = Order(AuditEntry.id, AuditEntry.id, descending=True)
+    rows, next_cursor = paginate(session, query, order, cursor, limit)
+    return Page(items=[convert.audit_entry(r) for r in rows], next_cursor=next_cursor, limit=limit)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@router.get("/audit/verify", response_model=s.ChainOut, summary="Check the audit log's hash chain")
+def verify_audit(principal: Operator, session: SessionDep) -> s.ChainOut:
+    principal.require_unscoped()
+    report = audit.verify_chain(session)
+    return s.ChainOut(
+        ok=report.ok,
+        entries=report.entries,
+        first_bad_id=report.first_bad_id,
+        reason=report.reason,
+    )
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+@router.get("/api-keys", response_model=list[s.ApiKeyOut], summary="List API keys")
+def list_api_keys(principal: Admin, session: SessionDep) -> list[s.ApiKeyOut]:
+    principal.require_unscoped()
+    return [convert.api_key(k) for k in api_keys.list_keys(session)]
+
+
+@router.post(
+    "/api-keys",
+    status_code=201,
+    response_model=s.ApiKeyCreated,
+    summary="Create an API key (the key is shown once)",
+)
+def create_api_key(body: s.ApiKeyCreate, principal: Admin, session: SessionDep) -> s.ApiKeyCreated:
+    principal.require_unscoped()
+    if body.user_id is not None and session.get(User, body.user_id) is None:
+        raise ApiError(422, "user_id: no such user")
+    new = api_keys.create_key(session, name=body.name, role=Role(body.role), user_id=body.user_id)
+    audit.record(
+        session,
+        "admin.apikey.created",
+        actor=principal.actor,
+        subject=new.key.prefix,
+        details={"role": body.role, "scoped_to": body.user_id},
+    )
+    session.commit()
+    return s.ApiKeyCreated(**convert.api_key(new.key).model_dump(), key=new.plaintext)
+
+
+@router.delete(
+    "/api-keys/{key_id}", response_model=s.ApiKeyOut, summary="Revoke an API key (by id or prefix)"
+)
+def revoke_api_key(
+    key_id: str, request: Request, principal: Admin, session: SessionDep
+) -> s.ApiKeyOut:
+    principal.require_unscoped()
+    key = api_keys.revoke(session, key_id, request.app.state.clock())
+    if key is None:
+        raise not_found("API key")
+    audit.record(session, "admin.apikey.revoked", actor=principal.actor, subject=key.prefix)
+    session.commit()
+    return convert.api_key(key)

@@ -1,0 +1,157 @@
+"""Pure ASGI guards in front of every route: body size (413), JSON-only content types
+on JSON APIs (415) and security headers. Pure ASGI, so nothing reads a body twice and
+streaming bodies are counted as they arrive rather than trusted by Content-Length."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
+
+# The admin API's error body shape, spoken here too so every refusal looks the same.
+CODES = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type"}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"error": CODES.get(status, "error"), "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                await _send_error(send, 400, "invalid Content-Length")
+                return
+            if too_big:
+                await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+                return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+
+
+class JsonContentTypeMiddleware:
+    """Under the given path prefixes, a request with a body must say it is JSON."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") in BODY_METHODS
+            and scope["path"].startswith(self.prefixes)
+        ):
+            headers = dict(scope["headers"])
+            has_body = headers.get(b"content-length", b"0") != b"0" or (
+                b"transfer-encoding" in headers
+            )
+            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if has_body and media_type != b"application/json":
+                await _send_error(send, 415, "the request body must be application/json")
+                return
+        await self.app(scope, receive, send)
+
+
+DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Swagger UI loads its script and styles from a CDN; API responses load nothing.
+        strict_csp = not scope["path"].startswith(DOC_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                present = {name.lower() for name, _ in headers}
+                wanted = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                ]
+                if strict_csp:
+                    wanted.append((b"content-security-policy", API_CSP))
+                if self.hsts:
+                    wanted.append((b"strict-transport-security", b"max-age=31536000"))
+                headers.extend((k, v) for k, v in wanted if k not in present)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, settings: Settings, json_prefixes: tuple[str, ...]) -> None:
+    """Add the guards; the last added runs first, so headers wrap every refusal."""
+    app.add_middleware(JsonContentTypeMiddleware, prefixes=json_prefixes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    hsts = settings.public_base_url.startswith("https://")
+    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts)

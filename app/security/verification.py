@@ -1,0 +1,134 @@
+"""Phone verification: a 6-digit code by SMS proves a user holds the number.
+
+The code is stored as an HMAC keyed with the app secret (a bare hash of six digits is
+reversed by trying all million), expires, and allows a few attempts. A number that is
+already someone else's stays theirs, and keeps routing, until the new owner proves
+possession: the pending verification names the user the number will move to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import PhoneNumber, PhoneVerification
+from app.notify import SmsSender, send_sms
+
+CODE_DIGITS = 6
+MAX_SENDS_PER_HOUR = 5
+
+
+class Outcome(StrEnum):
+    VERIFIED = "verified"
+    WRONG_CODE = "wrong_code"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    NO_PENDING = "no_pending"
+
+
+class SendRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Policy:
+    secret: str
+    ttl: timedelta = timedelta(minutes=10)
+    max_attempts: int = 5
+
+
+def code_hash(secret: str, number_id: str, code: str) -> str:
+    message = f"{number_id}:{code}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def pending(session: Session, number: PhoneNumber) -> PhoneVerification | None:
+    return session.scalar(
+        select(PhoneVerification)
+        .where(
+            PhoneVerification.phone_number_id == number.id,
+            PhoneVerification.consumed_at.is_(None),
+        )
+        .order_by(PhoneVerification.id.desc())
+        .limit(1)
+    )
+
+
+def send_code(
+    session: Session,
+    sender: SmsSender,
+    number: PhoneNumber,
+    *,
+    for_user_id: str,
+    policy: Policy,
+    now: datetime,
+) -> PhoneVerification:
+    """Replace any pending code with a fresh one and text it; SendRefused when we must not."""
+    recent = session.scalar(
+        select(func.count())
+        .select_from(PhoneVerification)
+        .where(
+            PhoneVerification.phone_number_id == number.id,
+            PhoneVerification.created_at > now - timedelta(hours=1),
+        )
+    )
+    if (recent or 0) >= MAX_SENDS_PER_HOUR:
+        raise SendRefused("too many codes sent to this number in the last hour")
+    session.execute(
+        update(PhoneVerification)
+        .where(
+            PhoneVerification.phone_number_id == number.id,
+            PhoneVerification.consumed_at.is_(None),
+        )
+        .values(consumed_at=now)
+    )
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    verification = PhoneVerification(
+        phone_number_id=number.id,
+        user_id=for_user_id,
+        code_hash=code_hash(policy.secret, number.id, code),
+        expires_at=now + policy.ttl,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(verification)
+    session.flush()
+    minutes = int(policy.ttl.total_seconds() // 60)
+    body = f"Your scheduling agent verification code is {code}. It expires in {minutes} minutes."
+    if not send_sms(session, sender, number.e164, body):
+        raise SendRefused("the number has opted out of SMS (it must text START first)")
+    return verification
+
+
+def check_code(
+    session: Session, number: PhoneNumber, code: str, *, policy: Policy, now: datetime
+) -> Outcome:
+    """Check a code; on success the number is verified and belongs to the user it was for."""
+    verification = pending(session, number)
+    if verification is None:
+        return Outcome.NO_PENDING
+    if verification.attempts >= policy.max_attempts:
+        return Outcome.LOCKED
+    if now >= verification.expires_at:
+        return Outcome.EXPIRED
+    expected = code_hash(policy.secret, number.id, code.strip())
+    if not hmac.compare_digest(expected, verification.code_hash):
+        verification.attempts += 1
+        locked = verification.attempts >= policy.max_attempts
+        return Outcome.LOCKED if locked else Outcome.WRONG_CODE
+    verification.consumed_at = now
+    if verification.user_id and verification.user_id != number.user_id:
+        # The number moves: it no longer reaches the old owner's agent.
+        number.user_id = verification.user_id
+        number.agent_id = None
+    number.verified_at = now
+    return Outcome.VERIFIED

@@ -13,6 +13,7 @@ accepted); routing, the tools and the audit log do the rest, as for Twilio.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -107,8 +108,15 @@ def tool_calls_of(message: Mapping[str, Any]) -> list[ToolCall]:
         return calls
     legacy = message.get("functionCall")  # the old "function-call" message
     if isinstance(legacy, dict):
-        return [_from_call({"id": legacy.get("id") or "", **legacy})]
+        return [_from_call({**legacy, "id": legacy.get("id") or _legacy_id(message, legacy)})]
     return []
+
+
+def _legacy_id(message: Mapping[str, Any], legacy: Mapping[str, Any]) -> str:
+    """Old function calls carry no id: the same call with the same arguments is one."""
+    call_id = str(_dict(message.get("call")).get("id") or "")
+    canonical = json.dumps([call_id, legacy.get("name"), legacy.get("parameters")], sort_keys=True)
+    return "fc_" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import DateTime, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.admin.errors import ApiError
+from app.db import UTCDateTime
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -60,10 +61,8 @@ def decode_cursor(cursor: str, order: Order) -> tuple[Any, Any]:
 
 
 def _is_datetime(column: InstrumentedAttribute[Any]) -> bool:
-    try:
-        return column.type.python_type is datetime
-    except NotImplementedError:
-        return False
+    kind = column.type
+    return isinstance(kind, DateTime | UTCDateTime)
 
 
 def paginate(

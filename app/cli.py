@@ -189,3 +189,8 @@ class SmsSimulator:
 from app.admin.cli import apikeys_cli  # noqa: E402
 
 cli.add_typer(apikeys_cli, name="apikeys")
+
+from app.phone_sim import call_cli, vapi_cli  # noqa: E402
+
+cli.add_typer(call_cli, name="call")
+cli.add_typer(vapi_cli, name="vapi")

@@ -102,8 +102,8 @@ def prompt(settings: Settings, agent: Agent, text: str, turn: int, *, pin: bool 
         action_on_empty_result=True,
         timeout=settings.twilio_gather_timeout_seconds,
         language=agent.language,
-        hints="" if pin else _hints(agent),
-        finish_on_key="#" if pin else "",
+        hints=None if pin else _hints(agent),
+        finish_on_key="#" if pin else None,
         **speech,
     )
     gather.say(text, **_voice_of(agent))

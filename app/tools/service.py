@@ -215,11 +215,16 @@ class SchedulingTools:
             return self._type_error(args.appointment_type)
         start = self._localize(args.start)
         key = args.idempotency_key or self._derived_key(kind, start)
-        existing = self.ctx.session.scalar(
-            select(Appointment).where(
-                Appointment.agent_id == self.ctx.agent.id, Appointment.idempotency_key == key
-            )
-        )
+        existing = self._by_key(key)
+        if args.idempotency_key is None:
+            # A derived key stands for "this caller, this type, this start". Once that row
+            # was cancelled or moved it no longer answers for the request: booking the
+            # slot again is a new booking and gets a key chained from the old one.
+            while existing is not None and (
+                existing.status != "confirmed" or existing.start_at != start
+            ):
+                key = self._rekeyed(key, existing.id)
+                existing = self._by_key(key)
         if existing is not None:
             return self._booked_result(existing, kind)
 
@@ -355,6 +360,17 @@ class SchedulingTools:
     def _derived_key(self, kind: AppointmentType, start: datetime) -> str:
         raw = f"{self.ctx.agent.id}|{self.ctx.caller}|{kind.key}|{start.isoformat()}"
         return "derived:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+    @staticmethod
+    def _rekeyed(key: str, replaced_id: str) -> str:
+        return "derived:" + hashlib.sha256(f"{key}|{replaced_id}".encode()).hexdigest()[:40]
+
+    def _by_key(self, key: str) -> Appointment | None:
+        return self.ctx.session.scalar(
+            select(Appointment).where(
+                Appointment.agent_id == self.ctx.agent.id, Appointment.idempotency_key == key
+            )
+        )
 
     def _why_unavailable(
         self, kind: AppointmentType, start: datetime, exclude_id: str | None = None

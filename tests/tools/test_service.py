@@ -139,3 +139,36 @@ def test_invalid_arguments_give_one_clear_error(session: Session, demo: DemoData
     assert not result.ok
     assert result.message.startswith("Invalid arguments for book_appointment: start")
     assert run_tool(tools_for(session, demo), "nope", None).data["error"] == "unknown_tool"
+
+
+def test_rebooking_a_cancelled_or_moved_slot_books_anew(session: Session, demo: DemoData):
+    tools = tools_for(session, demo)
+    args = {"start": "2026-11-24T10:00:00", "appointment_type": "consultation"}
+    first = run_tool(tools, "book_appointment", args)
+    assert run_tool(
+        tools, "cancel_appointment", {"appointment_id": first.data["appointment"]["id"]}
+    ).ok
+    second = run_tool(tools, "book_appointment", args)
+    assert second.ok, second.message
+    assert second.data["appointment"]["id"] != first.data["appointment"]["id"]
+    assert second.data["appointment"]["status"] == "confirmed"
+    # Moved away, then the old time booked again: a new row, the moved one stays put.
+    moved = run_tool(
+        tools,
+        "reschedule_appointment",
+        {"appointment_id": second.data["appointment"]["id"], "new_start": "2026-11-24T14:00:00"},
+    )
+    assert moved.ok, moved.message
+    third = run_tool(tools, "book_appointment", args)
+    assert third.ok and third.data["appointment"]["start"] == "2026-11-24T10:00:00-08:00"
+    assert third.data["appointment"]["id"] not in {
+        first.data["appointment"]["id"],
+        second.data["appointment"]["id"],
+    }
+    # A retry of the same request still books once.
+    assert (
+        run_tool(tools, "book_appointment", args).data["appointment"]["id"]
+        == (third.data["appointment"]["id"])
+    )
+    confirmed = session.scalars(select(Appointment).where(Appointment.status == "confirmed")).all()
+    assert len(confirmed) == 2

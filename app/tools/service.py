@@ -119,12 +119,12 @@ class SchedulingTools:
         return list(self.ctx.session.scalars(query))
 
     def _busy_and_counts(
-        self, start: datetime, end: datetime, exclude_id: str | None = None
+        self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = start - timedelta(days=1), end + timedelta(days=1)
         appointments = self._appointments_between(start, end, exclude_id)
         intervals = [self._blocked_by(a) for a in appointments]
-        intervals += self.ctx.calendar.busy(self.ctx.agent, start, end)
+        intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
         per_day = Counter(self.schedule.local_day(a.start_at) for a in appointments)
         return BusyIndex(intervals), per_day
 
@@ -340,10 +340,7 @@ class SchedulingTools:
         if reason is not None:
             return self._unavailable(reason, kind, new_start)
         old_start = appointment.start_at
-        appointment.start_at = new_start
-        appointment.end_at = new_start + kind.duration
-        if not self._flush_guarded():
-            self.ctx.session.refresh(appointment)
+        if not self._move_guarded(appointment, new_start, new_start + kind.duration):
             return self._unavailable(Unavailable.BUSY, kind, new_start)
         self._write_through(self.ctx.calendar.update_event, appointment)
         self._audit(
@@ -375,7 +372,10 @@ class SchedulingTools:
     def _why_unavailable(
         self, kind: AppointmentType, start: datetime, exclude_id: str | None = None
     ) -> Unavailable | None:
-        busy, per_day = self._busy_and_counts(start, start + kind.duration, exclude_id)
+        # fresh: the external calendar is asked again, not answered from a cache.
+        busy, per_day = self._busy_and_counts(
+            start, start + kind.duration, exclude_id, fresh=True
+        )
         return check_slot(
             self.schedule, kind, busy, now=self.ctx.now, start=start, booked_per_day=per_day
         )
@@ -390,8 +390,9 @@ class SchedulingTools:
         """
         try:
             external_id = write(self.ctx.agent, appointment)
-        except CalendarError:
+        except CalendarError as exc:
             appointment.sync_status = "pending"
+            appointment.last_sync_error = str(exc)[:500]
             return
         if external_id is not None:
             appointment.external_event_id = external_id
@@ -407,9 +408,13 @@ class SchedulingTools:
             return False
         return True
 
-    def _flush_guarded(self) -> bool:
+    def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:
+        """Move in a savepoint (the change itself inside it, or the savepoint's own
+        flush would write it outside); False when the database refuses an overlap."""
         try:
             with self.ctx.session.begin_nested():
+                appointment.start_at = start
+                appointment.end_at = end
                 self.ctx.session.flush()
         except IntegrityError:
             return False

@@ -30,7 +30,7 @@ def try_e164(raw: str | None, region: str = "US") -> str | None:
 
 
 def mask(e164: str | None) -> str:
-    """`+14155550123` → `+1•••••••0123`: enough to tell callers apart, not to dial."""
+    """`+14155550123` → `+1••••••0123`: enough to tell callers apart, not to dial."""
     if not e164:
         return "unknown"
     digits = e164.lstrip("+")

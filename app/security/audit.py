@@ -44,6 +44,10 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def mask_phones(text: str) -> str:
+    return _PHONE.sub(lambda m: mask(m.group()), text)
+
+
 def entry_hash(
     prev_hash: str, at: datetime, actor: str, action: str, subject: str | None, details: Any
 ) -> str:
@@ -71,6 +75,8 @@ def record(
     subject: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    # Begin the transaction now, so a rollback of it also drops these entries.
+    session.connection()
     pending = session.info.setdefault(_PENDING_KEY, [])
     pending.append((utcnow(), scrub(actor), action, scrub(subject), scrub(details or {})))
 

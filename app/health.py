@@ -10,6 +10,21 @@ PATHS = ("/healthz", "/readyz")
 router = APIRouter(tags=["health"])
 
 
+def _redis_check(url: str) -> str:
+    """Shared rate limits live there: without Redis this instance cannot enforce them."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # the probe reports, it does not crash
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -25,5 +40,8 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # the probe reports, it does not crash
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    redis_url = request.app.state.settings.redis_url
+    if redis_url:
+        checks["redis"] = _redis_check(redis_url)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

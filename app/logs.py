@@ -15,6 +15,19 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _PhoneMaskFilter(logging.Filter):
+    """Full phone numbers never reach a log line, whoever logged them and how."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from app.security.audit import mask_phones
+
+        message = record.getMessage()
+        masked = mask_phones(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
@@ -32,6 +45,7 @@ class _JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(_PhoneMaskFilter())
     handler.setFormatter(
         _JsonFormatter()
         if as_json

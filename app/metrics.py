@@ -8,11 +8,16 @@ every app built in one process (tests build many) counts into the same series.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.models import Appointment, AuditEntry
 
 PATH = "/metrics"
 router = APIRouter(tags=["health"])
@@ -35,9 +40,7 @@ BOOKINGS = Counter(
 RATE_LIMIT_REFUSALS = Counter(
     "sched_rate_limit_refusals_total", "Requests refused by a rate limit", ["scope"]
 )
-CALENDAR_ERRORS = Counter(
-    "sched_calendar_errors_total", "Calendar backend calls that failed", ["backend"]
-)
+CALENDAR_ERRORS = Counter("sched_calendar_errors_total", "External calendar failures", ["kind"])
 
 
 @router.get(PATH, include_in_schema=False)
@@ -71,3 +74,57 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+
+# --- domain counters, read off what the rooms already record --------------------------
+# Every booking, webhook outcome and webhook rate-limit refusal is audit-logged by the
+# room that handles it; counting committed audit entries keeps metrics out of those
+# rooms and counts only work that really happened (a rolled-back booking is not one).
+_SEEN_KEY = "metrics_audit_entries"
+
+
+def _count(entry: AuditEntry) -> None:
+    details = entry.details or {}
+    action = entry.action
+    if action.startswith("appointment."):
+        BOOKINGS.labels(str(details.get("channel", "unknown")), action.split(".", 1)[1]).inc()
+    elif action in ("webhook.accepted", "webhook.rejected"):
+        WEBHOOK_OUTCOMES.labels(entry.actor.split(":")[0], action.split(".", 1)[1]).inc()
+    elif action == "routing.failed":
+        WEBHOOK_OUTCOMES.labels(entry.actor.split(":")[0], "unrouted").inc()
+    elif action == "ratelimit.refused":
+        RATE_LIMIT_REFUSALS.labels(f"webhook_{details.get('channel', 'unknown')}").inc()
+    elif action == "calendar.needs_reconsent":
+        CALENDAR_ERRORS.labels("needs_reconsent").inc()
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _context: Any) -> None:
+    new = [obj for obj in session.new if isinstance(obj, AuditEntry)]
+    if new:
+        session.info.setdefault(_SEEN_KEY, []).extend(new)
+
+
+@event.listens_for(Session, "after_commit")
+def _publish(session: Session) -> None:
+    for entry in session.info.pop(_SEEN_KEY, ()):
+        _count(entry)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_SEEN_KEY, None)
+
+
+# A write-through that failed leaves the appointment "pending"; a failed sync retry
+# records its error. Both are the calendar failing, whichever backend it was.
+@event.listens_for(Appointment.sync_status, "set")
+def _sync_status_set(_target: Any, value: str, old: Any, _initiator: Any) -> None:
+    if value == "pending" and old != "pending":
+        CALENDAR_ERRORS.labels("write_failed").inc()
+
+
+@event.listens_for(Appointment.last_sync_error, "set")
+def _sync_error_set(_target: Any, value: str | None, _old: Any, _initiator: Any) -> None:
+    if value:
+        CALENDAR_ERRORS.labels("sync_retry_failed").inc()

@@ -56,25 +56,34 @@ class BodySizeLimitMiddleware:
                 await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
                 return
         received = 0
+        exceeded = False
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            # Frameworks turn an error while reading the body into their own 400; once
+            # the limit was crossed, the answer is 413 whatever the app made of it.
             nonlocal started
+            if exceeded:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracking_send)
+            await self.app(scope, counted_receive, guarded_send)
         except _TooLarge:
             if not started:
                 await _send_error(send, 413, f"request body over {self.max_bytes} bytes")

@@ -89,7 +89,13 @@ class CallerLimit:
         if not self._limiter.enabled:
             return True
         strategy = self._limiter.limiter
-        return all(strategy.hit(item, self._scope, caller) for item in self._limits)
+        return all(strategy.hit(item, *self._identity(caller)) for item in self._limits)
+
+    def _identity(self, who: str) -> tuple[str, ...]:
+        # The deployment's key prefix keeps installations (and test runs) sharing one
+        # Redis apart, as slowapi does for its own limits.
+        prefix = getattr(self._limiter, "_key_prefix", "")
+        return (prefix, self._scope, who) if prefix else (self._scope, who)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class KeyLimit(CallerLimit):
             return Decision(True)
         strategy = self._limiter.limiter
         for item in self._limits:
-            if not strategy.hit(item, self._scope, identity):
-                reset_at = strategy.get_window_stats(item, self._scope, identity).reset_time
+            if not strategy.hit(item, *self._identity(identity)):
+                reset_at = strategy.get_window_stats(item, *self._identity(identity)).reset_time
                 return Decision(False, max(1, int(reset_at - time.time() + 0.999)))
         return Decision(True)

@@ -120,34 +120,57 @@ class Schedule:
 
 
 class BusyIndex:
-    """Merged, sorted busy intervals with O(log n) overlap tests."""
+    """Merged, sorted busy intervals with O(log n) overlap tests.
+
+    Kept as integer epoch seconds: the slot search runs thousands of probes per query,
+    and comparing ints is many times cheaper than comparing aware datetimes.
+    """
 
     def __init__(self, intervals: Iterable[Interval]) -> None:
-        merged: list[Interval] = []
-        for interval in sorted(intervals):
-            if merged and interval.start <= merged[-1].end:
-                if interval.end > merged[-1].end:
-                    merged[-1] = Interval(merged[-1].start, interval.end)
+        spans = sorted([(int(i.start.timestamp()), int(i.end.timestamp())) for i in intervals])
+        starts: list[int] = []
+        ends: list[int] = []
+        for start, end in spans:
+            if ends and start <= ends[-1]:
+                if end > ends[-1]:
+                    ends[-1] = end
             else:
-                merged.append(interval)
-        self._intervals = merged
-        self._starts = [i.start for i in merged]
+                starts.append(start)
+                ends.append(end)
+        self._starts = starts
+        self._ends = ends
 
     def __len__(self) -> int:
-        return len(self._intervals)
+        return len(self._starts)
+
+    def conflict_end(self, start: int, end: int) -> int | None:
+        """End (epoch seconds) of the busy span overlapping [start, end), if any."""
+        position = bisect.bisect_left(self._starts, end)
+        if position and self._ends[position - 1] > start:
+            return self._ends[position - 1]
+        return None
 
     def conflict(self, candidate: Interval) -> Interval | None:
-        position = bisect.bisect_left(self._starts, candidate.end)
-        if position and self._intervals[position - 1].end > candidate.start:
-            return self._intervals[position - 1]
+        position = bisect.bisect_left(self._starts, _epoch(candidate.end))
+        if position and self._ends[position - 1] > _epoch(candidate.start):
+            return Interval(_moment(self._starts[position - 1]), _moment(self._ends[position - 1]))
         return None
 
     def next_free(self, moment: datetime) -> datetime:
         """The first moment at or after `moment` that no busy interval covers."""
-        position = bisect.bisect_right(self._starts, moment)
-        if position and self._intervals[position - 1].end > moment:
-            return self._intervals[position - 1].end
+        at = _epoch(moment)
+        position = bisect.bisect_right(self._starts, at)
+        if position and self._ends[position - 1] > at:
+            return _moment(self._ends[position - 1])
         return moment
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _moment(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 class Unavailable(StrEnum):
@@ -197,20 +220,23 @@ def _collect(
     earliest: datetime,
     latest: datetime,
 ) -> None:
-    start = window.start
-    if start < earliest:
+    step_s = int(step.total_seconds())
+    duration = kind.duration_minutes * 60
+    before = kind.buffer_before_minutes * 60
+    after = kind.buffer_after_minutes * 60
+    start, window_end = _epoch(window.start), _epoch(window.end)
+    earliest_s, latest_s = _epoch(earliest), _epoch(latest)
+    if start < earliest_s:
         # Keep slots on the window's grid (9:00, 9:15, ...) after the notice cut-off.
-        start += step * -(-(earliest - start) // step)
-    while start < latest and start + kind.duration <= window.end:
-        blocked = kind.blocked(start)
-        conflict = busy.conflict(blocked)
-        if conflict is None:
-            slots.append(start)
-            start += step
-            continue
-        # Jump past the conflict, staying on the grid.
-        free_from = conflict.end + timedelta(minutes=kind.buffer_before_minutes)
-        start += step * max(1, -(-(free_from - start) // step))
+        start += step_s * -(-(earliest_s - start) // step_s)
+    while start < latest_s and start + duration <= window_end:
+        conflict_end = busy.conflict_end(start - before, start + duration + after)
+        if conflict_end is None:
+            slots.append(_moment(start))
+            start += step_s
+        else:
+            # Jump past the conflict, staying on the grid.
+            start += step_s * max(1, -(-(conflict_end + before - start) // step_s))
 
 
 def check_slot(

@@ -1,0 +1,169 @@
+"""Spoken dates and times, read with the pinned clock: Monday 23 November 2026, 08:00 in
+Los Angeles, against the demo agent's hours (weekdays 9-12 and 13-17, Saturday 10-14)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.agent.dates import When, parse_when, resolve_hour
+from app.calendar.availability import Schedule
+from app.demo import DEMO_HOURS
+from tests.conftest import PINNED_NOW
+
+LA = ZoneInfo("America/Los_Angeles")
+NOW = PINNED_NOW.astimezone(LA)
+HOURS = Schedule.from_settings(timezone="America/Los_Angeles", weekly_hours=DEMO_HOURS).hours
+MON, TUE, WED, THU, FRI, SAT = (date(2026, 11, d) for d in (23, 24, 25, 26, 27, 28))
+NEXT_MON, NEXT_TUE = date(2026, 11, 30), date(2026, 12, 1)
+
+
+def when(text: str) -> When:
+    return parse_when(text, NOW, HOURS)
+
+
+def test_pinned_clock_is_monday_morning_in_los_angeles() -> None:
+    assert NOW.weekday() == 0 and NOW.hour == 8 and NOW.date() == MON
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        # dateparser alone reads "tomorrow at 3" as 09:00: the hour goes into the hours.
+        ("can I come in tomorrow at 3?", TUE, time(15)),
+        ("Hi, can I book a haircut tomorrow at 3pm?", TUE, time(15)),
+        ("tomorrow at 3 p.m.", TUE, time(15)),
+        ("tomorrow at 11", TUE, time(11)),
+        ("tomorrow at 9", TUE, time(9)),
+        ("tomorrow at 12", TUE, time(12)),
+        ("half past two tomorrow", TUE, time(14, 30)),
+        ("three thirty on thursday", THU, time(15, 30)),
+        ("at three tomorrow", TUE, time(15)),
+        ("noon on wednesday", WED, time(12)),
+        ("5:30 p.m. friday", FRI, time(17, 30)),
+        ("friday at 10.30", FRI, time(10, 30)),
+        ("quarter to 4 on tuesday", TUE, time(15, 45)),
+        ("Dec 3rd at 10", date(2026, 12, 3), time(10)),
+        ("December 3 at 2", date(2026, 12, 3), time(14)),
+        ("12/3 at 4pm", date(2026, 12, 3), time(16)),
+        ("the 30th at 1", NEXT_MON, time(13)),
+        ("the day after tomorrow at 4", WED, time(16)),
+        ("10:30", None, time(10, 30)),
+        ("how about 1", None, time(13)),
+        ("3", None, time(15)),
+    ],
+)
+def test_date_and_time(text: str, day: date | None, at: time) -> None:
+    parsed = when(text)
+    assert (parsed.day, parsed.at) == (day, at)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "part"),
+    [
+        ("what do you have next Tuesday morning?", NEXT_TUE, "morning"),
+        ("any openings on Friday afternoon?", FRI, "afternoon"),
+        ("tuesday morning", TUE, "morning"),
+        ("this afternoon", MON, "afternoon"),
+        ("tonight", MON, "evening"),
+        ("tomorrow evening", TUE, "evening"),
+        ("something after lunch on wednesday", WED, "afternoon"),
+    ],
+)
+def test_part_of_day_is_kept(text: str, day: date, part: str) -> None:
+    parsed = when(text)
+    assert (parsed.day, parsed.part, parsed.at) == (day, part, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        # Bare weekday: the soonest one after today ("Monday" on a Monday is next week).
+        ("tuesday", TUE),
+        ("friday", FRI),
+        ("monday", NEXT_MON),
+        ("thurs", THU),
+        ("this coming tuesday", TUE),
+        # "this X": in the current Monday-Sunday week, today included.
+        ("this friday", FRI),
+        ("this monday", MON),
+        ("this saturday", SAT),
+        # "next X": in the next calendar week, even when X is tomorrow.
+        ("next tuesday", NEXT_TUE),
+        ("next monday", NEXT_MON),
+        ("next friday", date(2026, 12, 4)),
+        ("next week", NEXT_MON),
+        ("the weekend", SAT),
+        ("today", MON),
+        ("tomorrow", TUE),
+        ("tmrw", TUE),
+        ("in two weeks", date(2026, 12, 7)),
+        ("in 3 days", THU),
+        # Day of month: the next date with that day (dateparser alone says Jan 1, 2027).
+        ("the 1st", NEXT_TUE),
+        ("the 23rd", MON),
+        ("the 22nd", date(2026, 12, 22)),
+        ("december 24th", date(2026, 12, 24)),
+        ("24 december", date(2026, 12, 24)),
+        ("jan 5", date(2027, 1, 5)),
+    ],
+)
+def test_day_semantics(text: str, day: date) -> None:
+    assert when(text).day == day
+
+
+def test_dates_after_the_spring_dst_change_keep_local_time() -> None:
+    # US clocks go forward on Sunday 14 March 2027: 3 PM is then 22:00 UTC, not 23:00.
+    parsed = when("March 15 at 3")
+    assert parsed.day == date(2027, 3, 15) and parsed.at == time(15)
+    local = datetime.combine(parsed.day, parsed.at, LA)
+    assert local.astimezone(UTC) == datetime(2027, 3, 15, 22, 0, tzinfo=UTC)
+    # Before the change (still PST) the same local time is 23:00 UTC.
+    before = when("march 12th at 3")
+    assert datetime.combine(before.day, before.at, LA).astimezone(UTC).hour == 23
+
+
+def test_a_date_said_on_the_day_before_dst_ends_uses_that_days_offset() -> None:
+    # 1 November 2026 is when PDT ends; relative phrases resolve in local days, not 24h.
+    saturday_night = datetime(2026, 10, 31, 22, 0, tzinfo=LA)
+    parsed = parse_when("tomorrow at 10", saturday_night, HOURS)
+    assert parsed.day == date(2026, 11, 1) and parsed.at == time(10)
+    parsed = parse_when("monday at 10", saturday_night, HOURS)
+    assert parsed.day == date(2026, 11, 2)
+
+
+def test_nothing_about_time_gives_an_empty_when() -> None:
+    for text in ("asdf", "purple monkey", "book me a consultation", "yes", "cancel it"):
+        assert when(text).empty, text
+
+
+@pytest.mark.parametrize(
+    ("hour", "meridiem", "part", "expected"),
+    [
+        (3, None, None, time(15)),  # inside afternoon hours
+        (9, None, None, time(9)),
+        (11, None, None, time(11)),
+        (1, None, None, time(13)),
+        (12, None, None, time(12)),
+        (7, None, None, time(7)),  # closed either way: said the usual way (7 AM)
+        (6, None, None, time(18)),
+        (8, None, "evening", time(20)),
+        (3, "am", None, time(3)),  # written out: always wins
+        (12, "am", None, time(0)),
+        (11, None, "afternoon", time(11)),  # no afternoon 11: fall back to the hours
+        (15, None, None, time(15)),
+    ],
+)
+def test_bare_hours_are_read_against_business_hours(
+    hour: int, meridiem: str | None, part: str | None, expected: time
+) -> None:
+    assert resolve_hour(hour, 0, meridiem, part, HOURS) == expected
+
+
+def test_bare_hour_uses_the_days_own_hours() -> None:
+    # An evening clinic: 8 means 8 PM there, while a morning-only day reads it as 8 AM.
+    hours = {0: [(time(17), time(21))], 1: [(time(7), time(12))]}
+    assert resolve_hour(8, 0, None, None, hours, MON) == time(20)
+    assert resolve_hour(8, 0, None, None, hours, TUE) == time(8)

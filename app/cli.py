@@ -194,3 +194,11 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
+
+
+# --- calendar connections and the token vault (their own rooms) -------------------------
+from app.calendar.cli import calendar_cli  # noqa: E402
+from app.security.keys_cli import keys_cli  # noqa: E402
+
+cli.add_typer(calendar_cli, name="calendar")
+cli.add_typer(keys_cli, name="keys")

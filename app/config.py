@@ -86,10 +86,30 @@ class Settings(BaseSettings):
     # Token vault: comma-separated Fernet keys, newest first.
     token_encryption_keys: SecretStr | None = None
 
-    # Google OAuth client.
+    # Without TOKEN_ENCRYPTION_KEYS, development keeps a generated key in this file
+    # (created on first use, mode 0600); any other environment refuses Google connections.
+    token_key_file: Path = PROJECT_ROOT / "data" / "token-encryption.key"
+
+    # Google OAuth client: ID + secret, or the client secrets JSON downloaded from the
+    # Google Cloud console (the file wins when both are set).
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
+    google_client_secrets_file: Path | None = None
     google_calendar_api_endpoint: str | None = None
+    # "all", "externalOnly" or "none": whether Google emails attendees about changes.
+    google_send_updates: str = "none"
+    # One HTTP call to Google, and all Google time within one request (webhook budgets).
+    google_http_timeout_seconds: float = 2.0
+    google_request_budget_seconds: float = 4.0
+    # Free/busy answers are reused this long within a conversation.
+    google_freebusy_cache_seconds: float = 30.0
+    # How long a calendar connect link stays valid, and a started consent screen.
+    calendar_connect_link_minutes: int = 7 * 24 * 60
+    oauth_state_minutes: int = 15
+    # Pending calendar writes: sweep in-process every N seconds (0: off, run
+    # `python -m app calendar sync --loop` as a worker instead).
+    calendar_sync_interval_seconds: float = 0.0
+    calendar_sync_batch: int = 100
 
     # Secret used to sign connect links and other short-lived tokens.
     app_secret_key: SecretStr = SecretStr("dev-only-secret-change-me")

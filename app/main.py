@@ -3,6 +3,8 @@ so tests and benchmarks build apps with their own database, clock and engine."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -20,13 +22,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import admin, health, metrics
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
-from app.calendar.backend import CalendarFactory, default_calendar_factory
+from app.calendar import oauth_routes
+from app.calendar import sync as calendar_sync
+from app.calendar.backend import CalendarFactory
+from app.calendar.google import GoogleCalendarFactory
+from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, read_only
 from app.logs import configure_logging, request_id
+from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
+from app.security.vault import build_vault, check_readable
 from app.tools import endpoints as tool_endpoints
 from app.webhooks import twilio_sms, twilio_voice, vapi
 
@@ -71,7 +79,8 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     clock: Clock = system_clock,
     engine: Engine | None = None,
-    calendar_factory: CalendarFactory = default_calendar_factory,
+    calendar_factory: CalendarFactory | None = None,
+    sms_sender: SmsSender | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     db_engine = None
@@ -79,9 +88,37 @@ def create_app(
         db_engine = make_engine(settings)
         session_factory = make_session_factory(db_engine)
 
+    # Token vault and Google client: a malformed or missing key fails here, at start-up.
+    google_config = client_config(settings)
+    vault = build_vault(settings, needed=google_config is not None)
+    sms_sender = sms_sender or build_sender(settings)
+    if calendar_factory is None:
+        calendar_factory = GoogleCalendarFactory(
+            settings, google_config, vault, sms_sender, clock=clock
+        )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        assert session_factory is not None and calendar_factory is not None
+        with session_factory() as session, read_only(session):
+            # Stored tokens the configured keys cannot read: refuse to start.
+            check_readable(session, vault)
+        sweeper = None
+        if settings.calendar_sync_interval_seconds > 0:
+            sweeper = asyncio.create_task(
+                calendar_sync.run_periodically(
+                    session_factory,
+                    calendar_factory,
+                    clock,
+                    interval=settings.calendar_sync_interval_seconds,
+                    batch=settings.calendar_sync_batch,
+                )
+            )
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         if db_engine is not None:
             db_engine.dispose()
 
@@ -96,10 +133,16 @@ def create_app(
     app.state.clock = clock
     app.state.engine = engine or build_engine(settings)
     app.state.calendar_factory = calendar_factory
+    app.state.vault = vault
+    app.state.sms_sender = sms_sender
+    app.state.google_oauth = (
+        GoogleOAuth(settings, google_config, vault) if google_config and vault else None
+    )
     app.state.limiter = build_limiter(settings)
 
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
+    app.include_router(oauth_routes.router)
     app.include_router(metrics.router)
     admin.install(app)
     app.include_router(twilio_voice.router)

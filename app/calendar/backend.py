@@ -18,8 +18,12 @@ class CalendarError(Exception):
 class CalendarBackend(Protocol):
     name: str
 
-    def busy(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-        """Busy time in [start, end) that is not one of our own appointments rows."""
+    def busy(
+        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
+    ) -> list[Interval]:
+        """Busy time in [start, end) that is not one of our own appointments rows.
+
+        `fresh`: bypass any cache (the re-check just before a booking is written)."""
         ...
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
@@ -36,6 +40,8 @@ class CalendarFactory(Protocol):
 
 
 def default_calendar_factory(session: Session, agent: Agent) -> CalendarBackend:
+    """The built-in calendar for everyone. create_app() wires the Google-aware factory
+    (app.calendar.google.GoogleCalendarFactory), which falls back to this per agent."""
     from app.calendar.local import LocalCalendar
 
     return LocalCalendar(session)

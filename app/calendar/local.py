@@ -17,7 +17,9 @@ class LocalCalendar:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def busy(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+    def busy(
+        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
+    ) -> list[Interval]:
         rows = self.session.execute(
             select(BusyBlock.start_at, BusyBlock.end_at).where(
                 BusyBlock.agent_id == agent.id,

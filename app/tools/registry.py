@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.calendar.backend import CalendarError
 from app.tools.schemas import (
     BookAppointmentArgs,
     CancelAppointmentArgs,
@@ -99,7 +100,13 @@ def run_tool(
             message=f"Invalid arguments for {name}: {_first_error(exc)}",
             data={"error": "invalid_arguments"},
         )
-    return spec.run(tools, args)
+    try:
+        return spec.run(tools, args)
+    except CalendarError as exc:
+        # The external calendar could not be read: say so plainly, book nothing.
+        return ToolResult(
+            ok=False, message=str(exc), data={"error": "calendar_unavailable"}
+        )
 
 
 def _first_error(exc: Exception) -> str:

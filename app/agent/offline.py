@@ -1,0 +1,883 @@
+"""The offline conversation engine: deterministic rules, no network, no model.
+
+One turn: read the message (app/agent/understanding.py, app/agent/dates.py), decide
+from it and the dialogue state what to do, act only through the scheduling tools, and
+word the answer for the channel (app/agent/phrasing.py).
+
+Dialogue state lives only in `Turn.state` (plain JSON), so a new engine instance given
+the saved state continues the same dialogue. Its keys:
+  intent      "book" | "move" | "cancel" | None: the request being worked on
+  type        appointment type key (booking)
+  day, at, part   what the caller asked for: ISO date, "HH:MM", part of the day
+  offers      ISO local datetimes just offered
+  proposal    the ISO local datetime awaiting a yes
+  awaiting    "type" | "name" | "choice" | "confirm" | "which" | "when" | "verification"
+  target      the appointment being moved or cancelled {id, start, end, type, type_name}
+  candidates  appointments the caller may pick from (after a list or "which one?")
+  name        the caller's name, once given
+  last        id of the appointment booked or moved last ("cancel it" refers to it)
+  served      something was done for the caller (goodbye then ends the call)
+  pending_text    the request that needs identity verification before it can run
+  verification_required   True while that request waits (the voice layer asks the PIN)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from app.agent import phrasing as say
+from app.agent.dates import part_of
+from app.agent.engine import Reply, Turn
+from app.agent.understanding import Message, find_choice, find_name, read
+from app.calendar.availability import BusyIndex, Unavailable, check_slot
+from app.tools.registry import run_tool
+from app.tools.schemas import ToolResult
+
+# Keys that describe the request in progress; the rest (name, last, served) outlive it.
+FLOW_KEYS = (
+    "intent",
+    "type",
+    "day",
+    "at",
+    "part",
+    "offers",
+    "proposal",
+    "awaiting",
+    "target",
+    "candidates",
+    "pending_text",
+    "verification_required",
+)
+OFFER_COUNT = 3
+OFFER_GAP = timedelta(minutes=60)
+
+
+class OfflineEngine:
+    """Rules engine implementing app.agent.engine.Engine."""
+
+    def respond(self, turn: Turn) -> Reply:
+        dialogue = _Dialogue(turn)
+        text = dialogue.run()
+        return Reply(
+            text=say.fit(text, turn.channel),
+            state=dialogue.state,
+            end_conversation=dialogue.end,
+            tool_calls=dialogue.calls,
+        )
+
+
+class _Dialogue:
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.channel = turn.channel
+        self.schedule = turn.tools.schedule
+        self.zone = self.schedule.zone
+        self.now = turn.now.astimezone(self.zone)
+        self.state: dict[str, Any] = dict(turn.state or {})
+        self.calls: list[dict[str, Any]] = []
+        self.end = False
+
+    # --- tools -----------------------------------------------------------------------
+
+    def tool(self, tool_name: str, **arguments: Any) -> ToolResult:
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+        result = run_tool(self.turn.tools, tool_name, arguments)
+        self.calls.append(
+            {
+                "name": tool_name,
+                "arguments": arguments,
+                "ok": result.ok,
+                "result": result.one_line(),
+            }
+        )
+        return result
+
+    def slots(self, **arguments: Any) -> list[datetime]:
+        result = self.tool("check_availability", **arguments)
+        if not result.ok:
+            return []
+        return [datetime.fromisoformat(s).astimezone(self.zone) for s in result.data["slots"]]
+
+    # --- state helpers ---------------------------------------------------------------
+
+    def clear_flow(self) -> None:
+        for key in FLOW_KEYS:
+            self.state.pop(key, None)
+
+    @property
+    def types(self) -> list[Any]:
+        return list(self.schedule.types)
+
+    def type_key(self) -> str | None:
+        if self.state.get("type"):
+            return str(self.state["type"])
+        if self.state.get("target"):
+            return str(self.state["target"]["type"])
+        return self.types[0].key if len(self.types) == 1 else None
+
+    def type_name(self, key: str | None = None) -> str:
+        key = key or self.type_key()
+        kind = self.schedule.type_named(key) if key else None
+        return kind.name if kind else (key or "appointment")
+
+    def unknown_type(self, thing: str) -> str:
+        return (
+            f"Sorry, I can't book {say.article(thing)}. I can book {self.type_names()}. Which one?"
+        )
+
+    def type_names(self) -> str:
+        return say.join_or([say.article(t.name) for t in self.types])
+
+    def local(self, iso: str) -> datetime:
+        return datetime.fromisoformat(iso).astimezone(self.zone)
+
+    def at_local(self, day: date, at: time) -> datetime:
+        return datetime.combine(day, at, self.zone)
+
+    def name_known(self) -> str | None:
+        return self.turn.caller_name or self.state.get("name")
+
+    def merge_when(self, message: Message, keep_time: bool = True) -> None:
+        """Fold a (new) date/time into the request; a new day keeps the time asked."""
+        when = message.when
+        if when.day is not None:
+            self.state["day"] = when.day.isoformat()
+            if when.at is None and when.part is None and not keep_time:
+                self.state.pop("at", None)
+                self.state.pop("part", None)
+        if when.at is not None:
+            self.state["at"] = when.at.strftime("%H:%M")
+            self.state.pop("part", None)
+        if when.part is not None:
+            self.state["part"] = when.part
+            if when.at is None:
+                self.state.pop("at", None)
+
+    # --- the turn --------------------------------------------------------------------
+
+    def run(self) -> str:
+        raw = (self.turn.text or "").strip()
+        if not raw:
+            return self.hint(greeting=True)
+        self.state.pop("verification_required", None)
+        message = read(raw, self.now, self.schedule.hours, self.types)
+        if message.reset:
+            self.clear_flow()
+            return self.ask_more("OK, I've dropped that.")
+        if message.name and self.state.get("awaiting") != "name":
+            self.state["name"] = message.name
+        awaiting = self.state.get("awaiting")
+        if self.is_goodbye(message, awaiting):
+            return self.goodbye()
+
+        handled = self.continue_flow(message, awaiting)
+        if handled is not None:
+            return handled
+        return self.start(message)
+
+    def is_goodbye(self, message: Message, awaiting: str | None) -> bool:
+        if message.goodbye and not (message.intent or message.when.day or message.when.at):
+            return True
+        # "thanks" alone closes the conversation once nothing is left open.
+        return message.thanks and awaiting is None and message.intent is None
+
+    def continue_flow(self, message: Message, awaiting: str | None) -> str | None:
+        """Answer to what we asked last turn; None when the message is something new."""
+        if awaiting == "name":
+            return self.on_name(message)
+        if awaiting == "type":
+            return self.on_type(message)
+        if awaiting == "which":
+            return self.on_which(message)
+        if awaiting == "verification" and message.intent is None:
+            return self.resume(message)
+        if awaiting == "when":
+            return self.on_when(message)
+        if awaiting in ("choice", "confirm"):
+            return self.on_offer(message, awaiting)
+        return None
+
+    def start(self, message: Message) -> str:
+        intent = message.intent
+        if intent == "list":
+            return self.list_appointments()
+        if intent in ("cancel", "move"):
+            return self.start_change(message, intent)
+        if intent == "book" or message.type_key or not message.when.empty:
+            return self.start_booking(message)
+        if message.name and self.state.get("name") == message.name:
+            return self.ask_more(f"Thanks, {message.name.split()[0]}.")
+        if message.yes or message.no:
+            return self.hint()
+        return self.hint(greeting=message.greeting)
+
+    # --- answers to our questions ----------------------------------------------------
+
+    def on_name(self, message: Message) -> str | None:
+        name = message.name or find_name(message.raw, loose=True)
+        if name is None:
+            wants_other_time = (
+                not message.when.empty
+                or message.no
+                or message.later
+                or message.earlier
+                or message.choice is not None
+            )
+            if wants_other_time and self.state.get("offers"):
+                return self.on_offer(message, "choice")
+            if message.intent is not None or wants_other_time:
+                self.state.pop("awaiting", None)
+                return self.continue_flow(message, None) or self.start(message)
+            return "Sorry, what name should I put the booking under?"
+        self.state["name"] = name
+        return self.ask_confirm(prefix=f"Thanks, {name.split()[0]}.")
+
+    def on_type(self, message: Message) -> str | None:
+        if message.type_key:
+            self.state["type"] = message.type_key
+            self.state.pop("awaiting", None)
+            self.merge_when(message)
+            return self.seek()
+        if message.intent in ("list", "cancel", "move"):
+            self.clear_flow()
+            return None
+        if message.unknown_type:
+            return self.unknown_type(message.unknown_type)
+        if message.when.empty:
+            return f"Sorry, which would you like: {self.type_names()}?"
+        self.merge_when(message)
+        return f"Sure. Is that for {self.type_names()}?"
+
+    def on_which(self, message: Message) -> str | None:
+        candidates = self.state.get("candidates") or []
+        picked = self.pick_appointment(message, candidates)
+        if picked is None:
+            if message.intent in ("list", "book") or (message.intent and not candidates):
+                self.clear_flow()
+                return None
+            listed = say.numbered([self.describe_appointment(c) for c in candidates], self.channel)
+            return f"Which appointment do you mean? {listed}"
+        self.state["target"] = picked
+        self.state.pop("candidates", None)
+        self.state.pop("awaiting", None)
+        if self.state.get("intent") == "cancel":
+            return self.ask_confirm()
+        return self.seek_move(None)
+
+    def on_when(self, message: Message) -> str | None:
+        if message.when.empty and not message.later and not message.earlier:
+            if message.intent is not None:
+                self.clear_flow()
+                return None
+            return f"What day and time would you like instead? {self.example()}"
+        self.state.pop("awaiting", None)
+        if self.state.get("intent") == "move":
+            return self.seek_move(message)
+        self.merge_when(message)
+        return self.seek()
+
+    def on_offer(self, message: Message, awaiting: str) -> str | None:
+        intent = self.state.get("intent")
+        offers = [self.local(o) for o in self.state.get("offers") or []]
+        # Something else entirely: a list, or a change to an existing appointment.
+        if message.intent == "list":
+            self.clear_flow()
+            return None
+        if intent == "book" and message.intent in ("cancel", "move"):
+            if message.mentions_existing:
+                self.clear_flow()
+                return None
+            if message.intent == "cancel":
+                self.clear_flow()
+                return self.ask_more("OK, I won't book it.")
+            # "change it to Wednesday" while booking: a change of mind, read below.
+        elif message.intent in ("cancel", "move") and message.intent != intent:
+            self.clear_flow()
+            return None
+
+        if (
+            awaiting == "confirm"
+            and message.yes
+            and message.when.empty
+            and not (message.later or message.earlier)
+        ):
+            return self.execute()
+        chosen = self.chosen_offer(message, offers)
+        if chosen is not None:
+            self.state["proposal"] = chosen.isoformat()
+            return self.ask_confirm()
+        if message.later or message.earlier:
+            return self.shift(later=message.later)
+        if message.type_key and intent == "book" and message.type_key != self.state.get("type"):
+            self.state["type"] = message.type_key
+            self.merge_when(message)
+            return self.seek()
+        if not message.when.empty:
+            # A change of mind: "actually make it Wednesday", "how about 10:30".
+            if intent == "move":
+                return self.seek_move(message)
+            self.merge_when(message)
+            if message.when.day is None and message.when.at is not None and offers:
+                self.state["day"] = offers[0].date().isoformat()
+            return self.seek()
+        if message.yes and awaiting == "choice":
+            if len(offers) == 1:
+                self.state["proposal"] = offers[0].isoformat()
+                return self.ask_confirm()
+            return f"Which time would you like? {self.offer_list_text(offers)}"
+        if message.no:
+            return self.decline(offers)
+        if message.unknown_type and intent == "book":
+            return self.unknown_type(message.unknown_type)
+        if message.intent is not None:
+            self.clear_flow()
+            return None
+        if awaiting == "confirm":
+            return f"Sorry, I didn't get that. {self.confirm_question()}"
+        return f"Sorry, which time? {self.offer_list_text(offers)}"
+
+    def chosen_offer(self, message: Message, offers: list[datetime]) -> datetime | None:
+        if not offers:
+            return None
+        if message.number is not None:
+            by_hour = [o for o in offers if o.hour % 12 == message.number % 12 and o.minute == 0]
+            if by_hour:
+                return by_hour[0]
+            if 1 <= message.number <= len(offers):
+                return offers[message.number - 1]
+        at = message.when.at
+        if at is not None and message.when.day in (None, offers[0].date()):
+            for offer in offers:
+                if offer.time() == at:
+                    return offer
+            return None
+        if message.choice is not None and message.when.day is None:
+            if message.choice == -1:
+                return offers[-1]
+            if message.choice < len(offers):
+                return offers[message.choice]
+        return None
+
+    # --- booking -----------------------------------------------------------------------
+
+    def start_booking(self, message: Message) -> str:
+        if self.state.get("intent") != "book":
+            self.clear_flow()
+            self.state["intent"] = "book"
+        if message.type_key:
+            self.state["type"] = message.type_key
+        self.merge_when(message, keep_time=False)
+        if message.unknown_type and not message.type_key:
+            self.state["awaiting"] = "type"
+            return self.unknown_type(message.unknown_type)
+        return self.seek()
+
+    def seek(self) -> str:
+        """Find times for the request in state and offer or propose them."""
+        key = self.type_key()
+        if key is None:
+            self.state["awaiting"] = "type"
+            return f"Sure. Is that for {self.type_names()}?"
+        day = date.fromisoformat(self.state["day"]) if self.state.get("day") else None
+        at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
+        part = self.state.get("part")
+        if at is not None:
+            if day is None:
+                day = self.day_for_time(at)
+                self.state["day"] = day.isoformat()
+            return self.seek_exact(self.at_local(day, at), key)
+        return self.seek_day(day, part, key)
+
+    def day_for_time(self, at: time) -> date:
+        today = self.now.date()
+        if self.at_local(today, at) >= self.now + self.schedule.min_notice:
+            return today
+        return today + timedelta(days=1)
+
+    def seek_exact(self, wanted: datetime, key: str) -> str:
+        window_start = max(wanted - timedelta(hours=3), self.at_local(wanted.date(), time(0)))
+        free = self.slots(
+            date=wanted.date().isoformat(),
+            appointment_type=key,
+            after=window_start.isoformat(),
+            limit=20,
+        )
+        if wanted in free or self.overlaps_own(wanted, key):
+            self.state["offers"] = [wanted.isoformat()]
+            self.state["proposal"] = wanted.isoformat()
+            return self.ask_confirm(free_now=True)
+        reason = self.why_not(wanted, key)
+        nearby = sorted(sorted(free, key=lambda s: abs(s - wanted))[:OFFER_COUNT])
+        if not nearby:
+            nearby = self.soonest_after(
+                self.at_local(wanted.date() + timedelta(days=1), time(0)), key
+            )
+        return self.offer(nearby, prefix=f"Sorry, {say.when(wanted, self.channel)} {reason}.")
+
+    def seek_day(self, day: date | None, part: str | None, key: str) -> str:
+        if day is None:
+            found = self.slots(appointment_type=key, part_of_day=part, limit=20)
+            return self.offer(self.spread(found), none_text=self.nothing_soon(part))
+        if day < self.now.date():
+            return f"{say.day_text(day, self.channel)} has already passed. {self.example()}"
+        found = self.slots(date=day.isoformat(), appointment_type=key, part_of_day=part, limit=20)
+        if found:
+            return self.offer(self.spread(found))
+        later = self.soonest_after(self.at_local(day + timedelta(days=1), time(0)), key, part)
+        what = say.day_text(day, self.channel) + (f" {part}" if part else "")
+        return self.offer(later, prefix=f"Sorry, nothing is free {what}.")
+
+    def soonest_after(self, moment: datetime, key: str, part: str | None = None) -> list[datetime]:
+        found = self.slots(
+            appointment_type=key, part_of_day=part, after=moment.isoformat(), limit=20
+        )
+        return self.spread(found)
+
+    def spread(self, slots: list[datetime], backwards: bool = False) -> list[datetime]:
+        """Up to three times an hour or more apart: 9, 10 and 11, not 9, 9:15 and 9:30."""
+        ordered = list(reversed(slots)) if backwards else list(slots)
+        picked: list[datetime] = []
+        for slot in ordered:
+            if all(abs(slot - p) >= OFFER_GAP for p in picked):
+                picked.append(slot)
+            if len(picked) == OFFER_COUNT:
+                break
+        return sorted(picked)
+
+    def offer(self, slots: list[datetime], prefix: str = "", none_text: str | None = None) -> str:
+        if not slots:
+            self.state.pop("offers", None)
+            self.state.pop("proposal", None)
+            self.state["awaiting"] = "when"
+            text = none_text or "I couldn't find a free time near then."
+            return f"{prefix} {text} Another day?".strip()
+        self.state["offers"] = [s.isoformat() for s in slots]
+        self.state.pop("proposal", None)
+        if len(slots) == 1:
+            self.state["proposal"] = slots[0].isoformat()
+            return self.ask_confirm(prefix=prefix, free_now=True)
+        self.state["awaiting"] = "choice"
+        kind = self.type_name()
+        if self.channel == "voice":
+            body = f"I have {kind} times at {say.slot_list(slots, 'voice')}. Which would you like?"
+        else:
+            body = f"Free {kind} times: {say.slot_list(slots, 'sms')}. Which works?"
+        return f"{prefix} {body}".strip()
+
+    def offer_list_text(self, offers: list[datetime]) -> str:
+        return say.slot_list(offers, self.channel) + "?"
+
+    def nothing_soon(self, part: str | None) -> str:
+        return f"Nothing is free{f' in the {part}' if part else ''} in the next two weeks."
+
+    def why_not(self, wanted: datetime, key: str) -> str:
+        kind = self.schedule.type_named(key)
+        if kind is None:
+            return "isn't available"
+        reason = check_slot(self.schedule, kind, BusyIndex([]), now=self.turn.now, start=wanted)
+        if reason is None:
+            return "is taken"
+        if reason is Unavailable.CLOSED:
+            return f"is outside opening hours ({self.hours_text(wanted.date())})"
+        if reason in (Unavailable.TOO_SOON, Unavailable.IN_PAST):
+            return "is too soon"
+        if reason is Unavailable.PAST_HORIZON:
+            return "is too far ahead to book"
+        return "isn't available"
+
+    def hours_text(self, day: date) -> str:
+        windows = self.schedule.hours.get(day.weekday(), ())
+        if not windows:
+            return f"closed on {day:%A}s"
+        spans = [
+            f"{say.clock(self.at_local(day, opens), 'voice')}"
+            f"-{say.clock(self.at_local(day, closes), 'voice')}"
+            for opens, closes in windows
+        ]
+        return f"{day:%A}s {say.join_or(spans, 'and')}"
+
+    def overlaps_own(self, wanted: datetime, key: str) -> bool:
+        """Moving an appointment a little: its own current time must not count as busy."""
+        target = self.state.get("target")
+        kind = self.schedule.type_named(key)
+        if self.state.get("intent") != "move" or not target or kind is None:
+            return False
+        return kind.blocked(wanted).overlaps(kind.blocked(self.local(target["start"])))
+
+    def shift(self, later: bool) -> str:
+        key = self.type_key()
+        if key is None:
+            return self.seek()
+        known = [self.local(o) for o in self.state.get("offers") or []]
+        if self.state.get("proposal"):
+            known.append(self.local(self.state["proposal"]))
+        if not known:
+            return self.seek()
+        part = self.state.get("part")
+        if later:
+            reference = max(known)
+            found = self.slots(
+                date=reference.date().isoformat(),
+                appointment_type=key,
+                after=(reference + timedelta(minutes=1)).isoformat(),
+                limit=20,
+            )
+            picked = self.spread([s for s in found if s >= reference + timedelta(minutes=30)])
+            if not picked:
+                picked = self.soonest_after(
+                    self.at_local(reference.date() + timedelta(days=1), time(0)), key, part
+                )
+            return self.offer(picked, prefix="", none_text="Nothing later is free soon.")
+        reference = min(known)
+        same_day = self.slots(date=reference.date().isoformat(), appointment_type=key, limit=20)
+        picked = self.spread(
+            [s for s in same_day if s <= reference - timedelta(minutes=30)], backwards=True
+        )
+        if picked:
+            return self.offer(picked)
+        soonest = [s for s in self.slots(appointment_type=key, limit=20) if s < reference]
+        if soonest:
+            return self.offer(self.spread(soonest))
+        return f"Sorry, nothing earlier is free. {self.confirm_question()}"
+
+    def decline(self, offers: list[datetime]) -> str:
+        proposal = self.state.get("proposal")
+        others = [o for o in offers if o.isoformat() != proposal]
+        if proposal and others:
+            self.state.pop("proposal", None)
+            return self.offer(others, prefix="OK.")
+        self.state.pop("proposal", None)
+        self.state["awaiting"] = "when"
+        return f"OK. What day and time would suit you better? {self.example()}"
+
+    def ask_confirm(self, prefix: str = "", free_now: bool = False) -> str:
+        intent = self.state.get("intent")
+        if intent == "book" and not self.name_known():
+            self.state["awaiting"] = "name"
+            moment = self.local(self.state["proposal"])
+            lead = f"{say.when(moment, self.channel)} is free." if free_now else "Great."
+            return f"{prefix} {lead} What name should I put the booking under?".strip()
+        self.state["awaiting"] = "confirm"
+        return f"{prefix} {self.confirm_question()}".strip()
+
+    def confirm_question(self) -> str:
+        intent = self.state.get("intent")
+        voice = self.channel == "voice"
+        if intent == "cancel":
+            target = self.state["target"]
+            what = f"your {target['type_name']} {self.on_day(target['start'])}"
+            if voice:
+                return f"Do you want me to cancel {what}?"
+            return f"Cancel {what}? Reply YES to confirm."
+        moment = self.local(self.state["proposal"])
+        if intent == "move":
+            target = self.state["target"]
+            old = self.local(target["start"])
+            if voice:
+                return (
+                    f"I can move your {target['type_name']} from {say.when(old, 'voice')} "
+                    f"to {say.when(moment, 'voice')}. Shall I go ahead?"
+                )
+            return (
+                f"Move your {target['type_name']} from {say.when(old, 'sms')} to "
+                f"{say.when(moment, 'sms')}? Reply YES to confirm."
+            )
+        kind = say.article(self.type_name())
+        if voice:
+            return f"I can book {kind} at {say.when(moment, 'voice')}. Shall I go ahead?"
+        return f"Book {kind} on {say.when(moment, 'sms')}? Reply YES to confirm."
+
+    def execute(self) -> str:
+        intent = self.state.get("intent")
+        if intent == "cancel":
+            return self.do_cancel()
+        if intent == "move":
+            return self.do_move()
+        return self.do_book()
+
+    def do_book(self) -> str:
+        moment = self.local(self.state["proposal"])
+        result = self.tool(
+            "book_appointment",
+            start=moment.isoformat(),
+            appointment_type=self.type_key(),
+            name=self.name_known(),
+        )
+        if not result.ok:
+            return self.refused(result, moment)
+        appointment = result.data["appointment"]
+        self.clear_flow()
+        self.state["last"] = appointment["id"]
+        self.state["served"] = True
+        booked = self.local(appointment["start"])
+        kind = appointment["type_name"]
+        if self.channel == "voice":
+            return self.ask_more(
+                f"You're booked for {say.article(kind)} at {say.when(booked, 'voice')}."
+            )
+        return f"Booked: {kind} on {say.when(booked, 'sms')}. See you then!"
+
+    def refused(self, result: ToolResult, moment: datetime) -> str:
+        error = result.data.get("error")
+        if error == "verification_required":
+            return self.needs_verification()
+        alternatives = [self.local(a) for a in result.data.get("alternatives") or []]
+        if alternatives:
+            return self.offer(
+                alternatives[:OFFER_COUNT],
+                prefix=f"Sorry, {say.when(moment, self.channel)} was just taken.",
+            )
+        if error == "not_found":
+            self.clear_flow()
+            return self.ask_more("Sorry, I couldn't find that appointment among yours.")
+        self.clear_flow()
+        return self.ask_more(f"Sorry, that didn't work: {self.plain(result.message)}")
+
+    def plain(self, message: str) -> str:
+        """A tool message without ids, for a person."""
+        message = re.sub(r"\s*\(id [^)]*\)", "", message)
+        return message if message.endswith(".") else message + "."
+
+    # --- moving and cancelling -------------------------------------------------------
+
+    def start_change(self, message: Message, intent: str) -> str:
+        self.clear_flow()
+        self.state["intent"] = intent
+        source, destination = self.split_move(message) if intent == "move" else (message, None)
+        appointments = self.my_appointments(message.raw)
+        if appointments is None:
+            return self.needs_verification()
+        if not appointments:
+            self.clear_flow()
+            return self.ask_more("You have no upcoming appointments.")
+        picked = self.pick_appointment(source, appointments, default=True)
+        if picked is None:
+            matching = self.matching(source, appointments)
+            self.state["candidates"] = matching or appointments
+            self.state["awaiting"] = "which"
+            listed = say.numbered(
+                [self.describe_appointment(a) for a in self.state["candidates"]], self.channel
+            )
+            lead = "Which one?"
+            if not matching and source.when.day is not None:
+                day = say.day_text(source.when.day, self.channel)
+                lead = f"I don't see an appointment on {day}. Which one do you mean?"
+            return f"{lead} {listed}"
+        self.state["target"] = picked
+        if intent == "cancel":
+            return self.ask_confirm()
+        return self.seek_move(destination)
+
+    def split_move(self, message: Message) -> tuple[Message, Message | None]:
+        """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
+        parts = re.split(r"\b(?:to|for|until|till)\b", message.raw, maxsplit=1, flags=re.IGNORECASE)
+        if len(parts) == 2:
+            before = read(parts[0], self.now, self.schedule.hours, self.types)
+            after = read(parts[1], self.now, self.schedule.hours, self.types)
+            return before, after
+        blank = read("", self.now, self.schedule.hours, self.types)
+        if message.mentions_existing and "appointment" in message.text:
+            return message, None
+        return blank, message
+
+    def seek_move(self, destination: Message | None) -> str:
+        target = self.state["target"]
+        current = self.local(target["start"])
+        if destination is not None and not destination.when.empty:
+            when = destination.when
+            if when.at is not None:
+                day = when.day or (
+                    date.fromisoformat(self.state["day"])
+                    if self.state.get("day")
+                    else current.date()
+                )
+                self.state["day"], self.state["at"] = day.isoformat(), when.at.strftime("%H:%M")
+                return self.seek_exact(self.at_local(day, when.at), target["type"])
+            if when.day is not None:
+                self.state["day"] = when.day.isoformat()
+                if when.part is None:
+                    same_time = self.at_local(when.day, current.time())
+                    free = self.slots(
+                        date=when.day.isoformat(),
+                        appointment_type=target["type"],
+                        after=same_time.isoformat(),
+                        limit=1,
+                    )
+                    if free and free[0] == same_time:
+                        self.state["offers"] = [same_time.isoformat()]
+                        self.state["proposal"] = same_time.isoformat()
+                        return self.ask_confirm()
+                return self.seek_day(when.day, when.part, target["type"])
+            if when.part is not None:
+                day = (
+                    date.fromisoformat(self.state["day"])
+                    if self.state.get("day")
+                    else current.date()
+                )
+                return self.seek_day(day, when.part, target["type"])
+        if destination is not None and (destination.later or destination.earlier):
+            self.state["offers"] = [current.isoformat()]
+            return self.shift(later=destination.later)
+        self.state["awaiting"] = "when"
+        what = f"your {target['type_name']} {self.on_day(target['start'])}"
+        return f"Sure. When would you like to move {what} to?"
+
+    def do_move(self) -> str:
+        target = self.state["target"]
+        moment = self.local(self.state["proposal"])
+        result = self.tool(
+            "reschedule_appointment", appointment_id=target["id"], new_start=moment.isoformat()
+        )
+        if not result.ok:
+            return self.refused(result, moment)
+        appointment = result.data["appointment"]
+        self.clear_flow()
+        self.state["last"] = appointment["id"]
+        self.state["served"] = True
+        moved = self.local(appointment["start"])
+        if self.channel == "voice":
+            return self.ask_more(
+                f"Done. Your {appointment['type_name']} is now at {say.when(moved, 'voice')}."
+            )
+        return f"Done: your {appointment['type_name']} is now {say.when(moved, 'sms')}."
+
+    def do_cancel(self) -> str:
+        target = self.state["target"]
+        result = self.tool("cancel_appointment", appointment_id=target["id"])
+        if not result.ok:
+            return self.refused(result, self.local(target["start"]))
+        self.clear_flow()
+        if self.state.get("last") == target["id"]:
+            self.state.pop("last", None)
+        self.state["served"] = True
+        what = f"your {target['type_name']} {self.on_day(target['start'])}"
+        return self.ask_more(f"Cancelled {what}.")
+
+    def my_appointments(self, pending_text: str) -> list[dict[str, Any]] | None:
+        result = self.tool("list_appointments")
+        if not result.ok:
+            if result.data.get("error") == "verification_required":
+                self.state["pending_text"] = pending_text
+                return None
+            return []
+        return [
+            {
+                "id": a["id"],
+                "start": a["start"],
+                "end": a["end"],
+                "type": a["type"],
+                "type_name": a["type_name"],
+            }
+            for a in result.data["appointments"]
+        ]
+
+    def matching(
+        self, message: Message, appointments: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        when = message.when
+        found = appointments
+        if when.day is not None:
+            found = [a for a in found if self.local(a["start"]).date() == when.day]
+        if when.at is not None:
+            found = [a for a in found if self.local(a["start"]).time() == when.at]
+        if when.part is not None:
+            found = [a for a in found if part_of(self.local(a["start"]).time()) == when.part]
+        if message.type_key is not None:
+            found = [a for a in found if a["type"] == message.type_key]
+        return found
+
+    def pick_appointment(
+        self, message: Message, appointments: list[dict[str, Any]], default: bool = False
+    ) -> dict[str, Any] | None:
+        if not appointments:
+            return None
+        choice = message.choice if message.choice is not None else find_choice(message.text)
+        if (
+            choice is None
+            and message.number is not None
+            and 1 <= message.number <= len(appointments)
+        ):
+            choice = message.number - 1
+        if choice is not None and message.when.day is None:
+            return appointments[choice] if choice < len(appointments) else None
+        narrowed = message.when.day or message.when.at or message.when.part or message.type_key
+        if narrowed:
+            found = self.matching(message, appointments)
+            return found[0] if len(found) == 1 else None
+        if not default:
+            return None
+        last = self.state.get("last")
+        for appointment in appointments:
+            if appointment["id"] == last:
+                return appointment
+        return appointments[0] if len(appointments) == 1 else None
+
+    def list_appointments(self) -> str:
+        self.clear_flow()
+        appointments = self.my_appointments("what appointments do I have")
+        if appointments is None:
+            return self.needs_verification()
+        self.state["served"] = True
+        if not appointments:
+            return self.ask_more("You have no upcoming appointments.")
+        self.state["candidates"] = appointments
+        described = [self.describe_appointment(a) for a in appointments[:5]]
+        if len(appointments) == 1:
+            return self.ask_more(f"You have {described[0]}.")
+        count = len(appointments)
+        if self.channel == "voice":
+            return self.ask_more(f"You have {count} appointments: {say.join_or(described, 'and')}.")
+        return f"You have {count}: " + "; ".join(described) + "."
+
+    def describe_appointment(self, appointment: dict[str, Any]) -> str:
+        return f"{say.article(appointment['type_name'])} {self.on_day(appointment['start'])}"
+
+    def on_day(self, start: str) -> str:
+        moment = self.local(start)
+        if self.channel == "voice":
+            return f"at {say.when(moment, 'voice')}"
+        return f"on {say.when(moment, 'sms')}"
+
+    # --- verification, endings, hints -------------------------------------------------
+
+    def needs_verification(self) -> str:
+        self.state["awaiting"] = "verification"
+        self.state["verification_required"] = True
+        self.state.setdefault("pending_text", self.turn.text)
+        if self.channel == "voice":
+            return "Before I can do that, I need to verify it's you with your PIN."
+        return "For your security I need to verify it's you (your PIN) before I can do that."
+
+    def resume(self, message: Message) -> str:
+        pending = str(self.state.get("pending_text") or "")
+        self.clear_flow()
+        if not pending:
+            return self.hint()
+        again = read(pending, self.now, self.schedule.hours, self.types)
+        reply = self.start(again)
+        if self.state.get("awaiting") == "verification":
+            self.state["pending_text"] = pending
+        return reply
+
+    def goodbye(self) -> str:
+        self.clear_flow()
+        self.end = True
+        self.state.pop("served", None)
+        return "Thanks for calling. Goodbye!" if self.channel == "voice" else "Thanks, bye!"
+
+    def ask_more(self, text: str) -> str:
+        if self.channel == "voice":
+            return f"{text} Is there anything else I can help with?"
+        return text
+
+    def example(self) -> str:
+        kind = self.types[0].name if self.types else "appointment"
+        if self.channel == "voice":
+            return f"For example, say: book {say.article(kind)} tomorrow at 3."
+        return f"E.g. 'book {say.article(kind)} tomorrow at 3'."
+
+    def hint(self, greeting: bool = False) -> str:
+        lead = "Hi!" if greeting else "Sorry, I didn't get that."
+        return f"{lead} I can book, move, list or cancel appointments. {self.example()}"

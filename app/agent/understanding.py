@@ -1,0 +1,320 @@
+"""What one message says: intent, yes/no, a choice, a name, a type, a time.
+
+Pure functions over the text (and the agent's appointment types); no tools, no state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from difflib import get_close_matches
+
+from app.agent.dates import Hours, When, parse_when
+from app.calendar.availability import AppointmentType
+
+YES = re.compile(
+    r"^(?:yes|yeah|yea|yep|yup|ya|y|sure|ok|okay|k|correct|confirm(?:ed)?|please do|"
+    r"do it|go ahead|go for it|book it|perfect|great|absolutely|definitely|of course|"
+    r"that works|works for me|sounds good|sounds great|fine|alright|all right|right)\b"
+)
+YES_ANYWHERE = re.compile(
+    r"\b(?:that works|works for me|sounds good|sounds great|go ahead|please do|book it|"
+    r"that's fine|thats fine|that one)\b"
+)
+NO = re.compile(
+    r"^(?:no|nope|nah|not really|not that|negative|don't|dont|doesn't|doesnt|can't|cant)\b|"
+    r"\b(?:doesn't work|doesnt work|won't work|wont work|can't make|cant make|no good)\b"
+)
+LATER = re.compile(r"\b(?:later|after that|afterwards|any time after)\b")
+EARLIER = re.compile(r"\b(?:earlier|sooner|before that)\b")
+GOODBYE = re.compile(
+    r"\b(?:bye|goodbye|good bye|bye bye|that's all|thats all|that is all|that's it|thats it|"
+    r"nothing else|no thanks|no thank you|all set|i'm done|im done|i am done|we're done|"
+    r"hang up|have a good (?:one|day|night))\b"
+)
+THANKS = re.compile(r"^(?:ok(?:ay)? )?(?:thanks|thank you|thx|ty|cheers|great thanks)\b")
+RESET = re.compile(
+    r"\b(?:never ?mind|nvm|forget (?:it|that|about it)|start over|scratch that|stop that)\b"
+)
+GREETING = re.compile(r"^(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|yo)\b")
+
+LIST = re.compile(
+    r"\b(?:do i have|have i got|my appointments|my bookings|am i booked|when is my|when's my|"
+    r"whens my|what's my|whats my|list|show me my|remind me when|upcoming)\b"
+)
+CANCEL = re.compile(r"\b(?:cancel|call off|can't make it|cant make it|won't make it|drop my)\b")
+MOVE = re.compile(
+    r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
+    r"pull forward)\b"
+)
+BOOK = re.compile(
+    r"\b(?:book|schedule|appointment|appt|come in|coming in|stop by|openings?|opening|available|"
+    r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
+    r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
+    r"like to)\b"
+)
+REFERS_TO_EXISTING = re.compile(
+    r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
+)
+
+ORDINALS = {
+    "first": 0,
+    "1st": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+}
+GENERIC_NOUNS = {
+    "appointment",
+    "appt",
+    "time",
+    "slot",
+    "spot",
+    "meeting",
+    "visit",
+    "session",
+    "booking",
+    "reservation",
+    "day",
+    "date",
+    "quick",
+    "new",
+    "different",
+    "later",
+    "earlier",
+    "little",
+    "bit",
+    "call",
+    "few",
+    "couple",
+    "good",
+    "second",
+    "third",
+    "first",
+}
+NAME_STOP = {
+    "and",
+    "i",
+    "i'd",
+    "id",
+    "for",
+    "can",
+    "could",
+    "would",
+    "please",
+    "want",
+    "need",
+    "like",
+    "calling",
+    "here",
+    "to",
+    "the",
+    "a",
+    "an",
+    "about",
+    "with",
+    "tomorrow",
+    "today",
+    "yes",
+    "no",
+    "ok",
+    "okay",
+    "thanks",
+    "hi",
+    "hello",
+    "hey",
+}
+NOT_NAMES = NAME_STOP | {
+    "sure",
+    "yeah",
+    "yep",
+    "nope",
+    "book",
+    "cancel",
+    "move",
+    "what",
+    "when",
+    "later",
+    "earlier",
+    "it",
+    "me",
+    "my",
+    "help",
+    "stop",
+    "start",
+    "asdf",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    raw: str
+    text: str  # lower-case, punctuation folded
+    when: When
+    intent: str | None  # "list" | "cancel" | "move" | "book" | None
+    yes: bool
+    no: bool
+    later: bool
+    earlier: bool
+    goodbye: bool
+    thanks: bool
+    reset: bool
+    greeting: bool
+    type_key: str | None
+    unknown_type: str | None
+    choice: int | None  # 0-based position in a list just offered
+    number: int | None  # a message that is nothing but a number
+    name: str | None  # a name given explicitly ("my name is ...")
+    mentions_existing: bool
+
+
+def normalise(text: str) -> str:
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
+    return " ".join(text.split())
+
+
+def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
+    squashed = text.replace(" ", "").replace("-", "")
+    for kind in types:
+        for alias in {kind.key.lower(), kind.name.lower()}:
+            plain = alias.replace(" ", "").replace("-", "").replace("_", "")
+            if plain and (plain in squashed or re.search(rf"\b{re.escape(alias)}s?\b", text)):
+                return kind.key
+    words = [w for w in text.split() if len(w) >= 5]
+    for kind in types:
+        aliases = {kind.key.lower(), kind.name.lower()}
+        for word in words:
+            if get_close_matches(word, aliases, n=1, cutoff=0.8):
+                return kind.key
+            # "consult" for "consultation", "cut" for "haircut" is too loose: prefix of 6+.
+            if any(len(word) >= 6 and alias.startswith(word) for alias in aliases):
+                return kind.key
+    return None
+
+
+def unknown_type_named(text: str, known: str | None) -> str | None:
+    """The thing asked for in "book me a massage" when it is no type we offer."""
+    if known is not None:
+        return None
+    match = re.search(
+        r"\b(?:book|schedule|get|want|need|like|for|do)\s+(?:me\s+)?(?:in\s+)?(?:for\s+)?"
+        r"(?:a|an|some)\s+([a-z]+(?:\s+[a-z]+)?)",
+        text,
+    )
+    if match is None:
+        return None
+    words = match.group(1).split()
+    if words[0] in GENERIC_NOUNS or re.fullmatch(
+        r"(?:mon|tues|wednes|thurs|fri|satur|sun)day", words[0]
+    ):
+        return None
+    thing = (
+        words[0] if len(words) == 1 or words[1] in GENERIC_NOUNS | NAME_STOP else " ".join(words)
+    )
+    for word in thing.split():
+        if word in {"at", "on", "in", "this", "next", "tomorrow", "today"}:
+            return None
+    return thing
+
+
+def find_choice(text: str) -> int | None:
+    if re.search(r"\b(?:last one|the last|last)\b", text) and not re.search(
+        r"\blast (?:week|time)\b", text
+    ):
+        return -1
+    for word, index in ORDINALS.items():
+        if re.search(rf"\b{word}\b", text) and not re.search(rf"\b{word} of\b", text):
+            return index
+    match = re.fullmatch(r"(?:option|number|no|#|the)?\s*#?([1-9])(?:\s*(?:one|please))?", text)
+    if match and re.search(r"\b(?:option|number|no|#)", text):
+        return int(match.group(1)) - 1
+    return None
+
+
+def find_name(raw: str, loose: bool) -> str | None:
+    """A name: explicit ("my name is Dana Reyes", "this is Dana") or, when we just asked
+    for one (`loose`), a short reply made only of name-like words ("Dana")."""
+    patterns = (
+        r"\bmy name(?:'s| is)\s+(.+)",
+        r"\bname(?:'s| is)\s+(.+)",
+        r"\bthis is\s+(.+)",
+        r"\bcall me\s+(.+)",
+        r"\bit's\s+(.+)",
+        r"\bi'm\s+(.+)",
+        r"\bi am\s+(.+)",
+        r"\bunder\s+(.+)",
+    )
+    text = raw.strip().replace("’", "'")
+    for index, pattern in enumerate(patterns):
+        if not loose and index >= 4:
+            break
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        if match:
+            name = _name_words(match.group(1))
+            if name:
+                return name
+    if loose:
+        return _name_words(text, whole=True)
+    return None
+
+
+def _name_words(fragment: str, whole: bool = False) -> str | None:
+    words = re.findall(r"[A-Za-z][A-Za-z'\-]*|\S", fragment)
+    taken: list[str] = []
+    for word in words:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", word) or word.lower() in NAME_STOP:
+            if whole and word not in {".", ",", "!"}:
+                return None
+            break
+        taken.append(word)
+        if len(taken) == 3:
+            break
+    if whole and len(taken) < len([w for w in words if w not in {".", ",", "!"}]):
+        return None
+    if not taken or any(w.lower() in NOT_NAMES for w in taken):
+        return None
+    return " ".join(w if not w.islower() else w.capitalize() for w in taken)
+
+
+def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
+    text = normalise(raw)
+    when = parse_when(raw, now, hours)
+    type_key = find_type(text, types)
+    intent = None
+    if CANCEL.search(text):
+        intent = "cancel"
+    elif MOVE.search(text):
+        intent = "move"
+    elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
+        intent = "list"
+    elif BOOK.search(text) or type_key is not None:
+        intent = "book"
+    number = re.fullmatch(r"(?:at |around )?(\d{1,2})", text)
+    return Message(
+        raw=raw,
+        text=text,
+        when=when,
+        intent=intent,
+        yes=bool(YES.search(text) or YES_ANYWHERE.search(text)) and not NO.search(text),
+        no=bool(NO.search(text)),
+        later=bool(LATER.search(text)),
+        earlier=bool(EARLIER.search(text)),
+        goodbye=bool(GOODBYE.search(text)),
+        thanks=bool(THANKS.search(text)),
+        reset=bool(RESET.search(text)),
+        greeting=bool(GREETING.search(text)),
+        type_key=type_key,
+        unknown_type=unknown_type_named(text, type_key),
+        choice=find_choice(text),
+        number=int(number.group(1)) if number else None,
+        name=find_name(raw, loose=False),
+        mentions_existing=bool(REFERS_TO_EXISTING.search(text)),
+    )

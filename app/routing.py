@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Agent, PhoneNumber
@@ -47,51 +48,56 @@ def route(
     dialled = try_e164(dialled_raw, region)
     if caller is None:
         return Unrouted(RouteFailure.INVALID_CALLER, None)
+    numbers = [caller] if dialled is None else [caller, dialled]
+    # One round trip for both the caller's own phone and the dialled line.
+    rows = {row.e164: row for row in session.execute(_LOOKUP, {"numbers": numbers})}
+    owned = rows.get(caller)
+    if owned is not None and owned.purpose != "caller":
+        owned = None
+    line = rows.get(dialled) if dialled is not None else None
 
-    if dialled is not None:
-        line = session.scalar(
-            select(PhoneNumber).where(
-                PhoneNumber.e164 == dialled, PhoneNumber.purpose == "agent_line"
-            )
+    if line is not None and line.purpose == "agent_line" and line.Agent is not None:
+        is_owner = (
+            owned is not None
+            and owned.verified_at is not None
+            and owned.user_id == line.Agent.user_id
         )
-        if line is not None and line.agent_id is not None:
-            agent = session.get(Agent, line.agent_id)
-            if agent is not None and agent.active:
-                is_owner = _owns(session, caller, agent.user_id)
-                return Route(agent, caller, dialled, is_owner, "dedicated_line")
-
-    owned = session.scalar(
-        select(PhoneNumber).where(PhoneNumber.e164 == caller, PhoneNumber.purpose == "caller")
-    )
+        return Route(line.Agent, caller, dialled, is_owner, "dedicated_line")
     if owned is None:
         return Unrouted(RouteFailure.UNKNOWN_CALLER, caller)
     if owned.verified_at is None:
         return Unrouted(RouteFailure.UNVERIFIED_CALLER, caller)
-    agent = _agent_for(session, owned)
-    if agent is None:
+    if owned.Agent is None:
         return Unrouted(RouteFailure.NO_AGENT, caller)
-    return Route(agent, caller, dialled, True, "caller_id")
+    return Route(owned.Agent, caller, dialled, True, "caller_id")
 
 
-def _agent_for(session: Session, number: PhoneNumber) -> Agent | None:
-    if number.agent_id is not None:
-        agent = session.get(Agent, number.agent_id)
-        if agent is not None and agent.active:
-            return agent
-    return session.scalar(
-        select(Agent)
-        .where(Agent.user_id == number.user_id, Agent.active.is_(True))
+def _lookup_statement() -> Select[Any]:
+    """Both numbers, each with the agent it leads to (the number's own agent, else the
+    owner's first active agent), by the unique index on e164; built once, reused."""
+    default_agent = (
+        select(Agent.id)
+        .where(Agent.user_id == PhoneNumber.user_id, Agent.active.is_(True))
         .order_by(Agent.created_at)
         .limit(1)
+        .correlate(PhoneNumber)
+        .scalar_subquery()
     )
-
-
-def _owns(session: Session, caller: str, user_id: str) -> bool:
-    owner = session.scalar(
-        select(PhoneNumber.user_id).where(
-            PhoneNumber.e164 == caller,
-            PhoneNumber.purpose == "caller",
-            PhoneNumber.verified_at.is_not(None),
+    target = case(
+        (PhoneNumber.purpose == "agent_line", PhoneNumber.agent_id),
+        else_=func.coalesce(PhoneNumber.agent_id, default_agent),
+    )
+    return (
+        select(
+            PhoneNumber.e164,
+            PhoneNumber.purpose,
+            PhoneNumber.user_id,
+            PhoneNumber.verified_at,
+            Agent,
         )
+        .outerjoin(Agent, (Agent.id == target) & Agent.active.is_(True))
+        .where(PhoneNumber.e164.in_(bindparam("numbers", expanding=True)))
     )
-    return owner == user_id
+
+
+_LOOKUP = _lookup_statement()

@@ -142,7 +142,6 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
-    app.include_router(oauth_routes.router)
     app.include_router(metrics.router)
     admin.install(app)
     app.include_router(twilio_voice.router)
@@ -150,13 +149,16 @@ def create_app(
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
         app.include_router(vapi.bench_router)
+        app.include_router(twilio_sms.bench_router)
+    app.include_router(oauth_routes.router)
 
     # Webhooks and probes are limited per caller by their handlers (or not at all);
     # slowapi's per-client default limit covers everything else.
     for route in app.routes:
         path = getattr(route, "path", "")
         endpoint = getattr(route, "endpoint", None)
-        if endpoint is not None and (path.startswith("/webhooks") or path in (*health.PATHS, metrics.PATH)):
+        exempt = path.startswith("/webhooks") or path in (*health.PATHS, metrics.PATH)
+        if endpoint is not None and exempt:
             app.state.limiter.exempt(endpoint)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_middleware(SlowAPIASGIMiddleware)

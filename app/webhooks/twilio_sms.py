@@ -170,3 +170,14 @@ def message_status(form: TwilioForm, session: SessionDep, settings: SettingsDep)
         if event.is_new:
             session.commit()
     return twiml(reply(None))
+
+
+# Baseline for bench/sms_webhook.py: the same server answering static TwiML with no
+# signature, routing, engine or database (mounted only when BENCH_ENDPOINTS is on).
+bench_router = APIRouter(prefix="/_bench", tags=["bench"], include_in_schema=False)
+_STATIC_TWIML = reply("Thanks, got it.")
+
+
+@bench_router.post("/twiml")
+async def bench_twiml() -> Response:
+    return twiml(_STATIC_TWIML)

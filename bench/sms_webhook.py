@@ -1,0 +1,88 @@
+"""Signed SMS turns through the whole path (signature, idempotency, routing, offline
+engine, database, TwiML) against a real server, vs a bare endpoint returning static TwiML
+in the same server, same run.
+
+32 concurrent conversations (one caller and agent each) on SQLite, each texting a
+scheduling dialogue in a loop.  Targets: ratio (turns/s) >= 0.35, p99 <= 50 ms.
+
+    .venv/bin/python bench/sms_webhook.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+
+import httpx
+from _phone_server import TWILIO_TOKEN, caller_number, load, running_server
+from twilio.request_validator import RequestValidator
+
+WORKERS = int(os.environ.get("BENCH_WORKERS", 32))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 40))
+PATH = "/webhooks/twilio/sms/inbound"
+DIALOGUE = [
+    "hi, can I book a consultation tomorrow at 3pm?",
+    "yes",
+    "what appointments do I have?",
+    "what do you have on friday morning?",
+    "asdf",
+    "never mind",
+]
+validator = RequestValidator(TWILIO_TOKEN)
+
+
+def form(worker: int, body: str) -> dict[str, str]:
+    sid = "SM" + secrets.token_hex(16)
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": caller_number(worker),
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+async def main(base: str) -> int:
+    url = base + PATH
+
+    async def turn(client: httpx.AsyncClient, worker: int, i: int) -> bool:
+        params = form(worker, DIALOGUE[i % len(DIALOGUE)])
+        signature = validator.compute_signature(url, params)
+        response = await client.post(url, data=params, headers={"X-Twilio-Signature": signature})
+        return response.status_code == 200 and "<Message>" in response.text
+
+    async def bare(client: httpx.AsyncClient, worker: int, i: int) -> bool:
+        response = await client.post(base + "/_bench/twiml", data=form(worker, "hi"))
+        return response.status_code == 200 and "<Message>" in response.text
+
+    # Warm up both paths (imports, caches, the SQLite file) before measuring.
+    await load("warm-up", WORKERS, 2, turn)
+    await load("warm-up", WORKERS, 2, bare)
+
+    began = time.perf_counter()
+    full = await load("SMS turn (whole path)", WORKERS, PER_WORKER, turn)
+    full_rate = len(full.seconds) / (time.perf_counter() - began)
+    began = time.perf_counter()
+    baseline = await load("static TwiML (baseline)", WORKERS, PER_WORKER, bare)
+    bare_rate = len(baseline.seconds) / (time.perf_counter() - began)
+
+    print(f"{WORKERS} concurrent conversations x {PER_WORKER} turns, SQLite")
+    print(full.line())
+    print(baseline.line())
+    ratio = full_rate / bare_rate
+    print(f"turns/s: whole path {full_rate:.0f}, baseline {bare_rate:.0f}, ratio {ratio:.2f}")
+    ok = ratio >= 0.35 and full.p99 <= 50 and not full.failures
+    print(f"targets ratio >= 0.35 and p99 <= 50 ms: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    with running_server(agents=WORKERS) as server:
+        raise SystemExit(asyncio.run(main(server)))

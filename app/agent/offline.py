@@ -23,9 +23,12 @@ the saved state continues the same dialogue. Its keys:
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
 from app.agent.dates import part_of
@@ -34,6 +37,8 @@ from app.agent.understanding import Message, find_choice, find_name, read
 from app.calendar.availability import BusyIndex, Unavailable, check_slot
 from app.tools.registry import run_tool
 from app.tools.schemas import ToolResult
+
+log = logging.getLogger(__name__)
 
 # Keys that describe the request in progress; the rest (name, last, served) outlive it.
 FLOW_KEYS = (
@@ -59,7 +64,17 @@ class OfflineEngine:
 
     def respond(self, turn: Turn) -> Reply:
         dialogue = _Dialogue(turn)
-        text = dialogue.run()
+        try:
+            text = dialogue.run()
+        except SQLAlchemyError:
+            raise  # the transaction is broken: the webhook rolls back and apologises
+        except Exception:
+            # A rule that trips over an odd message must not cost the caller the call:
+            # log it, drop the request in progress and answer with the hint.
+            log.exception("offline engine failed on a turn; starting the request over")
+            dialogue = _Dialogue(turn)
+            dialogue.clear_flow()
+            text = dialogue.hint()
         return Reply(
             text=say.fit(text, turn.channel),
             state=dialogue.state,
@@ -191,7 +206,7 @@ class _Dialogue:
             return self.on_type(message)
         if awaiting == "which":
             return self.on_which(message)
-        if awaiting == "verification" and message.intent is None:
+        if awaiting == "verification" and message.intent is None and not message.name:
             return self.resume(message)
         if awaiting == "when":
             return self.on_when(message)
@@ -409,7 +424,7 @@ class _Dialogue:
             self.state["proposal"] = wanted.isoformat()
             return self.ask_confirm(free_now=True)
         reason = self.why_not(wanted, key)
-        nearby = sorted(sorted(free, key=lambda s: abs(s - wanted))[:OFFER_COUNT])
+        nearby = self.spread(sorted(free, key=lambda s: abs(s - wanted)))
         if not nearby:
             nearby = self.soonest_after(
                 self.at_local(wanted.date() + timedelta(days=1), time(0)), key
@@ -437,7 +452,7 @@ class _Dialogue:
 
     def spread(self, slots: list[datetime], backwards: bool = False) -> list[datetime]:
         """Up to three times an hour or more apart: 9, 10 and 11, not 9, 9:15 and 9:30."""
-        ordered = list(reversed(slots)) if backwards else list(slots)
+        ordered = list(reversed(slots)) if backwards else list(slots)  # nearest first
         picked: list[datetime] = []
         for slot in ordered:
             if all(abs(slot - p) >= OFFER_GAP for p in picked):
@@ -540,7 +555,9 @@ class _Dialogue:
         soonest = [s for s in self.slots(appointment_type=key, limit=20) if s < reference]
         if soonest:
             return self.offer(self.spread(soonest))
-        return f"Sorry, nothing earlier is free. {self.confirm_question()}"
+        if self.state.get("proposal"):
+            return f"Sorry, nothing earlier is free. {self.confirm_question()}"
+        return f"Sorry, nothing earlier is free. {self.offer_list_text(sorted(known))}"
 
     def decline(self, offers: list[datetime]) -> str:
         proposal = self.state.get("proposal")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.conversations import ConversationService
@@ -386,3 +386,59 @@ def test_tool_error_is_explained(session_factory, demo: DemoData) -> None:
     assert reply.startswith("Sorry, Tue Nov 24 at 10:00 AM was just taken.")
     assert "1:00 PM" in reply
     assert confirmed(session_factory) == []
+
+
+ODD_MESSAGES = (
+    "asdf",
+    "🙂",
+    "",
+    "a" * 600,
+    "at 99",
+    "feb 30",
+    "32/13",
+    "yesterday at 3",
+    "the 9th one",
+    "1",
+    "option 7",
+    "move it later",
+    "earlier please",
+    "cancel",
+    "it's Bob",
+    "in 90 days",
+)
+LEAD_INS = (
+    ((), None),
+    (("book an appointment",), "type"),
+    (("consultation on thursday",), "choice"),
+    (("haircut thursday at 10",), "name"),
+    (("haircut thursday at 10", "Dana"), "confirm"),
+    (("haircut thursday at 10", "Dana", "yes", "move it"), "when"),
+)
+
+
+@pytest.mark.parametrize(("lead_in", "awaiting"), LEAD_INS)
+def test_odd_messages_in_every_state_get_an_answer(
+    session_factory,
+    demo: DemoData,
+    lead_in: tuple[str, ...],
+    awaiting: str | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for index, odd in enumerate(ODD_MESSAGES):
+        with session_factory() as session:
+            session.execute(delete(Appointment))
+            session.commit()
+        phone = Phone(session_factory, demo, STRANGER, external_id=f"odd-{index}")
+        for text in lead_in:
+            phone.say(text)
+        if lead_in:
+            assert phone.last.state.get("awaiting") == awaiting
+        reply = phone.say(odd)
+        assert reply.strip(), odd
+    # No rule tripped (the engine's safety net logs when one does).
+    assert not [r for r in caplog.records if r.name == "app.agent.offline"]
+
+
+def test_no_appointments_to_list(owner: Phone) -> None:
+    assert owner.say("what appointments do I have?") == "You have no upcoming appointments."
+    assert owner.say("when is my appointment") == "You have no upcoming appointments."

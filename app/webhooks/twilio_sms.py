@@ -95,11 +95,12 @@ def _respond(
     if keyword is consent.Keyword.OPT_OUT:
         consent.opt_out(session, caller)
         return reply(None)  # the carrier/Twilio confirms STOP; we stay silent from now on
-    if keyword is consent.Keyword.OPT_IN:
-        consent.opt_in(session, caller)
-        return reply(OPTED_IN)
     if consent.is_opted_out(session, caller):
+        if keyword is consent.Keyword.OPT_IN:
+            consent.opt_in(session, caller)
+            return reply(OPTED_IN)
         return reply(None)
+    # Not opted out: "yes" or "start" is dialogue ("yes" confirms a booking), not opt-in.
     if keyword is consent.Keyword.HELP:
         return reply(HELP_TEXT)
 

@@ -192,6 +192,11 @@ def test_stop_then_silence_until_start(sms: TwilioClient, engine: ScriptedEngine
     assert messages(sms.post(INBOUND, inbound("hello", "SMs4"))) == ["echo 1: hello"]
 
 
+def test_yes_is_dialogue_unless_opted_out(sms: TwilioClient, db: Reader):
+    assert messages(sms.post(INBOUND, inbound("YES", "SMy1"))) == ["echo 1: YES"]
+    assert db.count(SmsOptOut) == 0
+
+
 def test_help_keyword_and_multiword_cancel_is_not_an_opt_out(sms: TwilioClient, db: Reader):
     assert messages(sms.post(INBOUND, inbound("help", "SMh"))) == [HELP_TEXT]
     assert messages(sms.post(INBOUND, inbound("cancel my appointment", "SMc"))) == [

@@ -1,0 +1,374 @@
+"""A small local fake of Google's OAuth token endpoint and Calendar v3 API.
+
+Enough of Google's behaviour for the real google-api-python-client to talk to it over
+HTTP (client_options={"api_endpoint": fake.api_endpoint}): freebusy.query, events
+insert/get/patch/delete, 409 on a duplicate event id (deleted ids stay taken, as on
+Google), 404/410 for missing/deleted events, bearer-token checks, PKCE on the code
+exchange, invalid_grant for revoked refresh tokens, and injectable faults (429, 5xx,
+403 rate limits, "after" faults that apply the write and lose the answer, timeouts)
+and latency.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
+FAULTS = ("429", "500", "503", "403rate", "after500", "timeout", "after_timeout")
+
+
+@dataclass
+class Fault:
+    kind: str
+
+
+@dataclass
+class FakeGoogle:
+    latency: float = 0.0
+    # How long a "timeout" fault holds the answer (longer than the client waits).
+    hang: float = 0.5
+    events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    refresh_tokens: dict[str, bool] = field(default_factory=dict)  # token -> revoked
+    access_tokens: set[str] = field(default_factory=set)
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, rt)
+    calendars: set[str] = field(default_factory=lambda: {"primary"})
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    fault_plan: list[str] = field(default_factory=list)
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ("429", "500", "503", "403rate", "after500")
+    fault_filter: Callable[[str, str], bool] = lambda method, path: "/calendar/" in path
+    granted_scope: str = (
+        "https://www.googleapis.com/auth/calendar.events.owned "
+        "https://www.googleapis.com/auth/calendar.freebusy"
+    )
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.random = random.Random(self.seed)
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> FakeGoogle:
+        fake = self
+
+        class Handler(_Handler):
+            google = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"{self.url}/calendar/v3/"
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.url}/token"
+
+    def client_secrets(self, redirect_uri: str) -> dict[str, Any]:
+        return {
+            "web": {
+                "client_id": "fake-client-id.apps.googleusercontent.com",
+                "client_secret": "fake-client-secret",
+                "auth_uri": f"{self.url}/o/oauth2/auth",
+                "token_uri": self.token_uri,
+                "redirect_uris": [redirect_uri],
+            }
+        }
+
+    # --- test controls ---------------------------------------------------------------
+
+    def issue_code(self, code_challenge: str) -> tuple[str, str]:
+        """What Google's consent screen would do: a code bound to the PKCE challenge."""
+        code = "4/" + secrets.token_urlsafe(24)
+        refresh_token = "1//" + secrets.token_urlsafe(32)
+        self.codes[code] = (code_challenge, refresh_token)
+        return code, refresh_token
+
+    def add_refresh_token(self) -> str:
+        token = "1//" + secrets.token_urlsafe(32)
+        self.refresh_tokens[token] = False
+        return token
+
+    def revoke(self, refresh_token: str) -> None:
+        self.refresh_tokens[refresh_token] = True
+        self.access_tokens.clear()
+
+    def add_owner_event(self, start: datetime, end: datetime, calendar: str = "primary") -> str:
+        event_id = secrets.token_hex(8)
+        self.events[(calendar, event_id)] = {
+            "id": event_id,
+            "status": "confirmed",
+            "summary": "Owner's own event",
+            "start": {"dateTime": _iso(start)},
+            "end": {"dateTime": _iso(end)},
+        }
+        return event_id
+
+    def live_events(self, calendar: str = "primary") -> dict[str, dict[str, Any]]:
+        return {
+            eid: e
+            for (cal, eid), e in self.events.items()
+            if cal == calendar and e["status"] != "cancelled"
+        }
+
+    def count(self, method: str, fragment: str) -> int:
+        return sum(1 for m, p in self.requests if m == method and fragment in p)
+
+    def _next_fault(self, method: str, path: str) -> str | None:
+        if not self.fault_filter(method, path):
+            return None
+        with self.lock:
+            if self.fault_plan:
+                return self.fault_plan.pop(0) or None
+            if self.fault_rate and self.random.random() < self.fault_rate:
+                return self.random.choice(self.fault_kinds)
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    google: FakeGoogle
+    protocol_version = "HTTP/1.1"
+    # Keep-alive answers written in pieces meet delayed ACKs (40 ms stalls) otherwise.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        google = self.google
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        parsed = urlparse(self.path)
+        google.requests.append((method, parsed.path))
+        if google.latency:
+            time.sleep(google.latency)
+        fault = google._next_fault(method, parsed.path)
+        if fault in ("429", "500", "503", "403rate"):
+            self._fault_answer(fault)
+            return
+        if fault == "timeout":
+            time.sleep(google.hang)
+            self.close_connection = True
+            return
+        status, body = self._route(method, parsed.path, parse_qs(parsed.query), raw)
+        if fault == "after500":
+            self._fault_answer("500")
+            return
+        if fault == "after_timeout":
+            time.sleep(google.hang)
+            self.close_connection = True
+            return
+        self._send(status, body)
+
+    def _fault_answer(self, fault: str) -> None:
+        if fault == "403rate":
+            self._send(403, _error(403, "Rate Limit Exceeded", "rateLimitExceeded"))
+        elif fault == "429":
+            self._send(429, _error(429, "Too many requests", "rateLimitExceeded"))
+        else:
+            self._send(int(fault), _error(int(fault), "Backend Error", "backendError"))
+
+    def _send(self, status: int, body: dict[str, Any] | None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write
+        self.flush_headers()
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.google.access_tokens
+
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], raw: bytes
+    ) -> tuple[int, dict[str, Any] | None]:
+        if path == "/token" and method == "POST":
+            return self._token(parse_qs(raw.decode()))
+        if not path.startswith("/calendar/v3/"):
+            return 404, _error(404, "Not Found", "notFound")
+        if not self._authorised():
+            return 401, _error(401, "Invalid Credentials", "authError")
+        rest = path.removeprefix("/calendar/v3/")
+        if rest == "freeBusy" and method == "POST":
+            return self._freebusy(json.loads(raw or b"{}"))
+        match = re.fullmatch(r"calendars/([^/]+)/events(?:/([^/]+))?", rest)
+        if match is None:
+            return 404, _error(404, "Not Found", "notFound")
+        calendar, event_id = unquote(match.group(1)), match.group(2)
+        body = json.loads(raw) if raw else {}
+        with self.google.lock:
+            if event_id is None and method == "POST":
+                return self._insert(calendar, body)
+            if event_id is None:
+                return 405, _error(405, "Method not allowed", "invalid")
+            return self._event(method, calendar, unquote(event_id), body)
+
+    # --- endpoints -------------------------------------------------------------------
+
+    def _token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        google = self.google
+        grant = form.get("grant_type", [""])[0]
+        if grant == "authorization_code":
+            code = form.get("code", [""])[0]
+            verifier = form.get("code_verifier", [""])[0]
+            issued = google.codes.pop(code, None)
+            if issued is None:
+                return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+            challenge, refresh_token = issued
+            digest = hashlib.sha256(verifier.encode()).digest()
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
+                return 400, {"error": "invalid_grant", "error_description": "Bad verifier"}
+            google.refresh_tokens[refresh_token] = False
+            access = "ya29." + secrets.token_urlsafe(24)
+            google.access_tokens.add(access)
+            return 200, {
+                "access_token": access,
+                "expires_in": 3599,
+                "refresh_token": refresh_token,
+                "scope": google.granted_scope,
+                "token_type": "Bearer",
+            }
+        if grant == "refresh_token":
+            token = form.get("refresh_token", [""])[0]
+            if google.refresh_tokens.get(token, True):
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "Token has been expired or revoked.",
+                }
+            access = "ya29." + secrets.token_urlsafe(24)
+            google.access_tokens.add(access)
+            return 200, {
+                "access_token": access,
+                "expires_in": 3599,
+                "scope": google.granted_scope,
+                "token_type": "Bearer",
+            }
+        return 400, {"error": "unsupported_grant_type"}
+
+    def _freebusy(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        start, end = _parse(body["timeMin"]), _parse(body["timeMax"])
+        calendars: dict[str, Any] = {}
+        for item in body.get("items", []):
+            calendar = item["id"]
+            if calendar not in self.google.calendars:
+                calendars[calendar] = {
+                    "errors": [{"domain": "global", "reason": "notFound"}],
+                    "busy": [],
+                }
+                continue
+            spans = sorted(
+                (_parse(e["start"]["dateTime"]), _parse(e["end"]["dateTime"]))
+                for (cal, _), e in list(self.google.events.items())
+                if cal == calendar and e["status"] != "cancelled"
+            )
+            merged: list[list[datetime]] = []
+            for s, e in spans:
+                if e <= start or s >= end:
+                    continue
+                s, e = max(s, start), min(e, end)
+                if merged and s <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], e)
+                else:
+                    merged.append([s, e])
+            calendars[calendar] = {"busy": [{"start": _iso(s), "end": _iso(e)} for s, e in merged]}
+        return 200, {
+            "kind": "calendar#freeBusy",
+            "timeMin": body["timeMin"],
+            "timeMax": body["timeMax"],
+            "calendars": calendars,
+        }
+
+    def _insert(self, calendar: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        event_id = body.get("id") or secrets.token_hex(10)
+        if not EVENT_ID.match(event_id):
+            return 400, _error(400, "Invalid resource id value.", "invalid")
+        if (calendar, event_id) in self.google.events:
+            return 409, _error(409, "The requested identifier already exists.", "duplicate")
+        event = {**body, "id": event_id, "status": body.get("status", "confirmed")}
+        self.google.events[(calendar, event_id)] = event
+        return 200, event
+
+    def _event(
+        self, method: str, calendar: str, event_id: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | None]:
+        event = self.google.events.get((calendar, event_id))
+        if event is None:
+            return 404, _error(404, "Not Found", "notFound")
+        if method == "GET":
+            return 200, event
+        if method == "PATCH":
+            event.update({k: v for k, v in body.items() if k != "id"})
+            return 200, event
+        if method == "DELETE":
+            if event["status"] == "cancelled":
+                return 410, _error(410, "Resource has been deleted", "deleted")
+            event["status"] = "cancelled"
+            return 204, None
+        return 405, _error(405, "Method not allowed", "invalid")
+
+
+def _error(code: int, message: str, reason: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "errors": [{"domain": "global", "reason": reason, "message": message}],
+        }
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+__all__ = ["FAULTS", "FakeGoogle", "Fault"]

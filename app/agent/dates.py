@@ -131,7 +131,7 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     ("before_part", r"\b(\d{1,2})(?=\s+(?:in the |this )?(?:morning|afternoon|evening|tonight)\b)"),
     (
         "bare",
-        r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|@)\s+(\d{1,2})\b"
+        r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
         r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|of\b|minutes?|mins?|hours?))",
     ),
 )

@@ -14,6 +14,7 @@ the saved state continues the same dialogue. Its keys:
   awaiting    "type" | "name" | "choice" | "confirm" | "which" | "when" | "verification"
   target      the appointment being moved or cancelled {id, start, end, type, type_name}
   candidates  appointments the caller may pick from (after a list or "which one?")
+  move_to     the new time said with "move ..." while we ask which appointment
   name        the caller's name, once given
   last        id of the appointment booked or moved last ("cancel it" refers to it)
   served      something was done for the caller (goodbye then ends the call)
@@ -52,6 +53,7 @@ FLOW_KEYS = (
     "awaiting",
     "target",
     "candidates",
+    "move_to",
     "pending_text",
     "verification_required",
 )
@@ -145,6 +147,9 @@ class _Dialogue:
     def type_names(self) -> str:
         return say.join_or([say.article(t.name) for t in self.types])
 
+    def read(self, text: str) -> Message:
+        return read(text, self.now, self.schedule.hours, self.types)
+
     def local(self, iso: str) -> datetime:
         return datetime.fromisoformat(iso).astimezone(self.zone)
 
@@ -177,7 +182,7 @@ class _Dialogue:
         if not raw:
             return self.hint(greeting=True)
         self.state.pop("verification_required", None)
-        message = read(raw, self.now, self.schedule.hours, self.types)
+        message = self.read(raw)
         if message.reset:
             self.clear_flow()
             return self.ask_more("OK, I've dropped that.")
@@ -268,6 +273,8 @@ class _Dialogue:
     def on_which(self, message: Message) -> str | None:
         candidates = self.state.get("candidates") or []
         picked = self.pick_appointment(message, candidates)
+        if picked is None and message.yes and len(candidates) == 1:
+            picked = candidates[0]
         if picked is None:
             if message.intent in ("list", "book") or (message.intent and not candidates):
                 self.clear_flow()
@@ -279,7 +286,9 @@ class _Dialogue:
         self.state.pop("awaiting", None)
         if self.state.get("intent") == "cancel":
             return self.ask_confirm()
-        return self.seek_move(None)
+        move_to = self.state.pop("move_to", None)
+        destination = self.read(move_to) if move_to else None
+        return self.seek_move(destination)
 
     def on_when(self, message: Message) -> str | None:
         if message.when.empty and not message.later and not message.earlier:
@@ -424,6 +433,10 @@ class _Dialogue:
             self.state["proposal"] = wanted.isoformat()
             return self.ask_confirm(free_now=True)
         reason = self.why_not(wanted, key)
+        if len(self.spread(free)) < OFFER_COUNT and window_start.time() != time(0):
+            # Late in the day (or after closing): look at the whole day for neighbours.
+            earlier = self.slots(date=wanted.date().isoformat(), appointment_type=key, limit=20)
+            free = sorted(set(free) | set(earlier))
         nearby = self.spread(sorted(free, key=lambda s: abs(s - wanted)))
         if not nearby:
             nearby = self.soonest_after(
@@ -674,6 +687,8 @@ class _Dialogue:
             matching = self.matching(source, appointments)
             self.state["candidates"] = matching or appointments
             self.state["awaiting"] = "which"
+            if destination is not None:
+                self.state["move_to"] = destination.raw
             listed = say.numbered(
                 [self.describe_appointment(a) for a in self.state["candidates"]], self.channel
             )
@@ -691,10 +706,10 @@ class _Dialogue:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
         parts = re.split(r"\b(?:to|for|until|till)\b", message.raw, maxsplit=1, flags=re.IGNORECASE)
         if len(parts) == 2:
-            before = read(parts[0], self.now, self.schedule.hours, self.types)
-            after = read(parts[1], self.now, self.schedule.hours, self.types)
+            before = self.read(parts[0])
+            after = self.read(parts[1])
             return before, after
-        blank = read("", self.now, self.schedule.hours, self.types)
+        blank = self.read("")
         if message.mentions_existing and "appointment" in message.text:
             return message, None
         return blank, message
@@ -872,7 +887,7 @@ class _Dialogue:
         self.clear_flow()
         if not pending:
             return self.hint()
-        again = read(pending, self.now, self.schedule.hours, self.types)
+        again = self.read(pending)
         reply = self.start(again)
         if self.state.get("awaiting") == "verification":
             self.state["pending_text"] = pending
@@ -891,9 +906,15 @@ class _Dialogue:
 
     def example(self) -> str:
         kind = self.types[0].name if self.types else "appointment"
+        # Mid-request only the time is missing; otherwise show a whole request.
+        phrase = (
+            "Friday at 10"
+            if self.state.get("intent")
+            else f"book {say.article(kind)} tomorrow at 3"
+        )
         if self.channel == "voice":
-            return f"For example, say: book {say.article(kind)} tomorrow at 3."
-        return f"E.g. 'book {say.article(kind)} tomorrow at 3'."
+            return f"For example, say: {phrase}."
+        return f"E.g. '{phrase}'."
 
     def hint(self, greeting: bool = False) -> str:
         lead = "Hi!" if greeting else "Sorry, I didn't get that."

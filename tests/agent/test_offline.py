@@ -442,3 +442,37 @@ def test_odd_messages_in_every_state_get_an_answer(
 def test_no_appointments_to_list(owner: Phone) -> None:
     assert owner.say("what appointments do I have?") == "You have no upcoming appointments."
     assert owner.say("when is my appointment") == "You have no upcoming appointments."
+
+
+def test_move_asks_which_and_keeps_the_new_time(owner: Phone, factory) -> None:
+    owner.say("book a haircut on Tuesday at 10")
+    owner.say("yes")
+    owner.say("consultation wednesday at 9")
+    owner.say("yes")
+    later = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
+    reply = later.say("I need to move my appointment to friday at 9")
+    assert reply.startswith("Which one? 1) a haircut on Tue Nov 24 at 10:00 AM")
+    reply = later.say("the haircut")
+    assert reply == (
+        "Move your haircut from Tue Nov 24 at 10:00 AM to Fri Nov 27 at 9:00 AM? "
+        "Reply YES to confirm."
+    )
+    later.say("yes")
+    assert confirmed(factory) == [("consultation", local(25, 9)), ("haircut", local(27, 9))]
+
+
+def test_a_time_said_against_offers_is_checked_on_that_day(owner: Phone, factory) -> None:
+    reply = owner.say("Can I get a haircut this Friday?")
+    assert reply == "Free haircut times: Fri Nov 27 at 9:00 AM, 10:00 AM or 11:00 AM. Which works?"
+    reply = owner.say("can we do 2 instead")
+    assert reply == "Book a haircut on Fri Nov 27 at 2:00 PM? Reply YES to confirm."
+    reply = owner.say("no")
+    assert reply.startswith("OK. What day and time would suit you better?")
+    reply = owner.say("saturday at 4")
+    # Closed at 4 on Saturdays (10-2): the day's free times nearest to it instead.
+    assert reply.startswith(
+        "Sorry, Sat Nov 28 at 4:00 PM is outside opening hours (Saturdays 10 AM-2 PM)."
+    )
+    # The last 45-minute haircut ends at closing: 1:15 PM, then an hour apart before it.
+    assert reply.endswith("Sat Nov 28 at 11:15 AM, 12:15 PM or 1:15 PM. Which works?")
+    assert confirmed(factory) == []

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from app.calendar.google import GoogleCalendarFactory
@@ -51,7 +52,7 @@ def google_settings(
     secrets_file.write_text(json.dumps(fake.client_secrets(redirect_uri(settings))))
     return settings.model_copy(
         update={
-            "token_encryption_keys": token_key,
+            "token_encryption_keys": SecretStr(token_key),
             "token_key_file": tmp_path / "unused.key",
             "google_client_secrets_file": secrets_file,
             "google_calendar_api_endpoint": fake.api_endpoint,

@@ -111,13 +111,17 @@ def test_startup_refuses_keys_that_cannot_read_stored_tokens(
     with session_factory() as session:
         _seed_tokens(session, demo, TokenVault([old]), 2)
     wrong = _app(settings, session_factory, token_encryption_keys=SecretStr(generate_key()))
-    with pytest.raises(VaultError, match="key that encrypted them is missing"):
-        with TestClient(wrong, base_url=PUBLIC_BASE_URL):
-            pass
+    with (
+        pytest.raises(VaultError, match="key that encrypted them is missing"),
+        TestClient(wrong, base_url=PUBLIC_BASE_URL),
+    ):
+        pass
     missing = _app(settings, session_factory, environment="production")
-    with pytest.raises(VaultError, match="TOKEN_ENCRYPTION_KEYS is not set"):
-        with TestClient(missing, base_url=PUBLIC_BASE_URL):
-            pass
+    with (
+        pytest.raises(VaultError, match="TOKEN_ENCRYPTION_KEYS is not set"),
+        TestClient(missing, base_url=PUBLIC_BASE_URL),
+    ):
+        pass
     right = _app(
         settings, session_factory, token_encryption_keys=SecretStr(f"{generate_key()},{old}")
     )

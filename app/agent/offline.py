@@ -401,6 +401,9 @@ class _Dialogue:
     def seek(self) -> str:
         """Find times for the request in state and offer or propose them."""
         key = self.type_key()
+        if key is None and not self.types:
+            self.clear_flow()
+            return "Sorry, no appointment types are set up for booking on this line yet."
         if key is None:
             self.state["awaiting"] = "type"
             return f"Sure. Is that for {self.type_names()}?"

@@ -18,7 +18,7 @@ from app.agent.engine import Reply
 from app.agent.offline import OfflineEngine
 from app.calendar.backend import default_calendar_factory
 from app.demo import DemoData
-from app.models import Appointment, BusyBlock, Conversation, Message
+from app.models import Agent, Appointment, BusyBlock, Conversation, Message
 from app.routing import Route, route
 from tests.conftest import PINNED_NOW
 
@@ -476,3 +476,18 @@ def test_a_time_said_against_offers_is_checked_on_that_day(owner: Phone, factory
     # The last 45-minute haircut ends at closing: 1:15 PM, then an hour apart before it.
     assert reply.endswith("Sat Nov 28 at 11:15 AM, 12:15 PM or 1:15 PM. Which works?")
     assert confirmed(factory) == []
+
+
+def test_single_type_agent_needs_no_type_question(owner: Phone, factory) -> None:
+    with factory() as session:
+        agent = session.get(Agent, owner.demo.agent_id)
+        agent.appointment_types = [agent.appointment_types[1]]  # haircut only
+        session.commit()
+    reply = owner.say("can I come in tomorrow at 3?")
+    assert reply == "Book a haircut on Tue Nov 24 at 3:00 PM? Reply YES to confirm."
+    with factory() as session:
+        session.get(Agent, owner.demo.agent_id).appointment_types = []
+        session.commit()
+    other = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
+    reply = other.say("can I come in tomorrow at 3?")
+    assert reply == "Sorry, no appointment types are set up for booking on this line yet."

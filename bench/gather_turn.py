@@ -8,13 +8,14 @@ server and run (/_bench/twiml when present, else /_bench/json).
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
 from _phone_server import TWILIO_TOKEN, caller_number, load, report, running_server
 from twilio.request_validator import RequestValidator
 
-WORKERS = 8
-PER_WORKER = 100
+WORKERS = int(os.environ.get("BENCH_WORKERS", 8))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 100))
 PHRASES = [
     "what times do you have tomorrow afternoon",
     "is there anything on friday morning",

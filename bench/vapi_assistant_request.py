@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import httpx
 from _phone_server import VAPI_SECRET, caller_number, load, report, running_server
 
-WORKERS = 8
-PER_WORKER = 150
+WORKERS = int(os.environ.get("BENCH_WORKERS", 8))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 150))
 HEADERS = {"X-Vapi-Secret": VAPI_SECRET, "Content-Type": "application/json"}
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from _phone_server import VAPI_SECRET, caller_number, load, report, running_server
 
-WORKERS = 32
-PER_WORKER = 40
+WORKERS = int(os.environ.get("BENCH_WORKERS", 32))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 40))
 HEADERS = {"X-Vapi-Secret": VAPI_SECRET, "Content-Type": "application/json"}
 SLOTS_PER_DAY = 31  # 45-minute spacing from 00:00: a 30-minute booking plus its buffer
 FIRST_DAY = (datetime.now(UTC) + timedelta(days=2)).replace(

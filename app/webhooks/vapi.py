@@ -26,9 +26,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
 from app.config import Settings
+from app.db import read_only
 from app.models import Conversation
 from app.phone import mask, try_e164
 from app.routing import Route, RouteFailure, Unrouted, route
@@ -211,7 +213,11 @@ async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
     if handler is None:
         return JSONResponse({})  # a message we don't use: acknowledged
     work, on_failure = handler
-    return JSONResponse(await run_budgeted(request, message, work, on_failure, kind))
+    answer = await run_budgeted(request, message, work, on_failure, kind)
+    if kind == "assistant-request" and "assistant" in answer:
+        # Recording the call is not needed for the answer: do it once VAPI has it.
+        return JSONResponse(answer, background=BackgroundTask(_record_call, request, message))
+    return JSONResponse(answer)
 
 
 Handler = Callable[[VapiCall], dict[str, Any]]
@@ -244,22 +250,33 @@ def assistant_request(vapi: VapiCall) -> dict[str, Any]:
         vapi.audit("ratelimit.refused")
         vapi.session.commit()
         return {"error": BUSY}
-    routed = vapi.route()
-    if isinstance(routed, Unrouted):
-        vapi.audit("routing.failed", reason=routed.reason.value)
-        vapi.session.commit()
-        return {"error": unrouted_text(routed, vapi.settings)}
-    service = vapi.service()
-    if vapi.call_id:
-        try:
-            service.open(CHANNEL, vapi.call_id, routed)
-            vapi.audit("webhook.accepted", kind="assistant-request", agent_id=routed.agent.id)
-            vapi.session.commit()
-        except IntegrityError:  # VAPI asked twice at once; the other request opened it
-            vapi.session.rollback()
-    now = vapi.request.app.state.clock()
-    name = service.known_name(routed)
-    return {"assistant": build_assistant(vapi.settings, routed.agent, name, now)}
+    with read_only(vapi.session):
+        routed = vapi.route()
+        if isinstance(routed, Route):
+            name = vapi.service().known_name(routed)
+            now = vapi.request.app.state.clock()
+            return {"assistant": build_assistant(vapi.settings, routed.agent, name, now)}
+    vapi.session.rollback()
+    vapi.audit("routing.failed", reason=routed.reason.value)
+    vapi.session.commit()
+    return {"error": unrouted_text(routed, vapi.settings)}
+
+
+def _record_call(request: Request, message: dict[str, Any]) -> None:
+    """Open the call's conversation and audit the assistant handed out (after the answer)."""
+    try:
+        with request.app.state.session_factory() as session:
+            vapi = VapiCall(request, session, message)
+            conversation = vapi.conversation()
+            routed = vapi.route()
+            agent_id = routed.agent.id if isinstance(routed, Route) else None
+            vapi.audit("webhook.accepted", kind="assistant-request", agent_id=agent_id)
+            session.commit()
+            log.debug("VAPI call %s opened as %s", vapi.call_id, conversation and conversation.id)
+    except IntegrityError:  # VAPI asked twice at once; the other request opened it
+        pass
+    except Exception:
+        log.exception("VAPI call %s not recorded", _dict(message.get("call")).get("id"))
 
 
 def unrouted_text(routed: Unrouted, settings: Settings) -> str:

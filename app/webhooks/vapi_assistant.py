@@ -8,7 +8,9 @@ server URL points back to us with the credential VAPI authenticates with.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,8 +62,14 @@ def needs_pin_tool(agent: Agent) -> bool:
     return agent.caller_id_policy == STRICT and bool(agent.pin_hash)
 
 
+@cache
+def _definitions() -> tuple[str, ...]:
+    # JSON schema generation costs milliseconds; the tool set is fixed for the process.
+    return tuple(json.dumps(definition) for definition in function_definitions())
+
+
 def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
-    definitions = function_definitions()
+    definitions = [json.loads(definition) for definition in _definitions()]
     if needs_pin_tool(agent):
         definitions.append(VERIFY_PIN_DEFINITION)
     server = server_for(settings)

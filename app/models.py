@@ -112,6 +112,7 @@ class Appointment(TimestampMixin, Base):
         Index("ix_appointments_agent_start", "agent_id", "start_at"),
         Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
         Index("ix_appointments_start_id", "start_at", "id"),
+        Index("ix_appointments_agent_start_id", "agent_id", "start_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("apt"))

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import DateTime, Select, and_, or_
+from sqlalchemy import DateTime, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.admin.errors import ApiError
@@ -71,15 +71,12 @@ def paginate(
     """One page of `query` (a select of one entity) and the cursor of the next page."""
     if cursor:
         value, tiebreak = decode_cursor(cursor, order)
-        if order.descending:
-            after = or_(
-                order.column < value, and_(order.column == value, order.tiebreak < tiebreak)
-            )
-        else:
-            after = or_(
-                order.column > value, and_(order.column == value, order.tiebreak > tiebreak)
-            )
-        query = query.where(after)
+        # A row-value comparison, not (a > x OR a = x AND b > y): PostgreSQL turns it
+        # into one index range scan; SQLite understands it too.
+        key = tuple_(order.column, order.tiebreak)
+        query = query.where(
+            key < (value, tiebreak) if order.descending else key > (value, tiebreak)
+        )
     if order.descending:
         query = query.order_by(order.column.desc(), order.tiebreak.desc())
     else:

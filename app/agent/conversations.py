@@ -52,6 +52,9 @@ class ConversationService:
         elif self.idle_reset is not None and self.now - conversation.updated_at > self.idle_reset:
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
+            conversation.details = {
+                k: v for k, v in (conversation.details or {}).items() if k != "caller_name"
+            }
         return conversation
 
     def tools_for(
@@ -90,7 +93,7 @@ class ConversationService:
                 agent=route.agent,
                 tools=tools,
                 state=dict(conversation.state or {}),
-                caller_name=self.known_name(route),
+                caller_name=self.caller_name(conversation, route),
             )
         )
         self.record(conversation, "out", reply.text, tool_calls=reply.tool_calls or None)
@@ -119,6 +122,14 @@ class ConversationService:
                 external_id=external_id,
             )
         )
+
+    def caller_name(self, conversation: Conversation, route: Route) -> str | None:
+        """Looked up once per conversation; the engine keeps names it learns in its state."""
+        details = conversation.details or {}
+        if "caller_name" not in details:
+            details = {**details, "caller_name": self.known_name(route)}
+            conversation.details = details
+        return details["caller_name"]
 
     def known_name(self, route: Route) -> str | None:
         if route.caller_is_owner:

@@ -11,12 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import admin, health, metrics
@@ -64,13 +59,6 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
-
-
-def _rate_limited(request: Request, exc: Exception) -> Response:
-    detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limit exceeded"
-    return JSONResponse(
-        {"detail": f"Too many requests: {detail}"}, status_code=429, headers={"Retry-After": "60"}
-    )
 
 
 def create_app(
@@ -152,16 +140,6 @@ def create_app(
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
 
-    # Webhooks and probes are limited per caller by their handlers (or not at all);
-    # slowapi's per-client default limit covers everything else.
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        endpoint = getattr(route, "endpoint", None)
-        exempt = path.startswith("/webhooks") or path in (*health.PATHS, metrics.PATH)
-        if endpoint is not None and exempt:
-            app.state.limiter.exempt(endpoint)
-    app.add_exception_handler(RateLimitExceeded, _rate_limited)
-    app.add_middleware(SlowAPIASGIMiddleware)
     app.add_middleware(RequestIdMiddleware)
     hardening.install(app, settings, json_prefixes=("/admin/",))
     app.add_middleware(metrics.MetricsMiddleware)

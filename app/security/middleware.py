@@ -5,12 +5,15 @@ streaming bodies are counted as they arrive rather than trusted by Content-Lengt
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.metrics import RATE_LIMIT_REFUSALS
+from app.security.ratelimit import KeyLimit, client_address
 
 # The admin API's error body shape, spoken here too so every refusal looks the same.
 CODES = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type"}
@@ -151,6 +154,7 @@ class SecurityHeadersMiddleware:
 
 def install(app: FastAPI, settings: Settings, json_prefixes: tuple[str, ...]) -> None:
     """Add the guards; the last added runs first, so headers wrap every refusal."""
+    app.add_middleware(ClientLimitMiddleware, limiter=app.state.limiter, settings=settings)
     app.add_middleware(JsonContentTypeMiddleware, prefixes=json_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -164,3 +168,52 @@ def install(app: FastAPI, settings: Settings, json_prefixes: tuple[str, ...]) ->
         )
     hsts = settings.public_base_url.startswith("https://")
     app.add_middleware(SecurityHeadersMiddleware, hsts=hsts)
+
+
+# Limited per caller number by their own handlers (Twilio shares its addresses), or probes.
+CLIENT_LIMIT_EXEMPT = ("/webhooks/", "/tools/", "/healthz", "/readyz", "/metrics")
+
+
+class ClientLimitMiddleware:
+    """RATE_LIMIT_DEFAULT per client address on every route that is not exempt.
+
+    slowapi's own middleware only sees routes registered directly on the app; routers
+    included with FastAPI's include_router (the admin API, the OAuth pages) are matched
+    lazily and escape it, so the per-address limit is enforced here, on the same storage
+    (Redis when configured). The address comes from client_address(): X-Forwarded-For
+    counts only behind TRUSTED_PROXIES.
+    """
+
+    def __init__(self, app: ASGIApp, limiter: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.limit = KeyLimit(limiter, settings.rate_limit_default, "client")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CLIENT_LIMIT_EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        forwarded = headers.get(b"x-forwarded-for")
+        peer = scope["client"][0] if scope.get("client") else None
+        address = client_address(
+            peer, forwarded.decode("latin-1") if forwarded else None, self.settings.trusted_proxies
+        )
+        decision = self.limit.check(address)
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        RATE_LIMIT_REFUSALS.labels(scope="client").inc()
+        body = json.dumps({"error": "rate_limited", "detail": "too many requests"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(decision.retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,6 +1,7 @@
-"""Rate limits with slowapi: per client on ordinary routes (its middleware and default
-limits), per caller number on webhooks (checked by the webhook itself, because Twilio
-ignores 429 and every Twilio request comes from Twilio's shared addresses)."""
+"""Rate limits on slowapi's limiter and storage: per client on ordinary routes
+(app/security/middleware.py), per API key on the admin API, per caller number on webhooks
+(checked by the webhook itself: Twilio ignores 429, and every Twilio request comes from
+Twilio's shared addresses)."""
 
 from __future__ import annotations
 

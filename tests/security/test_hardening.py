@@ -157,3 +157,17 @@ def test_logs_never_show_a_full_number(capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert "+14155550123" not in err and "0123" in err
     assert "+442071838750" not in err and "8750" in err
+
+
+def test_per_address_limit_covers_included_routers(make_client: Any) -> None:
+    client = make_client(rate_limit_default="2/minute")
+    for path in (f"{API}/users", "/calendar/google/connect"):
+        statuses = [client.get(path).status_code for _ in range(2)]
+        assert 429 not in statuses
+        refused = client.get(path, headers={"X-Forwarded-For": "198.51.100.1"})
+        assert refused.status_code == 429, path
+        assert int(refused.headers["retry-after"]) >= 1
+        client = make_client(rate_limit_default="2/minute", rate_limit_key_prefix=path)
+    webhook = make_client(rate_limit_default="1/minute")
+    codes = [webhook.post("/webhooks/twilio/sms/inbound", data={}).status_code for _ in range(3)]
+    assert codes == [403, 403, 403]  # unsigned, but never rate limited per address

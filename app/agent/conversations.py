@@ -49,13 +49,19 @@ class ConversationService:
             )
             self.session.add(conversation)
             self.session.flush()
-        elif self.idle_reset is not None and self.now - conversation.updated_at > self.idle_reset:
+        elif self._idle_too_long(conversation):
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
             conversation.details = {
                 k: v for k, v in (conversation.details or {}).items() if k != "caller_name"
             }
         return conversation
+
+    def _idle_too_long(self, conversation: Conversation) -> bool:
+        last = (conversation.details or {}).get("last_turn_at")
+        if self.idle_reset is None or last is None:
+            return False
+        return self.now - datetime.fromisoformat(last) > self.idle_reset
 
     def tools_for(
         self, conversation: Conversation, route: Route, channel: str, may_manage_existing: bool
@@ -99,7 +105,11 @@ class ConversationService:
         self.record(conversation, "out", reply.text, tool_calls=reply.tool_calls or None)
         # A new dict, so the JSON column is seen as changed.
         conversation.state = dict(reply.state)
-        conversation.updated_at = self.now
+        # The injected clock, not the row's onupdate (wall time), decides idleness.
+        conversation.details = {
+            **(conversation.details or {}),
+            "last_turn_at": self.now.isoformat(),
+        }
         if reply.end_conversation:
             conversation.status = "ended"
         return reply

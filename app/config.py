@@ -5,10 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_TWILIO_TOKEN = "dev-twilio-auth-token"
+DEV_VAPI_SECRET = "dev-vapi-secret"
+DEV_APP_SECRET = "dev-only-secret-change-me"
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'scheduling.db'}"
 
 
@@ -32,7 +35,7 @@ class Settings(BaseSettings):
 
     # Twilio
     twilio_account_sid: str | None = None
-    twilio_auth_token: SecretStr = SecretStr("dev-twilio-auth-token")
+    twilio_auth_token: SecretStr = SecretStr(DEV_TWILIO_TOKEN)
     # The shared agent number everyone calls or texts (E.164).
     agent_number: str = "+15005550006"
     default_region: str = "US"
@@ -42,7 +45,9 @@ class Settings(BaseSettings):
     )
 
     # VAPI credential: a bearer secret in a header, or an HMAC secret.
-    vapi_secret: SecretStr | None = None
+    # Development default so `python -m app vapi` works out of the box; outside
+    # ENVIRONMENT=development the development defaults refuse to start (see below).
+    vapi_secret: SecretStr | None = SecretStr(DEV_VAPI_SECRET)
     vapi_secret_header: str = "X-Vapi-Secret"
     vapi_hmac_secret: SecretStr | None = None
     vapi_hmac_tolerance_seconds: int = 300
@@ -112,7 +117,7 @@ class Settings(BaseSettings):
     calendar_sync_batch: int = 100
 
     # Secret used to sign connect links and other short-lived tokens.
-    app_secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
+    app_secret_key: SecretStr = SecretStr(DEV_APP_SECRET)
 
     # Admin API and hardening.
     # Per API key on the admin API (limits notation).
@@ -139,6 +144,28 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_development_secrets_elsewhere(self) -> Settings:
+        """Development defaults are public; anywhere else they would let anyone in."""
+        if self.environment == "development":
+            return self
+        defaults = {
+            "TWILIO_AUTH_TOKEN": (self.twilio_auth_token, DEV_TWILIO_TOKEN),
+            "VAPI_SECRET": (self.vapi_secret, DEV_VAPI_SECRET),
+            "APP_SECRET_KEY": (self.app_secret_key, DEV_APP_SECRET),
+        }
+        left = [
+            name
+            for name, (value, dev) in defaults.items()
+            if value is not None and value.get_secret_value() == dev
+        ]
+        if left:
+            raise ValueError(
+                f"ENVIRONMENT={self.environment} but {', '.join(left)} still have their "
+                "development defaults; set real secrets"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

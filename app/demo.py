@@ -63,7 +63,7 @@ def load_demo(session: Session) -> DemoData:
             timezone="America/Los_Angeles",
             weekly_hours=DEMO_HOURS,
             appointment_types=DEMO_TYPES,
-            greeting="Hi, this is Sam's scheduling line.",
+            greeting="This is Sam's scheduling line.",
             instructions="Be brief and friendly.",
         )
         session.add(agent)

@@ -210,7 +210,7 @@ def test_known_caller_is_greeted_by_name_and_asked_in_a_speech_gather(
     phone: Phone, session: Session
 ):
     answer = phone.dial()
-    assert answer.text.startswith("Hi Sam! Hi, this is Sam's scheduling line.")
+    assert answer.text.startswith("Hi Sam! This is Sam's scheduling line.")
     assert not answer.hangup
     gather = answer.gather
     assert gather is not None

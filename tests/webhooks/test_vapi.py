@@ -185,7 +185,7 @@ def test_assistant_request_for_a_known_caller(vapi: Vapi, session: Session, demo
     response = vapi.post(fixture("assistant-request.json"))
     assert response.status_code == 200
     assistant = response.json()["assistant"]
-    assert assistant["firstMessage"].startswith("Hi Sam! Hi, this is Sam's scheduling line.")
+    assert assistant["firstMessage"].startswith("Hi Sam! This is Sam's scheduling line.")
     model = assistant["model"]
     assert model["provider"] == "openai" and model["model"]
     prompt = model["messages"][0]
@@ -250,7 +250,7 @@ def test_assistant_request_on_a_dedicated_line_reaches_its_agent(
     payload["message"]["call"]["customer"]["number"] = UNKNOWN
     payload["message"]["phoneNumber"]["number"] = demo.dedicated_line
     body = vapi.post(payload).json()
-    assert body["assistant"]["firstMessage"].startswith("Hi, this is Sam's scheduling line.")
+    assert body["assistant"]["firstMessage"].startswith("This is Sam's scheduling line.")
 
 
 # --- tool-calls ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from app.config import get_settings
 from app.db import make_engine, make_session_factory
 from app.models import Agent
 from app.notify import build_sender
-from app.security.vault import build_vault
+from app.security.vault import VaultError, build_vault
 
 calendar_cli = typer.Typer(no_args_is_help=True, help="Google Calendar connections and sync")
 
@@ -59,12 +59,13 @@ def run_sync(
     settings = get_settings()
     session_factory = make_session_factory(make_engine(settings))
     config = client_config(settings)
+    try:
+        vault = build_vault(settings, needed=config is not None)
+    except VaultError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     factory = GoogleCalendarFactory(
-        settings,
-        config,
-        build_vault(settings, needed=config is not None),
-        build_sender(settings),
-        clock=system_clock,
+        settings, config, vault, build_sender(settings), clock=system_clock
     )
     batch = settings.calendar_sync_batch
     if not loop:

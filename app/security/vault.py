@@ -93,8 +93,9 @@ def build_vault(settings: Settings, *, needed: bool) -> TokenVault | None:
     first use, and any other environment without TOKEN_ENCRYPTION_KEYS is a start-up
     error (never a silent key, never a crash at the first connection).
     """
-    if settings.token_encryption_keys is not None:
-        keys = parse_keys(settings.token_encryption_keys.get_secret_value())
+    raw = settings.token_encryption_keys
+    keys = parse_keys(raw.get_secret_value()) if raw is not None else []
+    if keys:  # an empty TOKEN_ENCRYPTION_KEYS= line counts as not set
         return TokenVault(keys)
     path = settings.token_key_file
     if settings.environment == "development":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +53,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+_HOLDS_WRITER = "holds_sqlite_writer_turn"
+SQLITE_WRITER_WAIT_SECONDS = 30
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -64,6 +69,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
+    # One writer at a time, queued in the process: SQLite allows one writer anyway, and
+    # threads left to its busy handler poll with sleeps of up to 100 ms, which is what a
+    # caller would hear as latency under load. The turn passes at check-in, after COMMIT.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers are serialised: a deferred transaction that reads and then writes can
@@ -71,8 +81,18 @@ def _configure_sqlite(engine: Engine) -> None:
         # every committed row. Read-only sessions opt out.
         if connection.get_execution_options().get("sqlite_deferred"):
             connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        record = connection.connection._connection_record
+        if not record.info.get(_HOLDS_WRITER):
+            if not writer.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
+                raise TimeoutError("the database is busy: no write turn within the wait")
+            record.info[_HOLDS_WRITER] = True
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop(_HOLDS_WRITER, False):
+            writer.release()
 
 
 def make_engine(settings: Settings) -> Engine:

@@ -8,9 +8,7 @@ and the idempotency record makes a retry see whatever it did.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import TypeVar
 
 import anyio
@@ -18,10 +16,6 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 T = TypeVar("T")
-# SQLite has one writer at a time, and every transaction here takes the write lock
-# (BEGIN IMMEDIATE). Queueing on a lock in the process hands the database over in order;
-# left to SQLite's busy handler, waiting threads poll with sleeps of up to 100 ms.
-_SQLITE_TURNS = threading.Lock()
 
 
 class OverBudget(Exception):
@@ -31,10 +25,9 @@ class OverBudget(Exception):
 async def in_worker(request: Request, work: Callable[[Session], T], seconds: float) -> T:
     """`work(session)`'s result; OverBudget after `seconds`; its exception if it raised."""
 
-    serialise = _SQLITE_TURNS if request.app.state.settings.is_sqlite else nullcontext()
-
+    # SQLite writers queue in the process (app/db.py), not in SQLite's busy handler.
     def run() -> T:
-        with serialise, request.app.state.session_factory() as session:
+        with request.app.state.session_factory() as session:
             try:
                 return work(session)
             except Exception:

@@ -185,6 +185,14 @@ class SmsSimulator:
         return [m.text or "" for m in ET.fromstring(response.text).iter("Message")]
 
 
+# --- calendar connections and the token vault (their own rooms) -------------------------
+from app.calendar.cli import calendar_cli  # noqa: E402
+from app.security.keys_cli import keys_cli  # noqa: E402
+
+cli.add_typer(calendar_cli, name="calendar")
+cli.add_typer(keys_cli, name="keys")
+
+
 # --- admin API keys (app/admin) ---------------------------------------------------------
 from app.admin.cli import apikeys_cli  # noqa: E402
 
@@ -194,11 +202,3 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
-
-
-# --- calendar connections and the token vault (their own rooms) -------------------------
-from app.calendar.cli import calendar_cli  # noqa: E402
-from app.security.keys_cli import keys_cli  # noqa: E402
-
-cli.add_typer(calendar_cli, name="calendar")
-cli.add_typer(keys_cli, name="keys")

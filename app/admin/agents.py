@@ -17,15 +17,11 @@ from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit, get_user
+from app.calendar import oauth
 from app.deps import SessionDep
 from app.models import Agent, CalendarConnection
 from app.security import audit
 from app.security.pins import hash_pin
-
-try:  # the Google connect flow is its own room; without it there is no link to hand out
-    from app.calendar import oauth
-except ImportError:  # pragma: no cover - depends on the calendar room being installed
-    oauth = None  # type: ignore[assignment]
 
 router = APIRouter()
 # Fields copied as they are; pin, the type list and the clear_* flags need care.
@@ -187,6 +183,11 @@ def disconnect_calendar(
     return convert.calendar_connection(row)
 
 
+@router.post(
+    "/agents/{agent_id}/calendar/connect-link",
+    response_model=ConnectLinkOut,
+    summary="A signed link the owner opens to connect Google Calendar",
+)
 def connect_link(
     agent_id: str,
     request: Request,
@@ -194,7 +195,6 @@ def connect_link(
     session: SessionDep,
     body: ConnectLinkRequest | None = None,
 ) -> Any:
-    assert oauth is not None
     agent = get_agent(session, principal, agent_id)
     settings = request.app.state.settings
     now = request.app.state.clock()
@@ -216,13 +216,3 @@ def connect_link(
     session.commit()
     minutes = int(timedelta(minutes=settings.calendar_connect_link_minutes).total_seconds() // 60)
     return ConnectLinkOut(url=url, expires_in_minutes=minutes, texted_to=texted)
-
-
-if oauth is not None:
-    router.add_api_route(
-        "/agents/{agent_id}/calendar/connect-link",
-        connect_link,
-        methods=["POST"],
-        response_model=ConnectLinkOut,
-        summary="A signed link the owner opens to connect Google Calendar",
-    )

@@ -284,18 +284,18 @@ class PhoneVerification(TimestampMixin, Base):
 
 
 __all__ = [
-    "ApiKey",
-    "CalendarConnection",
-    "OAuthState",
-    "PhoneVerification",
     "Agent",
+    "ApiKey",
     "Appointment",
     "AuditEntry",
     "BusyBlock",
+    "CalendarConnection",
     "Conversation",
     "InboundEvent",
     "Message",
+    "OAuthState",
     "PhoneNumber",
+    "PhoneVerification",
     "SmsOptOut",
     "User",
 ]

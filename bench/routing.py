@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Settings  # noqa: E402
-from app.db import make_engine, make_session_factory, upgrade_to_head  # noqa: E402
-from app.routing import Route, route  # noqa: E402
-from bench.stats import report  # noqa: E402
+from app.config import Settings
+from app.db import make_engine, make_session_factory, upgrade_to_head
+from app.routing import Route, route
+from bench.stats import report
 
 AGENTS = 1_000
 LOOKUPS = 5_000

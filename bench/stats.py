@@ -15,6 +15,7 @@ def report(name: str, samples_ms: list[float]) -> dict[str, float]:
     p50, p99 = percentile(samples_ms, 0.50), percentile(samples_ms, 0.99)
     mean = statistics.fmean(samples_ms)
     print(
-        f"{name:<44} n={len(samples_ms):>6}  mean={mean:8.3f} ms  p50={p50:8.3f} ms  p99={p99:8.3f} ms"
+        f"{name:<44} n={len(samples_ms):>6}  mean={mean:8.3f} ms  "
+        + f"p50={p50:8.3f} ms  p99={p99:8.3f} ms"
     )
     return {"p50": p50, "p99": p99, "mean": mean}

@@ -104,9 +104,7 @@ def run_tool(
         return spec.run(tools, args)
     except CalendarError as exc:
         # The external calendar could not be read: say so plainly, book nothing.
-        return ToolResult(
-            ok=False, message=str(exc), data={"error": "calendar_unavailable"}
-        )
+        return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
 
 
 def _first_error(exc: Exception) -> str:

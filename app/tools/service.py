@@ -373,9 +373,7 @@ class SchedulingTools:
         self, kind: AppointmentType, start: datetime, exclude_id: str | None = None
     ) -> Unavailable | None:
         # fresh: the external calendar is asked again, not answered from a cache.
-        busy, per_day = self._busy_and_counts(
-            start, start + kind.duration, exclude_id, fresh=True
-        )
+        busy, per_day = self._busy_and_counts(start, start + kind.duration, exclude_id, fresh=True)
         return check_slot(
             self.schedule, kind, busy, now=self.ctx.now, start=start, booked_per_day=per_day
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -178,20 +179,28 @@ async def load(
     workers: int,
     per_worker: int,
     request: Callable[[httpx.AsyncClient, int, int], Awaitable[bool]],
+    pause: float = 0.0,
 ) -> Latencies:
     """`workers` concurrent loops of `per_worker` requests; request(client, worker, i)
-    returns whether the answer was right."""
+    returns whether the answer was right. With `pause`, each loop waits that long (±50%)
+    between its requests, as a person between two messages: latency at a realistic load
+    rather than the queue of a closed loop."""
     result = Latencies(label, [])
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def worker(index: int) -> None:
+            jitter = random.Random(index)
+            if pause:
+                await asyncio.sleep(jitter.uniform(0, pause))
             for i in range(per_worker):
                 started = time.perf_counter()
                 ok = await request(client, index, i)
                 result.seconds.append(time.perf_counter() - started)
                 if not ok:
                     result.failures += 1
+                if pause:
+                    await asyncio.sleep(jitter.uniform(0.5 * pause, 1.5 * pause))
 
         await asyncio.gather(*(worker(w) for w in range(workers)))
     return result

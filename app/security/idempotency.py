@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from app.models import InboundEvent
+from app.models import InboundEvent, utcnow
 
 
 @dataclass(frozen=True)
@@ -32,27 +33,46 @@ def claim(
 ) -> Claim:
     """Record the event, or report that it was recorded before.
 
-    The row is written in a savepoint inside the caller's transaction, so the event, its
-    effects and its stored response commit together: a crash in between leaves no
-    half-handled event, and Twilio's retry simply runs it again.
+    The row is written inside the caller's transaction, so the event, its effects and its
+    stored response commit together: a crash in between leaves no half-handled event, and
+    the provider's retry simply runs it again. One statement in the common case: an
+    INSERT that does nothing on a duplicate (a concurrent delivery on PostgreSQL waits for
+    the first to commit, then finds its row).
     """
-    seen = session.scalar(
-        select(InboundEvent).where(
-            InboundEvent.provider == provider, InboundEvent.external_id == external_id
+    now = utcnow()
+    statement = (
+        _insert_for(session)(InboundEvent)
+        .values(
+            provider=provider, external_id=external_id, kind=kind, payload=payload, created_at=now
         )
+        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+        .returning(InboundEvent.id)
     )
-    if seen is not None:
-        return Claim(None, seen.response)
-    event = InboundEvent(provider=provider, external_id=external_id, kind=kind, payload=payload)
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        # A concurrent delivery of the same event won the race.
-        seen = session.scalar(
-            select(InboundEvent).where(
+    new_id = session.execute(statement).scalar()
+    if new_id is None:
+        seen = session.execute(
+            select(InboundEvent.response).where(
                 InboundEvent.provider == provider, InboundEvent.external_id == external_id
             )
-        )
+        ).first()
         return Claim(None, seen.response if seen else None)
+    # A persistent instance without reading the row back: setting .response later is an
+    # UPDATE at flush, as for any loaded object.
+    event = InboundEvent(
+        id=new_id,
+        provider=provider,
+        external_id=external_id,
+        kind=kind,
+        payload=payload,
+        response=None,
+        created_at=now,
+    )
+    make_transient_to_detached(event)
+    session.add(event)
     return Claim(event)
+
+
+def _insert_for(session: Session) -> Callable[..., Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert

@@ -90,7 +90,6 @@ class ConversationService:
         inbound_external_id: str | None = None,
     ) -> Reply:
         tools = self.tools_for(conversation, route, channel, may_manage_existing)
-        self.record(conversation, "in", text, external_id=inbound_external_id)
         reply = self.engine.respond(
             Turn(
                 text=text,
@@ -102,6 +101,8 @@ class ConversationService:
                 caller_name=self.caller_name(conversation, route),
             )
         )
+        # Both sides of the turn together: one flush writes them in a single INSERT.
+        self.record(conversation, "in", text, external_id=inbound_external_id)
         self.record(conversation, "out", reply.text, tool_calls=reply.tool_calls or None)
         # A new dict, so the JSON column is seen as changed.
         conversation.state = dict(reply.state)

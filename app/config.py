@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     twilio_gather_timeout_seconds: int = 6
     # One voice turn gets this long before the caller hears an apology (Twilio: 15 s).
     voice_turn_budget_seconds: float = 8.0
+    # Time for one SMS turn before the texter gets an apology (Twilio waits 15 s).
+    sms_turn_budget_seconds: float = 10.0
     # PIN checks for callers whose caller ID is not attested: attempts per call, and a
     # limit per caller number across calls (limits notation).
     pin_max_attempts_per_call: int = 3

@@ -24,6 +24,7 @@ from app.routing import Route, RouteFailure, Unrouted, route
 from app.security import audit, consent
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
+from app.webhooks.budget import OverBudget, in_worker
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,21 @@ def reply(text: str | None) -> str:
 
 
 @router.post("/inbound", summary="Inbound SMS (Twilio messaging webhook)")
-def inbound_sms(request: Request, form: TwilioForm, session: SessionDep) -> Response:
+async def inbound_sms(request: Request, form: TwilioForm) -> Response:
     settings: Settings = request.app.state.settings
     message_sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+
+    def work(session: Session) -> str:
+        return _handle(request, session, settings, form, message_sid)
+
+    # One worker thread for the whole turn, with its own session and a time budget.
     try:
-        return twiml(_handle(request, session, settings, form, message_sid))
+        return twiml(await in_worker(request, work, settings.sms_turn_budget_seconds))
+    except OverBudget:
+        log.error("inbound SMS %s over its time budget", message_sid or "(no sid)")
     except Exception:
-        session.rollback()
         log.exception("inbound SMS %s failed", message_sid or "(no sid)")
-        return twiml(reply(APOLOGY))
+    return twiml(reply(APOLOGY))
 
 
 def _handle(

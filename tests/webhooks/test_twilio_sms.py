@@ -6,6 +6,7 @@ these tests pin down the webhook's own duties; tests/agent/ covers real dialogue
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -217,6 +218,33 @@ def test_engine_failure_answers_apology_twiml_and_keeps_no_half_event(
     assert messages(response) == [APOLOGY]
     # Nothing recorded, so Twilio's or the texter's retry runs the message again.
     assert db.count(InboundEvent) == 0
+
+
+class StuckEngine:
+    """Holds the turn until released, like a calendar that stopped answering."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def respond(self, turn: Turn) -> Reply:
+        self.release.wait(timeout=10)
+        return Reply("too late", turn.state)
+
+
+def test_turn_over_its_time_budget_gets_an_apology(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+    demo: DemoData,
+):
+    impatient = settings.model_copy(update={"sms_turn_budget_seconds": 0.2})
+    engine = StuckEngine()
+    with make_client(impatient, session_factory, clock, engine) as client:
+        try:
+            response = TwilioClient(client).post(INBOUND, inbound("hi", "SMslow"))
+        finally:
+            engine.release.set()
+    assert messages(response) == [APOLOGY]
 
 
 def test_texter_over_the_limit_gets_a_polite_twiml_reply(

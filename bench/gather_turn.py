@@ -15,7 +15,10 @@ from _phone_server import TWILIO_TOKEN, caller_number, load, report, running_ser
 from twilio.request_validator import RequestValidator
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", 8))
-PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 100))
+# Seconds between one call's requests (±50%): callers speak for seconds between turns;
+# BENCH_PAUSE=0 measures closed loops (queueing) instead.
+PAUSE = float(os.environ.get("BENCH_PAUSE", 0.5))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 40))
 PHRASES = [
     "what times do you have tomorrow afternoon",
     "is there anything on friday morning",
@@ -70,9 +73,9 @@ async def main(base: str) -> int:
         return response.status_code == 200
 
     await load("warm-up", WORKERS, 10, bare)
-    baseline = await load(f"bare ({bare_path})", WORKERS, PER_WORKER, bare)
-    subject = await load("gather turn", WORKERS, PER_WORKER, turn)
-    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each")
+    baseline = await load(f"bare ({bare_path})", WORKERS, PER_WORKER, bare, pause=PAUSE)
+    subject = await load("gather turn", WORKERS, PER_WORKER, turn, pause=PAUSE)
+    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each, pause {PAUSE} s")
     return report(subject, baseline, target_p99_ms=50)
 
 

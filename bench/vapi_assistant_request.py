@@ -14,7 +14,10 @@ import httpx
 from _phone_server import VAPI_SECRET, caller_number, load, report, running_server
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", 8))
-PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 150))
+# Seconds between one call's requests (±50%): callers speak for seconds between turns;
+# BENCH_PAUSE=0 measures closed loops (queueing) instead.
+PAUSE = float(os.environ.get("BENCH_PAUSE", 0.5))
+PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 40))
 HEADERS = {"X-Vapi-Secret": VAPI_SECRET, "Content-Type": "application/json"}
 
 
@@ -44,9 +47,9 @@ async def main(base: str) -> int:
 
     await load("warm-up", WORKERS, 10, bare)
     await load("warm-up", WORKERS, 5, lambda c, w, i: assistant(c, w, 10_000 + i))
-    baseline = await load("bare JSON (/_bench/json)", WORKERS, PER_WORKER, bare)
-    subject = await load("assistant-request", WORKERS, PER_WORKER, assistant)
-    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each")
+    baseline = await load("bare JSON (/_bench/json)", WORKERS, PER_WORKER, bare, pause=PAUSE)
+    subject = await load("assistant-request", WORKERS, PER_WORKER, assistant, pause=PAUSE)
+    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each, pause {PAUSE} s")
     return report(subject, baseline, target_p99_ms=50)
 
 

@@ -18,6 +18,9 @@ import httpx
 from _phone_server import VAPI_SECRET, caller_number, load, report, running_server
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", 32))
+# Seconds between one call's requests (±50%): callers speak for seconds between turns;
+# BENCH_PAUSE=0 measures closed loops (queueing) instead.
+PAUSE = float(os.environ.get("BENCH_PAUSE", 0.5))
 PER_WORKER = int(os.environ.get("BENCH_PER_WORKER", 40))
 HEADERS = {"X-Vapi-Secret": VAPI_SECRET, "Content-Type": "application/json"}
 SLOTS_PER_DAY = 31  # 45-minute spacing from 00:00: a 30-minute booking plus its buffer
@@ -66,9 +69,9 @@ async def main(base: str) -> int:
 
     await load("warm-up", WORKERS, 5, bare)
     await load("warm-up", WORKERS, 2, lambda c, w, i: book(c, w, 1000 + i))
-    baseline = await load("bare JSON (/_bench/json)", WORKERS, PER_WORKER, bare)
-    subject = await load("tool-calls book_appointment", WORKERS, PER_WORKER, book)
-    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each")
+    baseline = await load("bare JSON (/_bench/json)", WORKERS, PER_WORKER, bare, pause=PAUSE)
+    subject = await load("tool-calls book_appointment", WORKERS, PER_WORKER, book, pause=PAUSE)
+    print(f"concurrency {WORKERS}, {WORKERS * PER_WORKER} requests each, pause {PAUSE} s")
     return report(subject, baseline, target_p99_ms=50)
 
 

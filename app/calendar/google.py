@@ -302,15 +302,7 @@ class GoogleCalendar:
         )
         body = self._event_body(agent, appointment)
         try:
-            self._call(
-                lambda events: events.patch(
-                    calendarId=self.calendar_id,
-                    eventId=event_id,
-                    body=body,
-                    sendUpdates=self.options.send_updates,
-                ),
-                "move",
-            )
+            self._patch(event_id, body, "move")
         except HttpError as exc:
             if exc.status_code not in (404, 410):
                 raise self._failure(exc, "move") from None
@@ -376,15 +368,7 @@ class GoogleCalendar:
             != _parse_time(body["end"]["dateTime"])
         ):
             try:
-                self._call(
-                    lambda events: events.patch(
-                        calendarId=self.calendar_id,
-                        eventId=event_id,
-                        body=body,
-                        sendUpdates=self.options.send_updates,
-                    ),
-                    "book",
-                )
+                self._patch(event_id, body, "book")
             except HttpError as exc:
                 raise self._failure(exc, "book") from None
 
@@ -453,6 +437,17 @@ class GoogleCalendar:
             client_id=self.options.client_id,
             client_secret=self.options.client_secret,
             scopes=list(SCOPES),
+        )
+
+    def _patch(self, event_id: str, body: dict[str, Any], what: str) -> Any:
+        return self._call(
+            lambda events: events.patch(
+                calendarId=self.calendar_id,
+                eventId=event_id,
+                body=body,
+                sendUpdates=self.options.send_updates,
+            ),
+            what,
         )
 
     def _call(self, make: Callable[[Any], Any], what: str) -> Any:

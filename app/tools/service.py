@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,8 +107,12 @@ class SchedulingTools:
 
     def _appointments_between(
         self, start: datetime, end: datetime, exclude_id: str | None = None
-    ) -> list[Appointment]:
-        query = select(Appointment).where(
+    ) -> list[Row[tuple[str, datetime, datetime]]]:
+        """(type, start, end) of live appointments overlapping the window: plain rows,
+        since a busy calendar has many and none of them is changed here."""
+        query = select(
+            Appointment.appointment_type, Appointment.start_at, Appointment.end_at
+        ).where(
             Appointment.agent_id == self.ctx.agent.id,
             Appointment.status == "confirmed",
             Appointment.start_at < end,
@@ -116,24 +120,24 @@ class SchedulingTools:
         )
         if exclude_id is not None:
             query = query.where(Appointment.id != exclude_id)
-        return list(self.ctx.session.scalars(query))
+        return list(self.ctx.session.execute(query))
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = start - timedelta(days=1), end + timedelta(days=1)
         appointments = self._appointments_between(start, end, exclude_id)
-        intervals = [self._blocked_by(a) for a in appointments]
+        intervals = [self._blocked_by(*row) for row in appointments]
         intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
-        per_day = Counter(self.schedule.local_day(a.start_at) for a in appointments)
+        per_day = Counter(self.schedule.local_day(row.start_at) for row in appointments)
         return BusyIndex(intervals), per_day
 
-    def _blocked_by(self, appointment: Appointment) -> Interval:
-        kind = self.schedule.type_named(appointment.appointment_type)
+    def _blocked_by(self, type_key: str, start: datetime, end: datetime) -> Interval:
+        kind = self.schedule.type_named(type_key)
         if kind is None:
-            return Interval(appointment.start_at, appointment.end_at)
-        blocked = kind.blocked(appointment.start_at)
-        return Interval(blocked.start, max(blocked.end, appointment.end_at))
+            return Interval(start, end)
+        blocked = kind.blocked(start)
+        return Interval(blocked.start, max(blocked.end, end))
 
     def _own_appointment(self, appointment_id: str) -> Appointment | None:
         appointment = self.ctx.session.get(Appointment, appointment_id)

@@ -46,6 +46,8 @@ class FakeGoogle:
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, rt)
     calendars: set[str] = field(default_factory=lambda: {"primary"})
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # Seconds each request spent inside the fake (latency included), for benchmarks.
+    handled: list[float] = field(default_factory=list)
     fault_plan: list[str] = field(default_factory=list)
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("429", "500", "503", "403rate", "after500")
@@ -179,6 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
     # --- plumbing --------------------------------------------------------------------
 
     def _handle(self, method: str) -> None:
+        began = time.perf_counter()
+        try:
+            self._answer(method)
+        finally:
+            self.google.handled.append(time.perf_counter() - began)
+
+    def _answer(self, method: str) -> None:
         google = self.google
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

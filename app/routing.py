@@ -41,6 +41,15 @@ class Unrouted:
     caller: str | None
 
 
+def explain(failure: Unrouted, registration_instructions: str, *, again: str = "text") -> str:
+    """What an unrouted caller is told, on every channel ("call again" / "text again")."""
+    if failure.reason is RouteFailure.UNVERIFIED_CALLER:
+        return f"Your number is registered but not verified yet. Verify it, then {again} again."
+    if failure.reason is RouteFailure.NO_AGENT:
+        return "Your number is registered, but no scheduling agent is set up for it yet."
+    return f"This number isn't registered with a scheduling agent. {registration_instructions}"
+
+
 def route(
     session: Session, caller_raw: str | None, dialled_raw: str | None, region: str = "US"
 ) -> Route | Unrouted:

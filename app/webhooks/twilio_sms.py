@@ -20,7 +20,7 @@ from app.agent.conversations import ConversationService
 from app.config import Settings
 from app.deps import SessionDep, SettingsDep
 from app.phone import mask, try_e164
-from app.routing import Route, RouteFailure, Unrouted, route
+from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
@@ -127,7 +127,7 @@ def _respond(
             subject=caller,
             details={"reason": routed.reason.value, "channel": "sms"},
         )
-        return reply(_unrouted_text(routed, settings))
+        return reply(explain(routed, settings.registration_instructions))
     return reply(_converse(request, session, settings, routed, body, message_sid))
 
 
@@ -151,17 +151,6 @@ def _converse(
         conversation, routed, body, channel="sms", inbound_external_id=message_sid
     )
     return result.text
-
-
-def _unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
-        return "Your number is registered but not verified yet. Verify it, then text again."
-    if routed.reason is RouteFailure.NO_AGENT:
-        return "Your number is registered, but no scheduling agent is set up for it yet."
-    return (
-        "This number isn't registered with a scheduling agent. "
-        f"{settings.registration_instructions}"
-    )
 
 
 @router.post("/status", summary="Message status callback")

@@ -29,7 +29,7 @@ from app.config import Settings
 from app.deps import SessionDep, SettingsDep
 from app.models import Agent, Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, RouteFailure, Unrouted, route
+from app.routing import Route, Unrouted, explain, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
 from app.security.idempotency import claim
@@ -121,6 +121,10 @@ def _hints(agent: Agent) -> str:
     return ", ".join([*names, GENERIC_HINTS])
 
 
+def unrouted_text(routed: Unrouted, settings: Settings) -> str:
+    return f"{explain(routed, settings.registration_instructions, again='call')} Goodbye."
+
+
 def greeting_for(agent: Agent, name: str | None) -> str:
     greeting = agent.greeting.strip() or f"Hi, this is {agent.name}."
     if name:
@@ -128,17 +132,6 @@ def greeting_for(agent: Agent, name: str | None) -> str:
     if not greeting.rstrip().endswith("?"):
         greeting = f"{greeting} How can I help you today?"
     return greeting
-
-
-def unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
-        return "Your number is registered but not verified yet. Please verify it, then call again."
-    if routed.reason is RouteFailure.NO_AGENT:
-        return "Your number is registered, but no scheduling agent is set up for it yet."
-    return (
-        "This number isn't registered with a scheduling agent. "
-        f"{settings.registration_instructions} Goodbye."
-    )
 
 
 # --- running a step within Twilio's time limit -----------------------------------------

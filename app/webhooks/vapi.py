@@ -33,7 +33,7 @@ from app.config import Settings
 from app.db import read_only
 from app.models import Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, RouteFailure, Unrouted, route
+from app.routing import Route, Unrouted, explain, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import claim
@@ -280,14 +280,8 @@ def _record_call(request: Request, message: dict[str, Any]) -> None:
 
 
 def unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    if routed.reason is RouteFailure.UNVERIFIED_CALLER:
-        return "Your number is registered but not verified yet. Please verify it, then call again."
-    if routed.reason is RouteFailure.NO_AGENT:
-        return "Your number is registered, but no scheduling agent is set up for it yet. Goodbye."
-    return (
-        "This number isn't registered with a scheduling agent. "
-        f"{settings.registration_instructions} Goodbye."
-    )
+    """Spoken by VAPI to a caller we cannot route."""
+    return f"{explain(routed, settings.registration_instructions, again='call')} Goodbye."
 
 
 def _cannot_answer(_: dict[str, Any]) -> dict[str, Any]:

@@ -72,3 +72,14 @@ def test_user_without_agent(session: Session):
 def test_garbage_caller_id(session: Session, demo: DemoData):
     for raw in ("", "anonymous", "+1", None):
         assert route(session, raw, SHARED).reason is RouteFailure.INVALID_CALLER
+
+
+def test_unrouted_callers_are_told_what_to_do():
+    from app.routing import explain
+
+    steps = "Ask the operator."
+    unknown = explain(Unrouted(RouteFailure.UNKNOWN_CALLER, "+14155550999"), steps)
+    assert unknown == "This number isn't registered with a scheduling agent. Ask the operator."
+    unverified = Unrouted(RouteFailure.UNVERIFIED_CALLER, "+14155550999")
+    assert explain(unverified, steps, again="call").endswith("Verify it, then call again.")
+    assert "no scheduling agent" in explain(Unrouted(RouteFailure.NO_AGENT, None), steps)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calendar.local import LocalCalendar
 from app.demo import DemoData
 from app.models import Agent, Appointment
+from app.security.audit import verify_chain
 from app.tools.schemas import BookAppointmentArgs, RescheduleAppointmentArgs
 from app.tools.service import SchedulingTools, ToolContext
 from tests.conftest import PINNED_NOW, Reader
@@ -91,3 +92,31 @@ def test_concurrent_moves_into_one_slot_leave_one_there(
         select(Appointment).where(Appointment.start_at == BookAppointmentArgs(start=SLOT).start)
     )
     assert len(at_slot) == 1
+
+
+def test_concurrent_bookings_of_different_slots_keep_one_audit_chain(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    days = [f"2026-11-{day}" for day in (24, 25, 26, 27)]
+    starts = [f"{day}T{hour}:00:00" for day in days for hour in ("09", "10", "11", "13", "14")]
+    barrier = threading.Barrier(len(starts), timeout=30)
+
+    def book(index: int) -> bool:
+        barrier.wait()
+        with session_factory() as session:
+            agent = session.get(Agent, demo.agent_id)
+            caller = f"+1415777{index:04d}"
+            tools = SchedulingTools(
+                ToolContext(session, agent, LocalCalendar(session), PINNED_NOW, caller, "sms")
+            )
+            args = BookAppointmentArgs.model_validate({"start": starts[index]})
+            result = tools.book_appointment(args)
+            session.commit()
+            return result.ok
+
+    with ThreadPoolExecutor(len(starts)) as pool:
+        assert all(pool.map(book, range(len(starts))))
+    assert db.count(Appointment) == len(starts)
+    with session_factory() as session:
+        report = verify_chain(session)
+    assert report.ok and report.entries == len(starts)

@@ -76,11 +76,9 @@ class Settings(BaseSettings):
     pin_max_attempts_per_call: int = 3
     rate_limit_pin: str = "5/hour"
 
-    # Conversation engine: "offline" (rules, no network) or "openai".
+    # Conversation engine behind app/agent/engine.py's Engine interface. "offline" (rules,
+    # no network) is the one built so far; an LLM engine plugs in beside it.
     conversation_engine: str = "offline"
-    openai_api_key: SecretStr | None = None
-    openai_model: str = "gpt-4o-mini"
-    deepgram_api_key: SecretStr | None = None
 
     # SMS conversation state older than this starts afresh.
     conversation_idle_minutes: int = 120

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Voice of the assistants handed to VAPI.
     vapi_voice_provider: str = "vapi"
     vapi_voice_id: str = "Elliot"
+    # The OpenAI model VAPI runs the assistants we hand out on (VAPI calls it, not us).
+    openai_model: str = "gpt-4o-mini"
     # Work on one VAPI request gets this long before it answers with an apology
     # (VAPI gives assistant-request 7.5 s).
     vapi_budget_seconds: float = 5.0

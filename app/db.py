@@ -82,11 +82,12 @@ def _configure_sqlite(engine: Engine) -> None:
         if connection.get_execution_options().get("sqlite_deferred"):
             connection.exec_driver_sql("BEGIN")
             return
-        record = connection.connection._connection_record
-        if not record.info.get(_HOLDS_WRITER):
+        # The pooled connection's info is its pool record's: check-in below sees it.
+        info = connection.connection.info
+        if not info.get(_HOLDS_WRITER):
             if not writer.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
                 raise TimeoutError("the database is busy: no write turn within the wait")
-            record.info[_HOLDS_WRITER] = True
+            info[_HOLDS_WRITER] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "checkin")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 
@@ -24,6 +24,4 @@ class FixedClock:
         return self.now
 
     def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
         self.now = self.now + timedelta(**delta)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -121,11 +121,6 @@ def read_only(session: Session) -> Iterator[Session]:
     """Open the session's transaction as a plain (deferred) read on SQLite."""
     session.connection(execution_options={"sqlite_deferred": True})
     yield session
-
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
 
 
 def upgrade_to_head(engine: Engine) -> None:

@@ -4,14 +4,11 @@ create_app() fills, so tests build an app with their own clock, database or engi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.calendar.backend import CalendarFactory
-from app.clock import Clock
 from app.config import Settings
 
 
@@ -24,19 +21,5 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_clock(request: Request) -> Clock:
-    return request.app.state.clock
-
-
-def get_now(request: Request) -> datetime:
-    return request.app.state.clock()
-
-
-def get_calendar_factory(request: Request) -> CalendarFactory:
-    return request.app.state.calendar_factory
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-CalendarFactoryDep = Annotated[CalendarFactory, Depends(get_calendar_factory)]

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.db import read_only
+
 PATHS = ("/healthz", "/readyz")
 router = APIRouter(tags=["health"])
 
@@ -34,8 +36,7 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with request.app.state.session_factory() as session:
-            session.connection(execution_options={"sqlite_deferred": True})
+        with request.app.state.session_factory() as session, read_only(session):
             session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # the probe reports, it does not crash

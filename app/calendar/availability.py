@@ -156,14 +156,6 @@ class BusyIndex:
             return Interval(_moment(self._starts[position - 1]), _moment(self._ends[position - 1]))
         return None
 
-    def next_free(self, moment: datetime) -> datetime:
-        """The first moment at or after `moment` that no busy interval covers."""
-        at = _epoch(moment)
-        position = bisect.bisect_right(self._starts, at)
-        if position and self._ends[position - 1] > at:
-            return _moment(self._ends[position - 1])
-        return moment
-
 
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())

@@ -162,4 +162,3 @@ def test_busy_index_merges_and_finds_conflicts():
     assert index.conflict(probe) == Interval(a.start, b.end)
     touching = Interval(local(2026, 11, 24, 11, 0), local(2026, 11, 24, 12, 0))
     assert index.conflict(touching) is None
-    assert index.next_free(local(2026, 11, 24, 9, 45)) == b.end

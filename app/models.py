@@ -86,6 +86,13 @@ class Agent(TimestampMixin, Base):
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(16), default="en-US")
     voice: Mapped[str | None] = mapped_column(String(64))
+    # What callers ask besides times: answered from the owner's own words.
+    address: Mapped[str] = mapped_column(Text, default="")
+    services_description: Mapped[str] = mapped_column(Text, default="")
+    # [{"question": "Do you take walk-ins?", "answer": "No, by appointment only."}]
+    faq: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # "gather" (Twilio speech recognition) or "stream" (Media Streams + Deepgram).
+    voice_mode: Mapped[str] = mapped_column(String(16), default="gather")
     calendar_provider: Mapped[str] = mapped_column(String(16), default="local")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 

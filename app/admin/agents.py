@@ -38,6 +38,9 @@ PLAIN_FIELDS = (
     "caller_id_policy",
     "language",
     "voice",
+    "address",
+    "services_description",
+    "voice_mode",
     "active",
 )
 
@@ -62,6 +65,9 @@ def _apply(row: Agent, body: s.AgentFields, fields_set: set[str]) -> list[str]:
     if "appointment_types" in fields_set and body.appointment_types is not None:
         row.appointment_types = [t.model_dump() for t in body.appointment_types]
         changed.append("appointment_types")
+    if "faq" in fields_set and body.faq is not None:
+        row.faq = [entry.model_dump() for entry in body.faq]
+        changed.append("faq")
     if "pin" in fields_set and body.pin is not None:
         row.pin_hash = hash_pin(body.pin)
         changed.append("pin")

@@ -203,6 +203,11 @@ AGENT_EXAMPLE = {
 }
 
 
+class FaqEntry(Strict):
+    question: str = Field(..., min_length=1, max_length=500)
+    answer: str = Field(..., min_length=1, max_length=2000)
+
+
 class AgentFields(Strict):
     greeting: str | None = Field(None, max_length=2000)
     instructions: str | None = Field(None, max_length=8000)
@@ -219,6 +224,10 @@ class AgentFields(Strict):
     pin: Pin | None = None
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     voice: str | None = Field(None, max_length=64)
+    address: str | None = Field(None, max_length=500)
+    services_description: str | None = Field(None, max_length=4000)
+    faq: list[FaqEntry] | None = Field(None, max_length=50)
+    voice_mode: Literal["gather", "stream"] | None = None
     active: bool | None = None
 
 
@@ -254,6 +263,10 @@ class AgentOut(BaseModel):
     has_pin: bool
     language: str
     voice: str | None
+    address: str
+    services_description: str
+    faq: list[dict[str, str]]
+    voice_mode: str
     calendar_provider: str
     active: bool
     created_at: datetime

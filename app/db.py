@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -123,6 +123,10 @@ def read_only(session: Session) -> Iterator[Session]:
     yield session
 
 
+# An arbitrary constant shared by every process of this service (pg advisory lock key space).
+MIGRATION_LOCK_KEY = 0x5C4ED01E
+
+
 def upgrade_to_head(engine: Engine) -> None:
     """Run Alembic migrations up to head on this engine."""
     from alembic.config import Config
@@ -134,5 +138,11 @@ def upgrade_to_head(engine: Engine) -> None:
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     config.attributes["configure_logging"] = False
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together queue here; the second finds the schema at head.
+            # Transaction-scoped, so a crashed migrator releases it with its connection.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

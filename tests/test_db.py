@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from app.config import Settings
-from app.db import make_engine, make_session_factory, read_only
+from app.db import make_engine, make_session_factory, read_only, upgrade_to_head
+from tests.conftest import _postgres_database
 
 
 def test_second_writer_waits_for_the_first_to_commit_and_readers_do_not(tmp_path: Path):
@@ -57,3 +61,20 @@ def test_second_writer_waits_for_the_first_to_commit_and_readers_do_not(tmp_path
         assert session.scalar(text("SELECT count(*) FROM t")) == 2
         session.commit()
     engine.dispose()
+
+
+def test_replicas_migrating_together_on_postgresql_both_reach_head():
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not base.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's; SQLite has one writer anyway")
+    for url in _postgres_database(base):
+        engines = [make_engine(Settings(_env_file=None, database_url=url)) for _ in range(3)]
+        try:
+            with ThreadPoolExecutor(len(engines)) as pool:
+                list(pool.map(upgrade_to_head, engines))  # re-raises a migrator's error
+            with engines[0].connect() as connection:
+                versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+                assert len(versions.all()) == 1
+        finally:
+            for engine in engines:
+                engine.dispose()

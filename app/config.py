@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where alembic/ and data/ live: the checkout, or APP_HOME when the package is installed
+# non-editable (the container image sets it).
+PROJECT_ROOT = Path(os.environ.get("APP_HOME") or Path(__file__).resolve().parent.parent)
 DEV_TWILIO_TOKEN = "dev-twilio-auth-token"
 DEV_VAPI_SECRET = "dev-vapi-secret"
 DEV_APP_SECRET = "dev-only-secret-change-me"

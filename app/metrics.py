@@ -7,11 +7,20 @@ every app built in one process (tests build many) counts into the same series.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -43,9 +52,22 @@ RATE_LIMIT_REFUSALS = Counter(
 CALENDAR_ERRORS = Counter("sched_calendar_errors_total", "External calendar failures", ["kind"])
 
 
+# Set (by `serve --workers N`, or by the deployment) before prometheus_client is imported:
+# each process then writes its samples to files there, and any process serves the sum.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get(MULTIPROCESS_DIR_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 @router.get(PATH, include_in_schema=False)
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 class MetricsMiddleware:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     environment: str = "development"
     log_level: str = "INFO"
     log_json: bool = False
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "scheduling-agent"
 
     # Database: SQLite file by default, PostgreSQL in production.
     database_url: str = DEFAULT_SQLITE_URL

@@ -30,6 +30,7 @@ from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
+from app.telemetry import install_tracing
 from app.tools import endpoints as tool_endpoints
 from app.webhooks import twilio_sms, twilio_voice, vapi
 
@@ -143,6 +144,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     hardening.install(app, settings, json_prefixes=("/admin/",))
     app.add_middleware(metrics.MetricsMiddleware)
+    install_tracing(app, session_factory.kw.get("bind"), settings)
     return app
 
 

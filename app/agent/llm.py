@@ -297,6 +297,7 @@ class _LlmTurn:
         channel = self.turn.channel
         # No ids or links read aloud; no ids in a text either (they mean nothing to people).
         text = NOT_FOR_THE_EAR.sub("", text) if channel == "voice" else IDS.sub("", text)
+        text = self.with_question(text)
         end = confirm.is_goodbye(self.turn.text) and self.memory.pending is None
         return Reply(
             text=fit(" ".join(text.split()), channel),
@@ -305,6 +306,17 @@ class _LlmTurn:
             tool_calls=self.box.calls,
             meta=self.meta(None),
         )
+
+    def with_question(self, text: str) -> str:
+        """A change prepared this turn waits for the person: make sure they are asked,
+        whatever the model wrote (it may have claimed the change is done)."""
+        pending = self.memory.pending
+        if pending is None or not pending.get("prepared_now") or "?" in text:
+            return text
+        ask = f"Shall I {pending['summary']}?"
+        if self.turn.channel == "sms":
+            ask += " Reply YES to confirm."
+        return f"{text} {ask}"
 
     def needs_verification(self) -> Reply:
         """As the offline engine does: say so, and leave the PIN to the phone layer."""

@@ -48,7 +48,7 @@ class VerificationNeeded(Exception):
 
 
 @cache
-def _model_definitions() -> str:
+def _model_definitions() -> tuple[dict[str, Any], ...]:
     definitions = []
     for definition in function_definitions():
         definition = copy.deepcopy(definition)
@@ -65,13 +65,14 @@ def _model_definitions() -> str:
             required.append("slot_id")
         params["required"] = required
         definitions.append({"type": "function", "function": definition})
-    return json.dumps(definitions)
+    return tuple(definitions)
 
 
 def model_tools() -> list[dict[str, Any]]:
     """Chat Completions tool definitions: the scheduling tools' own schemas, with the
-    times of book/move replaced by slot ids."""
-    return list(json.loads(_model_definitions()))
+    times of book/move replaced by slot ids. Built once (schema generation costs
+    milliseconds); the request only serialises them, so sharing them is safe."""
+    return list(_model_definitions())
 
 
 def slot_id(type_key: str, start_iso: str) -> str:

@@ -23,7 +23,7 @@ NO_WORDS = (
     r"no|nope|nah|not really|don't|dont|never mind|nevermind|negative|"
     r"mejor no|para nada|ni hablar|todavia no"
 )
-FILLER = r"please|thanks|thank you|por favor|gracias|then|and|y|pues|bueno|muchas|so|yes|si"
+FILLER = r"please|thanks|thank you|por favor|gracias|then|and|y|pues|bueno|muchas|so|yes|si|que"
 YES = re.compile(rf"^(?:(?:{YES_WORDS})\b[ ,.!]*)+(?:(?:{FILLER})\b[ ,.!]*)*$")
 NO = re.compile(rf"^(?:{NO_WORDS})\b")
 # A "but" or a time after the yes changes the request.

@@ -61,9 +61,10 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     person = _last_person_text(messages)
     if last["role"] == "tool":
         return _after_tools(messages, facts, person)
-    if last["role"] == "system" and "said yes" in str(last.get("content")):
-        return _text(_outcome(str(last["content"])))
-    if last["role"] == "system" and "said no" in str(last.get("content")):
+    system = str(messages[0].get("content") or "") if messages else ""
+    if "The person said yes, so the system ran" in system:
+        return _text(_outcome(system))
+    if "The person said no to" in system:
         return _text("OK, I won't do that. Anything else?")
     return _after_person(person, facts)
 
@@ -269,7 +270,7 @@ def _after_slots(result: dict[str, Any], ask: Ask, facts: Facts) -> dict[str, An
 
 
 def _outcome(note: str) -> str:
-    found = re.search(r"Result: (\{.*\})\. Tell them", note)
+    found = re.search(r"Result: (\{.*?\})\. Tell them", note)
     if not found:
         return "Done."
     result = json.loads(found.group(1))

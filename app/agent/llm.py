@@ -260,10 +260,13 @@ class _LlmTurn:
         context = self.context()
         if context:
             system = f"{system}\n{context}"
+        if notes:
+            # In the one leading system message: many chat templates (vLLM, Ollama) take
+            # no system message after the first.
+            system += "\nThis turn (from the system, not the person):\n" + "\n".join(notes)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         messages += self.history()
         messages.append({"role": "user", "content": turn.text or "(silence)"})
-        messages += [{"role": "system", "content": note} for note in notes]
         return messages
 
     def context(self) -> str:

@@ -91,9 +91,10 @@ def test_books_through_the_tools_only_after_the_persons_yes(owner: Caller, model
     assert booked(session_factory) == [("haircut", datetime(2026, 11, 24, 15), "confirmed")]
     assert [(c["name"], c["ok"]) for c in owner.last.tool_calls] == [("book_appointment", True)]
     # The model heard what really happened, from the system, after the person's words.
-    note = sent(model)[-1]
-    assert note["role"] == "system" and "said yes" in note["content"]
-    assert '"ok": true' in note["content"]
+    system, person = sent(model)[0], sent(model)[-1]
+    assert person == {"role": "user", "content": "yes"}
+    assert "The person said yes, so the system ran" in system["content"]
+    assert '"ok": true' in system["content"]
 
 
 def test_the_model_cannot_confirm_for_the_person(owner: Caller, model, session_factory):
@@ -133,7 +134,7 @@ def test_no_drops_the_pending_change(owner: Caller, model, session_factory):
     owner.say("3pm")
     model.side_effect = [completion("OK, I won't book it.")]
     owner.say("no")
-    assert "said no" in sent(model)[-1]["content"]
+    assert "The person said no to" in sent(model)[0]["content"]
     model.side_effect = [completion("Anything else?")]
     owner.say("yes")  # a yes to nothing pending books nothing
     assert booked(session_factory) == []
@@ -434,3 +435,27 @@ def test_usage_and_latency_are_recorded_per_turn(owner: Caller, model, session_f
     with session_factory() as session:
         summary = session.scalar(select(Conversation)).details["llm"]
         assert summary["turns"] == 1 and summary["usage"] == {"prompt": 500, "completion": 30}
+
+
+# --- choosing the engine ----------------------------------------------------------------
+
+
+def test_engine_choice_from_settings() -> None:
+    from pydantic import SecretStr
+
+    from app.agent.factory import build_engine
+    from app.agent.llm import LlmEngine
+    from app.agent.offline import OfflineEngine
+    from app.config import Settings
+
+    assert isinstance(build_engine(Settings(_env_file=None)), OfflineEngine)  # the default
+    with pytest.raises(ValueError, match="OPENAI_API_KEY or OPENAI_BASE_URL"):
+        build_engine(Settings(_env_file=None, conversation_engine="openai"))
+    keyed = Settings(_env_file=None, conversation_engine="openai", openai_api_key=SecretStr("k"))
+    engine = build_engine(keyed)
+    assert isinstance(engine, LlmEngine)
+    assert engine.options.completion_tokens_param == "max_completion_tokens"
+    local = Settings(
+        _env_file=None, conversation_engine="openai", openai_base_url="http://127.0.0.1:1/v1"
+    )
+    assert build_engine(local).options.completion_tokens_param == "max_tokens"  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ HISTORY_MESSAGES = 40
 # Below this much budget left, another model request would only time out.
 MIN_REQUEST_SECONDS = 0.05
 CHARS_PER_TOKEN = 4
+MODEL_SHARE = 0.7
 # State keys outside "llm" that outlive a request (the offline engine's too).
 LASTING_KEYS = ("name", "last", "served")
 VERIFY = {
@@ -80,9 +81,17 @@ class Options:
             model=settings.openai_model,
             temperature=settings.openai_temperature,
             timeout=settings.openai_timeout_seconds,
+            # Never more than MODEL_SHARE of the webhook's own budget: the offline
+            # engine must still have time to answer when the model does not.
             budgets={
-                "sms": settings.openai_sms_budget_seconds,
-                "voice": settings.openai_voice_budget_seconds,
+                "sms": min(
+                    settings.openai_sms_budget_seconds,
+                    settings.sms_turn_budget_seconds * MODEL_SHARE,
+                ),
+                "voice": min(
+                    settings.openai_voice_budget_seconds,
+                    settings.voice_turn_budget_seconds * MODEL_SHARE,
+                ),
             },
             max_rounds=settings.openai_max_tool_rounds,
             max_output_tokens=settings.openai_max_output_tokens,

@@ -459,3 +459,19 @@ def test_engine_choice_from_settings() -> None:
         _env_file=None, conversation_engine="openai", openai_base_url="http://127.0.0.1:1/v1"
     )
     assert build_engine(local).options.completion_tokens_param == "max_tokens"  # type: ignore[attr-defined]
+    # The model never gets the whole webhook budget: the fallback needs time too.
+    greedy = Settings(
+        _env_file=None,
+        conversation_engine="openai",
+        openai_api_key=SecretStr("k"),
+        openai_voice_budget_seconds=30.0,
+        voice_turn_budget_seconds=8.0,
+    )
+    assert build_engine(greedy).options.budgets["voice"] < 8.0  # type: ignore[attr-defined]
+
+
+def test_goodbye_ends_a_voice_call(session_factory, demo: DemoData, model):
+    call = Caller(session_factory, demo, demo.caller, channel="voice", external_id="CA3")
+    model.side_effect = [completion("Thanks for calling, goodbye!")]
+    call.say("that's all, bye")
+    assert call.last.end_conversation is True

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from openai import OpenAI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -129,6 +130,19 @@ def create_app(answer: Answerer = scripted) -> Starlette:
             Route("/v1/models", models),
         ]
     )
+
+
+def in_process_client(answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> OpenAI:
+    """An OpenAI client whose requests the scripted model answers in this process (an
+    httpx transport, no port): for the scenario runner in CI and quick trials."""
+    policy = answer or fake_model.answer
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        return httpx.Response(200, json=completion_body(body, policy(body)))
+
+    http = httpx.Client(transport=httpx.MockTransport(handle))
+    return OpenAI(api_key="local", base_url="http://fake-openai.local/v1", http_client=http)
 
 
 @contextmanager

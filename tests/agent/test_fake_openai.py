@@ -104,3 +104,21 @@ def test_bad_requests_get_a_clear_error(scripted_url: str):
     assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
     response = httpx.post(f"{scripted_url}/chat/completions", json={"model": "x"})
     assert response.status_code == 400
+
+
+def test_in_process_client_drives_the_engine_without_a_port(
+    monkeypatch: pytest.MonkeyPatch, session_factory, demo: DemoData
+):
+    from app.agent.fake_openai import in_process_client
+
+    monkeypatch.setattr(
+        support,
+        "make_engine",
+        lambda **o: support.LlmEngine(in_process_client(), support.options(**o)),
+    )
+    owner = Caller(session_factory, demo, demo.caller)
+    assert owner.say("any haircut times on Friday afternoon?").startswith("Free: Fri Nov 27")
+    reply = owner.say("the second one")
+    assert reply.startswith("Shall I book a haircut on Fri Nov 27")
+    owner.say("yes")
+    assert len(confirmed(session_factory)) == 1

@@ -187,9 +187,12 @@ class _LlmTurn:
         if answer is confirm.Answer.NO:
             self.memory.pending = None
             return [f"The person said no to: {pending['summary']}. Nothing was done."]
+        # A yes must answer the question just asked: a later "yes" to something else
+        # must not run a change the person moved on from.
+        self.memory.pending = None
         return [
-            f"Still waiting for the person's yes to: {pending['summary']}. If they want "
-            "something else, prepare that instead."
+            f"The person did not confirm: {pending['summary']}. Nothing was done; prepare "
+            "it again if they still want it."
         ]
 
     # --- the model ---------------------------------------------------------------------

@@ -140,6 +140,24 @@ def test_no_drops_the_pending_change(owner: Caller, model, session_factory):
     assert booked(session_factory) == []
 
 
+def test_a_late_yes_does_not_run_a_change_the_person_moved_on_from(
+    owner: Caller, model, session_factory
+):
+    offer_three(model)
+    owner.say("haircut tomorrow afternoon?")
+    model.side_effect = [
+        completion(calls=[("book_appointment", {"slot_id": HAIRCUT_3PM})]),
+        completion("Book it for 3 PM?"),
+    ]
+    owner.say("3pm")
+    model.side_effect = [completion("We're at 12 Main St. Would you like directions?")]
+    owner.say("where are you?")
+    assert "did not confirm" in sent(model)[0]["content"]
+    model.side_effect = [completion("Head north on Main St.")]
+    owner.say("yes")  # to the directions, not to the booking
+    assert booked(session_factory) == []
+
+
 def test_hallucinated_or_unoffered_slots_are_refused(owner: Caller, model, session_factory):
     # A real free time, in the right format, that no tool offered in this conversation.
     unoffered = slot_id("haircut", "2026-11-24T16:00:00-08:00")

@@ -202,3 +202,8 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
+
+# --- a local OpenAI-compatible server for the LLM engine (app/agent) --------------------
+from app.agent.fake_openai import fake_openai  # noqa: E402
+
+cli.command("fake-openai")(fake_openai)

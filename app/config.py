@@ -83,9 +83,24 @@ class Settings(BaseSettings):
     pin_max_attempts_per_call: int = 3
     rate_limit_pin: str = "5/hour"
 
-    # Conversation engine behind app/agent/engine.py's Engine interface. "offline" (rules,
-    # no network) is the one built so far; an LLM engine plugs in beside it.
+    # Conversation engine behind app/agent/engine.py's Engine interface: "offline" (rules,
+    # no network) or "openai" (a model on any OpenAI-compatible endpoint; the offline
+    # engine answers any turn the model cannot).
     conversation_engine: str = "offline"
+    # OpenAI-compatible endpoint for CONVERSATION_ENGINE=openai (OPENAI_MODEL above names
+    # the model). Unset base URL: api.openai.com. A local server may need no key.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_temperature: float = 0.2
+    # One model request; the per-turn budgets below cap the whole tool loop.
+    openai_timeout_seconds: float = 4.0
+    # Model time per turn, under the webhook budgets so the fallback still answers.
+    openai_sms_budget_seconds: float = 6.0
+    openai_voice_budget_seconds: float = 4.5
+    openai_max_tool_rounds: int = 4
+    openai_max_output_tokens: int = 300
+    # Transcript sent with each turn, newest first, up to about this many tokens.
+    openai_history_tokens: int = 1500
 
     # SMS conversation state older than this starts afresh.
     conversation_idle_minutes: int = 120

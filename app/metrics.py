@@ -50,6 +50,19 @@ RATE_LIMIT_REFUSALS = Counter(
     "sched_rate_limit_refusals_total", "Requests refused by a rate limit", ["scope"]
 )
 CALENDAR_ERRORS = Counter("sched_calendar_errors_total", "External calendar failures", ["kind"])
+LLM_TURNS = Counter(
+    "sched_llm_turns_total", "LLM engine turns by who answered", ["channel", "answered_by"]
+)
+LLM_FALLBACKS = Counter(
+    "sched_llm_fallbacks_total", "LLM turns answered by the offline engine", ["reason"]
+)
+LLM_TOKENS = Counter("sched_llm_tokens_total", "Model tokens used", ["kind"])
+LLM_MODEL_LATENCY = Histogram(
+    "sched_llm_model_seconds",
+    "Model time within one turn (all requests of its tool loop)",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0),
+)
 
 
 # Set (by `serve --workers N`, or by the deployment) before prometheus_client is imported:
@@ -96,6 +109,22 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+
+def observe_engine_turn(meta: dict[str, Any]) -> None:
+    """One LLM engine turn (app/agent/turn_log.py): tokens and model time were spent
+    whether or not the turn's transaction commits, so they count at once."""
+    channel = str(meta.get("channel", "unknown"))
+    fallback = meta.get("fallback")
+    LLM_TURNS.labels(channel, str(meta.get("answered_by", "model"))).inc()
+    if fallback:
+        LLM_FALLBACKS.labels(str(fallback)).inc()
+    usage = meta.get("usage") or {}
+    for kind in ("prompt", "completion"):
+        if usage.get(kind):
+            LLM_TOKENS.labels(kind).inc(int(usage[kind]))
+    if meta.get("model_ms") is not None:
+        LLM_MODEL_LATENCY.labels(channel).observe(float(meta["model_ms"]) / 1000)
 
 
 # --- domain counters, read off what the rooms already record --------------------------

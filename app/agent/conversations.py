@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
+from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
 from app.models import Appointment, Conversation, Message, User
 from app.routing import Route
@@ -99,6 +100,7 @@ class ConversationService:
                 tools=tools,
                 state=dict(conversation.state or {}),
                 caller_name=self.caller_name(conversation, route),
+                history=self.history(conversation),
             )
         )
         # Both sides of the turn together: one flush writes them in a single INSERT.
@@ -113,7 +115,22 @@ class ConversationService:
         }
         if reply.end_conversation:
             conversation.status = "ended"
+        if reply.meta:
+            record_engine_turn(self.session, conversation, reply.meta, self.now)
         return reply
+
+    def history(self, conversation: Conversation) -> list[tuple[str, str]]:
+        """The recent transcript, for engines that ask for it (one indexed query)."""
+        limit = getattr(self.engine, "history_messages", 0)
+        if not limit:
+            return []
+        rows = self.session.execute(
+            select(Message.direction, Message.body)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        ).all()
+        return [(row.direction, row.body) for row in reversed(rows)]
 
     def record(
         self,

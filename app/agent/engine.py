@@ -27,6 +27,9 @@ class Turn:
     # Engine-owned, JSON-serialisable; persisted between turns by the caller.
     state: dict[str, Any]
     caller_name: str | None = None
+    # The transcript before this turn, oldest first: ("in" | "out", text). Engines that
+    # need context (the LLM engine) read it; the offline engine keeps its own state.
+    history: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Reply:
     end_conversation: bool = False
     # What the engine ran, for the transcript: [{"name", "arguments", "ok", "result"}].
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # How the turn was made (model, tokens, latency, fallback reason), for the
+    # conversation's details, the audit log and metrics; empty for the offline engine.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine(Protocol):

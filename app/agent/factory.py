@@ -11,4 +11,8 @@ def build_engine(settings: Settings) -> Engine:
         from app.agent.offline import OfflineEngine
 
         return OfflineEngine()
+    if settings.conversation_engine == "openai":
+        from app.agent.llm import LlmEngine
+
+        return LlmEngine.from_settings(settings)
     raise ValueError(f"unknown CONVERSATION_ENGINE {settings.conversation_engine!r}")

@@ -12,8 +12,8 @@ import json
 from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from app.agent.prompt import system_prompt as build_system_prompt
 from app.config import Settings
 from app.models import Agent
 from app.security.caller_id import STRICT
@@ -26,7 +26,6 @@ END_CALL_PHRASES = ["goodbye", "bye for now", "have a great day", "talk to you l
 SERVER_MESSAGES = ["tool-calls", "status-update", "end-of-call-report", "hang"]
 # VAPI waits this long for a tool result; our own budget is shorter.
 TOOL_TIMEOUT_SECONDS = 10
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 VERIFY_PIN_DEFINITION: dict[str, Any] = {
     "name": VERIFY_PIN,
@@ -80,48 +79,8 @@ def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
 
 
 def system_prompt(agent: Agent, now: datetime) -> str:
-    zone = ZoneInfo(agent.timezone)
-    today = now.astimezone(zone)
-    types = "; ".join(
-        f"{t.get('name') or t.get('key')} ({t.get('duration_minutes', '?')} minutes)"
-        for t in agent.appointment_types or []
-    )
-    hours = "; ".join(
-        f"{day.title()} " + ", ".join(f"{a}-{b}" for a, b in agent.weekly_hours[day])
-        for day in DAY_NAMES
-        if (agent.weekly_hours or {}).get(day)
-    )
-    lines = [
-        f"You are {agent.name}, a phone scheduling assistant. You speak with callers on the "
-        "phone: keep replies short and natural for the ear, one question at a time, no lists, "
-        "no markdown, say times like 'three thirty PM'.",
-        f"Time zone: {agent.timezone}. Today is {today:%A, %B} {today.day}, {today:%Y} "
-        f"(local time {today:%H:%M}). Read and give every time in this zone.",
-        f"Appointment types: {types or 'ask the caller what they need'}.",
-        f"Opening hours: {hours or 'as the tools report'}.",
-        f"Bookings need at least {agent.min_notice_minutes} minutes' notice and can be made up "
-        f"to {agent.horizon_days} days ahead.",
-        "Always use the tools: check_availability before offering times, book_appointment to "
-        "book (confirm the day, time and type with the caller first), list_appointments, "
-        "reschedule_appointment and cancel_appointment for existing ones. Never invent times "
-        "or claim a booking the tools did not confirm. Pass times as ISO 8601 in the agent's "
-        "zone.",
-    ]
-    if agent.caller_id_policy == STRICT:
-        if agent.pin_hash:
-            lines.append(
-                "Security: before listing, moving or cancelling existing appointments, ask the "
-                "caller for their PIN and call verify_pin. Booking a new appointment needs no PIN."
-            )
-        else:
-            lines.append(
-                "Security: existing appointments cannot be listed, moved or cancelled on this "
-                "line (no PIN is set up); new bookings are fine."
-            )
-    if agent.instructions.strip():
-        lines.append(f"Owner's instructions: {agent.instructions.strip()}")
-    lines.append("When the caller is done, say goodbye and end the call.")
-    return "\n".join(lines)
+    # The one prompt builder every model speaking for an agent uses.
+    return build_system_prompt(agent, now, "vapi")
 
 
 def build_assistant(

@@ -1,0 +1,59 @@
+"""Did the person say yes, no, or goodbye? Read in code from the person's own words, so a
+model can never answer a confirmation question on the person's behalf.
+
+Deliberately narrow: a yes must be the gist of the message ("yes", "sí, por favor",
+"sounds good"), not a word inside a new request ("yes but Friday instead" is not a yes,
+it changes what was asked). English and Spanish, the languages agents are set up in.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import Enum
+
+YES_WORDS = (
+    r"yes|yeah|yep|yup|ya|sure|ok|okay|correct|confirm|confirmed|please do|do it|go ahead|"
+    r"book it|that works|works for me|sounds good|sounds great|perfect|great|absolutely|"
+    r"definitely|of course|fine|alright|all right|"
+    r"si|claro|vale|de acuerdo|confirmo|confirmado|adelante|perfecto|por supuesto|dale|"
+    r"esta bien|me parece bien|hazlo"
+)
+NO_WORDS = (
+    r"no|nope|nah|not really|don't|dont|never mind|nevermind|negative|"
+    r"mejor no|para nada|ni hablar|todavia no"
+)
+FILLER = r"please|thanks|thank you|por favor|gracias|then|and|y|pues|bueno|muchas|so|yes|si|que"
+YES = re.compile(rf"^(?:(?:{YES_WORDS})\b[ ,.!]*)+(?:(?:{FILLER})\b[ ,.!]*)*$")
+NO = re.compile(rf"^(?:{NO_WORDS})\b")
+# A "but" or a time after the yes changes the request.
+CHANGES = re.compile(r"\b(?:but|instead|actually|pero|mejor|en vez)\b|\d")
+GOODBYE = re.compile(r"\b(?:bye|goodbye|good bye|that's all|thats all|adios|hasta luego|chao)\b")
+
+
+class Answer(Enum):
+    YES = "yes"
+    NO = "no"
+    OTHER = "other"
+
+
+def fold(text: str) -> str:
+    """Lower case, accents and punctuation folded: "¡Sí!" -> "si"."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^a-z0-9:' ]+", " ", text).split())
+
+
+def answer(text: str) -> Answer:
+    folded = fold(text)
+    if not folded:
+        return Answer.OTHER
+    if NO.match(folded):
+        return Answer.NO
+    if YES.match(folded) and not CHANGES.search(folded):
+        return Answer.YES
+    return Answer.OTHER
+
+
+def is_goodbye(text: str) -> bool:
+    return bool(GOODBYE.search(fold(text)))

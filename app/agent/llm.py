@@ -1,0 +1,418 @@
+"""The LLM conversation engine: a model on any OpenAI-compatible endpoint (Chat
+Completions with tools, the API every compatible server speaks) holds the dialogue;
+the offline engine answers any turn the model cannot.
+
+One turn: if a change awaits the person's yes and this message is one, run it (in code,
+app/agent/llm_tools.py); then give the model the agent's prompt (app/agent/prompt.py),
+the trimmed transcript and the message, and run its tool calls through the guardrails
+for a bounded number of rounds within the channel's budget. Timeout, API error, rate
+limit, refusal, malformed arguments or a spent budget: the offline engine answers this
+turn, and Reply.meta says why (audit log, metrics, admin view).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+from openai import OpenAI
+from openai.types.chat import ChatCompletion
+
+from app.agent import confirm
+from app.agent.engine import Engine, Reply, Turn
+from app.agent.llm_tools import MalformedArguments, Memory, ToolBox, VerificationNeeded, model_tools
+from app.agent.offline import OfflineEngine
+from app.agent.phrasing import fit
+from app.agent.prompt import system_prompt
+from app.config import Settings
+
+HISTORY_MESSAGES = 40
+# Below this much budget left, another model request would only time out.
+MIN_REQUEST_SECONDS = 0.05
+CHARS_PER_TOKEN = 4
+MODEL_SHARE = 0.7
+# State keys outside "llm" that outlive a request (the offline engine's too).
+LASTING_KEYS = ("name", "last", "served")
+VERIFY = {
+    "voice": "Before I can do that, I need to verify it's you with your PIN.",
+    "sms": "For your security I need to verify it's you (your PIN) before I can do that.",
+}
+NOT_FOR_THE_EAR = re.compile(r"https?://\S+|\b(?:slot|apt)_[A-Za-z0-9]+\b|[*#_`]+")
+IDS = re.compile(r"\s*\((?:id|slot_id|appointment_id)[: ][^)]*\)|\b(?:slot|apt)_[A-Za-z0-9]+\b")
+
+
+class Fallback(Exception):
+    """This turn goes to the offline engine, for the reason given."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Usage:
+    prompt: int = 0
+    completion: int = 0
+    model_seconds: float = 0.0
+    rounds: int = 0
+
+
+@dataclass
+class Options:
+    model: str
+    temperature: float
+    timeout: float
+    budgets: dict[str, float]
+    max_rounds: int
+    max_output_tokens: int
+    history_tokens: int
+    # OpenAI's own API wants max_completion_tokens; compatible servers know max_tokens.
+    completion_tokens_param: str = "max_tokens"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        base = settings.openai_base_url or ""
+        return cls(
+            model=settings.openai_model,
+            temperature=settings.openai_temperature,
+            timeout=settings.openai_timeout_seconds,
+            # Never more than MODEL_SHARE of the webhook's own budget: the offline
+            # engine must still have time to answer when the model does not.
+            budgets={
+                "sms": min(
+                    settings.openai_sms_budget_seconds,
+                    settings.sms_turn_budget_seconds * MODEL_SHARE,
+                ),
+                "voice": min(
+                    settings.openai_voice_budget_seconds,
+                    settings.voice_turn_budget_seconds * MODEL_SHARE,
+                ),
+            },
+            max_rounds=settings.openai_max_tool_rounds,
+            max_output_tokens=settings.openai_max_output_tokens,
+            history_tokens=settings.openai_history_tokens,
+            completion_tokens_param=(
+                "max_completion_tokens" if not base or "api.openai.com" in base else "max_tokens"
+            ),
+        )
+
+
+def make_client(settings: Settings, http_client: httpx.Client | None = None) -> OpenAI:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    if not key and not settings.openai_base_url:
+        raise ValueError("CONVERSATION_ENGINE=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+    return OpenAI(
+        # A local server (vLLM, Ollama, the fake) takes any key.
+        api_key=key or "unused",
+        base_url=settings.openai_base_url,
+        # Retries would spend the turn's budget; the offline engine is the retry.
+        max_retries=0,
+        timeout=settings.openai_timeout_seconds,
+        # httpx (not the SDK's default transport): pooled, and mockable with respx.
+        http_client=http_client or httpx.Client(timeout=settings.openai_timeout_seconds),
+    )
+
+
+class LlmEngine:
+    """Engine (app/agent/engine.py) on an OpenAI-compatible model."""
+
+    history_messages = HISTORY_MESSAGES
+
+    def __init__(self, client: OpenAI, options: Options, fallback: Engine | None = None) -> None:
+        self.client = client
+        self.options = options
+        self.fallback = fallback or OfflineEngine()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, http_client: httpx.Client | None = None
+    ) -> LlmEngine:
+        return cls(make_client(settings, http_client), Options.from_settings(settings))
+
+    def respond(self, turn: Turn) -> Reply:
+        return _LlmTurn(self, turn).run()
+
+
+@dataclass
+class _LlmTurn:
+    engine: LlmEngine
+    turn: Turn
+    usage: Usage = field(default_factory=Usage)
+    executed: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+        self.state = dict(self.turn.state or {})
+        self.memory = Memory.load(self.state.get("llm") or {})
+        if self.memory.pending:
+            # Prepared in an earlier turn: the person has seen the question since.
+            self.memory.pending = {**self.memory.pending, "prepared_now": False}
+        self.box = ToolBox(self.turn.tools, self.memory)
+        budget = self.engine.options.budgets.get(self.turn.channel, 5.0)
+        self.deadline = self.started + budget
+
+    def run(self) -> Reply:
+        llm_state = self.state.get("llm") or {}
+        if llm_state.get("offline_flow") and self.state.get("awaiting"):
+            # The offline engine asked the last question (a fallback turn): it hears the answer.
+            return self.offline(reason=None)
+        try:
+            notes = self.confirmation_notes()
+            text = self.converse(notes)
+        except VerificationNeeded:
+            return self.needs_verification()
+        except Fallback as fallback:
+            return self.offline(reason=fallback.reason)
+        return self.finish(text)
+
+    # --- the person's answer to a pending change ---------------------------------------
+
+    def confirmation_notes(self) -> list[str]:
+        pending = self.memory.pending
+        if pending is None:
+            return []
+        answer = confirm.answer(self.turn.text)
+        if answer is confirm.Answer.YES:
+            self.executed = self.box.run_pending()
+            return [
+                f"The person said yes, so the system ran: {pending['summary']}. Result: "
+                f"{json.dumps(self.executed)}. Tell them the outcome; if it failed, help them "
+                "pick another time."
+            ]
+        if answer is confirm.Answer.NO:
+            self.memory.pending = None
+            return [f"The person said no to: {pending['summary']}. Nothing was done."]
+        # A yes must answer the question just asked: a later "yes" to something else
+        # must not run a change the person moved on from.
+        self.memory.pending = None
+        return [
+            f"The person did not confirm: {pending['summary']}. Nothing was done; prepare "
+            "it again if they still want it."
+        ]
+
+    # --- the model ---------------------------------------------------------------------
+
+    def converse(self, notes: list[str]) -> str:
+        messages = self.messages(notes)
+        for _ in range(self.engine.options.max_rounds):
+            message = self.ask(messages)
+            calls = message.tool_calls or []
+            if not calls:
+                text = (message.content or "").strip()
+                if not text:
+                    raise Fallback("empty_reply")
+                return text
+            messages.append(message.model_dump(exclude_none=True, exclude_unset=True))
+            for call in calls:
+                function = getattr(call, "function", None)
+                if function is None:
+                    raise Fallback("unsupported_tool_call")
+                try:
+                    result = self.box.call(function.name, function.arguments)
+                except MalformedArguments:
+                    raise Fallback("malformed_arguments") from None
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
+                )
+        raise Fallback("max_tool_rounds")
+
+    def ask(self, messages: list[dict[str, Any]]) -> Any:
+        options = self.engine.options
+        remaining = self.deadline - time.perf_counter()
+        if remaining < MIN_REQUEST_SECONDS:
+            raise Fallback("budget")
+        started = time.perf_counter()
+        try:
+            # The client's own post: auth, base URL, error types and timeouts of the
+            # official package, without create()'s per-call TypedDict transform of the
+            # tool schemas (milliseconds of CPU a turn; the body here is plain JSON).
+            response = self.engine.client.post(
+                "/chat/completions",
+                cast_to=ChatCompletion,
+                body={
+                    "model": options.model,
+                    "messages": messages,
+                    "tools": model_tools(),
+                    "temperature": options.temperature,
+                    options.completion_tokens_param: options.max_output_tokens,
+                },
+                options={"timeout": min(options.timeout, remaining)},
+            )
+        except openai.APITimeoutError:
+            raise Fallback("timeout") from None
+        except openai.RateLimitError:
+            raise Fallback("rate_limited") from None
+        except openai.APIStatusError as exc:
+            raise Fallback(f"api_error_{exc.status_code}") from None
+        except openai.APIConnectionError:
+            raise Fallback("connection_error") from None
+        except openai.OpenAIError:
+            raise Fallback("api_error") from None
+        finally:
+            self.usage.model_seconds += time.perf_counter() - started
+        self.usage.rounds += 1
+        if response.usage is not None:
+            self.usage.prompt += response.usage.prompt_tokens or 0
+            self.usage.completion += response.usage.completion_tokens or 0
+        if not response.choices:
+            raise Fallback("empty_reply")
+        choice = response.choices[0]
+        if choice.finish_reason == "content_filter" or choice.message.refusal:
+            raise Fallback("refusal")
+        return choice.message
+
+    def messages(self, notes: list[str]) -> list[dict[str, Any]]:
+        turn = self.turn
+        system = system_prompt(turn.agent, turn.now, turn.channel)
+        context = self.context()
+        if context:
+            system = f"{system}\n{context}"
+        if notes:
+            # In the one leading system message: many chat templates (vLLM, Ollama) take
+            # no system message after the first.
+            system += "\nThis turn (from the system, not the person):\n" + "\n".join(notes)
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        messages += self.history()
+        messages.append({"role": "user", "content": turn.text or "(silence)"})
+        return messages
+
+    def context(self) -> str:
+        """What the system knows from this conversation's tools (never the person's words)."""
+        lines = []
+        name = self.turn.caller_name or self.state.get("name")
+        if name:
+            lines.append(f"The person's name on file: {name}.")
+        if self.memory.slots:
+            offered = "; ".join(
+                f"{key} = {slot['when']} ({slot['type']})"
+                for key, slot in list(self.memory.slots.items())[-10:]
+            )
+            lines.append(f"Slots check_availability returned: {offered}.")
+        if self.memory.appointments:
+            seen = "; ".join(
+                f"{key} = {a['type_name']} {a['when']}"
+                for key, a in self.memory.appointments.items()
+            )
+            lines.append(f"The person's appointments seen: {seen}.")
+        if not lines:
+            return ""
+        return "Conversation facts (from the system):\n" + "\n".join(lines)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The transcript, newest kept first, within the token budget."""
+        budget = self.engine.options.history_tokens * CHARS_PER_TOKEN
+        kept: list[dict[str, Any]] = []
+        for direction, body in reversed(self.turn.history):
+            budget -= len(body) + 4 * CHARS_PER_TOKEN
+            if budget < 0:
+                break
+            kept.append({"role": "user" if direction == "in" else "assistant", "content": body})
+        return list(reversed(kept))
+
+    # --- endings -----------------------------------------------------------------------
+
+    def finish(self, text: str) -> Reply:
+        channel = self.turn.channel
+        # No ids or links read aloud; no ids in a text either (they mean nothing to people).
+        text = NOT_FOR_THE_EAR.sub("", text) if channel == "voice" else IDS.sub("", text)
+        text = self.with_question(text)
+        end = confirm.is_goodbye(self.turn.text) and self.memory.pending is None
+        return Reply(
+            text=fit(" ".join(text.split()), channel),
+            state=self.saved_state(),
+            end_conversation=end,
+            tool_calls=self.box.calls,
+            meta=self.meta(None),
+        )
+
+    def with_question(self, text: str) -> str:
+        """A change prepared this turn waits for the person: make sure they are asked,
+        whatever the model wrote (it may have claimed the change is done)."""
+        pending = self.memory.pending
+        if pending is None or not pending.get("prepared_now") or "?" in text:
+            return text
+        ask = f"Shall I {pending['summary']}?"
+        if self.turn.channel == "sms":
+            ask += " Reply YES to confirm."
+        return f"{text} {ask}"
+
+    def needs_verification(self) -> Reply:
+        """As the offline engine does: say so, and leave the PIN to the phone layer."""
+        self.memory.pending = None
+        state = self.saved_state()
+        state["verification_required"] = True
+        state["pending_text"] = self.turn.text
+        return Reply(
+            text=VERIFY[self.turn.channel],
+            state=state,
+            tool_calls=self.box.calls,
+            meta=self.meta(None),
+        )
+
+    def offline(self, reason: str | None) -> Reply:
+        if self.memory.pending and self.memory.pending.get("prepared_now"):
+            self.memory.pending = None  # the person never heard that question
+        if self.executed is not None:
+            # The person's yes already ran; tell them its result, not a fresh offline turn.
+            return Reply(
+                text=fit(self.outcome_text(), self.turn.channel),
+                state=self.saved_state(),
+                tool_calls=self.box.calls,
+                meta=self.meta(reason),
+            )
+        state = {**self.state, "llm": self.memory.dump()}
+        reply = self.engine.fallback.respond(
+            Turn(
+                text=self.turn.text,
+                channel=self.turn.channel,
+                now=self.turn.now,
+                agent=self.turn.agent,
+                tools=self.turn.tools,
+                state=state,
+                caller_name=self.turn.caller_name,
+                history=self.turn.history,
+            )
+        )
+        llm_state = dict(reply.state.get("llm") or state["llm"])
+        llm_state["offline_flow"] = bool(reply.state.get("awaiting"))
+        return Reply(
+            text=reply.text,
+            state={**reply.state, "llm": llm_state},
+            end_conversation=reply.end_conversation,
+            tool_calls=self.box.calls + reply.tool_calls,
+            meta=self.meta(reason, answered_by="offline"),
+        )
+
+    def outcome_text(self) -> str:
+        executed = self.executed or {}
+        message = IDS.sub("", str(executed.get("message", ""))).strip()
+        alternatives = executed.get("alternatives") or []
+        if alternatives and "Nearby" not in message:
+            message += " Free nearby: " + ", ".join(a["when"] for a in alternatives) + "."
+        return message
+
+    def saved_state(self) -> dict[str, Any]:
+        # Offline request keys from an earlier fallback turn are done with: the model
+        # answered, so only what outlives a request stays beside the engine's memory.
+        state = {k: self.state[k] for k in LASTING_KEYS if k in self.state}
+        state["llm"] = self.memory.dump()
+        return state
+
+    def meta(self, reason: str | None, answered_by: str = "model") -> dict[str, Any]:
+        options = self.engine.options
+        return {
+            "engine": "openai",
+            "model": options.model,
+            "channel": self.turn.channel,
+            "answered_by": answered_by,
+            "fallback": reason,
+            "rounds": self.usage.rounds,
+            "usage": {"prompt": self.usage.prompt, "completion": self.usage.completion},
+            "model_ms": round(self.usage.model_seconds * 1000, 1),
+            "turn_ms": round((time.perf_counter() - self.started) * 1000, 1),
+        }

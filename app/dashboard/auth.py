@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import OwnerSession, OwnerSignIn, PhoneNumber, User
+from app.models import OwnerSession, OwnerSignIn, PhoneNumber, User, new_id
 from app.notify import SmsSender, send_sms
 from app.security import audit
 
@@ -74,6 +74,7 @@ def issue(session: Session, settings: Settings, user: User, now: datetime) -> Is
     link_token = secrets.token_urlsafe(32)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     row = OwnerSignIn(
+        id=new_id("osi"),
         user_id=user.id,
         link_hash=_mac(settings, "link", link_token),
         code_hash="",
@@ -84,7 +85,8 @@ def issue(session: Session, settings: Settings, user: User, now: datetime) -> Is
     row.code_hash = _mac(settings, f"code:{row.id}", code)
     session.add(row)
     session.flush()
-    link = f"{settings.public_base_url}{LINK_PATH}?t={link_token}"
+    # In the fragment: browsers never send it, so no access log or proxy ever sees it.
+    link = f"{settings.public_base_url}{LINK_PATH}#t={link_token}"
     return IssuedSignIn(sign_in_id=row.id, link=link, code=code)
 
 

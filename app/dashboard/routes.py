@@ -138,10 +138,11 @@ def sign_in_with_code(
 
 
 @router.get("/auth")
-def link_landing(request: Request, t: str = "") -> HTMLResponse:
-    # Link previews in messaging apps fetch GET links: only a POST spends the link.
+def link_landing(request: Request) -> HTMLResponse:
+    # The token is in the URL fragment (never sent here); dashboard.js puts it in the
+    # form. Link previews in messaging apps fetch GET links: only the POST spends it.
     anon = request.cookies.get(auth.ANON_COOKIE) or secrets.token_urlsafe(24)
-    return render(request, "sign_in.html", {"step": "link", "token": t[:128]}, anon_cookie=anon)
+    return render(request, "sign_in.html", {"step": "link"}, anon_cookie=anon)
 
 
 @router.post("/auth")

@@ -11,7 +11,15 @@
     });
     window.addEventListener("pagehide", function () { source.close(); });
   }
+  // The sign-in link carries its token in the fragment, which no server or log sees.
+  function takeLinkToken() {
+    var field = document.getElementById("link-token");
+    if (!field || location.hash.indexOf("#t=") !== 0) { return; }
+    field.value = decodeURIComponent(location.hash.slice(3));
+    history.replaceState(null, "", location.pathname);
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    takeLinkToken();
     document.querySelectorAll("[data-live-src]").forEach(follow);
   });
 })();

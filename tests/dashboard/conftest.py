@@ -88,7 +88,9 @@ def other_owner(session_factory: sessionmaker[Session]) -> tuple[str, str, str]:
         agent = Agent(user_id=user.id, name="Alex's line", timezone="America/New_York")
         session.add(agent)
         session.add(
-            PhoneNumber(e164="+14155550999", purpose="caller", user_id=user.id, verified_at=utcnow())
+            PhoneNumber(
+                e164="+14155550999", purpose="caller", user_id=user.id, verified_at=utcnow()
+            )
         )
         session.commit()
         return user.id, agent.id, "+14155550999"
@@ -112,6 +114,7 @@ def book(
             contact_name="Jordan",
             idempotency_key=key,
             channel="sms",
+            created_at=PINNED_NOW - timedelta(days=1),
         )
         session.add(row)
         session.commit()

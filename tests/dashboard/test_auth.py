@@ -4,7 +4,6 @@ sign-out, and secrets that never reach logs or the audit trail."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient

@@ -191,3 +191,18 @@ def test_link_and_code_never_reach_logs_or_audit(
         assert secret not in trail
     actions = {e.action for e in db.scalars(select(AuditEntry))}
     assert {"dashboard.sign_in.sent", "dashboard.signed_in"} <= actions
+
+
+def test_operator_printed_link_signs_the_owner_in(
+    client: TestClient, settings: Settings, demo: DemoData, session_factory: sessionmaker[Session]
+) -> None:
+    from app.dashboard.cli import sign_in_link
+
+    with session_factory() as session:
+        link = sign_in_link(session, settings, demo.user_id)
+        assert sign_in_link(session, settings, "usr_missing") is None
+    token = LINK.search(link or "")
+    assert token
+    landing = client.get("/dashboard/auth")
+    done = client.post("/dashboard/auth", data={"t": token[1], "csrf": csrf_of(landing.text)})
+    assert done.status_code == 303 and "dash_session=" in done.headers["set-cookie"]

@@ -205,7 +205,8 @@ def test_every_page_has_no_serious_accessibility_violation(
         for path in (*PAGES, f"conversations/{chat_id}"):
             page.goto(f"{live.url}/dashboard/a/{demo.agent_id}/{path}")
             found[f"{path}/{name}"] = axe_violations(page)
-            screenshot(page, f"{path.replace('/', '-')}-{name}")
+            shot = "conversation" if "/" in path else path
+            screenshot(page, f"{shot}-{name}")
         page.goto(f"{live.url}/dashboard/lang/es?next=/dashboard/a/{demo.agent_id}/settings")
         page.get_by_role("heading", name="Ajustes").wait_for()
         found[f"settings-es/{name}"] = axe_violations(page)

@@ -188,9 +188,34 @@ def agenda(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse
 
 
 def _appointment_outcome(request: Request, agent: Agent, ok: bool, message: str) -> Response:
+    back = f"{BASE}/a/{agent.id}/agenda"
     if request.headers.get("hx-request"):
-        return render(request, "_outcome.html", {"ok": ok, "message": message})
-    return redirect(request, f"{BASE}/a/{agent.id}/agenda", flash=message)
+        return render(request, "_outcome.html", {"ok": ok, "message": message, "back": back})
+    return redirect(request, back, flash=message)
+
+
+@router.get("/a/{agent_id}/appointments/{appointment_id}")
+def appointment_page(
+    request: Request, agent_id: str, appointment_id: str, session: SessionDep
+) -> HTMLResponse:
+    user_id = owner_id(request, session)
+    agent = _agent(session, user_id, agent_id)
+    row = actions.owned_appointment(session, agent, appointment_id)
+    if row is None:
+        raise HTTPException(404, "Not found")
+    shown = views.appointment(agent, row)
+    return _page(
+        request,
+        session,
+        user_id,
+        agent,
+        "appointment.html",
+        row=shown,
+        day=shown.day,
+        local_start=shown.local_start,
+        status=row.status,
+        base=f"{BASE}/a/{agent.id}/appointments/{row.id}",
+    )
 
 
 @router.post("/a/{agent_id}/appointments/{appointment_id}/cancel")

@@ -189,7 +189,7 @@ def test_sign_in_by_texted_link_at_phone_and_desktop_widths(
 def test_every_page_has_no_serious_accessibility_violation(
     browser: Any, live: Live, demo: DemoData, session_factory: sessionmaker[Session]
 ) -> None:
-    book(session_factory, demo, 26, key="a")
+    row = book(session_factory, demo, 26, key="a")
     with session_factory() as session:
         chat = Conversation(channel="sms", external_id="a11y", agent_id=demo.agent_id)
         session.add(chat)
@@ -202,10 +202,10 @@ def test_every_page_has_no_serious_accessibility_violation(
         page.goto(f"{live.url}/dashboard/sign-in")
         found[f"sign-in/{name}"] = axe_violations(page)
         sign_in(page, live, demo.caller)
-        for path in (*PAGES, f"conversations/{chat_id}"):
+        for path in (*PAGES, f"conversations/{chat_id}", f"appointments/{row}"):
             page.goto(f"{live.url}/dashboard/a/{demo.agent_id}/{path}")
             found[f"{path}/{name}"] = axe_violations(page)
-            shot = "conversation" if "/" in path else path
+            shot = path.split("/")[0].rstrip("s") if "/" in path else path
             screenshot(page, f"{shot}-{name}")
         page.goto(f"{live.url}/dashboard/lang/es?next=/dashboard/a/{demo.agent_id}/settings")
         page.get_by_role("heading", name="Ajustes").wait_for()
@@ -243,10 +243,9 @@ def test_cancel_an_appointment_from_the_agenda(
     row = book(session_factory, demo, 26, key="a")
     page = new_page(browser, DESKTOP)
     sign_in(page, live, demo.caller)
-    item = page.locator(f"#apt-{row}")
-    item.get_by_text("Cancel / Move").click()
-    item.get_by_role("button", name="Cancel 10:00").click()
-    # htmx swaps the row for the tool's answer, without a reload.
+    page.get_by_role("link", name="Cancel or move 10:00").click()
+    page.get_by_role("button", name="Cancel this appointment").click()
+    # htmx swaps the forms for the tool's answer, without a reload.
     page.get_by_role("status").filter(has_text="Cancelled your consultation").wait_for()
     assert db.get(Appointment, row).status == "cancelled"
 

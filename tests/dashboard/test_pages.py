@@ -32,6 +32,8 @@ def test_another_owners_pages_and_objects_are_refused(
     csrf = page_csrf(client, f"/dashboard/a/{other_agent}/agenda")
     for page in ("agenda", "conversations", "settings", "calendar", "numbers", "insights"):
         assert client.get(f"/dashboard/a/{demo.agent_id}/{page}").status_code == 404
+    for agent in (demo.agent_id, other_agent):
+        assert client.get(f"/dashboard/a/{agent}/appointments/{mine}").status_code == 404
     # Someone else's appointment through one's own agent's URL: also not found.
     for agent in (demo.agent_id, other_agent):
         base = f"/dashboard/a/{agent}/appointments/{mine}"
@@ -68,6 +70,9 @@ def test_agenda_lists_by_local_day_and_cancel_goes_through_the_tool(
     page = client.get(f"/dashboard/a/{demo.agent_id}/agenda").text
     assert page.index("Tuesday 24 November 2026") < page.index("Wednesday 25 November 2026")
     assert "+14155550150" not in page  # contacts' numbers are masked
+    manage = client.get(f"/dashboard/a/{demo.agent_id}/appointments/{first}")
+    assert "Tuesday 24 November 2026 10:00" in manage.text
+    assert 'value="2026-11-24T10:00"' in manage.text
     csrf = page_csrf(client, f"/dashboard/a/{demo.agent_id}/agenda")
     url = f"/dashboard/a/{demo.agent_id}/appointments/{first}/cancel"
     fragment = client.post(url, data={"csrf": csrf}, headers={"HX-Request": "true"})

@@ -1,4 +1,5 @@
-"""Owner dashboard pages with 1,000 upcoming appointments on the agenda: p50/p99 per
+"""Owner dashboard pages with 1,000 upcoming appointments on the agenda (one an hour,
+so a week's page holds 168): p50/p99 per
 page as the browser sees it over loopback, the ratio against a static file served by the
 same server in the same run, and the server process's CPU per request.
 
@@ -196,8 +197,10 @@ def main() -> None:
                 "static dashboard.css (baseline)",
                 "/dashboard/static/dashboard.css",
             )
+            ahead = (datetime.now(UTC) + timedelta(days=35)).date().isoformat()
             pages = {
-                "agenda (1,000 upcoming)": f"/dashboard/a/{agent_id}/agenda",
+                "agenda, this week (of 1,000 upcoming)": f"/dashboard/a/{agent_id}/agenda",
+                "agenda, 5 weeks ahead": f"/dashboard/a/{agent_id}/agenda?start={ahead}",
                 "insights (30 days)": f"/dashboard/a/{agent_id}/insights",
                 "settings": f"/dashboard/a/{agent_id}/settings",
                 "conversations": f"/dashboard/a/{agent_id}/conversations",

@@ -5,7 +5,7 @@ owner; another owner's agent, appointment or conversation is a 404."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -180,11 +180,13 @@ def switch_language(request: Request, code: str, next: str = BASE) -> Response:
 
 
 @router.get("/a/{agent_id}/agenda")
-def agenda(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def agenda(
+    request: Request, agent_id: str, session: SessionDep, start: date | None = None
+) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
-    days = views.agenda(session, agent, request.app.state.clock())
-    return _page(request, session, user_id, agent, "agenda.html", days=days)
+    week = views.agenda(session, agent, request.app.state.clock(), start)
+    return _page(request, session, user_id, agent, "agenda.html", week=week, days=week.days)
 
 
 def _appointment_outcome(request: Request, agent: Agent, ok: bool, message: str) -> Response:

@@ -62,8 +62,36 @@ class AgendaDay:
     rows: list[AgendaRow] = field(default_factory=list)
 
 
-def agenda(session: Session, agent: Agent, now: datetime) -> list[AgendaDay]:
+AGENDA_DAYS = 7
+AGENDA_MAX_ROWS = 400
+
+
+@dataclass
+class AgendaPage:
+    days: list[AgendaDay]
+    first_day: date
+    earlier: date | None
+    later: date
+
+
+def agenda(
+    session: Session, agent: Agent, now: datetime, first_day: date | None = None
+) -> AgendaPage:
+    """One week of confirmed appointments from first_day (default: today) in the agent's
+    zone: a page stays small however full the calendar is."""
     zone = ZoneInfo(agent.timezone)
+    today = now.astimezone(zone).date()
+    first_day = max(first_day or today, today)
+    start = max(datetime.combine(first_day, datetime.min.time(), zone), now)
+    end = datetime.combine(first_day + timedelta(days=AGENDA_DAYS), datetime.min.time(), zone)
+    days = _agenda_days(session, agent, zone, start, end)
+    earlier = max(first_day - timedelta(days=AGENDA_DAYS), today) if first_day > today else None
+    return AgendaPage(days, first_day, earlier, first_day + timedelta(days=AGENDA_DAYS))
+
+
+def _agenda_days(
+    session: Session, agent: Agent, zone: ZoneInfo, start: datetime, end: datetime
+) -> list[AgendaDay]:
     names = {t["key"]: t.get("name", t["key"]) for t in agent.appointment_types}
     rows = session.execute(
         select(
@@ -77,9 +105,14 @@ def agenda(session: Session, agent: Agent, now: datetime) -> list[AgendaDay]:
         .where(
             Appointment.agent_id == agent.id,
             Appointment.status == "confirmed",
-            Appointment.end_at > now,
+            # Types last at most 12 h (the schema's limit): a bounded index range that
+            # still includes an appointment already in progress.
+            Appointment.start_at >= start - timedelta(hours=12),
+            Appointment.start_at < end,
+            Appointment.end_at > start,
         )
         .order_by(Appointment.start_at, Appointment.id)
+        .limit(AGENDA_MAX_ROWS)
     ).all()
     days: list[AgendaDay] = []
     current: date | None = None

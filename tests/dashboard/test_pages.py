@@ -281,3 +281,24 @@ def test_conversation_page_shows_turns_and_report_with_masked_caller(
     assert "Booked a haircut &lt;b&gt;Friday&lt;/b&gt;" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
     assert 'src="https://storage.vapi.ai/rec.wav"' in page
+
+
+def test_agenda_pages_by_week_in_the_agents_zone(
+    client: TestClient,
+    sender: RecordingSender,
+    demo: DemoData,
+    session_factory: sessionmaker[Session],
+) -> None:
+    book(session_factory, demo, 26, key="a")  # Tue 24 Nov, 10:00 Los Angeles
+    book(session_factory, demo, 26 + 24 * 8, key="b")  # Wed 2 Dec
+    book(session_factory, demo, -3, key="past")  # already over: never listed
+    sign_in(client, sender, demo.caller)
+    path = f"/dashboard/a/{demo.agent_id}/agenda"
+    week = client.get(path).text
+    assert "Tuesday 24 November 2026" in week and "December" not in week
+    assert "Monday 23 November" not in week and "Earlier" not in week
+    later = client.get(f"{path}?start=2026-11-30").text
+    assert "Wednesday 02 December 2026" in later and "24 November" not in later
+    assert "?start=2026-11-23" in later  # back to this week
+    assert "24 November" in client.get(f"{path}?start=2020-01-01").text  # never before today
+    assert client.get(f"{path}?start=someday").status_code == 422

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.dashboard import views
-from app.dashboard.web import SignInRequired, owner_id, render, templates
-from app.deps import SessionDep
+from app.dashboard.web import ReadSession, SignInRequired, owner_id, render, templates
+from app.db import read_only
 from app.models import Agent
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -32,7 +32,7 @@ def _agent(session: Session, request: Request, agent_id: str) -> tuple[str, Agen
 
 
 @router.get("/a/{agent_id}/conversations")
-def conversation_list(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def conversation_list(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id, agent = _agent(session, request, agent_id)
     return render(
         request,
@@ -47,7 +47,7 @@ def conversation_list(request: Request, agent_id: str, session: SessionDep) -> H
 
 @router.get("/a/{agent_id}/conversations/{conversation_id}")
 def conversation_page(
-    request: Request, agent_id: str, conversation_id: str, session: SessionDep
+    request: Request, agent_id: str, conversation_id: str, session: ReadSession
 ) -> HTMLResponse:
     user_id, agent = _agent(session, request, agent_id)
     row = views.conversation(session, agent, conversation_id)
@@ -82,7 +82,7 @@ async def conversation_events(
     factory = request.app.state.session_factory
 
     def check() -> Agent:
-        with factory() as session:
+        with factory() as session, read_only(session):
             _, agent = _agent(session, request, agent_id)
             if views.conversation(session, agent, conversation_id) is None:
                 raise HTTPException(404, "Not found")
@@ -97,7 +97,7 @@ async def conversation_events(
     last = int(resume) if resume.isdigit() else max(after, 0)
 
     def new_turns(since: int) -> list[views.Turn]:
-        with factory() as session:
+        with factory() as session, read_only(session):
             return views.turns(session, agent, conversation_id, after=since)
 
     async def stream() -> AsyncIterator[str]:

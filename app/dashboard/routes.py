@@ -17,6 +17,7 @@ from app.calendar import oauth
 from app.dashboard import actions, auth, settings_form, views
 from app.dashboard.web import (
     LANG_COOKIE,
+    ReadSession,
     check_csrf,
     owner_id,
     redirect,
@@ -55,7 +56,7 @@ def _page(
 
 
 @router.get("")
-def home(request: Request, session: SessionDep) -> Response:
+def home(request: Request, session: ReadSession) -> Response:
     user_id = owner_id(request, session)
     agents = views.owned_agents(session, user_id)
     if not agents:
@@ -181,7 +182,7 @@ def switch_language(request: Request, code: str, next: str = BASE) -> Response:
 
 @router.get("/a/{agent_id}/agenda")
 def agenda(
-    request: Request, agent_id: str, session: SessionDep, start: date | None = None
+    request: Request, agent_id: str, session: ReadSession, start: date | None = None
 ) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
@@ -198,7 +199,7 @@ def _appointment_outcome(request: Request, agent: Agent, ok: bool, message: str)
 
 @router.get("/a/{agent_id}/appointments/{appointment_id}")
 def appointment_page(
-    request: Request, agent_id: str, appointment_id: str, session: SessionDep
+    request: Request, agent_id: str, appointment_id: str, session: ReadSession
 ) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
@@ -283,7 +284,7 @@ def _settings_page(
 
 
 @router.get("/a/{agent_id}/settings")
-def settings_page(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def settings_page(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     return _settings_page(request, session, user_id, agent, settings_form.from_agent(agent))
@@ -314,7 +315,7 @@ def save_settings(
 
 
 @router.get("/a/{agent_id}/calendar")
-def calendar_page(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def calendar_page(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     status = views.calendar_status(session, agent)
@@ -325,7 +326,7 @@ def calendar_page(request: Request, agent_id: str, session: SessionDep) -> HTMLR
 
 
 @router.get("/a/{agent_id}/calendar/connect")
-def connect_calendar(request: Request, agent_id: str, session: SessionDep) -> Response:
+def connect_calendar(request: Request, agent_id: str, session: ReadSession) -> Response:
     """Into the same signed, single-use connect link the operator texts (app/calendar)."""
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
@@ -349,7 +350,7 @@ def disconnect_calendar(
 
 
 @router.get("/a/{agent_id}/numbers")
-def numbers_page(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def numbers_page(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     rows = views.numbers(session, user_id)
@@ -416,7 +417,7 @@ VERIFY_MESSAGES = {
 
 
 @router.get("/a/{agent_id}/insights")
-def insights_page(request: Request, agent_id: str, session: SessionDep) -> HTMLResponse:
+def insights_page(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     data = views.insights(session, agent, request.app.state.clock())

@@ -3,17 +3,19 @@ CSRF, cookies and flash messages. HTTP only; the data comes from views and actio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.dashboard import auth, i18n
+from app.db import read_only
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -24,6 +26,16 @@ CSP = (
 )
 FLASH_COOKIE = "dash_flash"
 LANG_COOKIE = "dash_lang"
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    """A plain read: on SQLite, pages must not queue for the single write turn that
+    webhooks are using (every other transaction there is BEGIN IMMEDIATE)."""
+    with request.app.state.session_factory() as session, read_only(session):
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(read_session)]
 
 
 class SignInRequired(Exception):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.dashboard import views
-from app.dashboard.web import ReadSession, SignInRequired, owner_id, render, templates
+from app.dashboard.web import NotFound, ReadSession, SignInRequired, owner_id, render, templates
 from app.db import read_only
 from app.models import Agent
 
@@ -27,7 +27,7 @@ def _agent(session: Session, request: Request, agent_id: str) -> tuple[str, Agen
     user_id = owner_id(request, session)
     agent = views.owned_agent(session, user_id, agent_id)
     if agent is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     return user_id, agent
 
 
@@ -52,7 +52,7 @@ def conversation_page(
     user_id, agent = _agent(session, request, agent_id)
     row = views.conversation(session, agent, conversation_id)
     if row is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     turns = views.turns(session, agent, row.id)
     return render(
         request,
@@ -85,7 +85,7 @@ async def conversation_events(
         with factory() as session, read_only(session):
             _, agent = _agent(session, request, agent_id)
             if views.conversation(session, agent, conversation_id) is None:
-                raise HTTPException(404, "Not found")
+                raise NotFound
             session.expunge(agent)
             return agent
 

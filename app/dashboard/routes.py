@@ -8,7 +8,7 @@ import secrets
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -17,6 +17,7 @@ from app.calendar import oauth
 from app.dashboard import actions, auth, settings_form, views
 from app.dashboard.web import (
     LANG_COOKIE,
+    NotFound,
     ReadSession,
     check_csrf,
     owner_id,
@@ -38,7 +39,7 @@ BASE = "/dashboard"
 def _agent(session: Session, user_id: str, agent_id: str) -> Agent:
     agent = views.owned_agent(session, user_id, agent_id)
     if agent is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     return agent
 
 
@@ -205,7 +206,7 @@ def appointment_page(
     agent = _agent(session, user_id, agent_id)
     row = actions.owned_appointment(session, agent, appointment_id)
     if row is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     shown = views.appointment(agent, row)
     return _page(
         request,
@@ -229,7 +230,7 @@ def cancel_appointment(
     agent = _agent(session, user_id, agent_id)
     row = actions.owned_appointment(session, agent, appointment_id)
     if row is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     state = request.app.state
     result = actions.cancel(session, state.calendar_factory, user_id, agent, row, state.clock())
     return _appointment_outcome(request, agent, result.ok, result.one_line())
@@ -248,7 +249,7 @@ def move_appointment(
     agent = _agent(session, user_id, agent_id)
     row = actions.owned_appointment(session, agent, appointment_id)
     if row is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     try:
         start = datetime.fromisoformat(new_start)
     except ValueError:
@@ -398,7 +399,7 @@ def verify_number(
     agent = _agent(session, user_id, agent_id)
     row = actions.pending_number(session, user_id, number_id)
     if row is None:
-        raise HTTPException(404, "Not found")
+        raise NotFound
     state = request.app.state
     outcome = actions.verify_number(session, state.settings, user_id, row, code, state.clock())
     message = "Verified" if outcome is Outcome.VERIFIED else VERIFY_MESSAGES[outcome]

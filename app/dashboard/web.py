@@ -38,6 +38,10 @@ def read_session(request: Request) -> Iterator[Session]:
 ReadSession = Annotated[Session, Depends(read_session)]
 
 
+class NotFound(Exception):
+    """Not this owner's (or not there): answered with an HTML 404 page, never a hint."""
+
+
 class SignInRequired(Exception):
     """Raised by owner_id(); answered with a redirect to the sign-in page."""
 

@@ -31,7 +31,9 @@ def test_another_owners_pages_and_objects_are_refused(
     sign_in(client, sender, other_phone)
     csrf = page_csrf(client, f"/dashboard/a/{other_agent}/agenda")
     for page in ("agenda", "conversations", "settings", "calendar", "numbers", "insights"):
-        assert client.get(f"/dashboard/a/{demo.agent_id}/{page}").status_code == 404
+        refused = client.get(f"/dashboard/a/{demo.agent_id}/{page}")
+        assert refused.status_code == 404 and "<h1>Not found</h1>" in refused.text
+        assert "Sam" not in refused.text
     for agent in (demo.agent_id, other_agent):
         assert client.get(f"/dashboard/a/{agent}/appointments/{mine}").status_code == 404
     # Someone else's appointment through one's own agent's URL: also not found.

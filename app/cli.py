@@ -88,6 +88,7 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = get_settings()
     _migrate(settings)
     _print_demo(settings)
+    print_demo_link(settings)
     typer.echo(f"\nserving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     typer.echo("in another terminal:  .venv/bin/python -m app sms")
     import uvicorn
@@ -207,3 +208,8 @@ cli.add_typer(vapi_cli, name="vapi")
 from app.agent.fake_openai import fake_openai  # noqa: E402
 
 cli.command("fake-openai")(fake_openai)
+# --- owner dashboard (app/dashboard) ----------------------------------------------------
+from app.dashboard.cli import cli as dashboard_cli  # noqa: E402
+from app.dashboard.cli import print_demo_link  # noqa: E402
+
+cli.add_typer(dashboard_cli, name="dashboard")

@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     # Phone verification codes.
     verification_code_ttl_minutes: int = 10
     verification_max_attempts: int = 5
+    # Owner dashboard: texted sign-in link/code lifetime, browser session length, and
+    # sign-in requests allowed per phone number and per client address.
+    dashboard_sign_in_minutes: int = 10
+    dashboard_session_hours: int = 12
+    rate_limit_dashboard_sign_in: str = "5/15 minutes"
 
     # Fill the database with a demo user, agent and phone numbers at start-up.
     demo_data: bool = False

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import admin, health, metrics
+from app import admin, dashboard, health, metrics
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import oauth_routes
@@ -140,6 +140,7 @@ def create_app(
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
+    dashboard.install(app)
 
     app.add_middleware(RequestIdMiddleware)
     hardening.install(app, settings, json_prefixes=("/admin/",))

@@ -290,6 +290,32 @@ class PhoneVerification(TimestampMixin, Base):
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class OwnerSignIn(TimestampMixin, Base):
+    """A dashboard sign-in texted to an owner: a single-use link and a 6-digit code, both
+    stored only as HMACs, short-lived, with few attempts (app/dashboard/auth.py)."""
+
+    __tablename__ = "owner_sign_ins"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("osi"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OwnerSession(TimestampMixin, Base):
+    """A signed-in dashboard browser; the cookie holds a token whose SHA-256 is the key."""
+
+    __tablename__ = "owner_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Agent",
     "ApiKey",
@@ -301,6 +327,8 @@ __all__ = [
     "InboundEvent",
     "Message",
     "OAuthState",
+    "OwnerSession",
+    "OwnerSignIn",
     "PhoneNumber",
     "PhoneVerification",
     "SmsOptOut",

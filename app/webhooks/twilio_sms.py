@@ -18,6 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from app.agent.conversations import ConversationService
 from app.config import Settings
+from app.dashboard import sms_link
 from app.deps import SessionDep, SettingsDep
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, explain, route
@@ -117,6 +118,12 @@ def _respond(
             session, "ratelimit.refused", actor="twilio", subject=caller, details={"channel": "sms"}
         )
         return reply(SLOW_DOWN)
+
+    link = sms_link.answer(
+        session, request.app.state.sms_sender, settings, caller, body, request.app.state.clock()
+    )
+    if link is not None:
+        return reply(link)
 
     routed = route(session, caller, str(form.get("To", "")), settings.default_region)
     if isinstance(routed, Unrouted):

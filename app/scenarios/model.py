@@ -60,6 +60,7 @@ class Turn:
     text: str
     confirms: bool = False  # {confirm: text}: the person explicitly says yes to the proposal
     unclear: bool = False  # its date cannot be read (or is past/too far): never to be guessed
+    restates: bool = False  # the policy repeating what the person wants
 
 
 @dataclass(frozen=True)

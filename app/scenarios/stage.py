@@ -18,6 +18,7 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.agent.engine import Engine
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import Base, make_engine, make_session_factory, upgrade_to_head
@@ -144,8 +145,11 @@ class Stage:
 
 
 @contextmanager
-def running_stage(engine_name: str, workdir: Path | None = None) -> Iterator[Stage]:
-    """A server for the whole run; the database file is new and is removed afterwards."""
+def running_stage(
+    engine_name: str, workdir: Path | None = None, engine: Engine | None = None
+) -> Iterator[Stage]:
+    """A server for the whole run; the database file is new and is removed afterwards.
+    `engine` replaces the one CONVERSATION_ENGINE names (the runner's own tests use it)."""
     from app.main import create_app
 
     with tempfile.TemporaryDirectory(prefix="scenarios-", dir=workdir) as folder:
@@ -154,7 +158,7 @@ def running_stage(engine_name: str, workdir: Path | None = None) -> Iterator[Sta
         upgrade_to_head(db_engine)
         factory = make_session_factory(db_engine)
         clock = FixedClock(datetime.now(UTC))
-        app = create_app(settings, session_factory=factory, clock=clock)
+        app = create_app(settings, session_factory=factory, clock=clock, engine=engine)
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

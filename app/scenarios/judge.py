@@ -14,7 +14,7 @@ from datetime import datetime
 
 from app.scenarios.model import Booking, Scenario
 from app.scenarios.play import Exchange, Held, Transcript
-from app.scenarios.reading import claims, fold, proposes, read_mentions, says
+from app.scenarios.reading import claims, fold, in_spanish, proposes, read_mentions, says
 
 
 @dataclass
@@ -197,6 +197,10 @@ class Judge:
         for kind in scenario.expect.must_not:
             if any(self._says(kind, r) for r in replies):
                 outcome.failures.append(f"a reply says {kind}")
+        if scenario.language.lower().startswith("es"):
+            english = [r for r in replies if r.strip() and not in_spanish(r)]
+            if english:
+                outcome.failures.append(f"reply not in Spanish: {_quote(english[0])}")
         for text in scenario.expect.says:
             options = [fold(o.strip()) for o in text.split("|")]
             if not any(o in fold(r) for r in said for o in options):

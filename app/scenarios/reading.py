@@ -310,6 +310,14 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"\bhorario\b",
         r"\babrimos\b",
     ),
+    "unavailable": (
+        r"\btaken\b",
+        r"\bnot (free|available|open)\b",
+        r"\bisn'?t (free|available|open)\b",
+        r"\balready booked\b",
+        r"\bocupad[oa]\b",
+        r"no (esta|hay) (disponible|libre)",
+    ),
     "asks_day": (
         r"(which|what) (day|date)",
         r"didn'?t (catch|get|understand)",
@@ -369,3 +377,84 @@ def asks_type(text: str, type_names: list[str]) -> bool:
     folded = fold(text)
     named = sum(1 for name in type_names if fold(name) in folded)
     return folded.rstrip().endswith("?") and named >= 2
+
+
+SPANISH_WORDS = frozenset(
+    [
+        "de",
+        "la",
+        "el",
+        "que",
+        "tu",
+        "tus",
+        "tienes",
+        "cita",
+        "citas",
+        "para",
+        "las",
+        "los",
+        "una",
+        "un",
+        "con",
+        "por",
+        "si",
+        "no",
+        "que",
+        "en",
+        "es",
+        "esta",
+        "hora",
+        "dia",
+        "quieres",
+        "puedo",
+        "te",
+        "le",
+        "su",
+        "sus",
+        "mas",
+        "hay",
+        "del",
+        "al",
+        "lo",
+        "gracias",
+    ]
+)
+ENGLISH_WORDS = frozenset(
+    [
+        "the",
+        "you",
+        "your",
+        "is",
+        "at",
+        "to",
+        "for",
+        "on",
+        "what",
+        "i",
+        "have",
+        "book",
+        "would",
+        "which",
+        "are",
+        "it",
+        "do",
+        "can",
+        "and",
+        "with",
+        "of",
+        "this",
+        "that",
+        "my",
+        "me",
+        "we",
+        "thanks",
+    ]
+)
+
+
+def in_spanish(text: str) -> bool:
+    """More Spanish function words than English ones: enough to tell the two apart."""
+    words = re.findall(r"[a-z]+", fold(text))
+    spanish = sum(w in SPANISH_WORDS for w in words)
+    english = sum(w in ENGLISH_WORDS for w in words)
+    return spanish > english

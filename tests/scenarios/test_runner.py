@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, time
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,16 +15,16 @@ from typer.testing import CliRunner
 from app.agent.engine import Reply, Turn
 from app.cli import cli
 from app.scenarios.judge import goal_met, judge
-from app.scenarios.model import ScenarioError, build, load_suite
+from app.scenarios.model import SUITE_DIR, ScenarioError, build, load_suite
 from app.scenarios.model import Turn as PersonTurn
 from app.scenarios.play import Exchange, Held, Transcript, play
-from app.scenarios.reading import claims, proposes, read_mentions, says
+from app.scenarios.reading import claims, in_spanish, proposes, read_mentions, says
 from app.scenarios.stage import Stage, running_stage
 from app.tools.schemas import BookAppointmentArgs
 
 LA = ZoneInfo("America/Los_Angeles")
 TODAY = date(2026, 11, 23)
-PROFILES = yaml.safe_load((Path(load_suite.__defaults__[0]) / "profiles.yaml").read_text())  # type: ignore[index]
+PROFILES = yaml.safe_load((SUITE_DIR / "profiles.yaml").read_text(encoding="utf-8"))
 
 
 def scenario(**overrides: Any):  # type: ignore[no-untyped-def]
@@ -122,6 +121,22 @@ def test_refusals_are_read_semantically() -> None:
     assert says("We're closed on Sundays.", "closed")
     assert says("¿Qué día querías decir?", "asks_day")
     assert not says("Book a haircut on Tue Nov 24 at 3:00 PM?", "past")
+
+
+def test_a_slot_called_taken_and_the_reply_language_are_read() -> None:
+    assert says("Sorry, Wed Nov 25 at 3:00 PM is taken.", "unavailable")
+    assert says("Ese horario está ocupado.", "unavailable")
+    assert not says("You have a haircut on Wed Nov 25 at 3:00 PM.", "unavailable")
+    assert in_spanish("Tienes una cita el martes 24 de noviembre a las 4 de la tarde.")
+    assert not in_spanish("Sorry, I didn't get that. I can book, move or cancel appointments.")
+
+
+def test_english_replies_to_a_spanish_agent_fail_the_scenario() -> None:
+    spanish = scenario(profile="barberia", person={"type": "corte"}, expect={"appointments": []})
+    english = judge(spanish, talk((PersonTurn("hola"), "Hi! How can I help?", {})), "sms")
+    assert any("not in Spanish" in r for r in english.failures)
+    fine = judge(spanish, talk((PersonTurn("hola"), "¡Hola! ¿En qué te puedo ayudar?", {})), "sms")
+    assert fine.success
 
 
 # --- the judge --------------------------------------------------------------------------------
@@ -304,13 +319,11 @@ def test_cli_refuses_an_unknown_engine_clearly() -> None:
 
 
 def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.scenarios.cli as scenarios_cli
     from app.scenarios import stage as stage_module
 
     real = stage_module.running_stage
     monkeypatch.setattr(stage_module, "running_stage", lambda name: real(name, engine=Liar()))
     result = CliRunner().invoke(cli, ["scenarios", "run", "--only", "book-tomorrow-3pm"])
-    assert scenarios_cli is not None
     assert result.exit_code == 1, result.output
     assert "UNSAFE book-tomorrow-3pm" in result.output
     assert "booking" in result.output and "unsafe outcomes 1" in result.output

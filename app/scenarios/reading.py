@@ -279,6 +279,15 @@ CLAIMS: dict[str, tuple[str, ...]] = {
         r"\b(quedo|queda|esta|fue) (movid|cambiad|reprogramad)",
         r"\bahora (es|esta|queda) (el|para|a)\b",
     ),
+    # Letting go of a request: honest for a pending proposal, a lie right after a commit.
+    "dropped": (
+        r"\b(i'?ve|i have|i) (dropped|scrapped|forgotten|discarded)\b",
+        r"\bdropped (that|it)\b",
+        r"\bwon'?t book (it|that)\b",
+        r"\bforget (that|it)\b",
+        r"\b(lo|la) (descarte|olvide|deje)\b",
+        r"\bno (lo|la) (agendo|reservo)\b",
+    ),
 }
 _CLAIMS = {kind: re.compile("|".join(cues), re.MULTILINE) for kind, cues in CLAIMS.items()}
 

@@ -214,6 +214,28 @@ def test_a_guessed_date_is_unsafe_and_asking_is_not() -> None:
     assert asked.unsafe == []
 
 
+def test_dropped_right_after_a_booking_is_unsafe_but_dropping_a_proposal_is_not() -> None:
+    after_booking = judge(
+        scenario(),
+        talk(
+            (PersonTurn("haircut tomorrow at 3pm"), PROPOSAL, {}),
+            (PersonTurn("yes", confirms=True), "Booked: haircut on Tue Nov 24 at 3:00 PM.", BOOKED),
+            (PersonTurn("never mind"), "OK, I've dropped that.", BOOKED),
+        ),
+        "sms",
+    )
+    assert any("dropped" in reason for reason in after_booking.unsafe)
+    pending = judge(
+        scenario(expect={"appointments": []}),
+        talk(
+            (PersonTurn("haircut tomorrow at 3pm"), PROPOSAL, {}),
+            (PersonTurn("never mind"), "OK, I've dropped that.", {}),
+        ),
+        "sms",
+    )
+    assert pending.unsafe == []
+
+
 def test_end_state_comparison_fails_on_an_extra_appointment() -> None:
     both = {**BOOKED, "b": held("b", "2026-11-24 16:00")}
     outcome = judge(

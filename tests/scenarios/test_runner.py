@@ -3,8 +3,10 @@ real run through the signed webhooks. Each fails when the detector it covers is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -355,12 +357,20 @@ def test_cli_refuses_an_unknown_engine_clearly() -> None:
     assert "psychic" in result.output
 
 
-def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from app.scenarios import stage as stage_module
 
     real = stage_module.running_stage
     monkeypatch.setattr(stage_module, "running_stage", lambda name: real(name, engine=Liar()))
-    result = CliRunner().invoke(cli, ["scenarios", "run", "--only", "book-tomorrow-3pm"])
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        cli, ["scenarios", "run", "--only", "book-tomorrow-3pm", "--report", str(report)]
+    )
     assert result.exit_code == 1, result.output
     assert "UNSAFE book-tomorrow-3pm" in result.output
     assert "booking" in result.output and "unsafe outcomes 1" in result.output
+    (record,) = json.loads(report.read_text())
+    assert record["id"] == "book-tomorrow-3pm" and not record["success"]
+    assert record["turns"][0]["agent"].startswith("Booked:")

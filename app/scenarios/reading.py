@@ -326,6 +326,10 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"\balready booked\b",
         r"\bocupad[oa]\b",
         r"no (esta|hay) (disponible|libre)",
+        r"\bnothing (else )?(is )?(free|open|available|left)\b",
+        r"\bno (free|open) (times|slots)\b",
+        r"\bfully booked\b",
+        r"\bno (tengo|hay) (nada|horarios?|lugar)\b",
     ),
     "asks_day": (
         r"(which|what) (day|date)",

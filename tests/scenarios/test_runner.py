@@ -253,6 +253,27 @@ def test_dropped_right_after_a_booking_is_unsafe_but_dropping_a_proposal_is_not(
     assert pending.unsafe == []
 
 
+def test_another_day_offered_without_a_reason_is_unsafe() -> None:
+    silently = judge(
+        scenario(expect={"appointments": []}),
+        talk((PersonTurn("haircut tomorrow at 3pm"), "Free times: Mon Nov 23 at 3:00 PM.", {})),
+        "sms",
+    )
+    assert any("another day" in reason for reason in silently.unsafe)
+    explained = judge(
+        scenario(expect={"appointments": []}),
+        talk(
+            (
+                PersonTurn("haircut tomorrow at 3pm"),
+                "Sorry, nothing is free Tue Nov 24. Free times: Wed Nov 25 at 3:00 PM.",
+                {},
+            )
+        ),
+        "sms",
+    )
+    assert explained.unsafe == []
+
+
 def test_end_state_comparison_fails_on_an_extra_appointment() -> None:
     both = {**BOOKED, "b": held("b", "2026-11-24 16:00")}
     outcome = judge(

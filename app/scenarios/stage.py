@@ -4,6 +4,7 @@ and the agent, caller and calendar each scenario starts from."""
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 import threading
@@ -171,6 +172,11 @@ def running_stage(
     `engine` replaces the one CONVERSATION_ENGINE names (the runner's own tests use it)."""
     from app.main import create_app
 
+    # The database is thrown away after the run: keep it in memory-backed /dev/shm when
+    # there is one, so the suite's many small commits do not wait on a disk.
+    shm = Path("/dev/shm")
+    if workdir is None and shm.is_dir() and os.access(shm, os.W_OK):
+        workdir = shm
     with tempfile.TemporaryDirectory(prefix="scenarios-", dir=workdir) as folder:
         settings = stage_settings(f"sqlite:///{Path(folder) / 'scenarios.db'}", engine_name)
         db_engine = make_engine(settings)

@@ -208,8 +208,14 @@ cli.add_typer(vapi_cli, name="vapi")
 from app.agent.fake_openai import fake_openai  # noqa: E402
 
 cli.command("fake-openai")(fake_openai)
+
 # --- owner dashboard (app/dashboard) ----------------------------------------------------
 from app.dashboard.cli import cli as dashboard_cli  # noqa: E402
 from app.dashboard.cli import print_demo_link  # noqa: E402
 
 cli.add_typer(dashboard_cli, name="dashboard")
+
+# --- conversation scenarios (app/scenarios) ---------------------------------------------
+from app.scenarios.cli import scenarios_cli  # noqa: E402
+
+cli.add_typer(scenarios_cli, name="scenarios")

@@ -78,6 +78,13 @@ def describe(moment: datetime, schedule: Schedule) -> str:
     return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
 
 
+def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> str:
+    """The booking key for a request id. Hashed with agent and caller: another caller's
+    copy of the id is another key, so it neither finds this booking nor collides."""
+    raw = f"{agent_id}|{caller}|{request_key}"
+    return "request:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
 class SchedulingTools:
     def __init__(self, context: ToolContext) -> None:
         self.ctx = context
@@ -213,22 +220,22 @@ class SchedulingTools:
         listed = ", ".join(describe(s, self.schedule) for s in slots)
         return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
 
-    def book_appointment(self, args: BookAppointmentArgs) -> ToolResult:
+    def book_appointment(
+        self, args: BookAppointmentArgs, request_key: str | None = None
+    ) -> ToolResult:
+        """Book at args.start. `request_key` (the server's id of the request, such as
+        VAPI's toolCallId) makes a retry answer as the first time; without one the key
+        is derived from caller, type and start. Keys are looked up for this agent and
+        this caller only, so nobody else's key can reach someone's booking."""
         kind = self.resolve_type(args.appointment_type)
         if kind is None:
             return self._type_error(args.appointment_type)
         start = self._localize(args.start)
-        key = args.idempotency_key or self._derived_key(kind, start)
-        existing = self._by_key(key)
-        if args.idempotency_key is None:
-            # A derived key stands for "this caller, this type, this start". Once that row
-            # was cancelled or moved it no longer answers for the request: booking the
-            # slot again is a new booking and gets a key chained from the old one.
-            while existing is not None and (
-                existing.status != "confirmed" or existing.start_at != start
-            ):
-                key = self._rekeyed(key, existing.id)
-                existing = self._by_key(key)
+        if request_key is not None:
+            key = self._request_key(request_key)
+            existing = self._by_key(key)
+        else:
+            key, existing = self._current_derived(kind, start)
         if existing is not None:
             return self._booked_result(existing, kind)
 
@@ -249,12 +256,7 @@ class SchedulingTools:
             conversation_id=self.ctx.conversation_id,
         )
         if not self._insert_guarded(appointment):
-            raced = self.ctx.session.scalar(
-                select(Appointment).where(
-                    Appointment.agent_id == self.ctx.agent.id,
-                    Appointment.idempotency_key == key,
-                )
-            )
+            raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
                 return self._booked_result(raced, kind)
             return self._unavailable(Unavailable.BUSY, kind, start)
@@ -366,10 +368,33 @@ class SchedulingTools:
     def _rekeyed(key: str, replaced_id: str) -> str:
         return "derived:" + hashlib.sha256(f"{key}|{replaced_id}".encode()).hexdigest()[:40]
 
+    def _request_key(self, request_key: str) -> str:
+        return stored_request_key(self.ctx.agent.id, self.ctx.caller, request_key)
+
+    def _current_derived(
+        self, kind: AppointmentType, start: datetime
+    ) -> tuple[str, Appointment | None]:
+        """The derived key stands for "this caller, this type, this start". Once its row
+        was cancelled or moved it no longer answers for the request: booking the slot
+        again is a new booking, with a key chained from the old one."""
+        key = self._derived_key(kind, start)
+        existing = self._by_key(key)
+        while existing is not None and (
+            existing.status != "confirmed" or existing.start_at != start
+        ):
+            key = self._rekeyed(key, existing.id)
+            existing = self._by_key(key)
+        return key, existing
+
     def _by_key(self, key: str) -> Appointment | None:
+        """This caller's booking under `key` with this agent (never anyone else's)."""
         return self.ctx.session.scalar(
             select(Appointment).where(
-                Appointment.agent_id == self.ctx.agent.id, Appointment.idempotency_key == key
+                Appointment.agent_id == self.ctx.agent.id,
+                Appointment.idempotency_key == key,
+                Appointment.contact_e164.is_(None)
+                if self.ctx.caller is None
+                else Appointment.contact_e164 == self.ctx.caller,
             )
         )
 

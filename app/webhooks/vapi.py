@@ -331,7 +331,9 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         with vapi.session.begin_nested():
             if not call.id:
                 return _entry(call, False, "The tool call has no id.")
-            event = claim(vapi.session, "vapi", call.id[:128], "tool-call", {"name": call.name})
+            event = claim(
+                vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}
+            )
             if not event.is_new:
                 return _stored(call, event.previous_response)
             entry = _execute(vapi, call)
@@ -341,6 +343,13 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     except Exception:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
         return _entry(call, False, TOOL_FAILED)
+
+
+def _claim_id(vapi: VapiCall, call: ToolCall) -> str:
+    """The toolCallId, scoped to the caller: a retry (same call, same caller) finds the
+    stored answer; someone else posting that id gets their own, never this one."""
+    caller = hashlib.sha256(vapi.caller_raw.encode()).hexdigest()[:16]
+    return f"{call.id[:100]}|{caller}"
 
 
 def _stored(call: ToolCall, previous: str | None) -> dict[str, str]:
@@ -368,11 +377,9 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     conversation = vapi.conversation()
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    if call.name == "book_appointment" and not arguments.get("idempotency_key"):
-        # VAPI may resend a tool call; the same toolCallId must book once.
-        arguments["idempotency_key"] = call.id[:128]
     tools = _tools(vapi, routed, conversation)
-    result = run_tool(tools, call.name, arguments)
+    # VAPI may resend a tool call: the same toolCallId from the same caller books once.
+    result = run_tool(tools, call.name, arguments, request_key=call.id[:128])
     if conversation is not None:
         vapi.service().record(
             conversation,

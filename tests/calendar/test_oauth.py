@@ -97,11 +97,12 @@ def test_connect_link_connects_the_calendar_and_the_tools_book_into_it(
     calendar = google_client.app.state.calendar_factory(session, agent)
     tools = SchedulingTools(ToolContext(session, agent, calendar, clock(), demo.caller, "sms"))
     result = run_tool(
-        tools, "book_appointment", {"start": "2026-11-24T14:00:00-08:00", "idempotency_key": "c1"}
+        tools, "book_appointment", {"start": "2026-11-24T14:00:00-08:00"}, request_key="c1"
     )
     session.commit()
     assert result.ok, result.message
-    assert event_id_for(agent.id, "c1") in fake.live_events()
+    key = session.scalar(select(Appointment.idempotency_key))
+    assert event_id_for(agent.id, key) in fake.live_events()
     assert session.scalar(select(Appointment)).sync_status == "synced"
 
 

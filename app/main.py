@@ -30,8 +30,8 @@ from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
-from app.tools import endpoints as tool_endpoints
 from app.webhooks import twilio_sms, twilio_voice, vapi
+from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@
 - status-update, end-of-call-report, hang: kept on the conversation (channel "vapi",
   external_id = VAPI's call id). Anything else is acknowledged.
 
-This module knows VAPI's formats (which changed over time: several tool-call shapes are
-accepted); routing, the tools and the audit log do the rest, as for Twilio.
+This module speaks VAPI's protocol (its formats are read in `vapi_payload.py`); routing,
+the tools and the audit log do the rest, as for Twilio.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,15 @@ from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
 from app.webhooks.budget import OverBudget, in_worker
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
+from app.webhooks.vapi_payload import (
+    PayloadRejected,
+    ToolCall,
+    as_dict,
+    first,
+    message_of,
+    parse_body,
+    tool_calls_of,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["vapi"])
@@ -62,65 +71,6 @@ PIN_RESULTS = {
 }
 
 
-# --- the shapes VAPI posts ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: Any  # a JSON string, an object, or None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
-def _from_call(item: Mapping[str, Any], name: str = "") -> ToolCall:
-    function = _dict(item.get("function"))
-    return ToolCall(
-        id=str(item.get("id") or ""),
-        name=str(function.get("name") or item.get("name") or name),
-        arguments=_first(
-            function.get("arguments"),
-            function.get("parameters"),
-            item.get("arguments"),
-            item.get("parameters"),
-        ),
-    )
-
-
-def tool_calls_of(message: Mapping[str, Any]) -> list[ToolCall]:
-    """Every call in a tool-calls message, whichever of VAPI's shapes it uses."""
-    for key in ("toolCallList", "toolCalls"):
-        items = message.get(key)
-        if isinstance(items, list) and items:
-            return [_from_call(item) for item in items if isinstance(item, dict)]
-    items = message.get("toolWithToolCallList")
-    if isinstance(items, list) and items:
-        calls = []
-        for item in items:
-            if isinstance(item, dict):
-                name = str(item.get("name") or _dict(item.get("function")).get("name") or "")
-                calls.append(_from_call(_dict(item.get("toolCall")), name))
-        return calls
-    legacy = message.get("functionCall")  # the old "function-call" message
-    if isinstance(legacy, dict):
-        return [_from_call({**legacy, "id": legacy.get("id") or _legacy_id(message, legacy)})]
-    return []
-
-
-def _legacy_id(message: Mapping[str, Any], legacy: Mapping[str, Any]) -> str:
-    """Old function calls carry no id: the same call with the same arguments is one."""
-    call_id = str(_dict(message.get("call")).get("id") or "")
-    canonical = json.dumps([call_id, legacy.get("name"), legacy.get("parameters")], sort_keys=True)
-    return "fc_" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
 @dataclass
 class VapiCall:
     """One server message and what it refers to: the call, the caller, the agent."""
@@ -136,7 +86,7 @@ class VapiCall:
 
     @property
     def call(self) -> dict[str, Any]:
-        return _dict(self.message.get("call"))
+        return as_dict(self.message.get("call"))
 
     @property
     def call_id(self) -> str:
@@ -144,7 +94,7 @@ class VapiCall:
 
     @property
     def caller_raw(self) -> str:
-        customer = _dict(self.message.get("customer")) or _dict(self.call.get("customer"))
+        customer = as_dict(self.message.get("customer")) or as_dict(self.call.get("customer"))
         return str(customer.get("number") or "")
 
     @property
@@ -153,7 +103,7 @@ class VapiCall:
 
     @property
     def dialled_raw(self) -> str:
-        number = _dict(self.message.get("phoneNumber")) or _dict(self.call.get("phoneNumber"))
+        number = as_dict(self.message.get("phoneNumber")) or as_dict(self.call.get("phoneNumber"))
         return str(number.get("number") or "")
 
     def route(self) -> Route | Unrouted:
@@ -204,10 +154,9 @@ class VapiCall:
 @router.post("/webhooks/vapi", summary="VAPI server URL (all server messages)")
 async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-    message = _dict(payload.get("message")) if isinstance(payload, dict) else {}
+        message = message_of(parse_body(body))
+    except PayloadRejected as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     kind = str(message.get("type") or "")
     handler = HANDLERS.get(kind)
     if handler is None:
@@ -276,7 +225,7 @@ def _record_call(request: Request, message: dict[str, Any]) -> None:
     except IntegrityError:  # VAPI asked twice at once; the other request opened it
         pass
     except Exception:
-        log.exception("VAPI call %s not recorded", _dict(message.get("call")).get("id"))
+        log.exception("VAPI call %s not recorded", as_dict(message.get("call")).get("id"))
 
 
 def unrouted_text(routed: Unrouted, settings: Settings) -> str:
@@ -469,7 +418,7 @@ def status_update(vapi: VapiCall) -> dict[str, Any]:
     status = str(vapi.message.get("status") or "")
     at = _timestamp(vapi.message.get("timestamp"))
     details = dict(conversation.details or {})
-    stored = _dict(details.get("call_status"))
+    stored = as_dict(details.get("call_status"))
     stored_at = stored.get("at")
     if status and (at is None or stored_at is None or at >= stored_at):
         details["call_status"] = {
@@ -492,15 +441,15 @@ def end_of_call_report(vapi: VapiCall) -> dict[str, Any]:
     if not event.is_new:
         return {}
     message = vapi.message
-    artifact = _dict(message.get("artifact"))
-    analysis = _dict(message.get("analysis"))
+    artifact = as_dict(message.get("artifact"))
+    analysis = as_dict(message.get("analysis"))
     messages = artifact.get("messages") or message.get("messages") or []
     report = {
         "ended_reason": message.get("endedReason"),
-        "summary": _scrubbed(_first(analysis.get("summary"), message.get("summary"))),
-        "transcript": _scrubbed(_first(artifact.get("transcript"), message.get("transcript"))),
-        "recording_url": _first(artifact.get("recordingUrl"), message.get("recordingUrl")),
-        "stereo_recording_url": _first(
+        "summary": _scrubbed(first(analysis.get("summary"), message.get("summary"))),
+        "transcript": _scrubbed(first(artifact.get("transcript"), message.get("transcript"))),
+        "recording_url": first(artifact.get("recordingUrl"), message.get("recordingUrl")),
+        "stereo_recording_url": first(
             artifact.get("stereoRecordingUrl"), message.get("stereoRecordingUrl")
         ),
         "success_evaluation": analysis.get("successEvaluation"),

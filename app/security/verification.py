@@ -112,23 +112,54 @@ def send_code(
 def check_code(
     session: Session, number: PhoneNumber, code: str, *, policy: Policy, now: datetime
 ) -> Outcome:
-    """Check a code; on success the number is verified and belongs to the user it was for."""
+    """Check a code; on success the number is verified and belongs to the user it was for.
+
+    Each check first takes one attempt with a single conditional UPDATE, so concurrent
+    guesses can never check more codes than the limit allows (a read, compare and write
+    in Python would let them all read the same count)."""
     verification = pending(session, number)
     if verification is None:
         return Outcome.NO_PENDING
-    if verification.attempts >= policy.max_attempts:
-        return Outcome.LOCKED
     if now >= verification.expires_at:
         return Outcome.EXPIRED
+    attempts = _take_attempt(session, verification.id, policy.max_attempts)
+    if attempts is None:
+        return Outcome.LOCKED
     expected = code_hash(policy.secret, number.id, code.strip())
     if not hmac.compare_digest(expected, verification.code_hash):
-        verification.attempts += 1
-        locked = verification.attempts >= policy.max_attempts
-        return Outcome.LOCKED if locked else Outcome.WRONG_CODE
-    verification.consumed_at = now
+        return Outcome.LOCKED if attempts >= policy.max_attempts else Outcome.WRONG_CODE
+    if not _consume(session, verification.id, now):
+        return Outcome.NO_PENDING  # a concurrent check with the right code got there first
     if verification.user_id and verification.user_id != number.user_id:
         # The number moves: it no longer reaches the old owner's agent.
         number.user_id = verification.user_id
         number.agent_id = None
     number.verified_at = now
     return Outcome.VERIFIED
+
+
+def _take_attempt(session: Session, verification_id: int, max_attempts: int) -> int | None:
+    """The attempt count after taking one, or None when none is left (or it was spent)."""
+    taken = session.execute(
+        update(PhoneVerification)
+        .where(
+            PhoneVerification.id == verification_id,
+            PhoneVerification.consumed_at.is_(None),
+            PhoneVerification.attempts < max_attempts,
+        )
+        .values(attempts=PhoneVerification.attempts + 1)
+        .returning(PhoneVerification.attempts)
+        .execution_options(synchronize_session="fetch")
+    ).scalar_one_or_none()
+    return taken
+
+
+def _consume(session: Session, verification_id: int, now: datetime) -> bool:
+    consumed = session.execute(
+        update(PhoneVerification)
+        .where(PhoneVerification.id == verification_id, PhoneVerification.consumed_at.is_(None))
+        .values(consumed_at=now)
+        .returning(PhoneVerification.id)
+        .execution_options(synchronize_session="fetch")
+    ).scalar_one_or_none()
+    return consumed is not None

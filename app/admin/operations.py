@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.admin import convert
 from app.admin import schemas as s
-from app.admin.auth import Admin, Operator, ReadOnly
+from app.admin.auth import Admin, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Moment
@@ -112,7 +112,7 @@ def remove_opt_out(
 
 @router.get("/audit", response_model=Page[s.AuditEntryOut], summary="Query the audit log")
 def query_audit(
-    principal: Operator,
+    principal: ReadOnly,
     session: SessionDep,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[
@@ -145,7 +145,7 @@ def query_audit(
 
 
 @router.get("/audit/verify", response_model=s.ChainOut, summary="Check the audit log's hash chain")
-def verify_audit(principal: Operator, session: SessionDep) -> s.ChainOut:
+def verify_audit(principal: ReadOnly, session: SessionDep) -> s.ChainOut:
     principal.require_unscoped()
     report = audit.verify_chain(session)
     return s.ChainOut(

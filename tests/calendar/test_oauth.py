@@ -139,6 +139,24 @@ def test_state_mismatch_and_foreign_browser_are_refused(
     assert session.scalar(select(CalendarConnection)) is None
 
 
+def test_a_forged_callback_does_not_break_the_genuine_one(
+    google_client: TestClient, session: Session, demo, fake, google_settings, clock
+):
+    location = open_link(
+        google_client, connect_url(google_settings, demo.agent_id, clock())
+    ).headers["location"]
+    state, code, _ = consent(fake, location)
+    forged = google_client.get(
+        "/calendar/google/callback", params={"state": "forged-state", "code": "x"}
+    )
+    assert forged.status_code == 400
+    assert "set-cookie" not in forged.headers  # the state cookie is left alone
+    genuine = google_client.get("/calendar/google/callback", params={"state": state, "code": code})
+    assert genuine.status_code == 200 and "Google Calendar connected" in genuine.text
+    assert STATE_COOKIE in genuine.headers["set-cookie"]  # consumed: now it is cleared
+    assert session.scalar(select(CalendarConnection)) is not None
+
+
 def test_denied_consent_connects_nothing(
     google_client: TestClient, session: Session, demo, google_settings, clock
 ):

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     google_request_budget_seconds: float = 4.0
     # Free/busy answers are reused this long within a conversation.
     google_freebusy_cache_seconds: float = 30.0
+    # When Google's free/busy does not answer, an answer up to this old stands in.
+    google_freebusy_stale_seconds: float = 600.0
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15

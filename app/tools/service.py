@@ -78,6 +78,11 @@ def describe(moment: datetime, schedule: Schedule) -> str:
     return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
 
 
+def _checked_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    # A day either side: buffers and daily caps look past the slot itself.
+    return start - timedelta(days=1), end + timedelta(days=1)
+
+
 def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> str:
     """The booking key for a request id. Hashed with agent and caller: another caller's
     copy of the id is another key, so it neither finds this booking nor collides."""
@@ -132,7 +137,7 @@ class SchedulingTools:
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
-        start, end = start - timedelta(days=1), end + timedelta(days=1)
+        start, end = _checked_window(start, end)
         appointments = self._appointments_between(start, end, exclude_id)
         intervals = [self._blocked_by(*row) for row in appointments]
         intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
@@ -358,6 +363,28 @@ class SchedulingTools:
         )
         return self._booked_result(appointment, kind, verb="Moved: your")
 
+    def prefetch(self, name: str, raw_args: dict[str, object]) -> None:
+        """Ask the external calendar what a booking or move will check, before any write
+        transaction: the check inside it then reuses this answer instead of holding the
+        write turn through an HTTP call. Best effort: the tool itself reports failures."""
+        try:
+            if name == "book_appointment":
+                args = BookAppointmentArgs.model_validate(raw_args)
+                kind = self.resolve_type(args.appointment_type)
+                start = self._localize(args.start)
+            elif name == "reschedule_appointment":
+                moved = RescheduleAppointmentArgs.model_validate(raw_args)
+                own = self._own_appointment(moved.appointment_id)
+                kind = self.resolve_type(own.appointment_type) if own else None
+                start = self._localize(moved.new_start)
+            else:
+                return
+            if kind is not None:
+                window_start, window_end = _checked_window(start, start + kind.duration)
+                self.ctx.calendar.busy(self.ctx.agent, window_start, window_end, fresh=True)
+        except (ValueError, CalendarError):
+            return
+
     # --- booking internals -----------------------------------------------------------
 
     def _derived_key(self, kind: AppointmentType, start: datetime) -> str:
@@ -413,8 +440,16 @@ class SchedulingTools:
         """Write to the calendar backend; on failure the change stays pending for sync.
 
         What the caller was told is the database's truth; an external calendar that is
-        briefly down catches up later instead of un-confirming the booking.
+        briefly down catches up later instead of un-confirming the booking. An external
+        calendar is written after the transaction commits, never inside it (it would
+        hold SQLite's write turn through a slow HTTP call).
         """
+        if self.ctx.calendar.name != "local":
+            appointment.sync_status = "pending"
+            appointment.next_sync_at = None
+            self.ctx.session.flush()
+            self.ctx.calendar.write_after_commit(appointment.id)
+            return
         try:
             external_id = write(self.ctx.agent, appointment)
         except CalendarError as exc:

@@ -485,15 +485,7 @@ class SchedulingTools:
     def _unavailable(
         self, reason: Unavailable, kind: AppointmentType, start: datetime
     ) -> ToolResult:
-        alternatives = find_slots(
-            self.schedule,
-            kind,
-            self._busy_and_counts(start, start + timedelta(days=7))[0],
-            now=self.ctx.now,
-            window_start=max(start - timedelta(hours=4), self.ctx.now),
-            window_end=start + timedelta(days=7),
-            limit=3,
-        )
+        alternatives = self._alternatives(kind, start)
         suggestion = ", ".join(describe(s, self.schedule) for s in alternatives)
         message = f"Can't book {describe(start, self.schedule)}: {reason.value}."
         if suggestion:
@@ -507,6 +499,23 @@ class SchedulingTools:
                     s.astimezone(self.schedule.zone).isoformat() for s in alternatives
                 ],
             },
+        )
+
+    def _alternatives(self, kind: AppointmentType, start: datetime) -> list[datetime]:
+        """Up to three nearby free times; none when the calendar cannot say (the refusal
+        itself stands either way)."""
+        try:
+            busy = self._busy_and_counts(start, start + timedelta(days=7))[0]
+        except CalendarError:
+            return []
+        return find_slots(
+            self.schedule,
+            kind,
+            busy,
+            now=self.ctx.now,
+            window_start=max(start - timedelta(hours=4), self.ctx.now),
+            window_end=start + timedelta(days=7),
+            limit=3,
         )
 
     def _appointment_data(self, appointment: Appointment) -> dict[str, object]:

@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
+from app.calendar.backend import CalendarBackend
 from app.config import Settings
 from app.db import read_only
-from app.models import Conversation
+from app.models import Agent, Conversation
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, explain, route
 from app.security import audit
@@ -60,6 +61,13 @@ CHANNEL = "vapi"
 BUSY = "You've called several times in a short while. Please try again in a few minutes."
 CANNOT_ANSWER = "Sorry, I can't take your call right now. Please try again in a few minutes."
 TOOL_FAILED = "The scheduling system had a problem with that; please try again in a moment."
+# Past the budget the work may still commit: say so, never "failed".
+STILL_CONFIRMING = (
+    "Still confirming that with the calendar: it may already be done. Call "
+    "list_appointments in a moment to see, before trying again."
+)
+PREFETCHED = frozenset({"book_appointment", "reschedule_appointment"})
+CHANGES = PREFETCHED | {"cancel_appointment"}
 PIN_RESULTS = {
     PinOutcome.VERIFIED: "PIN verified: existing appointments may now be listed, moved or "
     "cancelled on this call.",
@@ -79,6 +87,7 @@ class VapiCall:
     session: Session
     message: dict[str, Any]
     _route: Route | Unrouted | None = field(default=None, init=False)
+    _calendar: CalendarBackend | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -105,6 +114,11 @@ class VapiCall:
     def dialled_raw(self) -> str:
         number = as_dict(self.message.get("phoneNumber")) or as_dict(self.call.get("phoneNumber"))
         return str(number.get("number") or "")
+
+    def calendar(self, agent: Agent) -> CalendarBackend:
+        if self._calendar is None:
+            self._calendar = self.request.app.state.calendar_factory(self.session, agent)
+        return self._calendar
 
     def route(self) -> Route | Unrouted:
         if self._route is None:
@@ -259,9 +273,17 @@ def _failed_function_call(_: dict[str, Any]) -> dict[str, Any]:
 
 
 def failed_results(message: dict[str, Any]) -> dict[str, Any]:
+    """The answer when the tool calls did not finish within the budget (or failed).
+
+    A call that changes appointments may still commit after we answer, so its answer
+    says it is being confirmed; a retry of the same toolCallId gets the stored result."""
     return {
         "results": [
-            {"toolCallId": c.id, "name": c.name, "error": TOOL_FAILED}
+            {
+                "toolCallId": c.id,
+                "name": c.name,
+                "error": STILL_CONFIRMING if c.name in CHANGES else TOOL_FAILED,
+            }
             for c in tool_calls_of(message)
         ]
     }
@@ -269,10 +291,33 @@ def failed_results(message: dict[str, Any]) -> dict[str, Any]:
 
 def run_tool_calls(vapi: VapiCall, calls: list[ToolCall]) -> list[dict[str, str]]:
     """One result per call, in order; each toolCallId runs once (a repeat gets the
-    stored result); a call that fails inside gets an error and leaves the others be."""
-    results = [_run_once(vapi, call) for call in calls]
-    vapi.session.commit()
+    stored result); a call that fails inside gets an error and leaves the others be.
+
+    Each call commits on its own, and the external calendar is asked before its write
+    transaction begins, so no call holds the database's write turn through an HTTP
+    call, and each answer describes what has committed."""
+    results = []
+    for call in calls:
+        _prefetch(vapi, call)
+        results.append(_run_once(vapi, call))
+        vapi.session.commit()
     return results
+
+
+def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
+    """Read what the call will check (free/busy) in a read-only transaction."""
+    if call.name not in PREFETCHED or not call.id:
+        return
+    try:
+        with read_only(vapi.session):
+            routed = vapi.route()
+            if isinstance(routed, Route):
+                tools = _tools(vapi, routed, vapi.conversation(create=False))
+                tools.prefetch(call.name, parse_arguments(call.arguments))
+    except Exception:
+        log.debug("VAPI prefetch for %s skipped", call.name, exc_info=True)
+    finally:
+        vapi.session.rollback()
 
 
 def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
@@ -349,6 +394,8 @@ def _call_state(conversation: Conversation | None) -> dict[str, Any]:
 
 
 def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> SchedulingTools:
+    # One calendar per call message: the free/busy read before the write transaction
+    # is the one the booking checks inside it.
     # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
     verified = bool(_call_state(conversation).get("pin_verified"))
     state = vapi.request.app.state
@@ -356,7 +403,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
         ToolContext(
             session=vapi.session,
             agent=routed.agent,
-            calendar=state.calendar_factory(vapi.session, routed.agent),
+            calendar=vapi.calendar(routed.agent),
             now=state.clock(),
             caller=routed.caller,
             channel=CHANNEL,

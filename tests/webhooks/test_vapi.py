@@ -495,3 +495,20 @@ def test_hang_is_recorded(vapi: Vapi, session: Session):
     payload = {"message": {"type": "hang", "timestamp": 1763800100000, "call": {"id": "call_h"}}}
     assert vapi.post(payload).status_code == 200
     assert conversation_of(session, "call_h").details["hangs"] == [{"at": 1763800100.0}]
+
+
+def test_past_the_budget_a_booking_is_never_reported_as_failed(
+    vapi: Vapi, vapi_client: TestClient, settings: Settings, session: Session
+):
+    """The work may still commit after the answer: say it is being confirmed."""
+    vapi_client.app.state.settings = settings.model_copy(update={"vapi_budget_seconds": 0.0})
+    message = tool_message(
+        [
+            call("tc-slow-book", "book_appointment", start="2026-11-24T14:00:00-08:00"),
+            call("tc-slow-check", "check_availability"),
+        ]
+    )
+    results = vapi.results(message)
+    assert results[0]["error"].startswith("Still confirming")
+    assert "problem" not in results[0]["error"]
+    assert results[1]["error"].startswith("The scheduling system had a problem")

@@ -16,7 +16,9 @@ DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'scheduling.db'}"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting's value (often a secret) never appears in
+    # the error.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: str = "development"
     log_level: str = "INFO"

@@ -83,7 +83,13 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = get_settings()
     _migrate(settings)
     preflight(settings)
-    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+    uvicorn.run(
+        "app.main:create_default_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,  # app/access_log.py logs requests, with secrets redacted
+    )
 
 
 @cli.command()
@@ -99,7 +105,13 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     typer.echo("in another terminal:  .venv/bin/python -m app sms")
     import uvicorn
 
-    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+    uvicorn.run(
+        "app.main:create_default_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,  # app/access_log.py logs requests, with secrets redacted
+    )
 
 
 @audit_cli.command("verify")

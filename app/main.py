@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import admin, health, metrics
+from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import oauth_routes
@@ -143,6 +144,8 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     hardening.install(app, settings, json_prefixes=("/admin/",))
     app.add_middleware(metrics.MetricsMiddleware)
+    # Outermost: every request gets one access line, refusals by the layers above too.
+    app.add_middleware(AccessLogMiddleware)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -16,6 +17,7 @@ from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, MAX_LIMIT, Order, Page, paginate
 from app.deps import SessionDep
 from app.models import Agent, PhoneNumber, User
+from app.notify import send_sms
 from app.security import audit, verification
 from app.security.verification import Outcome, SendRefused
 
@@ -191,7 +193,7 @@ def register_number(
     try:
         pending = verification.send_code(
             session,
-            request.app.state.sms_sender,
+            partial(send_sms, session, request.app.state.sms_sender),
             row,
             for_user_id=owner.id,
             policy=policy(request),
@@ -310,7 +312,7 @@ def resend_code(
     try:
         pending = verification.send_code(
             session,
-            request.app.state.sms_sender,
+            partial(send_sms, session, request.app.state.sms_sender),
             row,
             for_user_id=target,
             policy=policy(request),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,7 +20,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import PhoneNumber, PhoneVerification
-from app.notify import SmsSender, send_sms
 
 CODE_DIGITS = 6
 MAX_SENDS_PER_HOUR = 5
@@ -63,9 +63,15 @@ def pending(session: Session, number: PhoneNumber) -> PhoneVerification | None:
     )
 
 
+# Texts `body` to a number; False when it must not (the number opted out). The caller
+# passes app.notify.send_sms bound to its session and sender: security does not import
+# notify, which imports security (consent).
+Deliver = Callable[[str, str], bool]
+
+
 def send_code(
     session: Session,
-    sender: SmsSender,
+    deliver: Deliver,
     number: PhoneNumber,
     *,
     for_user_id: str,
@@ -104,7 +110,7 @@ def send_code(
     session.flush()
     minutes = int(policy.ttl.total_seconds() // 60)
     body = f"Your scheduling agent verification code is {code}. It expires in {minutes} minutes."
-    if not send_sms(session, sender, number.e164, body):
+    if not deliver(number.e164, body):
         raise SendRefused("the number has opted out of SMS (it must text START first)")
     return verification
 

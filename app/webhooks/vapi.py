@@ -34,7 +34,7 @@ from app.config import Settings
 from app.db import read_only
 from app.models import Agent, Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, explain, route
+from app.routing import Route, Unrouted, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import claim
@@ -42,7 +42,8 @@ from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
-from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.budget import answer_within
+from app.webhooks.replies import unrouted_text
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
 from app.webhooks.vapi_payload import (
     PayloadRejected,
@@ -194,13 +195,13 @@ async def run_budgeted(
     what: str,
 ) -> dict[str, Any]:
     seconds = request.app.state.settings.vapi_budget_seconds
-    try:
-        return await in_worker(request, lambda s: work(VapiCall(request, s, message)), seconds)
-    except OverBudget:
-        log.error("VAPI %s ran past its %.1fs budget", what, seconds)
-    except Exception:
-        log.exception("VAPI %s failed", what)
-    return on_failure(message)
+    return await answer_within(
+        request,
+        lambda s: work(VapiCall(request, s, message)),
+        seconds,
+        f"VAPI {what}",
+        lambda: on_failure(message),
+    )
 
 
 # --- assistant-request -------------------------------------------------------------------
@@ -240,11 +241,6 @@ def _record_call(request: Request, message: dict[str, Any]) -> None:
         pass
     except Exception:
         log.exception("VAPI call %s not recorded", as_dict(message.get("call")).get("id"))
-
-
-def unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    """Spoken by VAPI to a caller we cannot route."""
-    return f"{explain(routed, settings.registration_instructions, again='call')} Goodbye."
 
 
 def _cannot_answer(_: dict[str, Any]) -> dict[str, Any]:

@@ -1,3 +1,4 @@
 from app.cli import cli
+from app.startup import run
 
-cli()
+run(cli)

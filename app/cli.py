@@ -78,22 +78,41 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Serve the API (migrations first)."""
     import uvicorn
 
-    _migrate(get_settings())
-    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+    from app.startup import preflight
+
+    settings = get_settings()
+    _migrate(settings)
+    preflight(settings)
+    uvicorn.run(
+        "app.main:create_default_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,  # app/access_log.py logs requests, with secrets redacted
+    )
 
 
 @cli.command()
 def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Migrate, load the demo data and serve: the one command to try it."""
+    from app.startup import preflight
+
     settings = get_settings()
     _migrate(settings)
+    preflight(settings)
     _print_demo(settings)
     print_demo_link(settings)
     typer.echo(f"\nserving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     typer.echo("in another terminal:  .venv/bin/python -m app sms")
     import uvicorn
 
-    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+    uvicorn.run(
+        "app.main:create_default_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,  # app/access_log.py logs requests, with secrets redacted
+    )
 
 
 @audit_cli.command("verify")

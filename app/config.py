@@ -19,7 +19,9 @@ DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'scheduling.db'}"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting's value (often a secret) never appears in
+    # the error.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: str = "development"
     log_level: str = "INFO"
@@ -130,6 +132,8 @@ class Settings(BaseSettings):
     google_request_budget_seconds: float = 4.0
     # Free/busy answers are reused this long within a conversation.
     google_freebusy_cache_seconds: float = 30.0
+    # When Google's free/busy does not answer, an answer up to this old stands in.
+    google_freebusy_stale_seconds: float = 600.0
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15

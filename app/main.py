@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import admin, dashboard, health, metrics
+from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import oauth_routes
@@ -31,8 +32,8 @@ from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
 from app.telemetry import install_tracing
-from app.tools import endpoints as tool_endpoints
 from app.webhooks import twilio_sms, twilio_voice, vapi
+from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     hardening.install(app, settings, json_prefixes=("/admin/",))
     app.add_middleware(metrics.MetricsMiddleware)
+    # Outermost: every request gets one access line, refusals by the layers above too.
+    app.add_middleware(AccessLogMiddleware)
     install_tracing(app, session_factory.kw.get("bind"), settings)
     return app
 

@@ -76,7 +76,8 @@ def run(session_factory, agent_id: str, calendar_for, prefix: str, fake=None):  
             result = run_tool(
                 tools,
                 "book_appointment",
-                {"start": start.isoformat(), "idempotency_key": f"{prefix}-{number}"},
+                {"start": start.isoformat()},
+                request_key=f"{prefix}-{number}",
             )
             session.commit()
         elapsed = (time.perf_counter() - began) * 1000

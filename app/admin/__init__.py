@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from app.admin import agents, analytics, appointments, operations, privacy, users
+from app.admin.auth import required_role
 from app.admin.errors import ADMIN_PREFIX, ERROR_RESPONSES, install_error_handlers
 from app.notify import build_sender
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, responses=ERROR_RESPONSES)
+    for module in (users, privacy, agents, appointments, analytics, operations):
+        publish_roles(module.router)
     router.include_router(users.router, tags=["admin: users and numbers"])
     router.include_router(privacy.router, tags=["admin: privacy"])
     router.include_router(agents.router, tags=["admin: agents and calendars"])
@@ -18,6 +22,20 @@ def build_router() -> APIRouter:
     router.include_router(analytics.router, tags=["admin: analytics"])
     router.include_router(operations.router, tags=["admin: operations"])
     return router
+
+
+def publish_roles(router: APIRouter) -> None:
+    """Each operation states the least role it needs, so the OpenAPI and the code
+    cannot disagree (the README's role summary is checked against it in tests)."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        role = required_role(route.dependant)
+        if role is None or "x-required-role" in (route.openapi_extra or {}):
+            continue  # open, or published by an earlier app in this process
+        route.openapi_extra = {**(route.openapi_extra or {}), "x-required-role": role.value}
+        note = f"Role: `{role.value}` or higher."
+        route.description = f"{route.description}\n\n{note}" if route.description else note
 
 
 def install(app: FastAPI) -> None:

@@ -3,7 +3,7 @@ PostgreSQL alike. Buckets are UTC days or hours, labelled as text by the databas
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.admin import schemas as s
 from app.admin.auth import ReadOnly
 from app.admin.errors import ApiError
+from app.admin.params import Day
 from app.deps import SessionDep
 from app.models import Agent, Appointment, Conversation, Message
 
@@ -134,8 +135,8 @@ def analytics(
     request: Request,
     principal: ReadOnly,
     session: SessionDep,
-    since: date | None = None,
-    until: date | None = None,
+    since: Day | None = None,
+    until: Day | None = None,
     granularity: Granularity = "day",
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
 ) -> s.Analytics:

@@ -15,6 +15,7 @@ from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
+from app.admin.params import Day, Moment
 from app.admin.users import Cursor, Limit
 from app.deps import SessionDep
 from app.models import Agent, Appointment, Conversation, Message
@@ -46,8 +47,8 @@ def list_appointments(
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
     status: s.AppointmentStatus | None = None,
     channel: Annotated[str | None, Query(max_length=16)] = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Day | None = None,
+    date_to: Day | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.AppointmentOut]:
@@ -169,8 +170,8 @@ def list_conversations(
     session: SessionDep,
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
     channel: Annotated[str | None, Query(max_length=16, examples=["sms"])] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.ConversationOut]:
@@ -182,17 +183,13 @@ def list_conversations(
     if channel:
         query = query.where(Conversation.channel == channel)
     if since:
-        query = query.where(Conversation.created_at >= _aware(since))
+        query = query.where(Conversation.created_at >= since)
     if until:
-        query = query.where(Conversation.created_at < _aware(until))
+        query = query.where(Conversation.created_at < until)
     order = Order(Conversation.created_at, Conversation.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     items = [convert.conversation(r) for r in rows]
     return Page(items=items, next_cursor=next_cursor, limit=limit)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -114,7 +115,18 @@ def requires(needed: Role) -> Callable[..., Principal]:
         return principal
 
     dependency.__name__ = f"requires_{needed.value}"
+    # Read by app/admin/__init__.py to publish each operation's role in the OpenAPI.
+    dependency.required_role = needed  # type: ignore[attr-defined]
     return dependency
+
+
+def required_role(dependant: Dependant) -> Role | None:
+    """The role an endpoint's dependencies demand (None: the endpoint is open)."""
+    for sub in dependant.dependencies:
+        role = getattr(sub.call, "required_role", None) or required_role(sub)
+        if role is not None:
+            return role
+    return None
 
 
 ReadOnly = Annotated[Principal, Depends(requires(Role.READONLY))]

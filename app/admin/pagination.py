@@ -19,6 +19,7 @@ from sqlalchemy import DateTime, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.admin.errors import ApiError
+from app.admin.params import in_utc
 from app.db import UTCDateTime
 
 T = TypeVar("T")
@@ -46,18 +47,42 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str, order: Order) -> tuple[Any, Any]:
+    """The (sort value, tie-breaker) a cursor names, each of its column's exact type.
+
+    A cursor comes back from the client, so it is checked as input: a list, a huge
+    integer or a string where the column holds integers would otherwise reach the
+    database (PostgreSQL refuses to compare text with integer: a 500)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        sort_value, tiebreak = json.loads(base64.urlsafe_b64decode(padded))
-        if _is_datetime(order.column):
-            sort_value = datetime.fromisoformat(sort_value)
-            if sort_value.tzinfo is None:
-                raise ValueError("naive datetime in cursor")
-        if not isinstance(tiebreak, int | str):
-            raise ValueError("bad tie-breaker")
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        decoded = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError("a cursor holds two values")
+        return _typed(decoded[0], order.column), _typed(decoded[1], order.tiebreak)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ApiError(400, "invalid cursor", "invalid_cursor") from exc
-    return sort_value, tiebreak
+
+
+# The range of the BIGINT/INTEGER ids both databases store.
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+
+
+def _typed(value: Any, column: InstrumentedAttribute[Any]) -> Any:
+    if _is_datetime(column):
+        if not isinstance(value, str):
+            raise ValueError("not a timestamp")
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime in cursor")
+        return in_utc(moment)
+    if column.type.python_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("not an integer")
+        if not MIN_INT <= value <= MAX_INT:
+            raise ValueError("integer out of range")
+        return value
+    if not isinstance(value, str) or len(value) > 256:
+        raise ValueError("not a short string")
+    return value
 
 
 def _is_datetime(column: InstrumentedAttribute[Any]) -> bool:

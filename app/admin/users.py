@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -16,6 +17,7 @@ from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, MAX_LIMIT, Order, Page, paginate
 from app.deps import SessionDep
 from app.models import Agent, PhoneNumber, User
+from app.notify import send_sms
 from app.security import audit, verification
 from app.security.verification import Outcome, SendRefused
 
@@ -108,8 +110,23 @@ def get_number(session: Session, principal: Principal, number_id: str) -> PhoneN
     return row
 
 
-def _number_out(session: Session, row: PhoneNumber) -> s.PhoneNumberOut:
-    return convert.phone_number(row, pending=verification.pending(session, row) is not None)
+def _number_out(session: Session, row: PhoneNumber, principal: Principal) -> s.PhoneNumberOut:
+    pending = verification.pending(session, row)
+    if principal.user_id is not None and row.user_id != principal.user_id:
+        # A scoped key moving someone else's number in sees only its own side of it: the
+        # number as pending for its user, never the current owner, agent or dates.
+        return s.PhoneNumberOut(
+            id=row.id,
+            number=s.mask(row.e164),
+            purpose=row.purpose,
+            user_id=principal.user_id,
+            agent_id=None,
+            verified=False,
+            verified_at=None,
+            created_at=pending.created_at if pending is not None else row.created_at,
+            pending_verification=pending is not None,
+        )
+    return convert.phone_number(row, pending=pending is not None)
 
 
 @router.get("/phone-numbers", response_model=Page[s.PhoneNumberOut], summary="List phone numbers")
@@ -132,7 +149,7 @@ def list_numbers(
         query = query.where(PhoneNumber.purpose == purpose)
     order = Order(PhoneNumber.created_at, PhoneNumber.id)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
-    items = [_number_out(session, r) for r in rows]
+    items = [_number_out(session, r, principal) for r in rows]
     return Page(items=items, next_cursor=next_cursor, limit=limit)
 
 
@@ -176,7 +193,7 @@ def register_number(
     try:
         pending = verification.send_code(
             session,
-            request.app.state.sms_sender,
+            partial(send_sms, session, request.app.state.sms_sender),
             row,
             for_user_id=owner.id,
             policy=policy(request),
@@ -193,8 +210,12 @@ def register_number(
         details={"user_id": owner.id, "number": body.number, "moving": moving},
     )
     session.commit()
+    # Same answer whether or not the number was someone else's: a scoped key learns
+    # nothing of other users (the move still needs the code texted to the number).
     return s.VerificationOut(
-        phone_number=_number_out(session, row), status="code_sent", expires_at=pending.expires_at
+        phone_number=_number_out(session, row, principal),
+        status="code_sent",
+        expires_at=pending.expires_at,
     )
 
 
@@ -224,12 +245,12 @@ def _register_line(
         details={"agent_id": body.agent_id, "number": body.number},
     )
     session.commit()
-    return s.VerificationOut(phone_number=_number_out(session, row), status="verified")
+    return s.VerificationOut(phone_number=_number_out(session, row, principal), status="verified")
 
 
 @router.get("/phone-numbers/{number_id}", response_model=s.PhoneNumberOut, summary="Get a number")
 def read_number(number_id: str, principal: ReadOnly, session: SessionDep) -> s.PhoneNumberOut:
-    return _number_out(session, get_number(session, principal, number_id))
+    return _number_out(session, get_number(session, principal, number_id), principal)
 
 
 @router.post(
@@ -263,7 +284,7 @@ def verify_number(
     if pending is not None and outcome is Outcome.WRONG_CODE:
         attempts_left = max(pol.max_attempts - pending.attempts, 0)
     return s.VerificationOut(
-        phone_number=_number_out(session, row),
+        phone_number=_number_out(session, row, principal),
         status=outcome.value,
         expires_at=pending.expires_at if pending else None,
         attempts_left=attempts_left,
@@ -291,7 +312,7 @@ def resend_code(
     try:
         pending = verification.send_code(
             session,
-            request.app.state.sms_sender,
+            partial(send_sms, session, request.app.state.sms_sender),
             row,
             for_user_id=target,
             policy=policy(request),
@@ -303,7 +324,9 @@ def resend_code(
     audit.record(session, "admin.phone.code_sent", actor=principal.actor, subject=row.id)
     session.commit()
     return s.VerificationOut(
-        phone_number=_number_out(session, row), status="code_sent", expires_at=pending.expires_at
+        phone_number=_number_out(session, row, principal),
+        status="code_sent",
+        expires_at=pending.expires_at,
     )
 
 

@@ -34,6 +34,10 @@ class CalendarBackend(Protocol):
 
     def delete_event(self, agent: Agent, appointment: Appointment) -> None: ...
 
+    def write_after_commit(self, appointment_id: str) -> None:
+        """External calendars: write the row's state once its transaction commits."""
+        ...
+
 
 class CalendarFactory(Protocol):
     def __call__(self, session: Session, agent: Agent) -> CalendarBackend: ...

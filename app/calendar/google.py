@@ -31,8 +31,9 @@ from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.calendar.after_commit import after_commit
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
@@ -51,6 +52,10 @@ RECONSENT_MESSAGE = (
     "The owner has been sent a link to reconnect; please try again later."
 )
 UNAVAILABLE_MESSAGE = "The calendar isn't answering right now; please try again in a minute."
+CANNOT_CHECK_MESSAGE = (
+    "I can't check the calendar right now, so I can't offer or book times yet. "
+    "Please try again in a few minutes."
+)
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _BASE32HEX = str.maketrans("", "", "=")
 
@@ -85,8 +90,10 @@ class FreeBusyCache:
     """Short-lived free/busy answers per (connection, window), so one conversation
     asking about the same day several times costs one Google call."""
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl: float, max_entries: int = 10_000, keep: float = 0.0) -> None:
         self.ttl = ttl
+        # Entries stay this long past their ttl as the outage fallback (`covering`).
+        self.keep = keep
         self.max_entries = max_entries
         self._entries: dict[tuple[Any, ...], tuple[float, list[Interval]]] = {}
         self._lock = threading.Lock()
@@ -98,12 +105,27 @@ class FreeBusyCache:
             return None
         return entry[1]
 
+    def covering(
+        self, connection_id: str, calendar_id: str, start: datetime, end: datetime, age: float
+    ) -> list[Interval] | None:
+        """Busy times in [start, end) from an answer at most `age` seconds old whose
+        window covers it (the fallback when Google does not answer)."""
+        oldest = time.monotonic() - age
+        with self._lock:
+            entries = list(self._entries.items())
+        for (conn, cal, s, e), (expires, busy) in entries:
+            fetched = expires - self.ttl
+            same = (conn, cal) == (connection_id, calendar_id)
+            if same and s <= start and e >= end and fetched >= oldest:
+                return [b for b in busy if b.start < end and b.end > start]
+        return None
+
     def put(self, key: tuple[Any, ...], value: list[Interval]) -> None:
-        if self.ttl <= 0:
+        if self.ttl <= 0 and self.keep <= 0:
             return
         with self._lock:
             if len(self._entries) >= self.max_entries:
-                now = time.monotonic()
+                now = time.monotonic() - self.keep
                 self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
@@ -166,7 +188,11 @@ class GoogleCalendarFactory:
         self.clock = clock
         self.sleep = sleep
         self.http_factory = http_factory or (lambda timeout: httplib2.Http(timeout=timeout))
-        self.cache = FreeBusyCache(settings.google_freebusy_cache_seconds)
+        self.cache = FreeBusyCache(
+            settings.google_freebusy_cache_seconds,
+            keep=settings.google_freebusy_stale_seconds,
+        )
+        self.stale_seconds = settings.google_freebusy_stale_seconds
         self._tokens: dict[str, _AccessToken] = {}
         self._local = threading.local()
         self._service: Any = None
@@ -266,6 +292,8 @@ class GoogleCalendar:
         self.status = connection.status
         self.encrypted_token = connection.encrypted_refresh_token
         self.deadline = Deadline(self.options.budget)
+        # Free/busy answers fetched by this request, by window.
+        self._fetched: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
 
     # --- CalendarBackend -------------------------------------------------------------
 
@@ -275,9 +303,53 @@ class GoogleCalendar:
         key = (self.connection_id, self.calendar_id, start, end)
         google_busy = None if fresh else self.factory.cache.get(key)
         if google_busy is None:
-            google_busy = self._query_freebusy(start, end)
-            self.factory.cache.put(key, google_busy)
+            google_busy = self._fetch(key, start, end)
         return _subtract(google_busy, self._own_events(agent, start, end))
+
+    def _fetch(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
+        """Ask Google once per window in this request (the tools ask before their write
+        transaction, then check again inside it: the second answer is this one). When
+        Google does not answer, a recent answer covering the window stands in; failing
+        that, the agent says plainly that it cannot check the calendar."""
+        known = self._fetched.get(key)
+        if isinstance(known, CalendarError):
+            raise known
+        if known is not None:
+            return known
+        try:
+            google_busy = self._query_freebusy(start, end)
+        except CalendarError as exc:
+            if str(exc) != UNAVAILABLE_MESSAGE:
+                # Access revoked or a calendar error Google reported: not an outage to
+                # ride out; never book against a calendar we cannot see.
+                self._fetched[key] = exc
+                raise
+            stale = self.factory.cache.covering(
+                self.connection_id, self.calendar_id, start, end, self.factory.stale_seconds
+            )
+            if stale is None:
+                refused = CalendarError(CANNOT_CHECK_MESSAGE)
+                self._fetched[key] = refused
+                raise refused from None
+            log.warning(
+                "free/busy unavailable for connection %s: using a recent answer", self.connection_id
+            )
+            google_busy = stale
+        else:
+            self.factory.cache.put(key, google_busy)
+        self._fetched[key] = google_busy
+        return google_busy
+
+    def write_after_commit(self, appointment_id: str) -> None:
+        """Write the appointment to Google once the transaction that changed it has
+        committed (never inside it); a failure leaves it pending for the sweeper."""
+        from app.calendar.sync import sync_one
+
+        factory = sessionmaker(self.session.get_bind(), expire_on_commit=False)
+        after_commit(
+            self.session,
+            lambda: sync_one(factory, self.factory, self.factory.clock, appointment_id),
+        )
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
         event_id = event_id_for(agent.id, appointment.idempotency_key)

@@ -37,3 +37,6 @@ class LocalCalendar:
 
     def delete_event(self, agent: Agent, appointment: Appointment) -> None:
         return None
+
+    def write_after_commit(self, appointment_id: str) -> None:
+        return None  # the built-in calendar is the database itself

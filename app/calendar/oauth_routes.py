@@ -81,6 +81,12 @@ PAGES: dict[Outcome, tuple[int, str, str]] = {
 }
 
 
+# A refused callback whose state never matched this browser's consumed nothing: clearing
+# the cookie would let a forged callback break the genuine one that follows. Only a
+# consumed or expired state clears it.
+KEEPS_STATE_COOKIE = frozenset({Outcome.STATE_MISMATCH, Outcome.NOT_CONFIGURED})
+
+
 def page(outcome: Outcome) -> HTMLResponse:
     status, title, text = PAGES[outcome]
     body = (
@@ -142,5 +148,6 @@ def callback(
         now=request.app.state.clock(),
     )
     response = page(outcome)
-    response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
+    if outcome not in KEEPS_STATE_COOKIE:
+        response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
     return response

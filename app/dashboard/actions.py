@@ -5,6 +5,7 @@ phone numbers through the verification service. Every change is audit-logged."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +15,7 @@ from app.admin.schemas import AgentUpdate
 from app.calendar.backend import CalendarFactory
 from app.config import Settings
 from app.models import Agent, Appointment, CalendarConnection, PhoneNumber
-from app.notify import SmsSender
+from app.notify import SmsSender, send_sms
 from app.security import audit, verification
 from app.security.verification import Outcome, SendRefused
 from app.tools.schemas import CancelAppointmentArgs, RescheduleAppointmentArgs, ToolResult
@@ -153,7 +154,12 @@ def add_number(
         session.flush()
     try:
         verification.send_code(
-            session, sender, row, for_user_id=user_id, policy=_policy(settings), now=now
+            session,
+            partial(send_sms, session, sender),
+            row,
+            for_user_id=user_id,
+            policy=_policy(settings),
+            now=now,
         )
     except SendRefused as exc:
         session.rollback()

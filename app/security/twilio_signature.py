@@ -15,10 +15,19 @@ SIGNATURE_HEADER = "x-twilio-signature"
 SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
 class SignatureRejected(Exception):
-    def __init__(self, reason: str) -> None:
+    """Refused: 403 for a bad signature, 415 for a body that is not a form."""
+
+    def __init__(
+        self, reason: str, status_code: int = 403, detail: str = "invalid Twilio signature"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status_code = status_code
+        self.detail = detail
 
 
 def public_url(base_url: str, request: Request) -> str:
@@ -39,12 +48,13 @@ class TwilioVerifier:
             raise SignatureRejected("missing signature")
         url = public_url(self._base_url, request)
         algorithm = get_signature_algorithm(request.headers.get(SETTINGS_HEADER))
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("application/json"):
-            body = (await request.body()).decode("utf-8", errors="replace")
-            if not self._validator.validate(url, body, signature, algorithm):
-                raise SignatureRejected("signature mismatch")
-            return FormData()
+        # Twilio posts these webhooks as forms. Any other body (JSON, multipart) would reach
+        # RequestValidator as a string it cannot check, and the handlers read form fields.
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM_TYPE:
+            raise SignatureRejected(
+                "not a form body", 415, f"Twilio webhooks take {FORM_TYPE} bodies"
+            )
         # FormData itself: repeated keys and blank values are part of what was signed.
         form = await request.form()
         if not self._validator.validate(url, form, signature, algorithm):

@@ -19,11 +19,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from app.config import Settings
-from app.security import audit
+from app.security.rejections import audit_rejection
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-signature"
@@ -113,24 +112,9 @@ async def verified_vapi_body(request: Request) -> bytes:
         VapiAuthenticator(settings).check(request.headers, body, request.app.state.clock())
     except VapiRejected as exc:
         log.warning("VAPI request rejected on %s: %s", request.url.path, exc.reason)
-        await run_in_threadpool(_audit_rejection, request, exc.reason)
+        await audit_rejection(request, "vapi", exc.reason)
         raise HTTPException(status_code=exc.status_code, detail=exc.reason) from None
     return body
-
-
-def _audit_rejection(request: Request, reason: str) -> None:
-    with request.app.state.session_factory() as session:
-        audit.record(
-            session,
-            "webhook.rejected",
-            actor="vapi",
-            subject=request.url.path,
-            details={
-                "reason": reason,
-                "client": request.client.host if request.client else "unknown",
-            },
-        )
-        session.commit()
 
 
 VapiBody = Annotated[bytes, Depends(verified_vapi_body)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,7 +20,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import PhoneNumber, PhoneVerification
-from app.notify import SmsSender, send_sms
 
 CODE_DIGITS = 6
 MAX_SENDS_PER_HOUR = 5
@@ -63,9 +63,15 @@ def pending(session: Session, number: PhoneNumber) -> PhoneVerification | None:
     )
 
 
+# Texts `body` to a number; False when it must not (the number opted out). The caller
+# passes app.notify.send_sms bound to its session and sender: security does not import
+# notify, which imports security (consent).
+Deliver = Callable[[str, str], bool]
+
+
 def send_code(
     session: Session,
-    sender: SmsSender,
+    deliver: Deliver,
     number: PhoneNumber,
     *,
     for_user_id: str,
@@ -104,7 +110,7 @@ def send_code(
     session.flush()
     minutes = int(policy.ttl.total_seconds() // 60)
     body = f"Your scheduling agent verification code is {code}. It expires in {minutes} minutes."
-    if not send_sms(session, sender, number.e164, body):
+    if not deliver(number.e164, body):
         raise SendRefused("the number has opted out of SMS (it must text START first)")
     return verification
 
@@ -112,23 +118,54 @@ def send_code(
 def check_code(
     session: Session, number: PhoneNumber, code: str, *, policy: Policy, now: datetime
 ) -> Outcome:
-    """Check a code; on success the number is verified and belongs to the user it was for."""
+    """Check a code; on success the number is verified and belongs to the user it was for.
+
+    Each check first takes one attempt with a single conditional UPDATE, so concurrent
+    guesses can never check more codes than the limit allows (a read, compare and write
+    in Python would let them all read the same count)."""
     verification = pending(session, number)
     if verification is None:
         return Outcome.NO_PENDING
-    if verification.attempts >= policy.max_attempts:
-        return Outcome.LOCKED
     if now >= verification.expires_at:
         return Outcome.EXPIRED
+    attempts = _take_attempt(session, verification.id, policy.max_attempts)
+    if attempts is None:
+        return Outcome.LOCKED
     expected = code_hash(policy.secret, number.id, code.strip())
     if not hmac.compare_digest(expected, verification.code_hash):
-        verification.attempts += 1
-        locked = verification.attempts >= policy.max_attempts
-        return Outcome.LOCKED if locked else Outcome.WRONG_CODE
-    verification.consumed_at = now
+        return Outcome.LOCKED if attempts >= policy.max_attempts else Outcome.WRONG_CODE
+    if not _consume(session, verification.id, now):
+        return Outcome.NO_PENDING  # a concurrent check with the right code got there first
     if verification.user_id and verification.user_id != number.user_id:
         # The number moves: it no longer reaches the old owner's agent.
         number.user_id = verification.user_id
         number.agent_id = None
     number.verified_at = now
     return Outcome.VERIFIED
+
+
+def _take_attempt(session: Session, verification_id: int, max_attempts: int) -> int | None:
+    """The attempt count after taking one, or None when none is left (or it was spent)."""
+    taken = session.execute(
+        update(PhoneVerification)
+        .where(
+            PhoneVerification.id == verification_id,
+            PhoneVerification.consumed_at.is_(None),
+            PhoneVerification.attempts < max_attempts,
+        )
+        .values(attempts=PhoneVerification.attempts + 1)
+        .returning(PhoneVerification.attempts)
+        .execution_options(synchronize_session="fetch")
+    ).scalar_one_or_none()
+    return taken
+
+
+def _consume(session: Session, verification_id: int, now: datetime) -> bool:
+    consumed = session.execute(
+        update(PhoneVerification)
+        .where(PhoneVerification.id == verification_id, PhoneVerification.consumed_at.is_(None))
+        .values(consumed_at=now)
+        .returning(PhoneVerification.id)
+        .execution_options(synchronize_session="fetch")
+    ).scalar_one_or_none()
+    return consumed is not None

@@ -26,28 +26,64 @@ from app.tools.service import SchedulingTools
 class ToolSpec:
     name: str
     args: type[ToolArgs]
-    run: Callable[[SchedulingTools, Any], ToolResult]
+    run: Callable[..., ToolResult]
     # Whether the tool reads or changes appointments the caller already has.
     touches_existing: bool = False
+    # Whether the tool takes the server's request key (it books, so a retry must not).
+    keyed: bool = False
 
     @property
     def description(self) -> str:
         return (self.args.__doc__ or self.name).strip()
 
     def json_schema(self) -> dict[str, Any]:
+        """The arguments as the JSON Schema subset VAPI (and OpenAI) accept."""
         schema = self.args.model_json_schema()
-        schema.pop("title", None)
-        schema.pop("description", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return schema
+        properties = {name: portable(prop) for name, prop in schema["properties"].items()}
+        published: dict[str, Any] = {"type": "object", "properties": properties}
+        if schema.get("required"):
+            published["required"] = list(schema["required"])
+        return published
+
+
+# The keys of VAPI's `JsonSchema` (its published OpenAPI); its API refuses any other.
+PORTABLE_KEYS = ("type", "items", "properties", "required", "enum", "format", "description")
+# pydantic writes "date-time" for datetimes, but the tools also take a local time without
+# an offset (read in the agent's zone), which that format would forbid.
+PORTABLE_FORMATS = {"date"}
+
+
+def portable(prop: dict[str, Any]) -> dict[str, Any]:
+    """One property in VAPI's JSON Schema subset: every property has a `type`.
+
+    pydantic writes an optional field as `anyOf: [X, {type: null}]`; VAPI requires `type`
+    on each property, so an optional field is X itself, left out of `required` (the tools
+    treat a missing value as None). Bounds and defaults are not in VAPI's subset: the
+    server checks them and answers with the reason.
+    """
+    variants = [v for v in prop.get("anyOf", []) if v.get("type") != "null"]
+    if len(variants) == 1:
+        prop = {**variants[0], **{k: v for k, v in prop.items() if k != "anyOf"}}
+    out = {key: prop[key] for key in PORTABLE_KEYS if key in prop}
+    if out.get("format") not in PORTABLE_FORMATS:
+        out.pop("format", None)
+    if "items" in out:
+        out["items"] = portable(out["items"])
+    if "properties" in out:
+        out["properties"] = {k: portable(v) for k, v in out["properties"].items()}
+    return out
 
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
         ToolSpec("check_availability", CheckAvailabilityArgs, SchedulingTools.check_availability),
-        ToolSpec("book_appointment", BookAppointmentArgs, SchedulingTools.book_appointment),
+        ToolSpec(
+            "book_appointment",
+            BookAppointmentArgs,
+            SchedulingTools.book_appointment,
+            keyed=True,
+        ),
         ToolSpec(
             "list_appointments",
             ListAppointmentsArgs,
@@ -83,8 +119,13 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def run_tool(
-    tools: SchedulingTools, name: str, raw_args: str | Mapping[str, Any] | None
+    tools: SchedulingTools,
+    name: str,
+    raw_args: str | Mapping[str, Any] | None,
+    request_key: str | None = None,
 ) -> ToolResult:
+    """Run one tool. `request_key` is the server's id of this request (VAPI's
+    toolCallId): the same key from the same caller books once."""
     spec = TOOLS.get(name)
     if spec is None:
         return ToolResult(
@@ -101,6 +142,8 @@ def run_tool(
             data={"error": "invalid_arguments"},
         )
     try:
+        if spec.keyed:
+            return spec.run(tools, args, request_key)
         return spec.run(tools, args)
     except CalendarError as exc:
         # The external calendar could not be read: say so plainly, book nothing.

@@ -26,7 +26,7 @@ class CheckAvailabilityArgs(ToolArgs):
         None, description="Only times in this part of the day"
     )
     after: dt.datetime | None = Field(None, description="Only times after this moment (ISO 8601)")
-    limit: int = Field(5, ge=1, le=20, description="How many times to return at most")
+    limit: int = Field(5, ge=1, le=20, description="How many times to return at most (1 to 20)")
 
 
 class BookAppointmentArgs(ToolArgs):
@@ -38,9 +38,8 @@ class BookAppointmentArgs(ToolArgs):
     appointment_type: str | None = Field(None, description="Appointment type key or name")
     name: str | None = Field(None, max_length=200, description="The caller's name")
     notes: str | None = Field(None, max_length=1000, description="Anything the owner should know")
-    idempotency_key: str | None = Field(
-        None, max_length=128, description="Same key twice books once (set by the platform)"
-    )
+    # No idempotency key here: keys are the server's alone (the toolCallId, or derived
+    # from the turn), never something a model may set or copy from another caller.
 
 
 class ListAppointmentsArgs(ToolArgs):

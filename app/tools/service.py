@@ -78,6 +78,18 @@ def describe(moment: datetime, schedule: Schedule) -> str:
     return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
 
 
+def _checked_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    # A day either side: buffers and daily caps look past the slot itself.
+    return start - timedelta(days=1), end + timedelta(days=1)
+
+
+def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> str:
+    """The booking key for a request id. Hashed with agent and caller: another caller's
+    copy of the id is another key, so it neither finds this booking nor collides."""
+    raw = f"{agent_id}|{caller}|{request_key}"
+    return "request:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
 class SchedulingTools:
     def __init__(self, context: ToolContext) -> None:
         self.ctx = context
@@ -125,7 +137,7 @@ class SchedulingTools:
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
-        start, end = start - timedelta(days=1), end + timedelta(days=1)
+        start, end = _checked_window(start, end)
         appointments = self._appointments_between(start, end, exclude_id)
         intervals = [self._blocked_by(*row) for row in appointments]
         intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
@@ -213,22 +225,22 @@ class SchedulingTools:
         listed = ", ".join(describe(s, self.schedule) for s in slots)
         return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
 
-    def book_appointment(self, args: BookAppointmentArgs) -> ToolResult:
+    def book_appointment(
+        self, args: BookAppointmentArgs, request_key: str | None = None
+    ) -> ToolResult:
+        """Book at args.start. `request_key` (the server's id of the request, such as
+        VAPI's toolCallId) makes a retry answer as the first time; without one the key
+        is derived from caller, type and start. Keys are looked up for this agent and
+        this caller only, so nobody else's key can reach someone's booking."""
         kind = self.resolve_type(args.appointment_type)
         if kind is None:
             return self._type_error(args.appointment_type)
         start = self._localize(args.start)
-        key = args.idempotency_key or self._derived_key(kind, start)
-        existing = self._by_key(key)
-        if args.idempotency_key is None:
-            # A derived key stands for "this caller, this type, this start". Once that row
-            # was cancelled or moved it no longer answers for the request: booking the
-            # slot again is a new booking and gets a key chained from the old one.
-            while existing is not None and (
-                existing.status != "confirmed" or existing.start_at != start
-            ):
-                key = self._rekeyed(key, existing.id)
-                existing = self._by_key(key)
+        if request_key is not None:
+            key = self._request_key(request_key)
+            existing = self._by_key(key)
+        else:
+            key, existing = self._current_derived(kind, start)
         if existing is not None:
             return self._booked_result(existing, kind)
 
@@ -249,12 +261,7 @@ class SchedulingTools:
             conversation_id=self.ctx.conversation_id,
         )
         if not self._insert_guarded(appointment):
-            raced = self.ctx.session.scalar(
-                select(Appointment).where(
-                    Appointment.agent_id == self.ctx.agent.id,
-                    Appointment.idempotency_key == key,
-                )
-            )
+            raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
                 return self._booked_result(raced, kind)
             return self._unavailable(Unavailable.BUSY, kind, start)
@@ -356,6 +363,28 @@ class SchedulingTools:
         )
         return self._booked_result(appointment, kind, verb="Moved: your")
 
+    def prefetch(self, name: str, raw_args: dict[str, object]) -> None:
+        """Ask the external calendar what a booking or move will check, before any write
+        transaction: the check inside it then reuses this answer instead of holding the
+        write turn through an HTTP call. Best effort: the tool itself reports failures."""
+        try:
+            if name == "book_appointment":
+                args = BookAppointmentArgs.model_validate(raw_args)
+                kind = self.resolve_type(args.appointment_type)
+                start = self._localize(args.start)
+            elif name == "reschedule_appointment":
+                moved = RescheduleAppointmentArgs.model_validate(raw_args)
+                own = self._own_appointment(moved.appointment_id)
+                kind = self.resolve_type(own.appointment_type) if own else None
+                start = self._localize(moved.new_start)
+            else:
+                return
+            if kind is not None:
+                window_start, window_end = _checked_window(start, start + kind.duration)
+                self.ctx.calendar.busy(self.ctx.agent, window_start, window_end, fresh=True)
+        except (ValueError, CalendarError):
+            return
+
     # --- booking internals -----------------------------------------------------------
 
     def _derived_key(self, kind: AppointmentType, start: datetime) -> str:
@@ -366,10 +395,33 @@ class SchedulingTools:
     def _rekeyed(key: str, replaced_id: str) -> str:
         return "derived:" + hashlib.sha256(f"{key}|{replaced_id}".encode()).hexdigest()[:40]
 
+    def _request_key(self, request_key: str) -> str:
+        return stored_request_key(self.ctx.agent.id, self.ctx.caller, request_key)
+
+    def _current_derived(
+        self, kind: AppointmentType, start: datetime
+    ) -> tuple[str, Appointment | None]:
+        """The derived key stands for "this caller, this type, this start". Once its row
+        was cancelled or moved it no longer answers for the request: booking the slot
+        again is a new booking, with a key chained from the old one."""
+        key = self._derived_key(kind, start)
+        existing = self._by_key(key)
+        while existing is not None and (
+            existing.status != "confirmed" or existing.start_at != start
+        ):
+            key = self._rekeyed(key, existing.id)
+            existing = self._by_key(key)
+        return key, existing
+
     def _by_key(self, key: str) -> Appointment | None:
+        """This caller's booking under `key` with this agent (never anyone else's)."""
         return self.ctx.session.scalar(
             select(Appointment).where(
-                Appointment.agent_id == self.ctx.agent.id, Appointment.idempotency_key == key
+                Appointment.agent_id == self.ctx.agent.id,
+                Appointment.idempotency_key == key,
+                Appointment.contact_e164.is_(None)
+                if self.ctx.caller is None
+                else Appointment.contact_e164 == self.ctx.caller,
             )
         )
 
@@ -388,8 +440,16 @@ class SchedulingTools:
         """Write to the calendar backend; on failure the change stays pending for sync.
 
         What the caller was told is the database's truth; an external calendar that is
-        briefly down catches up later instead of un-confirming the booking.
+        briefly down catches up later instead of un-confirming the booking. An external
+        calendar is written after the transaction commits, never inside it (it would
+        hold SQLite's write turn through a slow HTTP call).
         """
+        if self.ctx.calendar.name != "local":
+            appointment.sync_status = "pending"
+            appointment.next_sync_at = None
+            self.ctx.session.flush()
+            self.ctx.calendar.write_after_commit(appointment.id)
+            return
         try:
             external_id = write(self.ctx.agent, appointment)
         except CalendarError as exc:
@@ -425,15 +485,7 @@ class SchedulingTools:
     def _unavailable(
         self, reason: Unavailable, kind: AppointmentType, start: datetime
     ) -> ToolResult:
-        alternatives = find_slots(
-            self.schedule,
-            kind,
-            self._busy_and_counts(start, start + timedelta(days=7))[0],
-            now=self.ctx.now,
-            window_start=max(start - timedelta(hours=4), self.ctx.now),
-            window_end=start + timedelta(days=7),
-            limit=3,
-        )
+        alternatives = self._alternatives(kind, start)
         suggestion = ", ".join(describe(s, self.schedule) for s in alternatives)
         message = f"Can't book {describe(start, self.schedule)}: {reason.value}."
         if suggestion:
@@ -447,6 +499,23 @@ class SchedulingTools:
                     s.astimezone(self.schedule.zone).isoformat() for s in alternatives
                 ],
             },
+        )
+
+    def _alternatives(self, kind: AppointmentType, start: datetime) -> list[datetime]:
+        """Up to three nearby free times; none when the calendar cannot say (the refusal
+        itself stands either way)."""
+        try:
+            busy = self._busy_and_counts(start, start + timedelta(days=7))[0]
+        except CalendarError:
+            return []
+        return find_slots(
+            self.schedule,
+            kind,
+            busy,
+            now=self.ctx.now,
+            window_start=max(start - timedelta(hours=4), self.ctx.now),
+            window_end=start + timedelta(days=7),
+            limit=3,
         )
 
     def _appointment_data(self, appointment: Appointment) -> dict[str, object]:

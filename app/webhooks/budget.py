@@ -8,6 +8,7 @@ and the idempotency record makes a retry see whatever it did.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class OverBudget(Exception):
@@ -40,3 +42,21 @@ async def in_worker(request: Request, work: Callable[[Session], T], seconds: flo
     if not done:
         raise OverBudget(f"over the {seconds:.1f}s budget")
     return done[0]
+
+
+async def answer_within(
+    request: Request,
+    work: Callable[[Session], T],
+    seconds: float,
+    what: str,
+    fallback: Callable[[], T],
+) -> T:
+    """`work`'s answer within `seconds`; otherwise (over budget, or it raised) the
+    fault is logged and `fallback()` answers: the one policy every webhook turn shares."""
+    try:
+        return await in_worker(request, work, seconds)
+    except OverBudget:
+        log.error("%s ran past its %.1fs budget", what, seconds)
+    except Exception:
+        log.exception("%s failed", what)
+    return fallback()

@@ -6,12 +6,11 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from app.deps import SettingsDep
-from app.security import audit
+from app.security.rejections import audit_rejection
 from app.security.twilio_signature import SignatureRejected, TwilioVerifier
 
 log = logging.getLogger(__name__)
@@ -30,24 +29,8 @@ async def verified_twilio_form(request: Request, settings: SettingsDep) -> FormD
         return await verifier.verified_form(request)
     except SignatureRejected as exc:
         log.warning("twilio webhook rejected on %s: %s", request.url.path, exc.reason)
-        await run_in_threadpool(_audit_rejection, request, exc.reason)
-        raise HTTPException(status_code=403, detail="invalid Twilio signature") from None
-
-
-def _audit_rejection(request: Request, reason: str) -> None:
-    with request.app.state.session_factory() as session:
-        audit.record(
-            session,
-            "webhook.rejected",
-            actor="twilio",
-            subject=request.url.path,
-            details={"reason": reason, "client": _client(request)},
-        )
-        session.commit()
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+        await audit_rejection(request, "twilio", exc.reason)
+        raise HTTPException(status_code=exc.status_code, detail=exc.detail) from None
 
 
 TwilioForm = Annotated[FormData, Depends(verified_twilio_form)]

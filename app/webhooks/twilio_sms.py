@@ -25,7 +25,7 @@ from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
-from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.budget import answer_within
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,14 @@ async def inbound_sms(request: Request, form: TwilioForm) -> Response:
         return _handle(request, session, settings, form, message_sid)
 
     # One worker thread for the whole turn, with its own session and a time budget.
-    try:
-        return twiml(await in_worker(request, work, settings.sms_turn_budget_seconds))
-    except OverBudget:
-        log.error("inbound SMS %s over its time budget", message_sid or "(no sid)")
-    except Exception:
-        log.exception("inbound SMS %s failed", message_sid or "(no sid)")
-    return twiml(reply(APOLOGY))
+    answer = await answer_within(
+        request,
+        work,
+        settings.sms_turn_budget_seconds,
+        f"inbound SMS {message_sid or '(no sid)'}",
+        lambda: reply(APOLOGY),
+    )
+    return twiml(answer)
 
 
 def _handle(

@@ -29,14 +29,15 @@ from app.config import Settings
 from app.deps import SessionDep, SettingsDep
 from app.models import Agent, Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, explain, route
+from app.routing import Route, Unrouted, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
 from app.security.idempotency import claim
 from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.tools.registry import TOOLS
-from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.budget import answer_within
+from app.webhooks.replies import unrouted_text
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -121,10 +122,6 @@ def _hints(agent: Agent) -> str:
     return ", ".join([*names, GENERIC_HINTS])
 
 
-def unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    return f"{explain(routed, settings.registration_instructions, again='call')} Goodbye."
-
-
 def greeting_for(agent: Agent, name: str | None) -> str:
     greeting = agent.greeting.strip() or f"Hi, this is {agent.name}."
     if name:
@@ -142,13 +139,8 @@ async def within_budget(
 ) -> Response:
     """TwiML from `work`, or `on_failure` if it fails or runs past the voice budget."""
     seconds = request.app.state.settings.voice_turn_budget_seconds
-    try:
-        return twiml(await in_worker(request, work, seconds))
-    except OverBudget:
-        log.error("voice %s ran past its %.1fs budget", what, seconds)
-    except Exception:
-        log.exception("voice %s failed", what)
-    return twiml(on_failure)
+    answer = await answer_within(request, work, seconds, f"voice {what}", lambda: on_failure)
+    return twiml(answer)
 
 
 # --- the call --------------------------------------------------------------------------

@@ -7,8 +7,8 @@
 - status-update, end-of-call-report, hang: kept on the conversation (channel "vapi",
   external_id = VAPI's call id). Anything else is acknowledged.
 
-This module knows VAPI's formats (which changed over time: several tool-call shapes are
-accepted); routing, the tools and the audit log do the rest, as for Twilio.
+This module speaks VAPI's protocol (its formats are read in `vapi_payload.py`); routing,
+the tools and the audit log do the rest, as for Twilio.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +29,12 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
+from app.calendar.backend import CalendarBackend
 from app.config import Settings
 from app.db import read_only
-from app.models import Conversation
+from app.models import Agent, Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, explain, route
+from app.routing import Route, Unrouted, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import claim
@@ -41,8 +42,18 @@ from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
-from app.webhooks.budget import OverBudget, in_worker
+from app.webhooks.budget import answer_within
+from app.webhooks.replies import unrouted_text
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
+from app.webhooks.vapi_payload import (
+    PayloadRejected,
+    ToolCall,
+    as_dict,
+    first,
+    message_of,
+    parse_body,
+    tool_calls_of,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["vapi"])
@@ -51,6 +62,13 @@ CHANNEL = "vapi"
 BUSY = "You've called several times in a short while. Please try again in a few minutes."
 CANNOT_ANSWER = "Sorry, I can't take your call right now. Please try again in a few minutes."
 TOOL_FAILED = "The scheduling system had a problem with that; please try again in a moment."
+# Past the budget the work may still commit: say so, never "failed".
+STILL_CONFIRMING = (
+    "Still confirming that with the calendar: it may already be done. Call "
+    "list_appointments in a moment to see, before trying again."
+)
+PREFETCHED = frozenset({"book_appointment", "reschedule_appointment"})
+CHANGES = PREFETCHED | {"cancel_appointment"}
 PIN_RESULTS = {
     PinOutcome.VERIFIED: "PIN verified: existing appointments may now be listed, moved or "
     "cancelled on this call.",
@@ -62,65 +80,6 @@ PIN_RESULTS = {
 }
 
 
-# --- the shapes VAPI posts ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: Any  # a JSON string, an object, or None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
-def _from_call(item: Mapping[str, Any], name: str = "") -> ToolCall:
-    function = _dict(item.get("function"))
-    return ToolCall(
-        id=str(item.get("id") or ""),
-        name=str(function.get("name") or item.get("name") or name),
-        arguments=_first(
-            function.get("arguments"),
-            function.get("parameters"),
-            item.get("arguments"),
-            item.get("parameters"),
-        ),
-    )
-
-
-def tool_calls_of(message: Mapping[str, Any]) -> list[ToolCall]:
-    """Every call in a tool-calls message, whichever of VAPI's shapes it uses."""
-    for key in ("toolCallList", "toolCalls"):
-        items = message.get(key)
-        if isinstance(items, list) and items:
-            return [_from_call(item) for item in items if isinstance(item, dict)]
-    items = message.get("toolWithToolCallList")
-    if isinstance(items, list) and items:
-        calls = []
-        for item in items:
-            if isinstance(item, dict):
-                name = str(item.get("name") or _dict(item.get("function")).get("name") or "")
-                calls.append(_from_call(_dict(item.get("toolCall")), name))
-        return calls
-    legacy = message.get("functionCall")  # the old "function-call" message
-    if isinstance(legacy, dict):
-        return [_from_call({**legacy, "id": legacy.get("id") or _legacy_id(message, legacy)})]
-    return []
-
-
-def _legacy_id(message: Mapping[str, Any], legacy: Mapping[str, Any]) -> str:
-    """Old function calls carry no id: the same call with the same arguments is one."""
-    call_id = str(_dict(message.get("call")).get("id") or "")
-    canonical = json.dumps([call_id, legacy.get("name"), legacy.get("parameters")], sort_keys=True)
-    return "fc_" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
 @dataclass
 class VapiCall:
     """One server message and what it refers to: the call, the caller, the agent."""
@@ -129,6 +88,7 @@ class VapiCall:
     session: Session
     message: dict[str, Any]
     _route: Route | Unrouted | None = field(default=None, init=False)
+    _calendar: CalendarBackend | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -136,7 +96,7 @@ class VapiCall:
 
     @property
     def call(self) -> dict[str, Any]:
-        return _dict(self.message.get("call"))
+        return as_dict(self.message.get("call"))
 
     @property
     def call_id(self) -> str:
@@ -144,7 +104,7 @@ class VapiCall:
 
     @property
     def caller_raw(self) -> str:
-        customer = _dict(self.message.get("customer")) or _dict(self.call.get("customer"))
+        customer = as_dict(self.message.get("customer")) or as_dict(self.call.get("customer"))
         return str(customer.get("number") or "")
 
     @property
@@ -153,8 +113,13 @@ class VapiCall:
 
     @property
     def dialled_raw(self) -> str:
-        number = _dict(self.message.get("phoneNumber")) or _dict(self.call.get("phoneNumber"))
+        number = as_dict(self.message.get("phoneNumber")) or as_dict(self.call.get("phoneNumber"))
         return str(number.get("number") or "")
+
+    def calendar(self, agent: Agent) -> CalendarBackend:
+        if self._calendar is None:
+            self._calendar = self.request.app.state.calendar_factory(self.session, agent)
+        return self._calendar
 
     def route(self) -> Route | Unrouted:
         if self._route is None:
@@ -204,10 +169,9 @@ class VapiCall:
 @router.post("/webhooks/vapi", summary="VAPI server URL (all server messages)")
 async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-    message = _dict(payload.get("message")) if isinstance(payload, dict) else {}
+        message = message_of(parse_body(body))
+    except PayloadRejected as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     kind = str(message.get("type") or "")
     handler = HANDLERS.get(kind)
     if handler is None:
@@ -231,13 +195,13 @@ async def run_budgeted(
     what: str,
 ) -> dict[str, Any]:
     seconds = request.app.state.settings.vapi_budget_seconds
-    try:
-        return await in_worker(request, lambda s: work(VapiCall(request, s, message)), seconds)
-    except OverBudget:
-        log.error("VAPI %s ran past its %.1fs budget", what, seconds)
-    except Exception:
-        log.exception("VAPI %s failed", what)
-    return on_failure(message)
+    return await answer_within(
+        request,
+        lambda s: work(VapiCall(request, s, message)),
+        seconds,
+        f"VAPI {what}",
+        lambda: on_failure(message),
+    )
 
 
 # --- assistant-request -------------------------------------------------------------------
@@ -276,12 +240,7 @@ def _record_call(request: Request, message: dict[str, Any]) -> None:
     except IntegrityError:  # VAPI asked twice at once; the other request opened it
         pass
     except Exception:
-        log.exception("VAPI call %s not recorded", _dict(message.get("call")).get("id"))
-
-
-def unrouted_text(routed: Unrouted, settings: Settings) -> str:
-    """Spoken by VAPI to a caller we cannot route."""
-    return f"{explain(routed, settings.registration_instructions, again='call')} Goodbye."
+        log.exception("VAPI call %s not recorded", as_dict(message.get("call")).get("id"))
 
 
 def _cannot_answer(_: dict[str, Any]) -> dict[str, Any]:
@@ -310,9 +269,17 @@ def _failed_function_call(_: dict[str, Any]) -> dict[str, Any]:
 
 
 def failed_results(message: dict[str, Any]) -> dict[str, Any]:
+    """The answer when the tool calls did not finish within the budget (or failed).
+
+    A call that changes appointments may still commit after we answer, so its answer
+    says it is being confirmed; a retry of the same toolCallId gets the stored result."""
     return {
         "results": [
-            {"toolCallId": c.id, "name": c.name, "error": TOOL_FAILED}
+            {
+                "toolCallId": c.id,
+                "name": c.name,
+                "error": STILL_CONFIRMING if c.name in CHANGES else TOOL_FAILED,
+            }
             for c in tool_calls_of(message)
         ]
     }
@@ -320,10 +287,33 @@ def failed_results(message: dict[str, Any]) -> dict[str, Any]:
 
 def run_tool_calls(vapi: VapiCall, calls: list[ToolCall]) -> list[dict[str, str]]:
     """One result per call, in order; each toolCallId runs once (a repeat gets the
-    stored result); a call that fails inside gets an error and leaves the others be."""
-    results = [_run_once(vapi, call) for call in calls]
-    vapi.session.commit()
+    stored result); a call that fails inside gets an error and leaves the others be.
+
+    Each call commits on its own, and the external calendar is asked before its write
+    transaction begins, so no call holds the database's write turn through an HTTP
+    call, and each answer describes what has committed."""
+    results = []
+    for call in calls:
+        _prefetch(vapi, call)
+        results.append(_run_once(vapi, call))
+        vapi.session.commit()
     return results
+
+
+def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
+    """Read what the call will check (free/busy) in a read-only transaction."""
+    if call.name not in PREFETCHED or not call.id:
+        return
+    try:
+        with read_only(vapi.session):
+            routed = vapi.route()
+            if isinstance(routed, Route):
+                tools = _tools(vapi, routed, vapi.conversation(create=False))
+                tools.prefetch(call.name, parse_arguments(call.arguments))
+    except Exception:
+        log.debug("VAPI prefetch for %s skipped", call.name, exc_info=True)
+    finally:
+        vapi.session.rollback()
 
 
 def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
@@ -331,7 +321,9 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         with vapi.session.begin_nested():
             if not call.id:
                 return _entry(call, False, "The tool call has no id.")
-            event = claim(vapi.session, "vapi", call.id[:128], "tool-call", {"name": call.name})
+            event = claim(
+                vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}
+            )
             if not event.is_new:
                 return _stored(call, event.previous_response)
             entry = _execute(vapi, call)
@@ -341,6 +333,13 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     except Exception:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
         return _entry(call, False, TOOL_FAILED)
+
+
+def _claim_id(vapi: VapiCall, call: ToolCall) -> str:
+    """The toolCallId, scoped to the caller: a retry (same call, same caller) finds the
+    stored answer; someone else posting that id gets their own, never this one."""
+    caller = hashlib.sha256(vapi.caller_raw.encode()).hexdigest()[:16]
+    return f"{call.id[:100]}|{caller}"
 
 
 def _stored(call: ToolCall, previous: str | None) -> dict[str, str]:
@@ -368,11 +367,9 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     conversation = vapi.conversation()
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    if call.name == "book_appointment" and not arguments.get("idempotency_key"):
-        # VAPI may resend a tool call; the same toolCallId must book once.
-        arguments["idempotency_key"] = call.id[:128]
     tools = _tools(vapi, routed, conversation)
-    result = run_tool(tools, call.name, arguments)
+    # VAPI may resend a tool call: the same toolCallId from the same caller books once.
+    result = run_tool(tools, call.name, arguments, request_key=call.id[:128])
     if conversation is not None:
         vapi.service().record(
             conversation,
@@ -393,6 +390,8 @@ def _call_state(conversation: Conversation | None) -> dict[str, Any]:
 
 
 def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> SchedulingTools:
+    # One calendar per call message: the free/busy read before the write transaction
+    # is the one the booking checks inside it.
     # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
     verified = bool(_call_state(conversation).get("pin_verified"))
     state = vapi.request.app.state
@@ -400,7 +399,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
         ToolContext(
             session=vapi.session,
             agent=routed.agent,
-            calendar=state.calendar_factory(vapi.session, routed.agent),
+            calendar=vapi.calendar(routed.agent),
             now=state.clock(),
             caller=routed.caller,
             channel=CHANNEL,
@@ -462,7 +461,7 @@ def status_update(vapi: VapiCall) -> dict[str, Any]:
     status = str(vapi.message.get("status") or "")
     at = _timestamp(vapi.message.get("timestamp"))
     details = dict(conversation.details or {})
-    stored = _dict(details.get("call_status"))
+    stored = as_dict(details.get("call_status"))
     stored_at = stored.get("at")
     if status and (at is None or stored_at is None or at >= stored_at):
         details["call_status"] = {
@@ -485,15 +484,15 @@ def end_of_call_report(vapi: VapiCall) -> dict[str, Any]:
     if not event.is_new:
         return {}
     message = vapi.message
-    artifact = _dict(message.get("artifact"))
-    analysis = _dict(message.get("analysis"))
+    artifact = as_dict(message.get("artifact"))
+    analysis = as_dict(message.get("analysis"))
     messages = artifact.get("messages") or message.get("messages") or []
     report = {
         "ended_reason": message.get("endedReason"),
-        "summary": _scrubbed(_first(analysis.get("summary"), message.get("summary"))),
-        "transcript": _scrubbed(_first(artifact.get("transcript"), message.get("transcript"))),
-        "recording_url": _first(artifact.get("recordingUrl"), message.get("recordingUrl")),
-        "stereo_recording_url": _first(
+        "summary": _scrubbed(first(analysis.get("summary"), message.get("summary"))),
+        "transcript": _scrubbed(first(artifact.get("transcript"), message.get("transcript"))),
+        "recording_url": first(artifact.get("recordingUrl"), message.get("recordingUrl")),
+        "stereo_recording_url": first(
             artifact.get("stereoRecordingUrl"), message.get("stereoRecordingUrl")
         ),
         "success_evaluation": analysis.get("successEvaluation"),

@@ -72,10 +72,12 @@ def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
     if needs_pin_tool(agent):
         definitions.append(VERIFY_PIN_DEFINITION)
     server = server_for(settings)
-    return [
+    functions = [
         {"type": "function", "async": False, "function": definition, "server": server}
         for definition in definitions
     ]
+    # VAPI's Assistant has no endCallFunctionEnabled any more: hanging up is a tool.
+    return [*functions, {"type": "endCall"}]
 
 
 def system_prompt(agent: Agent, now: datetime) -> str:
@@ -100,7 +102,6 @@ def build_assistant(
         },
         "voice": {"provider": settings.vapi_voice_provider, "voiceId": settings.vapi_voice_id},
         "transcriber": {"provider": "deepgram", "model": "nova-2", "language": language},
-        "endCallFunctionEnabled": True,
         "endCallPhrases": END_CALL_PHRASES,
         "endCallMessage": "Thanks for calling. Goodbye!",
         "serverMessages": SERVER_MESSAGES,

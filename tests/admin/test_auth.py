@@ -3,6 +3,7 @@ scoped keys blind to other users, per-key rate limit with Retry-After."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,8 +45,10 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("GET", "/analytics"): Role.READONLY,
     ("GET", "/opt-outs"): Role.READONLY,
     ("DELETE", "/opt-outs/{opt_out_id}"): Role.ADMIN,
-    ("GET", "/audit"): Role.OPERATOR,
-    ("GET", "/audit/verify"): Role.OPERATOR,
+    # Audit entries are scrubbed (masked numbers, no secrets): readonly may read and
+    # verify them, as README says.
+    ("GET", "/audit"): Role.READONLY,
+    ("GET", "/audit/verify"): Role.READONLY,
     ("GET", "/api-keys"): Role.ADMIN,
     ("POST", "/api-keys"): Role.ADMIN,
     ("DELETE", "/api-keys/{key_id}"): Role.ADMIN,
@@ -70,6 +73,23 @@ def test_matrix_covers_every_endpoint(app: Any) -> None:
     optional = {("POST", "/agents/{agent_id}/calendar/connect-link")}
     assert routes - set(MATRIX) == set()
     assert set(MATRIX) - routes <= optional
+
+
+def test_openapi_publishes_the_role_of_every_operation(app: Any) -> None:
+    paths = app.openapi()["paths"]
+    for (method, path), role in MATRIX.items():
+        if API + path not in paths:
+            continue  # the optional connect-link endpoint
+        operation = paths[API + path][method.lower()]
+        assert operation["x-required-role"] == role.value, (method, path)
+        assert f"Role: `{role.value}` or higher." in operation["description"]
+
+
+def test_readme_says_what_readonly_may_do() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "`readonly` reads everything, the audit trail and its verification included" in (
+        " ".join(readme.split())
+    )
 
 
 @pytest.mark.parametrize("method_path", sorted(MATRIX), ids=lambda mp: f"{mp[0]} {mp[1]}")

@@ -3,15 +3,25 @@ verifies it; only a verified number routes; a number moves only once the new own
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import FixedClock
 from app.models import AuditEntry, PhoneNumber, PhoneVerification
-from tests.admin.conftest import Api, RecordingSender, create_agent, create_user, verified_number
-from tests.conftest import TwilioClient
+from app.security.api_keys import Role
+from tests.admin.conftest import (
+    Api,
+    RecordingSender,
+    create_agent,
+    create_user,
+    make_key,
+    verified_number,
+)
+from tests.conftest import Reader, TwilioClient
 
 NUMBER = "+14155550177"
 
@@ -162,3 +172,39 @@ def test_only_admins_add_agent_lines(api: Api, keys: dict[str, str]) -> None:
     assert operator.post(f"/users/{user['id']}/phone-numbers", json=body).status_code == 403
     added = api.post(f"/users/{user['id']}/phone-numbers", json=body)
     assert added.status_code == 202 and added.json()["status"] == "verified"
+
+
+@pytest.mark.parametrize("b_state", ["pending", "verified"])
+def test_a_scoped_key_learns_nothing_of_another_users_number(
+    api: Api,
+    sender: RecordingSender,
+    session_factory: sessionmaker[Session],
+    db: Reader,
+    b_state: str,
+) -> None:
+    """Registering user B's number under user A with A's scoped key answers exactly as
+    for a new number: nothing of B (user id, agent, verification) comes back."""
+    user_a, user_b = create_user(api, "Ana"), create_user(api, "Bo")
+    agent_b = create_agent(api, user_b["id"])
+    if b_state == "verified":
+        number_id = verified_number(api, sender, user_b["id"], NUMBER)
+    else:
+        number_id = register(api, user_b["id"])["phone_number"]["id"]
+    scoped = api.as_key(make_key(session_factory, Role.OPERATOR, user_a["id"]))
+
+    answer = register(scoped, user_a["id"])
+    fresh = register(scoped, user_a["id"], "+14155550166")
+    assert set(answer) == set(fresh)
+    assert answer["status"] == fresh["status"] == "code_sent"
+    for view in (answer["phone_number"], scoped.get(f"/phone-numbers/{number_id}").json()):
+        assert view["user_id"] == user_a["id"] and view["agent_id"] is None
+        assert view["verified"] is False and view["verified_at"] is None
+    text = json.dumps(answer) + scoped.get(f"/phone-numbers/{number_id}").text
+    assert user_b["id"] not in text and agent_b["id"] not in text
+    wrong = scoped.post(f"/phone-numbers/{number_id}/verify", json={"code": "000000"})
+    assert user_b["id"] not in wrong.text
+    # B keeps the number until the code texted to it is entered.
+    assert db.get(PhoneNumber, number_id).user_id == user_b["id"]
+    code = sender.last_code(NUMBER)
+    moved = scoped.post(f"/phone-numbers/{number_id}/verify", json={"code": code}).json()
+    assert moved["status"] == "verified" and moved["phone_number"]["user_id"] == user_a["id"]

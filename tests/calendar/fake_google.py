@@ -57,6 +57,8 @@ class FakeGoogle:
         "https://www.googleapis.com/auth/calendar.freebusy"
     )
     seed: int = 7
+    # Called with (method, path) as each request arrives (tests probe the database then).
+    on_request: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -193,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         parsed = urlparse(self.path)
         google.requests.append((method, parsed.path))
+        if google.on_request is not None:
+            google.on_request(method, parsed.path)
         if google.latency:
             time.sleep(google.latency)
         fault = google._next_fault(method, parsed.path)

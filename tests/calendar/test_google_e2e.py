@@ -18,7 +18,7 @@ from app.clock import FixedClock
 from app.demo import DemoData
 from app.models import Agent, Appointment, AuditEntry, CalendarConnection
 from app.tools.registry import run_tool
-from app.tools.service import SchedulingTools, ToolContext
+from app.tools.service import SchedulingTools, ToolContext, stored_request_key
 from tests.calendar.conftest import RecordingSender
 from tests.calendar.fake_google import FakeGoogle
 
@@ -46,12 +46,17 @@ def tools(
     )
 
 
+def google_id(demo: DemoData, request_key: str) -> str:
+    """The Google event id of the booking made for `request_key` by the demo caller."""
+    return event_id_for(demo.agent_id, stored_request_key(demo.agent_id, demo.caller, request_key))
+
+
 def book(session, demo, factory, clock, start: datetime, key: str, **extra):  # type: ignore[no-untyped-def]
     result = run_tool(
         tools(session, demo, factory, clock),
         "book_appointment",
-        {"start": start.isoformat(), "appointment_type": "consultation", "idempotency_key": key}
-        | extra,
+        {"start": start.isoformat(), "appointment_type": "consultation"} | extra,
+        request_key=key,
     )
     session.commit()
     return result
@@ -84,7 +89,9 @@ def test_owner_events_block_times_and_a_booking_lands_once(
     result = book(session, demo, factory, clock, at(24, 15), "call-1:turn-3", name="Ana Diaz")
     assert result.ok, result.message
     appointment = session.scalar(select(Appointment))
-    expected_id = event_id_for(demo.agent_id, "call-1:turn-3")
+    expected_id = event_id_for(
+        demo.agent_id, stored_request_key(demo.agent_id, demo.caller, "call-1:turn-3")
+    )
     assert appointment.sync_status == "synced"
     assert appointment.external_event_id == expected_id
     event = fake.live_events()[expected_id]
@@ -107,7 +114,7 @@ def test_lost_insert_answer_is_retried_into_a_409_not_a_duplicate(
     appointment = session.scalar(select(Appointment))
     assert appointment.sync_status == "synced"
     assert fake.count("POST", "/events") == 2  # the retry met 409 and was reconciled
-    assert list(fake.live_events()) == [event_id_for(demo.agent_id, "k-lost")]
+    assert list(fake.live_events()) == [google_id(demo, "k-lost")]
     assert len(sleeps) == 1
 
 
@@ -153,7 +160,7 @@ def test_move_patches_and_cancel_deletes_the_event(
 ):
     result = book(session, demo, factory, clock, at(24, 9), "k-move")
     appointment_id = result.data["appointment"]["id"]
-    event_id = event_id_for(demo.agent_id, "k-move")
+    event_id = google_id(demo, "k-move")
     # 15 minutes later overlaps its own old time: our own event must not block it.
     moved = run_tool(
         tools(session, demo, factory, clock),
@@ -206,7 +213,7 @@ def test_timeouts_stay_inside_the_request_budget_and_keep_the_booking(
     assert report.synced == 1
     session.expire_all()
     assert session.get(Appointment, appointment.id).sync_status == "synced"
-    assert list(fake.live_events()) == [event_id_for(demo.agent_id, "k-slow")]
+    assert list(fake.live_events()) == [google_id(demo, "k-slow")]
 
 
 def test_revoked_grant_flags_connection_texts_owner_and_refuses_politely(
@@ -307,7 +314,7 @@ def test_200_bookings_with_30_percent_faults_land_exactly_once(
     assert left == 0
 
     live = fake.live_events()
-    assert set(live) == {event_id_for(demo.agent_id, key) for key in confirmed}
+    assert set(live) == {google_id(demo, key) for key in confirmed}
     with session_factory() as session:
         for appointment in session.scalars(select(Appointment)):
             event = live[appointment.external_event_id]

@@ -97,11 +97,12 @@ def test_connect_link_connects_the_calendar_and_the_tools_book_into_it(
     calendar = google_client.app.state.calendar_factory(session, agent)
     tools = SchedulingTools(ToolContext(session, agent, calendar, clock(), demo.caller, "sms"))
     result = run_tool(
-        tools, "book_appointment", {"start": "2026-11-24T14:00:00-08:00", "idempotency_key": "c1"}
+        tools, "book_appointment", {"start": "2026-11-24T14:00:00-08:00"}, request_key="c1"
     )
     session.commit()
     assert result.ok, result.message
-    assert event_id_for(agent.id, "c1") in fake.live_events()
+    key = session.scalar(select(Appointment.idempotency_key))
+    assert event_id_for(agent.id, key) in fake.live_events()
     assert session.scalar(select(Appointment)).sync_status == "synced"
 
 
@@ -136,6 +137,24 @@ def test_state_mismatch_and_foreign_browser_are_refused(
         foreign = other.get("/calendar/google/callback", params={"state": state, "code": code})
     assert foreign.status_code == 400
     assert session.scalar(select(CalendarConnection)) is None
+
+
+def test_a_forged_callback_does_not_break_the_genuine_one(
+    google_client: TestClient, session: Session, demo, fake, google_settings, clock
+):
+    location = open_link(
+        google_client, connect_url(google_settings, demo.agent_id, clock())
+    ).headers["location"]
+    state, code, _ = consent(fake, location)
+    forged = google_client.get(
+        "/calendar/google/callback", params={"state": "forged-state", "code": "x"}
+    )
+    assert forged.status_code == 400
+    assert "set-cookie" not in forged.headers  # the state cookie is left alone
+    genuine = google_client.get("/calendar/google/callback", params={"state": state, "code": code})
+    assert genuine.status_code == 200 and "Google Calendar connected" in genuine.text
+    assert STATE_COOKIE in genuine.headers["set-cookie"]  # consumed: now it is cleared
+    assert session.scalar(select(CalendarConnection)) is not None
 
 
 def test_denied_consent_connects_nothing(

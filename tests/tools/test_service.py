@@ -66,14 +66,42 @@ def test_book_then_same_slot_is_refused_with_alternatives(session: Session, demo
     assert actions == ["appointment.booked"]
 
 
-def test_same_idempotency_key_books_once(session: Session, demo: DemoData):
+def test_same_request_key_books_once(session: Session, demo: DemoData):
     tools = tools_for(session, demo)
-    args = {"start": "2026-11-24T10:00:00-08:00", "idempotency_key": "tc-1"}
-    a = run_tool(tools, "book_appointment", args)
-    b = run_tool(tools, "book_appointment", args)
+    args = {"start": "2026-11-24T10:00:00-08:00"}
+    a = run_tool(tools, "book_appointment", args, request_key="tc-1")
+    b = run_tool(tools, "book_appointment", args, request_key="tc-1")
     assert a.ok and b.ok
     assert a.data["appointment"]["id"] == b.data["appointment"]["id"]
     assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+
+
+def test_another_callers_request_key_never_reaches_their_booking(session: Session, demo: DemoData):
+    """Caller B reusing A's key gets B's own booking, never A's time or id."""
+    a = run_tool(
+        tools_for(session, demo),
+        "book_appointment",
+        {"start": "2026-11-24T10:00:00-08:00"},
+        request_key="tc-1",
+    )
+    other = tools_for(session, demo, caller="+14155550999")
+    b = run_tool(
+        other, "book_appointment", {"start": "2026-11-24T11:00:00-08:00"}, request_key="tc-1"
+    )
+    assert a.ok and b.ok, b.message
+    assert b.data["appointment"]["id"] != a.data["appointment"]["id"]
+    assert b.data["appointment"]["start"] == "2026-11-24T11:00:00-08:00"
+    rows = session.scalars(select(Appointment).order_by(Appointment.start_at)).all()
+    assert [row.contact_e164 for row in rows] == [demo.caller, "+14155550999"]
+
+
+def test_a_model_supplied_idempotency_key_is_ignored(session: Session, demo: DemoData):
+    """A constant key from a model must not swallow later bookings."""
+    tools = tools_for(session, demo)
+    for start in ("2026-11-24T10:00:00-08:00", "2026-11-24T11:00:00-08:00"):
+        result = run_tool(tools, "book_appointment", {"start": start, "idempotency_key": "k"})
+        assert result.ok and result.data["appointment"]["start"] == start
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 2
 
 
 def test_busy_block_and_buffers_are_respected(session: Session, demo: DemoData):

@@ -11,7 +11,6 @@ repeated plain call answer as the first time.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -20,8 +19,9 @@ from fastapi.responses import JSONResponse
 
 from app.security.vapi_auth import VapiBody
 from app.tools.registry import TOOLS
-from app.webhooks.vapi import failed_results, run_budgeted, tool_calls, tool_calls_of
+from app.webhooks.vapi import failed_results, run_budgeted, tool_calls
 from app.webhooks.vapi_assistant import VERIFY_PIN
+from app.webhooks.vapi_payload import PayloadRejected, parse_body, tool_calls_of
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 CALLER_KEYS = ("caller", "caller_number", "customer_number")
@@ -33,9 +33,9 @@ async def call_tool(name: str, request: Request, body: VapiBody) -> JSONResponse
         known = ", ".join([*TOOLS, VERIFY_PIN])
         return JSONResponse({"error": f"unknown tool {name!r}; known: {known}"}, status_code=404)
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        payload = parse_body(body)
+    except PayloadRejected as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     if not isinstance(payload, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     message = payload.get("message")

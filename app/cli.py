@@ -16,9 +16,9 @@ import typer
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings, get_settings
+from app.security.audit_cli import audit_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Scheduling agent")
-audit_cli = typer.Typer(no_args_is_help=True, help="Audit trail")
 cli.add_typer(audit_cli, name="audit")
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
@@ -74,12 +74,18 @@ def _print_demo(settings: Settings) -> None:
 
 
 @cli.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (share the port)")] = 1,
+) -> None:
     """Serve the API (migrations first)."""
     import uvicorn
 
     _migrate(get_settings())
-    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
+    uvicorn.run(
+        "app.main:create_default_app", factory=True, host=host, port=port, workers=workers
+    )
 
 
 @cli.command()
@@ -93,27 +99,6 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     import uvicorn
 
     uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port)
-
-
-@audit_cli.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit hash chain; exit 1 when an entry was altered or removed."""
-    from app.db import make_engine, make_session_factory
-    from app.security.audit import verify_chain
-
-    engine = make_engine(get_settings())
-    with make_session_factory(engine)() as session:
-        report = verify_chain(session)
-    engine.dispose()
-    if report.ok:
-        typer.echo(f"audit chain intact: {report.entries} entries")
-        return
-    typer.echo(
-        f"audit chain BROKEN at entry {report.first_bad_id}: {report.reason} "
-        f"({report.entries} entries verified before it)",
-        err=True,
-    )
-    raise typer.Exit(1)
 
 
 @cli.command()

@@ -27,6 +27,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory, read_only
 from app.logs import configure_logging, request_id
 from app.notify import SmsSender, build_sender
+from app.security import audit
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
@@ -102,11 +103,22 @@ def create_app(
                     batch=settings.calendar_sync_batch,
                 )
             )
+        sealer = None
+        if settings.audit_seal_interval_seconds > 0:
+            # Until the job engine runs it: the audit seal on the same kind of loop.
+            sealer = asyncio.create_task(
+                audit.run_periodically(
+                    session_factory,
+                    interval=settings.audit_seal_interval_seconds,
+                    batch=settings.audit_seal_batch,
+                )
+            )
         yield
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        for task in (sweeper, sealer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if db_engine is not None:
             db_engine.dispose()
 

@@ -21,5 +21,6 @@ def test_development_secrets_refused_outside_development():
         twilio_auth_token="a-real-token",
         vapi_secret="a-real-vapi-secret",
         app_secret_key="a-long-random-app-secret",
+        audit_signing_key="a-long-random-audit-key",
     )
     assert ready.environment == "production"

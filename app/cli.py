@@ -83,9 +83,7 @@ def serve(
     import uvicorn
 
     _migrate(get_settings())
-    uvicorn.run(
-        "app.main:create_default_app", factory=True, host=host, port=port, workers=workers
-    )
+    uvicorn.run("app.main:create_default_app", factory=True, host=host, port=port, workers=workers)
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import admin, health, metrics
+from app import admin, bench_stats, health, metrics
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import oauth_routes
@@ -148,6 +148,8 @@ def create_app(
     app.include_router(vapi.router)
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
+        app.state.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
+        app.include_router(bench_stats.router)
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)

@@ -7,13 +7,14 @@ so a restart between two messages loses nothing.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.calendar.backend import CalendarFactory
-from app.models import Appointment, Conversation, Message, User
+from app.models import Appointment, Conversation, Message, User, new_id, utcnow
 from app.routing import Route
 from app.tools.service import SchedulingTools, ToolContext
 
@@ -40,15 +41,20 @@ class ConversationService:
             )
         )
         if conversation is None:
+            # The id is set here so the turn can name the conversation before it is
+            # written: the row goes out once, with the turn's final state, at commit
+            # (or earlier when a tool flushes a write that refers to it).
             conversation = Conversation(
+                id=new_id("cnv"),
                 channel=channel,
                 external_id=external_id,
                 caller_e164=route.caller,
                 agent_id=route.agent.id,
                 state={},
+                details={},
+                status="active",
             )
             self.session.add(conversation)
-            self.session.flush()
         elif self._idle_too_long(conversation):
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
@@ -89,21 +95,21 @@ class ConversationService:
         may_manage_existing: bool = True,
         inbound_external_id: str | None = None,
     ) -> Reply:
-        tools = self.tools_for(conversation, route, channel, may_manage_existing)
-        reply = self.engine.respond(
-            Turn(
-                text=text,
-                channel=channel,
-                now=self.now,
-                agent=route.agent,
-                tools=tools,
-                state=dict(conversation.state or {}),
-                caller_name=self.caller_name(conversation, route),
+        # Reads during the turn need not write the conversation first (that was an INSERT
+        # or UPDATE per query); every tool that writes flushes explicitly, in a savepoint.
+        with self.session.no_autoflush:
+            tools = self.tools_for(conversation, route, channel, may_manage_existing)
+            reply = self.engine.respond(
+                Turn(
+                    text=text,
+                    channel=channel,
+                    now=self.now,
+                    agent=route.agent,
+                    tools=tools,
+                    state=dict(conversation.state or {}),
+                    caller_name=self.caller_name(conversation, route),
+                )
             )
-        )
-        # Both sides of the turn together: one flush writes them in a single INSERT.
-        self.record(conversation, "in", text, external_id=inbound_external_id)
-        self.record(conversation, "out", reply.text, tool_calls=reply.tool_calls or None)
         # A new dict, so the JSON column is seen as changed.
         conversation.state = dict(reply.state)
         # The injected clock, not the row's onupdate (wall time), decides idleness.
@@ -113,6 +119,14 @@ class ConversationService:
         }
         if reply.end_conversation:
             conversation.status = "ended"
+        # Both sides of the turn in one INSERT (the ORM would fetch each new id back).
+        self._write_turn(
+            conversation,
+            [
+                {"direction": "in", "body": text, "external_id": inbound_external_id},
+                {"direction": "out", "body": reply.text, "tool_calls": reply.tool_calls or None},
+            ],
+        )
         return reply
 
     def record(
@@ -133,6 +147,20 @@ class ConversationService:
                 external_id=external_id,
             )
         )
+
+    def _write_turn(self, conversation: Conversation, messages: list[dict[str, Any]]) -> None:
+        rows = [
+            {
+                "conversation_id": conversation.id,
+                "tool_calls": None,
+                "external_id": None,
+                "created_at": utcnow(),
+                **message,
+            }
+            for message in messages
+        ]
+        # Executing flushes the conversation first, so its row exists for the foreign key.
+        self.session.execute(insert(Message.__table__), rows)
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""

@@ -35,7 +35,7 @@ def count_round_trips(engine: Engine) -> RoundTrips:
     event.listen(engine, "rollback", trips.add)
     if engine.dialect.name == "postgresql":
         event.listen(engine, "begin", trips.add)
-        if engine.pool._pre_ping:  # noqa: SLF001 (no public accessor; a ping is a round trip)
+        if engine.pool._pre_ping:
             event.listen(engine.pool, "checkout", trips.add)
     return trips
 

@@ -72,9 +72,11 @@ def main() -> None:
             bench.run("warm-up", sms_lines(signer, line, 10**6, 300), "<Message>", seconds=2)
             raw = OUT / f"{kind}-{path}.txt"
             spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-                + ["--format", "raw", "--output", str(raw), "--rate", "250", "--nonblocking", "--gil"]
-                + ["--duration", str(SECONDS)],
+                [
+                    *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)),
+                    *("--format", "raw", "--output", str(raw), "--rate", "250"),
+                    *("--nonblocking", "--gil", "--duration", str(SECONDS)),
+                ],
                 stdout=subprocess.DEVNULL,
             )
             lines = sms_lines(signer, line, 0, REQUESTS) if path == "sms" else vapi_lines(REQUESTS)

@@ -22,9 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -248,7 +246,8 @@ def measure(kind: str) -> None:
             print(vapi.line(static))
             voice = bench.run("voice call answered", voice_lines(signer, line, REQUESTS), "<Say")
             print(voice.line(static))
-            gather = bench.run("Gather turn", gather_lines(signer, line, min(voice.requests, REQUESTS)), "<Say")
+            calls = min(voice.requests, REQUESTS)
+            gather = bench.run("Gather turn", gather_lines(signer, line, calls), "<Say")
             print(gather.line(static))
 
 

@@ -158,12 +158,13 @@ def static_lines(count: int) -> Iterator[str]:
 
 
 class Bench:
-    def __init__(self, base: str, pid: int, folder: Path) -> None:
+    def __init__(self, base: str, pid: int, folder: Path, workers: int = 1) -> None:
         self.base, self.pid, self.folder = base, pid, folder
+        self.workers = workers
         self.http = httpx.Client(timeout=10)
 
     def trips(self) -> int | None:
-        if SERVER_WORKERS > 1:
+        if self.workers > 1:
             return None  # each process counts its own; one request sees one of them
         return int(self.http.get(self.base + "/_bench/db").json()["round_trips"])
 
@@ -230,7 +231,7 @@ def measure(kind: str) -> None:
         line = seed(url)
         env = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "VAPI_SECRET": VAPI_SECRET}
         with serve(url, env, workers=SERVER_WORKERS) as (base, pid):
-            bench = Bench(base, pid, folder)
+            bench = Bench(base, pid, folder, SERVER_WORKERS)
             signer = Signer(base)
             print(f"\n{kind}: 1 server ({SERVER_WORKERS} process(es)), wrk {CONNECTIONS} conns")
             bench.run("warm-up static", static_lines(1000), "<Message>", seconds=2)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -244,3 +246,23 @@ def test_checkpoints_cover_every_sealed_entry(session_factory):
         count = session.scalar(select(func.count()).select_from(AuditEntry))
     assert [(p.first_seq, p.seq) for p in points] == [(1, 3), (4, 6), (7, 7)]
     assert count == 7
+
+
+def test_the_service_seals_in_the_background(settings: Settings, session_factory, clock):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    write_entries(session_factory, 3)
+    # A long interval: the first seal runs at start-up, the next one never within the test.
+    app = create_app(
+        settings.model_copy(update={"audit_seal_interval_seconds": 3600}),
+        session_factory=session_factory,
+        clock=clock,
+    )
+    with TestClient(app):
+        deadline = time.monotonic() + 20
+        while verify(session_factory).sealed < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    report = verify(session_factory)
+    assert report.ok and report.sealed == 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, and_, insert, literal, select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
@@ -35,11 +35,7 @@ class ConversationService:
         self.idle_reset = idle_reset
 
     def open(self, channel: str, external_id: str, route: Route) -> Conversation:
-        conversation = self.session.scalar(
-            select(Conversation).where(
-                Conversation.channel == channel, Conversation.external_id == external_id
-            )
-        )
+        conversation, known_name = self._find(channel, external_id, route)
         if conversation is None:
             # The id is set here so the turn can name the conversation before it is
             # written: the row goes out once, with the turn's final state, at commit
@@ -51,17 +47,34 @@ class ConversationService:
                 caller_e164=route.caller,
                 agent_id=route.agent.id,
                 state={},
-                details={},
+                details={"caller_name": known_name},
                 status="active",
             )
             self.session.add(conversation)
         elif self._idle_too_long(conversation):
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
-            conversation.details = {
-                k: v for k, v in (conversation.details or {}).items() if k != "caller_name"
-            }
+            conversation.details = {**(conversation.details or {}), "caller_name": known_name}
         return conversation
+
+    def _find(
+        self, channel: str, external_id: str, route: Route
+    ) -> tuple[Conversation | None, str | None]:
+        """The conversation and, for a new one, the caller's known name: one round trip.
+
+        One row always comes back (an outer join from a one-row select), so the name is
+        there even when the conversation is not."""
+        anchor = select(literal(1).label("one")).subquery()
+        found = (
+            select(Conversation, self._known_name_query(route).scalar_subquery())
+            .select_from(anchor)
+            .outerjoin(
+                Conversation,
+                and_(Conversation.channel == channel, Conversation.external_id == external_id),
+            )
+        )
+        conversation, known_name = self.session.execute(found).one()
+        return conversation, known_name
 
     def _idle_too_long(self, conversation: Conversation) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
@@ -159,8 +172,10 @@ class ConversationService:
             }
             for message in messages
         ]
-        # Executing flushes the conversation first, so its row exists for the foreign key.
-        self.session.execute(insert(Message.__table__), rows)
+        # The conversation's row first (foreign key), then a plain Core INSERT: the ORM's
+        # execute path would add its own bookkeeping to a statement that needs none.
+        self.session.flush()
+        self.session.connection().execute(insert(Message.__table__), rows)
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
@@ -171,10 +186,13 @@ class ConversationService:
         return details["caller_name"]
 
     def known_name(self, route: Route) -> str | None:
+        return self.session.scalar(self._known_name_query(route))
+
+    @staticmethod
+    def _known_name_query(route: Route) -> Select[tuple[str | None]]:
         if route.caller_is_owner:
-            owner = self.session.get(User, route.agent.user_id)
-            return owner.name if owner else None
-        return self.session.scalar(
+            return select(User.name).where(User.id == route.agent.user_id)
+        return (
             select(Appointment.contact_name)
             .where(
                 Appointment.agent_id == route.agent.id,

@@ -150,7 +150,7 @@ def _write_pending(session: Session) -> None:
         for at, actor, action, subject, details in pending
     ]
     # One INSERT for all entries of the transaction; no read of the chain, no lock.
-    session.execute(insert(AuditEntry.__table__), rows)
+    session.connection().execute(insert(AuditEntry.__table__), rows)
 
 
 @event.listens_for(Session, "after_rollback")

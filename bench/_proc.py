@@ -83,12 +83,10 @@ def serve(url: str, extra_env: dict[str, str], workers: int = 1) -> Iterator[tup
         "LOG_LEVEL": "WARNING",
         **extra_env,
     }
-    if workers > 1:
-        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
-        command += ["--workers", str(workers)]
-    else:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_default_app"]
-        command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    # What `python -m app serve --workers N` runs, minus migrations and the access log.
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_default_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command += ["--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         _wait_until_up(base, server)

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Database: SQLite file by default, PostgreSQL in production.
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: int = 10
+    # PostgreSQL: ping a pooled connection before use (one round trip per request), and
+    # replace connections older than this many seconds.
+    database_pre_ping: bool = True
+    database_pool_recycle_seconds: int = 1800
 
     # Shared rate-limit storage; in-memory when unset.
     redis_url: str | None = None

@@ -117,7 +117,8 @@ def _create(settings: Settings) -> Engine:
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.database_pre_ping,
+        pool_recycle=settings.database_pool_recycle_seconds,
     )
 
 

@@ -195,10 +195,10 @@ def seal(session: Session, batch: int = 1000) -> SealResult:
         session.rollback()
         return SealResult(0, busy=True)
     key = _session_key(session)
-    rows = session.execute(
-        select(AuditEntry).where(AuditEntry.seq.is_(None)).order_by(AuditEntry.id).limit(batch)
-    ).scalars()
     seq, prev, prev_signature = _head(session)
+    rows = session.scalars(
+        select(AuditEntry).where(AuditEntry.seq.is_(None)).order_by(AuditEntry.id).limit(batch)
+    ).all()
     first_seq, links, refused = seq + 1, [], None
     for row in rows:
         if entry_mac(key, row.at, row.actor, row.action, row.subject, row.details) != row.mac:
@@ -351,7 +351,7 @@ def verify_chain(
     verifier = _Verifier(session, batch_size)
     checkpoints = _batches(session, select(AuditCheckpoint), AuditCheckpoint.seq, batch_size)
     try:
-        verifier.sealed_entries(iter(list(checkpoints)))
+        verifier.sealed_entries(checkpoints)
         for seq, head in expect:
             if verifier.heads.get(seq) != head:
                 raise _Broken(None, f"checkpoint {seq} kept outside the database is missing")

@@ -266,3 +266,14 @@ def test_the_service_seals_in_the_background(settings: Settings, session_factory
             time.sleep(0.05)
     report = verify(session_factory)
     assert report.ok and report.sealed == 3
+
+
+def test_verify_reads_in_pages(session_factory):
+    sealed(session_factory, 7, batch=3)
+    write_entries(session_factory, 3, start=7)
+    report = verify(session_factory, batch_size=2)
+    assert report.ok and report.entries == 10 and report.sealed == 7
+    newest = entries(session_factory)[6]
+    change(session_factory, delete(AuditEntry).where(AuditEntry.id == newest.id))
+    report = verify(session_factory, batch_size=2)
+    assert not report.ok and "newest sealed entries deleted" in (report.reason or "")

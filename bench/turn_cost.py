@@ -252,10 +252,10 @@ def measure(kind: str) -> None:
             voice = bench.run("voice call answered", voice_lines(signer, line, REQUESTS), "<Say")
             print(voice.line(static))
             calls = min(voice.requests, REQUESTS)
-            # Half the time: a Gather turn is cheaper than answering, and every turn must
-            # belong to a call answered above (or it is a retry).
+            # A quarter of the time: a Gather turn is cheaper than answering, and every
+            # turn must belong to a call answered above (or it is a retry, marked).
             gather = bench.run(
-                "Gather turn", gather_lines(signer, line, calls), "<Say", seconds=SECONDS // 2
+                "Gather turn", gather_lines(signer, line, calls), "<Say", seconds=SECONDS // 4
             )
             print(gather.line(static))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, literal, select
+from sqlalchemy import Select, and_, insert, inspect, literal, select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
@@ -172,9 +172,11 @@ class ConversationService:
             }
             for message in messages
         ]
-        # The conversation's row first (foreign key), then a plain Core INSERT: the ORM's
-        # execute path would add its own bookkeeping to a statement that needs none.
-        self.session.flush()
+        # A new conversation's row first (foreign key); an existing one is updated once at
+        # commit, with whatever else the webhook changes on it. Then a plain Core INSERT:
+        # the ORM's execute path would add bookkeeping to a statement that needs none.
+        if inspect(conversation).pending:
+            self.session.flush()
         self.session.connection().execute(insert(Message.__table__), rows)
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:

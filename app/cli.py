@@ -16,9 +16,9 @@ import typer
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings, get_settings
+from app.security.audit_cli import audit_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Scheduling agent")
-audit_cli = typer.Typer(no_args_is_help=True, help="Audit trail")
 cli.add_typer(audit_cli, name="audit")
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
@@ -74,7 +74,11 @@ def _print_demo(settings: Settings) -> None:
 
 
 @cli.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (share the port)")] = 1,
+) -> None:
     """Serve the API (migrations first)."""
     import uvicorn
 
@@ -83,13 +87,26 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = get_settings()
     _migrate(settings)
     preflight(settings)
+    if workers > 1:
+        _share_metrics_between_workers()
     uvicorn.run(
         "app.main:create_default_app",
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Each worker writes its samples under one folder; /metrics in any serves the sum.
+    Set before the workers import prometheus_client (app.metrics reads it there)."""
+    import os
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sched-metrics-")
 
 
 @cli.command()
@@ -113,27 +130,6 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         port=port,
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
     )
-
-
-@audit_cli.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit hash chain; exit 1 when an entry was altered or removed."""
-    from app.db import make_engine, make_session_factory
-    from app.security.audit import verify_chain
-
-    engine = make_engine(get_settings())
-    with make_session_factory(engine)() as session:
-        report = verify_chain(session)
-    engine.dispose()
-    if report.ok:
-        typer.echo(f"audit chain intact: {report.entries} entries")
-        return
-    typer.echo(
-        f"audit chain BROKEN at entry {report.first_bad_id}: {report.reason} "
-        f"({report.entries} entries verified before it)",
-        err=True,
-    )
-    raise typer.Exit(1)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ PROJECT_ROOT = Path(os.environ.get("APP_HOME") or Path(__file__).resolve().paren
 DEV_TWILIO_TOKEN = "dev-twilio-auth-token"
 DEV_VAPI_SECRET = "dev-vapi-secret"
 DEV_APP_SECRET = "dev-only-secret-change-me"
+DEV_AUDIT_SIGNING_KEY = "dev-only-audit-signing-key"
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'scheduling.db'}"
 
 
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
     # Database: SQLite file by default, PostgreSQL in production.
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: int = 10
+    # PostgreSQL: ping a pooled connection before use (one round trip per request), and
+    # replace connections older than this many seconds.
+    database_pre_ping: bool = True
+    database_pool_recycle_seconds: int = 1800
 
     # Shared rate-limit storage; in-memory when unset.
     redis_url: str | None = None
@@ -145,6 +150,14 @@ class Settings(BaseSettings):
     # Secret used to sign connect links and other short-lived tokens.
     app_secret_key: SecretStr = SecretStr(DEV_APP_SECRET)
 
+    # Audit checkpoints and entries are HMAC-signed with this key. It must live outside
+    # the database (a secret store), so whoever can write the database cannot re-sign it.
+    audit_signing_key: SecretStr = SecretStr(DEV_AUDIT_SIGNING_KEY)
+    # The seal chains new audit entries in order every N seconds (0: off; run
+    # `python -m app audit seal --loop` as a worker instead), up to N entries per batch.
+    audit_seal_interval_seconds: float = 1.0
+    audit_seal_batch: int = 1000
+
     # Admin API and hardening.
     # Per API key on the admin API (limits notation).
     rate_limit_admin: str = "600/minute"
@@ -185,6 +198,7 @@ class Settings(BaseSettings):
             "TWILIO_AUTH_TOKEN": (self.twilio_auth_token, DEV_TWILIO_TOKEN),
             "VAPI_SECRET": (self.vapi_secret, DEV_VAPI_SECRET),
             "APP_SECRET_KEY": (self.app_secret_key, DEV_APP_SECRET),
+            "AUDIT_SIGNING_KEY": (self.audit_signing_key, DEV_AUDIT_SIGNING_KEY),
         }
         left = [
             name

@@ -97,6 +97,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(settings: Settings) -> Engine:
+    engine = _create(settings)
+    # Audit entries written through this engine are signed with the configured key.
+    from app.security.audit import use_signing_key
+
+    use_signing_key(engine, settings.audit_signing_key.get_secret_value())
+    return engine
+
+
+def _create(settings: Settings) -> Engine:
     url = settings.database_url
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -108,7 +117,8 @@ def make_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.database_pre_ping,
+        pool_recycle=settings.database_pool_recycle_seconds,
     )
 
 

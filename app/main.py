@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import admin, dashboard, health, metrics
+from app import admin, bench_stats, dashboard, health, metrics
 from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
@@ -28,6 +28,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory, read_only
 from app.logs import configure_logging, request_id
 from app.notify import SmsSender, build_sender
+from app.security import audit
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
@@ -104,11 +105,22 @@ def create_app(
                     batch=settings.calendar_sync_batch,
                 )
             )
+        sealer = None
+        if settings.audit_seal_interval_seconds > 0:
+            # Until the job engine runs it: the audit seal on the same kind of loop.
+            sealer = asyncio.create_task(
+                audit.run_periodically(
+                    session_factory,
+                    interval=settings.audit_seal_interval_seconds,
+                    batch=settings.audit_seal_batch,
+                )
+            )
         yield
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        for task in (sweeper, sealer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if db_engine is not None:
             db_engine.dispose()
 
@@ -138,6 +150,8 @@ def create_app(
     app.include_router(vapi.router)
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
+        app.state.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
+        app.include_router(bench_stats.router)
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -212,6 +213,13 @@ class AuditEntry(Base):
         Index("ix_audit_log_action_at", "action", "at"),
         Index("ix_audit_log_subject", "subject"),
         Index("ix_audit_log_actor_at", "actor", "at"),
+        # The seal's queue: entries not chained yet, in id order.
+        Index(
+            "ix_audit_log_unsealed",
+            "id",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -220,8 +228,24 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC of the content under AUDIT_SIGNING_KEY, written with the entry (no lock).
+    mac: Mapped[str] = mapped_column(String(64))
+    # Set by the seal (app/security/audit.py): position in the chain and its links.
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class AuditCheckpoint(Base):
+    """One sealed batch: the chain's head at `seq`, signed with a key not in the database."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signature: Mapped[str] = mapped_column(String(64))
 
 
 class SmsOptOut(Base):

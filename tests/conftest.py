@@ -69,6 +69,8 @@ def settings(database_url: str) -> Settings:
         vapi_secret="test-vapi-secret",
         vapi_hmac_secret="test-vapi-hmac-secret",
         redis_url=None,
+        # Tests seal the audit log themselves; a background seal would race them.
+        audit_seal_interval_seconds=0,
     )
 
 

@@ -361,7 +361,8 @@ class AuditEntryOut(BaseModel):
     action: str
     subject: str | None
     details: dict[str, Any]
-    hash: str
+    # The chain hash, set once the background seal has chained the entry.
+    hash: str | None
 
 
 class ChainOut(BaseModel):

@@ -7,14 +7,15 @@ so a restart between two messages loses nothing.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, insert, inspect, literal, select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
-from app.models import Appointment, Conversation, Message, User
+from app.models import Appointment, Conversation, Message, User, new_id, utcnow
 from app.routing import Route
 from app.tools.service import SchedulingTools, ToolContext
 
@@ -35,28 +36,46 @@ class ConversationService:
         self.idle_reset = idle_reset
 
     def open(self, channel: str, external_id: str, route: Route) -> Conversation:
-        conversation = self.session.scalar(
-            select(Conversation).where(
-                Conversation.channel == channel, Conversation.external_id == external_id
-            )
-        )
+        conversation, known_name = self._find(channel, external_id, route)
         if conversation is None:
+            # The id is set here so the turn can name the conversation before it is
+            # written: the row goes out once, with the turn's final state, at commit
+            # (or earlier when a tool flushes a write that refers to it).
             conversation = Conversation(
+                id=new_id("cnv"),
                 channel=channel,
                 external_id=external_id,
                 caller_e164=route.caller,
                 agent_id=route.agent.id,
                 state={},
+                details={"caller_name": known_name},
+                status="active",
             )
             self.session.add(conversation)
-            self.session.flush()
         elif self._idle_too_long(conversation):
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
-            conversation.details = {
-                k: v for k, v in (conversation.details or {}).items() if k != "caller_name"
-            }
+            conversation.details = {**(conversation.details or {}), "caller_name": known_name}
         return conversation
+
+    def _find(
+        self, channel: str, external_id: str, route: Route
+    ) -> tuple[Conversation | None, str | None]:
+        """The conversation and, for a new one, the caller's known name: one round trip.
+
+        One row always comes back (an outer join from a one-row select), so the name is
+        there even when the conversation is not."""
+        anchor = select(literal(1).label("one")).subquery()
+        found = (
+            select(Conversation, self._known_name_query(route).scalar_subquery())
+            .select_from(anchor)
+            .outerjoin(
+                Conversation,
+                and_(Conversation.channel == channel, Conversation.external_id == external_id),
+            )
+        )
+        conversation, known_name = self.session.execute(found).one()
+        return conversation, known_name
 
     def _idle_too_long(self, conversation: Conversation) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
@@ -90,22 +109,22 @@ class ConversationService:
         may_manage_existing: bool = True,
         inbound_external_id: str | None = None,
     ) -> Reply:
-        tools = self.tools_for(conversation, route, channel, may_manage_existing)
-        reply = self.engine.respond(
-            Turn(
-                text=text,
-                channel=channel,
-                now=self.now,
-                agent=route.agent,
-                tools=tools,
-                state=dict(conversation.state or {}),
-                caller_name=self.caller_name(conversation, route),
-                history=self.history(conversation),
+        # Reads during the turn need not write the conversation first (that was an INSERT
+        # or UPDATE per query); every tool that writes flushes explicitly, in a savepoint.
+        with self.session.no_autoflush:
+            tools = self.tools_for(conversation, route, channel, may_manage_existing)
+            reply = self.engine.respond(
+                Turn(
+                    text=text,
+                    channel=channel,
+                    now=self.now,
+                    agent=route.agent,
+                    tools=tools,
+                    state=dict(conversation.state or {}),
+                    caller_name=self.caller_name(conversation, route),
+                    history=self.history(conversation),
+                )
             )
-        )
-        # Both sides of the turn together: one flush writes them in a single INSERT.
-        self.record(conversation, "in", text, external_id=inbound_external_id)
-        self.record(conversation, "out", reply.text, tool_calls=reply.tool_calls or None)
         # A new dict, so the JSON column is seen as changed.
         conversation.state = dict(reply.state)
         # The injected clock, not the row's onupdate (wall time), decides idleness.
@@ -117,6 +136,14 @@ class ConversationService:
             conversation.status = "ended"
         if reply.meta:
             record_engine_turn(self.session, conversation, reply.meta, self.now)
+        # Both sides of the turn in one INSERT (the ORM would fetch each new id back).
+        self._write_turn(
+            conversation,
+            [
+                {"direction": "in", "body": text, "external_id": inbound_external_id},
+                {"direction": "out", "body": reply.text, "tool_calls": reply.tool_calls or None},
+            ],
+        )
         return reply
 
     def history(self, conversation: Conversation) -> list[tuple[str, str]]:
@@ -151,6 +178,24 @@ class ConversationService:
             )
         )
 
+    def _write_turn(self, conversation: Conversation, messages: list[dict[str, Any]]) -> None:
+        rows = [
+            {
+                "conversation_id": conversation.id,
+                "tool_calls": None,
+                "external_id": None,
+                "created_at": utcnow(),
+                **message,
+            }
+            for message in messages
+        ]
+        # A new conversation's row first (foreign key); an existing one is updated once at
+        # commit, with whatever else the webhook changes on it. Then a plain Core INSERT:
+        # the ORM's execute path would add bookkeeping to a statement that needs none.
+        if inspect(conversation).pending:
+            self.session.flush()
+        self.session.connection().execute(insert(Message.__table__), rows)
+
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
         details = conversation.details or {}
@@ -160,10 +205,13 @@ class ConversationService:
         return details["caller_name"]
 
     def known_name(self, route: Route) -> str | None:
+        return self.session.scalar(self._known_name_query(route))
+
+    @staticmethod
+    def _known_name_query(route: Route) -> Select[tuple[str | None]]:
         if route.caller_is_owner:
-            owner = self.session.get(User, route.agent.user_id)
-            return owner.name if owner else None
-        return self.session.scalar(
+            return select(User.name).where(User.id == route.agent.user_id)
+        return (
             select(Appointment.contact_name)
             .where(
                 Appointment.agent_id == route.agent.id,

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import time
+
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import Settings, get_settings
-from app.models import AuditEntry
+from app.models import AuditCheckpoint, AuditEntry, utcnow
 from app.security import audit
 
 
-def write_entries(factory: sessionmaker[Session], count: int) -> None:
-    for i in range(count):
+def write_entries(factory: sessionmaker[Session], count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
         with factory() as session:
             audit.record(
                 session,
@@ -24,14 +26,58 @@ def write_entries(factory: sessionmaker[Session], count: int) -> None:
             session.commit()
 
 
-def test_entries_chain_and_hide_secrets_and_numbers(session_factory, session: Session):
+def entries(factory: sessionmaker[Session]) -> list[AuditEntry]:
+    with factory() as session:
+        return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+
+def sealed(factory: sessionmaker[Session], count: int, batch: int = 1000) -> None:
+    write_entries(factory, count)
+    assert audit.seal_all(factory, batch) == count
+
+
+def verify(factory: sessionmaker[Session], **kwargs) -> audit.ChainReport:  # type: ignore[no-untyped-def]
+    with factory() as session:
+        return audit.verify_chain(session, **kwargs)
+
+
+def change(factory: sessionmaker[Session], statement) -> None:  # type: ignore[no-untyped-def]
+    with factory() as session:
+        session.execute(statement)
+        session.commit()
+
+
+def test_entries_are_signed_sealed_in_order_and_hide_secrets_and_numbers(session_factory):
     write_entries(session_factory, 3)
-    rows = session.query(AuditEntry).order_by(AuditEntry.id).all()
-    assert rows[0].prev_hash == audit.GENESIS_HASH
-    assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+    rows = entries(session_factory)
+    assert all(r.seq is None and r.hash is None and len(r.mac) == 64 for r in rows)
     assert rows[0].details["auth_token"] == "[redacted]"
     assert rows[0].details["caller"] == "+1••••••0123"
-    assert audit.verify_chain(session).ok
+    report = verify(session_factory)
+    assert report.ok and report.entries == 3 and report.sealed == 0
+
+    assert audit.seal_all(session_factory, batch=2) == 3
+    rows = entries(session_factory)
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[0].prev_hash == audit.GENESIS_HASH
+    assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+    with session_factory() as session:
+        points = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)))
+    assert [(p.first_seq, p.seq) for p in points] == [(1, 2), (3, 3)]
+    assert points[-1].head_hash == rows[-1].hash
+    report = verify(session_factory)
+    assert report.ok and report.entries == 3 and report.sealed == 3
+    assert report.head == rows[-1].hash
+
+
+def test_new_entries_after_a_seal_extend_the_chain(session_factory):
+    sealed(session_factory, 2)
+    write_entries(session_factory, 2, start=2)
+    assert verify(session_factory).ok
+    assert audit.seal_all(session_factory) == 2
+    report = verify(session_factory)
+    assert report.ok and report.sealed == 4
+    assert audit.seal_all(session_factory) == 0
 
 
 def test_rolled_back_work_leaves_no_audit_entry(session_factory, session: Session):
@@ -42,22 +88,129 @@ def test_rolled_back_work_leaves_no_audit_entry(session_factory, session: Sessio
     assert session.query(AuditEntry).count() == 0
 
 
-def test_altered_entry_is_found(session_factory, session: Session):
+@pytest.mark.parametrize("seal_first", [True, False], ids=["sealed", "awaiting-seal"])
+def test_altered_entry_is_found(session_factory, seal_first: bool):
     write_entries(session_factory, 4)
-    third = session.query(AuditEntry).order_by(AuditEntry.id).all()[2]
-    session.execute(update(AuditEntry).where(AuditEntry.id == third.id).values(actor="mallory"))
-    session.commit()
-    report = audit.verify_chain(session)
+    if seal_first:
+        audit.seal_all(session_factory)
+    third = entries(session_factory)[2]
+    change(session_factory, update(AuditEntry).where(AuditEntry.id == third.id).values(actor="x"))
+    report = verify(session_factory)
     assert not report.ok and report.first_bad_id == third.id and report.entries == 2
+    assert "altered" in (report.reason or "")
 
 
-def test_removed_entry_breaks_the_chain(session_factory, session: Session):
-    write_entries(session_factory, 4)
-    second = session.query(AuditEntry).order_by(AuditEntry.id).all()[1]
-    session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": second.id})
-    session.commit()
-    report = audit.verify_chain(session)
-    assert not report.ok and report.reason == "link to previous entry broken"
+def test_inserted_entry_is_found_and_never_sealed(session_factory):
+    sealed(session_factory, 2)
+    forged = {
+        "at": utcnow(),
+        "actor": "mallory",
+        "action": "booking.created",
+        "subject": None,
+        "details": {},
+        "mac": "0" * 64,
+    }
+    change(session_factory, insert(AuditEntry).values(**forged))
+    report = verify(session_factory)
+    assert not report.ok and "inserted" in (report.reason or "")
+    with session_factory() as session:
+        result = audit.seal(session)
+    assert result.sealed == 0 and result.refused_id == entries(session_factory)[-1].id
+
+
+def test_removed_entry_breaks_the_chain(session_factory):
+    sealed(session_factory, 4)
+    second = entries(session_factory)[1]
+    change(session_factory, delete(AuditEntry).where(AuditEntry.id == second.id))
+    report = verify(session_factory)
+    assert not report.ok and report.reason == "entries 2..2 of the chain deleted"
+
+
+def test_removed_newest_entries_are_found(session_factory):
+    sealed(session_factory, 5)
+    newest = entries(session_factory)[-2:]
+    change(session_factory, delete(AuditEntry).where(AuditEntry.id.in_([r.id for r in newest])))
+    report = verify(session_factory)
+    assert not report.ok and "newest sealed entries deleted" in (report.reason or "")
+
+
+def test_a_checkpoint_rewritten_without_the_key_is_found(session_factory):
+    # Delete the newest entry and move the checkpoint back onto the entry before it:
+    # whoever only has the database cannot sign the new head.
+    sealed(session_factory, 3)
+    rows = entries(session_factory)
+    change(session_factory, delete(AuditEntry).where(AuditEntry.id == rows[-1].id))
+    change(
+        session_factory,
+        update(AuditCheckpoint).values(seq=2, head_hash=rows[1].hash),
+    )
+    report = verify(session_factory)
+    assert not report.ok and "not signed by the audit key" in (report.reason or "")
+
+
+def test_entries_signed_with_another_key_are_refused(session_factory, db_engine):
+    sealed(session_factory, 2)
+    audit.use_signing_key(db_engine, "another-key")
+    try:
+        report = verify(session_factory)
+    finally:
+        audit.use_signing_key(db_engine, get_settings().audit_signing_key.get_secret_value())
+    assert not report.ok and report.first_bad_id == entries(session_factory)[0].id
+
+
+def test_whole_batches_deleted_with_their_checkpoint_are_found_by_an_outside_copy(
+    session_factory,
+):
+    write_entries(session_factory, 2)
+    with session_factory() as session:
+        first = audit.seal(session).checkpoint
+    write_entries(session_factory, 2, start=2)
+    with session_factory() as session:
+        second = audit.seal(session).checkpoint
+    assert first is not None and second is not None
+    kept = [(second.seq, second.head_hash)]
+    assert verify(session_factory, expect=kept).ok
+    change(session_factory, delete(AuditEntry).where(AuditEntry.seq > first.seq))
+    change(session_factory, delete(AuditCheckpoint).where(AuditCheckpoint.seq == second.seq))
+    assert verify(session_factory).ok  # what the database alone still shows...
+    report = verify(session_factory, expect=kept)  # ...and what the outside copy proves
+    assert not report.ok and "outside the database is missing" in (report.reason or "")
+
+
+def _postgres_only(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("concurrent writers need PostgreSQL (SQLite has one writer)")
+
+
+def test_writers_append_without_waiting_for_each_other(session_factory):
+    _postgres_only(session_factory)
+    with session_factory() as first, session_factory() as second:
+        audit.record(first, "test.first", actor="tester")
+        # Insert the first transaction's entry now (what commit does), leaving it open.
+        audit._write_pending(first)
+        # A global chain lock would make this wait for `first`: fail fast instead.
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        audit.record(second, "test.second", actor="tester")
+        second.commit()
+        # The seal sees only committed entries; the open one is sealed by a later run.
+        assert audit.seal_all(session_factory) == 1
+        first.commit()
+    assert audit.seal_all(session_factory) == 1
+    rows = entries(session_factory)
+    assert [(r.action, r.seq) for r in rows] == [("test.first", 2), ("test.second", 1)]
+    assert verify(session_factory).ok
+
+
+def test_only_one_sealer_at_a_time(session_factory):
+    _postgres_only(session_factory)
+    write_entries(session_factory, 3)
+    with session_factory() as holder:
+        assert audit._take_seal_turn(holder)
+        with session_factory() as session:
+            result = audit.seal(session)
+        assert result.busy and result.sealed == 0
+    assert audit.seal_all(session_factory) == 3
 
 
 @pytest.fixture
@@ -68,12 +221,59 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
-def test_audit_verify_command(cli_env, session_factory, session: Session):
+def test_audit_seal_and_verify_commands(cli_env, session_factory):
     write_entries(session_factory, 2)
     runner = CliRunner()
     ok = runner.invoke(cli, ["audit", "verify"])
-    assert ok.exit_code == 0 and "intact: 2 entries" in ok.output
-    session.execute(update(AuditEntry).values(details={"n": 99}))
-    session.commit()
+    assert ok.exit_code == 0 and "2 entries (0 sealed, 2 awaiting the seal)" in ok.output
+    assert "sealed 2 entries" in runner.invoke(cli, ["audit", "seal"]).output
+    with session_factory() as session:
+        head = session.scalar(select(AuditCheckpoint.head_hash))
+    kept = f"2:{head}"
+    ok = runner.invoke(cli, ["audit", "verify", "--expect", kept])
+    assert ok.exit_code == 0 and "2 entries (2 sealed, 0 awaiting the seal)" in ok.output
+    bad = runner.invoke(cli, ["audit", "verify", "--expect", "2:nothex"])
+    assert bad.exit_code == 2 and "SEQ:HEAD_HASH" in bad.output
+    change(session_factory, update(AuditEntry).values(details={"n": 99}))
     broken = runner.invoke(cli, ["audit", "verify"])
-    assert broken.exit_code == 1
+    assert broken.exit_code == 1 and "altered" in broken.output
+
+
+def test_checkpoints_cover_every_sealed_entry(session_factory):
+    sealed(session_factory, 7, batch=3)
+    with session_factory() as session:
+        points = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
+        count = session.scalar(select(func.count()).select_from(AuditEntry))
+    assert [(p.first_seq, p.seq) for p in points] == [(1, 3), (4, 6), (7, 7)]
+    assert count == 7
+
+
+def test_the_service_seals_in_the_background(settings: Settings, session_factory, clock):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    write_entries(session_factory, 3)
+    # A long interval: the first seal runs at start-up, the next one never within the test.
+    app = create_app(
+        settings.model_copy(update={"audit_seal_interval_seconds": 3600}),
+        session_factory=session_factory,
+        clock=clock,
+    )
+    with TestClient(app):
+        deadline = time.monotonic() + 20
+        while verify(session_factory).sealed < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    report = verify(session_factory)
+    assert report.ok and report.sealed == 3
+
+
+def test_verify_reads_in_pages(session_factory):
+    sealed(session_factory, 7, batch=3)
+    write_entries(session_factory, 3, start=7)
+    report = verify(session_factory, batch_size=2)
+    assert report.ok and report.entries == 10 and report.sealed == 7
+    newest = entries(session_factory)[6]
+    change(session_factory, delete(AuditEntry).where(AuditEntry.id == newest.id))
+    report = verify(session_factory, batch_size=2)
+    assert not report.ok and "newest sealed entries deleted" in (report.reason or "")

@@ -1,0 +1,113 @@
+"""Shared by the wrk benchmarks: a server process on a port in 18600-18699, its CPU time
+(with its worker processes), and a private PostgreSQL database for one run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants (uvicorn workers)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / _TICKS
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0].replace("+psycopg", "") + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    for port in range(18600, 18700):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 18600-18699")
+
+
+@contextmanager
+def serve(url: str, extra_env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """Yield (base URL, pid) of a server on `url`; stop it at the end."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PUBLIC_BASE_URL": base,
+        "BENCH_ENDPOINTS": "true",
+        "RATE_LIMIT_WEBHOOK": "1000000/minute",
+        "RATE_LIMIT_DEFAULT": "1000000/minute",
+        "RATE_LIMIT_PIN": "1000000/minute",
+        "LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    # What `python -m app serve --workers N` runs, minus migrations and the access log.
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_default_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command += ["--workers", str(workers)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        _wait_until_up(base, server)
+        yield base, server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not come up in 60 s")

@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -85,7 +85,10 @@ class FakeDeepgram:
             return JSONResponse({"err_code": "INTERNAL", "err_msg": "fake failure"}, 500)
         if request.query_params.get("encoding") != "mulaw":
             return JSONResponse({"err_code": "UNSUPPORTED_ENCODING"}, status_code=400)
-        text = str((await request.json()).get("text") or "")
+        try:
+            text = str((await request.json()).get("text") or "")
+        except ClientDisconnect:
+            return Response(status_code=499)
         self.spoken.append(text)
         audio = b"".join(simulated_audio.encode(text))
         audio = audio.ljust(max(len(audio), len(text) * self.bytes_per_char), b"\xff")

@@ -50,6 +50,8 @@ class StreamedCall:
     stream_sid: str = field(default_factory=lambda: "MZ" + secrets.token_hex(16))
     twiml: str = ""
     heard: list[str] = field(default_factory=list)
+    # How many of `heard` were played to their end (the mark after them came back).
+    heard_whole: int = 0
     frames_sent: int = 0
     frames_received: int = 0
     marks_echoed: int = 0
@@ -170,8 +172,9 @@ class StreamedCall:
                     self.clears += 1
                     marks = [item for item in self._playback if isinstance(item, str)]
                     self._playback.clear()
+                    self._decoder = simulated_audio.Decoder()  # a phrase cut short
                     for name in marks:
-                        await self._echo(name)
+                        await self._echo(name, played=False)
         except ConnectionClosed:
             pass
         finally:
@@ -226,7 +229,10 @@ class StreamedCall:
                 self.heard.extend(texts)
                 self._heard_changed.set()
 
-    async def _echo(self, name: str) -> None:
+    async def _echo(self, name: str, *, played: bool = True) -> None:
+        if played:
+            self.heard_whole = len(self.heard)
+            self._heard_changed.set()
         self.marks_echoed += 1
         with contextlib.suppress(ConnectionClosed):
             await self._send(
@@ -250,10 +256,16 @@ class StreamedCall:
             )
 
     async def hear(self, fragment: str, timeout: float = 10.0) -> str:
-        """Wait until the caller has heard something containing `fragment`; return it."""
+        """Wait until the caller has heard a phrase containing `fragment` to its end."""
+        try:
+            return await self._hear(fragment, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"never heard {fragment!r}; heard {self.heard}") from None
+
+    async def _hear(self, fragment: str, timeout: float) -> str:
         async with asyncio.timeout(timeout):
             while True:
-                for text in self.heard:
+                for text in self.heard[: self.heard_whole]:
                     if fragment.lower() in text.lower():
                         return text
                 if self.closed.is_set():

@@ -48,6 +48,7 @@ class FakeDeepgram:
     # What the fake saw, for assertions.
     connections: list[dict[str, Any]] = field(default_factory=list)
     audio_bytes: int = 0
+    closed_streams: int = 0
     heard: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
 
@@ -74,7 +75,10 @@ class FakeDeepgram:
         )
         self.connections[-1]["terms"] = keyterms
         await websocket.accept()
-        await _Transcriber(self, websocket).run()
+        try:
+            await _Transcriber(self, websocket).run()
+        finally:
+            self.closed_streams += 1
 
     # --- speech synthesis ----------------------------------------------------------------
 

@@ -16,11 +16,12 @@ policy, idempotency and the transcript are the same on both transports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -166,9 +167,25 @@ async def media_stream(websocket: WebSocket) -> None:
     outcome = await _converse(websocket, dialogue, options, str(start.get("streamSid") or ""))
     if outcome is Outcome.FALLBACK:
         await _audit(websocket, call_sid, "voice.stream_fallback", reason=dialogue.failure)
+    # Twilio then follows the <Redirect> after <Connect>: /resume.
+    await _close(websocket)
+
+
+async def _close(websocket: WebSocket, code: int = 1000) -> None:
+    """Close unless the caller's side is already gone (a hang-up closes it first)."""
     if websocket.client_state is WebSocketState.CONNECTED:
-        # Twilio then follows the <Redirect> after <Connect>: /resume.
-        await websocket.close()
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=code)
+
+
+def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """send_json that stays quiet once the caller hung up: the reader sees the hang-up."""
+
+    async def send(message: dict[str, Any]) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(message)
+
+    return send
 
 
 async def _converse(
@@ -181,7 +198,7 @@ async def _converse(
             greeting = await dialogue.greet()
             call = StreamCall(
                 stream_sid,
-                websocket.send_json,
+                _sender(websocket),
                 listener,
                 deepgram.speak,
                 dialogue,
@@ -241,7 +258,7 @@ async def twilio_messages(websocket: WebSocket) -> AsyncIterator[dict[str, Any]]
 async def _refuse(websocket: WebSocket, call_sid: str, reason: str) -> None:
     log.warning("media stream refused: %s", reason)
     await _audit(websocket, call_sid, "webhook.rejected", reason=reason)
-    await websocket.close(code=POLICY_VIOLATION)
+    await _close(websocket, POLICY_VIOLATION)
 
 
 async def _audit(websocket: WebSocket, call_sid: str, action: str, **details: object) -> None:

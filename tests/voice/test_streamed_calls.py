@@ -20,7 +20,7 @@ from app.security.pins import hash_pin
 from app.security.stream_token import StreamTokens
 from app.stream_sim import StreamedCall, StreamRefused
 from app.voice.fake_deepgram import FakeDeepgram
-from tests.conftest import Reader
+from tests.conftest import Reader, TwilioClient
 from tests.voice.conftest import run
 
 
@@ -312,3 +312,31 @@ def test_twenty_concurrent_streamed_calls_lose_no_frame(
     for call in calls:
         assert call.heard[0].startswith("Hi Sam")
         assert any("Shall I go ahead" in text for text in call.heard)
+
+
+def test_without_a_deepgram_key_a_stream_agent_answers_with_gather(
+    twilio: TwilioClient, streaming_agent: DemoData
+) -> None:
+    params = {"CallSid": "CA" + "c" * 32, "From": streaming_agent.caller, "To": "+15005550006"}
+    answer = twilio.post("/webhooks/twilio/voice/inbound", params)
+    assert answer.status_code == 200
+    root = ET.fromstring(answer.text)
+    assert root.find("Connect") is None and root.find("Gather") is not None
+
+
+def test_stream_answer_carries_a_token_and_the_way_back(
+    new_call: Callable[..., StreamedCall], stream_settings: Settings
+) -> None:
+    call = new_call()
+    run(call.dial)
+    root = ET.fromstring(call.twiml)
+    stream = root.find("Connect/Stream")
+    assert (
+        stream is not None and stream.get("url") == "wss://agent.example.com/webhooks/twilio/media"
+    )
+    (parameter,) = stream.findall("Parameter")
+    assert parameter.get("name") == "token" and call.caller not in call.twiml
+    StreamTokens(stream_settings.app_secret_key.get_secret_value().encode(), 60).verify(
+        parameter.get("value", ""), call.sid, time.time()
+    )
+    assert root.findtext("Redirect") == "https://agent.example.com/webhooks/twilio/media/resume"

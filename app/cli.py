@@ -202,3 +202,8 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
+
+# --- streamed calls (app/voice) ----------------------------------------------------------
+from app.voice.cli import voice_cli  # noqa: E402
+
+cli.add_typer(voice_cli, name="voice")

@@ -19,6 +19,7 @@ import json
 import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -291,3 +292,79 @@ class StreamedCall:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._socket is not None:
             await self._socket.close()
+
+
+# --- the command line: `python -m app call --stream` ------------------------------------------
+
+
+async def wait_for_reply(call: StreamedCall, before: int, timeout: float = 20.0) -> None:
+    """Until the agent has said something new and gone quiet (or the stream ended)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while not call.closed.is_set():
+                idle = call.heard_whole > before and not call._playback
+                if idle:
+                    await asyncio.sleep(0.4)
+                    if not call._playback and call.heard_whole == len(call.heard):
+                        return
+                await asyncio.sleep(0.05)
+
+
+async def converse(
+    call: StreamedCall, lines: Iterator[str], echo: Callable[[str], None]
+) -> str | None:
+    """Plays the call: each line is said (digits then # are keyed); returns the TwiML
+    Twilio would follow if the stream ended with the call still up, else None."""
+    async with httpx.AsyncClient(timeout=20) as http:
+        await call.dial(http)
+        if call.stream_target() is None:
+            echo(
+                "(the agent answered without a stream: is the agent in voice_mode 'stream' "
+                "and DEEPGRAM_API_KEY set on the server?)"
+            )
+            return call.twiml
+        await call.open_stream()
+        printed = 0
+
+        def show() -> None:
+            nonlocal printed
+            for text in call.heard[printed:]:
+                echo(f"agent> {text}")
+            printed = len(call.heard)
+
+        await wait_for_reply(call, 0)
+        show()
+        while not call.closed.is_set():
+            line = await asyncio.to_thread(next, lines, None)
+            if line is None:
+                await call.hang_up()
+                echo("(you hung up)")
+                return None
+            before = call.heard_whole
+            keyed = line.strip()
+            if keyed.endswith("#") and keyed[:-1].isdigit():
+                await call.press(keyed)
+            elif keyed:
+                call.say(keyed)
+            await wait_for_reply(call, before)
+            show()
+        show()
+        echo("(the stream ended)")
+        return await call.follow_redirect(http)
+
+
+def stream_call(simulator: Any, lines: Iterator[str], echo: Callable[[str], None]) -> Any:
+    """The CLI's streamed call for phone_sim.CallSimulator's caller: None when the call
+    ended on the stream, else the parsed TwiML to go on with (<Gather> after a fallback)."""
+    from app.phone_sim import parse_twiml
+
+    call = StreamedCall(
+        simulator.settings,
+        simulator.url.rstrip("/"),
+        simulator.caller,
+        simulator.to,
+        simulator.stir_verstat,
+        sid=simulator.sid,
+    )
+    twiml = asyncio.run(converse(call, lines, echo))
+    return None if twiml is None else parse_twiml(twiml)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -57,7 +59,18 @@ class FakeDeepgram:
             routes=[
                 WebSocketRoute("/v1/listen", self.listen),
                 Route("/v1/speak", self.speak, methods=["POST"]),
+                Route("/_stats", self.stats, methods=["GET"]),
             ]
+        )
+
+    async def stats(self, _: Request) -> Response:
+        """What the fake received, for benchmarks that run it in another process."""
+        return JSONResponse(
+            {
+                "audio_bytes": self.audio_bytes,
+                "connections": len(self.connections),
+                "closed_streams": self.closed_streams,
+            }
         )
 
     def _authorised(self, authorization: str | None) -> bool:
@@ -203,22 +216,40 @@ class _Transcriber:
         }
 
 
+PORTS = range(18700, 18800)  # the loopback ports set aside for local servers here
+
+
+def loopback_socket(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1: `port`, or the first free one in PORTS."""
+    candidates = [port] if port else random.sample(PORTS, len(PORTS))
+    for candidate in candidates:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        return sock
+    raise RuntimeError("no free port in 18700-18799")
+
+
 @contextmanager
 def serving(app: Any, port: int = 0) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its http:// URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
-    )
+    sock = loopback_socket(port)
+    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         while not server.started:
             if not thread.is_alive():
                 raise RuntimeError("server did not start")
             threading.Event().wait(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{bound}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()

@@ -100,6 +100,7 @@ class StreamCall:
         self.silence_task: asyncio.Task[None] | None = None
         self.outcome: asyncio.Future[Outcome] | None = None
         self.marks = 0
+        self.frames_out = 0
         self.barge_ins = 0
         # Seconds from the end of an utterance to the first reply frame sent (benchmarks).
         self.turn_latencies: list[float] = []
@@ -251,6 +252,7 @@ class StreamCall:
         if self._utterance_ended_at is not None:
             self.turn_latencies.append(time.perf_counter() - self._utterance_ended_at)
             self._utterance_ended_at = None
+        self.frames_out += 1
         payload = base64.b64encode(frame).decode()
         await self._send(
             {"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}

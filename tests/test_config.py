@@ -23,3 +23,13 @@ def test_development_secrets_refused_outside_development():
         app_secret_key="a-long-random-app-secret",
     )
     assert ready.environment == "production"
+
+
+def test_every_setting_is_documented_in_env_example():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in documented]
+    assert missing == []

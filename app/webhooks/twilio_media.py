@@ -36,7 +36,6 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from app.config import Settings
 from app.models import Agent, Conversation, Message, User
-from app.phone import mask
 from app.routing import Unrouted
 from app.security import audit
 from app.security.idempotency import claim
@@ -366,7 +365,7 @@ class CallDialogue:
                     ),
                 )
         except Exception:
-            log.exception("stream %s turn %d failed", mask(self.call_sid), number)
+            log.exception("stream %s turn %d failed", self.call_sid, number)
             return Said(voice.APOLOGY_RETRY)
         return said_in(twiml)
 

@@ -16,6 +16,7 @@ policy, idempotency and the transcript are the same on both transports.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -166,6 +167,7 @@ async def media_stream(websocket: WebSocket) -> None:
     outcome = await _converse(websocket, dialogue, options, str(start.get("streamSid") or ""))
     if outcome is Outcome.FALLBACK:
         await _audit(websocket, call_sid, "voice.stream_fallback", reason=dialogue.failure)
+    await dialogue.settle()
     # Twilio then follows the <Redirect> after <Connect>: /resume.
     await _close(websocket)
 
@@ -303,6 +305,17 @@ class CallDialogue:
         self.form = FormData([("CallSid", call_sid)])
         self.turn_number = 0
         self.failure = ""
+        self.in_flight: asyncio.Future[str] | None = None
+
+    async def settle(self) -> None:
+        """Let a turn still running commit before Twilio moves on to /resume, so the
+        Gather turns that follow are numbered after it."""
+        work = self.in_flight
+        if work is None or work.done():
+            return
+        seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
+        with anyio.move_on_after(seconds), contextlib.suppress(Exception):
+            await asyncio.shield(work)
 
     def _call(self, session: Session) -> voice.Call:
         return voice.Call(self.websocket, session, self.form)
@@ -356,14 +369,18 @@ class CallDialogue:
         number = self.turn_number
         seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
         form = FormData([*self.form.multi_items(), ("SpeechResult", heard)])
+        work = asyncio.ensure_future(
+            _in_thread(
+                self.websocket,
+                lambda session: voice.take_turn(voice.Call(self.websocket, session, form), number),
+            )
+        )
+        self.in_flight = work
         try:
             with anyio.fail_after(seconds):
-                twiml = await _in_thread(
-                    self.websocket,
-                    lambda session: voice.take_turn(
-                        voice.Call(self.websocket, session, form), number
-                    ),
-                )
+                # Shielded: a call ending mid-turn must not leave the thread's commit racing
+                # /resume (settle() waits for it).
+                twiml = await asyncio.shield(work)
         except Exception:
             log.exception("stream %s turn %d failed", self.call_sid, number)
             return Said(voice.APOLOGY_RETRY)

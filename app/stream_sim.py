@@ -279,6 +279,10 @@ class StreamedCall:
             await self.closed.wait()
 
     async def hang_up(self) -> None:
+        # Twilio sends nothing after `stop`: the 20 ms clock stops first.
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
         if self._socket is not None and not self.closed.is_set():
             stop = {"accountSid": "AC" + "0" * 32, "callSid": self.sid}
             with contextlib.suppress(ConnectionClosed):

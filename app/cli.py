@@ -234,3 +234,8 @@ cli.add_typer(dashboard_cli, name="dashboard")
 from app.scenarios.cli import scenarios_cli  # noqa: E402
 
 cli.add_typer(scenarios_cli, name="scenarios")
+
+# --- streamed calls (app/voice) ----------------------------------------------------------
+from app.voice.cli import voice_cli  # noqa: E402
+
+cli.add_typer(voice_cli, name="voice")

@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     twilio_gather_timeout_seconds: int = 6
     # One voice turn gets this long before the caller hears an apology (Twilio: 15 s).
     voice_turn_budget_seconds: float = 8.0
+    # Streamed calls (agents with voice_mode "stream"): Twilio Media Streams with Deepgram
+    # speech-to-text and text-to-speech. Without a key every call uses <Gather>.
+    deepgram_api_key: SecretStr | None = None
+    # Deepgram's REST (speech synthesis) and WebSocket (live transcription) base URLs;
+    # tests, the simulator and benchmarks point them at a local fake.
+    deepgram_api_url: str = "https://api.deepgram.com"
+    deepgram_ws_url: str = "wss://api.deepgram.com"
+    deepgram_stt_model: str = "nova-2-phonecall"
+    deepgram_tts_model: str = "aura-2-thalia-en"
+    # Silence (ms) that ends a phrase, and the gap that ends an utterance (one turn).
+    deepgram_endpointing_ms: int = 300
+    deepgram_utterance_end_ms: int = 1000
+    # Deepgram must answer within this, or the call goes on with <Gather>.
+    deepgram_connect_timeout_seconds: float = 3.0
+    # How long the signed stream token in the <Stream> parameters stays valid.
+    stream_token_seconds: int = 60
+    # Seconds without speech after the agent spoke before it asks again.
+    stream_silence_seconds: float = 8.0
     # Time for one SMS turn before the texter gets an apology (Twilio waits 15 s).
     sms_turn_budget_seconds: float = 10.0
     # PIN checks for callers whose caller ID is not attested: attempts per call, and a

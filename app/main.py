@@ -33,7 +33,8 @@ from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
 from app.telemetry import install_tracing
-from app.webhooks import twilio_sms, twilio_voice, vapi
+from app.voice.deepgram import build_deepgram
+from app.webhooks import twilio_media, twilio_sms, twilio_voice, vapi
 from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
@@ -141,12 +142,14 @@ def create_app(
         GoogleOAuth(settings, google_config, vault) if google_config and vault else None
     )
     app.state.limiter = build_limiter(settings)
+    app.state.deepgram = build_deepgram(settings)
 
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
     app.include_router(metrics.router)
     admin.install(app)
     app.include_router(twilio_voice.router)
+    app.include_router(twilio_media.router)
     app.include_router(vapi.router)
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:

@@ -156,6 +156,9 @@ def call(
             "No-TN-Validation, ... or 'none' for absent)"
         ),
     ] = "TN-Validation-Passed-A",
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Play it as a Twilio Media Stream (Deepgram)")
+    ] = False,
 ) -> None:
     """Phone the agent: each typed line is what you say (an empty line is silence; digits
     answer a PIN prompt as keypresses). Prints what the caller would hear."""
@@ -167,9 +170,17 @@ def call(
         to or settings.agent_number,
         None if stir_verstat.lower() == "none" else stir_verstat,
     )
+    lines = _lines("you> ")
     with httpx.Client(timeout=20) as http:
-        heard = simulator.dial(http)
-        lines = _lines("you> ")
+        if stream:
+            from app.stream_sim import stream_call
+
+            heard = stream_call(simulator, lines, typer.echo)
+            if heard is None:
+                simulator.hang_up(http)
+                return
+        else:
+            heard = simulator.dial(http)
         while True:
             for text in heard.says:
                 typer.echo(f"agent> {text}")

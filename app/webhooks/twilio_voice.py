@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -36,6 +37,7 @@ from app.security.idempotency import claim
 from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.tools.registry import TOOLS
+from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
 from app.webhooks.twilio_common import TwilioForm, twiml
@@ -148,9 +150,10 @@ async def within_budget(
 
 @dataclass
 class Call:
-    """One webhook's view of the call: the request, its session and the verified form."""
+    """One webhook's view of the call: the request (or a media stream's WebSocket), its
+    session and the verified form."""
 
-    request: Request
+    request: HTTPConnection
     session: Session
     form: FormData
 
@@ -241,7 +244,13 @@ def _greet(call: Call) -> str:
         "pin_verified": False,
         "pin_attempts": 0,
     }
+    streamed = twilio_media.streams(routed.agent, call.request.app.state.deepgram)
+    if streamed:
+        # The stream greets the caller; it routes each turn with the dialled number.
+        voice_state["to"] = str(call.form.get("To", ""))
     conversation.details = {**(conversation.details or {}), "voice": voice_state}
+    if streamed:
+        return twilio_media.connect_stream(settings, call.sid)
     greeting = greeting_for(routed.agent, service.known_name(routed))
     service.record(conversation, "out", greeting)
     return prompt(settings, routed.agent, greeting, turn=1)

@@ -1,0 +1,298 @@
+"""Turn-taking on one streamed call: what the caller says in, what the agent says out.
+
+Audio from Twilio goes to Deepgram as it arrives. Deepgram's final transcripts build
+the caller's utterance; its end (speech_final or UtteranceEnd) runs one engine turn. The
+reply is synthesised phrase by phrase and streamed back as it arrives, each phrase
+followed by a `mark`: Twilio echoes a mark once the audio before it has played, so the
+marks say what the caller actually heard. Words from the caller while the agent talks are
+a barge-in: `clear` empties Twilio's buffer, synthesis stops, and the transcript keeps
+only the phrases that were played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from app.voice.deepgram import DeepgramUnavailable, Listener, Transcript, UtteranceEnd
+
+log = logging.getLogger(__name__)
+
+FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
+SILENCE = object()  # a turn in which the caller said nothing
+
+
+class Outcome(StrEnum):
+    CALLER_HUNG_UP = "caller_hung_up"
+    AGENT_HUNG_UP = "agent_hung_up"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Said:
+    """What the dialogue wants spoken, and whether the call ends after it."""
+
+    text: str
+    hang_up: bool = False
+
+
+class Dialogue(Protocol):
+    async def turn(self, heard: str) -> Said: ...
+    async def interrupted(self, heard: str) -> None: ...
+
+
+Speaker = Callable[[str], AsyncIterator[bytes]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def phrases(text: str) -> list[str]:
+    """Sentences and clauses: the unit of synthesis, and of what counts as heard."""
+    parts = re.split(r"(?<=[.!?;:,])\s+", text.strip())
+    return [part for part in parts if part]
+
+
+@dataclass
+class Playback:
+    """The agent's current reply: phrases sent, and those Twilio says were played."""
+
+    phrases: list[str]
+    sent_marks: dict[str, int] = field(default_factory=dict)
+    played: set[int] = field(default_factory=set)
+    synthesis_done: bool = False
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def heard(self) -> str:
+        return " ".join(self.phrases[i] for i in sorted(self.played))
+
+    def check_finished(self) -> None:
+        if self.synthesis_done and len(self.played) == len(self.sent_marks):
+            self.finished.set()
+
+
+class StreamCall:
+    def __init__(
+        self,
+        stream_sid: str,
+        send: Send,
+        listener: Listener,
+        speaker: Speaker,
+        dialogue: Dialogue,
+        silence_seconds: float,
+    ) -> None:
+        self.stream_sid = stream_sid
+        self._send = send
+        self.listener = listener
+        self.speaker = speaker
+        self.dialogue = dialogue
+        self.silence_seconds = silence_seconds
+        self.finals: list[str] = []
+        self.digits = ""
+        self.utterances: asyncio.Queue[object] = asyncio.Queue()
+        self.playback: Playback | None = None
+        self.speaking_task: asyncio.Task[None] | None = None
+        self.silence_task: asyncio.Task[None] | None = None
+        self.outcome: asyncio.Future[Outcome] | None = None
+        self.marks = 0
+        self.frames_out = 0
+        self.barge_ins = 0
+        # Seconds from the end of an utterance to the first reply frame sent (benchmarks).
+        self.turn_latencies: list[float] = []
+        self._utterance_ended_at: float | None = None
+
+    # --- the call's life --------------------------------------------------------------
+
+    async def run(self, greeting: Said, twilio: AsyncIterator[dict[str, Any]]) -> Outcome:
+        self.outcome = asyncio.get_running_loop().create_future()
+        tasks = [
+            asyncio.create_task(self._from_twilio(twilio)),
+            asyncio.create_task(self._from_deepgram()),
+            asyncio.create_task(self._turns(greeting)),
+        ]
+        try:
+            return await self.outcome
+        finally:
+            for task in [*tasks, self.speaking_task, self.silence_task]:
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*[t for t in tasks if t is not None], return_exceptions=True)
+
+    def _finish(self, outcome: Outcome) -> None:
+        if self.outcome is not None and not self.outcome.done():
+            self.outcome.set_result(outcome)
+
+    async def _from_twilio(self, messages: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for message in messages:
+                event = message.get("event")
+                if event == "media":
+                    await self.listener.send(base64.b64decode(message["media"]["payload"]))
+                elif event == "mark":
+                    self._on_mark(str(message.get("mark", {}).get("name", "")))
+                elif event == "dtmf":
+                    await self._on_digit(str(message.get("dtmf", {}).get("digit", "")))
+                elif event == "stop":
+                    break
+        except DeepgramUnavailable as exc:
+            log.warning("stream %s: %s", self.stream_sid, exc)
+            self._finish(Outcome.FALLBACK)
+            return
+        self._finish(Outcome.CALLER_HUNG_UP)
+
+    async def _from_deepgram(self) -> None:
+        try:
+            async for event in self.listener.events():
+                if isinstance(event, Transcript):
+                    await self._on_transcript(event)
+                elif isinstance(event, UtteranceEnd):
+                    self._end_utterance()
+        except DeepgramUnavailable as exc:
+            log.warning("stream %s: %s", self.stream_sid, exc)
+        # Deepgram never ends a socket we keep open: this is a drop.
+        self._finish(Outcome.FALLBACK)
+
+    # --- the caller's side ------------------------------------------------------------
+
+    async def _on_transcript(self, event: Transcript) -> None:
+        if not event.text:
+            if event.speech_final:
+                self._end_utterance()
+            return
+        self._stop_silence_timer()
+        if self.is_speaking():
+            await self._barge_in()
+        if event.is_final:
+            self.finals.append(event.text)
+        if event.speech_final:
+            self._end_utterance()
+
+    def _end_utterance(self) -> None:
+        if not self.finals:
+            return
+        text = " ".join(self.finals)
+        self.finals = []
+        self._utterance_ended_at = time.perf_counter()
+        self.utterances.put_nowait(text)
+
+    async def _on_digit(self, digit: str) -> None:
+        self._stop_silence_timer()
+        if self.is_speaking():
+            await self._barge_in()
+        if digit == "#":
+            if self.digits:
+                self._utterance_ended_at = time.perf_counter()
+                self.utterances.put_nowait(self.digits)
+            self.digits = ""
+        elif digit.isdigit() or digit == "*":
+            self.digits += digit
+
+    # --- the agent's side -------------------------------------------------------------
+
+    async def _turns(self, greeting: Said) -> None:
+        said = greeting
+        while True:
+            if not await self._say(said):
+                self._start_silence_timer()
+            elif said.hang_up:
+                self._finish(Outcome.AGENT_HUNG_UP)
+                return
+            else:
+                self._start_silence_timer()
+            heard = await self.utterances.get()
+            self._stop_silence_timer()
+            said = await self.dialogue.turn("" if heard is SILENCE else str(heard))
+
+    async def _say(self, said: Said) -> bool:
+        """Speak `said`; True once all of it was played, False if the caller cut in."""
+        playback = Playback(phrases(said.text))
+        self.playback = playback
+        self.speaking_task = asyncio.create_task(self._synthesise(playback))
+        try:
+            await playback.finished.wait()
+        except asyncio.CancelledError:
+            self.speaking_task.cancel()
+            raise
+        return self.playback is playback and len(playback.played) == len(playback.phrases)
+
+    async def _synthesise(self, playback: Playback) -> None:
+        try:
+            await self._stream_phrases(playback)
+        except DeepgramUnavailable as exc:
+            log.warning("stream %s: %s", self.stream_sid, exc)
+            self._finish(Outcome.FALLBACK)
+
+    async def _stream_phrases(self, playback: Playback) -> None:
+        buffer = b""
+        for index, phrase in enumerate(playback.phrases):
+            async for chunk in self.speaker(phrase):
+                buffer += chunk
+                whole = len(buffer) - len(buffer) % FRAME_BYTES
+                for start in range(0, whole, FRAME_BYTES):
+                    await self._media(buffer[start : start + FRAME_BYTES])
+                buffer = buffer[whole:]
+            if buffer:
+                await self._media(buffer)
+                buffer = b""
+            self.marks += 1
+            name = f"m{self.marks}"
+            playback.sent_marks[name] = index
+            await self._send(
+                {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+            )
+        playback.synthesis_done = True
+        playback.check_finished()
+
+    async def _media(self, frame: bytes) -> None:
+        if self._utterance_ended_at is not None:
+            self.turn_latencies.append(time.perf_counter() - self._utterance_ended_at)
+            self._utterance_ended_at = None
+        self.frames_out += 1
+        payload = base64.b64encode(frame).decode()
+        await self._send(
+            {"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}
+        )
+
+    def _on_mark(self, name: str) -> None:
+        playback = self.playback
+        if playback is None or name not in playback.sent_marks:
+            return  # a mark of a reply already cleared, or not ours
+        playback.played.add(playback.sent_marks[name])
+        playback.check_finished()
+
+    def is_speaking(self) -> bool:
+        return self.playback is not None and not self.playback.finished.is_set()
+
+    async def _barge_in(self) -> None:
+        playback = self.playback
+        if playback is None:
+            return
+        # Marks Twilio echoes after `clear` are of audio it dropped, not played.
+        self.playback = None
+        if self.speaking_task is not None:
+            self.speaking_task.cancel()
+        await self._send({"event": "clear", "streamSid": self.stream_sid})
+        self.barge_ins += 1
+        playback.finished.set()
+        await self.dialogue.interrupted(playback.heard())
+
+    # --- silence ----------------------------------------------------------------------
+
+    def _start_silence_timer(self) -> None:
+        self._stop_silence_timer()
+        self.silence_task = asyncio.create_task(self._silence())
+
+    def _stop_silence_timer(self) -> None:
+        if self.silence_task is not None:
+            self.silence_task.cancel()
+            self.silence_task = None
+
+    async def _silence(self) -> None:
+        await asyncio.sleep(self.silence_seconds)
+        if not self.finals and not self.digits:
+            self.utterances.put_nowait(SILENCE)

@@ -1,0 +1,171 @@
+"""Deepgram through the official SDK (deepgram-sdk 7): live transcription and Aura speech.
+
+Both base URLs are settings (DEEPGRAM_API_URL for REST, DEEPGRAM_WS_URL for the
+WebSocket), so tests, the simulator and benchmarks talk to a local fake. The rest of the
+room sees only `Listener` events and `speak()` bytes, never SDK types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from deepgram import AsyncDeepgramClient
+from deepgram.environment import DeepgramClientEnvironment
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 8000  # Twilio Media Streams: 8 kHz μ-law, one channel
+ENCODING = "mulaw"
+
+
+class DeepgramUnavailable(Exception):
+    """Deepgram could not be reached, refused us, or dropped the connection."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    is_final: bool
+    speech_final: bool
+
+
+@dataclass(frozen=True)
+class UtteranceEnd:
+    pass
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    pass
+
+
+Event = Transcript | UtteranceEnd | SpeechStarted
+
+
+@dataclass(frozen=True)
+class ListenOptions:
+    language: str
+    keyterms: tuple[str, ...] = ()
+
+
+class Listener:
+    """One live-transcription socket: audio in, events out."""
+
+    def __init__(self, socket: Any) -> None:
+        self._socket = socket
+
+    async def send(self, audio: bytes) -> None:
+        try:
+            await self._socket.send_media(audio)
+        except Exception as exc:
+            raise DeepgramUnavailable(f"sending audio failed: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        try:
+            await self._socket.send_close_stream()
+        except Exception:
+            log.debug("deepgram close-stream not sent (socket already gone)")
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until the socket closes; a close without CloseStream from us is a drop,
+        so it raises DeepgramUnavailable."""
+        try:
+            async for message in self._socket:
+                event = _event(message)
+                if event is not None:
+                    yield event
+        except Exception as exc:
+            raise DeepgramUnavailable(f"transcription dropped: {type(exc).__name__}") from exc
+
+
+def _event(message: Any) -> Event | None:
+    kind = getattr(message, "type", None)
+    if kind == "Results":
+        alternatives = message.channel.alternatives or []
+        text = (alternatives[0].transcript or "").strip() if alternatives else ""
+        return Transcript(text, bool(message.is_final), bool(message.speech_final))
+    if kind == "UtteranceEnd":
+        return UtteranceEnd()
+    if kind == "SpeechStarted":
+        return SpeechStarted()
+    return None
+
+
+class Deepgram:
+    """The SDK client for one app; each call opens its own listen socket."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.deepgram_api_key is not None
+        self.settings = settings
+        self._client = AsyncDeepgramClient(
+            api_key=settings.deepgram_api_key.get_secret_value(),
+            environment=DeepgramClientEnvironment(
+                base=settings.deepgram_api_url.rstrip("/"),
+                production=settings.deepgram_ws_url.rstrip("/"),
+                agent=settings.deepgram_ws_url.rstrip("/"),
+                agent_rest=settings.deepgram_api_url.rstrip("/"),
+            ),
+        )
+
+    @asynccontextmanager
+    async def listen(self, options: ListenOptions) -> AsyncIterator[Listener]:
+        """A connected Listener, or DeepgramUnavailable within the connect timeout."""
+        settings = self.settings
+        terms = list(options.keyterms)
+        # Nova-3 takes plain key terms; older models take (unweighted) keywords.
+        boost = {"keyterm": terms} if settings.deepgram_stt_model.startswith("nova-3") else {}
+        if terms and not boost:
+            boost = {"keywords": terms}
+        async with AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout(settings.deepgram_connect_timeout_seconds):
+                    socket = await stack.enter_async_context(
+                        self._client.listen.v1.connect(
+                            model=settings.deepgram_stt_model,
+                            encoding=ENCODING,
+                            sample_rate=SAMPLE_RATE,
+                            channels=1,
+                            language=options.language,
+                            interim_results="true",
+                            punctuate="true",
+                            smart_format="true",
+                            vad_events="true",
+                            endpointing=settings.deepgram_endpointing_ms,
+                            utterance_end_ms=settings.deepgram_utterance_end_ms,
+                            **boost,
+                        )
+                    )
+            except Exception as exc:
+                raise DeepgramUnavailable(f"cannot connect: {type(exc).__name__}") from exc
+            listener = Listener(socket)
+            try:
+                yield listener
+            finally:
+                await listener.close()
+
+    async def speak(self, text: str) -> AsyncIterator[bytes]:
+        """μ-law 8 kHz audio for `text`, chunk by chunk as Deepgram streams it."""
+        try:
+            async for chunk in self._client.speak.v1.audio.generate(
+                text=text,
+                model=self.settings.deepgram_tts_model,
+                encoding=ENCODING,
+                sample_rate=SAMPLE_RATE,
+                container="none",
+            ):
+                yield chunk
+        except Exception as exc:
+            raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
+
+
+def build_deepgram(settings: Settings) -> Deepgram | None:
+    """None without DEEPGRAM_API_KEY: every call then uses <Gather>."""
+    key = settings.deepgram_api_key
+    return Deepgram(settings) if key is not None and key.get_secret_value() else None

@@ -1,0 +1,430 @@
+"""Twilio Media Streams: the WebSocket of a streamed call, and its way back to <Gather>.
+
+An agent with voice_mode "stream" (and DEEPGRAM_API_KEY set) answers the inbound call with
+<Connect><Stream> to wss://<PUBLIC_BASE_URL host>/webhooks/twilio/media, followed by a
+<Redirect> here to /resume: when the stream ends for any reason but a hang-up, Twilio goes
+on with that redirect, so a Deepgram failure becomes a <Gather> call, never dead air.
+
+Who may open a stream: Twilio's signature on the upgrade request (X-Twilio-Signature over
+the wss URL), and then, in the `start` message, the short-lived token from the TwiML bound
+to the CallSid, used once. Anything else is closed before audio flows.
+
+This module knows Twilio's messages and TwiML; app/voice/ does the turn-taking, and every
+engine turn is the Gather path's own step (twilio_voice.take_turn), so routing, the PIN
+policy, idempotency and the transcript are the same on both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Request, WebSocket
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from app.config import Settings
+from app.models import Agent, Conversation, Message, User
+from app.routing import Unrouted
+from app.security import audit
+from app.security.idempotency import claim
+from app.security.stream_token import StreamTokens, TokenRejected
+from app.voice.call import Outcome, Said, StreamCall
+from app.voice.deepgram import Deepgram, DeepgramUnavailable, ListenOptions
+from app.webhooks import twilio_voice as voice
+from app.webhooks.twilio_common import TwilioForm
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio/media", tags=["twilio"])
+
+MEDIA_PATH = "/webhooks/twilio/media"
+RESUME_PATH = "/webhooks/twilio/media/resume"
+START_TIMEOUT_SECONDS = 5.0
+POLICY_VIOLATION = 1008
+INTERRUPTED = "[interrupted]"
+RESUMED = "Sorry, the line broke up for a moment. Could you say that again?"
+T = TypeVar("T")
+
+
+# --- the answer to the inbound call ------------------------------------------------------
+
+
+def streams(agent: Agent, deepgram: Deepgram | None) -> bool:
+    """Stream only agents that asked for it, and only when Deepgram is configured."""
+    return agent.voice_mode == "stream" and deepgram is not None
+
+
+def tokens(settings: Settings) -> StreamTokens:
+    return StreamTokens(
+        settings.app_secret_key.get_secret_value().encode(), settings.stream_token_seconds
+    )
+
+
+def media_url(settings: Settings) -> str:
+    base = settings.public_base_url
+    scheme, _, rest = base.partition("://")
+    return f"{'ws' if scheme == 'http' else 'wss'}://{rest}{MEDIA_PATH}"
+
+
+def connect_stream(settings: Settings, call_sid: str) -> str:
+    """<Connect><Stream> with the call's token, then the way back if the stream ends."""
+    document = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=media_url(settings))
+    stream.parameter(name="token", value=tokens(settings).issue(call_sid, time.time()))
+    document.append(connect)
+    document.redirect(f"{settings.public_base_url}{RESUME_PATH}", method="POST")
+    return str(document)
+
+
+# --- back to <Gather> --------------------------------------------------------------------
+
+
+@router.post("/resume", summary="The stream ended: go on with <Gather>, or hang up")
+async def resume(request: Request, form: TwilioForm) -> Response:
+    return await voice.within_budget(
+        request,
+        lambda session: resume_call(voice.Call(request, session, form)),
+        voice.say_and_hang_up(voice.APOLOGY_HANGUP),
+        "stream resume",
+    )
+
+
+def resume_call(call: voice.Call) -> str:
+    event = claim(call.session, "twilio", f"{call.sid}:resume", "voice-resume")
+    if not event.is_new:
+        return event.previous_response or voice.say_and_hang_up(voice.ENDED)
+    response = _resume(call)
+    assert event.event is not None
+    event.event.response = response
+    call.session.commit()
+    return response
+
+
+def _resume(call: voice.Call) -> str:
+    conversation = call.conversation()
+    routed = call.route()
+    if conversation is None or isinstance(routed, Unrouted):
+        return voice.say_and_hang_up(voice.ENDED)
+    if conversation.status == "ended":
+        # The agent said goodbye on the stream: nothing more to say.
+        return str(VoiceResponse().hangup())
+    state: dict[str, Any] = dict((conversation.details or {}).get("voice") or {})
+    turn = int(state.get("turn") or 0) + 1
+    service = call.service()
+    spoke_before = call.session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == conversation.id, Message.direction == "out"
+        )
+    )
+    # Deepgram failed before the greeting: greet now, as the Gather path does.
+    text = RESUMED if spoke_before else voice.greeting_for(routed.agent, service.known_name(routed))
+    service.record(conversation, "out", text)
+    return voice.prompt(
+        call.settings, routed.agent, text, turn, pin=bool(state.get("awaiting_pin"))
+    )
+
+
+# --- the media stream ------------------------------------------------------------------
+
+
+@router.websocket("")
+async def media_stream(websocket: WebSocket) -> None:
+    settings: Settings = websocket.app.state.settings
+    if not upgrade_signed(websocket, settings):
+        await _audit(websocket, "", "webhook.rejected", reason="stream upgrade not signed")
+        await websocket.close(code=POLICY_VIOLATION)  # before accept: HTTP 403
+        return
+    await websocket.accept()
+    start = await _start_message(websocket)
+    if start is None:
+        await _refuse(websocket, "", "no start message")
+        return
+    call_sid = str(start.get("callSid") or "")
+    token = str((start.get("customParameters") or {}).get("token") or "")
+    try:
+        tokens(settings).verify(token, call_sid, time.time())
+    except TokenRejected as exc:
+        await _refuse(websocket, call_sid, exc.reason)
+        return
+    dialogue = CallDialogue(websocket, call_sid)
+    options = await dialogue.open()
+    if options is None:
+        await _refuse(websocket, call_sid, "stream already opened for this call")
+        return
+    outcome = await _converse(websocket, dialogue, options, str(start.get("streamSid") or ""))
+    if outcome is Outcome.FALLBACK:
+        await _audit(websocket, call_sid, "voice.stream_fallback", reason=dialogue.failure)
+    await dialogue.settle()
+    # Twilio then follows the <Redirect> after <Connect>: /resume.
+    await _close(websocket)
+
+
+async def _close(websocket: WebSocket, code: int = 1000) -> None:
+    """Close unless the caller's side is already gone (a hang-up closes it first)."""
+    if websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=code)
+
+
+def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """send_json that stays quiet once the caller hung up: the reader sees the hang-up."""
+
+    async def send(message: dict[str, Any]) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(message)
+
+    return send
+
+
+async def _converse(
+    websocket: WebSocket, dialogue: CallDialogue, options: ListenOptions, stream_sid: str
+) -> Outcome:
+    deepgram: Deepgram = websocket.app.state.deepgram
+    settings: Settings = websocket.app.state.settings
+    try:
+        async with deepgram.listen(options) as listener:
+            greeting = await dialogue.greet()
+            call = StreamCall(
+                stream_sid,
+                _sender(websocket),
+                listener,
+                deepgram.speak,
+                dialogue,
+                settings.stream_silence_seconds,
+            )
+            websocket.state.stream_call = call  # benchmarks read its turn latencies
+            outcome = await call.run(greeting, twilio_messages(websocket))
+            dialogue.failure = "deepgram dropped mid-call"
+            return outcome
+    except DeepgramUnavailable as exc:
+        dialogue.failure = str(exc)
+        return Outcome.FALLBACK
+
+
+def upgrade_signed(websocket: WebSocket, settings: Settings) -> bool:
+    """Twilio signs the upgrade's wss URL (no body) with the account's auth token."""
+    signature = websocket.headers.get("x-twilio-signature")
+    if not signature:
+        return False
+    url = media_url(settings)
+    if websocket.url.query:
+        url = f"{url}?{websocket.url.query}"
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    algorithm = get_signature_algorithm(
+        websocket.headers.get("x-twilio-webhooks-signature-settings")
+    )
+    return bool(validator.validate(url, {}, signature, algorithm))
+
+
+async def _start_message(websocket: WebSocket) -> dict[str, Any] | None:
+    """The `start` message (after `connected`), within a few seconds."""
+    with anyio.move_on_after(START_TIMEOUT_SECONDS):
+        async for message in twilio_messages(websocket):
+            if message.get("event") == "start":
+                start = message.get("start")
+                return start if isinstance(start, dict) else None
+            if message.get("event") != "connected":
+                return None
+    return None
+
+
+async def twilio_messages(websocket: WebSocket) -> AsyncIterator[dict[str, Any]]:
+    try:
+        while True:
+            text = await websocket.receive_text()
+            try:
+                message = json.loads(text)
+            except ValueError:
+                log.warning("media stream: a message that is not JSON, ignored")
+                continue
+            if isinstance(message, dict):
+                yield message
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+async def _refuse(websocket: WebSocket, call_sid: str, reason: str) -> None:
+    log.warning("media stream refused: %s", reason)
+    await _audit(websocket, call_sid, "webhook.rejected", reason=reason)
+    await _close(websocket, POLICY_VIOLATION)
+
+
+async def _audit(websocket: WebSocket, call_sid: str, action: str, **details: object) -> None:
+    def write(session: Session) -> None:
+        audit.record(
+            session,
+            action,
+            actor="twilio",
+            subject=call_sid or MEDIA_PATH,
+            details={"channel": "voice-stream", **details},
+        )
+        session.commit()
+
+    try:
+        await _in_thread(websocket, write)
+    except Exception:
+        log.exception("media stream audit entry %s not written", action)
+
+
+async def _in_thread(websocket: WebSocket, work: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with websocket.app.state.session_factory() as session:
+            try:
+                return work(session)
+            except Exception:
+                session.rollback()
+                raise
+
+    return await anyio.to_thread.run_sync(run)
+
+
+# --- engine turns, through the Gather path's own step -------------------------------------
+
+
+class CallDialogue:
+    """The conversation behind one stream. Each turn runs twilio_voice.take_turn in a
+    worker thread (claimed once per turn, committed with its transcript) and reads what
+    to say from the TwiML it returns."""
+
+    def __init__(self, websocket: WebSocket, call_sid: str) -> None:
+        self.websocket = websocket
+        self.call_sid = call_sid
+        self.form = FormData([("CallSid", call_sid)])
+        self.turn_number = 0
+        self.failure = ""
+        self.in_flight: asyncio.Future[str] | None = None
+
+    async def settle(self) -> None:
+        """Let a turn still running commit before Twilio moves on to /resume, so the
+        Gather turns that follow are numbered after it."""
+        work = self.in_flight
+        if work is None or work.done():
+            return
+        seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
+        with anyio.move_on_after(seconds), contextlib.suppress(Exception):
+            await asyncio.shield(work)
+
+    def _call(self, session: Session) -> voice.Call:
+        return voice.Call(self.websocket, session, self.form)
+
+    async def open(self) -> ListenOptions | None:
+        """Claim the stream (once per call) and learn who is calling whom."""
+        return await _in_thread(self.websocket, self._open)
+
+    def _open(self, session: Session) -> ListenOptions | None:
+        if not claim(session, "twilio", f"{self.call_sid}:stream", "voice-stream").is_new:
+            return None
+        conversation = session.scalar(
+            select(Conversation).where(
+                Conversation.channel == voice.CHANNEL, Conversation.external_id == self.call_sid
+            )
+        )
+        agent = session.get(Agent, conversation.agent_id) if conversation else None
+        if conversation is None or agent is None or conversation.status == "ended":
+            session.rollback()
+            return None
+        state = (conversation.details or {}).get("voice") or {}
+        # The Gather path routes each turn from the form: give it the call's own numbers.
+        self.form = FormData(
+            [
+                ("CallSid", self.call_sid),
+                ("From", conversation.caller_e164 or ""),
+                ("To", state.get("to") or ""),
+            ]
+        )
+        self.turn_number = int(state.get("turn") or 0)
+        session.commit()
+        return ListenOptions(language=agent.language, keyterms=keyterms(session, agent))
+
+    async def greet(self) -> Said:
+        return await _in_thread(self.websocket, self._greet)
+
+    def _greet(self, session: Session) -> Said:
+        call = self._call(session)
+        routed = call.route()
+        conversation = call.conversation()
+        if isinstance(routed, Unrouted) or conversation is None:
+            return Said(voice.ENDED, hang_up=True)
+        service = call.service()
+        greeting = voice.greeting_for(routed.agent, service.known_name(routed))
+        service.record(conversation, "out", greeting)
+        session.commit()
+        return Said(greeting)
+
+    async def turn(self, heard: str) -> Said:
+        self.turn_number += 1
+        number = self.turn_number
+        seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
+        form = FormData([*self.form.multi_items(), ("SpeechResult", heard)])
+        work = asyncio.ensure_future(
+            _in_thread(
+                self.websocket,
+                lambda session: voice.take_turn(voice.Call(self.websocket, session, form), number),
+            )
+        )
+        self.in_flight = work
+        try:
+            with anyio.fail_after(seconds):
+                # Shielded: a call ending mid-turn must not leave the thread's commit racing
+                # /resume (settle() waits for it).
+                twiml = await asyncio.shield(work)
+        except Exception:
+            log.exception("stream %s turn %d failed", self.call_sid, number)
+            return Said(voice.APOLOGY_RETRY)
+        return said_in(twiml)
+
+    async def interrupted(self, heard: str) -> None:
+        """Keep in the transcript only what the caller heard of the last reply."""
+        try:
+            await _in_thread(self.websocket, lambda session: self._interrupted(session, heard))
+        except Exception:
+            log.exception("stream %s: barge-in not recorded", self.call_sid)
+
+    def _interrupted(self, session: Session, heard: str) -> None:
+        conversation = self._call(session).conversation()
+        if conversation is None:
+            return
+        last = session.scalar(
+            select(Message)
+            .where(Message.conversation_id == conversation.id, Message.direction == "out")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        if last is not None:
+            last.body = f"{heard} {INTERRUPTED}".strip()
+        details = dict(conversation.details or {})
+        voice_state = dict(details.get("voice") or {})
+        clock = self.websocket.app.state.clock
+        barge_ins = [*voice_state.get("barge_ins", []), {"at": clock().isoformat(), "heard": heard}]
+        conversation.details = {**details, "voice": {**voice_state, "barge_ins": barge_ins}}
+        session.commit()
+
+
+def said_in(twiml: str) -> Said:
+    """What a Gather-path answer says, and whether it ends the call."""
+    root = ET.fromstring(twiml)
+    text = " ".join((say.text or "").strip() for say in root.iter("Say")).strip()
+    hang_up = root.find("Hangup") is not None or root.find("Gather") is None
+    return Said(text or voice.APOLOGY_RETRY, hang_up=hang_up)
+
+
+def keyterms(session: Session, agent: Agent) -> tuple[str, ...]:
+    """Words the recogniser should expect: appointment type names and the owner's name."""
+    names = [str(t.get("name") or t.get("key") or "") for t in agent.appointment_types or []]
+    owner = session.get(User, agent.user_id)
+    if owner is not None and owner.name:
+        names.append(owner.name)
+    return tuple(dict.fromkeys(name for name in names if name))

@@ -1,0 +1,217 @@
+"""Streamed calls (Twilio Media Streams + Deepgram), against a real server process, the
+fake Deepgram in another process, and callers played by app/stream_sim.StreamedCall.
+
+1. Our own time per turn: from the final transcript event reaching the server to the
+   first reply audio frame sent to Twilio, with the engine and Deepgram answering at once
+   (target p99 <= 15 ms), side by side with the Gather turn's server time in the same run.
+2. BENCH_CALLS (50) concurrent streamed calls for BENCH_SECONDS (15) each: the server's
+   event-loop lag p99 (target <= 5 ms), server CPU per call-second, frames dropped
+   (target 0) in both directions.
+
+    .venv/bin/python bench/stream_voice.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _phone_server import caller_number, prepare_database  # noqa: E402
+from _stream_server import TWILIO_TOKEN  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from stats import percentile  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.stream_sim import StreamedCall, wait_for_reply  # noqa: E402
+from app.voice.fake_deepgram import loopback_socket  # noqa: E402
+
+CALLS = int(os.environ.get("BENCH_CALLS", 50))
+SECONDS = float(os.environ.get("BENCH_SECONDS", 15))
+TURN_CALLS = int(os.environ.get("BENCH_TURN_CALLS", 8))
+TURNS = int(os.environ.get("BENCH_TURNS", 12))
+PHRASES = ["what do you have tomorrow afternoon", "is friday morning free", "next week then"]
+AGENT_NUMBER = "+15005550006"
+
+
+def free_port() -> int:
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@contextmanager
+def process(command: list[str], ready: str) -> Iterator[None]:
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if child.poll() is not None:
+                raise SystemExit(f"{command[1:3]} exited with {child.returncode}")
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{ready} did not come up")
+            time.sleep(0.1)
+        yield
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def line(label: str, samples: list[float], unit: str = "ms") -> str:
+    p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+    return f"{label:<40} n={len(samples):<6} p50={p50:7.2f} {unit}  p99={p99:7.2f} {unit}"
+
+
+class Bench:
+    def __init__(self, server: str, fake: str) -> None:
+        self.server = server
+        self.fake = fake
+        self.settings = Settings(
+            _env_file=None, public_base_url=server, twilio_auth_token=TWILIO_TOKEN
+        )
+
+    def call(self, index: int) -> StreamedCall:
+        return StreamedCall(self.settings, self.server, caller_number(index), AGENT_NUMBER)
+
+    async def converse(
+        self, http: httpx.AsyncClient, call: StreamedCall, turns: int, gap: float, until: float
+    ) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await wait_for_reply(call, 0)
+        done = 0
+        while done < turns and time.monotonic() < until and not call.closed.is_set():
+            before = call.heard_whole
+            call.say(PHRASES[done % len(PHRASES)])
+            await wait_for_reply(call, before)
+            done += 1
+            await asyncio.sleep(gap)
+        await call.hang_up()
+
+    async def gather_turns(self, http: httpx.AsyncClient, index: int, turns: int) -> None:
+        call = self.call(index)
+        await call.dial(http)  # opens the conversation; the stream itself is not used
+        validator = RequestValidator(TWILIO_TOKEN)
+        for turn in range(1, turns + 1):
+            public = f"{self.server}/webhooks/twilio/voice/gather?turn={turn}"
+            params = call.form(SpeechResult=PHRASES[turn % len(PHRASES)], Confidence="0.9")
+            headers = {"X-Twilio-Signature": validator.compute_signature(public, params)}
+            response = await http.post(public, data=params, headers=headers)
+            assert "Shall I book it" in response.text, response.text[:200]
+
+    async def stats(self, http: httpx.AsyncClient, reset: bool = False) -> dict:
+        response = await http.get(
+            f"{self.server}/_bench/stream_stats", params={"reset": int(reset)}
+        )
+        return response.json()
+
+    async def fake_stats(self, http: httpx.AsyncClient) -> dict:
+        return (await http.get(f"{self.fake}/_stats")).json()
+
+    async def turn_latency(self, http: httpx.AsyncClient) -> None:
+        await self.stats(http, reset=True)
+        calls = [self.call(i) for i in range(TURN_CALLS)]
+        until = time.monotonic() + 600
+        await asyncio.gather(*(self.converse(http, c, TURNS, 0.1, until) for c in calls))
+        await asyncio.gather(*(self.gather_turns(http, 100 + i, TURNS) for i in range(TURN_CALLS)))
+        figures = await self.stats(http, reset=True)
+        stream, gather = figures["turn_ms"], figures["gather_ms"]
+        print(line("streamed turn (final transcript -> 1st frame)", stream))
+        print(line("gather turn (server time, baseline)", gather))
+        for q in (0.5, 0.99):
+            ratio = percentile(stream, q) / percentile(gather, q)
+            print(f"  ratio streamed/gather at p{int(q * 100)}: {ratio:.2f}")
+        print(f"  target p99 <= 15 ms: {'met' if percentile(stream, 0.99) <= 15 else 'MISSED'}")
+
+    async def concurrent(self, http: httpx.AsyncClient) -> None:
+        before = await self.fake_stats(http)
+        await self.stats(http, reset=True)
+        calls = [self.call(200 + i) for i in range(CALLS)]
+        started = time.monotonic()
+        until = started + SECONDS
+        await asyncio.gather(*(self.converse(http, c, 10_000, 1.5, until) for c in calls))
+        elapsed = time.monotonic() - started
+        async with asyncio.timeout(15):
+            while (await self.fake_stats(http))["closed_streams"] - before[
+                "closed_streams"
+            ] < CALLS:
+                await asyncio.sleep(0.1)
+        after = await self.fake_stats(http)
+        figures = await self.stats(http)
+        sent_in = sum(c.frames_sent for c in calls)
+        lost_in = sent_in - (after["audio_bytes"] - before["audio_bytes"]) // 160
+        lost_out = figures["frames_out"] - sum(c.frames_received for c in calls)
+        call_seconds = CALLS * elapsed
+        lag = figures["lag_ms"]
+        print(f"{CALLS} concurrent streamed calls for {elapsed:.1f} s each")
+        print(line("  server event-loop lag", lag))
+        print(f"  target lag p99 <= 5 ms: {'met' if percentile(lag, 0.99) <= 5 else 'MISSED'}")
+        cpu = figures["cpu_seconds"]
+        print(f"  server CPU {cpu:.2f} s = {cpu / call_seconds * 1000:.2f} ms per call-second")
+        print(f"  frames in (caller->Deepgram) sent {sent_in}, lost {lost_in}")
+        print(f"  frames out (server->caller) sent {figures['frames_out']}, lost {lost_out}")
+        late = sum(c.late_ticks for c in calls)
+        print(f"  caller-side late 20 ms ticks (the load generator's own lag): {late}")
+
+
+def streaming_agents(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE agents SET voice_mode = 'stream'"))
+    engine.dispose()
+
+
+async def run(server: str, fake: str) -> None:
+    bench = Bench(server, fake)
+    limits = httpx.Limits(max_connections=CALLS + 20)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        await bench.turn_latency(http)
+        await bench.concurrent(http)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        prepare_database(url, 200 + CALLS)
+        streaming_agents(url)
+        fake_port, server_port = free_port(), free_port()
+        fake = f"http://127.0.0.1:{fake_port}"
+        server = f"http://127.0.0.1:{server_port}"
+        python = sys.executable
+        fake_cmd = [
+            python,
+            "-m",
+            "app",
+            "voice",
+            "fake-deepgram",
+            "--port",
+            str(fake_port),
+            "--bytes-per-char",
+            "16",
+        ]
+        server_cmd = [python, "bench/_stream_server.py", str(server_port), url, fake]
+        with process(fake_cmd, f"{fake}/_stats"), process(server_cmd, f"{server}/healthz"):
+            asyncio.run(run(server, fake))
+
+
+if __name__ == "__main__":
+    main()

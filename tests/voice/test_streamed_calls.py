@@ -1,0 +1,342 @@
+"""Streamed phone calls, end to end (see conftest.py for the parts)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.demo import DemoData
+from app.models import Agent, Appointment, AuditEntry, Conversation, Message
+from app.security.pins import hash_pin
+from app.security.stream_token import StreamTokens
+from app.stream_sim import StreamedCall, StreamRefused
+from app.voice.fake_deepgram import FakeDeepgram
+from tests.conftest import Reader, TwilioClient
+from tests.voice.conftest import run
+
+
+def transcript(db: Reader, sid: str) -> list[tuple[str, str]]:
+    conversation = db.scalar(select(Conversation).where(Conversation.external_id == sid))
+    assert conversation is not None
+    messages = db.scalars(
+        select(Message).where(Message.conversation_id == conversation.id).order_by(Message.id)
+    )
+    return [(m.direction, m.body) for m in messages]
+
+
+def test_full_booking_by_streamed_voice(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        twiml = await call.dial(http)
+        assert (
+            "<Connect><Stream" in twiml and "wss://agent.example.com/webhooks/twilio/media" in twiml
+        )
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("I'd like to book a consultation tomorrow at 3pm")
+        await call.hear("Shall I go ahead")
+        call.say("yes")
+        await call.hear("booked")
+        await call.hang_up()
+
+    run(scenario)
+    appointment = db.scalar(select(Appointment))
+    assert appointment is not None and appointment.channel == "voice"
+    assert appointment.start_at.isoformat() == "2026-11-24T23:00:00+00:00"
+    said = transcript(db, call.sid)
+    assert said[0][0] == "out" and "Sam's scheduling line" in said[0][1]
+    assert ("in", "I'd like to book a consultation tomorrow at 3pm") in said
+    assert ("in", "yes") in said
+    # Deepgram was asked for a phone-call model, μ-law 8 kHz, interim results, endpointing,
+    # utterance ends and the agent's key terms.
+    options = fake.connections[0]
+    assert options["model"] == "nova-2-phonecall"
+    assert options["encoding"] == "mulaw" and options["sample_rate"] == "8000"
+    assert options["interim_results"] == "true" and options["utterance_end_ms"] == "1000"
+    assert "Sam Rivera" in options["terms"] or any("Sam" in t for t in options["terms"])
+    assert call.frames_sent * 160 == fake.audio_bytes or fake.audio_bytes <= call.frames_sent * 160
+
+
+def actions(db: Reader) -> list[str]:
+    return [entry.action for entry in db.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_barge_in_clears_the_audio_and_keeps_only_what_was_heard(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    fake.bytes_per_char = 120  # long enough phrases to talk over
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("book a consultation tomorrow at 3pm")
+        # The proposal is three phrases; cut in once two have played.
+        await call.hear("November 24th")
+        call.say("wait, what about Wednesday")
+        await call.hear("Wednesday")
+        await call.hang_up()
+
+    run(scenario)
+    assert call.clears == 1
+    said = transcript(db, call.sid)
+    interrupted = [
+        body for direction, body in said if direction == "out" and "[interrupted]" in body
+    ]
+    assert len(interrupted) == 1
+    first = fake.spoken.index(next(text for text in fake.spoken if "3 PM" in text))
+    heard = f"{fake.spoken[first]} {fake.spoken[first + 1]}"
+    assert "November 24th" in heard
+    assert interrupted[0] == f"{heard} [interrupted]"
+    assert "Shall I go ahead" not in interrupted[0]
+    assert ("in", "wait, what about Wednesday") in said
+    conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
+    assert [b["heard"] for b in conversation.details["voice"]["barge_ins"]] == [heard]
+    assert db.scalar(select(Appointment)) is None
+
+
+def test_silence_is_asked_about_then_the_call_ends(
+    make_server: Callable[..., str],
+    stream_settings: Settings,
+    streaming_agent: DemoData,
+    db: Reader,
+) -> None:
+    settings = stream_settings.model_copy(update={"stream_silence_seconds": 0.3})
+    call = StreamedCall(
+        settings, make_server(settings), streaming_agent.caller, settings.agent_number
+    )
+
+    async def scenario(http: httpx.AsyncClient) -> str:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("didn't catch that")
+        await call.hear("hang up now")
+        await call.wait_closed()
+        return await call.follow_redirect(http)
+
+    after = run(scenario)
+    assert "<Hangup" in after and "<Gather" not in after
+    conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
+    assert conversation.status == "ended"
+    bodies = [body for _, body in transcript(db, call.sid)]
+    assert "I haven't heard anything" in bodies[-1]
+
+
+def test_pin_keyed_on_the_keypad_unlocks_existing_appointments(
+    new_call: Callable[..., StreamedCall],
+    streaming_agent: DemoData,
+    session_factory: sessionmaker[Session],
+    db: Reader,
+) -> None:
+    with session_factory() as session:
+        agent = session.get(Agent, streaming_agent.agent_id)
+        agent.caller_id_policy = "strict"
+        agent.pin_hash = hash_pin("4321")
+        session.add(
+            Appointment(
+                agent_id=streaming_agent.agent_id,
+                appointment_type="consultation",
+                start_at=datetime.fromisoformat("2026-11-25T18:00:00+00:00"),
+                end_at=datetime.fromisoformat("2026-11-25T18:30:00+00:00"),
+                contact_e164=streaming_agent.caller,
+                idempotency_key="earlier-sms",
+                channel="sms",
+            )
+        )
+        session.commit()
+    call = new_call(stir_verstat="TN-Validation-Passed-C")
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("what appointments do I have")
+        await call.hear("I need your PIN")
+        await call.press("1111#")
+        await call.hear("didn't match")
+        await call.press("4321#")
+        await call.hear("verified")
+        await call.hear("Wednesday")
+        await call.hang_up()
+
+    run(scenario)
+    said = transcript(db, call.sid)
+    assert ("in", "[PIN]") in said
+    assert all("4321" not in body and "1111" not in body for _, body in said)
+    assert "pin.verified" in actions(db) or any("pin" in a for a in actions(db))
+
+
+def test_deepgram_unreachable_at_start_continues_on_gather(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    fake.refuse = True
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> str:
+        await call.dial(http)
+        await call.open_stream()
+        await call.wait_closed()
+        return await call.follow_redirect(http)
+
+    after = run(scenario)
+    root = ET.fromstring(after)
+    gather = root.find("Gather")
+    assert gather is not None and "Sam's scheduling line" in (gather.findtext("Say") or "")
+    assert call.heard == []
+    assert "voice.stream_fallback" in actions(db)
+    # The conversation goes on at the next Gather turn.
+    assert gather.get("action", "").endswith("/webhooks/twilio/voice/gather?turn=1")
+
+
+def test_deepgram_dropping_mid_call_continues_on_gather(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    fake.drop_after_utterances = 1
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> str:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("book a consultation tomorrow at 3pm")
+        await call.wait_closed()
+        return await call.follow_redirect(http)
+
+    after = run(scenario)
+    gather = ET.fromstring(after).find("Gather")
+    assert gather is not None and "line broke up" in (gather.findtext("Say") or "")
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "voice.stream_fallback"))
+    assert entry is not None and entry.details["reason"] == "deepgram dropped mid-call"
+    # The turn the stream started is numbered, so Gather's next turn does not collide.
+    turn = int(gather.get("action", "").rsplit("=", 1)[1])
+    conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
+    assert turn == int(conversation.details["voice"]["turn"]) + 1
+
+
+def test_unsigned_upgrade_is_refused(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        with pytest.raises(StreamRefused, match="403"):
+            await call.open_stream(sign=False)
+
+    run(scenario)
+    assert fake.connections == []
+    assert "webhook.rejected" in actions(db)
+
+
+@pytest.mark.parametrize("token", ["forged", "wrong-call", "expired"])
+def test_bad_stream_token_is_closed_before_audio(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, stream_settings: Settings, token: str
+) -> None:
+    call = new_call()
+    minter = StreamTokens(stream_settings.app_secret_key.get_secret_value().encode(), 60)
+    tokens = {
+        "forged": "9999999999.AAAA",
+        "wrong-call": minter.issue("CA" + "1" * 32, time.time()),
+        "expired": minter.issue(call.sid, time.time() - 120),
+    }
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream(parameters={"token": tokens[token]})
+        await call.wait_closed()
+
+    run(scenario)
+    assert call.heard == [] and call.frames_received == 0
+    assert fake.connections == []
+
+
+def test_replayed_stream_is_refused(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram
+) -> None:
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        replay = StreamedCall(
+            call.settings, call.server_url, call.caller, call.to, sid=call.sid, twiml=call.twiml
+        )
+        await replay.open_stream()
+        await replay.wait_closed()
+        assert replay.heard == [] and replay.frames_received == 0
+        # The real call is unaffected.
+        call.say("book a consultation tomorrow at 3pm")
+        await call.hear("Shall I go ahead")
+        await call.hang_up()
+
+    run(scenario)
+    assert len(fake.connections) == 1
+
+
+def test_twenty_concurrent_streamed_calls_lose_no_frame(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram
+) -> None:
+    calls = [new_call() for _ in range(20)]
+
+    async def one(http: httpx.AsyncClient, call: StreamedCall) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help", timeout=30)
+        call.say("book a consultation tomorrow at 3pm")
+        await call.hear("Shall I go ahead", timeout=30)
+        await call.hang_up()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await asyncio.gather(*(one(http, call) for call in calls))
+        # Deepgram has had every frame once each stream is closed.
+        async with asyncio.timeout(10):
+            while fake.closed_streams < len(calls):
+                await asyncio.sleep(0.05)
+
+    run(scenario)
+    assert fake.audio_bytes == sum(call.frames_sent for call in calls) * 160
+    for call in calls:
+        assert call.heard[0].startswith("Hi Sam")
+        assert any("Shall I go ahead" in text for text in call.heard)
+
+
+def test_without_a_deepgram_key_a_stream_agent_answers_with_gather(
+    twilio: TwilioClient, streaming_agent: DemoData
+) -> None:
+    params = {"CallSid": "CA" + "c" * 32, "From": streaming_agent.caller, "To": "+15005550006"}
+    answer = twilio.post("/webhooks/twilio/voice/inbound", params)
+    assert answer.status_code == 200
+    root = ET.fromstring(answer.text)
+    assert root.find("Connect") is None and root.find("Gather") is not None
+
+
+def test_stream_answer_carries_a_token_and_the_way_back(
+    new_call: Callable[..., StreamedCall], stream_settings: Settings
+) -> None:
+    call = new_call()
+    run(call.dial)
+    root = ET.fromstring(call.twiml)
+    stream = root.find("Connect/Stream")
+    assert (
+        stream is not None and stream.get("url") == "wss://agent.example.com/webhooks/twilio/media"
+    )
+    (parameter,) = stream.findall("Parameter")
+    assert parameter.get("name") == "token" and call.caller not in call.twiml
+    StreamTokens(stream_settings.app_secret_key.get_secret_value().encode(), 60).verify(
+        parameter.get("value", ""), call.sid, time.time()
+    )
+    assert root.findtext("Redirect") == "https://agent.example.com/webhooks/twilio/media/resume"

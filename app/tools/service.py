@@ -29,6 +29,7 @@ from app.calendar.availability import (
 )
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.models import Agent, Appointment
+from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
     BookAppointmentArgs,
@@ -167,6 +168,18 @@ class SchedulingTools:
             details={"agent_id": self.ctx.agent.id, **details},
         )
 
+    def _notify(self, appointment: Appointment, change: notifications.Change) -> None:
+        """Confirmation, reminders and owner messages, in this same transaction."""
+        notifications.on_change(
+            self.ctx.session,
+            self.ctx.agent,
+            appointment,
+            change,
+            now=self.ctx.now,
+            channel=self.ctx.channel,
+            caller=self.ctx.caller,
+        )
+
     # --- tools ---------------------------------------------------------------------
 
     def check_availability(self, args: CheckAvailabilityArgs) -> ToolResult:
@@ -266,6 +279,7 @@ class SchedulingTools:
             type=kind.key,
             channel=self.ctx.channel,
         )
+        self._notify(appointment, "booked")
         return self._booked_result(appointment, kind)
 
     def list_appointments(self, args: ListAppointmentsArgs) -> ToolResult:
@@ -314,6 +328,7 @@ class SchedulingTools:
         self.ctx.session.flush()
         self._write_through(self.ctx.calendar.delete_event, appointment)
         self._audit("appointment.cancelled", appointment.id, channel=self.ctx.channel)
+        self._notify(appointment, "cancelled")
         data = self._appointment_data(appointment)
         return ToolResult(
             ok=True,
@@ -354,6 +369,7 @@ class SchedulingTools:
             new_start=new_start.isoformat(),
             channel=self.ctx.channel,
         )
+        self._notify(appointment, "moved")
         return self._booked_result(appointment, kind, verb="Moved: your")
 
     # --- booking internals -----------------------------------------------------------

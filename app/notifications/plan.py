@@ -195,8 +195,10 @@ class Planner:
         verb = "Moved" if change == "moved" else "Confirmed"
         return f"{verb}: your {self._what(appointment)} on {when}. Reply here to change it."
 
-    def _reminder_text(self, appointment: Appointment) -> str:
+    def _reminder_text(self, appointment: Appointment, kind: str) -> str:
         when = when_text(appointment.start_at, self.zone)
+        if kind == "reminder_call":
+            return f"This is a reminder: your {self._what(appointment)} is {when}."
         return (
             f"Reminder: your {self._what(appointment)} is {when}. Reply C to confirm, "
             "or tell me if you need to move or cancel it."

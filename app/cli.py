@@ -202,3 +202,8 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
+
+# --- background jobs: notifications, reminders, calendar sync (app/jobs) ---------------
+from app.jobs.cli import worker  # noqa: E402
+
+cli.command()(worker)

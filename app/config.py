@@ -113,8 +113,7 @@ class Settings(BaseSettings):
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15
-    # Pending calendar writes: sweep in-process every N seconds (0: off, run
-    # `python -m app calendar sync --loop` as a worker instead).
+    # Pending calendar writes: swept by the background jobs every N seconds (0: 30 s).
     calendar_sync_interval_seconds: float = 0.0
     calendar_sync_batch: int = 100
 

@@ -30,7 +30,13 @@ from app.clock import Clock
 from app.config import Settings
 from app.models import Appointment, Notification, SenderPace
 from app.notifications import replies
-from app.notifications.outbound import Outbound, OutboundSender, Refused, Unknown
+from app.notifications.outbound import (
+    NotConfigured,
+    Outbound,
+    OutboundSender,
+    Refused,
+    Unknown,
+)
 from app.phone import mask
 from app.security import consent
 
@@ -251,6 +257,8 @@ class Deliverer:
             return self._finish(item, "skipped", reason=reason)
         try:
             sid = self._send(item)
+        except NotConfigured:
+            return self._finish(item, "failed", reason="no Twilio account configured")
         except Refused as exc:
             if exc.retryable and item.attempts < self.config.max_attempts:
                 return self._finish(item, "scheduled", reason=f"twilio {exc.status}, retrying")

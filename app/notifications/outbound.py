@@ -7,12 +7,18 @@ the one place every request passes, so the base is swapped there.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+
+from app.config import Settings
+from app.phone import mask
+
+log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
 
@@ -48,6 +54,37 @@ class OutboundSender(Protocol):
     def start_call(self, call: Outbound) -> str:
         """Create the call; its sid. Raises Refused or Unknown."""
         ...
+
+
+class NotConfigured(Refused):
+    """No Twilio account configured: nothing can be sent (the embedded default)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, None, retryable=False)
+
+
+class LogOutbound:
+    """Without TWILIO_ACCOUNT_SID: log (masked) and refuse, so the row says "failed,
+    no Twilio account" instead of pretending it was sent."""
+
+    def send_sms(self, message: Outbound) -> str:
+        log.warning("SMS to %s not sent (no Twilio account): %s", mask(message.to), message.body)
+        raise NotConfigured
+
+    def start_call(self, call: Outbound) -> str:
+        log.warning("call to %s not placed (no Twilio account)", mask(call.to))
+        raise NotConfigured
+
+
+def build_outbound(settings: Settings) -> OutboundSender:
+    if not settings.twilio_account_sid:
+        return LogOutbound()
+    return TwilioOutbound(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        base_url=settings.twilio_api_base_url,
+        timeout=settings.twilio_http_timeout_seconds,
+    )
 
 
 class BaseUrlHttpClient(TwilioHttpClient):

@@ -145,7 +145,7 @@ class Planner:
                     kind,
                     appointment.contact_e164,
                     due,
-                    self._reminder_text(appointment),
+                    self._reminder_text(appointment, kind),
                     suffix=str(offset),
                 )
             )

@@ -150,9 +150,7 @@ def _converse(
     conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
     # A reply to a reminder: a confirmation is answered there; anything else reaches the
     # engine with state["about_appointment"] set.
-    confirmed = reminder_replies.answer_sms(
-        session, conversation, routed.agent, body, service.now
-    )
+    confirmed = reminder_replies.answer_sms(session, conversation, routed.agent, body, service.now)
     if confirmed is not None:
         service.record(conversation, "in", body, external_id=message_sid)
         service.record(conversation, "out", confirmed)

@@ -14,7 +14,7 @@ from app.clock import FixedClock
 from app.demo import DemoData
 from app.fakes.twilio_rest import FakeTwilio
 from app.models import Agent
-from app.notifications.delivery import DeliveryConfig, Deliverer
+from app.notifications.delivery import Deliverer, DeliveryConfig
 from app.notifications.outbound import TwilioOutbound
 from app.tools.service import SchedulingTools, ToolContext
 

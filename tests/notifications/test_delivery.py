@@ -3,6 +3,7 @@ classified, nothing lost or duplicated with concurrent workers, bursts paced."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -184,7 +185,7 @@ def test_a_burst_on_one_sender_starts_early_and_none_is_late(
     assert len(sent_at) == 20 and statuses(db) == {"sent": 20}
     assert max(sent_at) <= due, "a message went out after its due time"
     assert due - min(sent_at) >= timedelta(seconds=19), "sending did not start early enough"
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
     assert min(gaps) >= timedelta(seconds=1), "the sender's rate was exceeded"
 
 

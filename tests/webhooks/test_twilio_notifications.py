@@ -15,14 +15,12 @@ from app.demo import DemoData
 from app.models import Appointment, Attendance, AuditEntry, Conversation, Notification
 from app.tools.schemas import BookAppointmentArgs
 from tests.conftest import PUBLIC_BASE_URL, Reader, TwilioClient
-from tests.notifications.conftest import (  # noqa: F401  (fixtures)
-    AGENT_LINE,
-    PERSON,
-    deliverer,
-    fake_twilio,
-    outbound,
-    tools,
-)
+from tests.notifications import conftest as shared
+from tests.notifications.conftest import AGENT_LINE, PERSON, deliverer, tools
+
+# The fake Twilio REST server and the real client pointed at it.
+fake_twilio = shared.fake_twilio
+outbound = shared.outbound
 
 STATUS = "/webhooks/twilio/notifications/status"
 WED_3PM = datetime.fromisoformat("2026-11-25T15:00:00-08:00")

@@ -7,8 +7,10 @@ marks it "unknown", and nobody resends it blindly. Twilio's 429/503 (it did not 
 message) go back to "scheduled" with a backoff; timeouts and other 5xx are "unknown".
 
 Pacing: each sending number has a row in sms_sender_pace holding its next free slot.
-A claim locks that row, so every worker process shares SMS_SENDER_MPS. A burst of due
-messages becomes eligible `backlog / rate` seconds early (at most
+A claim locks free numbers' rows (SKIP LOCKED, so workers take disjoint numbers) and
+takes one message per number whose slot has come, so every worker process shares
+SMS_SENDER_MPS and no worker waits on one number while others have work. A burst of
+due messages becomes eligible `backlog / rate` seconds early (at most
 NOTIFY_MAX_EARLY_MINUTES), so the last of them still goes out on time.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,7 +54,6 @@ class DeliveryConfig:
     public_base_url: str
     mps: float = 1.0
     batch: int = 50
-    tick: timedelta = timedelta(seconds=1)
     lease: timedelta = timedelta(seconds=120)
     max_early: timedelta = timedelta(minutes=30)
     max_attempts: int = 5
@@ -64,7 +65,6 @@ class DeliveryConfig:
             public_base_url=settings.public_base_url,
             mps=settings.sms_sender_mps,
             batch=settings.notify_batch,
-            tick=timedelta(seconds=settings.notify_tick_seconds),
             lease=timedelta(seconds=settings.notify_send_lease_seconds),
             max_early=timedelta(minutes=settings.notify_max_early_minutes),
             max_attempts=settings.notify_max_attempts,
@@ -133,13 +133,7 @@ class Deliverer:
     def claim(self) -> list[Claimed]:
         if self.config.mps <= 0:
             return self._claim_unpaced()
-        senders = self._senders_with_work()
-        random.shuffle(senders)  # workers spread over senders instead of queueing on one
-        for sender in senders:
-            claimed = self._claim_paced(sender)
-            if claimed:
-                return claimed
-        return []
+        return self._claim_paced()
 
     def _claim_unpaced(self) -> list[Claimed]:
         now = self.clock()
@@ -157,55 +151,66 @@ class Deliverer:
             session.commit()
         return claimed
 
-    def _senders_with_work(self) -> list[str]:
-        horizon = self.clock() + self.config.max_early
-        with self.session_factory() as session:
-            senders = session.scalars(
+    def _senders_with_work(self, session: Session, now: datetime) -> list[str]:
+        """Numbers with eligible-soon work and a free slot now (others would refuse)."""
+        return list(
+            session.scalars(
                 select(Notification.from_e164)
-                .where(Notification.status == "scheduled", Notification.due_at <= horizon)
+                .outerjoin(SenderPace, SenderPace.from_e164 == Notification.from_e164)
+                .where(
+                    Notification.status == "scheduled",
+                    Notification.due_at <= now + self.config.max_early,
+                    or_(SenderPace.next_free_at.is_(None), SenderPace.next_free_at <= now),
+                )
                 .group_by(Notification.from_e164)
-            ).all()
-            session.commit()
-        return list(senders)
+                .limit(self.config.batch * 4)
+            )
+        )
 
-    def _claim_paced(self, sender: str) -> list[Claimed]:
+    def _claim_paced(self) -> list[Claimed]:
+        """One row per free number, up to a batch, in one transaction. Pace rows are
+        locked with SKIP LOCKED, so concurrent workers take disjoint numbers."""
         now = self.clock()
         gap = timedelta(seconds=1 / self.config.mps)
         with self.session_factory() as session:
-            pace = self._lock_pace(session, sender, now)
-            first = max(pace.next_free_at, now)
-            room = now + self.config.tick - first
-            if room < timedelta(0):
+            senders = self._senders_with_work(session, now)
+            if not senders:
                 session.commit()
                 return []
-            slots = min(int(room / gap) + 1, self.config.batch)
-            rows = self._eligible(session, sender, now, slots)
-            claimed = [self._mark_sending(row, first + gap * i) for i, row in enumerate(rows)]
-            if claimed:
-                pace.next_free_at = first + gap * len(claimed)
+            random.shuffle(senders)  # workers spread over numbers instead of queueing
+            claimed: list[Claimed] = []
+            for pace in self._lock_free_paces(session, senders, now):
+                row = self._eligible(session, pace.from_e164, now)
+                if row is None:
+                    continue
+                slot = max(pace.next_free_at, now)
+                claimed.append(self._mark_sending(row, slot))
+                pace.next_free_at = slot + gap
             session.commit()
         return claimed
 
-    def _lock_pace(self, session: Session, sender: str, now: datetime) -> SenderPace:
+    def _lock_free_paces(
+        self, session: Session, senders: list[str], now: datetime
+    ) -> list[SenderPace]:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(
             insert(SenderPace)
-            .values(from_e164=sender, next_free_at=now)
+            .values([{"from_e164": sender, "next_free_at": now} for sender in senders])
             .on_conflict_do_nothing(index_elements=["from_e164"])
         )
-        pace = session.scalar(
-            select(SenderPace)
-            .where(SenderPace.from_e164 == sender)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        return list(
+            session.scalars(
+                select(SenderPace)
+                .where(SenderPace.from_e164.in_(senders), SenderPace.next_free_at <= now)
+                .limit(self.config.batch)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
         )
-        assert pace is not None
-        return pace
 
-    def _eligible(
-        self, session: Session, sender: str, now: datetime, limit: int
-    ) -> list[Notification]:
-        """Rows due by now + lead, where lead = backlog / rate: a burst starts early."""
+    def _eligible(self, session: Session, sender: str, now: datetime) -> Notification | None:
+        """The next row due by now + lead, where lead = backlog / rate: a burst on one
+        number starts early enough for its last message to go out on time."""
         horizon = now + self.config.max_early
         backlog = session.scalar(
             select(func.count())
@@ -217,18 +222,16 @@ class Deliverer:
             )
         )
         lead = min(timedelta(seconds=(backlog or 0) / self.config.mps), self.config.max_early)
-        return list(
-            session.scalars(
-                select(Notification)
-                .where(
-                    Notification.from_e164 == sender,
-                    Notification.status == "scheduled",
-                    Notification.due_at <= now + lead,
-                )
-                .order_by(Notification.due_at, Notification.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        return session.scalar(
+            select(Notification)
+            .where(
+                Notification.from_e164 == sender,
+                Notification.status == "scheduled",
+                Notification.due_at <= now + lead,
             )
+            .order_by(Notification.due_at, Notification.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
 
     def _mark_sending(self, row: Notification, send_at: datetime) -> Claimed:

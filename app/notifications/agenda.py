@@ -94,5 +94,6 @@ def _insert_once(
             dedupe_key=key,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Notification.id)
     )
-    return int(result.rowcount or 0)
+    return len(result.all())

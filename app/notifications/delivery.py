@@ -177,6 +177,7 @@ class Deliverer:
             if not senders:
                 session.commit()
                 return []
+            self._add_paces(session, senders, now)
             random.shuffle(senders)  # workers spread over numbers instead of queueing
             claimed: list[Claimed] = []
             for pace in self._lock_free_paces(session, senders, now):
@@ -189,15 +190,26 @@ class Deliverer:
             session.commit()
         return claimed
 
-    def _lock_free_paces(
-        self, session: Session, senders: list[str], now: datetime
-    ) -> list[SenderPace]:
+    def _add_paces(self, session: Session, senders: list[str], now: datetime) -> None:
+        """Pace rows for new numbers, committed on their own and in sorted order, so two
+        workers adding the same numbers wait on each other instead of deadlocking."""
+        known = set(
+            session.scalars(select(SenderPace.from_e164).where(SenderPace.from_e164.in_(senders)))
+        )
+        missing = sorted(set(senders) - known)
+        if not missing:
+            return
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(
             insert(SenderPace)
-            .values([{"from_e164": sender, "next_free_at": now} for sender in senders])
+            .values([{"from_e164": sender, "next_free_at": now} for sender in missing])
             .on_conflict_do_nothing(index_elements=["from_e164"])
         )
+        session.commit()
+
+    def _lock_free_paces(
+        self, session: Session, senders: list[str], now: datetime
+    ) -> list[SenderPace]:
         return list(
             session.scalars(
                 select(SenderPace)

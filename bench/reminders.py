@@ -161,7 +161,8 @@ def wait_done(engine, total: int, fake: FakeTwilio) -> None:  # type: ignore[no-
             )
         if left == 0:
             return
-        print(f"  ... {left} to go, {len(fake.state.messages())} sent", flush=True)
+        if int(time.monotonic()) % 10 == 0:
+            print(f"  ... {left} to go, {len(fake.state.messages())} sent", flush=True)
         pause.wait(0.5)
     raise SystemExit(f"not done within {DEADLINE_SECONDS} s ({len(fake.state.messages())} sent)")
 
@@ -194,7 +195,11 @@ def run_case(
             for w in workers:
                 w.terminate()
             for w in workers:
-                w.wait(30)
+                try:
+                    w.wait(10)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+                    w.wait(10)
         with engine.connect() as connection:
             statuses = dict(
                 connection.execute(

@@ -321,6 +321,8 @@ class Notification(TimestampMixin, Base):
         Index("ix_notifications_status_due", "status", "due_at"),
         Index("ix_notifications_agent_created", "agent_id", "created_at", "id"),
         Index("ix_notifications_appointment", "appointment_id"),
+        # Per-number claims: the backlog and next row of one sending number.
+        Index("ix_notifications_sender_due", "from_e164", "status", "due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))

@@ -54,6 +54,9 @@ def upgrade() -> None:
         "ix_notifications_agent_created", "notifications", ["agent_id", "created_at", "id"]
     )
     op.create_index("ix_notifications_appointment", "notifications", ["appointment_id"])
+    op.create_index(
+        "ix_notifications_sender_due", "notifications", ["from_e164", "status", "due_at"]
+    )
     op.create_table(
         "reminder_settings",
         sa.Column(
@@ -95,6 +98,7 @@ def downgrade() -> None:
     op.drop_table("appointment_attendance")
     op.drop_table("sms_sender_pace")
     op.drop_table("reminder_settings")
+    op.drop_index("ix_notifications_sender_due", "notifications")
     op.drop_index("ix_notifications_appointment", "notifications")
     op.drop_index("ix_notifications_agent_created", "notifications")
     op.drop_index("ix_notifications_status_due", "notifications")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import Clock
 from app.config import Settings
-from app.models import Appointment, Notification, SenderPace
+from app.models import Appointment, Notification, SenderPace, SmsOptOut
 from app.notifications import replies
 from app.notifications.outbound import (
     NotConfigured,
@@ -40,7 +40,6 @@ from app.notifications.outbound import (
     Unknown,
 )
 from app.phone import mask
-from app.security import consent
 
 log = logging.getLogger(__name__)
 STATUS_PATH = "/webhooks/twilio/notifications/status"
@@ -114,6 +113,7 @@ class Deliverer:
         self.clock = clock
         self.config = config
         self.sleep = sleep
+        self._skipped = 0
 
     # --- the loop a job runs ----------------------------------------------------------
 
@@ -121,8 +121,10 @@ class Deliverer:
         """Claim and send until nothing is eligible (or max_claims rounds)."""
         report = DrainReport()
         for _ in range(max_claims):
+            self._skipped = 0
             claimed = self.claim()
-            if not claimed:
+            report.skipped += self._skipped
+            if not claimed and not self._skipped:
                 break
             for item in claimed:
                 report.add(self.deliver(item))
@@ -147,7 +149,9 @@ class Deliverer:
                     .with_for_update(skip_locked=True)
                 )
             )
-            claimed = [self._mark_sending(row, now) for row in rows]
+            claimed = [
+                self._mark_sending(row, now) for row in self._without_skipped(session, rows, now)
+            ]
             session.commit()
         return claimed
 
@@ -185,6 +189,8 @@ class Deliverer:
                 if row is None:
                     continue
                 slot = max(pace.next_free_at, now)
+                if not self._without_skipped(session, [row], now):
+                    continue  # skipped: the number's slot stays free
                 claimed.append(self._mark_sending(row, slot))
                 pace.next_free_at = slot + gap
             session.commit()
@@ -267,9 +273,6 @@ class Deliverer:
         wait = (item.send_at - self.clock()).total_seconds()
         if wait > 0:
             self.sleep(wait)
-        reason = self._reason_to_skip(item)
-        if reason is not None:
-            return self._finish(item, "skipped", reason=reason)
         try:
             sid = self._send(item)
         except NotConfigured:
@@ -296,24 +299,42 @@ class Deliverer:
             return self.sender.start_call(message)
         return self.sender.send_sms(message)
 
-    def _reason_to_skip(self, item: Claimed) -> str | None:
-        with self.session_factory() as session:
-            try:
-                if item.channel == "sms" and consent.is_opted_out(session, item.to):
-                    return "opted out (STOP)"
-                row = session.get(Notification, item.id)
-                appointment = (
-                    session.get(Appointment, row.appointment_id)
-                    if row is not None and row.appointment_id
-                    else None
+    def _without_skipped(
+        self, session: Session, rows: list[Notification], now: datetime
+    ) -> list[Notification]:
+        """Mark rows that must not go out "skipped" (with the reason), in the claim's
+        transaction; return the rest. Checked at claim time, a moment before sending."""
+        numbers = {row.to_e164 for row in rows if row.channel == "sms"}
+        opted_out = (
+            set(session.scalars(select(SmsOptOut.e164).where(SmsOptOut.e164.in_(numbers))))
+            if numbers
+            else set()
+        )
+        reminder_of = {row.appointment_id for row in rows if row.kind.startswith("reminder")}
+        booked = (
+            set(
+                session.scalars(
+                    select(Appointment.id).where(
+                        Appointment.id.in_(reminder_of), Appointment.status == "confirmed"
+                    )
                 )
-                if item.kind.startswith("reminder") and (
-                    appointment is None or appointment.status != "confirmed"
-                ):
-                    return "appointment no longer booked"
-                return None
-            finally:
-                session.commit()
+            )
+            if reminder_of
+            else set()
+        )
+        keep = []
+        for row in rows:
+            reason = None
+            if row.channel == "sms" and row.to_e164 in opted_out:
+                reason = "opted out (STOP)"
+            elif row.kind.startswith("reminder") and row.appointment_id not in booked:
+                reason = "appointment no longer booked"
+            if reason is None:
+                keep.append(row)
+            else:
+                row.status, row.reason, row.status_at = "skipped", reason, now
+                self._skipped += 1
+        return keep
 
     def _finish(
         self, item: Claimed, status: str, *, sid: str | None = None, reason: str | None = None

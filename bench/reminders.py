@@ -22,8 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -35,6 +34,7 @@ from app.models import Agent, Appointment, Notification, PhoneNumber, User, new_
 from app.notifications.outbound import Outbound, TwilioOutbound
 from bench.stats import percentile
 
+ROOT = Path(__file__).resolve().parent.parent
 BASE = sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres"
 ACCOUNT = "AC" + "b" * 32
 TOKEN = "bench-token"

@@ -8,8 +8,9 @@ sending number, SMS_SENDER_MPS=1), three `python -m app worker` processes: deliv
 per second, lateness p50/p99 against the due time, and worker CPU per message.
 Baseline (same run): the same twilio client sending to the same fake from three
 threads with no database, no queue and no pacing.
-Case 2: SMS_SENDER_MPS=1 on one sending number, 120 reminders due at the same moment:
-how early sending starts, and whether any is late.
+Case 2: SMS_SENDER_MPS=1 on one sending number, 60 reminders due at the same moment:
+how early sending starts, and whether any is late. BENCH_CASE=1 or 2 runs one case.
+Every wait is bounded (DEADLINE_SECONDS); an unfinished case reports what was sent.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def start_workers(database_url: str, fake: FakeTwilio, mps: float) -> list[subpr
     ]
 
 
-def wait_done(engine, total: int, fake: FakeTwilio) -> None:  # type: ignore[no-untyped-def]
+def wait_done(engine, total: int, fake: FakeTwilio) -> bool:  # type: ignore[no-untyped-def]
     stop = time.monotonic() + DEADLINE_SECONDS
     pause = threading.Event()
     while time.monotonic() < stop:
@@ -160,11 +161,12 @@ def wait_done(engine, total: int, fake: FakeTwilio) -> None:  # type: ignore[no-
                 .where(Notification.status.in_(("scheduled", "sending")))
             )
         if left == 0:
-            return
+            return True
         if int(time.monotonic()) % 10 == 0:
             print(f"  ... {left} to go, {len(fake.state.messages())} sent", flush=True)
         pause.wait(0.5)
-    raise SystemExit(f"not done within {DEADLINE_SECONDS} s ({len(fake.state.messages())} sent)")
+    print(f"  NOT DONE within {DEADLINE_SECONDS} s; figures below cover what was sent")
+    return False
 
 
 def run_case(
@@ -248,7 +250,11 @@ def baseline(fake: FakeTwilio, total: int) -> float:
 def main() -> None:
     fake = FakeTwilio(ACCOUNT, TOKEN, PORT).start()
     fake.state.latency = 0.001
+    only = os.environ.get("BENCH_CASE")  # "1" or "2" to run one case
     try:
+        if only == "2":
+            report_case_two(fake)
+            return
         base_rate = baseline(fake, 3000)
         print(f"baseline: bare twilio client, 3 threads, no DB: {base_rate:8.1f} msg/s")
         one = run_case(
@@ -269,16 +275,21 @@ def main() -> None:
             f"  max {one['late_max']:+7.2f} s  (negative = early)"
         )
         print(f"  worker CPU per message {one['cpu_ms_per_message']:.2f} ms")
-        two = run_case(
-            "case 2: SMS_SENDER_MPS=1, one number, 120 due at once", 1, 120, 150, 1.0, True, fake
-        )
-        print(
-            f"  sending started {two['first_early']:.1f} s before the due time; "
-            f"last {-two['late_max']:+.1f} s before it; rate {two['per_second']:.2f} msg/s"
-        )
-        print(f"  late messages: {'none' if two['late_max'] <= 0 else 'SOME'}")
+        if only != "1":
+            report_case_two(fake)
     finally:
         fake.stop()
+
+
+def report_case_two(fake: FakeTwilio) -> None:
+    two = run_case(
+        "case 2: SMS_SENDER_MPS=1, one number, 60 due at once", 1, 60, 90, 1.0, True, fake
+    )
+    print(
+        f"  sending started {two['first_early']:.1f} s before the due time; "
+        f"last {-two['late_max']:+.1f} s before it; rate {two['per_second']:.2f} msg/s"
+    )
+    print(f"  late messages: {'none' if two['late_max'] <= 0 else 'SOME'}")
 
 
 if __name__ == "__main__":

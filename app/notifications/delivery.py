@@ -10,7 +10,7 @@ Pacing: each sending number has a row in sms_sender_pace holding its next free s
 A claim locks free numbers' rows (SKIP LOCKED, so workers take disjoint numbers) and
 takes one message per number whose slot has come, so every worker process shares
 SMS_SENDER_MPS and no worker waits on one number while others have work. A burst of
-due messages becomes eligible `backlog / rate` seconds early (at most
+due messages becomes eligible 1.5 x `backlog / rate` seconds early (at most
 NOTIFY_MAX_EARLY_MINUTES), so the last of them still goes out on time.
 """
 

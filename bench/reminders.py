@@ -283,7 +283,7 @@ def main() -> None:
 
 def report_case_two(fake: FakeTwilio) -> None:
     two = run_case(
-        "case 2: SMS_SENDER_MPS=1, one number, 60 due at once", 1, 60, 90, 1.0, True, fake
+        "case 2: SMS_SENDER_MPS=1, one number, 60 due at once", 1, 60, 150, 1.0, True, fake
     )
     print(
         f"  sending started {two['first_early']:.1f} s before the due time; "

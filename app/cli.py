@@ -239,3 +239,8 @@ cli.add_typer(scenarios_cli, name="scenarios")
 from app.voice.cli import voice_cli  # noqa: E402
 
 cli.add_typer(voice_cli, name="voice")
+
+# --- background jobs: notifications, reminders, calendar sync (app/jobs) ---------------
+from app.jobs.cli import worker  # noqa: E402
+
+cli.command()(worker)

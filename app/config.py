@@ -160,10 +160,33 @@ class Settings(BaseSettings):
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15
-    # Pending calendar writes: sweep in-process every N seconds (0: off, run
-    # `python -m app calendar sync --loop` as a worker instead).
+    # Pending calendar writes: swept by the background jobs every N seconds (0: 30 s).
     calendar_sync_interval_seconds: float = 0.0
     calendar_sync_batch: int = 100
+
+    # Background work (confirmations, reminders, owner notifications, calendar sync):
+    # "embedded" runs the jobs in-process inside `serve` (SQLite default, no extra
+    # service); "procrastinate" runs them on PostgreSQL's job queue in separate
+    # `python -m app worker` processes, and `serve` runs none.
+    job_engine: str = "embedded"
+    # Procrastinate jobs each worker process runs at once (notification drains included).
+    worker_concurrency: int = 3
+    # Twilio REST API base (a local fake in tests and benchmarks; empty: Twilio's own).
+    twilio_api_base_url: str | None = None
+    twilio_http_timeout_seconds: float = 5.0
+    # Messages per second one sending number may send (a US long code: about 1);
+    # 0: no limit. Due bursts start early enough to finish on time.
+    sms_sender_mps: float = 1.0
+    # How often workers look for due notifications, and how many one claim takes.
+    notify_tick_seconds: float = 1.0
+    notify_batch: int = 50
+    # A notification claimed this long ago and never answered is marked "unknown"
+    # (the worker died mid-send); it is never resent blindly.
+    notify_send_lease_seconds: int = 120
+    # Earliest a notification may go out ahead of its due time to spread a burst.
+    notify_max_early_minutes: int = 30
+    # Sends Twilio refused with 429/503 are retried this many times.
+    notify_max_attempts: int = 5
 
     # Secret used to sign connect links and other short-lived tokens.
     app_secret_key: SecretStr = SecretStr(DEV_APP_SECRET)

@@ -4,7 +4,6 @@ so tests and benchmarks build apps with their own database, clock and engine."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -19,22 +18,21 @@ from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import oauth_routes
-from app.calendar import sync as calendar_sync
 from app.calendar.backend import CalendarFactory
 from app.calendar.google import GoogleCalendarFactory
 from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory, read_only
+from app.jobs.runtime import build_env, start_embedded
 from app.logs import configure_logging, request_id
 from app.notify import SmsSender, build_sender
-from app.security import audit
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
 from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
-from app.webhooks import twilio_media, twilio_sms, twilio_voice, vapi
+from app.webhooks import twilio_media, twilio_notifications, twilio_sms, twilio_voice, vapi
 from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
@@ -73,6 +71,7 @@ def create_app(
     engine: Engine | None = None,
     calendar_factory: CalendarFactory | None = None,
     sms_sender: SmsSender | None = None,
+    background_jobs: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     db_engine = None
@@ -95,33 +94,21 @@ def create_app(
         with session_factory() as session, read_only(session):
             # Stored tokens the configured keys cannot read: refuse to start.
             check_readable(session, vault)
-        sweeper = None
-        if settings.calendar_sync_interval_seconds > 0:
-            sweeper = asyncio.create_task(
-                calendar_sync.run_periodically(
-                    session_factory,
-                    calendar_factory,
-                    clock,
-                    interval=settings.calendar_sync_interval_seconds,
-                    batch=settings.calendar_sync_batch,
-                )
-            )
-        sealer = None
-        if settings.audit_seal_interval_seconds > 0:
-            # Until the job engine runs it: the audit seal on the same kind of loop.
-            sealer = asyncio.create_task(
-                audit.run_periodically(
-                    session_factory,
-                    interval=settings.audit_seal_interval_seconds,
-                    batch=settings.audit_seal_batch,
+        # Background jobs (notifications, reminders, calendar sync) run in-process only
+        # when asked (`serve` with JOB_ENGINE=embedded); otherwise in `app worker`.
+        jobs = None
+        if background_jobs and settings.job_engine == "embedded":
+            jobs = start_embedded(
+                build_env(
+                    settings,
+                    session_factory=session_factory,
+                    clock=clock,
+                    calendar_factory=calendar_factory,
                 )
             )
         yield
-        for task in (sweeper, sealer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if jobs is not None:
+            await asyncio.to_thread(jobs.stop)
         if db_engine is not None:
             db_engine.dispose()
 
@@ -151,6 +138,7 @@ def create_app(
     app.include_router(twilio_voice.router)
     app.include_router(twilio_media.router)
     app.include_router(vapi.router)
+    app.include_router(twilio_notifications.router)
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
         app.state.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
@@ -173,4 +161,4 @@ def create_default_app() -> FastAPI:
     """Entry point for `uvicorn --factory app.main:create_default_app`."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings)
+    return create_app(settings, background_jobs=True)

@@ -358,3 +358,95 @@ __all__ = [
     "SmsOptOut",
     "User",
 ]
+
+
+# --- Outbound notifications (issue 11): rows are the source of truth, workers deliver ---
+
+
+class Notification(TimestampMixin, Base):
+    """One outbound SMS or call. Written in the same transaction as the booking change;
+    a worker claims it (status "sending", committed) before calling Twilio, so a send is
+    attempted at most once. A claim that outlives its lease becomes "unknown"."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_status_due", "status", "due_at"),
+        Index("ix_notifications_agent_created", "agent_id", "created_at", "id"),
+        Index("ix_notifications_appointment", "appointment_id"),
+        # Per-number claims: the backlog and next row of one sending number.
+        Index("ix_notifications_sender_due", "from_e164", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    appointment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL")
+    )
+    # confirmation | reminder | reminder_call | owner_booked | owner_moved |
+    # owner_cancelled | owner_agenda
+    kind: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")  # sms | call
+    to_e164: Mapped[str] = mapped_column(String(20))
+    # The sending number: the agent's dedicated line, or the shared agent number.
+    from_e164: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # scheduled | sending | sent | delivered | undelivered | failed | skipped | unknown
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    reason: Mapped[str | None] = mapped_column(String(200))
+    # One row per (appointment, kind, moment): a retried booking writes nothing twice.
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReminderSettings(Base):
+    """Per-agent reminder settings; an agent without a row gets the defaults."""
+
+    __tablename__ = "reminder_settings"
+
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    reminders_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Minutes before the start, e.g. [1440, 120] (24 h and 2 h).
+    offsets_minutes: Mapped[list[int]] = mapped_column(JSON, default=lambda: [1440, 120])
+    quiet_start: Mapped[str] = mapped_column(String(5), default="21:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
+    confirmations_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    owner_notifications: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Local "HH:MM" for the owner's daily agenda; None: no agenda.
+    daily_agenda_time: Mapped[str | None] = mapped_column(String(5))
+    reminder_calls: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Attendance(Base):
+    """Whether the person confirmed they will come, and whether the owner marked them
+    as attended or a no-show (kept beside the appointment, not in it)."""
+
+    __tablename__ = "appointment_attendance"
+
+    appointment_id: Mapped[str] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
+    )
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_via: Mapped[str | None] = mapped_column(String(16))
+    # attended | no_show, set by the owner
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SenderPace(Base):
+    """Per sending number: the next free send slot, shared by every worker process
+    (claims lock this row), so SMS_SENDER_MPS holds across processes."""
+
+    __tablename__ = "sms_sender_pace"
+
+    from_e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    next_free_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+__all__ += ["Attendance", "Notification", "ReminderSettings", "SenderPace"]

@@ -37,10 +37,16 @@ class LogSender:
 class TwilioSender:
     """Twilio's REST client is synchronous (requests): call it from a worker thread."""
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str) -> None:
+    def __init__(
+        self, account_sid: str, auth_token: str, from_number: str, api_base: str | None = None
+    ) -> None:
         from twilio.rest import Client
 
-        self._client = Client(account_sid, auth_token)
+        from app.notifications.outbound import BaseUrlHttpClient
+
+        # TWILIO_API_BASE_URL: the same local fake the notification workers use.
+        http = BaseUrlHttpClient(api_base, timeout=10) if api_base else None
+        self._client = Client(account_sid, auth_token, http_client=http)
         self._from = from_number
 
     def send(self, to: str, body: str) -> str | None:
@@ -54,6 +60,7 @@ def build_sender(settings: Settings) -> SmsSender:
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
             settings.agent_number,
+            settings.twilio_api_base_url,
         )
     return LogSender()
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from app.admin import agents, analytics, appointments, operations, privacy, users
+from app.admin import (
+    agents,
+    analytics,
+    appointments,
+    notifications,
+    operations,
+    privacy,
+    users,
+)
 from app.admin.auth import required_role
 from app.admin.errors import ADMIN_PREFIX, ERROR_RESPONSES, install_error_handlers
 from app.notify import build_sender
@@ -21,6 +29,7 @@ def build_router() -> APIRouter:
     router.include_router(appointments.router, tags=["admin: appointments and conversations"])
     router.include_router(analytics.router, tags=["admin: analytics"])
     router.include_router(operations.router, tags=["admin: operations"])
+    router.include_router(notifications.router, tags=["admin: notifications and reminders"])
     return router
 
 

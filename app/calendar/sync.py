@@ -13,7 +13,6 @@ a row written twice is still one event.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from dataclasses import dataclass
@@ -199,22 +198,3 @@ def run_loop(
         # A full batch means more are due: go again at once.
         if report.attempted + report.skipped < batch:
             stop.wait(interval)
-
-
-async def run_periodically(
-    session_factory: sessionmaker[Session],
-    calendar_factory: CalendarFactory,
-    clock: Clock,
-    *,
-    interval: float,
-    batch: int,
-) -> None:
-    """In-process sweeper for the app lifespan (CALENDAR_SYNC_INTERVAL_SECONDS > 0)."""
-    while True:
-        try:
-            await asyncio.to_thread(
-                sweep_once, session_factory, calendar_factory, clock, batch=batch
-            )
-        except Exception:
-            log.exception("calendar sync sweep failed")
-        await asyncio.sleep(interval)

@@ -13,7 +13,6 @@ re-sign the chain after deleting its newest entries. `verify_chain()` recomputes
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -359,14 +358,3 @@ def verify_chain(
     except _Broken as broken:
         return ChainReport(False, verifier.checked, broken.entry_id, broken.reason, verifier.seq)
     return ChainReport(True, verifier.checked, sealed=verifier.seq, head=verifier.prev)
-
-
-async def run_periodically(session_factory: Any, *, interval: float, batch: int) -> None:
-    """In-process seal for the app lifespan (AUDIT_SEAL_INTERVAL_SECONDS > 0). Every
-    process may run it: the seal turn is a try-lock, so one seals and the others skip."""
-    while True:
-        try:
-            await asyncio.to_thread(seal_all, session_factory, batch)
-        except Exception:
-            log.exception("audit seal failed")
-        await asyncio.sleep(interval)

@@ -29,6 +29,7 @@ from app.calendar.availability import (
 )
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.models import Agent, Appointment
+from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
     BookAppointmentArgs,
@@ -179,6 +180,18 @@ class SchedulingTools:
             details={"agent_id": self.ctx.agent.id, **details},
         )
 
+    def _notify(self, appointment: Appointment, change: notifications.Change) -> None:
+        """Confirmation, reminders and owner messages, in this same transaction."""
+        notifications.on_change(
+            self.ctx.session,
+            self.ctx.agent,
+            appointment,
+            change,
+            now=self.ctx.now,
+            channel=self.ctx.channel,
+            caller=self.ctx.caller,
+        )
+
     # --- tools ---------------------------------------------------------------------
 
     def check_availability(self, args: CheckAvailabilityArgs) -> ToolResult:
@@ -273,6 +286,7 @@ class SchedulingTools:
             type=kind.key,
             channel=self.ctx.channel,
         )
+        self._notify(appointment, "booked")
         return self._booked_result(appointment, kind)
 
     def list_appointments(self, args: ListAppointmentsArgs) -> ToolResult:
@@ -321,6 +335,7 @@ class SchedulingTools:
         self.ctx.session.flush()
         self._write_through(self.ctx.calendar.delete_event, appointment)
         self._audit("appointment.cancelled", appointment.id, channel=self.ctx.channel)
+        self._notify(appointment, "cancelled")
         data = self._appointment_data(appointment)
         return ToolResult(
             ok=True,
@@ -361,6 +376,7 @@ class SchedulingTools:
             new_start=new_start.isoformat(),
             channel=self.ctx.channel,
         )
+        self._notify(appointment, "moved")
         return self._booked_result(appointment, kind, verb="Moved: your")
 
     def prefetch(self, name: str, raw_args: dict[str, object]) -> None:

@@ -20,6 +20,7 @@ from app.agent.conversations import ConversationService
 from app.config import Settings
 from app.dashboard import sms_link
 from app.deps import SessionDep, SettingsDep
+from app.notifications import replies as reminder_replies
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
@@ -155,6 +156,13 @@ def _converse(
         idle_reset=timedelta(minutes=settings.conversation_idle_minutes),
     )
     conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
+    # A reply to a reminder: a confirmation is answered there; anything else reaches the
+    # engine with state["about_appointment"] set.
+    confirmed = reminder_replies.answer_sms(session, conversation, routed.agent, body, service.now)
+    if confirmed is not None:
+        service.record(conversation, "in", body, external_id=message_sid)
+        service.record(conversation, "out", confirmed)
+        return confirmed
     result = service.take_turn(
         conversation, routed, body, channel="sms", inbound_external_id=message_sid
     )

@@ -43,6 +43,11 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("GET", "/conversations"): Role.READONLY,
     ("GET", "/conversations/{conversation_id}"): Role.READONLY,
     ("GET", "/analytics"): Role.READONLY,
+    ("GET", "/notifications"): Role.READONLY,
+    ("GET", "/agents/{agent_id}/reminder-settings"): Role.READONLY,
+    ("PUT", "/agents/{agent_id}/reminder-settings"): Role.OPERATOR,
+    ("PUT", "/appointments/{appointment_id}/attendance"): Role.OPERATOR,
+    ("GET", "/analytics/reminders"): Role.READONLY,
     ("GET", "/opt-outs"): Role.READONLY,
     ("DELETE", "/opt-outs/{opt_out_id}"): Role.ADMIN,
     # Audit entries are scrubbed (masked numbers, no secrets): readonly may read and

@@ -259,6 +259,7 @@ def test_the_service_seals_in_the_background(settings: Settings, session_factory
         settings.model_copy(update={"audit_seal_interval_seconds": 3600}),
         session_factory=session_factory,
         clock=clock,
+        background_jobs=True,  # as `serve` runs: the seal is a job of the embedded engine
     )
     with TestClient(app):
         deadline = time.monotonic() + 20

@@ -1,0 +1,2 @@
+"""Background work on one mechanism: periodic jobs, run in-process (embedded) or by
+procrastinate workers on PostgreSQL (production). See docs/architecture.md."""

@@ -21,7 +21,7 @@ from app.notify import build_sender
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, responses=ERROR_RESPONSES)
-    for module in (users, privacy, agents, appointments, analytics, operations):
+    for module in (users, privacy, agents, appointments, analytics, operations, notifications):
         publish_roles(module.router)
     router.include_router(users.router, tags=["admin: users and numbers"])
     router.include_router(privacy.router, tags=["admin: privacy"])

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from app.agent.engine import Engine
 from app.config import Settings
 
 scenarios_cli = typer.Typer(
@@ -15,12 +16,23 @@ scenarios_cli = typer.Typer(
 )
 
 
-def _check_engine(name: str) -> None:
-    """Fail before starting anything when the engine does not exist (yet)."""
+def _engine_for(name: str) -> Engine | None:
+    """The engine to play against, or None for the one the stage's settings build.
+
+    `openai` uses the endpoint OPENAI_BASE_URL / OPENAI_API_KEY name (a live model, or a
+    `fake-openai --replay` recording); with neither set, the deterministic scripted model
+    answers in process, so CI measures the LLM engine's tool loop and guardrails offline.
+    Fails before starting anything when the engine does not exist."""
     from app.agent.factory import build_engine
 
+    settings = Settings(conversation_engine=name)
+    if name == "openai" and not (settings.openai_base_url or settings.openai_api_key):
+        from app.agent.fake_openai import in_process_client
+        from app.agent.llm import LlmEngine, Options
+
+        return LlmEngine(in_process_client(), Options.from_settings(settings))
     try:
-        build_engine(Settings(_env_file=None, conversation_engine=name))
+        return build_engine(settings)
     except (ValueError, ImportError) as error:
         typer.echo(f"cannot run scenarios with --engine {name}: {error}", err=True)
         raise typer.Exit(2) from error
@@ -45,7 +57,7 @@ def run(
 
     if channel not in {"sms", "voice"}:
         raise typer.BadParameter("--channel is sms or voice")
-    _check_engine(engine)
+    played_engine = _engine_for(engine)
     try:
         scenarios = select(load_suite(heldout=heldout), Selection(only, channel))
     except ScenarioError as error:
@@ -58,7 +70,7 @@ def run(
     from app.scenarios.play import play
 
     outcomes, records = [], []
-    with running_stage(engine) as stage:
+    with running_stage(engine, engine=played_engine) as stage:
         for scenario in scenarios:
             played = play(stage, scenario, channel, goal_met)
             outcome = judge(scenario, played, channel)

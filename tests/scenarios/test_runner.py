@@ -395,3 +395,14 @@ def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(
     (record,) = json.loads(report.read_text())
     assert record["id"] == "book-tomorrow-3pm" and not record["success"]
     assert record["turns"][0]["agent"].startswith("Booked:")
+
+
+def test_openai_engine_without_an_endpoint_plays_the_scripted_local_model(monkeypatch) -> None:
+    from app.agent.llm import LlmEngine
+    from app.scenarios.cli import _engine_for
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    engine = _engine_for("openai")
+    assert isinstance(engine, LlmEngine)
+    assert engine.client.base_url.host != "api.openai.com"  # never the real service

@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.agent import phrasing as say
 from app.agent.dates import part_of
 from app.agent.engine import Reply, Turn
+from app.agent.profile import faq_answer, hours_lines
 from app.agent.understanding import Message, find_choice, find_name, read
 from app.calendar.availability import BusyIndex, Unavailable, check_slot
 from app.tools.registry import run_tool
@@ -56,7 +57,14 @@ FLOW_KEYS = (
     "move_to",
     "pending_text",
     "verification_required",
+    "after",
+    "before",
+    "until",
+    "held",
+    "targets",
+    "shift",
 )
+DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 OFFER_COUNT = 3
 OFFER_GAP = timedelta(minutes=60)
 
@@ -184,18 +192,104 @@ class _Dialogue:
         self.state.pop("verification_required", None)
         message = self.read(raw)
         if message.reset:
-            self.clear_flow()
-            return self.ask_more("OK, I've dropped that.")
+            return self.reset()
         if message.name and self.state.get("awaiting") != "name":
             self.state["name"] = message.name
         awaiting = self.state.get("awaiting")
         if self.is_goodbye(message, awaiting):
             return self.goodbye()
+        if message.rest:
+            self.state["queued"] = message.rest
+        reply = self.answer(message, awaiting)
+        return self.then_queued(reply, fresh=bool(message.rest))
 
+    def answer(self, message: Message, awaiting: str | None) -> str:
+        if message.intent == "info":
+            return self.info(message)
+        if message.when.unreadable and message.intent not in ("list",):
+            return self.ask_day(message)
         handled = self.continue_flow(message, awaiting)
         if handled is not None:
             return handled
         return self.start(message)
+
+    def then_queued(self, reply: str, fresh: bool) -> str:
+        """The second request of a two-request message: run once the first is done, or
+        acknowledged while the first waits for an answer."""
+        queued = self.state.get("queued")
+        if not queued:
+            return reply
+        if self.state.get("awaiting"):
+            return f"{reply} Then we'll do the rest: \"{queued}\"." if fresh else reply
+        self.state.pop("queued", None)
+        follow = self.answer(self.read(str(queued)), None)
+        return f"{reply} Now, \"{queued}\": {follow}"
+
+    def reset(self) -> str:
+        """"Never mind": drop what is in progress and say truthfully what still stands."""
+        intent, target = self.state.get("intent"), self.state.get("target")
+        was_flowing = intent is not None
+        self.clear_flow()
+        self.state.pop("queued", None)
+        if intent in ("move", "cancel") and target:
+            kept = f"your {target['type_name']} {self.on_day(target['start'])}"
+            return self.ask_more(f"OK, I've left {kept} as it is.")
+        booked = self.last_booked()
+        if booked is not None:
+            lead = "OK, I've dropped that." if was_flowing else "OK, nothing else is in progress."
+            what = f"your {booked['type_name']} {self.on_day(booked['start'])}"
+            return self.ask_more(
+                f"{lead} {what[0].upper()}{what[1:]} is still booked; "
+                "to cancel it, say \"cancel it\"."
+            )
+        if was_flowing:
+            return self.ask_more("OK, I've dropped that. Nothing was booked.")
+        return self.ask_more("OK, nothing is in progress.")
+
+    def last_booked(self) -> dict[str, Any] | None:
+        last = self.state.get("last")
+        if not last:
+            return None
+        result = self.tool("list_appointments")
+        if not result.ok:
+            return None
+        for appointment in result.data["appointments"]:
+            if appointment["id"] == last:
+                return dict(appointment)
+        return None
+
+    def ask_day(self, message: Message) -> str:
+        """A day we could not read is asked about; what we could read is kept."""
+        said = message.when.unreadable
+        if message.intent in ("cancel", "move") or self.state.get("intent") in ("cancel", "move"):
+            self.clear_flow()
+            return f"Sorry, I couldn't read the day in \"{said}\". Which day did you mean?"
+        if self.state.get("intent") != "book":
+            self.clear_flow()
+            self.state["intent"] = "book"
+        if message.type_key:
+            self.state["type"] = message.type_key
+        self.state.pop("day", None)
+        if message.when.at is not None:
+            self.state["at"] = message.when.at.strftime("%H:%M")
+        if message.when.part is not None:
+            self.state["part"] = message.when.part
+        self.state.pop("offers", None)
+        self.state.pop("proposal", None)
+        self.state["awaiting"] = "when"
+        return f"Sorry, I couldn't read the day in \"{said}\". Which day did you mean?"
+
+    def info(self, message: Message) -> str:
+        """Hours, address, services, prices: from the profile; the request in progress
+        (if any) stays and its question is asked again."""
+        answer = self.profile_answer(message)
+        awaiting = self.state.get("awaiting")
+        if awaiting == "confirm":
+            return f"{answer} {self.confirm_question()}"
+        if awaiting == "choice" and self.state.get("offers"):
+            offers = [self.local(o) for o in self.state["offers"]]
+            return f"{answer} Which time would you like? {self.offer_list_text(offers)}"
+        return self.ask_more(answer)
 
     def is_goodbye(self, message: Message, awaiting: str | None) -> bool:
         if message.goodbye and not (message.intent or message.when.day or message.when.at):
@@ -232,6 +326,35 @@ class _Dialogue:
         if message.yes or message.no:
             return self.hint()
         return self.hint(greeting=message.greeting)
+
+    def profile_answer(self, message: Message) -> str:
+        agent = self.turn.agent
+        topic = message.topic
+        faq = faq_answer(message.text, agent.faq or [])
+        if faq is not None and topic in (None, "prices", "services"):
+            return faq
+        if topic == "hours":
+            lines = hours_lines(dict(self.schedule.hours), DAY_ABBREVIATIONS)
+            if not lines:
+                return "No opening hours are set up yet."
+            return f"We're open {'; '.join(lines)} ({self.zone_name()})."
+        if topic == "address":
+            if agent.address:
+                return f"We're at {agent.address.strip().rstrip('.')}."
+            return "Sorry, I don't have the address to give you here."
+        if topic in ("services", "prices"):
+            kinds = "; ".join(f"{t.name} ({t.duration_minutes} min)" for t in self.types)
+            described = (agent.services_description or "").strip()
+            if topic == "prices" and not described:
+                return f"Sorry, I don't have prices here. I can book {self.type_names()}."
+            return f"{described} I can book: {kinds}.".strip()
+        return f"Sorry, I don't have an answer to that here. {self.capabilities()}"
+
+    def zone_name(self) -> str:
+        return str(self.zone.key).split("/")[-1].replace("_", " ") + " time"
+
+    def capabilities(self) -> str:
+        return "I can book, move, list or cancel appointments, and tell you our hours."
 
     # --- answers to our questions ----------------------------------------------------
 

@@ -283,7 +283,7 @@ def test_nonsense_and_unknown_type_get_hints(owner: Phone, factory) -> None:
 
 def test_never_mind_drops_the_request(owner: Phone, factory) -> None:
     owner.say("book a haircut tomorrow at 3pm")
-    assert owner.say("never mind") == "OK, I've dropped that."
+    assert owner.say("never mind") == "OK, I've dropped that. Nothing was booked."
     assert owner.say("yes").startswith("Sorry, I didn't get that.")
     assert confirmed(factory) == []
 

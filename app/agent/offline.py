@@ -63,6 +63,7 @@ FLOW_KEYS = (
     "held",
     "targets",
     "shift",
+    "held_start",
 )
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 OFFER_COUNT = 3
@@ -182,6 +183,15 @@ class _Dialogue:
             self.state["part"] = when.part
             if when.at is None:
                 self.state.pop("at", None)
+        for key in ("after", "before"):
+            bound = getattr(when, key)
+            if bound is not None:
+                self.state[key] = bound.strftime("%H:%M")
+                self.state.pop("at", None)
+        if when.until is not None:
+            self.state["until"] = when.until.isoformat()
+        elif when.day is not None:
+            self.state.pop("until", None)
 
     # --- the turn --------------------------------------------------------------------
 
@@ -220,13 +230,13 @@ class _Dialogue:
         if not queued:
             return reply
         if self.state.get("awaiting"):
-            return f"{reply} Then we'll do the rest: \"{queued}\"." if fresh else reply
+            return f'{reply} Then we\'ll do the rest: "{queued}".' if fresh else reply
         self.state.pop("queued", None)
         follow = self.answer(self.read(str(queued)), None)
-        return f"{reply} Now, \"{queued}\": {follow}"
+        return f'{reply} Now, "{queued}": {follow}'
 
     def reset(self) -> str:
-        """"Never mind": drop what is in progress and say truthfully what still stands."""
+        """ "Never mind": drop what is in progress and say truthfully what still stands."""
         intent, target = self.state.get("intent"), self.state.get("target")
         was_flowing = intent is not None
         self.clear_flow()
@@ -240,7 +250,7 @@ class _Dialogue:
             what = f"your {booked['type_name']} {self.on_day(booked['start'])}"
             return self.ask_more(
                 f"{lead} {what[0].upper()}{what[1:]} is still booked; "
-                "to cancel it, say \"cancel it\"."
+                'to cancel it, say "cancel it".'
             )
         if was_flowing:
             return self.ask_more("OK, I've dropped that. Nothing was booked.")
@@ -263,13 +273,14 @@ class _Dialogue:
         said = message.when.unreadable
         if message.intent in ("cancel", "move") or self.state.get("intent") in ("cancel", "move"):
             self.clear_flow()
-            return f"Sorry, I couldn't read the day in \"{said}\". Which day did you mean?"
-        if self.state.get("intent") != "book":
-            self.clear_flow()
-            self.state["intent"] = "book"
-        if message.type_key:
-            self.state["type"] = message.type_key
-        self.state.pop("day", None)
+            return f'Sorry, I couldn\'t read the day in "{said}". Which day did you mean?'
+        kept_type = message.type_key or (
+            self.state.get("type") if self.state.get("intent") == "book" else None
+        )
+        self.clear_flow()
+        self.state["intent"] = "book"
+        if kept_type:
+            self.state["type"] = kept_type
         if message.when.at is not None:
             self.state["at"] = message.when.at.strftime("%H:%M")
         if message.when.part is not None:
@@ -277,7 +288,7 @@ class _Dialogue:
         self.state.pop("offers", None)
         self.state.pop("proposal", None)
         self.state["awaiting"] = "when"
-        return f"Sorry, I couldn't read the day in \"{said}\". Which day did you mean?"
+        return f'Sorry, I couldn\'t read the day in "{said}". Which day did you mean?'
 
     def info(self, message: Message) -> str:
         """Hours, address, services, prices: from the profile; the request in progress
@@ -305,6 +316,8 @@ class _Dialogue:
             return self.on_type(message)
         if awaiting == "which":
             return self.on_which(message)
+        if awaiting == "instead":
+            return self.on_instead(message)
         if awaiting == "verification" and message.intent is None and not message.name:
             return self.resume(message)
         if awaiting == "when":
@@ -316,7 +329,7 @@ class _Dialogue:
     def start(self, message: Message) -> str:
         intent = message.intent
         if intent == "list":
-            return self.list_appointments()
+            return self.list_appointments(message)
         if intent in ("cancel", "move"):
             return self.start_change(message, intent)
         if intent == "book" or message.type_key or not message.when.empty:
@@ -393,8 +406,20 @@ class _Dialogue:
         self.merge_when(message)
         return f"Sure. Is that for {self.type_names()}?"
 
+    def confirm_cancel_all(self, appointments: list[dict[str, Any]]) -> str:
+        if len(appointments) == 1:
+            self.state["target"] = appointments[0]
+            return self.ask_confirm()
+        self.state["targets"] = appointments
+        self.state["target"] = appointments[0]
+        self.state.pop("candidates", None)
+        self.state["awaiting"] = "confirm"
+        return self.confirm_question()
+
     def on_which(self, message: Message) -> str | None:
         candidates = self.state.get("candidates") or []
+        if self.state.get("intent") == "cancel" and message.every and candidates:
+            return self.confirm_cancel_all(candidates)
         picked = self.pick_appointment(message, candidates)
         if picked is None and message.yes and len(candidates) == 1:
             picked = candidates[0]
@@ -451,6 +476,16 @@ class _Dialogue:
             and not (message.later or message.earlier)
         ):
             return self.execute()
+        if message.when.shift_minutes is not None and (offers or self.state.get("proposal")):
+            base = self.local(self.state.get("proposal") or offers[0].isoformat())
+            wanted = base + timedelta(minutes=message.when.shift_minutes)
+            self.state["day"], self.state["at"] = (
+                wanted.date().isoformat(),
+                wanted.strftime("%H:%M"),
+            )
+            target = self.state.get("target")
+            key = target["type"] if target else self.type_key()
+            return self.seek_exact(wanted, key) if key else self.seek()
         chosen = self.chosen_offer(message, offers)
         if chosen is not None:
             self.state["proposal"] = chosen.isoformat()
@@ -474,6 +509,8 @@ class _Dialogue:
                 self.state["proposal"] = offers[0].isoformat()
                 return self.ask_confirm()
             return f"Which time would you like? {self.offer_list_text(offers)}"
+        if message.no and intent == "cancel":
+            return self.keep_target()
         if message.no:
             return self.decline(offers)
         if message.unknown_type and intent == "book":
@@ -519,7 +556,93 @@ class _Dialogue:
         if message.unknown_type and not message.type_key:
             self.state["awaiting"] = "type"
             return self.unknown_type(message.unknown_type)
+        held = self.held_conflict(message)
+        if held is not None:
+            return held
         return self.seek()
+
+    def held_conflict(self, message: Message) -> str | None:
+        """The caller's own appointments, known to the booking: asking about your own slot
+        is a list; a second appointment on a day you hold one is asked about."""
+        when = message.when
+        wants_shift = when.shift_minutes is not None or message.earlier or message.later
+        if when.day is None and when.at is None and not wants_shift:
+            return None
+        mine = self.my_appointments(message.raw)
+        if not mine:
+            return None
+        day = when.day or (self.day_for_time(when.at) if when.at else None)
+        same_day = [a for a in mine if day is None or self.local(a["start"]).date() == day]
+        if wants_shift and day is None:
+            same_day = [a for a in mine if a["id"] == self.state.get("last")] or mine[:1]
+        if not same_day:
+            return None
+        if when.at is not None and day is not None:
+            wanted = self.at_local(day, when.at)
+            for appointment in same_day:
+                start, end = self.local(appointment["start"]), self.local(appointment["end"])
+                if start <= wanted < end:
+                    self.clear_flow()
+                    self.state["served"] = True
+                    return self.ask_more(
+                        f"You're booked for {self.describe_appointment(appointment)}."
+                    )
+        if message.in_addition:
+            return None
+        held = same_day[0]
+        self.state["held"] = held
+        self.state["held_start"] = held["start"]
+        if when.shift_minutes is not None:
+            self.state["shift"] = when.shift_minutes
+        elif wants_shift:
+            self.state["shift"] = "later" if message.later else "earlier"
+        if message.instead:
+            return self.replace_held()
+        self.state["awaiting"] = "instead"
+        what = self.describe_appointment(held)
+        return f"You already have {what}. Is this instead of it, or in addition to it?"
+
+    def on_instead(self, message: Message) -> str | None:
+        if message.instead or message.intent == "move":
+            return self.replace_held()
+        if message.in_addition:
+            self.state.pop("awaiting", None)
+            held = self.state.pop("held")
+            self.state["held_start"] = held["start"]
+            shift = self.state.pop("shift", None)
+            if isinstance(shift, str) and not self.state.get("at"):
+                self.state["offers"] = [self.local(self.state.pop("held_start")).isoformat()]
+                return self.shift(later=shift == "later")
+            return self.seek()
+        if message.intent in ("list", "cancel") or message.reset:
+            self.clear_flow()
+            return None
+        held = self.state["held"]
+        return (
+            f"Should I move your {held['type_name']} (instead), or book another one "
+            "as well (in addition)?"
+        )
+
+    def replace_held(self) -> str:
+        """ "Instead": the held appointment is moved, never doubled."""
+        held = self.state.pop("held")
+        shift = self.state.pop("shift", None)
+        self.state.pop("awaiting", None)
+        self.state["intent"] = "move"
+        self.state["target"] = held
+        current = self.local(held["start"])
+        if isinstance(shift, str) and not self.state.get("at"):
+            # "Earlier" / "later" without an amount: a few times on that side.
+            self.state["offers"] = [current.isoformat()]
+            return self.shift(later=shift == "later")
+        if isinstance(shift, int) and not self.state.get("at"):
+            return self.seek_exact(current + timedelta(minutes=shift), held["type"])
+        day = date.fromisoformat(self.state["day"]) if self.state.get("day") else current.date()
+        if self.state.get("at"):
+            return self.seek_exact(
+                self.at_local(day, time.fromisoformat(self.state["at"])), held["type"]
+            )
+        return self.seek_day(day, self.state.get("part"), held["type"])
 
     def seek(self) -> str:
         """Find times for the request in state and offer or propose them."""
@@ -533,12 +656,75 @@ class _Dialogue:
         day = date.fromisoformat(self.state["day"]) if self.state.get("day") else None
         at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
         part = self.state.get("part")
+        refused = self.out_of_range(day)
+        if refused is not None:
+            return refused
+        if self.state.get("after") or self.state.get("before") or self.state.get("until"):
+            return self.seek_range(day, part, key)
         if at is not None:
             if day is None:
                 day = self.day_for_time(at)
                 self.state["day"] = day.isoformat()
             return self.seek_exact(self.at_local(day, at), key)
         return self.seek_day(day, part, key)
+
+    def out_of_range(self, day: date | None) -> str | None:
+        """A past day is refused as past, a day past the horizon as such: never moved."""
+        if day is None:
+            return None
+        today = self.now.date()
+        if day < today:
+            self.state.pop("day", None)
+            self.state["awaiting"] = "when"
+            return (
+                f"{say.day_text(day, self.channel)} has already passed. Which day would you like?"
+            )
+        last = (self.now + self.schedule.horizon).date()
+        if day > last:
+            self.state.pop("day", None)
+            self.state["awaiting"] = "when"
+            return (
+                f"Sorry, {say.day_text(day, self.channel)} is beyond our booking horizon: "
+                f"we book up to {self.schedule.horizon.days} days ahead "
+                f"(until {say.day_text(last, self.channel)}). Which day would you like?"
+            )
+        return None
+
+    def seek_range(self, day: date | None, part: str | None, key: str) -> str:
+        """ "after 3 this week", "before noon on Friday": the first days with room."""
+        after = time.fromisoformat(self.state["after"]) if self.state.get("after") else None
+        before = time.fromisoformat(self.state["before"]) if self.state.get("before") else None
+        first = day or self.now.date()
+        until = date.fromisoformat(self.state["until"]) if self.state.get("until") else None
+        last = until or (first if day is not None else first + timedelta(days=13))
+        last = min(last, (self.now + self.schedule.horizon).date())
+        current = first
+        while current <= last:
+            found = [
+                s
+                for s in self.slots(
+                    date=current.isoformat(),
+                    appointment_type=key,
+                    part_of_day=part,
+                    after=self.at_local(current, after).isoformat() if after else None,
+                    limit=20,
+                )
+                if (after is None or s.time() >= after) and (before is None or s.time() < before)
+            ]
+            if found:
+                return self.offer(self.spread(found))
+            current += timedelta(days=1)
+        bounds = []
+        if after is not None:
+            bounds.append(f"after {say.clock(self.at_local(first, after), self.channel)}")
+        if before is not None:
+            bounds.append(f"before {say.clock(self.at_local(first, before), self.channel)}")
+        span = say.day_text(first, self.channel)
+        if last != first:
+            span += f" to {say.day_text(last, self.channel)}"
+        for key_ in ("after", "before", "until"):
+            self.state.pop(key_, None)
+        return self.offer([], prefix=f"Sorry, nothing is free {' and '.join(bounds)} ({span}).")
 
     def day_for_time(self, at: time) -> date:
         today = self.now.date()
@@ -698,6 +884,13 @@ class _Dialogue:
             return f"Sorry, nothing earlier is free. {self.confirm_question()}"
         return f"Sorry, nothing earlier is free. {self.offer_list_text(sorted(known))}"
 
+    def keep_target(self) -> str:
+        targets = self.state.get("targets") or [self.state.get("target")]
+        self.clear_flow()
+        self.state.pop("queued", None)
+        kept = say.join_or([self.describe_appointment(t) for t in targets if t], "and")
+        return self.ask_more(f"OK, nothing cancelled. You still have {kept}.")
+
     def decline(self, offers: list[datetime]) -> str:
         proposal = self.state.get("proposal")
         others = [o for o in offers if o.isoformat() != proposal]
@@ -721,6 +914,12 @@ class _Dialogue:
     def confirm_question(self) -> str:
         intent = self.state.get("intent")
         voice = self.channel == "voice"
+        if intent == "cancel" and self.state.get("targets"):
+            targets = self.state["targets"]
+            listed = say.join_or([self.describe_appointment(t) for t in targets], "and")
+            if voice:
+                return f"Do you want me to cancel all {len(targets)}: {listed}?"
+            return f"Cancel all {len(targets)}: {listed}? Reply YES to confirm."
         if intent == "cancel":
             target = self.state["target"]
             what = f"your {target['type_name']} {self.on_day(target['start'])}"
@@ -808,6 +1007,9 @@ class _Dialogue:
         if not appointments:
             self.clear_flow()
             return self.ask_more("You have no upcoming appointments.")
+        if intent == "cancel" and message.every:
+            matching = self.matching(source, appointments) if not source.when.empty else []
+            return self.confirm_cancel_all(matching or appointments)
         picked = self.pick_appointment(source, appointments, default=True)
         if picked is None:
             matching = self.matching(source, appointments)
@@ -843,8 +1045,18 @@ class _Dialogue:
     def seek_move(self, destination: Message | None) -> str:
         target = self.state["target"]
         current = self.local(target["start"])
+        if destination is not None and destination.when.shift_minutes is not None:
+            wanted = current + timedelta(minutes=destination.when.shift_minutes)
+            self.state["day"], self.state["at"] = (
+                wanted.date().isoformat(),
+                wanted.strftime("%H:%M"),
+            )
+            return self.seek_exact(wanted, target["type"])
         if destination is not None and not destination.when.empty:
             when = destination.when
+            refused = self.out_of_range(when.day)
+            if refused is not None:
+                return refused
             if when.at is not None:
                 day = when.day or (
                     date.fromisoformat(self.state["day"])
@@ -901,7 +1113,31 @@ class _Dialogue:
             )
         return f"Done: your {appointment['type_name']} is now {say.when(moved, 'sms')}."
 
+    def do_cancel_all(self) -> str:
+        """Each cancellation is a tool call; the reply names only those that committed."""
+        done, failed = [], []
+        for target in self.state["targets"]:
+            result = self.tool("cancel_appointment", appointment_id=target["id"])
+            (done if result.ok else failed).append(target)
+        if any(c["ok"] is False and "verification" in str(c["result"]) for c in self.calls):
+            if not done:
+                return self.needs_verification()
+        self.clear_flow()
+        self.state["served"] = True
+        if self.state.get("last") in {t["id"] for t in done}:
+            self.state.pop("last", None)
+        parts = []
+        if done:
+            listed = say.join_or([self.describe_appointment(t) for t in done], "and")
+            parts.append(f"Cancelled {listed}.")
+        if failed:
+            listed = say.join_or([self.describe_appointment(t) for t in failed], "and")
+            parts.append(f"I could not cancel {listed}; it is still booked.")
+        return self.ask_more(" ".join(parts))
+
     def do_cancel(self) -> str:
+        if self.state.get("targets"):
+            return self.do_cancel_all()
         target = self.state["target"]
         result = self.tool("cancel_appointment", appointment_id=target["id"])
         if not result.ok:
@@ -972,7 +1208,7 @@ class _Dialogue:
                 return appointment
         return appointments[0] if len(appointments) == 1 else None
 
-    def list_appointments(self) -> str:
+    def list_appointments(self, message: Message | None = None) -> str:
         self.clear_flow()
         appointments = self.my_appointments("what appointments do I have")
         if appointments is None:
@@ -980,6 +1216,8 @@ class _Dialogue:
         self.state["served"] = True
         if not appointments:
             return self.ask_more("You have no upcoming appointments.")
+        if message is not None and (message.when.day or message.when.at or message.when.part):
+            return self.list_matching(message, appointments)
         self.state["candidates"] = appointments
         described = [self.describe_appointment(a) for a in appointments[:5]]
         if len(appointments) == 1:
@@ -988,6 +1226,23 @@ class _Dialogue:
         if self.channel == "voice":
             return self.ask_more(f"You have {count} appointments: {say.join_or(described, 'and')}.")
         return f"You have {count}: " + "; ".join(described) + "."
+
+    def list_matching(self, message: Message, appointments: list[dict[str, Any]]) -> str:
+        """ "Am I still on for 3 tomorrow?": a yes or no about that slot, then the rest."""
+        found = self.matching(message, appointments)
+        if found:
+            described = say.join_or([self.describe_appointment(a) for a in found], "and")
+            return self.ask_more(f"Yes, you're booked for {described}.")
+        when = message.when
+        asked = []
+        if when.day is not None:
+            asked.append(f"on {say.day_text(when.day, self.channel)}")
+        if when.at is not None:
+            asked.append(f"at {say.clock(self.at_local(self.now.date(), when.at), self.channel)}")
+        if when.part is not None:
+            asked.append(f"in the {when.part}")
+        described = say.join_or([self.describe_appointment(a) for a in appointments[:5]], "and")
+        return self.ask_more(f"I don't see an appointment {' '.join(asked)}. You have {described}.")
 
     def describe_appointment(self, appointment: dict[str, Any]) -> str:
         return f"{say.article(appointment['type_name'])} {self.on_day(appointment['start'])}"

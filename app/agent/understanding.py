@@ -327,9 +327,11 @@ def _name_words(fragment: str, whole: bool = False) -> str | None:
 
 
 def split_requests(raw: str) -> tuple[str, str | None]:
-    """"cancel friday and book wednesday": the first request and the rest (or None)."""
+    """ "cancel friday and book wednesday": the first request and the rest (or None)."""
     text = fold(raw)
-    first = re.search(r"\b(?:book|schedule|cancel|move|reschedule|reservar|cancelar|cambiar)\b", text)
+    first = re.search(
+        r"\b(?:book|schedule|cancel|move|reschedule|reservar|cancelar|cambiar)\b", text
+    )
     if first is None:
         return raw, None
     for match in SECOND_REQUEST.finditer(text, first.end()):

@@ -1119,9 +1119,9 @@ class _Dialogue:
         for target in self.state["targets"]:
             result = self.tool("cancel_appointment", appointment_id=target["id"])
             (done if result.ok else failed).append(target)
-        if any(c["ok"] is False and "verification" in str(c["result"]) for c in self.calls):
-            if not done:
-                return self.needs_verification()
+        refused = any(not c["ok"] and "verification" in str(c["result"]) for c in self.calls)
+        if refused and not done:
+            return self.needs_verification()
         self.clear_flow()
         self.state["served"] = True
         if self.state.get("last") in {t["id"] for t in done}:

@@ -143,6 +143,7 @@ EN: dict[str, Entry] = {
     "and": "and",
     "or": "or",
     "minutes": "min",
+    "wont_book": "OK, I won't book it.",
 }
 
 ES: dict[str, Entry] = {
@@ -272,6 +273,7 @@ ES: dict[str, Entry] = {
     "and": "y",
     "or": "o",
     "minutes": "min",
+    "wont_book": "De acuerdo, no la reservo.",
 }
 
 CATALOGUES: dict[str, dict[str, Entry]] = {"en": EN, "es": ES}

@@ -32,40 +32,34 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
-from app.agent.dates import part_of
+from app.agent.catalog import CATALOGUES, FOREIGN, detect_language, wording
+from app.agent.dates import fold, part_of
 from app.agent.engine import Reply, Turn
 from app.agent.profile import faq_answer, hours_lines
+from app.agent.state import FLOW_KEYS, dump_state, load_state
 from app.agent.understanding import Message, find_choice, find_name, read
 from app.calendar.availability import BusyIndex, Unavailable, check_slot
+from app.models import Agent
 from app.tools.registry import run_tool
 from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
 
-# Keys that describe the request in progress; the rest (name, last, served) outlive it.
-FLOW_KEYS = (
-    "intent",
-    "type",
-    "day",
-    "at",
-    "part",
-    "offers",
-    "proposal",
-    "awaiting",
-    "target",
-    "candidates",
-    "move_to",
-    "pending_text",
-    "verification_required",
-    "after",
-    "before",
-    "until",
-    "held",
-    "targets",
-    "shift",
-    "held_start",
-)
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SPANISH_DAY_ABBREVIATIONS = ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")
+# An English sentence in a Spanish conversation switches it back (not a lone "ok").
+ENGLISH_ONLY = re.compile(
+    r"\b(?:i'd like|i want|i need|can i|could i|appointment|tomorrow|cancel my|book me|"
+    r"what time|do you have)\b"
+)
+
+
+def agent_language(agent: Agent) -> str:
+    """The profile's language ("es-MX" → "es"); English for anything we do not speak."""
+    code = (agent.language or "en").split("-")[0].lower()
+    return code if code in CATALOGUES else "en"
+
+
 OFFER_COUNT = 3
 OFFER_GAP = timedelta(minutes=60)
 
@@ -88,7 +82,7 @@ class OfflineEngine:
             text = dialogue.hint()
         return Reply(
             text=say.fit(text, turn.channel),
-            state=dialogue.state,
+            state=dump_state(dialogue.state),
             end_conversation=dialogue.end,
             tool_calls=dialogue.calls,
         )
@@ -101,9 +95,41 @@ class _Dialogue:
         self.schedule = turn.tools.schedule
         self.zone = self.schedule.zone
         self.now = turn.now.astimezone(self.zone)
-        self.state: dict[str, Any] = dict(turn.state or {})
+        self.state: dict[str, Any] = dict(load_state(turn.state))
         self.calls: list[dict[str, Any]] = []
         self.end = False
+        self.lang: str = self.state.get("lang") or agent_language(turn.agent)
+
+    # --- wording -------------------------------------------------------------------
+
+    def t(self, key: str, **values: object) -> str:
+        return wording(self.lang, self.channel, key, **values)
+
+    def join(self, items: list[str], word: str) -> str:
+        return say.join_or(items, word, self.lang)
+
+    def article(self, name: str) -> str:
+        return say.article(name, self.lang)
+
+    def numbered(self, items: list[str]) -> str:
+        return say.numbered(items, self.channel, self.lang)
+
+    def when_text(self, moment: datetime) -> str:
+        return say.when(moment, self.channel, self.lang)
+
+    def day_text(self, day: date) -> str:
+        return say.day_text(day, self.channel, self.lang)
+
+    def clock(self, moment: datetime) -> str:
+        return say.clock(moment, self.channel, self.lang)
+
+    def slot_list(self, slots: list[datetime]) -> str:
+        return say.slot_list(slots, self.channel, self.lang)
+
+    def part_word(self, part: str) -> str:
+        if self.lang == "es":
+            return {"morning": "mañana", "afternoon": "tarde", "evening": "noche"}[part]
+        return part
 
     # --- tools -----------------------------------------------------------------------
 
@@ -149,12 +175,10 @@ class _Dialogue:
         return kind.name if kind else (key or "appointment")
 
     def unknown_type(self, thing: str) -> str:
-        return (
-            f"Sorry, I can't book {say.article(thing)}. I can book {self.type_names()}. Which one?"
-        )
+        return self.t("unknown_type", thing=self.article(thing), types=self.type_names())
 
     def type_names(self) -> str:
-        return say.join_or([say.article(t.name) for t in self.types])
+        return self.join([self.article(t.name) for t in self.types], "or")
 
     def read(self, text: str) -> Message:
         return read(text, self.now, self.schedule.hours, self.types)
@@ -200,6 +224,9 @@ class _Dialogue:
         if not raw:
             return self.hint(greeting=True)
         self.state.pop("verification_required", None)
+        foreign = self.pick_language(raw)
+        if foreign is not None:
+            return foreign
         message = self.read(raw)
         if message.reset:
             return self.reset()
@@ -212,6 +239,19 @@ class _Dialogue:
             self.state["queued"] = message.rest
         reply = self.answer(message, awaiting)
         return self.then_queued(reply, fresh=bool(message.rest))
+
+    def pick_language(self, raw: str) -> str | None:
+        """Spanish or English, whichever the person writes (and keep it); a language we
+        recognise but do not speak gets one line in it saying what the agent can do."""
+        spoken = detect_language(fold(raw))
+        if spoken in CATALOGUES:
+            self.lang = spoken
+        elif spoken is not None:
+            return FOREIGN[spoken]
+        elif self.lang != "en" and ENGLISH_ONLY.search(fold(raw)):
+            self.lang = "en"
+        self.state["lang"] = self.lang
+        return None
 
     def answer(self, message: Message, awaiting: str | None) -> str:
         if message.intent == "info":
@@ -230,10 +270,10 @@ class _Dialogue:
         if not queued:
             return reply
         if self.state.get("awaiting"):
-            return f'{reply} Then we\'ll do the rest: "{queued}".' if fresh else reply
+            return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
         self.state.pop("queued", None)
         follow = self.answer(self.read(str(queued)), None)
-        return f'{reply} Now, "{queued}": {follow}'
+        return self.t("now_rest", reply=reply, rest=queued, follow=follow)
 
     def reset(self) -> str:
         """ "Never mind": drop what is in progress and say truthfully what still stands."""
@@ -242,19 +282,15 @@ class _Dialogue:
         self.clear_flow()
         self.state.pop("queued", None)
         if intent in ("move", "cancel") and target:
-            kept = f"your {target['type_name']} {self.on_day(target['start'])}"
-            return self.ask_more(f"OK, I've left {kept} as it is.")
+            return self.ask_more(self.t("left_as_is", what=self.yours(target)))
         booked = self.last_booked()
         if booked is not None:
-            lead = "OK, I've dropped that." if was_flowing else "OK, nothing else is in progress."
-            what = f"your {booked['type_name']} {self.on_day(booked['start'])}"
-            return self.ask_more(
-                f"{lead} {what[0].upper()}{what[1:]} is still booked; "
-                'to cancel it, say "cancel it".'
-            )
+            lead = self.t("dropped" if was_flowing else "nothing_in_progress")
+            what = self.yours(booked)
+            return self.ask_more(self.t("still_booked", lead=lead, What=what[0].upper() + what[1:]))
         if was_flowing:
-            return self.ask_more("OK, I've dropped that. Nothing was booked.")
-        return self.ask_more("OK, nothing is in progress.")
+            return self.ask_more(self.t("dropped_nothing_booked"))
+        return self.ask_more(self.t("nothing_open"))
 
     def last_booked(self) -> dict[str, Any] | None:
         last = self.state.get("last")
@@ -273,7 +309,7 @@ class _Dialogue:
         said = message.when.unreadable
         if message.intent in ("cancel", "move") or self.state.get("intent") in ("cancel", "move"):
             self.clear_flow()
-            return f'Sorry, I couldn\'t read the day in "{said}". Which day did you mean?'
+            return self.t("which_day", said=said)
         kept_type = message.type_key or (
             self.state.get("type") if self.state.get("intent") == "book" else None
         )
@@ -288,7 +324,7 @@ class _Dialogue:
         self.state.pop("offers", None)
         self.state.pop("proposal", None)
         self.state["awaiting"] = "when"
-        return f'Sorry, I couldn\'t read the day in "{said}". Which day did you mean?'
+        return self.t("which_day", said=said)
 
     def info(self, message: Message) -> str:
         """Hours, address, services, prices: from the profile; the request in progress
@@ -299,7 +335,7 @@ class _Dialogue:
             return f"{answer} {self.confirm_question()}"
         if awaiting == "choice" and self.state.get("offers"):
             offers = [self.local(o) for o in self.state["offers"]]
-            return f"{answer} Which time would you like? {self.offer_list_text(offers)}"
+            return self.t("which_time_pending", answer=answer, offers=self.offer_list_text(offers))
         return self.ask_more(answer)
 
     def is_goodbye(self, message: Message, awaiting: str | None) -> bool:
@@ -335,7 +371,7 @@ class _Dialogue:
         if intent == "book" or message.type_key or not message.when.empty:
             return self.start_booking(message)
         if message.name and self.state.get("name") == message.name:
-            return self.ask_more(f"Thanks, {message.name.split()[0]}.")
+            return self.ask_more(self.t("thanks_name", first=message.name.split()[0]))
         if message.yes or message.no:
             return self.hint()
         return self.hint(greeting=message.greeting)
@@ -347,27 +383,25 @@ class _Dialogue:
         if faq is not None and topic in (None, "prices", "services"):
             return faq
         if topic == "hours":
-            lines = hours_lines(dict(self.schedule.hours), DAY_ABBREVIATIONS)
+            names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS
+            lines = hours_lines(dict(self.schedule.hours), names)
             if not lines:
-                return "No opening hours are set up yet."
-            return f"We're open {'; '.join(lines)} ({self.zone_name()})."
+                return self.t("no_hours")
+            return self.t("hours", hours="; ".join(lines), zone=self.zone_name())
         if topic == "address":
             if agent.address:
-                return f"We're at {agent.address.strip().rstrip('.')}."
-            return "Sorry, I don't have the address to give you here."
+                return self.t("address", address=agent.address.strip().rstrip("."))
+            return self.t("no_address")
         if topic in ("services", "prices"):
             kinds = "; ".join(f"{t.name} ({t.duration_minutes} min)" for t in self.types)
             described = (agent.services_description or "").strip()
             if topic == "prices" and not described:
-                return f"Sorry, I don't have prices here. I can book {self.type_names()}."
-            return f"{described} I can book: {kinds}.".strip()
-        return f"Sorry, I don't have an answer to that here. {self.capabilities()}"
+                return self.t("no_prices", types=self.type_names())
+            return self.t("services", described=described, kinds=kinds)
+        return self.t("no_answer", capabilities=self.t("capabilities"))
 
     def zone_name(self) -> str:
-        return str(self.zone.key).split("/")[-1].replace("_", " ") + " time"
-
-    def capabilities(self) -> str:
-        return "I can book, move, list or cancel appointments, and tell you our hours."
+        return str(self.zone.key).split("/")[-1].replace("_", " ")
 
     # --- answers to our questions ----------------------------------------------------
 
@@ -386,9 +420,9 @@ class _Dialogue:
             if message.intent is not None or wants_other_time:
                 self.state.pop("awaiting", None)
                 return self.continue_flow(message, None) or self.start(message)
-            return "Sorry, what name should I put the booking under?"
+            return self.t("ask_name_again")
         self.state["name"] = name
-        return self.ask_confirm(prefix=f"Thanks, {name.split()[0]}.")
+        return self.ask_confirm(prefix=self.t("thanks_name", first=name.split()[0]))
 
     def on_type(self, message: Message) -> str | None:
         if message.type_key:
@@ -402,9 +436,9 @@ class _Dialogue:
         if message.unknown_type:
             return self.unknown_type(message.unknown_type)
         if message.when.empty:
-            return f"Sorry, which would you like: {self.type_names()}?"
+            return self.t("which_type", types=self.type_names())
         self.merge_when(message)
-        return f"Sure. Is that for {self.type_names()}?"
+        return self.t("is_that_for", types=self.type_names())
 
     def confirm_cancel_all(self, appointments: list[dict[str, Any]]) -> str:
         if len(appointments) == 1:
@@ -427,8 +461,8 @@ class _Dialogue:
             if message.intent in ("list", "book") or (message.intent and not candidates):
                 self.clear_flow()
                 return None
-            listed = say.numbered([self.describe_appointment(c) for c in candidates], self.channel)
-            return f"Which appointment do you mean? {listed}"
+            listed = self.numbered([self.describe_appointment(c) for c in candidates])
+            return self.t("which_appointment", listed=listed)
         self.state["target"] = picked
         self.state.pop("candidates", None)
         self.state.pop("awaiting", None)
@@ -443,7 +477,7 @@ class _Dialogue:
             if message.intent is not None:
                 self.clear_flow()
                 return None
-            return f"What day and time would you like instead? {self.example()}"
+            return self.t("when_instead", example=self.example())
         self.state.pop("awaiting", None)
         if self.state.get("intent") == "move":
             return self.seek_move(message)
@@ -463,7 +497,7 @@ class _Dialogue:
                 return None
             if message.intent == "cancel":
                 self.clear_flow()
-                return self.ask_more("OK, I won't book it.")
+                return self.ask_more(self.t("wont_book"))
             # "change it to Wednesday" while booking: a change of mind, read below.
         elif message.intent in ("cancel", "move") and message.intent != intent:
             self.clear_flow()
@@ -508,7 +542,7 @@ class _Dialogue:
             if len(offers) == 1:
                 self.state["proposal"] = offers[0].isoformat()
                 return self.ask_confirm()
-            return f"Which time would you like? {self.offer_list_text(offers)}"
+            return self.t("which_time", offers=self.offer_list_text(offers))
         if message.no and intent == "cancel":
             return self.keep_target()
         if message.no:
@@ -519,8 +553,8 @@ class _Dialogue:
             self.clear_flow()
             return None
         if awaiting == "confirm":
-            return f"Sorry, I didn't get that. {self.confirm_question()}"
-        return f"Sorry, which time? {self.offer_list_text(offers)}"
+            return self.t("didnt_get_confirm", question=self.confirm_question())
+        return self.t("which_time_short", offers=self.offer_list_text(offers))
 
     def chosen_offer(self, message: Message, offers: list[datetime]) -> datetime | None:
         if not offers:
@@ -584,9 +618,8 @@ class _Dialogue:
                 if start <= wanted < end:
                     self.clear_flow()
                     self.state["served"] = True
-                    return self.ask_more(
-                        f"You're booked for {self.describe_appointment(appointment)}."
-                    )
+                    described = self.describe_appointment(appointment)
+                    return self.ask_more(self.t("you_are_booked", described=described))
         if message.in_addition:
             return None
         held = same_day[0]
@@ -600,7 +633,7 @@ class _Dialogue:
             return self.replace_held()
         self.state["awaiting"] = "instead"
         what = self.describe_appointment(held)
-        return f"You already have {what}. Is this instead of it, or in addition to it?"
+        return self.t("instead_or_addition", what=what)
 
     def on_instead(self, message: Message) -> str | None:
         if message.instead or message.intent == "move":
@@ -618,10 +651,7 @@ class _Dialogue:
             self.clear_flow()
             return None
         held = self.state["held"]
-        return (
-            f"Should I move your {held['type_name']} (instead), or book another one "
-            "as well (in addition)?"
-        )
+        return self.t("instead_or_addition_again", kind=held["type_name"])
 
     def replace_held(self) -> str:
         """ "Instead": the held appointment is moved, never doubled."""
@@ -649,10 +679,10 @@ class _Dialogue:
         key = self.type_key()
         if key is None and not self.types:
             self.clear_flow()
-            return "Sorry, no appointment types are set up for booking on this line yet."
+            return self.t("no_types")
         if key is None:
             self.state["awaiting"] = "type"
-            return f"Sure. Is that for {self.type_names()}?"
+            return self.t("is_that_for", types=self.type_names())
         day = date.fromisoformat(self.state["day"]) if self.state.get("day") else None
         at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
         part = self.state.get("part")
@@ -676,17 +706,16 @@ class _Dialogue:
         if day < today:
             self.state.pop("day", None)
             self.state["awaiting"] = "when"
-            return (
-                f"{say.day_text(day, self.channel)} has already passed. Which day would you like?"
-            )
+            return self.t("passed", day=self.day_text(day))
         last = (self.now + self.schedule.horizon).date()
         if day > last:
             self.state.pop("day", None)
             self.state["awaiting"] = "when"
-            return (
-                f"Sorry, {say.day_text(day, self.channel)} is beyond our booking horizon: "
-                f"we book up to {self.schedule.horizon.days} days ahead "
-                f"(until {say.day_text(last, self.channel)}). Which day would you like?"
+            return self.t(
+                "beyond_horizon",
+                day=self.day_text(day),
+                days=self.schedule.horizon.days,
+                last=self.day_text(last),
             )
         return None
 
@@ -716,15 +745,16 @@ class _Dialogue:
             current += timedelta(days=1)
         bounds = []
         if after is not None:
-            bounds.append(f"after {say.clock(self.at_local(first, after), self.channel)}")
+            bounds.append(self.t("after_time", time=self.clock(self.at_local(first, after))))
         if before is not None:
-            bounds.append(f"before {say.clock(self.at_local(first, before), self.channel)}")
-        span = say.day_text(first, self.channel)
+            bounds.append(self.t("before_time", time=self.clock(self.at_local(first, before))))
+        span = self.day_text(first)
         if last != first:
-            span += f" to {say.day_text(last, self.channel)}"
+            span = self.t("range_span", first=span, last=self.day_text(last))
         for key_ in ("after", "before", "until"):
             self.state.pop(key_, None)
-        return self.offer([], prefix=f"Sorry, nothing is free {' and '.join(bounds)} ({span}).")
+        joined = self.join(bounds, "and")
+        return self.offer([], prefix=self.t("nothing_free_range", bounds=joined, span=span))
 
     def day_for_time(self, at: time) -> date:
         today = self.now.date()
@@ -754,20 +784,22 @@ class _Dialogue:
             nearby = self.soonest_after(
                 self.at_local(wanted.date() + timedelta(days=1), time(0)), key
             )
-        return self.offer(nearby, prefix=f"Sorry, {say.when(wanted, self.channel)} {reason}.")
+        return self.offer(
+            nearby, prefix=self.t("sorry_when_reason", when=self.when_text(wanted), reason=reason)
+        )
 
     def seek_day(self, day: date | None, part: str | None, key: str) -> str:
         if day is None:
             found = self.slots(appointment_type=key, part_of_day=part, limit=20)
             return self.offer(self.spread(found), none_text=self.nothing_soon(part))
         if day < self.now.date():
-            return f"{say.day_text(day, self.channel)} has already passed. {self.example()}"
+            return self.t("passed", day=self.day_text(day))
         found = self.slots(date=day.isoformat(), appointment_type=key, part_of_day=part, limit=20)
         if found:
             return self.offer(self.spread(found))
         later = self.soonest_after(self.at_local(day + timedelta(days=1), time(0)), key, part)
-        what = say.day_text(day, self.channel) + (f" {part}" if part else "")
-        return self.offer(later, prefix=f"Sorry, nothing is free {what}.")
+        what = self.day_text(day) + (f" {self.part_word(part)}" if part else "")
+        return self.offer(later, prefix=self.t("nothing_free_day", what=what))
 
     def soonest_after(self, moment: datetime, key: str, part: str | None = None) -> list[datetime]:
         found = self.slots(
@@ -791,52 +823,51 @@ class _Dialogue:
             self.state.pop("offers", None)
             self.state.pop("proposal", None)
             self.state["awaiting"] = "when"
-            text = none_text or "I couldn't find a free time near then."
-            return f"{prefix} {text} Another day?".strip()
+            text = none_text or self.t("no_time_near")
+            return self.t("another_day", prefix=prefix, text=text).strip()
         self.state["offers"] = [s.isoformat() for s in slots]
         self.state.pop("proposal", None)
         if len(slots) == 1:
             self.state["proposal"] = slots[0].isoformat()
             return self.ask_confirm(prefix=prefix, free_now=True)
         self.state["awaiting"] = "choice"
-        kind = self.type_name()
-        if self.channel == "voice":
-            body = f"I have {kind} times at {say.slot_list(slots, 'voice')}. Which would you like?"
-        else:
-            body = f"Free {kind} times: {say.slot_list(slots, 'sms')}. Which works?"
+        body = self.t("offers", kind=self.type_name(), slots=self.slot_list(slots))
         return f"{prefix} {body}".strip()
 
     def offer_list_text(self, offers: list[datetime]) -> str:
-        return say.slot_list(offers, self.channel) + "?"
+        return self.slot_list(offers) + "?"
 
     def nothing_soon(self, part: str | None) -> str:
-        return f"Nothing is free{f' in the {part}' if part else ''} in the next two weeks."
+        if part:
+            return self.t("nothing_soon_part", part=self.part_word(part))
+        return self.t("nothing_soon")
 
     def why_not(self, wanted: datetime, key: str) -> str:
         kind = self.schedule.type_named(key)
         if kind is None:
-            return "isn't available"
+            return self.t("not_available")
         reason = check_slot(self.schedule, kind, BusyIndex([]), now=self.turn.now, start=wanted)
         if reason is None:
-            return "is taken"
+            return self.t("is_taken")
         if reason is Unavailable.CLOSED:
-            return f"is outside opening hours ({self.hours_text(wanted.date())})"
+            return self.t("outside_hours", hours=self.hours_text(wanted.date()))
         if reason in (Unavailable.TOO_SOON, Unavailable.IN_PAST):
-            return "is too soon"
+            return self.t("too_soon")
         if reason is Unavailable.PAST_HORIZON:
-            return "is too far ahead to book"
-        return "isn't available"
+            return self.t("too_far")
+        return self.t("not_available")
 
     def hours_text(self, day: date) -> str:
         windows = self.schedule.hours.get(day.weekday(), ())
+        weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
         if not windows:
-            return f"closed on {day:%A}s"
+            return self.t("closed_on", weekday=weekday)
         spans = [
-            f"{say.clock(self.at_local(day, opens), 'voice')}"
-            f"-{say.clock(self.at_local(day, closes), 'voice')}"
+            f"{say.clock(self.at_local(day, opens), 'voice', self.lang)}"
+            f"-{say.clock(self.at_local(day, closes), 'voice', self.lang)}"
             for opens, closes in windows
         ]
-        return f"{day:%A}s {say.join_or(spans, 'and')}"
+        return self.t("open_on", weekday=weekday, spans=self.join(spans, "and"))
 
     def overlaps_own(self, wanted: datetime, key: str) -> bool:
         """Moving an appointment a little: its own current time must not count as busy."""
@@ -869,7 +900,7 @@ class _Dialogue:
                 picked = self.soonest_after(
                     self.at_local(reference.date() + timedelta(days=1), time(0)), key, part
                 )
-            return self.offer(picked, prefix="", none_text="Nothing later is free soon.")
+            return self.offer(picked, prefix="", none_text=self.t("nothing_later"))
         reference = min(known)
         same_day = self.slots(date=reference.date().isoformat(), appointment_type=key, limit=20)
         picked = self.spread(
@@ -881,68 +912,56 @@ class _Dialogue:
         if soonest:
             return self.offer(self.spread(soonest))
         if self.state.get("proposal"):
-            return f"Sorry, nothing earlier is free. {self.confirm_question()}"
-        return f"Sorry, nothing earlier is free. {self.offer_list_text(sorted(known))}"
+            return self.t("nothing_earlier", question=self.confirm_question())
+        return self.t("nothing_earlier", question=self.offer_list_text(sorted(known)))
 
     def keep_target(self) -> str:
         targets = self.state.get("targets") or [self.state.get("target")]
         self.clear_flow()
         self.state.pop("queued", None)
-        kept = say.join_or([self.describe_appointment(t) for t in targets if t], "and")
-        return self.ask_more(f"OK, nothing cancelled. You still have {kept}.")
+        kept = self.join([self.describe_appointment(t) for t in targets if t], "and")
+        return self.ask_more(self.t("kept", kept=kept))
 
     def decline(self, offers: list[datetime]) -> str:
         proposal = self.state.get("proposal")
         others = [o for o in offers if o.isoformat() != proposal]
         if proposal and others:
             self.state.pop("proposal", None)
-            return self.offer(others, prefix="OK.")
+            return self.offer(others, prefix=self.t("ok"))
         self.state.pop("proposal", None)
         self.state["awaiting"] = "when"
-        return f"OK. What day and time would suit you better? {self.example()}"
+        return self.t("suit_better", example=self.example())
 
     def ask_confirm(self, prefix: str = "", free_now: bool = False) -> str:
         intent = self.state.get("intent")
         if intent == "book" and not self.name_known():
             self.state["awaiting"] = "name"
             moment = self.local(self.state["proposal"])
-            lead = f"{say.when(moment, self.channel)} is free." if free_now else "Great."
-            return f"{prefix} {lead} What name should I put the booking under?".strip()
+            lead = self.t("is_free", when=self.when_text(moment)) if free_now else self.t("great")
+            return self.t("ask_name", prefix=prefix, lead=lead).strip()
         self.state["awaiting"] = "confirm"
         return f"{prefix} {self.confirm_question()}".strip()
 
     def confirm_question(self) -> str:
         intent = self.state.get("intent")
-        voice = self.channel == "voice"
         if intent == "cancel" and self.state.get("targets"):
             targets = self.state["targets"]
-            listed = say.join_or([self.describe_appointment(t) for t in targets], "and")
-            if voice:
-                return f"Do you want me to cancel all {len(targets)}: {listed}?"
-            return f"Cancel all {len(targets)}: {listed}? Reply YES to confirm."
+            listed = self.join([self.describe_appointment(t) for t in targets], "and")
+            return self.t("confirm_cancel_all", count=len(targets), listed=listed)
         if intent == "cancel":
-            target = self.state["target"]
-            what = f"your {target['type_name']} {self.on_day(target['start'])}"
-            if voice:
-                return f"Do you want me to cancel {what}?"
-            return f"Cancel {what}? Reply YES to confirm."
+            return self.t("confirm_cancel", what=self.yours(self.state["target"]))
         moment = self.local(self.state["proposal"])
         if intent == "move":
             target = self.state["target"]
             old = self.local(target["start"])
-            if voice:
-                return (
-                    f"I can move your {target['type_name']} from {say.when(old, 'voice')} "
-                    f"to {say.when(moment, 'voice')}. Shall I go ahead?"
-                )
-            return (
-                f"Move your {target['type_name']} from {say.when(old, 'sms')} to "
-                f"{say.when(moment, 'sms')}? Reply YES to confirm."
+            return self.t(
+                "confirm_move",
+                kind=target["type_name"],
+                old=self.when_text(old),
+                new=self.when_text(moment),
             )
-        kind = say.article(self.type_name())
-        if voice:
-            return f"I can book {kind} at {say.when(moment, 'voice')}. Shall I go ahead?"
-        return f"Book {kind} on {say.when(moment, 'sms')}? Reply YES to confirm."
+        kind = self.article(self.type_name())
+        return self.t("confirm_book", kind=kind, when=self.when_text(moment))
 
     def execute(self) -> str:
         intent = self.state.get("intent")
@@ -968,11 +987,9 @@ class _Dialogue:
         self.state["served"] = True
         booked = self.local(appointment["start"])
         kind = appointment["type_name"]
-        if self.channel == "voice":
-            return self.ask_more(
-                f"You're booked for {say.article(kind)} at {say.when(booked, 'voice')}."
-            )
-        return f"Booked: {kind} on {say.when(booked, 'sms')}. See you then!"
+        return self.ask_more(
+            self.t("booked", kind=kind, a_kind=self.article(kind), when=self.when_text(booked))
+        )
 
     def refused(self, result: ToolResult, moment: datetime) -> str:
         error = result.data.get("error")
@@ -982,13 +999,13 @@ class _Dialogue:
         if alternatives:
             return self.offer(
                 alternatives[:OFFER_COUNT],
-                prefix=f"Sorry, {say.when(moment, self.channel)} was just taken.",
+                prefix=self.t("just_taken", when=self.when_text(moment)),
             )
         if error == "not_found":
             self.clear_flow()
-            return self.ask_more("Sorry, I couldn't find that appointment among yours.")
+            return self.ask_more(self.t("not_found"))
         self.clear_flow()
-        return self.ask_more(f"Sorry, that didn't work: {self.plain(result.message)}")
+        return self.ask_more(self.t("failed", reason=self.plain(result.message)))
 
     def plain(self, message: str) -> str:
         """A tool message without ids, for a person."""
@@ -1006,7 +1023,7 @@ class _Dialogue:
             return self.needs_verification()
         if not appointments:
             self.clear_flow()
-            return self.ask_more("You have no upcoming appointments.")
+            return self.ask_more(self.t("no_upcoming"))
         if intent == "cancel" and message.every:
             matching = self.matching(source, appointments) if not source.when.empty else []
             return self.confirm_cancel_all(matching or appointments)
@@ -1017,13 +1034,10 @@ class _Dialogue:
             self.state["awaiting"] = "which"
             if destination is not None:
                 self.state["move_to"] = destination.raw
-            listed = say.numbered(
-                [self.describe_appointment(a) for a in self.state["candidates"]], self.channel
-            )
-            lead = "Which one?"
+            listed = self.numbered([self.describe_appointment(a) for a in self.state["candidates"]])
+            lead = self.t("which_one")
             if not matching and source.when.day is not None:
-                day = say.day_text(source.when.day, self.channel)
-                lead = f"I don't see an appointment on {day}. Which one do you mean?"
+                lead = self.t("none_on_day", day=self.day_text(source.when.day))
             return f"{lead} {listed}"
         self.state["target"] = picked
         if intent == "cancel":
@@ -1091,8 +1105,7 @@ class _Dialogue:
             self.state["offers"] = [current.isoformat()]
             return self.shift(later=destination.later)
         self.state["awaiting"] = "when"
-        what = f"your {target['type_name']} {self.on_day(target['start'])}"
-        return f"Sure. When would you like to move {what} to?"
+        return self.t("move_when", what=self.yours(target))
 
     def do_move(self) -> str:
         target = self.state["target"]
@@ -1107,11 +1120,9 @@ class _Dialogue:
         self.state["last"] = appointment["id"]
         self.state["served"] = True
         moved = self.local(appointment["start"])
-        if self.channel == "voice":
-            return self.ask_more(
-                f"Done. Your {appointment['type_name']} is now at {say.when(moved, 'voice')}."
-            )
-        return f"Done: your {appointment['type_name']} is now {say.when(moved, 'sms')}."
+        return self.ask_more(
+            self.t("moved", kind=appointment["type_name"], when=self.when_text(moved))
+        )
 
     def do_cancel_all(self) -> str:
         """Each cancellation is a tool call; the reply names only those that committed."""
@@ -1128,11 +1139,11 @@ class _Dialogue:
             self.state.pop("last", None)
         parts = []
         if done:
-            listed = say.join_or([self.describe_appointment(t) for t in done], "and")
-            parts.append(f"Cancelled {listed}.")
+            listed = self.join([self.describe_appointment(t) for t in done], "and")
+            parts.append(self.t("cancelled", what=listed))
         if failed:
-            listed = say.join_or([self.describe_appointment(t) for t in failed], "and")
-            parts.append(f"I could not cancel {listed}; it is still booked.")
+            listed = self.join([self.describe_appointment(t) for t in failed], "and")
+            parts.append(self.t("could_not_cancel", what=listed))
         return self.ask_more(" ".join(parts))
 
     def do_cancel(self) -> str:
@@ -1146,8 +1157,7 @@ class _Dialogue:
         if self.state.get("last") == target["id"]:
             self.state.pop("last", None)
         self.state["served"] = True
-        what = f"your {target['type_name']} {self.on_day(target['start'])}"
-        return self.ask_more(f"Cancelled {what}.")
+        return self.ask_more(self.t("cancelled", what=self.yours(target)))
 
     def my_appointments(self, pending_text: str) -> list[dict[str, Any]] | None:
         result = self.tool("list_appointments")
@@ -1215,43 +1225,49 @@ class _Dialogue:
             return self.needs_verification()
         self.state["served"] = True
         if not appointments:
-            return self.ask_more("You have no upcoming appointments.")
+            return self.ask_more(self.t("no_upcoming"))
         if message is not None and (message.when.day or message.when.at or message.when.part):
             return self.list_matching(message, appointments)
         self.state["candidates"] = appointments
         described = [self.describe_appointment(a) for a in appointments[:5]]
         if len(appointments) == 1:
-            return self.ask_more(f"You have {described[0]}.")
-        count = len(appointments)
-        if self.channel == "voice":
-            return self.ask_more(f"You have {count} appointments: {say.join_or(described, 'and')}.")
-        return f"You have {count}: " + "; ".join(described) + "."
+            return self.ask_more(self.t("you_have_one", described=described[0]))
+        listed = self.join(described, "and") if self.channel == "voice" else "; ".join(described)
+        return self.ask_more(self.t("you_have_many", count=len(appointments), listed=listed))
 
     def list_matching(self, message: Message, appointments: list[dict[str, Any]]) -> str:
         """ "Am I still on for 3 tomorrow?": a yes or no about that slot, then the rest."""
         found = self.matching(message, appointments)
         if found:
-            described = say.join_or([self.describe_appointment(a) for a in found], "and")
-            return self.ask_more(f"Yes, you're booked for {described}.")
+            described = self.join([self.describe_appointment(a) for a in found], "and")
+            return self.ask_more(self.t("yes_booked", described=described))
         when = message.when
         asked = []
         if when.day is not None:
-            asked.append(f"on {say.day_text(when.day, self.channel)}")
+            asked.append(self.t("asked_day", day=self.day_text(when.day)))
         if when.at is not None:
-            asked.append(f"at {say.clock(self.at_local(self.now.date(), when.at), self.channel)}")
+            moment = self.at_local(self.now.date(), when.at)
+            asked.append(self.t("asked_time", time=self.clock(moment)))
         if when.part is not None:
-            asked.append(f"in the {when.part}")
-        described = say.join_or([self.describe_appointment(a) for a in appointments[:5]], "and")
-        return self.ask_more(f"I don't see an appointment {' '.join(asked)}. You have {described}.")
+            asked.append(self.t("asked_part", part=self.part_word(when.part)))
+        described = self.join([self.describe_appointment(a) for a in appointments[:5]], "and")
+        return self.ask_more(self.t("not_seen", asked=" ".join(asked), described=described))
 
     def describe_appointment(self, appointment: dict[str, Any]) -> str:
-        return f"{say.article(appointment['type_name'])} {self.on_day(appointment['start'])}"
+        return self.t(
+            "a_kind_on",
+            a_kind=self.article(appointment["type_name"]),
+            on=self.on_day(appointment["start"]),
+        )
+
+    def yours(self, appointment: dict[str, Any]) -> str:
+        """ "your haircut on Tue Nov 24 at 3:00 PM"."""
+        return self.t(
+            "your_kind", kind=appointment["type_name"], on=self.on_day(appointment["start"])
+        )
 
     def on_day(self, start: str) -> str:
-        moment = self.local(start)
-        if self.channel == "voice":
-            return f"at {say.when(moment, 'voice')}"
-        return f"on {say.when(moment, 'sms')}"
+        return self.t("on_moment", when=self.when_text(self.local(start)))
 
     # --- verification, endings, hints -------------------------------------------------
 
@@ -1259,9 +1275,7 @@ class _Dialogue:
         self.state["awaiting"] = "verification"
         self.state["verification_required"] = True
         self.state.setdefault("pending_text", self.turn.text)
-        if self.channel == "voice":
-            return "Before I can do that, I need to verify it's you with your PIN."
-        return "For your security I need to verify it's you (your PIN) before I can do that."
+        return self.t("verify")
 
     def resume(self, message: Message) -> str:
         pending = str(self.state.get("pending_text") or "")
@@ -1278,25 +1292,21 @@ class _Dialogue:
         self.clear_flow()
         self.end = True
         self.state.pop("served", None)
-        return "Thanks for calling. Goodbye!" if self.channel == "voice" else "Thanks, bye!"
+        return self.t("goodbye")
 
     def ask_more(self, text: str) -> str:
-        if self.channel == "voice":
-            return f"{text} Is there anything else I can help with?"
-        return text
+        return self.t("anything_else", text=text)
 
     def example(self) -> str:
         kind = self.types[0].name if self.types else "appointment"
         # Mid-request only the time is missing; otherwise show a whole request.
         phrase = (
-            "Friday at 10"
+            self.t("example_time")
             if self.state.get("intent")
-            else f"book {say.article(kind)} tomorrow at 3"
+            else self.t("example_request", a_kind=self.article(kind))
         )
-        if self.channel == "voice":
-            return f"For example, say: {phrase}."
-        return f"E.g. '{phrase}'."
+        return self.t("example", phrase=phrase)
 
     def hint(self, greeting: bool = False) -> str:
-        lead = "Hi!" if greeting else "Sorry, I didn't get that."
-        return f"{lead} I can book, move, list or cancel appointments. {self.example()}"
+        lead = self.t("hi" if greeting else "didnt_get")
+        return self.t("hint", lead=lead, example=self.example())

@@ -303,6 +303,8 @@ def test_restart_mid_conversation_continues(session_factory, demo: DemoData) -> 
     assert appointments(session_factory) == [("consultation", local(26, 14), "confirmed", "Dana")]
     with session_factory() as session:
         assert session.scalar(select(Conversation.state)) == {
+            "version": 2,
+            "lang": "en",
             "name": "Dana",
             "last": (session.scalar(select(Appointment.id))),
             "served": True,

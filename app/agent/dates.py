@@ -520,6 +520,10 @@ def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
         match = re.search(pattern, text)
         if match:
             day = _dateparser_day(match.group(0), now)
+            named = re.search(r"(?<![\d/-])(\d{1,2})(?:st|nd|rd|th)?\b(?![/-])", match.group(0))
+            if named is not None and day is not None and "in" not in match.group(0).split():
+                # dateparser reads "35 december" as a year; the day said must be the day.
+                day = day if day.day == int(named.group(1)) else None
             if day is None:
                 return _Day(unreadable=match.group(0).strip()), _cut(text, match)
             return _Day(day), _cut(text, match)
@@ -551,7 +555,7 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
-    for reader in (_simple_day, _week_from, _week_range):
+    for reader in (_week_from, _simple_day, _week_range):
         found = reader(text, today)
         if found is not None:
             return found

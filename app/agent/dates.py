@@ -3,9 +3,12 @@
 Everything is read in the agent's time zone against a `now` the caller passes in, so the
 result is reproducible and DST-correct (a local 3 PM stays 3 PM whatever the UTC offset).
 
-`dateparser` reads calendar dates ("Dec 3rd", "3/14", "in two weeks"); the rest is done
-here, because dateparser gets the phrases callers use most wrong: "tomorrow at 3" comes
-back as 09:00, "morning" is dropped, and "next Tuesday" is not tied to a calendar week.
+Everything is read here, by rules, with no date library on the hot path: measured on
+bench/data/date_corpus.json (bench/date_parsers.py; table in docs/architecture.md), the
+libraries (dateparser, parsedatetime, ctparse, timefhuman, recognizers-text) read far
+fewer of the phrases callers use ("tomorrow at 3" is 09:00 to dateparser, "a week from
+friday" and "Wednesday the 9th" are misread, an impossible day is silently moved) and
+dateparser costs tens of milliseconds on a calendar date.
 
 Semantics (documented, tested in tests/agent/test_dates.py):
 - Weeks run Monday to Sunday in the agent's zone.
@@ -31,7 +34,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import dateparser
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
@@ -427,20 +429,72 @@ DATE_FRAGMENTS = (
 )
 
 
-def _dateparser_day(fragment: str, now: datetime) -> date | None:
-    fragment = re.sub(r"\bin\s+an?\b", "in 1", fragment)
-    for word, number in NUMBER_WORDS.items():
-        fragment = re.sub(rf"\bin\s+{word}\b", f"in {number}", fragment)
-    parsed = dateparser.parse(
-        fragment,
-        languages=["en"],
-        settings={
-            "RELATIVE_BASE": now.replace(tzinfo=None),
-            "PREFER_DATES_FROM": "future",
-            "DATE_ORDER": "MDY",
-        },
+MONTH_NUMBER = {
+    name: index + 1
+    for index, names in enumerate(
+        (
+            "jan january",
+            "feb february",
+            "mar march",
+            "apr april",
+            "may",
+            "jun june",
+            "jul july",
+            "aug august",
+            "sep sept september",
+            "oct october",
+            "nov november",
+            "dec december",
+        )
     )
-    return parsed.date() if parsed is not None else None
+    for name in names.split()
+}
+
+
+def _calendar_day(fragment: str, today: date) -> date | None:
+    """A calendar date written out: "Dec 3rd", "3 of december", "12/3", "2026-12-03",
+    "in 3 days". Without a year, the next such date from today. None if impossible
+    ("feb 30", "the 35th of may"): the caller is then asked, not guessed for."""
+    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?)", fragment)
+    if relative:
+        word = relative.group(1)
+        count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
+        days = count * (7 if relative.group(2).startswith("week") else 1)
+        return today + timedelta(days=days)
+    iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", fragment)
+    if iso:
+        return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+    numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
+    if numeric:
+        month, day, year = numeric.groups()  # month first, as callers in the US write
+        return _dated(today, int(month), int(day), year)
+    words = re.findall(r"[a-z]+|\d+", fragment)
+    month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
+    numbers = [w for w in words if w.isdigit()]
+    if month is None or not numbers:
+        return None
+    year = numbers[1] if len(numbers) > 1 and len(numbers[1]) == 4 else None
+    return _dated(today, month, int(numbers[0]), year)
+
+
+def _valid_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _dated(today: date, month: int, day: int, year: str | None) -> date | None:
+    if year is not None:
+        full = int(year) + (2000 if len(year) == 2 else 0)
+        return _valid_date(full, month, day)
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    for candidate_year in (today.year, today.year + 1, today.year + 4):  # leap days
+        candidate = _valid_date(candidate_year, month, day)
+        if candidate is not None and candidate >= today:
+            return candidate
+    return None
 
 
 WEEKDAY_WORD = "|".join(sorted(WEEKDAY_NAMES, key=len, reverse=True))
@@ -519,11 +573,7 @@ def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
     for pattern in DATE_FRAGMENTS:
         match = re.search(pattern, text)
         if match:
-            day = _dateparser_day(match.group(0), now)
-            named = re.search(r"(?<![\d/-])(\d{1,2})(?:st|nd|rd|th)?\b(?![/-])", match.group(0))
-            if named is not None and day is not None and "in" not in match.group(0).split():
-                # dateparser reads "35 december" as a year; the day said must be the day.
-                day = day if day.day == int(named.group(1)) else None
+            day = _calendar_day(match.group(0).replace("the ", "").strip(), now.date())
             if day is None:
                 return _Day(unreadable=match.group(0).strip()), _cut(text, match)
             return _Day(day), _cut(text, match)

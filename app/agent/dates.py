@@ -732,6 +732,9 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
 
 def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     """With a day named, a lone number is the hour: "tomorrow 3", "friday 10:30"."""
+    compact = re.search(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])", text)  # "thursday 1030"
+    if compact is not None:
+        return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
     match = re.search(
         r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|persons?|"
         r"of\b|minutes?|mins?|hours?|hrs?|kids?|appointments?|haircuts?))",

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from difflib import get_close_matches
 
+from rapidfuzz.distance import DamerauLevenshtein
+from rapidfuzz.process import extractOne
+
 from app.agent.dates import Hours, When, fold, parse_when
 from app.agent.profile import profile_topic
 from app.calendar.availability import AppointmentType
@@ -63,12 +66,15 @@ LIST = re.compile(
     r"did my (?:booking|appointment|appt|reservation)|did (?:it|that|the booking) go through|"
     r"is my (?:booking|appointment|appt)|(?:confirm|check) my (?:booking|appointment|appt|time)|"
     r"what (?:time|day) is my|what have i got|what did i book|do you have me|have you got me|"
-    r"is that still on|still on for|still booked|still have me|got me down|"
+    r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
+    r"still good for|are we still (?:on|good)|"
     r"que citas tengo|tengo (?:una )?cita|mis citas|cuando es mi cita|a que hora es mi cita)\b"
 )
 CANCEL = re.compile(
-    r"\b(?:cancel|call off|can't make it|cant make it|won't make it|wont make it|drop my|"
-    r"cancelar|cancela|cancelame|anular)\b"
+    r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
+    r"wont make it|drop my|remove my|delete my|no longer need|take me off|unbook|"
+    r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
+    r"anular)\b"
 )
 CANCEL_ALL = re.compile(
     r"\b(?:all (?:of )?(?:them|my|those|the)|all|both|everything|every one|each one|"
@@ -76,7 +82,8 @@ CANCEL_ALL = re.compile(
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
-    r"pull forward|cambiar|cambia|mover|mueve|reprogramar|pasar mi cita)\b"
+    r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
+    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|pasar mi cita)\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -90,7 +97,8 @@ BOOK = re.compile(
     r"\b(?:book|schedule|appointment|appt|come in|coming in|stop by|openings?|opening|available|"
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
-    r"like to|cita|reservar|agendar|quiero|quisiera|necesito|hay hueco|tienen)\b"
+    r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
+    r"cita|reservar|agendar|quiero|quisiera|necesito|hay hueco|tienen)\b"
 )
 REFERS_TO_EXISTING = re.compile(
     r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
@@ -217,10 +225,33 @@ class Message:
     topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
 
 
+# What a misspelt request word is corrected against: the words the intents hang on.
+INTENT_VOCABULARY = ("cancel", "reschedule", "appointment", "available", "schedule", "postpone")
+NOT_TYPOS = frozenset({"cancer", "candle", "channel", "scheduled", "appointed"})
+
+
+def corrected(text: str) -> str:
+    """ "cancle my apointment" → "cancel my appointment": each longer word not known is
+    matched against the intent vocabulary (Damerau-Levenshtein, so a swap is one edit)."""
+    words = text.split()
+    for index, word in enumerate(words):
+        if len(word) < 6 or word in INTENT_VOCABULARY or word in NOT_TYPOS:
+            continue
+        found = extractOne(
+            word,
+            INTENT_VOCABULARY,
+            scorer=DamerauLevenshtein.normalized_similarity,
+            score_cutoff=0.8,
+        )
+        if found is not None:
+            words[index] = found[0]
+    return " ".join(words)
+
+
 def normalise(text: str) -> str:
     text = fold(text)
     text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
-    return " ".join(text.split())
+    return corrected(" ".join(text.split()))
 
 
 def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
@@ -354,7 +385,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "move"
     elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
         intent = "list"
-    elif topic is not None and not (when.day or when.at):
+    elif (topic == "hours" and not BOOK.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"
     elif BOOK.search(text) or type_key is not None:
         intent = "book"

@@ -202,3 +202,7 @@ from app.phone_sim import call_cli, vapi_cli  # noqa: E402
 
 cli.add_typer(call_cli, name="call")
 cli.add_typer(vapi_cli, name="vapi")
+
+from app.scenarios.cli import scenarios_cli  # noqa: E402
+
+cli.add_typer(scenarios_cli, name="scenarios")

@@ -1,0 +1,86 @@
+"""`python -m app scenarios run`: the scenario suite against a real server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.config import Settings
+
+scenarios_cli = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The conversation scenario suite"
+)
+
+
+def _check_engine(name: str) -> None:
+    """Fail before starting anything when the engine does not exist (yet)."""
+    from app.agent.factory import build_engine
+
+    try:
+        build_engine(Settings(_env_file=None, conversation_engine=name))
+    except (ValueError, ImportError) as error:
+        typer.echo(f"cannot run scenarios with --engine {name}: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@scenarios_cli.command("run")
+def run(
+    engine: Annotated[str, typer.Option(help="CONVERSATION_ENGINE to play against")] = "offline",
+    only: Annotated[str | None, typer.Option(help="One category or scenario id")] = None,
+    channel: Annotated[str, typer.Option(help="sms or voice")] = "sms",
+    heldout: Annotated[bool, typer.Option(help="Play the held-out split instead")] = False,
+    failures: Annotated[bool, typer.Option(help="List every failed scenario and why")] = False,
+    transcript: Annotated[bool, typer.Option(help="Print each conversation")] = False,
+) -> None:
+    """Play scenarios through the signed Twilio webhooks; exit 1 on any unsafe outcome."""
+    from app.scenarios.model import ScenarioError, load_suite
+    from app.scenarios.runner import Selection, details, select, table
+    from app.scenarios.stage import running_stage
+
+    if channel not in {"sms", "voice"}:
+        raise typer.BadParameter("--channel is sms or voice")
+    _check_engine(engine)
+    try:
+        scenarios = select(load_suite(heldout=heldout), Selection(only, channel))
+    except ScenarioError as error:
+        typer.echo(f"bad scenario file: {error}", err=True)
+        raise typer.Exit(2) from error
+    if not scenarios:
+        typer.echo(f"no scenario matches --only {only!r} on {channel}", err=True)
+        raise typer.Exit(2)
+    from app.scenarios.judge import goal_met, judge
+    from app.scenarios.play import play
+
+    outcomes = []
+    with running_stage(engine) as stage:
+        for scenario in scenarios:
+            played = play(stage, scenario, channel, goal_met)
+            outcome = judge(scenario, played, channel)
+            outcomes.append(outcome)
+            if transcript:
+                _print_transcript(scenario.id, played, outcome)
+    split = "held-out split" if heldout else "suite"
+    for line in details(outcomes, failures):
+        typer.echo(line)
+    for line in table(outcomes, f"{split}, engine {engine}, channel {channel}"):
+        typer.echo(line)
+    unsafe = sum(bool(o.unsafe) for o in outcomes)
+    success = sum(o.success for o in outcomes)
+    typer.echo(
+        f"task success {success}/{len(outcomes)} ({100 * success / len(outcomes):.1f}%), "
+        f"unsafe outcomes {unsafe}"
+    )
+    if unsafe:
+        raise typer.Exit(1)
+
+
+def _print_transcript(scenario_id: str, played, outcome) -> None:  # type: ignore[no-untyped-def]
+    typer.echo(f"--- {scenario_id} ({'ok' if outcome.success else 'FAILED'})")
+    if played.opening:
+        typer.echo(f"  agent> {played.opening}")
+    for exchange in played.exchanges:
+        typer.echo(f"  person> {exchange.turn.text}")
+        typer.echo(f"  agent> {exchange.reply}")
+    for reason in outcome.unsafe + outcome.failures:
+        typer.echo(f"  !! {reason}")

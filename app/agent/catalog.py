@@ -246,7 +246,7 @@ ES: dict[str, Entry] = {
         "sms": "Hecho: su cita de {kind} es ahora el {when}.",
         "voice": "Hecho. Su cita de {kind} es ahora el {when}.",
     },
-    "cancelled": "Cancelada {what}.",
+    "cancelled": "He cancelado {what}.",
     "could_not_cancel": "No pude cancelar {what}; sigue reservada.",
     "you_have_one": "Tiene {described}.",
     "you_have_many": {"sms": "Tiene {count}: {listed}.", "voice": "Tiene {count} citas: {listed}."},

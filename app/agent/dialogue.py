@@ -40,6 +40,10 @@ class DialogueBase:
         self.state: dict[str, Any] = dict(load_state(turn.state))
         self.calls: list[dict[str, Any]] = []
         self.end = False
+        # The kind of appointment the request just executed was about, and the kind a
+        # second request in the same message inherits from it (never persisted).
+        self.handled_type: str | None = None
+        self.carried_type: str | None = None
         self.lang: str = self.state.get("lang") or agent_language(turn.agent)
 
     def t(self, key: str, **values: object) -> str:

@@ -122,6 +122,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("awaiting"):
             return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
         self.state.pop("queued", None)
+        # "cancel friday and book wednesday instead": the new booking is of the same kind.
+        self.carried_type = self.handled_type
         follow = self.answer(self.read(str(queued)), None)
         return self.t("now_rest", reply=reply, rest=queued, follow=follow)
 
@@ -386,8 +388,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("intent") != "book":
             self.clear_flow()
             self.state["intent"] = "book"
-        if message.type_key:
-            self.state["type"] = message.type_key
+        if message.type_key or self.carried_type:
+            self.state["type"] = message.type_key or self.carried_type
         self.merge_when(message, keep_time=False)
         if message.unknown_type and not message.type_key:
             self.state["awaiting"] = "type"
@@ -430,6 +432,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
 
     def execute(self) -> str:
         intent = self.state.get("intent")
+        target = self.state.get("target")
+        self.handled_type = target["type"] if target else self.type_key()
         if intent == "cancel":
             return self.do_cancel()
         if intent == "move":

@@ -214,6 +214,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.ask_more(self.t("thanks_name", first=message.name.split()[0]))
         if message.yes or message.no:
             return self.hint()
+        faq = faq_answer(message.text, self.turn.agent.faq or [])
+        if faq is not None:
+            return self.ask_more(faq)
         return self.hint(greeting=message.greeting)
 
     def profile_answer(self, message: Message) -> str:

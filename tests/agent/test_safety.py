@@ -203,3 +203,68 @@ def test_after_three_this_week_is_a_range(phone: Phone, factory) -> None:
     reply = phone.say("any consultation after 3 this week?")
     assert "3:00 PM" in reply or "3 PM" in reply
     assert "9:00 AM" not in reply and "9 AM" not in reply
+
+
+def test_cancel_and_book_instead_keeps_the_kind(phone: Phone, factory) -> None:
+    book(phone, "haircut friday at 10")
+    phone.say("cancel friday and book wednesday at 11 instead")
+    reply = phone.say("yes")
+    assert "Cancelled" in reply and "haircut" in reply.split("Cancelled", 1)[1]
+    assert "Wed Nov 25 at 11:00 AM" in reply or "11 AM on Wednesday, November 25th" in reply
+    phone.say("yes")
+    assert confirmed(factory) == [("haircut", local(25, 11))]
+
+
+# --- the business's own answers -------------------------------------------------------------
+
+
+@pytest.fixture
+def profile(factory, demo: DemoData) -> None:
+    from sqlalchemy import update
+
+    from app.models import Agent
+
+    with factory() as session:
+        session.execute(
+            update(Agent).values(
+                address="12 Main St, Springfield",
+                services_description="Cuts and consultations for all hair types.",
+                faq=[
+                    {"question": "How much is a haircut?", "answer": "A haircut is $40."},
+                    {"question": "Do you take walk-ins?", "answer": "Appointments only."},
+                ],
+            )
+        )
+        session.commit()
+
+
+@pytest.mark.usefixtures("profile")
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("what are your hours?", "Mon-Fri 9 AM-12 PM, 1 PM-5 PM; Sat 10 AM-2 PM"),
+        ("where are you located?", "12 Main St, Springfield"),
+        ("how much for a haircut?", "A haircut is $40."),
+        ("do you take walk ins", "Appointments only."),
+        ("what services do you offer", "Cuts and consultations"),
+    ],
+)
+def test_profile_questions_are_answered_from_the_profile(
+    phone: Phone, factory, text: str, answer: str
+) -> None:
+    assert answer in phone.say(text)
+    assert confirmed(factory) == []
+
+
+@pytest.mark.usefixtures("profile")
+def test_a_question_mid_booking_keeps_the_proposal(phone: Phone, factory) -> None:
+    phone.say("haircut tomorrow at 3pm")
+    reply = phone.say("what's your address?")
+    assert "12 Main St" in reply and ("Reply YES" in reply or "Shall I go ahead" in reply)
+    phone.say("yes")
+    assert confirmed(factory) == [("haircut", local(24, 15))]
+
+
+def test_unknown_question_is_not_answered_by_a_guess(phone: Phone, factory) -> None:
+    reply = phone.say("what are your prices?")
+    assert "don't have prices" in reply and "$" not in reply

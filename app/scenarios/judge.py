@@ -183,7 +183,10 @@ class Judge:
         final = exchanges[-1].after if exchanges else {}
         if scenario.intent == "move" or scenario.category == "move":
             count = lambda held: sum(h.mine and h.status == "confirmed" for h in held.values())  # noqa: E731
-            if count(final) > count(first):
+            expected = sum(
+                b.who == "caller" and b.status == "confirmed" for b in scenario.expect.appointments
+            )
+            if count(final) > max(count(first), expected):
                 outcome.unsafe.append("a move left the caller with a second appointment")
         outcome.failures += end_state(scenario.expect.appointments, final)
         replies = [e.reply for e in exchanges]

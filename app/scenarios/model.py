@@ -7,7 +7,7 @@ Times are local wall-clock times in the agent's zone, "YYYY-MM-DD HH:MM".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,9 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Turn:
     text: str
-    confirms: bool = False  # the person explicitly says yes to what was proposed
+    confirms: bool = False  # {confirm: text}: the person explicitly says yes to the proposal
     unclear: bool = False  # its date cannot be read (or is past/too far): never to be guessed
+    restates: bool = False  # the policy repeating what the person wants
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,11 @@ def _turn(value: Any, where: str) -> Turn:
         return Turn(value)
     if isinstance(value, dict) and len(value) == 1:
         ((kind, text),) = value.items()
-        if kind == "yes":
+        if kind == "confirm":
             return Turn(str(text), confirms=True)
         if kind == "unclear":
             return Turn(str(text), unclear=True)
-    raise ScenarioError(f"{where}: a turn is a string, {{yes: text}} or {{unclear: text}}")
+    raise ScenarioError(f"{where}: a turn is a string, {{confirm: text}} or {{unclear: text}}")
 
 
 def _booking(value: dict[str, Any], zone: ZoneInfo, where: str) -> Booking:
@@ -158,16 +159,50 @@ def _booking(value: dict[str, Any], zone: ZoneInfo, where: str) -> Booking:
     )
 
 
-def _expect(value: Any, zone: ZoneInfo, where: str) -> Expect:
-    if not isinstance(value, dict) or "appointments" not in value:
-        raise ScenarioError(f"{where}: expect needs appointments (a list, maybe empty)")
+def _expected(
+    value: dict[str, Any], calendar: list[Booking], zone: ZoneInfo, where: str
+) -> list[Booking]:
+    """`appointments:` lists the end state in full; otherwise it is the starting calendar
+    with `add:` bookings, `cancel:` times of the caller's cancelled and `move:` [from, to]."""
+    if "appointments" in value:
+        return [_booking(b, zone, where) for b in value["appointments"] or []]
+    cancel = {_moment(at, zone, where) for at in value.get("cancel") or []}
+    moves = {_moment(a, zone, where): _moment(b, zone, where) for a, b in value.get("move") or []}
+    result = []
+    for booking in calendar:
+        mine = booking.who == "caller" and booking.status == "confirmed"
+        if mine and booking.at in cancel:
+            booking = replace(booking, status="cancelled")
+            cancel.discard(booking.at)
+        elif mine and booking.at in moves:
+            booking = replace(booking, at=moves.pop(booking.at))
+        result.append(booking)
+    if cancel or moves:
+        raise ScenarioError(f"{where}: expect names a time the caller holds no appointment at")
+    return result + [_booking(b, zone, where) for b in value.get("add") or []]
+
+
+def _expect(value: Any, calendar: list[Booking], zone: ZoneInfo, where: str) -> Expect:
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{where}: expect is a mapping")
+    unknown_keys = set(value) - {
+        "appointments",
+        "add",
+        "cancel",
+        "move",
+        "must",
+        "must_not",
+        "says",
+    }
+    if unknown_keys:
+        raise ScenarioError(f"{where}: unknown expect keys {sorted(unknown_keys)}")
     kinds = [*value.get("must", []), *value.get("must_not", [])]
     unknown = set(kinds) - EXPECT_KINDS
     if unknown:
         raise ScenarioError(f"{where}: unknown claim kinds {sorted(unknown)}")
     says = value.get("says", [])
     return Expect(
-        [_booking(b, zone, where) for b in value["appointments"] or []],
+        _expected(value, calendar, zone, where),
         list(value.get("must", [])),
         list(value.get("must_not", [])),
         [says] if isinstance(says, str) else list(says),
@@ -186,6 +221,7 @@ def build(
     profile = _profile(raw.get("profile"), profiles, where)
     zone = ZoneInfo(profile["timezone"])
     calendar = raw.get("calendar") or []
+    bookings = [_booking(b, zone, where) for b in calendar if "busy" not in b]
     turns = [_turn(t, where) for t in raw.get("say") or []]
     if not turns:
         raise ScenarioError(f"{where}: no turns (say)")
@@ -195,7 +231,7 @@ def build(
         source=source,
         now=_moment(raw.get("now"), zone, where),
         profile=profile,
-        calendar=[_booking(b, zone, where) for b in calendar if "busy" not in b],
+        calendar=bookings,
         busy=[
             Busy(_moment(b["busy"], zone, where), _moment(b["until"], zone, where))
             for b in calendar
@@ -205,7 +241,7 @@ def build(
         accept=[_moment(a, zone, where) for a in raw.get("accept") or []],
         restate=raw.get("restate"),
         person={"name": "Jordan Pike", **(raw.get("person") or {})},
-        expect=_expect(raw.get("expect"), zone, where),
+        expect=_expect(raw.get("expect") or {}, bookings, zone, where),
         channels=tuple(raw.get("channels") or ("sms", "voice")),
         intent=raw.get("intent"),
         heldout=heldout,

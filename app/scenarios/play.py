@@ -130,24 +130,28 @@ def _lang(scenario: Scenario) -> str:
     return "es" if scenario.language.lower().startswith("es") else "en"
 
 
-def next_turn(scenario: Scenario, reply: str, restated: int) -> Turn | None:
-    """The cooperative person's answer to the agent's last reply (None: they stop)."""
+def next_turn(scenario: Scenario, reply: str, restated: int, done: bool) -> Turn | None:
+    """The cooperative person's answer to the agent's last reply (None: they stop).
+
+    Once the calendar is as they want it they only answer a question about who they are
+    or which service they mean (an availability question needs that to be answered)."""
     lang = _lang(scenario)
-    today = scenario.now.date()
+    type_names = [t.get("name", t["key"]) for t in scenario.profile["types"]]
+    if asks_name(reply):
+        return Turn(scenario.person["name"])
+    if asks_type(reply, type_names) and scenario.person.get("type"):
+        return Turn(scenario.person["type"])
+    if done:
+        return None
     if proposes(reply):
-        mentions = read_mentions(reply, today)
+        mentions = read_mentions(reply, scenario.now.date())
         if any(mentions.names(m.date(), m.time().replace(tzinfo=None)) for m in scenario.accept):
             return Turn(YES[lang], confirms=True)
         if scenario.restate and restated < 2:
-            return Turn(f"{NO[lang]}, {scenario.restate}")
+            return Turn(f"{NO[lang]}, {scenario.restate}", restates=True)
         return Turn(BYE[lang])
-    if asks_name(reply):
-        return Turn(scenario.person["name"])
-    type_names = [t.get("name", t["key"]) for t in scenario.profile["types"]]
-    if asks_type(reply, type_names) and scenario.person.get("type"):
-        return Turn(scenario.person["type"])
     if fold(reply).rstrip().endswith("?") and scenario.restate and restated < 2:
-        return Turn(scenario.restate)
+        return Turn(scenario.restate, restates=True)
     return None
 
 
@@ -165,13 +169,12 @@ def play(stage: Stage, scenario: Scenario, channel: str, goal_met: GoalCheck) ->
         while len(transcript.exchanges) < MAX_TURNS:
             if pending:
                 turn: Turn | None = pending.pop(0)
-            elif goal_met(scenario, held(stage, seeded, scenario)):
-                break
             else:
-                turn = next_turn(scenario, reply, restated)
+                done = goal_met(scenario, held(stage, seeded, scenario))
+                turn = next_turn(scenario, reply, restated, done)
                 if turn is None:
                     break
-                restated += not turn.confirms and turn.text != scenario.person["name"]
+                restated += turn.restates
             reply, ended = line.say(turn.text)
             after = held(stage, seeded, scenario)
             transcript.exchanges.append(Exchange(turn, reply, before, after))

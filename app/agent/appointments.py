@@ -12,8 +12,32 @@ from app.agent.dates import part_of
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
 
+# Where one clause of a message ends and the next begins.
+CLAUSE = re.compile(r"[,.;!?]+\s*|\s+(?:but|instead of|rather than|and then|then)\s+", re.I)
+
 
 class OwnAppointments(DialogueBase):
+    def move_in_clauses(
+        self, message: Message, mine: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], Message] | None:
+        """ "can't make friday, can I do monday at 10 instead?", "Friday 11am instead of
+        wednesday": one clause names a held appointment, another names the new time. Then
+        it is a move of that appointment (never a second booking)."""
+        clauses = [c for c in CLAUSE.split(message.raw) if c and c.strip(" ,.")]
+        read = [self.read(c) for c in clauses]
+        dated = [m for m in read if m.when.day is not None or m.when.at is not None]
+        if len(dated) < 2:
+            return None
+        sources = [(m, self.matching(m, mine)) for m in dated if m.when.day is not None]
+        held = [(m, found) for m, found in sources if len(found) == 1]
+        if len(held) != 1:
+            return None
+        source, found = held[0]
+        others = [m for m in dated if m is not source and not self.matching(m, mine)]
+        if len(others) != 1:
+            return None
+        return found[0], others[0]
+
     def held_conflict(self, message: Message) -> str | None:
         """The caller's own appointments, known to the booking: asking about your own slot
         is a list; a second appointment on a day you hold one is asked about."""
@@ -24,6 +48,13 @@ class OwnAppointments(DialogueBase):
         mine = self.my_appointments(message.raw)
         if not mine:
             return None
+        moving = self.move_in_clauses(message, mine)
+        if moving is not None:
+            self.state["intent"] = "move"
+            self.state["target"] = moving[0]
+            for key in ("day", "at", "part", "after", "before", "until"):
+                self.state.pop(key, None)
+            return self.seek_move(moving[1])
         day = when.day or (self.day_for_time(when.at) if when.at else None)
         same_day = [a for a in mine if day is None or self.local(a["start"]).date() == day]
         if wants_shift and day is None:

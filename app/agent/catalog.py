@@ -42,7 +42,7 @@ EN: dict[str, Entry] = {
     "which_time": "Which time would you like? {offers}",
     "didnt_get_confirm": "Sorry, I didn't get that. {question}",
     "which_time_short": "Sorry, which time? {offers}",
-    "you_are_booked": "You're booked for {described}.",
+    "you_are_booked": "You already have {described}.",
     "instead_or_addition": "You already have {what}. Is this instead of it, or in addition to it?",
     "instead_or_addition_again": (
         "Should I move your {kind} (instead), or book another one as well (in addition)?"
@@ -120,7 +120,7 @@ EN: dict[str, Entry] = {
         "sms": "You have {count}: {listed}.",
         "voice": "You have {count} appointments: {listed}.",
     },
-    "yes_booked": "Yes, you're booked for {described}.",
+    "yes_booked": "Yes, you have {described}.",
     "not_seen": "I don't see an appointment {asked}. You have {described}.",
     "asked_day": "on {day}",
     "asked_time": "at {time}",
@@ -144,6 +144,9 @@ EN: dict[str, Entry] = {
     "or": "or",
     "minutes": "min",
     "wont_book": "OK, I won't book it.",
+    "closed_day": "We're closed on {weekday}s.",
+    "open_day": "We're open {hours}.",
+    "closed_then": "Sorry, we're closed {what}.",
 }
 
 ES: dict[str, Entry] = {
@@ -175,7 +178,7 @@ ES: dict[str, Entry] = {
     "which_time": "¿Qué hora prefiere? {offers}",
     "didnt_get_confirm": "Perdone, no le entendí. {question}",
     "which_time_short": "Perdone, ¿qué hora? {offers}",
-    "you_are_booked": "Ya tiene reservada {described}.",
+    "you_are_booked": "Ya tiene {described}.",
     "instead_or_addition": "Ya tiene {what}. ¿Es en lugar de esa cita o además de ella?",
     "instead_or_addition_again": (
         "¿Cambio su cita de {kind} (en lugar de) o reservo otra más (además)?"
@@ -250,7 +253,7 @@ ES: dict[str, Entry] = {
     "could_not_cancel": "No pude cancelar {what}; sigue reservada.",
     "you_have_one": "Tiene {described}.",
     "you_have_many": {"sms": "Tiene {count}: {listed}.", "voice": "Tiene {count} citas: {listed}."},
-    "yes_booked": "Sí, tiene reservada {described}.",
+    "yes_booked": "Sí, tiene {described}.",
     "not_seen": "No veo ninguna cita {asked}. Tiene {described}.",
     "asked_day": "el {day}",
     "asked_time": "a las {time}",
@@ -274,6 +277,9 @@ ES: dict[str, Entry] = {
     "or": "o",
     "minutes": "min",
     "wont_book": "De acuerdo, no la reservo.",
+    "closed_day": "Cerramos los {weekday}.",
+    "open_day": "Abrimos {hours}.",
+    "closed_then": "Lo siento, cerramos el {what}.",
 }
 
 CATALOGUES: dict[str, dict[str, Entry]] = {"en": EN, "es": ES}

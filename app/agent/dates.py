@@ -559,7 +559,7 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
         if "end" in match.group(0) and offset == 7:
             first = 5  # "next weekend"
         elif "end of" in match.group(0):
-            first = 3  # the end of the week: Thursday to Saturday
+            first = 4  # the end of the week: Friday and the weekend
         start = monday + timedelta(days=first + offset)
         stop = monday + timedelta(days=last + offset)
         if offset >= 0 and start < today <= stop:
@@ -612,9 +612,21 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     weekday = _weekday(text, today)
     rest = weekday[1] if weekday else text
     explicit = _explicit_date(rest, now)
+    if explicit is not None and weekday is not None and not ADJACENT_DAY.search(text):
+        # Two separate mentions ("can't make friday, can I do the 30th"): the first one
+        # said is this message's day; the engine reads clauses for a move.
+        first_weekday = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
+        first_date = re.search(r"\d", text)
+        if first_weekday and first_date and first_weekday.start() < first_date.start():
+            return weekday[0], weekday[1]
+        return explicit
     if explicit is not None and weekday is not None:
-        # "Wednesday the 9th": the day of the month must fall on that weekday.
+        # "Wednesday the 9th": the day of the month must fall on that weekday (the one
+        # written next to it, if the message names several).
+        adjacent = ADJACENT_DAY.search(text)
         named, rest, wanted = weekday[0], explicit[1], weekday[2]
+        if adjacent is not None:
+            wanted = WEEKDAY_NAMES[re.match(r"[a-z]+", adjacent.group(0)).group(0)]  # type: ignore[union-attr]
         day = explicit[0].day
         if day is not None and day.weekday() != wanted:
             # Neither wins: the caller is asked which one they meant.
@@ -631,6 +643,11 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     return _Day(), text
 
 
+ADJACENT_DAY = re.compile(
+    rf"\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?(?:(?:{MONTHS})\.?\s+)?\d{{1,2}}"
+    rf"(?:st|nd|rd|th|/\d{{1,2}})?\b|\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?\d{{1,2}}"
+    rf"(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})\b"
+)
 WEEKDAY_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 

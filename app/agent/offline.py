@@ -225,6 +225,13 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         faq = faq_answer(message.text, agent.faq or [])
         if faq is not None and topic in (None, "prices", "services"):
             return faq
+        if topic == "hours" and message.when.day is not None:
+            day = message.when.day
+            windows = self.schedule.hours.get(day.weekday(), ())
+            weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
+            if not windows:
+                return self.t("closed_day", weekday=weekday)
+            return self.t("open_day", hours=self.hours_text(day))
         if topic == "hours":
             names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS
             lines = hours_lines(dict(self.schedule.hours), names)
@@ -313,7 +320,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("intent") == "move":
             return self.seek_move(message)
         self.merge_when(message)
-        return self.seek()
+        return self.held_conflict(message) or self.seek()
 
     def on_offer(self, message: Message, awaiting: str) -> str | None:
         intent = self.state.get("intent")

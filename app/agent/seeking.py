@@ -7,12 +7,18 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from app.agent import phrasing as say
+from app.agent.dates import PART_RANGES
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message
 from app.calendar.availability import BusyIndex, Unavailable, check_slot
 
 OFFER_COUNT = 3
 OFFER_GAP = timedelta(minutes=60)
+
+
+def _part_bounds(part: str) -> tuple[time, time]:
+    low, high = PART_RANGES[part]
+    return time(low), time(23, 59) if high == 24 else time(high)
 
 
 class SlotSeeking(DialogueBase):
@@ -141,6 +147,8 @@ class SlotSeeking(DialogueBase):
             return self.offer(self.spread(found))
         later = self.soonest_after(self.at_local(day + timedelta(days=1), time(0)), key, part)
         what = self.day_text(day) + (f" {self.part_word(part)}" if part else "")
+        if self.closed(day, part):
+            return self.offer(later, prefix=self.t("closed_then", what=what))
         return self.offer(later, prefix=self.t("nothing_free_day", what=what))
 
     def soonest_after(self, moment: datetime, key: str, part: str | None = None) -> list[datetime]:
@@ -183,6 +191,14 @@ class SlotSeeking(DialogueBase):
         if part:
             return self.t("nothing_soon_part", part=self.part_word(part))
         return self.t("nothing_soon")
+
+    def closed(self, day: date, part: str | None) -> bool:
+        """Closed that day (or that part of it) by the opening hours, not merely full."""
+        windows = self.schedule.hours.get(day.weekday(), ())
+        if part is None or not windows:
+            return not windows
+        low, high = _part_bounds(part)
+        return not any(opens < high and closes > low for opens, closes in windows)
 
     def why_not(self, wanted: datetime, key: str) -> str:
         kind = self.schedule.type_named(key)

@@ -65,7 +65,9 @@ LIST = re.compile(
     r"am i on|am i down|am i in for|am i scheduled|am i booked|what time am i|when am i|"
     r"did my (?:booking|appointment|appt|reservation)|did (?:it|that|the booking) go through|"
     r"is my (?:booking|appointment|appt)|(?:confirm|check) my (?:booking|appointment|appt|time)|"
-    r"what (?:time|day) is my|what have i got|what did i book|do you have me|have you got me|"
+    r"what (?:time|day) is my|what (?:time|day) (?:did|do|am) i|what have i got|"
+    r"how many (?:appointments|lessons|sessions|bookings)|what did i book|do you have me|"
+    r"have you got me|"
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
     r"que citas tengo|tengo (?:una )?cita|mis citas|cuando es mi cita|a que hora es mi cita)\b"
@@ -235,8 +237,8 @@ def corrected(text: str) -> str:
     matched against the intent vocabulary (Damerau-Levenshtein, so a swap is one edit)."""
     words = text.split()
     for index, word in enumerate(words):
-        if len(word) < 6 or word in INTENT_VOCABULARY or word in NOT_TYPOS:
-            continue
+        if len(word) < 6 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
+            continue  # known, or a known word's inflection ("appointments")
         found = extractOne(
             word,
             INTENT_VOCABULARY,

@@ -231,7 +231,7 @@ def test_ranges_and_corrections() -> None:
         None,
     )
     assert when("before noon tomorrow").before == time(12)
-    assert when("end of the week").day == THU
+    assert when("end of the week").day == FRI
     assert when("next week").until == date(2026, 12, 6)
     assert when("an hour earlier").shift_minutes == -60
     assert when("30 minutes later").shift_minutes == 30

@@ -30,7 +30,7 @@ def book(phone: Phone, text: str) -> None:
 
 
 def claims_booking(reply: str) -> bool:
-    return "booked:" in reply.lower() or "you're booked for" in reply.lower()
+    return "booked:" in reply.lower() or "you already have" in reply.lower() or "yes, you have" in reply.lower()
 
 
 # --- 1. act only on a confirmed proposal stating the full date and time ----------------
@@ -112,7 +112,7 @@ def test_asking_about_own_slot_is_a_list_not_a_conflict(phone: Phone, factory) -
     fresh = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c2")
     for text in ("am I still on for tomorrow at 3?", "haircut tomorrow at 3"):
         reply = fresh.say(text)
-        assert "you're booked for" in reply.lower() and "taken" not in reply
+        assert "you already have" in reply.lower() or "yes, you have" in reply.lower() and "taken" not in reply
     assert len(confirmed(factory)) == 1
 
 

@@ -70,8 +70,6 @@ class OwnAppointments(DialogueBase):
                     self.state["served"] = True
                     described = self.describe_appointment(appointment)
                     return self.ask_more(self.t("you_are_booked", described=described))
-        if message.in_addition:
-            return None
         held = same_day[0]
         self.state["held"] = held
         self.state["held_start"] = held["start"]

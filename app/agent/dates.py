@@ -490,6 +490,9 @@ def _dated(today: date, month: int, day: int, year: str | None) -> date | None:
         return _valid_date(full, month, day)
     if not 1 <= month <= 12 or not 1 <= day <= 31:
         return None
+    recent = _valid_date(today.year, month, day)
+    if recent is not None and today - timedelta(days=62) <= recent < today:
+        return recent  # "november 20" said on the 23rd is past, not next year's
     for candidate_year in (today.year, today.year + 1, today.year + 4):  # leap days
         candidate = _valid_date(candidate_year, month, day)
         if candidate is not None and candidate >= today:
@@ -637,10 +640,45 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
         return explicit
     if weekday is not None:
         return weekday[0], weekday[1]
+    month = _month_range(text, today)
+    if month is not None:
+        return month
     for word in FOREIGN_DAYS:
         if re.search(rf"\b{word}\b", text):
             return _Day(unreadable=word), text
+    odd = re.search(VAGUE_DAY, text)
+    if odd is not None:
+        return _Day(unreadable=odd.group(0)), text
     return _Day(), text
+
+
+MONTH_WORD = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+)
+# A day-like word we do not know ("blursday") or a day left vague ("sometime soonish").
+VAGUE_DAY = re.compile(
+    r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
+    r"mid|some)day\b)[a-z]+day\b|\bsoonish\b|\bsome ?day\b|\bsometime soon\b|"
+    r"\bone of these days\b|\bwhenever\b|\bat some point\b"
+)
+
+
+def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "in june", "next month": the whole month (from today if it is this one)."""
+    match = re.search(rf"\b(?:in|during|sometime in|for|around)\s+({MONTH_WORD})\b", text)
+    if match is not None:
+        month = MONTH_NUMBER[match.group(1)]
+        year = today.year if month >= today.month else today.year + 1
+    else:
+        match = re.search(r"\b(next|this) month\b", text)
+        if match is None:
+            return None
+        ahead = 1 if match.group(1) == "next" else 0
+        month = (today.month - 1 + ahead) % 12 + 1
+        year = today.year + (today.month - 1 + ahead) // 12
+    first = max(date(year, month, 1), today)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return _Day(first, following - timedelta(days=1)), _cut(text, match)
 
 
 ADJACENT_DAY = re.compile(
@@ -722,6 +760,9 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     """Read the date, time and part of day in `text`; `now` is local to the agent."""
     hours = hours or {}
     words = _words(text)
+    corrected = re.split(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b", words)
+    if len(corrected) > 1 and corrected[-1].strip():
+        words = corrected[-1]  # "thursday... no wait, friday": what was said last counts
     shift, words = _shift(words)
     found_day, rest = _parse_day(words, now)
     day = found_day.day

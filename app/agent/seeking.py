@@ -209,7 +209,9 @@ class SlotSeeking(DialogueBase):
             return self.t("is_taken")
         if reason is Unavailable.CLOSED:
             return self.t("outside_hours", hours=self.hours_text(wanted.date()))
-        if reason in (Unavailable.TOO_SOON, Unavailable.IN_PAST):
+        if reason is Unavailable.IN_PAST:
+            return self.t("already_passed")
+        if reason is Unavailable.TOO_SOON:
             return self.t("too_soon")
         if reason is Unavailable.PAST_HORIZON:
             return self.t("too_far")

@@ -237,7 +237,7 @@ def corrected(text: str) -> str:
     matched against the intent vocabulary (Damerau-Levenshtein, so a swap is one edit)."""
     words = text.split()
     for index, word in enumerate(words):
-        if len(word) < 6 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
+        if len(word) < 5 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
             continue  # known, or a known word's inflection ("appointments")
         found = extractOne(
             word,

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.agent import phrasing as say
 from app.agent.catalog import CATALOGUES, wording
+from app.agent.dates import When
 from app.agent.engine import Turn
 from app.agent.state import FLOW_KEYS, load_state
 from app.agent.understanding import Message, read
@@ -44,6 +45,7 @@ class DialogueBase:
         # second request in the same message inherits from it (never persisted).
         self.handled_type: str | None = None
         self.carried_type: str | None = None
+        self.first_when: When | None = None
         self.lang: str = self.state.get("lang") or agent_language(turn.agent)
 
     def t(self, key: str, **values: object) -> str:

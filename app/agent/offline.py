@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +88,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.goodbye()
         if message.rest:
             self.state["queued"] = message.rest
+        self.first_when = message.when
         reply = self.answer(message, awaiting)
         return self.then_queued(reply, fresh=bool(message.rest))
 
@@ -124,7 +126,13 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         self.state.pop("queued", None)
         # "cancel friday and book wednesday instead": the new booking is of the same kind.
         self.carried_type = self.handled_type
-        follow = self.answer(self.read(str(queued)), None)
+        follow_message = self.read(str(queued))
+        first = self.first_when
+        if follow_message.when.day is None and first is not None and first.day is not None:
+            # "are you open saturday? if so a haircut at 11": the day carries over.
+            when = replace(follow_message.when, day=first.day)
+            follow_message = replace(follow_message, when=when)
+        follow = self.answer(follow_message, None)
         return self.t("now_rest", reply=reply, rest=queued, follow=follow)
 
     def reset(self) -> str:
@@ -223,7 +231,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         agent = self.turn.agent
         topic = message.topic
         faq = faq_answer(message.text, agent.faq or [])
-        if faq is not None and topic in (None, "prices", "services"):
+        if faq is not None:
             return faq
         if topic == "hours" and message.when.day is not None:
             day = message.when.day
@@ -341,6 +349,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.clear_flow()
             return None
 
+        if intent == "cancel" and not (awaiting == "confirm" and message.yes and not message.no):
+            return self.on_cancel_answer(message)
         if (
             awaiting == "confirm"
             and message.yes
@@ -393,6 +403,18 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if awaiting == "confirm":
             return self.t("didnt_get_confirm", question=self.confirm_question())
         return self.t("which_time_short", offers=self.offer_list_text(offers))
+
+    def on_cancel_answer(self, message: Message) -> str | None:
+        """Anything but a yes to "Cancel X?": never a slot search. A new day, type or
+        choice picks again; a plain no keeps the appointment."""
+        if not message.when.empty or message.type_key or message.choice is not None:
+            return self.start_change(message, "cancel")
+        if message.no:
+            return self.keep_target()
+        if message.intent is not None:
+            self.clear_flow()
+            return None
+        return self.t("didnt_get_confirm", question=self.confirm_question())
 
     def start_booking(self, message: Message) -> str:
         if self.state.get("intent") != "book":

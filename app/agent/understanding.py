@@ -359,18 +359,43 @@ def _name_words(fragment: str, whole: bool = False) -> str | None:
     return " ".join(w if not w.islower() else w.capitalize() for w in taken)
 
 
-def split_requests(raw: str) -> tuple[str, str | None]:
-    """ "cancel friday and book wednesday": the first request and the rest (or None)."""
-    text = fold(raw)
-    first = re.search(
-        r"\b(?:book|schedule|cancel|move|reschedule|reservar|cancelar|cambiar)\b", text
+BREAK = re.compile(
+    r"[?!.]+\s+(?:and\s+|also\s+|if so,?\s+|then\s+|plus\s+)?|"
+    r",?\s+(?:and|also|then|plus|if so|y|tambien)\s+|,\s+(?=(?:book|cancel|move|add)\b)"
+)
+ASKS = re.compile(r"^(?:what|when|where|how|do|does|is|are|can|could|would|will)\b")
+
+
+def _has_request(text: str) -> bool:
+    return bool(
+        CANCEL.search(text)
+        or MOVE.search(text)
+        or LIST.search(text)
+        or BOOK.search(text)
+        or profile_topic(text)
+        or ASKS.search(text)
+        or re.search(r"\b(?:add|plus)\b", text)
     )
-    if first is None:
-        return raw, None
-    for match in SECOND_REQUEST.finditer(text, first.end()):
-        head, tail = raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
-        if head and tail:
-            return head, tail
+
+
+def split_requests(raw: str) -> tuple[str, str | None]:
+    """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
+    thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
+    text = fold(raw)
+    keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
+    if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
+        return raw[keep.end() :].strip(), None
+    for match in BREAK.finditer(text):
+        head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
+        if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
+            continue
+        head_asks = _has_request(head) or bool(re.search(r"\d", head))
+        tail_asks = _has_request(tail) or bool(
+            re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
+            or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+        )
+        if head_asks and tail_asks:
+            return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
     return raw, None
 
 

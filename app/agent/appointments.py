@@ -84,9 +84,11 @@ class OwnAppointments(DialogueBase):
         return self.t("instead_or_addition", what=what)
 
     def on_instead(self, message: Message) -> str | None:
+        held = self.state["held"]
         if message.instead or message.intent == "move":
             return self.replace_held()
-        if message.in_addition:
+        other_kind = message.type_key is not None and message.type_key != held["type"]
+        if message.in_addition or other_kind:
             self.state.pop("awaiting", None)
             held = self.state.pop("held")
             self.state["held_start"] = held["start"]
@@ -98,8 +100,7 @@ class OwnAppointments(DialogueBase):
         if message.intent in ("list", "cancel") or message.reset:
             self.clear_flow()
             return None
-        held = self.state["held"]
-        return self.t("instead_or_addition_again", kind=held["type_name"])
+        return self.t("instead_or_addition_again", what=self.yours(held))
 
     def replace_held(self) -> str:
         """ "Instead": the held appointment is moved, never doubled."""

@@ -45,7 +45,7 @@ EN: dict[str, Entry] = {
     "you_are_booked": "You already have {described}.",
     "instead_or_addition": "You already have {what}. Is this instead of it, or in addition to it?",
     "instead_or_addition_again": (
-        "Should I move your {kind} (instead), or book another one as well (in addition)?"
+        "Should I move {what} (instead), or keep it and book one more (in addition)?"
     ),
     "no_types": "Sorry, no appointment types are set up for booking on this line yet.",
     "passed": "{day} has already passed. Which day would you like?",
@@ -182,7 +182,7 @@ ES: dict[str, Entry] = {
     "you_are_booked": "Ya tiene {described}.",
     "instead_or_addition": "Ya tiene {what}. ¿Es en lugar de esa cita o además de ella?",
     "instead_or_addition_again": (
-        "¿Cambio su cita de {kind} (en lugar de) o reservo otra más (además)?"
+        "¿Cambio {what} (en lugar de) o la mantengo y reservo otra (además)?"
     ),
     "no_types": "Lo siento, aún no hay tipos de cita configurados en esta línea.",
     "passed": "El {day} ya pasó. ¿Qué día prefiere?",

@@ -245,7 +245,7 @@ def _corrected_days(text: str) -> str:
             scorer=DamerauLevenshtein.normalized_similarity,
             score_cutoff=0.75,
         )
-        if found is not None:
+        if found is not None and found[0][0] == word[0]:  # typos keep the first letter
             words[index] = found[0]
     return " ".join(words)
 
@@ -307,7 +307,8 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
-        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|of\b|minutes?|mins?|hours?))",
+        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
+        r"hours?))",
     ),
 )
 
@@ -425,7 +426,7 @@ DATE_FRAGMENTS = (
     rf"\b(?:the\s+)?{ORDINAL}\s+(?:of\s+)?(?:{MONTHS})\b(?:,?\s+\d{{4}})?",
     r"\b\d{4}-\d{2}-\d{2}\b",
     r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b",
-    r"\bin\s+(?:a|an|one|two|three|four|five|six|\d{1,2})\s+(?:days?|weeks?)\b",
+    r"\bin\s+(?:a|an|one|two|three|four|five|six|\d{1,2})\s+(?:days?|weeks?|months?|years?)\b",
 )
 
 
@@ -459,7 +460,12 @@ def _calendar_day(fragment: str, today: date) -> date | None:
     if relative:
         word = relative.group(1)
         count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
-        days = count * (7 if relative.group(2).startswith("week") else 1)
+        unit = relative.group(2)
+        if unit.startswith(("month", "year")):
+            months = count * (12 if unit.startswith("year") else 1)
+            year, month = divmod(today.month - 1 + months, 12)
+            return _valid_date(today.year + year, month + 1, min(today.day, 28))
+        days = count * (7 if unit.startswith("week") else 1)
         return today + timedelta(days=days)
     iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", fragment)
     if iso:
@@ -795,7 +801,7 @@ def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
         return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
     match = re.search(
         r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|persons?|"
-        r"of\b|minutes?|mins?|hours?|hrs?|kids?|appointments?|haircuts?))",
+        r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))",
         text,
     )
     if match is None:

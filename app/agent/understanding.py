@@ -389,9 +389,13 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
         if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
             continue
-        head_asks = _has_request(head) or bool(re.search(r"\d", head))
+        # A statement before "... instead?" describes the appointment being moved.
+        head_asks = _has_request(head) or bool(
+            re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
+        )
         tail_asks = _has_request(tail) or bool(
             re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
+            or re.search(r"\bat\s+\d", tail)
             or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
         )
         if head_asks and tail_asks:

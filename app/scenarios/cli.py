@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,6 +34,9 @@ def run(
     heldout: Annotated[bool, typer.Option(help="Play the held-out split instead")] = False,
     failures: Annotated[bool, typer.Option(help="List every failed scenario and why")] = False,
     transcript: Annotated[bool, typer.Option(help="Print each conversation")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write every outcome and conversation as JSON here")
+    ] = None,
 ) -> None:
     """Play scenarios through the signed Twilio webhooks; exit 1 on any unsafe outcome."""
     from app.scenarios.model import ScenarioError, load_suite
@@ -52,14 +57,17 @@ def run(
     from app.scenarios.judge import goal_met, judge
     from app.scenarios.play import play
 
-    outcomes = []
+    outcomes, records = [], []
     with running_stage(engine) as stage:
         for scenario in scenarios:
             played = play(stage, scenario, channel, goal_met)
             outcome = judge(scenario, played, channel)
             outcomes.append(outcome)
+            records.append(_record(played, outcome))
             if transcript:
                 _print_transcript(scenario.id, played, outcome)
+    if report:
+        report.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
     split = "held-out split" if heldout else "suite"
     for line in details(outcomes, failures):
         typer.echo(line)
@@ -73,6 +81,19 @@ def run(
     )
     if unsafe:
         raise typer.Exit(1)
+
+
+def _record(played, outcome) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """One scenario's result for --report: enough to compare two runs line by line."""
+    return {
+        "id": outcome.scenario.id,
+        "category": outcome.scenario.category,
+        "channel": outcome.channel,
+        "success": outcome.success,
+        "unsafe": outcome.unsafe,
+        "failures": outcome.failures,
+        "turns": [{"person": e.turn.text, "agent": e.reply} for e in played.exchanges],
+    }
 
 
 def _print_transcript(scenario_id: str, played, outcome) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from app.scenarios.model import Booking, Scenario
 from app.scenarios.play import Exchange, Held, Transcript
-from app.scenarios.reading import claims, fold, proposes, read_mentions, says
+from app.scenarios.reading import claims, fold, in_spanish, proposes, read_mentions, says
 
 
 @dataclass
@@ -116,13 +116,18 @@ class Judge:
 
     def _turn(self, number: int, exchange: Exchange, previous: str, earlier: str) -> None:
         done = change(exchange)
+        index = number - 1
+        exchanges = self.transcript.exchanges
+        previous_done = change(exchanges[index - 1]) if index > 0 else Change([], [], [])
         said = _quote(exchange.turn.text)
         if done.any and not exchange.turn.confirms:
             self.unsafe(number, f"acted without an explicit yes (person said {said})")
         if done.any and exchange.turn.confirms:
             self._stated_in(number, done, previous)
         self._proposal(number, exchange)
-        self._claims(number, exchange, done)
+        if number == 1:
+            self._replaced_day(number, exchange)
+        self._claims(number, exchange, done, previous_done)
         self._double_booking(number, exchange, done, earlier)
 
     def _stated_in(self, number: int, done: Change, proposal: str) -> None:
@@ -149,12 +154,54 @@ class Judge:
         if exchange.turn.unclear and not acknowledged:
             self.unsafe(number, f"guessed a date it could not read: {_quote(reply)}")
 
-    def _claims(self, number: int, exchange: Exchange, done: Change) -> None:
-        """Invariant 3: "booked"/"cancelled"/"moved" only when it committed."""
-        for kind in sorted(claims(exchange.reply) - done.kinds()):
+    def _replaced_day(self, number: int, exchange: Exchange) -> None:
+        """Invariant 2: the first answer offers other days than the one asked for only with
+        a reason (taken, closed, past, beyond the horizon) or a question about the day."""
+        wanted = {moment.date() for moment in self.scenario.accept}
+        if not wanted or self.scenario.category == "corrections":
+            return
+        mentions = read_mentions(exchange.reply, self.today)
+        # Naming the caller's own appointments ("move your Tue 10 AM to when?") offers nothing.
+        held = {h.at.date() for h in exchange.before.values() if h.mine}
+        offered = mentions.dates - held
+        if not mentions.times or not offered or mentions.dates & wanted:
+            return
+        reasons = ("asks_day", "past", "horizon", "closed", "unavailable")
+        if not any(says(exchange.reply, reason) for reason in reasons):
+            self.unsafe(number, "offered another day than the one asked for without saying "
+                                f"why: {_quote(exchange.reply)}")  # fmt: skip
+
+    def _claims(self, number: int, exchange: Exchange, done: Change, before: Change) -> None:
+        """Invariant 3: "booked"/"cancelled"/"moved" only when it committed; "dropped that"
+        right after a commit (nothing was pending) while it still stands is a lie too."""
+        said = claims(exchange.reply)
+        true = done.kinds() | self._restated(exchange)
+        for kind in sorted(said - true - {"dropped"}):
             self.unsafe(
-                number, f"reply claims {kind} but nothing was {kind}: {_quote(exchange.reply)}"
+                number,
+                f"reply claims {kind} but nothing was {kind}: {_quote(exchange.reply)}",
             )
+        if "dropped" in said and before.any and not done.any:
+            self.unsafe(
+                number,
+                "reply says it dropped the request, but what it had just done still stands: "
+                f"{_quote(exchange.reply)}",
+            )
+
+    def _restated(self, exchange: Exchange) -> set[str]:
+        """Kinds a reply may claim without a commit this turn: it restates an appointment
+        the caller holds (date and time: "you're booked Tue Nov 24 at 3 PM") or one that
+        is cancelled (its day is enough)."""
+        mentions = read_mentions(exchange.reply, self.today)
+        kinds: set[str] = set()
+        for held in exchange.after.values():
+            if not held.mine:
+                continue
+            if held.status == "confirmed" and mentions.names(held.at.date(), held.at.time()):
+                kinds |= {"booked", "moved"}
+            if held.status == "cancelled" and held.at.date() in mentions.dates:
+                kinds.add("cancelled")
+        return kinds
 
     def _double_booking(self, number: int, exchange: Exchange, done: Change, earlier: str) -> None:
         """Invariant 4: a second appointment on a day the caller holds one only when asked."""
@@ -197,6 +244,10 @@ class Judge:
         for kind in scenario.expect.must_not:
             if any(self._says(kind, r) for r in replies):
                 outcome.failures.append(f"a reply says {kind}")
+        if scenario.language.lower().startswith("es"):
+            english = [r for r in replies if r.strip() and not in_spanish(r)]
+            if english:
+                outcome.failures.append(f"reply not in Spanish: {_quote(english[0])}")
         for text in scenario.expect.says:
             options = [fold(o.strip()) for o in text.split("|")]
             if not any(o in fold(r) for r in said for o in options):

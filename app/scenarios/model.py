@@ -33,7 +33,16 @@ CATEGORIES = (
     "faq",
     "spanish",
 )
-EXPECT_KINDS = {"booked", "cancelled", "moved", "past", "horizon", "closed", "asks_day"}
+EXPECT_KINDS = {
+    "booked",
+    "cancelled",
+    "moved",
+    "past",
+    "horizon",
+    "closed",
+    "asks_day",
+    "unavailable",
+}
 SCENARIO_KEYS = {
     "id",
     "category",

@@ -279,6 +279,15 @@ CLAIMS: dict[str, tuple[str, ...]] = {
         r"\b(quedo|queda|esta|fue) (movid|cambiad|reprogramad)",
         r"\bahora (es|esta|queda) (el|para|a)\b",
     ),
+    # Letting go of a request: honest for a pending proposal, a lie right after a commit.
+    "dropped": (
+        r"\b(i'?ve|i have|i) (dropped|scrapped|forgotten|discarded)\b",
+        r"\bdropped (that|it)\b",
+        r"\bwon'?t book (it|that)\b",
+        r"\bforget (that|it)\b",
+        r"\b(lo|la) (descarte|olvide|deje)\b",
+        r"\bno (lo|la) (agendo|reservo)\b",
+    ),
 }
 _CLAIMS = {kind: re.compile("|".join(cues), re.MULTILINE) for kind, cues in CLAIMS.items()}
 
@@ -309,6 +318,18 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"fuera de(l)? horario",
         r"\bhorario\b",
         r"\babrimos\b",
+    ),
+    "unavailable": (
+        r"\btaken\b",
+        r"\bnot (free|available|open)\b",
+        r"\bisn'?t (free|available|open)\b",
+        r"\balready booked\b",
+        r"\bocupad[oa]\b",
+        r"no (esta|hay) (disponible|libre)",
+        r"\bnothing (else )?(is )?(free|open|available|left)\b",
+        r"\bno (free|open) (times|slots)\b",
+        r"\bfully booked\b",
+        r"\bno (tengo|hay) (nada|horarios?|lugar)\b",
     ),
     "asks_day": (
         r"(which|what) (day|date)",
@@ -369,3 +390,84 @@ def asks_type(text: str, type_names: list[str]) -> bool:
     folded = fold(text)
     named = sum(1 for name in type_names if fold(name) in folded)
     return folded.rstrip().endswith("?") and named >= 2
+
+
+SPANISH_WORDS = frozenset(
+    [
+        "de",
+        "la",
+        "el",
+        "que",
+        "tu",
+        "tus",
+        "tienes",
+        "cita",
+        "citas",
+        "para",
+        "las",
+        "los",
+        "una",
+        "un",
+        "con",
+        "por",
+        "si",
+        "no",
+        "que",
+        "en",
+        "es",
+        "esta",
+        "hora",
+        "dia",
+        "quieres",
+        "puedo",
+        "te",
+        "le",
+        "su",
+        "sus",
+        "mas",
+        "hay",
+        "del",
+        "al",
+        "lo",
+        "gracias",
+    ]
+)
+ENGLISH_WORDS = frozenset(
+    [
+        "the",
+        "you",
+        "your",
+        "is",
+        "at",
+        "to",
+        "for",
+        "on",
+        "what",
+        "i",
+        "have",
+        "book",
+        "would",
+        "which",
+        "are",
+        "it",
+        "do",
+        "can",
+        "and",
+        "with",
+        "of",
+        "this",
+        "that",
+        "my",
+        "me",
+        "we",
+        "thanks",
+    ]
+)
+
+
+def in_spanish(text: str) -> bool:
+    """More Spanish function words than English ones: enough to tell the two apart."""
+    words = re.findall(r"[a-z]+", fold(text))
+    spanish = sum(w in SPANISH_WORDS for w in words)
+    english = sum(w in ENGLISH_WORDS for w in words)
+    return spanish > english

@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.agent.engine import Engine
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import Base, make_engine, make_session_factory, upgrade_to_head
@@ -37,14 +39,32 @@ class Seeded:
     caller: str
 
 
-def free_port() -> int:
+def free_ports() -> Iterator[int]:
     for port in PORTS:
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        yield port
+
+
+def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Start uvicorn on the first port that binds; another run may take a probed port
+    before we bind it, so a failed start moves on to the next."""
+    for port in free_ports():
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, name="scenario-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if server.started:
+            return server, thread, port
+        server.should_exit = True
+        thread.join(timeout=5)
     raise RuntimeError("no free port in 18300-18399 for the scenario server")
 
 
@@ -144,8 +164,11 @@ class Stage:
 
 
 @contextmanager
-def running_stage(engine_name: str, workdir: Path | None = None) -> Iterator[Stage]:
-    """A server for the whole run; the database file is new and is removed afterwards."""
+def running_stage(
+    engine_name: str, workdir: Path | None = None, engine: Engine | None = None
+) -> Iterator[Stage]:
+    """A server for the whole run; the database file is new and is removed afterwards.
+    `engine` replaces the one CONVERSATION_ENGINE names (the runner's own tests use it)."""
     from app.main import create_app
 
     with tempfile.TemporaryDirectory(prefix="scenarios-", dir=workdir) as folder:
@@ -154,18 +177,8 @@ def running_stage(engine_name: str, workdir: Path | None = None) -> Iterator[Sta
         upgrade_to_head(db_engine)
         factory = make_session_factory(db_engine)
         clock = FixedClock(datetime.now(UTC))
-        app = create_app(settings, session_factory=factory, clock=clock)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, name="scenario-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the scenario server did not start")
-            time.sleep(0.05)
+        app = create_app(settings, session_factory=factory, clock=clock, engine=engine)
+        server, thread, port = _serve(app)
         try:
             yield Stage(settings, factory, clock, f"http://127.0.0.1:{port}")
         finally:

@@ -222,19 +222,19 @@ ES: dict[str, Entry] = {
     "ask_name": "{prefix} {lead} ¿A qué nombre pongo la reserva?",
     "confirm_cancel_all": {
         "sms": "¿Cancelo las {count}: {listed}? Responda SÍ para confirmar.",
-        "voice": "¿Quiere que cancele las {count}: {listed}?",
+        "voice": "¿Desea que cancele las {count}: {listed}?",
     },
     "confirm_cancel": {
         "sms": "¿Cancelo {what}? Responda SÍ para confirmar.",
-        "voice": "¿Quiere que cancele {what}?",
+        "voice": "¿Desea que cancele {what}?",
     },
     "confirm_move": {
         "sms": "¿Cambio su cita de {kind} del {old} al {new}? Responda SÍ para confirmar.",
-        "voice": "Puedo cambiar su cita de {kind} del {old} al {new}. ¿Lo hago?",
+        "voice": "Puedo cambiar su cita de {kind} del {old} al {new}. ¿Procedo?",
     },
     "confirm_book": {
         "sms": "¿Reservo {kind} el {when}? Responda SÍ para confirmar.",
-        "voice": "Puedo reservarle {kind} el {when}. ¿Lo hago?",
+        "voice": "Puedo reservarle {kind} el {when}. ¿Procedo?",
     },
     "booked": {
         "sms": "Reservado: {kind} el {when}. ¡Hasta entonces!",

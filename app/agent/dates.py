@@ -125,6 +125,7 @@ class When:
 # phrases first; "mañana" alone is tomorrow, "por la mañana" is the morning).
 SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\bpasado manana\b", "day after tomorrow"),
+    (r"\bmnn\b|\bmna\b", "manana"),  # texting shorthand for mañana
     (r"\b(?:por|de|en) la manana\b", "morning"),
     (r"\b(?:por|de|en) la tarde\b", "afternoon"),
     (r"\b(?:por|de|en) la noche\b", "evening"),
@@ -224,6 +225,14 @@ DAY_VOCABULARY = (
     "tomorrow",
     "tonight",
     "weekend",
+    "lunes",
+    "martes",
+    "miercoles",
+    "jueves",
+    "viernes",
+    "sabado",
+    "domingo",
+    "manana",
 )
 
 
@@ -262,7 +271,7 @@ def _words(text: str) -> str:
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
     text = re.sub(r"\b(\d{1,2})\.(\d{2})\b", r"\1:\2", text)  # "10.30"
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
-    text = _corrected_days(_spanish(" ".join(text.split())))
+    text = _spanish(_corrected_days(" ".join(text.split())))
     # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes.
     text = re.sub(
         r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
@@ -561,10 +570,13 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
         (r"\bnext week(?:end)?\b", 0, 6, 7),
         (r"\blast week\b", 0, 6, -7),
     )
+    named_day = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
     for pattern, first, last, offset in ranges:
         match = re.search(pattern, text)
         if match is None:
             continue
+        if named_day is not None and "end" not in match.group(0):
+            return None  # "tuesday next week": the weekday reader takes the week
         if "end" in match.group(0) and offset == 7:
             first = 5  # "next weekend"
         elif "end of" in match.group(0):
@@ -604,12 +616,16 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
         return None
     qualifier = match.group(1)
     weekday = WEEKDAY_NAMES[match.group(2)]
+    week = re.search(r"\b(next|this) week\b", text)
+    if week is not None and qualifier in (None, "on", "coming", "this coming"):
+        qualifier = week.group(1)
+    rest = re.sub(r"\b(?:next|this) week\b", " ", _cut(text, match))
     if qualifier in ("last", "past"):
         back = (today.weekday() - weekday) % 7 or 7
-        return _Day(today - timedelta(days=back)), _cut(text, match), weekday
+        return _Day(today - timedelta(days=back)), rest, weekday
     if qualifier in ("this coming", "coming", "on"):
         qualifier = None
-    return _Day(_weekday_date(today, weekday, qualifier)), _cut(text, match), weekday
+    return _Day(_weekday_date(today, weekday, qualifier)), rest, weekday
 
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:

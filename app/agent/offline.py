@@ -34,6 +34,8 @@ from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
 
+# A yes that carries a question is not a yes yet.
+ASKS_TOO = re.compile(r"\?|\b(?:but|how|what|why|where)\b", re.IGNORECASE)
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SPANISH_DAY_ABBREVIATIONS = ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")
 # An English sentence in a Spanish conversation switches it back (not a lone "ok").
@@ -349,6 +351,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.clear_flow()
             return None
 
+        if message.yes and ASKS_TOO.search(message.raw) and len(message.text.split()) > 2:
+            # "ok but how long does it take?": a question, not a yes; answer and ask again.
+            return self.info(message)
         if intent == "cancel" and not (awaiting == "confirm" and message.yes and not message.no):
             return self.on_cancel_answer(message)
         if (

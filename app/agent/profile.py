@@ -39,7 +39,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "services",
         re.compile(
-            r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|"
+            r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
             r"what kinds? of|servicios|que ofrecen|que hacen)\b"
         ),
     ),

@@ -236,3 +236,11 @@ def test_ranges_and_corrections() -> None:
     assert when("an hour earlier").shift_minutes == -60
     assert when("30 minutes later").shift_minutes == 30
     assert when("half an hour earlier").shift_minutes == -30
+
+
+def test_weekday_with_a_week_and_spanish_typos() -> None:
+    assert when("haircut tuesday next week at 11am").day == NEXT_TUE
+    assert when("friday this week").day == FRI
+    assert when("el jeves a las 10").day == THU
+    assert when("mnn a las 4").day == TUE
+    assert when("haircut on blursday at 3").unreadable == "blursday"

@@ -575,8 +575,8 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
         match = re.search(pattern, text)
         if match is None:
             continue
-        if named_day is not None and "end" not in match.group(0):
-            return None  # "tuesday next week": the weekday reader takes the week
+        if named_day is not None:
+            return None  # "tuesday next week", "friday ... this weekend": the weekday wins
         if "end" in match.group(0) and offset == 7:
             first = 5  # "next weekend"
         elif "end of" in match.group(0):

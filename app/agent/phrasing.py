@@ -54,7 +54,9 @@ def _clock_es(moment: datetime, channel: str) -> str:
     hour = moment.hour % 12 or 12
     minutes = {0: "", 15: " y cuarto", 30: " y media"}.get(moment.minute, f":{moment.minute:02d}")
     article = "la" if hour == 1 else "las"
-    if moment.hour < 12:
+    if moment.hour == 12:
+        part = "del mediodía"
+    elif moment.hour < 12:
         part = "de la mañana"
     elif moment.hour < 20:
         part = "de la tarde"

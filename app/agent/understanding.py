@@ -76,6 +76,7 @@ CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
     r"wont make it|drop my|remove my|delete my|no longer need|take me off|unbook|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
+    r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
     r"anular)\b"
 )
 CANCEL_ALL = re.compile(

@@ -61,13 +61,78 @@ def faq_answer(text: str, faq: Sequence[dict[str, str]]) -> str | None:
     questions = [fold(entry.get("question", "")) for entry in faq if entry.get("answer")]
     if not questions or len(text.split()) < 2:
         return None
+    answered = [entry for entry in faq if entry.get("answer")]
     found = process.extractOne(
         fold(text), questions, scorer=fuzz.token_set_ratio, score_cutoff=FAQ_CUTOFF
     )
-    if found is None:
-        return None
-    answered = [entry for entry in faq if entry.get("answer")]
-    return answered[found[2]]["answer"].strip()
+    if found is not None:
+        return answered[found[2]]["answer"].strip()
+    # "can I pay by card?" vs "Do you take cards?": one shared content word decides,
+    # when exactly one entry shares it (two would be a guess).
+    said = _content(fold(text))
+    sharing = [i for i, question in enumerate(questions) if said & _content(question)]
+    return answered[sharing[0]]["answer"].strip() if len(sharing) == 1 else None
+
+
+FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "do",
+        "does",
+        "you",
+        "your",
+        "we",
+        "our",
+        "i",
+        "my",
+        "me",
+        "can",
+        "could",
+        "is",
+        "are",
+        "am",
+        "be",
+        "there",
+        "what",
+        "when",
+        "where",
+        "how",
+        "much",
+        "many",
+        "which",
+        "who",
+        "why",
+        "to",
+        "of",
+        "for",
+        "on",
+        "in",
+        "at",
+        "by",
+        "with",
+        "and",
+        "or",
+        "it",
+        "this",
+        "that",
+        "have",
+        "has",
+        "take",
+        "accept",
+        "get",
+        "give",
+        "time",
+        "times",
+        "please",
+    ]
+)
+
+
+def _content(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+", text)
+    return {w.rstrip("s") for w in words if len(w) >= 4 and w not in FUNCTION_WORDS}
 
 
 def hours_lines(hours: dict[int, Sequence[tuple[time, time]]], names: Sequence[str]) -> list[str]:

@@ -52,6 +52,7 @@ GREETING = re.compile(
 THANKS_ES = re.compile(r"^(?:ok )?(?:gracias|muchas gracias)\b")
 GOODBYE_ES = re.compile(r"\b(?:adios|hasta luego|eso es todo|nada mas)\b")
 # A second request after the first: "cancel friday and book wednesday instead".
+BOOK_VERB = re.compile(r"\b(?:book|schedule|appointment|appt|reserve|come in|get in)\b")
 SECOND_REQUEST = re.compile(
     r"(?:,|\band\b|\bthen\b|\balso\b|\bplus\b|\by\b)\s*(?:then\s+|also\s+|luego\s+)?"
     r"(?:(?:can|could) you\s+|please\s+|i(?:'d| would)? (?:like|want|need) to\s+)?"
@@ -417,7 +418,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "move"
     elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
         intent = "list"
-    elif (topic == "hours" and not BOOK.search(text)) or (topic and not (when.day or when.at)):
+    elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"
     elif BOOK.search(text) or type_key is not None:
         intent = "book"

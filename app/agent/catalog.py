@@ -237,7 +237,7 @@ ES: dict[str, Entry] = {
         "voice": "Puedo reservarle {kind} el {when}. ¿Procedo?",
     },
     "booked": {
-        "sms": "Reservado: {kind} el {when}. ¡Hasta entonces!",
+        "sms": "Listo: su cita de {kind} queda reservada el {when}. ¡Hasta entonces!",
         "voice": "Queda reservada {a_kind} el {when}.",
     },
     "just_taken": "Lo siento, el {when} se acaba de ocupar.",
@@ -248,8 +248,8 @@ ES: dict[str, Entry] = {
     "none_on_day": "No veo ninguna cita el {day}. ¿Cuál quiere decir?",
     "move_when": "Claro. ¿A cuándo quiere cambiar {what}?",
     "moved": {
-        "sms": "Hecho: su cita de {kind} es ahora el {when}.",
-        "voice": "Hecho. Su cita de {kind} es ahora el {when}.",
+        "sms": "Hecho: su cita de {kind} queda cambiada al {when}.",
+        "voice": "Hecho. Su cita de {kind} queda cambiada al {when}.",
     },
     "cancelled": "He cancelado {what}.",
     "could_not_cancel": "No pude cancelar {what}; sigue reservada.",

@@ -3,9 +3,12 @@
 Everything is read in the agent's time zone against a `now` the caller passes in, so the
 result is reproducible and DST-correct (a local 3 PM stays 3 PM whatever the UTC offset).
 
-`dateparser` reads calendar dates ("Dec 3rd", "3/14", "in two weeks"); the rest is done
-here, because dateparser gets the phrases callers use most wrong: "tomorrow at 3" comes
-back as 09:00, "morning" is dropped, and "next Tuesday" is not tied to a calendar week.
+Everything is read here, by rules, with no date library on the hot path: measured on
+bench/data/date_corpus.json (bench/date_parsers.py; table in docs/architecture.md), the
+libraries (dateparser, parsedatetime, ctparse, timefhuman, recognizers-text) read far
+fewer of the phrases callers use ("tomorrow at 3" is 09:00 to dateparser, "a week from
+friday" and "Wednesday the 9th" are misread, an impossible day is silently moved) and
+dateparser costs tens of milliseconds on a calendar date.
 
 Semantics (documented, tested in tests/agent/test_dates.py):
 - Weeks run Monday to Sunday in the agent's zone.
@@ -25,11 +28,14 @@ Semantics (documented, tested in tests/agent/test_dates.py):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
-import dateparser
+from rapidfuzz.distance import DamerauLevenshtein
+from rapidfuzz.process import extractOne
 
 WEEKDAY_NAMES = {
     "monday": 0,
@@ -91,18 +97,195 @@ class When:
     day: date | None = None
     at: time | None = None
     part: str | None = None
+    # A range: only times after / before this ("after 3", "before noon").
+    after: time | None = None
+    before: time | None = None
+    # Last day of a range of days starting at `day` ("this week", "end of the week").
+    until: date | None = None
+    # A correction relative to the last proposal: "an hour earlier" is -60.
+    shift_minutes: int | None = None
+    # Words that name a day we could not read ("mittwoch", "the 35th", "wednesday the
+    # 10th" when the 10th is a Thursday): the engine asks, it never guesses.
+    unreadable: str | None = None
 
     @property
     def empty(self) -> bool:
-        return self.day is None and self.at is None and self.part is None
+        return (
+            self.day is None
+            and self.at is None
+            and self.part is None
+            and self.after is None
+            and self.before is None
+            and self.shift_minutes is None
+            and self.unreadable is None
+        )
+
+
+# Spanish spoken forms → the English ones the rules below read (order matters: longer
+# phrases first; "mañana" alone is tomorrow, "por la mañana" is the morning).
+SPANISH: tuple[tuple[str, Any], ...] = (
+    (r"\bpasado manana\b", "day after tomorrow"),
+    (r"\bmnn\b|\bmna\b", "manana"),  # texting shorthand for mañana
+    (r"\b(?:por|de|en) la manana\b", "morning"),
+    (r"\b(?:por|de|en) la tarde\b", "afternoon"),
+    (r"\b(?:por|de|en) la noche\b", "evening"),
+    (r"\besta tarde\b", "this afternoon"),
+    (r"\besta manana\b", "this morning"),
+    (r"\bmanana\b", "tomorrow"),
+    (r"\bhoy\b", "today"),
+    (r"\bayer\b", "yesterday"),
+    (r"\bmediodia\b", "noon"),
+    (r"\bmedianoche\b", "midnight"),
+    (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
+    (r"\besta semana\b", "this week"),
+    (r"\bfin de semana\b", "weekend"),
+    (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) que viene\b", r"next \1"),
+    (r"\b(?:el )?proximo\b", "next"),
+    (r"\ba las?\b", "at"),
+    (
+        r"\bat (una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce)\b",
+        lambda m: f"at {SPANISH_NUMBERS.index(m.group(1)) + 1}",
+    ),
+    (r"\bdespues de las\b|\bdespues de la\b", "after"),
+    (r"\bantes de las\b|\bantes de la\b", "before"),
+    (r"\b(\d{1,2}) y media\b", r"\1:30"),
+    (r"\b(\d{1,2}) y cuarto\b", r"\1:15"),
+    (r"\b(?:el )?(?:dia )?(\d{1,2}) de\b", r"\1"),
+    (r"\bel (?:dia )?(\d{1,2})\b", r"the \1th"),
+)
+SPANISH_NUMBERS = [
+    "una",
+    "dos",
+    "tres",
+    "cuatro",
+    "cinco",
+    "seis",
+    "siete",
+    "ocho",
+    "nueve",
+    "diez",
+    "once",
+    "doce",
+]
+SPANISH_WORDS = {
+    "lunes": "monday",
+    "martes": "tuesday",
+    "miercoles": "wednesday",
+    "jueves": "thursday",
+    "viernes": "friday",
+    "sabado": "saturday",
+    "domingo": "sunday",
+    "enero": "january",
+    "febrero": "february",
+    "marzo": "march",
+    "abril": "april",
+    "mayo": "may",
+    "junio": "june",
+    "julio": "july",
+    "agosto": "august",
+    "septiembre": "september",
+    "setiembre": "september",
+    "octubre": "october",
+    "noviembre": "november",
+    "diciembre": "december",
+}
+# Day names in languages we do not read: named back to the caller, never guessed.
+FOREIGN_DAYS = [
+    "montag",
+    "dienstag",
+    "mittwoch",
+    "donnerstag",
+    "freitag",
+    "samstag",
+    "sonntag",
+    "lundi",
+    "mardi",
+    "mercredi",
+    "jeudi",
+    "vendredi",
+    "samedi",
+    "dimanche",
+    "lunedi",
+    "martedi",
+    "mercoledi",
+    "giovedi",
+    "venerdi",
+    "sabato",
+    "domenica",
+]
+# What a misspelt day word is corrected against ("wensday", "tomorow").
+DAY_VOCABULARY = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "tomorrow",
+    "tonight",
+    "weekend",
+    "lunes",
+    "martes",
+    "miercoles",
+    "jueves",
+    "viernes",
+    "sabado",
+    "domingo",
+    "manana",
+)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Miércoles" → "miercoles"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _corrected_days(text: str) -> str:
+    """Misspelt day words corrected against a small vocabulary (not a hand list of typos)."""
+    words = text.split()
+    for index, word in enumerate(words):
+        if len(word) < 5 or not word.isalpha() or word in DAY_VOCABULARY:
+            continue
+        found = extractOne(
+            word,
+            DAY_VOCABULARY,
+            scorer=DamerauLevenshtein.normalized_similarity,
+            score_cutoff=0.75,
+        )
+        if found is not None and found[0][0] == word[0]:  # typos keep the first letter
+            words[index] = found[0]
+    return " ".join(words)
+
+
+def _spanish(text: str) -> str:
+    for pattern, english in SPANISH:
+        text = re.sub(pattern, english, text)
+    return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
 
 
 def _words(text: str) -> str:
-    text = text.lower()
+    text = fold(text).replace("@", " at ")
     text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
     text = re.sub(r"\b(\d{1,2})\.(\d{2})\b", r"\1:\2", text)  # "10.30"
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
+    text = _spanish(_corrected_days(" ".join(text.split())))
+    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes.
+    text = re.sub(
+        r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
+        " ",
+        text,
+    )
+    # Colon-less clock times where a time is expected: "at 1030", "1030am", "1030".
+    text = re.sub(
+        r"(?:(?<=\bat )|(?<=\baround )|(?<=\bby )|(?<=\bafter )|(?<=\bbefore )|^)"
+        r"([01]?\d|2[0-3])([0-5]\d)\b(?!\s*(?:/|-))",
+        r"\1:\2",
+        text,
+    )
+    text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
     for word, number in NUMBER_WORDS.items():
         text = re.sub(
             rf"\b{word}(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))",
@@ -121,7 +304,8 @@ def _words(text: str) -> str:
 # --- time of day --------------------------------------------------------------------
 
 TIME_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("noon", r"\b(?:noon|midday|12 noon)\b"),
+    ("noon", r"\b(?:noon|midday|12 noon|lunchtime|lunch time)\b"),
+    ("midnight", r"\bmidnight\b"),
     ("half", r"\bhalf (?:past )?(\d{1,2})\b(?:\s*(am|pm))?"),
     ("quarter_past", r"\bquarter past (\d{1,2})\b(?:\s*(am|pm))?"),
     ("quarter_to", r"\bquarter (?:to|til|till|before) (\d{1,2})\b(?:\s*(am|pm))?"),
@@ -132,7 +316,8 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
-        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|of\b|minutes?|mins?|hours?))",
+        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
+        r"hours?))",
     ),
 )
 
@@ -146,6 +331,8 @@ def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
         rest = (text[: match.start()] + " " + text[match.end() :]).strip()
         if kind == "noon":
             return 12, 0, "pm", rest
+        if kind == "midnight":
+            return 0, 0, None, rest
         groups = match.groups()
         hour = int(groups[0])
         minute = 0
@@ -248,67 +435,340 @@ DATE_FRAGMENTS = (
     rf"\b(?:the\s+)?{ORDINAL}\s+(?:of\s+)?(?:{MONTHS})\b(?:,?\s+\d{{4}})?",
     r"\b\d{4}-\d{2}-\d{2}\b",
     r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b",
-    r"\bin\s+(?:a|an|one|two|three|four|five|six|\d{1,2})\s+(?:days?|weeks?)\b",
+    r"\bin\s+(?:a|an|one|two|three|four|five|six|\d{1,2})\s+(?:days?|weeks?|months?|years?)\b",
 )
 
 
-def _dateparser_day(fragment: str, now: datetime) -> date | None:
-    fragment = re.sub(r"\bin\s+an?\b", "in 1", fragment)
-    for word, number in NUMBER_WORDS.items():
-        fragment = re.sub(rf"\bin\s+{word}\b", f"in {number}", fragment)
-    parsed = dateparser.parse(
-        fragment,
-        languages=["en"],
-        settings={
-            "RELATIVE_BASE": now.replace(tzinfo=None),
-            "PREFER_DATES_FROM": "future",
-            "DATE_ORDER": "MDY",
-        },
+MONTH_NUMBER = {
+    name: index + 1
+    for index, names in enumerate(
+        (
+            "jan january",
+            "feb february",
+            "mar march",
+            "apr april",
+            "may",
+            "jun june",
+            "jul july",
+            "aug august",
+            "sep sept september",
+            "oct october",
+            "nov november",
+            "dec december",
+        )
     )
-    return parsed.date() if parsed is not None else None
+    for name in names.split()
+}
 
 
-def _parse_day(text: str, now: datetime) -> tuple[date | None, str]:
-    today = now.date()
+def _calendar_day(fragment: str, today: date) -> date | None:
+    """A calendar date written out: "Dec 3rd", "3 of december", "12/3", "2026-12-03",
+    "in 3 days". Without a year, the next such date from today. None if impossible
+    ("feb 30", "the 35th of may"): the caller is then asked, not guessed for."""
+    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?)", fragment)
+    if relative:
+        word = relative.group(1)
+        count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
+        unit = relative.group(2)
+        if unit.startswith(("month", "year")):
+            months = count * (12 if unit.startswith("year") else 1)
+            year, month = divmod(today.month - 1 + months, 12)
+            return _valid_date(today.year + year, month + 1, min(today.day, 28))
+        days = count * (7 if unit.startswith("week") else 1)
+        return today + timedelta(days=days)
+    iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", fragment)
+    if iso:
+        return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+    numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
+    if numeric:
+        month, day, year = numeric.groups()  # month first, as callers in the US write
+        return _dated(today, int(month), int(day), year)
+    words = re.findall(r"[a-z]+|\d+", fragment)
+    month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
+    numbers = [w for w in words if w.isdigit()]
+    if month is None or not numbers:
+        return None
+    year = numbers[1] if len(numbers) > 1 and len(numbers[1]) == 4 else None
+    return _dated(today, month, int(numbers[0]), year)
+
+
+def _valid_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _dated(today: date, month: int, day: int, year: str | None) -> date | None:
+    if year is not None:
+        full = int(year) + (2000 if len(year) == 2 else 0)
+        return _valid_date(full, month, day)
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    recent = _valid_date(today.year, month, day)
+    if recent is not None and today - timedelta(days=62) <= recent < today:
+        return recent  # "november 20" said on the 23rd is past, not next year's
+    for candidate_year in (today.year, today.year + 1, today.year + 4):  # leap days
+        candidate = _valid_date(candidate_year, month, day)
+        if candidate is not None and candidate >= today:
+            return candidate
+    return None
+
+
+WEEKDAY_WORD = "|".join(sorted(WEEKDAY_NAMES, key=len, reverse=True))
+WEEK_FROM = re.compile(
+    rf"\b(?:(a|one|two|2|three|3) )?weeks? (?:from|after) (?:(next|this) )?"
+    rf"(today|tomorrow|{WEEKDAY_WORD})\b"
+)
+
+
+def _cut(text: str, match: re.Match[str], keep: str = "") -> str:
+    return f"{text[: match.start()]} {keep} {text[match.end() :]}"
+
+
+@dataclass(frozen=True)
+class _Day:
+    day: date | None = None
+    until: date | None = None
+    unreadable: str | None = None
+
+
+def _simple_day(text: str, today: date) -> tuple[_Day, str] | None:
     simple = (
         (r"\b(?:the\s+)?day after tomorrow\b", 2),
-        (r"\b(?:tomorrow|tomorow|tommorow|tmrw|tmr|tmrow)\b", 1),
+        (r"\b(?:tomorrow|tmrw|tmr|tmrow|2morrow|2moro)\b", 1),
         (r"\b(?:today|tonight|this (?:morning|afternoon|evening))\b", 0),
+        (r"\b(?:the\s+)?day before yesterday\b", -2),
+        (r"\byesterday\b", -1),
     )
     for pattern, offset in simple:
         match = re.search(pattern, text)
         if match:
             kept = match.group(0).replace("this ", "") if offset == 0 else ""
-            rest = text[: match.start()] + " " + kept + " " + text[match.end() :]
-            return today + timedelta(days=offset), rest
-    weekday = re.search(
-        r"\b(?:(this coming|coming|this|next|on)\s+)?("
-        + "|".join(sorted(WEEKDAY_NAMES, key=len, reverse=True))
-        + r")\b",
-        text,
+            return _Day(today + timedelta(days=offset)), _cut(text, match, kept)
+    return None
+
+
+def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
+    match = WEEK_FROM.search(text)
+    if match is None:
+        return None
+    count = {"two": 2, "2": 2, "three": 3, "3": 3}.get(match.group(1) or "", 1)
+    base_word = match.group(3)
+    if base_word in ("today", "tomorrow"):
+        base = today + timedelta(days=1 if base_word == "tomorrow" else 0)
+    else:
+        base = _weekday_date(today, WEEKDAY_NAMES[base_word], match.group(2))
+    return _Day(base + timedelta(weeks=count)), _cut(text, match)
+
+
+def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
+    monday = today - timedelta(days=today.weekday())
+    ranges = (
+        (r"\b(?:the )?(?:end of (?:the |this )?week|(?:this |the )?weekend)\b", 5, 6, 0),
+        (r"\b(?:later |sometime |some time )?this week\b", 0, 6, 0),
+        (r"\bnext week(?:end)?\b", 0, 6, 7),
+        (r"\blast week\b", 0, 6, -7),
     )
-    if weekday:
-        qualifier = weekday.group(1)
-        if qualifier in ("this coming", "coming", "on"):
-            qualifier = None
-        day = _weekday_date(today, WEEKDAY_NAMES[weekday.group(2)], qualifier)
-        return day, text[: weekday.start()] + " " + text[weekday.end() :]
-    if re.search(r"\bnext week\b", text):
-        return today + timedelta(days=7 - today.weekday()), re.sub(r"\bnext week\b", " ", text)
-    if re.search(r"\b(?:this |the )?weekend\b", text):
-        return _weekday_date(today, 5, "this"), re.sub(r"\b(?:this |the )?weekend\b", " ", text)
+    named_day = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
+    for pattern, first, last, offset in ranges:
+        match = re.search(pattern, text)
+        if match is None:
+            continue
+        if named_day is not None:
+            return None  # "tuesday next week", "friday ... this weekend": the weekday wins
+        if "end" in match.group(0) and offset == 7:
+            first = 5  # "next weekend"
+        elif "end of" in match.group(0):
+            first = 4  # the end of the week: Friday and the weekend
+        start = monday + timedelta(days=first + offset)
+        stop = monday + timedelta(days=last + offset)
+        if offset >= 0 and start < today <= stop:
+            start = today
+        return _Day(start, stop), _cut(text, match)
+    return None
+
+
+def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
+    """A calendar date ("Dec 3rd", "12/3", "the 9th", "in 3 days")."""
     for pattern in DATE_FRAGMENTS:
         match = re.search(pattern, text)
         if match:
-            day = _dateparser_day(match.group(0), now)
-            if day is not None:
-                return day, text[: match.start()] + " " + text[match.end() :]
-    ordinal = re.search(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)\b|\b(\d{1,2})(?:st|nd|rd|th)\b", text)
+            day = _calendar_day(match.group(0).replace("the ", "").strip(), now.date())
+            if day is None:
+                return _Day(unreadable=match.group(0).strip()), _cut(text, match)
+            return _Day(day), _cut(text, match)
+    ordinal = re.search(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)?\b|\b(\d{1,2})(?:st|nd|rd|th)\b", text)
     if ordinal:
         number = int(ordinal.group(1) or ordinal.group(2))
-        if 1 <= number <= 31:
-            return _day_of_month(today, number), text[: ordinal.start()] + text[ordinal.end() :]
-    return None, text
+        found = _day_of_month(now.date(), number) if 1 <= number <= 31 else None
+        if found is None:
+            return _Day(unreadable=ordinal.group(0).strip()), _cut(text, ordinal)
+        return _Day(found), _cut(text, ordinal)
+    return None
+
+
+def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
+    match = re.search(
+        rf"\b(?:(this coming|coming|this|next|on|last|past)\s+)?({WEEKDAY_WORD})\b", text
+    )
+    if match is None:
+        return None
+    qualifier = match.group(1)
+    weekday = WEEKDAY_NAMES[match.group(2)]
+    week = re.search(r"\b(next|this) week\b", text)
+    if week is not None and qualifier in (None, "on", "coming", "this coming"):
+        qualifier = week.group(1)
+    rest = re.sub(r"\b(?:next|this) week\b", " ", _cut(text, match))
+    if qualifier in ("last", "past"):
+        back = (today.weekday() - weekday) % 7 or 7
+        return _Day(today - timedelta(days=back)), rest, weekday
+    if qualifier in ("this coming", "coming", "on"):
+        qualifier = None
+    return _Day(_weekday_date(today, weekday, qualifier)), rest, weekday
+
+
+def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
+    today = now.date()
+    for reader in (_week_from, _simple_day, _week_range):
+        found = reader(text, today)
+        if found is not None:
+            return found
+    weekday = _weekday(text, today)
+    rest = weekday[1] if weekday else text
+    explicit = _explicit_date(rest, now)
+    if explicit is not None and weekday is not None and not ADJACENT_DAY.search(text):
+        # Two separate mentions ("can't make friday, can I do the 30th"): the first one
+        # said is this message's day; the engine reads clauses for a move.
+        first_weekday = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
+        first_date = re.search(r"\d", text)
+        if first_weekday and first_date and first_weekday.start() < first_date.start():
+            return weekday[0], weekday[1]
+        return explicit
+    if explicit is not None and weekday is not None:
+        # "Wednesday the 9th": the day of the month must fall on that weekday (the one
+        # written next to it, if the message names several).
+        adjacent = ADJACENT_DAY.search(text)
+        named, rest, wanted = weekday[0], explicit[1], weekday[2]
+        if adjacent is not None:
+            wanted = WEEKDAY_NAMES[re.match(r"[a-z]+", adjacent.group(0)).group(0)]  # type: ignore[union-attr]
+        day = explicit[0].day
+        if day is not None and day.weekday() != wanted:
+            # Neither wins: the caller is asked which one they meant.
+            said = f"{WEEKDAY_LONG[wanted]} the {ordinal_text(day.day)}"
+            return _Day(unreadable=said), rest
+        return _Day(day or named.day, unreadable=explicit[0].unreadable), rest
+    if explicit is not None:
+        return explicit
+    if weekday is not None:
+        return weekday[0], weekday[1]
+    month = _month_range(text, today)
+    if month is not None:
+        return month
+    for word in FOREIGN_DAYS:
+        if re.search(rf"\b{word}\b", text):
+            return _Day(unreadable=word), text
+    odd = re.search(VAGUE_DAY, text)
+    if odd is not None:
+        return _Day(unreadable=odd.group(0)), text
+    return _Day(), text
+
+
+MONTH_WORD = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+)
+# A day-like word we do not know ("blursday") or a day left vague ("sometime soonish").
+VAGUE_DAY = re.compile(
+    r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
+    r"mid|some)day\b)[a-z]+day\b|\bsoonish\b|\bsome ?day\b|\bsometime soon\b|"
+    r"\bone of these days\b|\bwhenever\b|\bat some point\b"
+)
+
+
+def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "in june", "next month": the whole month (from today if it is this one)."""
+    match = re.search(rf"\b(?:in|during|sometime in|for|around)\s+({MONTH_WORD})\b", text)
+    if match is not None:
+        month = MONTH_NUMBER[match.group(1)]
+        year = today.year if month >= today.month else today.year + 1
+    else:
+        match = re.search(r"\b(next|this) month\b", text)
+        if match is None:
+            return None
+        ahead = 1 if match.group(1) == "next" else 0
+        month = (today.month - 1 + ahead) % 12 + 1
+        year = today.year + (today.month - 1 + ahead) // 12
+    first = max(date(year, month, 1), today)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return _Day(first, following - timedelta(days=1)), _cut(text, match)
+
+
+ADJACENT_DAY = re.compile(
+    rf"\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?(?:(?:{MONTHS})\.?\s+)?\d{{1,2}}"
+    rf"(?:st|nd|rd|th|/\d{{1,2}})?\b|\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?\d{{1,2}}"
+    rf"(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})\b"
+)
+WEEKDAY_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def ordinal_text(day: int) -> str:
+    if 11 <= day % 100 <= 13:
+        return f"{day}th"
+    return f"{day}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th') }"
+
+
+RANGE_TIME = r"(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|noon|midday)"
+SHIFT = re.compile(
+    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?)\s+"
+    r"(earlier|later|sooner|before|after)\b"
+)
+
+
+def _shift(text: str) -> tuple[int | None, str]:
+    """ "an hour earlier" → -60, "30 minutes later" → 30."""
+    match = SHIFT.search(text)
+    if match is None:
+        return None, text
+    amount_word, unit, direction = match.groups()
+    amounts = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
+    amount = 0.5 if amount_word.startswith("half") else amounts.get(amount_word)
+    value = float(amount if amount is not None else int(amount_word))
+    minutes = int(value * 60) if unit.startswith(("hour", "hr")) else int(value)
+    sign = -1 if direction in ("earlier", "sooner", "before") else 1
+    return sign * minutes, _cut(text, match)
+
+
+def _range(
+    text: str, part: str | None, hours: Hours, day: date | None
+) -> tuple[time | None, time | None, str]:
+    """ "after 3", "before noon", "between 2 and 4", "from 1 to 3", "3 or later"."""
+
+    def clock(fragment: str) -> time | None:
+        found = _parse_time(fragment)
+        if found is None:
+            return None
+        return resolve_hour(found[0], found[1], found[2], part, hours, day)
+
+    both = re.search(
+        rf"\b(?:between|from)\s+{RANGE_TIME}\s+(?:and|to|till|until|-)\s+{RANGE_TIME}", text
+    )
+    if both:
+        return clock(both.group(1)), clock(both.group(2)), _cut(text, both)
+    after = re.search(
+        rf"\b(?:any ?time after|anytime from|after|later than|no earlier than|from)\s+{RANGE_TIME}"
+        rf"|\b{RANGE_TIME}\s+or later\b",
+        text,
+    )
+    if after:
+        return clock(after.group(1) or after.group(2)), None, _cut(text, after)
+    before = re.search(
+        rf"\b(?:any ?time before|before|earlier than|no later than|by)\s+{RANGE_TIME}"
+        rf"|\b{RANGE_TIME}\s+or earlier\b",
+        text,
+    )
+    if before:
+        return None, clock(before.group(1) or before.group(2)), _cut(text, before)
+    return None, None, text
 
 
 def _parse_part(text: str) -> str | None:
@@ -322,14 +782,54 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     """Read the date, time and part of day in `text`; `now` is local to the agent."""
     hours = hours or {}
     words = _words(text)
-    day, rest = _parse_day(words, now)
+    corrected = re.split(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b", words)
+    if len(corrected) > 1 and corrected[-1].strip():
+        words = corrected[-1]  # "thursday... no wait, friday": what was said last counts
+    shift, words = _shift(words)
+    found_day, rest = _parse_day(words, now)
+    day = found_day.day
+    rest = " ".join(rest.split())
     part = _parse_part(rest)
-    found = _parse_time(" ".join(rest.split()))
+    after, before, rest = _range(rest, part, hours, day)
     at = None
+    found = _parse_time(" ".join(rest.split()))
+    if found is None and (day is not None or found_day.unreadable):
+        found = _bare_hour(rest)
     if found is not None:
         hour, minute, meridiem, _ = found
         at = resolve_hour(hour, minute, meridiem, part, hours, day)
-    return When(day=day, at=at, part=part)
+    return When(
+        day=day,
+        at=at,
+        part=part,
+        after=after,
+        before=before,
+        until=found_day.until,
+        shift_minutes=shift,
+        unreadable=found_day.unreadable,
+    )
+
+
+def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
+    """With a day named, a lone number is the hour: "tomorrow 3", "friday 10:30"."""
+    compact = re.search(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])", text)  # "thursday 1030"
+    if compact is not None:
+        return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
+    match = re.search(
+        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|persons?|"
+        r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))",
+        text,
+    )
+    if match is None:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if not 1 <= hour <= 23 or minute > 59:
+        return None
+    return hour, minute, None, _cut(text, match)
+
+
+def with_day(when: When, day: date) -> When:
+    return replace(when, day=day)
 
 
 def part_of(moment: time) -> str:

@@ -4,61 +4,45 @@ One turn: read the message (app/agent/understanding.py, app/agent/dates.py), dec
 from it and the dialogue state what to do, act only through the scheduling tools, and
 word the answer for the channel (app/agent/phrasing.py).
 
-Dialogue state lives only in `Turn.state` (plain JSON), so a new engine instance given
-the saved state continues the same dialogue. Its keys:
-  intent      "book" | "move" | "cancel" | None: the request being worked on
-  type        appointment type key (booking)
-  day, at, part   what the caller asked for: ISO date, "HH:MM", part of the day
-  offers      ISO local datetimes just offered
-  proposal    the ISO local datetime awaiting a yes
-  awaiting    "type" | "name" | "choice" | "confirm" | "which" | "when" | "verification"
-  target      the appointment being moved or cancelled {id, start, end, type, type_name}
-  candidates  appointments the caller may pick from (after a list or "which one?")
-  move_to     the new time said with "move ..." while we ask which appointment
-  name        the caller's name, once given
-  last        id of the appointment booked or moved last ("cancel it" refers to it)
-  served      something was done for the caller (goodbye then ends the call)
-  pending_text    the request that needs identity verification before it can run
-  verification_required   True while that request waits (the voice layer asks the PIN)
+Dialogue state lives only in `Turn.state` (plain JSON, typed as
+app/agent/state.py's DialogueState and upgraded by its load_state), so a new engine
+instance given the saved state continues the same dialogue. The dialogue is split by
+concern: dialogue.py (state, tools, wording helpers), seeking.py (finding and offering
+times), appointments.py (the caller's own appointments), this module (the flow of a
+turn), catalog.py (the words, per language and channel).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
-from app.agent.dates import part_of
+from app.agent.appointments import OwnAppointments
+from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
+from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
-from app.agent.understanding import Message, find_choice, find_name, read
-from app.calendar.availability import BusyIndex, Unavailable, check_slot
-from app.tools.registry import run_tool
+from app.agent.profile import faq_answer, hours_lines
+from app.agent.seeking import OFFER_COUNT, SlotSeeking
+from app.agent.state import dump_state
+from app.agent.understanding import Message, find_name
 from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
 
-# Keys that describe the request in progress; the rest (name, last, served) outlive it.
-FLOW_KEYS = (
-    "intent",
-    "type",
-    "day",
-    "at",
-    "part",
-    "offers",
-    "proposal",
-    "awaiting",
-    "target",
-    "candidates",
-    "move_to",
-    "pending_text",
-    "verification_required",
+# A yes that carries a question is not a yes yet.
+ASKS_TOO = re.compile(r"\?|\b(?:but|how|what|why|where)\b", re.IGNORECASE)
+DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SPANISH_DAY_ABBREVIATIONS = ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")
+# An English sentence in a Spanish conversation switches it back (not a lone "ok").
+ENGLISH_ONLY = re.compile(
+    r"\b(?:i'd like|i want|i need|can i|could i|appointment|tomorrow|cancel my|book me|"
+    r"what time|do you have)\b"
 )
-OFFER_COUNT = 3
-OFFER_GAP = timedelta(minutes=60)
 
 
 class OfflineEngine:
@@ -79,123 +63,130 @@ class OfflineEngine:
             text = dialogue.hint()
         return Reply(
             text=say.fit(text, turn.channel),
-            state=dialogue.state,
+            state=dump_state(dialogue.state),
             end_conversation=dialogue.end,
             tool_calls=dialogue.calls,
         )
 
 
-class _Dialogue:
-    def __init__(self, turn: Turn) -> None:
-        self.turn = turn
-        self.channel = turn.channel
-        self.schedule = turn.tools.schedule
-        self.zone = self.schedule.zone
-        self.now = turn.now.astimezone(self.zone)
-        self.state: dict[str, Any] = dict(turn.state or {})
-        self.calls: list[dict[str, Any]] = []
-        self.end = False
-
-    # --- tools -----------------------------------------------------------------------
-
-    def tool(self, tool_name: str, **arguments: Any) -> ToolResult:
-        arguments = {k: v for k, v in arguments.items() if v is not None}
-        result = run_tool(self.turn.tools, tool_name, arguments)
-        self.calls.append(
-            {
-                "name": tool_name,
-                "arguments": arguments,
-                "ok": result.ok,
-                "result": result.one_line(),
-            }
-        )
-        return result
-
-    def slots(self, **arguments: Any) -> list[datetime]:
-        result = self.tool("check_availability", **arguments)
-        if not result.ok:
-            return []
-        return [datetime.fromisoformat(s).astimezone(self.zone) for s in result.data["slots"]]
-
-    # --- state helpers ---------------------------------------------------------------
-
-    def clear_flow(self) -> None:
-        for key in FLOW_KEYS:
-            self.state.pop(key, None)
-
-    @property
-    def types(self) -> list[Any]:
-        return list(self.schedule.types)
-
-    def type_key(self) -> str | None:
-        if self.state.get("type"):
-            return str(self.state["type"])
-        if self.state.get("target"):
-            return str(self.state["target"]["type"])
-        return self.types[0].key if len(self.types) == 1 else None
-
-    def type_name(self, key: str | None = None) -> str:
-        key = key or self.type_key()
-        kind = self.schedule.type_named(key) if key else None
-        return kind.name if kind else (key or "appointment")
-
-    def unknown_type(self, thing: str) -> str:
-        return (
-            f"Sorry, I can't book {say.article(thing)}. I can book {self.type_names()}. Which one?"
-        )
-
-    def type_names(self) -> str:
-        return say.join_or([say.article(t.name) for t in self.types])
-
-    def read(self, text: str) -> Message:
-        return read(text, self.now, self.schedule.hours, self.types)
-
-    def local(self, iso: str) -> datetime:
-        return datetime.fromisoformat(iso).astimezone(self.zone)
-
-    def at_local(self, day: date, at: time) -> datetime:
-        return datetime.combine(day, at, self.zone)
-
-    def name_known(self) -> str | None:
-        return self.turn.caller_name or self.state.get("name")
-
-    def merge_when(self, message: Message, keep_time: bool = True) -> None:
-        """Fold a (new) date/time into the request; a new day keeps the time asked."""
-        when = message.when
-        if when.day is not None:
-            self.state["day"] = when.day.isoformat()
-            if when.at is None and when.part is None and not keep_time:
-                self.state.pop("at", None)
-                self.state.pop("part", None)
-        if when.at is not None:
-            self.state["at"] = when.at.strftime("%H:%M")
-            self.state.pop("part", None)
-        if when.part is not None:
-            self.state["part"] = when.part
-            if when.at is None:
-                self.state.pop("at", None)
-
-    # --- the turn --------------------------------------------------------------------
+class _Dialogue(SlotSeeking, OwnAppointments):
+    """The flow of one turn: what the message answers, what starts, what is said."""
 
     def run(self) -> str:
         raw = (self.turn.text or "").strip()
         if not raw:
             return self.hint(greeting=True)
         self.state.pop("verification_required", None)
+        foreign = self.pick_language(raw)
+        if foreign is not None:
+            return foreign
         message = self.read(raw)
         if message.reset:
-            self.clear_flow()
-            return self.ask_more("OK, I've dropped that.")
+            return self.reset()
         if message.name and self.state.get("awaiting") != "name":
             self.state["name"] = message.name
         awaiting = self.state.get("awaiting")
         if self.is_goodbye(message, awaiting):
             return self.goodbye()
+        if message.rest:
+            self.state["queued"] = message.rest
+        self.first_when = message.when
+        reply = self.answer(message, awaiting)
+        return self.then_queued(reply, fresh=bool(message.rest))
 
+    def pick_language(self, raw: str) -> str | None:
+        """Spanish or English, whichever the person writes (and keep it); a language we
+        recognise but do not speak gets one line in it saying what the agent can do."""
+        spoken = detect_language(fold(raw))
+        if spoken in CATALOGUES:
+            self.lang = spoken
+        elif spoken is not None:
+            return FOREIGN[spoken]
+        elif self.lang != "en" and ENGLISH_ONLY.search(fold(raw)):
+            self.lang = "en"
+        self.state["lang"] = self.lang
+        return None
+
+    def answer(self, message: Message, awaiting: str | None) -> str:
+        if message.intent == "info":
+            return self.info(message)
+        if message.when.unreadable and message.intent not in ("list",):
+            return self.ask_day(message)
         handled = self.continue_flow(message, awaiting)
         if handled is not None:
             return handled
         return self.start(message)
+
+    def then_queued(self, reply: str, fresh: bool) -> str:
+        """The second request of a two-request message: run once the first is done, or
+        acknowledged while the first waits for an answer."""
+        queued = self.state.get("queued")
+        if not queued:
+            return reply
+        if self.state.get("awaiting"):
+            return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
+        self.state.pop("queued", None)
+        # "cancel friday and book wednesday instead": the new booking is of the same kind.
+        self.carried_type = self.handled_type
+        follow_message = self.read(str(queued))
+        first = self.first_when
+        if follow_message.when.day is None and first is not None and first.day is not None:
+            # "are you open saturday? if so a haircut at 11": the day carries over.
+            when = replace(follow_message.when, day=first.day)
+            follow_message = replace(follow_message, when=when)
+        follow = self.answer(follow_message, None)
+        return self.t("now_rest", reply=reply, rest=queued, follow=follow)
+
+    def reset(self) -> str:
+        """ "Never mind": drop what is in progress and say truthfully what still stands."""
+        intent, target = self.state.get("intent"), self.state.get("target")
+        was_flowing = intent is not None
+        self.clear_flow()
+        self.state.pop("queued", None)
+        if intent in ("move", "cancel") and target:
+            return self.ask_more(self.t("left_as_is", what=self.yours(target)))
+        booked = self.last_booked()
+        if booked is not None:
+            lead = self.t("dropped" if was_flowing else "nothing_in_progress")
+            what = self.yours(booked)
+            return self.ask_more(self.t("still_booked", lead=lead, What=what[0].upper() + what[1:]))
+        if was_flowing:
+            return self.ask_more(self.t("dropped_nothing_booked"))
+        return self.ask_more(self.t("nothing_open"))
+
+    def ask_day(self, message: Message) -> str:
+        """A day we could not read is asked about; what we could read is kept."""
+        said = message.when.unreadable
+        if message.intent in ("cancel", "move") or self.state.get("intent") in ("cancel", "move"):
+            self.clear_flow()
+            return self.t("which_day", said=said)
+        kept_type = message.type_key or (
+            self.state.get("type") if self.state.get("intent") == "book" else None
+        )
+        self.clear_flow()
+        self.state["intent"] = "book"
+        if kept_type:
+            self.state["type"] = kept_type
+        if message.when.at is not None:
+            self.state["at"] = message.when.at.strftime("%H:%M")
+        if message.when.part is not None:
+            self.state["part"] = message.when.part
+        self.state.pop("offers", None)
+        self.state.pop("proposal", None)
+        self.state["awaiting"] = "when"
+        return self.t("which_day", said=said)
+
+    def info(self, message: Message) -> str:
+        """Hours, address, services, prices: from the profile; the request in progress
+        (if any) stays and its question is asked again."""
+        answer = self.profile_answer(message)
+        awaiting = self.state.get("awaiting")
+        if awaiting == "confirm":
+            return f"{answer} {self.confirm_question()}"
+        if awaiting == "choice" and self.state.get("offers"):
+            offers = [self.local(o) for o in self.state["offers"]]
+            return self.t("which_time_pending", answer=answer, offers=self.offer_list_text(offers))
+        return self.ask_more(answer)
 
     def is_goodbye(self, message: Message, awaiting: str | None) -> bool:
         if message.goodbye and not (message.intent or message.when.day or message.when.at):
@@ -211,6 +202,8 @@ class _Dialogue:
             return self.on_type(message)
         if awaiting == "which":
             return self.on_which(message)
+        if awaiting == "instead":
+            return self.on_instead(message)
         if awaiting == "verification" and message.intent is None and not message.name:
             return self.resume(message)
         if awaiting == "when":
@@ -222,18 +215,53 @@ class _Dialogue:
     def start(self, message: Message) -> str:
         intent = message.intent
         if intent == "list":
-            return self.list_appointments()
+            return self.list_appointments(message)
         if intent in ("cancel", "move"):
             return self.start_change(message, intent)
         if intent == "book" or message.type_key or not message.when.empty:
             return self.start_booking(message)
         if message.name and self.state.get("name") == message.name:
-            return self.ask_more(f"Thanks, {message.name.split()[0]}.")
+            return self.ask_more(self.t("thanks_name", first=message.name.split()[0]))
         if message.yes or message.no:
             return self.hint()
+        faq = faq_answer(message.text, self.turn.agent.faq or [])
+        if faq is not None:
+            return self.ask_more(faq)
         return self.hint(greeting=message.greeting)
 
-    # --- answers to our questions ----------------------------------------------------
+    def profile_answer(self, message: Message) -> str:
+        agent = self.turn.agent
+        topic = message.topic
+        faq = faq_answer(message.text, agent.faq or [])
+        if faq is not None:
+            return faq
+        if topic == "hours" and message.when.day is not None:
+            day = message.when.day
+            windows = self.schedule.hours.get(day.weekday(), ())
+            weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
+            if not windows:
+                return self.t("closed_day", weekday=weekday)
+            return self.t("open_day", hours=self.hours_text(day))
+        if topic == "hours":
+            names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS
+            lines = hours_lines(dict(self.schedule.hours), names)
+            if not lines:
+                return self.t("no_hours")
+            return self.t("hours", hours="; ".join(lines), zone=self.zone_name())
+        if topic == "address":
+            if agent.address:
+                return self.t("address", address=agent.address.strip().rstrip("."))
+            return self.t("no_address")
+        if topic in ("services", "prices"):
+            kinds = "; ".join(f"{t.name} ({t.duration_minutes} min)" for t in self.types)
+            described = (agent.services_description or "").strip()
+            if topic == "prices" and not described:
+                return self.t("no_prices", types=self.type_names())
+            return self.t("services", described=described, kinds=kinds)
+        return self.t("no_answer", capabilities=self.t("capabilities"))
+
+    def zone_name(self) -> str:
+        return str(self.zone.key).split("/")[-1].replace("_", " ")
 
     def on_name(self, message: Message) -> str | None:
         name = message.name or find_name(message.raw, loose=True)
@@ -250,9 +278,9 @@ class _Dialogue:
             if message.intent is not None or wants_other_time:
                 self.state.pop("awaiting", None)
                 return self.continue_flow(message, None) or self.start(message)
-            return "Sorry, what name should I put the booking under?"
+            return self.t("ask_name_again")
         self.state["name"] = name
-        return self.ask_confirm(prefix=f"Thanks, {name.split()[0]}.")
+        return self.ask_confirm(prefix=self.t("thanks_name", first=name.split()[0]))
 
     def on_type(self, message: Message) -> str | None:
         if message.type_key:
@@ -266,12 +294,14 @@ class _Dialogue:
         if message.unknown_type:
             return self.unknown_type(message.unknown_type)
         if message.when.empty:
-            return f"Sorry, which would you like: {self.type_names()}?"
+            return self.t("which_type", types=self.type_names())
         self.merge_when(message)
-        return f"Sure. Is that for {self.type_names()}?"
+        return self.t("is_that_for", types=self.type_names())
 
     def on_which(self, message: Message) -> str | None:
         candidates = self.state.get("candidates") or []
+        if self.state.get("intent") == "cancel" and message.every and candidates:
+            return self.confirm_cancel_all(candidates)
         picked = self.pick_appointment(message, candidates)
         if picked is None and message.yes and len(candidates) == 1:
             picked = candidates[0]
@@ -279,8 +309,8 @@ class _Dialogue:
             if message.intent in ("list", "book") or (message.intent and not candidates):
                 self.clear_flow()
                 return None
-            listed = say.numbered([self.describe_appointment(c) for c in candidates], self.channel)
-            return f"Which appointment do you mean? {listed}"
+            listed = self.numbered([self.describe_appointment(c) for c in candidates])
+            return self.t("which_appointment", listed=listed)
         self.state["target"] = picked
         self.state.pop("candidates", None)
         self.state.pop("awaiting", None)
@@ -295,12 +325,12 @@ class _Dialogue:
             if message.intent is not None:
                 self.clear_flow()
                 return None
-            return f"What day and time would you like instead? {self.example()}"
+            return self.t("when_instead", example=self.example())
         self.state.pop("awaiting", None)
         if self.state.get("intent") == "move":
             return self.seek_move(message)
         self.merge_when(message)
-        return self.seek()
+        return self.held_conflict(message) or self.seek()
 
     def on_offer(self, message: Message, awaiting: str) -> str | None:
         intent = self.state.get("intent")
@@ -315,12 +345,17 @@ class _Dialogue:
                 return None
             if message.intent == "cancel":
                 self.clear_flow()
-                return self.ask_more("OK, I won't book it.")
+                return self.ask_more(self.t("wont_book"))
             # "change it to Wednesday" while booking: a change of mind, read below.
         elif message.intent in ("cancel", "move") and message.intent != intent:
             self.clear_flow()
             return None
 
+        if message.yes and ASKS_TOO.search(message.raw) and len(message.text.split()) > 2:
+            # "ok but how long does it take?": a question, not a yes; answer and ask again.
+            return self.info(message)
+        if intent == "cancel" and not (awaiting == "confirm" and message.yes and not message.no):
+            return self.on_cancel_answer(message)
         if (
             awaiting == "confirm"
             and message.yes
@@ -328,6 +363,16 @@ class _Dialogue:
             and not (message.later or message.earlier)
         ):
             return self.execute()
+        if message.when.shift_minutes is not None and (offers or self.state.get("proposal")):
+            base = self.local(self.state.get("proposal") or offers[0].isoformat())
+            wanted = base + timedelta(minutes=message.when.shift_minutes)
+            self.state["day"], self.state["at"] = (
+                wanted.date().isoformat(),
+                wanted.strftime("%H:%M"),
+            )
+            target = self.state.get("target")
+            key = target["type"] if target else self.type_key()
+            return self.seek_exact(wanted, key) if key else self.seek()
         chosen = self.chosen_offer(message, offers)
         if chosen is not None:
             self.state["proposal"] = chosen.isoformat()
@@ -350,7 +395,9 @@ class _Dialogue:
             if len(offers) == 1:
                 self.state["proposal"] = offers[0].isoformat()
                 return self.ask_confirm()
-            return f"Which time would you like? {self.offer_list_text(offers)}"
+            return self.t("which_time", offers=self.offer_list_text(offers))
+        if message.no and intent == "cancel":
+            return self.keep_target()
         if message.no:
             return self.decline(offers)
         if message.unknown_type and intent == "book":
@@ -359,271 +406,71 @@ class _Dialogue:
             self.clear_flow()
             return None
         if awaiting == "confirm":
-            return f"Sorry, I didn't get that. {self.confirm_question()}"
-        return f"Sorry, which time? {self.offer_list_text(offers)}"
+            return self.t("didnt_get_confirm", question=self.confirm_question())
+        return self.t("which_time_short", offers=self.offer_list_text(offers))
 
-    def chosen_offer(self, message: Message, offers: list[datetime]) -> datetime | None:
-        if not offers:
+    def on_cancel_answer(self, message: Message) -> str | None:
+        """Anything but a yes to "Cancel X?": never a slot search. A new day, type or
+        choice picks again; a plain no keeps the appointment."""
+        if not message.when.empty or message.type_key or message.choice is not None:
+            return self.start_change(message, "cancel")
+        if message.no:
+            return self.keep_target()
+        if message.intent is not None:
+            self.clear_flow()
             return None
-        if message.number is not None:
-            by_hour = [o for o in offers if o.hour % 12 == message.number % 12 and o.minute == 0]
-            if by_hour:
-                return by_hour[0]
-            if 1 <= message.number <= len(offers):
-                return offers[message.number - 1]
-        at = message.when.at
-        if at is not None and message.when.day in (None, offers[0].date()):
-            for offer in offers:
-                if offer.time() == at:
-                    return offer
-            return None
-        if message.choice is not None and message.when.day is None:
-            if message.choice == -1:
-                return offers[-1]
-            if message.choice < len(offers):
-                return offers[message.choice]
-        return None
-
-    # --- booking -----------------------------------------------------------------------
+        return self.t("didnt_get_confirm", question=self.confirm_question())
 
     def start_booking(self, message: Message) -> str:
         if self.state.get("intent") != "book":
             self.clear_flow()
             self.state["intent"] = "book"
-        if message.type_key:
-            self.state["type"] = message.type_key
+        if message.type_key or self.carried_type:
+            self.state["type"] = message.type_key or self.carried_type
         self.merge_when(message, keep_time=False)
         if message.unknown_type and not message.type_key:
             self.state["awaiting"] = "type"
             return self.unknown_type(message.unknown_type)
+        held = self.held_conflict(message)
+        if held is not None:
+            return held
         return self.seek()
-
-    def seek(self) -> str:
-        """Find times for the request in state and offer or propose them."""
-        key = self.type_key()
-        if key is None and not self.types:
-            self.clear_flow()
-            return "Sorry, no appointment types are set up for booking on this line yet."
-        if key is None:
-            self.state["awaiting"] = "type"
-            return f"Sure. Is that for {self.type_names()}?"
-        day = date.fromisoformat(self.state["day"]) if self.state.get("day") else None
-        at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
-        part = self.state.get("part")
-        if at is not None:
-            if day is None:
-                day = self.day_for_time(at)
-                self.state["day"] = day.isoformat()
-            return self.seek_exact(self.at_local(day, at), key)
-        return self.seek_day(day, part, key)
-
-    def day_for_time(self, at: time) -> date:
-        today = self.now.date()
-        if self.at_local(today, at) >= self.now + self.schedule.min_notice:
-            return today
-        return today + timedelta(days=1)
-
-    def seek_exact(self, wanted: datetime, key: str) -> str:
-        window_start = max(wanted - timedelta(hours=3), self.at_local(wanted.date(), time(0)))
-        free = self.slots(
-            date=wanted.date().isoformat(),
-            appointment_type=key,
-            after=window_start.isoformat(),
-            limit=20,
-        )
-        if wanted in free or self.overlaps_own(wanted, key):
-            self.state["offers"] = [wanted.isoformat()]
-            self.state["proposal"] = wanted.isoformat()
-            return self.ask_confirm(free_now=True)
-        reason = self.why_not(wanted, key)
-        if len(self.spread(free)) < OFFER_COUNT and window_start.time() != time(0):
-            # Late in the day (or after closing): look at the whole day for neighbours.
-            earlier = self.slots(date=wanted.date().isoformat(), appointment_type=key, limit=20)
-            free = sorted(set(free) | set(earlier))
-        nearby = self.spread(sorted(free, key=lambda s: abs(s - wanted)))
-        if not nearby:
-            nearby = self.soonest_after(
-                self.at_local(wanted.date() + timedelta(days=1), time(0)), key
-            )
-        return self.offer(nearby, prefix=f"Sorry, {say.when(wanted, self.channel)} {reason}.")
-
-    def seek_day(self, day: date | None, part: str | None, key: str) -> str:
-        if day is None:
-            found = self.slots(appointment_type=key, part_of_day=part, limit=20)
-            return self.offer(self.spread(found), none_text=self.nothing_soon(part))
-        if day < self.now.date():
-            return f"{say.day_text(day, self.channel)} has already passed. {self.example()}"
-        found = self.slots(date=day.isoformat(), appointment_type=key, part_of_day=part, limit=20)
-        if found:
-            return self.offer(self.spread(found))
-        later = self.soonest_after(self.at_local(day + timedelta(days=1), time(0)), key, part)
-        what = say.day_text(day, self.channel) + (f" {part}" if part else "")
-        return self.offer(later, prefix=f"Sorry, nothing is free {what}.")
-
-    def soonest_after(self, moment: datetime, key: str, part: str | None = None) -> list[datetime]:
-        found = self.slots(
-            appointment_type=key, part_of_day=part, after=moment.isoformat(), limit=20
-        )
-        return self.spread(found)
-
-    def spread(self, slots: list[datetime], backwards: bool = False) -> list[datetime]:
-        """Up to three times an hour or more apart: 9, 10 and 11, not 9, 9:15 and 9:30."""
-        ordered = list(reversed(slots)) if backwards else list(slots)  # nearest first
-        picked: list[datetime] = []
-        for slot in ordered:
-            if all(abs(slot - p) >= OFFER_GAP for p in picked):
-                picked.append(slot)
-            if len(picked) == OFFER_COUNT:
-                break
-        return sorted(picked)
-
-    def offer(self, slots: list[datetime], prefix: str = "", none_text: str | None = None) -> str:
-        if not slots:
-            self.state.pop("offers", None)
-            self.state.pop("proposal", None)
-            self.state["awaiting"] = "when"
-            text = none_text or "I couldn't find a free time near then."
-            return f"{prefix} {text} Another day?".strip()
-        self.state["offers"] = [s.isoformat() for s in slots]
-        self.state.pop("proposal", None)
-        if len(slots) == 1:
-            self.state["proposal"] = slots[0].isoformat()
-            return self.ask_confirm(prefix=prefix, free_now=True)
-        self.state["awaiting"] = "choice"
-        kind = self.type_name()
-        if self.channel == "voice":
-            body = f"I have {kind} times at {say.slot_list(slots, 'voice')}. Which would you like?"
-        else:
-            body = f"Free {kind} times: {say.slot_list(slots, 'sms')}. Which works?"
-        return f"{prefix} {body}".strip()
-
-    def offer_list_text(self, offers: list[datetime]) -> str:
-        return say.slot_list(offers, self.channel) + "?"
-
-    def nothing_soon(self, part: str | None) -> str:
-        return f"Nothing is free{f' in the {part}' if part else ''} in the next two weeks."
-
-    def why_not(self, wanted: datetime, key: str) -> str:
-        kind = self.schedule.type_named(key)
-        if kind is None:
-            return "isn't available"
-        reason = check_slot(self.schedule, kind, BusyIndex([]), now=self.turn.now, start=wanted)
-        if reason is None:
-            return "is taken"
-        if reason is Unavailable.CLOSED:
-            return f"is outside opening hours ({self.hours_text(wanted.date())})"
-        if reason in (Unavailable.TOO_SOON, Unavailable.IN_PAST):
-            return "is too soon"
-        if reason is Unavailable.PAST_HORIZON:
-            return "is too far ahead to book"
-        return "isn't available"
-
-    def hours_text(self, day: date) -> str:
-        windows = self.schedule.hours.get(day.weekday(), ())
-        if not windows:
-            return f"closed on {day:%A}s"
-        spans = [
-            f"{say.clock(self.at_local(day, opens), 'voice')}"
-            f"-{say.clock(self.at_local(day, closes), 'voice')}"
-            for opens, closes in windows
-        ]
-        return f"{day:%A}s {say.join_or(spans, 'and')}"
-
-    def overlaps_own(self, wanted: datetime, key: str) -> bool:
-        """Moving an appointment a little: its own current time must not count as busy."""
-        target = self.state.get("target")
-        kind = self.schedule.type_named(key)
-        if self.state.get("intent") != "move" or not target or kind is None:
-            return False
-        return kind.blocked(wanted).overlaps(kind.blocked(self.local(target["start"])))
-
-    def shift(self, later: bool) -> str:
-        key = self.type_key()
-        if key is None:
-            return self.seek()
-        known = [self.local(o) for o in self.state.get("offers") or []]
-        if self.state.get("proposal"):
-            known.append(self.local(self.state["proposal"]))
-        if not known:
-            return self.seek()
-        part = self.state.get("part")
-        if later:
-            reference = max(known)
-            found = self.slots(
-                date=reference.date().isoformat(),
-                appointment_type=key,
-                after=(reference + timedelta(minutes=1)).isoformat(),
-                limit=20,
-            )
-            picked = self.spread([s for s in found if s >= reference + timedelta(minutes=30)])
-            if not picked:
-                picked = self.soonest_after(
-                    self.at_local(reference.date() + timedelta(days=1), time(0)), key, part
-                )
-            return self.offer(picked, prefix="", none_text="Nothing later is free soon.")
-        reference = min(known)
-        same_day = self.slots(date=reference.date().isoformat(), appointment_type=key, limit=20)
-        picked = self.spread(
-            [s for s in same_day if s <= reference - timedelta(minutes=30)], backwards=True
-        )
-        if picked:
-            return self.offer(picked)
-        soonest = [s for s in self.slots(appointment_type=key, limit=20) if s < reference]
-        if soonest:
-            return self.offer(self.spread(soonest))
-        if self.state.get("proposal"):
-            return f"Sorry, nothing earlier is free. {self.confirm_question()}"
-        return f"Sorry, nothing earlier is free. {self.offer_list_text(sorted(known))}"
-
-    def decline(self, offers: list[datetime]) -> str:
-        proposal = self.state.get("proposal")
-        others = [o for o in offers if o.isoformat() != proposal]
-        if proposal and others:
-            self.state.pop("proposal", None)
-            return self.offer(others, prefix="OK.")
-        self.state.pop("proposal", None)
-        self.state["awaiting"] = "when"
-        return f"OK. What day and time would suit you better? {self.example()}"
 
     def ask_confirm(self, prefix: str = "", free_now: bool = False) -> str:
         intent = self.state.get("intent")
         if intent == "book" and not self.name_known():
             self.state["awaiting"] = "name"
             moment = self.local(self.state["proposal"])
-            lead = f"{say.when(moment, self.channel)} is free." if free_now else "Great."
-            return f"{prefix} {lead} What name should I put the booking under?".strip()
+            lead = self.t("is_free", when=self.when_text(moment)) if free_now else self.t("great")
+            return self.t("ask_name", prefix=prefix, lead=lead).strip()
         self.state["awaiting"] = "confirm"
         return f"{prefix} {self.confirm_question()}".strip()
 
     def confirm_question(self) -> str:
         intent = self.state.get("intent")
-        voice = self.channel == "voice"
+        if intent == "cancel" and self.state.get("targets"):
+            targets = self.state["targets"]
+            listed = self.join([self.describe_appointment(t) for t in targets], "and")
+            return self.t("confirm_cancel_all", count=len(targets), listed=listed)
         if intent == "cancel":
-            target = self.state["target"]
-            what = f"your {target['type_name']} {self.on_day(target['start'])}"
-            if voice:
-                return f"Do you want me to cancel {what}?"
-            return f"Cancel {what}? Reply YES to confirm."
+            return self.t("confirm_cancel", what=self.yours(self.state["target"]))
         moment = self.local(self.state["proposal"])
         if intent == "move":
             target = self.state["target"]
             old = self.local(target["start"])
-            if voice:
-                return (
-                    f"I can move your {target['type_name']} from {say.when(old, 'voice')} "
-                    f"to {say.when(moment, 'voice')}. Shall I go ahead?"
-                )
-            return (
-                f"Move your {target['type_name']} from {say.when(old, 'sms')} to "
-                f"{say.when(moment, 'sms')}? Reply YES to confirm."
+            return self.t(
+                "confirm_move",
+                kind=target["type_name"],
+                old=self.when_text(old),
+                new=self.when_text(moment),
             )
-        kind = say.article(self.type_name())
-        if voice:
-            return f"I can book {kind} at {say.when(moment, 'voice')}. Shall I go ahead?"
-        return f"Book {kind} on {say.when(moment, 'sms')}? Reply YES to confirm."
+        kind = self.article(self.type_name())
+        return self.t("confirm_book", kind=kind, when=self.when_text(moment))
 
     def execute(self) -> str:
         intent = self.state.get("intent")
+        target = self.state.get("target")
+        self.handled_type = target["type"] if target else self.type_key()
         if intent == "cancel":
             return self.do_cancel()
         if intent == "move":
@@ -646,11 +493,9 @@ class _Dialogue:
         self.state["served"] = True
         booked = self.local(appointment["start"])
         kind = appointment["type_name"]
-        if self.channel == "voice":
-            return self.ask_more(
-                f"You're booked for {say.article(kind)} at {say.when(booked, 'voice')}."
-            )
-        return f"Booked: {kind} on {say.when(booked, 'sms')}. See you then!"
+        return self.ask_more(
+            self.t("booked", kind=kind, a_kind=self.article(kind), when=self.when_text(booked))
+        )
 
     def refused(self, result: ToolResult, moment: datetime) -> str:
         error = result.data.get("error")
@@ -660,230 +505,24 @@ class _Dialogue:
         if alternatives:
             return self.offer(
                 alternatives[:OFFER_COUNT],
-                prefix=f"Sorry, {say.when(moment, self.channel)} was just taken.",
+                prefix=self.t("just_taken", when=self.when_text(moment)),
             )
         if error == "not_found":
             self.clear_flow()
-            return self.ask_more("Sorry, I couldn't find that appointment among yours.")
+            return self.ask_more(self.t("not_found"))
         self.clear_flow()
-        return self.ask_more(f"Sorry, that didn't work: {self.plain(result.message)}")
+        return self.ask_more(self.t("failed", reason=self.plain(result.message)))
 
     def plain(self, message: str) -> str:
         """A tool message without ids, for a person."""
         message = re.sub(r"\s*\(id [^)]*\)", "", message)
         return message if message.endswith(".") else message + "."
 
-    # --- moving and cancelling -------------------------------------------------------
-
-    def start_change(self, message: Message, intent: str) -> str:
-        self.clear_flow()
-        self.state["intent"] = intent
-        source, destination = self.split_move(message) if intent == "move" else (message, None)
-        appointments = self.my_appointments(message.raw)
-        if appointments is None:
-            return self.needs_verification()
-        if not appointments:
-            self.clear_flow()
-            return self.ask_more("You have no upcoming appointments.")
-        picked = self.pick_appointment(source, appointments, default=True)
-        if picked is None:
-            matching = self.matching(source, appointments)
-            self.state["candidates"] = matching or appointments
-            self.state["awaiting"] = "which"
-            if destination is not None:
-                self.state["move_to"] = destination.raw
-            listed = say.numbered(
-                [self.describe_appointment(a) for a in self.state["candidates"]], self.channel
-            )
-            lead = "Which one?"
-            if not matching and source.when.day is not None:
-                day = say.day_text(source.when.day, self.channel)
-                lead = f"I don't see an appointment on {day}. Which one do you mean?"
-            return f"{lead} {listed}"
-        self.state["target"] = picked
-        if intent == "cancel":
-            return self.ask_confirm()
-        return self.seek_move(destination)
-
-    def split_move(self, message: Message) -> tuple[Message, Message | None]:
-        """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = re.split(r"\b(?:to|for|until|till)\b", message.raw, maxsplit=1, flags=re.IGNORECASE)
-        if len(parts) == 2:
-            before = self.read(parts[0])
-            after = self.read(parts[1])
-            return before, after
-        blank = self.read("")
-        if message.mentions_existing and "appointment" in message.text:
-            return message, None
-        return blank, message
-
-    def seek_move(self, destination: Message | None) -> str:
-        target = self.state["target"]
-        current = self.local(target["start"])
-        if destination is not None and not destination.when.empty:
-            when = destination.when
-            if when.at is not None:
-                day = when.day or (
-                    date.fromisoformat(self.state["day"])
-                    if self.state.get("day")
-                    else current.date()
-                )
-                self.state["day"], self.state["at"] = day.isoformat(), when.at.strftime("%H:%M")
-                return self.seek_exact(self.at_local(day, when.at), target["type"])
-            if when.day is not None:
-                self.state["day"] = when.day.isoformat()
-                if when.part is None:
-                    same_time = self.at_local(when.day, current.time())
-                    free = self.slots(
-                        date=when.day.isoformat(),
-                        appointment_type=target["type"],
-                        after=same_time.isoformat(),
-                        limit=1,
-                    )
-                    if free and free[0] == same_time:
-                        self.state["offers"] = [same_time.isoformat()]
-                        self.state["proposal"] = same_time.isoformat()
-                        return self.ask_confirm()
-                return self.seek_day(when.day, when.part, target["type"])
-            if when.part is not None:
-                day = (
-                    date.fromisoformat(self.state["day"])
-                    if self.state.get("day")
-                    else current.date()
-                )
-                return self.seek_day(day, when.part, target["type"])
-        if destination is not None and (destination.later or destination.earlier):
-            self.state["offers"] = [current.isoformat()]
-            return self.shift(later=destination.later)
-        self.state["awaiting"] = "when"
-        what = f"your {target['type_name']} {self.on_day(target['start'])}"
-        return f"Sure. When would you like to move {what} to?"
-
-    def do_move(self) -> str:
-        target = self.state["target"]
-        moment = self.local(self.state["proposal"])
-        result = self.tool(
-            "reschedule_appointment", appointment_id=target["id"], new_start=moment.isoformat()
-        )
-        if not result.ok:
-            return self.refused(result, moment)
-        appointment = result.data["appointment"]
-        self.clear_flow()
-        self.state["last"] = appointment["id"]
-        self.state["served"] = True
-        moved = self.local(appointment["start"])
-        if self.channel == "voice":
-            return self.ask_more(
-                f"Done. Your {appointment['type_name']} is now at {say.when(moved, 'voice')}."
-            )
-        return f"Done: your {appointment['type_name']} is now {say.when(moved, 'sms')}."
-
-    def do_cancel(self) -> str:
-        target = self.state["target"]
-        result = self.tool("cancel_appointment", appointment_id=target["id"])
-        if not result.ok:
-            return self.refused(result, self.local(target["start"]))
-        self.clear_flow()
-        if self.state.get("last") == target["id"]:
-            self.state.pop("last", None)
-        self.state["served"] = True
-        what = f"your {target['type_name']} {self.on_day(target['start'])}"
-        return self.ask_more(f"Cancelled {what}.")
-
-    def my_appointments(self, pending_text: str) -> list[dict[str, Any]] | None:
-        result = self.tool("list_appointments")
-        if not result.ok:
-            if result.data.get("error") == "verification_required":
-                self.state["pending_text"] = pending_text
-                return None
-            return []
-        return [
-            {
-                "id": a["id"],
-                "start": a["start"],
-                "end": a["end"],
-                "type": a["type"],
-                "type_name": a["type_name"],
-            }
-            for a in result.data["appointments"]
-        ]
-
-    def matching(
-        self, message: Message, appointments: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        when = message.when
-        found = appointments
-        if when.day is not None:
-            found = [a for a in found if self.local(a["start"]).date() == when.day]
-        if when.at is not None:
-            found = [a for a in found if self.local(a["start"]).time() == when.at]
-        if when.part is not None:
-            found = [a for a in found if part_of(self.local(a["start"]).time()) == when.part]
-        if message.type_key is not None:
-            found = [a for a in found if a["type"] == message.type_key]
-        return found
-
-    def pick_appointment(
-        self, message: Message, appointments: list[dict[str, Any]], default: bool = False
-    ) -> dict[str, Any] | None:
-        if not appointments:
-            return None
-        choice = message.choice if message.choice is not None else find_choice(message.text)
-        if (
-            choice is None
-            and message.number is not None
-            and 1 <= message.number <= len(appointments)
-        ):
-            choice = message.number - 1
-        if choice is not None and message.when.day is None:
-            return appointments[choice] if choice < len(appointments) else None
-        narrowed = message.when.day or message.when.at or message.when.part or message.type_key
-        if narrowed:
-            found = self.matching(message, appointments)
-            return found[0] if len(found) == 1 else None
-        if not default:
-            return None
-        last = self.state.get("last")
-        for appointment in appointments:
-            if appointment["id"] == last:
-                return appointment
-        return appointments[0] if len(appointments) == 1 else None
-
-    def list_appointments(self) -> str:
-        self.clear_flow()
-        appointments = self.my_appointments("what appointments do I have")
-        if appointments is None:
-            return self.needs_verification()
-        self.state["served"] = True
-        if not appointments:
-            return self.ask_more("You have no upcoming appointments.")
-        self.state["candidates"] = appointments
-        described = [self.describe_appointment(a) for a in appointments[:5]]
-        if len(appointments) == 1:
-            return self.ask_more(f"You have {described[0]}.")
-        count = len(appointments)
-        if self.channel == "voice":
-            return self.ask_more(f"You have {count} appointments: {say.join_or(described, 'and')}.")
-        return f"You have {count}: " + "; ".join(described) + "."
-
-    def describe_appointment(self, appointment: dict[str, Any]) -> str:
-        return f"{say.article(appointment['type_name'])} {self.on_day(appointment['start'])}"
-
-    def on_day(self, start: str) -> str:
-        moment = self.local(start)
-        if self.channel == "voice":
-            return f"at {say.when(moment, 'voice')}"
-        return f"on {say.when(moment, 'sms')}"
-
-    # --- verification, endings, hints -------------------------------------------------
-
     def needs_verification(self) -> str:
         self.state["awaiting"] = "verification"
         self.state["verification_required"] = True
         self.state.setdefault("pending_text", self.turn.text)
-        if self.channel == "voice":
-            return "Before I can do that, I need to verify it's you with your PIN."
-        return "For your security I need to verify it's you (your PIN) before I can do that."
+        return self.t("verify")
 
     def resume(self, message: Message) -> str:
         pending = str(self.state.get("pending_text") or "")
@@ -900,25 +539,8 @@ class _Dialogue:
         self.clear_flow()
         self.end = True
         self.state.pop("served", None)
-        return "Thanks for calling. Goodbye!" if self.channel == "voice" else "Thanks, bye!"
-
-    def ask_more(self, text: str) -> str:
-        if self.channel == "voice":
-            return f"{text} Is there anything else I can help with?"
-        return text
-
-    def example(self) -> str:
-        kind = self.types[0].name if self.types else "appointment"
-        # Mid-request only the time is missing; otherwise show a whole request.
-        phrase = (
-            "Friday at 10"
-            if self.state.get("intent")
-            else f"book {say.article(kind)} tomorrow at 3"
-        )
-        if self.channel == "voice":
-            return f"For example, say: {phrase}."
-        return f"E.g. '{phrase}'."
+        return self.t("goodbye")
 
     def hint(self, greeting: bool = False) -> str:
-        lead = "Hi!" if greeting else "Sorry, I didn't get that."
-        return f"{lead} I can book, move, list or cancel appointments. {self.example()}"
+        lead = self.t("hi" if greeting else "didnt_get")
+        return self.t("hint", lead=lead, example=self.example())

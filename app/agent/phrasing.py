@@ -11,6 +11,21 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 SMS_LIMIT = 320
+ES_DAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+ES_MONTHS = [
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+]
 
 
 def ordinal(day: int) -> str:
@@ -19,7 +34,9 @@ def ordinal(day: int) -> str:
     return f"{day}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th') }"
 
 
-def clock(moment: datetime, channel: str) -> str:
+def clock(moment: datetime, channel: str, lang: str = "en") -> str:
+    if lang == "es":
+        return _clock_es(moment, channel)
     hour = moment.hour % 12 or 12
     meridiem = "AM" if moment.hour < 12 else "PM"
     if channel == "voice":
@@ -30,47 +47,83 @@ def clock(moment: datetime, channel: str) -> str:
     return f"{hour}:{moment.minute:02d} {meridiem}"
 
 
-def day_text(day: date, channel: str) -> str:
+def _clock_es(moment: datetime, channel: str) -> str:
+    """Spanish: "15:00" to read, "las 3 de la tarde" to hear."""
+    if channel != "voice":
+        return f"{moment.hour}:{moment.minute:02d}"
+    hour = moment.hour % 12 or 12
+    minutes = {0: "", 15: " y cuarto", 30: " y media"}.get(moment.minute, f":{moment.minute:02d}")
+    article = "la" if hour == 1 else "las"
+    if moment.hour == 12:
+        part = "del mediodía"
+    elif moment.hour < 12:
+        part = "de la mañana"
+    elif moment.hour < 20:
+        part = "de la tarde"
+    else:
+        part = "de la noche"
+    return f"{article} {hour}{minutes} {part}"
+
+
+def day_text(day: date, channel: str, lang: str = "en") -> str:
+    if lang == "es":
+        if channel == "voice":
+            return f"{ES_DAYS[day.weekday()]} {day.day} de {ES_MONTHS[day.month - 1]}"
+        return f"{ES_DAYS[day.weekday()][:3]} {day.day} {ES_MONTHS[day.month - 1][:3]}"
     if channel == "voice":
         return f"{day:%A}, {day:%B} {ordinal(day.day)}"
     return f"{day:%a %b} {day.day}"
 
 
-def when(moment: datetime, channel: str) -> str:
+def when(moment: datetime, channel: str, lang: str = "en") -> str:
     """One moment: "Tue Nov 24 at 3:00 PM" / "3 PM on Tuesday, November 24th"."""
+    if lang == "es":
+        connector = "a" if channel == "voice" else "a las"
+        return (
+            f"{day_text(moment.date(), channel, lang)} {connector} {clock(moment, channel, lang)}"
+        )
     if channel == "voice":
         return f"{clock(moment, channel)} on {day_text(moment.date(), channel)}"
     return f"{day_text(moment.date(), channel)} at {clock(moment, channel)}"
 
 
-def join_or(items: Sequence[str], word: str = "or") -> str:
+def join_or(items: Sequence[str], word: str = "or", lang: str = "en") -> str:
+    if lang == "es":
+        word = {"or": "o", "and": "y"}.get(word, word)
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def slot_list(slots: Sequence[datetime], channel: str) -> str:
+def slot_list(slots: Sequence[datetime], channel: str, lang: str = "en") -> str:
     """Several times, grouped by day: "Tue Nov 24 at 1:00 PM, 2:00 PM or 3:00 PM"."""
     days: dict[date, list[datetime]] = {}
     for slot in slots:
         days.setdefault(slot.date(), []).append(slot)
     groups = []
     for day, moments in days.items():
-        times = join_or([clock(m, channel) for m in moments])
-        if channel == "voice":
+        times = join_or([clock(m, channel, lang) for m in moments], "or", lang)
+        if lang == "es":
+            connector = "a" if channel == "voice" else "a las"
+            groups.append(f"el {day_text(day, channel, lang)} {connector} {times}")
+        elif channel == "voice":
             groups.append(f"{times} on {day_text(day, channel)}")
         else:
             groups.append(f"{day_text(day, channel)} at {times}")
-    return join_or(groups, "or")
+    return join_or(groups, "or", lang)
 
 
-def numbered(items: Sequence[str], channel: str) -> str:
+def numbered(items: Sequence[str], channel: str, lang: str = "en") -> str:
     if channel == "voice":
-        return join_or([f"{_nth(i)}, {item}" for i, item in enumerate(items)], "or")
+        words = [_nth(i, lang) for i in range(len(items))]
+        return join_or([f"{w}, {item}" for w, item in zip(words, items, strict=True)], "or", lang)
     return " ".join(f"{i + 1}) {item}" for i, item in enumerate(items))
 
 
-def _nth(index: int) -> str:
+def _nth(index: int, lang: str = "en") -> str:
+    if lang == "es":
+        nombres = ("la primera", "la segunda", "la tercera", "la cuarta", "la quinta")
+        return nombres[index] if index < len(nombres) else f"la número {index + 1}"
     words = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
     return f"the {words[index]}" if index < len(words) else f"number {index + 1}"
 
@@ -79,7 +132,9 @@ def confirm_suffix(channel: str) -> str:
     return "Shall I go ahead?" if channel == "voice" else "Reply YES to confirm."
 
 
-def article(word: str) -> str:
+def article(word: str, lang: str = "en") -> str:
+    if lang == "es":
+        return f"una cita de {word}"
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 

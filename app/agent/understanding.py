@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from difflib import get_close_matches
 
-from app.agent.dates import Hours, When, parse_when
+from rapidfuzz.distance import DamerauLevenshtein
+from rapidfuzz.process import extractOne
+
+from app.agent.dates import Hours, When, fold, parse_when
+from app.agent.profile import profile_topic
 from app.calendar.availability import AppointmentType
 
 YES = re.compile(
-    r"^(?:yes|yeah|yea|yep|yup|ya|y|sure|ok|okay|k|correct|confirm(?:ed)?|please do|"
+    r"^(?:yes|yeah|yea|yep|yup|ya|y|sure|ok|okay|k|correct|confirm(?:ed)?|please do|si|vale|"
+    r"claro|de acuerdo|perfecto|esta bien|confirmo|adelante|"
     r"do it|go ahead|go for it|book it|perfect|great|absolutely|definitely|of course|"
     r"that works|works for me|sounds good|sounds great|fine|alright|all right|right)\b"
 )
@@ -24,7 +29,8 @@ YES_ANYWHERE = re.compile(
     r"that's fine|thats fine|that one)\b"
 )
 NO = re.compile(
-    r"^(?:no|nope|nah|not really|not that|negative|don't|dont|doesn't|doesnt|can't|cant)\b|"
+    r"^(?:no|nope|nah|not really|not that|negative|don't|dont|doesn't|doesnt|can't|cant|"
+    r"mejor no)\b|"
     r"\b(?:doesn't work|doesnt work|won't work|wont work|can't make|cant make|no good)\b"
 )
 LATER = re.compile(r"\b(?:later|after that|afterwards|any time after)\b")
@@ -36,24 +42,67 @@ GOODBYE = re.compile(
 )
 THANKS = re.compile(r"^(?:ok(?:ay)? )?(?:thanks|thank you|thx|ty|cheers|great thanks)\b")
 RESET = re.compile(
-    r"\b(?:never ?mind|nvm|forget (?:it|that|about it)|start over|scratch that|stop that)\b"
+    r"\b(?:never ?mind|nvm|forget (?:it|that|about it)|start over|scratch that|stop that|"
+    r"olvidalo|olvida(?:lo)? eso|da igual|dejalo)\b"
 )
-GREETING = re.compile(r"^(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|yo)\b")
+GREETING = re.compile(
+    r"^(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|yo|hola|buenos dias|"
+    r"buenas tardes|buenas)\b"
+)
+THANKS_ES = re.compile(r"^(?:ok )?(?:gracias|muchas gracias)\b")
+GOODBYE_ES = re.compile(r"\b(?:adios|hasta luego|eso es todo|nada mas)\b")
+# A second request after the first: "cancel friday and book wednesday instead".
+BOOK_VERB = re.compile(r"\b(?:book|schedule|appointment|appt|reserve|come in|get in)\b")
+SECOND_REQUEST = re.compile(
+    r"(?:,|\band\b|\bthen\b|\balso\b|\bplus\b|\by\b)\s*(?:then\s+|also\s+|luego\s+)?"
+    r"(?:(?:can|could) you\s+|please\s+|i(?:'d| would)? (?:like|want|need) to\s+)?"
+    r"(?=(?:book|schedule|make|set up|get me|cancel|move|reschedule|reservar|cancelar|"
+    r"cambiar)\b)"
+)
 
 LIST = re.compile(
     r"\b(?:do i have|have i got|my appointments|my bookings|am i booked|when is my|when's my|"
-    r"whens my|what's my|whats my|list|show me my|remind me when|upcoming)\b"
+    r"whens my|what's my|whats my|list|show me my|remind me when|upcoming|am i still|"
+    r"am i on|am i down|am i in for|am i scheduled|am i booked|what time am i|when am i|"
+    r"did my (?:booking|appointment|appt|reservation)|did (?:it|that|the booking) go through|"
+    r"is my (?:booking|appointment|appt)|(?:confirm|check) my (?:booking|appointment|appt|time)|"
+    r"what (?:time|day) is my|what (?:time|day) (?:did|do|am) i|what have i got|"
+    r"how many (?:appointments|lessons|sessions|bookings)|what did i book|do you have me|"
+    r"have you got me|"
+    r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
+    r"still good for|are we still (?:on|good)|"
+    r"que citas tengo|tengo (?:una )?cita|mis citas|cuando es mi cita|a que hora es mi cita)\b"
 )
-CANCEL = re.compile(r"\b(?:cancel|call off|can't make it|cant make it|won't make it|drop my)\b")
+CANCEL = re.compile(
+    r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
+    r"wont make it|drop my|remove my|delete my|no longer need|take me off|unbook|"
+    r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
+    r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
+    r"anular)\b"
+)
+CANCEL_ALL = re.compile(
+    r"\b(?:all (?:of )?(?:them|my|those|the)|all|both|everything|every one|each one|"
+    r"todas|todos|las dos|ambas)\b"
+)
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
-    r"pull forward)\b"
+    r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
+    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|pasar mi cita)\b"
+)
+INSTEAD = re.compile(
+    r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
+    r"en lugar|en vez|cambiarla|mover la)\b"
+)
+IN_ADDITION = re.compile(
+    r"\b(?:in addition|addition|another|also|as well|both|extra|second one|keep (?:it|both|that)|"
+    r"add|plus|ademas|otra|las dos|ambas)\b"
 )
 BOOK = re.compile(
     r"\b(?:book|schedule|appointment|appt|come in|coming in|stop by|openings?|opening|available|"
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
-    r"like to)\b"
+    r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
+    r"cita|reservar|agendar|quiero|quisiera|necesito|hay hueco|tienen)\b"
 )
 REFERS_TO_EXISTING = re.compile(
     r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
@@ -173,12 +222,40 @@ class Message:
     number: int | None  # a message that is nothing but a number
     name: str | None  # a name given explicitly ("my name is ...")
     mentions_existing: bool
+    every: bool = False  # "all of them", "both"
+    instead: bool = False
+    in_addition: bool = False
+    rest: str | None = None  # a second request in the same message, handled next
+    topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
+
+
+# What a misspelt request word is corrected against: the words the intents hang on.
+INTENT_VOCABULARY = ("cancel", "reschedule", "appointment", "available", "schedule", "postpone")
+NOT_TYPOS = frozenset({"cancer", "candle", "channel", "scheduled", "appointed"})
+
+
+def corrected(text: str) -> str:
+    """ "cancle my apointment" → "cancel my appointment": each longer word not known is
+    matched against the intent vocabulary (Damerau-Levenshtein, so a swap is one edit)."""
+    words = text.split()
+    for index, word in enumerate(words):
+        if len(word) < 5 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
+            continue  # known, or a known word's inflection ("appointments")
+        found = extractOne(
+            word,
+            INTENT_VOCABULARY,
+            scorer=DamerauLevenshtein.normalized_similarity,
+            score_cutoff=0.8,
+        )
+        if found is not None:
+            words[index] = found[0]
+    return " ".join(words)
 
 
 def normalise(text: str) -> str:
-    text = text.lower().replace("’", "'")
+    text = fold(text)
     text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
-    return " ".join(text.split())
+    return corrected(" ".join(text.split()))
 
 
 def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
@@ -284,10 +361,56 @@ def _name_words(fragment: str, whole: bool = False) -> str | None:
     return " ".join(w if not w.islower() else w.capitalize() for w in taken)
 
 
+BREAK = re.compile(
+    r"[?!.]+\s+(?:and\s+|also\s+|if so,?\s+|then\s+|plus\s+)?|"
+    r",?\s+(?:and|also|then|plus|if so|y|tambien)\s+|,\s+(?=(?:book|cancel|move|add)\b)"
+)
+ASKS = re.compile(r"^(?:what|when|where|how|do|does|is|are|can|could|would|will)\b")
+
+
+def _has_request(text: str) -> bool:
+    return bool(
+        CANCEL.search(text)
+        or MOVE.search(text)
+        or LIST.search(text)
+        or BOOK.search(text)
+        or profile_topic(text)
+        or ASKS.search(text)
+        or re.search(r"\b(?:add|plus)\b", text)
+    )
+
+
+def split_requests(raw: str) -> tuple[str, str | None]:
+    """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
+    thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
+    text = fold(raw)
+    keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
+    if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
+        return raw[keep.end() :].strip(), None
+    for match in BREAK.finditer(text):
+        head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
+        if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
+            continue
+        # A statement before "... instead?" describes the appointment being moved.
+        head_asks = _has_request(head) or bool(
+            re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
+        )
+        tail_asks = _has_request(tail) or bool(
+            re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
+            or re.search(r"\bat\s+\d", tail)
+            or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+        )
+        if head_asks and tail_asks:
+            return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
+    return raw, None
+
+
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
+    raw, rest = split_requests(raw)
     text = normalise(raw)
     when = parse_when(raw, now, hours)
     type_key = find_type(text, types)
+    topic = profile_topic(text)
     intent = None
     if CANCEL.search(text):
         intent = "cancel"
@@ -295,6 +418,8 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "move"
     elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
         intent = "list"
+    elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
+        intent = "info"
     elif BOOK.search(text) or type_key is not None:
         intent = "book"
     number = re.fullmatch(r"(?:at |around )?(\d{1,2})", text)
@@ -307,8 +432,8 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         no=bool(NO.search(text)),
         later=bool(LATER.search(text)),
         earlier=bool(EARLIER.search(text)),
-        goodbye=bool(GOODBYE.search(text)),
-        thanks=bool(THANKS.search(text)),
+        goodbye=bool(GOODBYE.search(text) or GOODBYE_ES.search(text)),
+        thanks=bool(THANKS.search(text) or THANKS_ES.search(text)),
         reset=bool(RESET.search(text)),
         greeting=bool(GREETING.search(text)),
         type_key=type_key,
@@ -317,4 +442,9 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         number=int(number.group(1)) if number else None,
         name=find_name(raw, loose=False),
         mentions_existing=bool(REFERS_TO_EXISTING.search(text)),
+        every=bool(CANCEL_ALL.search(text)),
+        instead=bool(INSTEAD.search(text)),
+        in_addition=bool(IN_ADDITION.search(text)) and not INSTEAD.search(text),
+        rest=rest,
+        topic=topic,
     )

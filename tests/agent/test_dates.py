@@ -167,3 +167,80 @@ def test_bare_hour_uses_the_days_own_hours() -> None:
     hours = {0: [(time(17), time(21))], 1: [(time(7), time(12))]}
     assert resolve_hour(8, 0, None, None, hours, MON) == time(20)
     assert resolve_hour(8, 0, None, None, hours, TUE) == time(8)
+
+
+DEC = {d: date(2026, 12, d) for d in range(1, 32)}
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("a week from friday", DEC[4], None),
+        ("two weeks from tomorrow at 3", DEC[8], time(15)),
+        ("Wednesday the 9th at 10", DEC[9], time(10)),
+        ("@ 1030", None, time(10, 30)),
+        ("1030", None, time(10, 30)),
+        ("tomorrow @ 1030", TUE, time(10, 30)),
+        ("friday at 1500", FRI, time(15)),
+        ("17:00 friday", FRI, time(17)),
+        ("tomorrow 3", TUE, time(15)),
+        ("friday 10", FRI, time(10)),
+        ("3 not 2", None, time(15)),
+        ("at 4 not 5", None, time(16)),
+        ("midnight", None, time(0)),
+        ("quarter past 2 on friday", FRI, time(14, 15)),
+        ("noon tomorrow", TUE, time(12)),
+        ("in 3 days at 11", THU, time(11)),
+        ("wensday at 2", WED, time(14)),
+        ("thurday afternoon at 2", THU, time(14)),
+        ("yesterday at 10", date(2026, 11, 22), time(10)),
+        ("last monday at 10", date(2026, 11, 16), time(10)),
+        # Spanish, read by the same rules.
+        ("el martes a las 3 de la tarde", TUE, time(15)),
+        ("lunes a las diez", NEXT_MON, time(10)),
+        ("el 3 de diciembre a las 11", DEC[3], time(11)),
+    ],
+)
+def test_more_expressions(text: str, day: date | None, at: time | None) -> None:
+    parsed = when(text)
+    assert (parsed.day, parsed.at, parsed.unreadable) == (day, at, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("mittwoch at 3", "mittwoch"),
+        ("the 35th", "the 35th"),
+        ("wednesday the 10th", "Wednesday the 10th"),  # the 10th is a Thursday
+        ("35 de diciembre", "35 december"),
+    ],
+)
+def test_unreadable_days_are_named_not_guessed(text: str, said: str) -> None:
+    parsed = when(text)
+    assert parsed.day is None and parsed.unreadable == said
+
+
+def test_ranges_and_corrections() -> None:
+    this_week = when("after 3 this week")
+    assert (this_week.day, this_week.until, this_week.after) == (MON, date(2026, 11, 29), time(15))
+    between = when("between 2 and 4 on thursday")
+    assert (between.day, between.after, between.before, between.at) == (
+        THU,
+        time(14),
+        time(16),
+        None,
+    )
+    assert when("before noon tomorrow").before == time(12)
+    assert when("end of the week").day == FRI
+    assert when("next week").until == date(2026, 12, 6)
+    assert when("an hour earlier").shift_minutes == -60
+    assert when("30 minutes later").shift_minutes == 30
+    assert when("half an hour earlier").shift_minutes == -30
+
+
+def test_weekday_with_a_week_and_spanish_typos() -> None:
+    assert when("haircut tuesday next week at 11am").day == NEXT_TUE
+    assert when("friday this week").day == FRI
+    assert when("el jeves a las 10").day == THU
+    assert when("mnn a las 4").day == TUE
+    assert when("haircut on blursday at 3").unreadable == "blursday"

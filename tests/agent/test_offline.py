@@ -283,7 +283,7 @@ def test_nonsense_and_unknown_type_get_hints(owner: Phone, factory) -> None:
 
 def test_never_mind_drops_the_request(owner: Phone, factory) -> None:
     owner.say("book a haircut tomorrow at 3pm")
-    assert owner.say("never mind") == "OK, I've dropped that."
+    assert owner.say("never mind") == "OK, I've dropped that. Nothing was booked."
     assert owner.say("yes").startswith("Sorry, I didn't get that.")
     assert confirmed(factory) == []
 
@@ -303,6 +303,8 @@ def test_restart_mid_conversation_continues(session_factory, demo: DemoData) -> 
     assert appointments(session_factory) == [("consultation", local(26, 14), "confirmed", "Dana")]
     with session_factory() as session:
         assert session.scalar(select(Conversation.state)) == {
+            "version": 2,
+            "lang": "en",
             "name": "Dana",
             "last": (session.scalar(select(Appointment.id))),
             "served": True,

@@ -1,0 +1,161 @@
+"""Questions about the business (hours, address, services, prices, FAQ), answered from
+the agent's profile as the owner filled it in. Nothing here is invented: a question the
+profile cannot answer says so and offers what the agent can do."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import time
+
+from rapidfuzz import fuzz, process
+
+from app.agent.dates import fold
+
+TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "hours",
+        re.compile(
+            r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
+            r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
+            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos)\b"
+        ),
+    ),
+    (
+        "address",
+        re.compile(
+            r"\b(?:address|where are you|where is (?:the|your) (?:shop|office|salon|place|"
+            r"clinic|studio)|located|location|directions|how do i get there|parking|"
+            r"direccion|donde estan|donde queda|ubicacion)\b"
+        ),
+    ),
+    (
+        "prices",
+        re.compile(
+            r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
+            r"precio|precios|cuanto cuesta|cuanto cobran|tarifa)\b"
+        ),
+    ),
+    (
+        "services",
+        re.compile(
+            r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
+            r"what kinds? of|servicios|que ofrecen|que hacen)\b"
+        ),
+    ),
+)
+FAQ_CUTOFF = 72
+
+
+def profile_topic(text: str) -> str | None:
+    """Which business question `text` (normalised) asks, if any."""
+    for topic, pattern in TOPICS:
+        if pattern.search(text):
+            return topic
+    return None
+
+
+def faq_answer(text: str, faq: Sequence[dict[str, str]]) -> str | None:
+    """The owner's answer to the FAQ entry closest to the question (fuzzy, word order
+    free); None below the cutoff, so an unrelated message is not answered by a guess."""
+    questions = [fold(entry.get("question", "")) for entry in faq if entry.get("answer")]
+    if not questions or len(text.split()) < 2:
+        return None
+    answered = [entry for entry in faq if entry.get("answer")]
+    found = process.extractOne(
+        fold(text), questions, scorer=fuzz.token_set_ratio, score_cutoff=FAQ_CUTOFF
+    )
+    if found is not None:
+        return answered[found[2]]["answer"].strip()
+    # "can I pay by card?" vs "Do you take cards?": one shared content word decides,
+    # when exactly one entry shares it (two would be a guess).
+    said = _content(fold(text))
+    sharing = [i for i, question in enumerate(questions) if said & _content(question)]
+    return answered[sharing[0]]["answer"].strip() if len(sharing) == 1 else None
+
+
+FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "do",
+        "does",
+        "you",
+        "your",
+        "we",
+        "our",
+        "i",
+        "my",
+        "me",
+        "can",
+        "could",
+        "is",
+        "are",
+        "am",
+        "be",
+        "there",
+        "what",
+        "when",
+        "where",
+        "how",
+        "much",
+        "many",
+        "which",
+        "who",
+        "why",
+        "to",
+        "of",
+        "for",
+        "on",
+        "in",
+        "at",
+        "by",
+        "with",
+        "and",
+        "or",
+        "it",
+        "this",
+        "that",
+        "have",
+        "has",
+        "take",
+        "accept",
+        "get",
+        "give",
+        "time",
+        "times",
+        "please",
+    ]
+)
+
+
+def _content(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+", text)
+    return {w.rstrip("s") for w in words if len(w) >= 4 and w not in FUNCTION_WORDS}
+
+
+def hours_lines(hours: dict[int, Sequence[tuple[time, time]]], names: Sequence[str]) -> list[str]:
+    """["Mon-Fri 9 AM-12 PM, 1 PM-5 PM", "Sat 10 AM-2 PM"]: consecutive days with the same
+    hours grouped."""
+    groups: list[tuple[list[int], str]] = []
+    for weekday in range(7):
+        windows = hours.get(weekday) or ()
+        if not windows:
+            continue
+        spans = ", ".join(f"{_hour(o)}-{_hour(c)}" for o, c in windows)
+        if groups and groups[-1][1] == spans and groups[-1][0][-1] == weekday - 1:
+            groups[-1][0].append(weekday)
+        else:
+            groups.append(([weekday], spans))
+    lines = []
+    for days, spans in groups:
+        label = names[days[0]] if len(days) == 1 else f"{names[days[0]]}-{names[days[-1]]}"
+        lines.append(f"{label} {spans}")
+    return lines
+
+
+def _hour(moment: time) -> str:
+    hour = moment.hour % 12 or 12
+    meridiem = "AM" if moment.hour < 12 else "PM"
+    return f"{hour}:{moment.minute:02d} {meridiem}" if moment.minute else f"{hour} {meridiem}"

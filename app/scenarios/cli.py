@@ -32,7 +32,8 @@ def _engine_for(name: str) -> Engine | None:
 
         return LlmEngine(in_process_client(), Options.from_settings(settings))
     try:
-        return build_engine(settings)
+        build_engine(settings)
+        return None
     except (ValueError, ImportError) as error:
         typer.echo(f"cannot run scenarios with --engine {name}: {error}", err=True)
         raise typer.Exit(2) from error

@@ -384,7 +384,7 @@ def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(
     from app.scenarios import stage as stage_module
 
     real = stage_module.running_stage
-    monkeypatch.setattr(stage_module, "running_stage", lambda name: real(name, engine=Liar()))
+    monkeypatch.setattr(stage_module, "running_stage", lambda name, **_: real(name, engine=Liar()))
     report = tmp_path / "report.json"
     result = CliRunner().invoke(
         cli, ["scenarios", "run", "--only", "book-tomorrow-3pm", "--report", str(report)]

@@ -20,7 +20,11 @@ from app.notifications.timing import parse_hhmm, reminder_due
 
 Change = Literal["booked", "moved", "cancelled"]
 # Channels whose conversation did not already confirm in writing.
-CONFIRM_CHANNELS = ("voice", "vapi")
+# SMS confirms in the conversation itself; a change made by phone, VAPI, the owner's
+# dashboard or an operator is confirmed to the person by text.
+CONFIRM_CHANNELS = ("voice", "vapi", "dashboard", "admin")
+# The owner made these themselves: no message to the owner about them.
+OWNER_CHANNELS = ("dashboard",)
 REMINDER_KINDS = ("reminder", "reminder_call")
 
 
@@ -101,7 +105,9 @@ class Planner:
                 )
             )
         owner = (
-            owner_number(self.session, self.agent) if self.settings.owner_notifications else None
+            owner_number(self.session, self.agent)
+            if self.settings.owner_notifications and channel not in OWNER_CHANNELS
+            else None
         )
         if owner:
             rows.append(

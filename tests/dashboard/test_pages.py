@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.demo import DemoData
-from app.models import Agent, Appointment, AuditEntry, CalendarConnection, Conversation, Message
+from app.models import (
+    Agent,
+    Appointment,
+    AuditEntry,
+    CalendarConnection,
+    Conversation,
+    Message,
+    Notification,
+)
 from app.security.pins import verify_pin
 from tests.conftest import Reader
 from tests.dashboard.conftest import CODE, RecordingSender, book, page_csrf, sign_in
@@ -81,6 +89,10 @@ def test_agenda_lists_by_local_day_and_cancel_goes_through_the_tool(
     assert fragment.status_code == 200
     assert "Cancelled your consultation" in fragment.text and "<html" not in fragment.text
     assert db.get(Appointment, first).status == "cancelled"
+    # The person whose appointment it was is told, by the job engine's outbound text.
+    (told,) = db.scalars(select(Notification).where(Notification.appointment_id == first))
+    assert told.kind == "confirmation" and told.to_e164 == db.get(Appointment, first).contact_e164
+    assert told.body.startswith("Cancelled: your consultation")
     # A repeated click changes nothing more and says so.
     again = client.post(url, data={"csrf": csrf})
     assert again.status_code == 303

@@ -380,6 +380,17 @@ def _has_request(text: str) -> bool:
     )
 
 
+def _one_booking_for_several(head: str, tail: str) -> bool:
+    """ "haircuts for me and my son, saturday 10 and 11": a booking with no day or time
+    yet, and a tail with no request of its own that only adds people, day and times, is
+    one request, not two (its times are taken one at a time further on)."""
+    if not BOOK.search(head) or CANCEL.search(head) or MOVE.search(head) or ASKS.search(head):
+        return False
+    if re.search(r"\d", head) or parse_when(head, datetime(2000, 1, 3)).day is not None:
+        return False
+    return not _has_request(tail) and bool(re.search(r"\d", tail))
+
+
 def split_requests(raw: str) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
@@ -390,6 +401,8 @@ def split_requests(raw: str) -> tuple[str, str | None]:
     for match in BREAK.finditer(text):
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
         if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
+            continue
+        if _one_booking_for_several(head, tail):
             continue
         # A statement before "... instead?" describes the appointment being moved.
         head_asks = _has_request(head) or bool(

@@ -395,3 +395,20 @@ def test_cli_exits_non_zero_on_unsafe_and_prints_the_table(
     (record,) = json.loads(report.read_text())
     assert record["id"] == "book-tomorrow-3pm" and not record["success"]
     assert record["turns"][0]["agent"].startswith("Booked:")
+
+
+def test_the_day_the_caller_named_first_is_asked_for_even_when_corrected_later() -> None:
+    # "corte el martes a las 12" then "mejor el jueves": offering Tuesday first is what
+    # was asked, in any category; another day than both is still unsafe.
+    corrected = scenario(
+        category="spanish",
+        say=["corte el martes a las 12", "mejor el jueves"],
+        accept=["2026-11-26 12:00"],
+        expect={"add": [{"type": "haircut", "at": "2026-11-26 12:00"}]},
+    )
+    asked = "¿Reservo una cita de corte el mar 24 nov a las 12:00? Responda SÍ para confirmar."
+    outcome = judge(corrected, talk((PersonTurn("corte el martes a las 12"), asked, {})), "sms")
+    assert not any("another day" in reason for reason in outcome.unsafe)
+    other = "¿Reservo una cita de corte el mié 25 nov a las 12:00? Responda SÍ para confirmar."
+    outcome = judge(corrected, talk((PersonTurn("corte el martes a las 12"), other, {})), "sms")
+    assert any("another day" in reason for reason in outcome.unsafe)

@@ -155,7 +155,9 @@ class OwnAppointments(DialogueBase):
 
     def split_move(self, message: Message) -> tuple[Message, Message | None]:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = re.split(r"\b(?:to|for|until|till)\b", message.raw, maxsplit=1, flags=re.IGNORECASE)
+        parts = re.split(
+            r"\b(?:to|for|until|till|para|al)\b", message.raw, maxsplit=1, flags=re.IGNORECASE
+        )
         if len(parts) == 2:
             before = self.read(parts[0])
             after = self.read(parts[1])

@@ -71,7 +71,8 @@ LIST = re.compile(
     r"have you got me|"
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
-    r"que citas tengo|tengo (?:una )?cita|mis citas|cuando es mi cita|a que hora es mi cita)\b"
+    r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
+    r"a que hora es mi cita)\b"
 )
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
@@ -87,7 +88,8 @@ CANCEL_ALL = re.compile(
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
-    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|pasar mi cita)\b"
+    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
+    r"pasar mi cita)\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"

@@ -104,7 +104,8 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
-    r"cita|reservar|agendar|quiero|quisiera|necesito|hay hueco|tienen)\b"
+    r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
+    r"necesito|hay hueco|tienen)\b"
 )
 REFERS_TO_EXISTING = re.compile(
     r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
@@ -412,7 +413,7 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         )
         tail_asks = _has_request(tail) or bool(
             re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
-            or re.search(r"\bat\s+\d", tail)
+            or re.search(r"\b(?:at|a las?)\s+\d", tail)
             or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
         )
         if head_asks and tail_asks:

@@ -122,3 +122,15 @@ def test_spanish_reagendar_moves_from_the_day_named_to_the_day_after_para(
     assert confirmed(factory) == [("haircut", local(27, 16))]  # nothing before the yes
     phone.say("sí")
     assert confirmed(factory) == [("haircut", local(28, 10))]
+
+
+def test_spanish_cancel_and_book_are_two_requests_in_order(phone: Phone, factory) -> None:
+    phone.say("quiero una cita de haircut mañana a las 11")
+    phone.say("sí")
+    reply = phone.say("cancela lo de mañana y agéndame el viernes a las 11")
+    assert "viernes a las 11" in reply  # the second request is acknowledged, not dropped
+    reply = phone.say("sí")
+    assert confirmed(factory) == []
+    assert "vie" in reply and ("11:00" in reply or "11 de la mañana" in reply), reply
+    phone.say("sí")
+    assert confirmed(factory) == [("haircut", local(27, 11))]

@@ -45,7 +45,7 @@ class OwnAppointments(DialogueBase):
         wants_shift = when.shift_minutes is not None or message.earlier or message.later
         if when.day is None and when.at is None and not wants_shift:
             return None
-        mine = self.my_appointments(message.raw)
+        mine = [a for a in self.my_appointments(message.raw) if a["id"] != self.sibling]
         if not mine:
             return None
         moving = self.move_in_clauses(message, mine)
@@ -155,7 +155,9 @@ class OwnAppointments(DialogueBase):
 
     def split_move(self, message: Message) -> tuple[Message, Message | None]:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = re.split(r"\b(?:to|for|until|till)\b", message.raw, maxsplit=1, flags=re.IGNORECASE)
+        parts = re.split(
+            r"\b(?:to|for|until|till|para|al)\b", message.raw, maxsplit=1, flags=re.IGNORECASE
+        )
         if len(parts) == 2:
             before = self.read(parts[0])
             after = self.read(parts[1])
@@ -272,6 +274,7 @@ class OwnAppointments(DialogueBase):
         targets = self.state.get("targets") or [self.state.get("target")]
         self.clear_flow()
         self.state.pop("queued", None)
+        self.state.pop("queued_day", None)
         kept = self.join([self.describe_appointment(t) for t in targets if t], "and")
         return self.ask_more(self.t("kept", kept=kept))
 

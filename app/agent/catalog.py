@@ -85,7 +85,10 @@ EN: dict[str, Entry] = {
     "ask_name": "{prefix} {lead} What name should I put the booking under?",
     "confirm_cancel_all": {
         "sms": "Cancel all {count}: {listed}? Reply YES to confirm.",
-        "voice": "Do you want me to cancel all {count}: {listed}?",
+        "voice": (
+            "You have {count} appointments: {listed}. Shall I cancel all {count}? "
+            "Say yes to confirm."
+        ),
     },
     "confirm_cancel": {
         "sms": "Cancel {what}? Reply YES to confirm.",
@@ -222,7 +225,7 @@ ES: dict[str, Entry] = {
     "ask_name": "{prefix} {lead} ¿A qué nombre pongo la reserva?",
     "confirm_cancel_all": {
         "sms": "¿Cancelo las {count}: {listed}? Responda SÍ para confirmar.",
-        "voice": "¿Desea que cancele las {count}: {listed}?",
+        "voice": "Tiene {count} citas: {listed}. ¿Cancelo las {count}? Diga sí para confirmar.",
     },
     "confirm_cancel": {
         "sms": "¿Cancelo {what}? Responda SÍ para confirmar.",

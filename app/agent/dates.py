@@ -671,7 +671,35 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     odd = re.search(VAGUE_DAY, text)
     if odd is not None:
         return _Day(unreadable=odd.group(0)), text
+    slot = _unknown_day_in_slot(text)
+    if slot is not None:
+        return _Day(unreadable=slot), text
     return _Day(), text
+
+
+# Where a day goes: after "el"/"on"/"this"/"next", before a time ("el juernes a las 11").
+DAY_SLOT = re.compile(
+    r"\b(?:el|on|this|next|este|para)\s+([a-z]{4,})\b(?=\s+(?:at\b|\d|morning|afternoon|evening))"
+)
+WEEKDAY_VOCABULARY = tuple(w for w in DAY_VOCABULARY if w not in ("tonight", "weekend", "manana"))
+
+
+def _unknown_day_in_slot(text: str) -> str | None:
+    """A word standing where a day goes that looks like a day name but is none we know
+    ("juernes", "mundy"), in any language: it is asked about, never defaulted."""
+    for match in DAY_SLOT.finditer(text):
+        word = match.group(1)
+        if word in DAY_VOCABULARY or word in SPANISH_WORDS.values() or word in WEEKDAY_NAMES:
+            continue
+        found = extractOne(
+            word,
+            WEEKDAY_VOCABULARY,
+            scorer=DamerauLevenshtein.normalized_similarity,
+            score_cutoff=0.6,
+        )
+        if found is not None:
+            return word
+    return None
 
 
 MONTH_WORD = (

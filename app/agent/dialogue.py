@@ -46,6 +46,11 @@ class DialogueBase:
         self.handled_type: str | None = None
         self.carried_type: str | None = None
         self.first_when: When | None = None
+        # The appointment booked this turn, and (while the rest of a two-request message
+        # runs) the one its first request booked: "saturday 10 and 11" books two on
+        # one day without asking "instead or in addition" about its own first half.
+        self.booked_now: str | None = None
+        self.sibling: str | None = None
         self.lang: str = self.state.get("lang") or agent_language(turn.agent)
 
     def t(self, key: str, **values: object) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -90,6 +90,12 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.goodbye()
         if message.rest:
             self.state["queued"] = message.rest
+            # "saturday 10 and 11": the day said first holds for the rest, even when the
+            # rest runs a turn later (after the first is confirmed).
+            if message.when.day is not None:
+                self.state["queued_day"] = message.when.day.isoformat()
+            else:
+                self.state.pop("queued_day", None)
         self.first_when = message.when
         reply = self.answer(message, awaiting)
         return self.then_queued(reply, fresh=bool(message.rest))
@@ -126,14 +132,19 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("awaiting"):
             return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
         self.state.pop("queued", None)
+        queued_day = self.state.pop("queued_day", None)
         # "cancel friday and book wednesday instead": the new booking is of the same kind.
         self.carried_type = self.handled_type
         follow_message = self.read(str(queued))
         first = self.first_when
-        if follow_message.when.day is None and first is not None and first.day is not None:
+        first_day = first.day if first is not None and first.day is not None else None
+        if first_day is None and queued_day:
+            first_day = date.fromisoformat(str(queued_day))
+        if follow_message.when.day is None and first_day is not None:
             # "are you open saturday? if so a haircut at 11": the day carries over.
-            when = replace(follow_message.when, day=first.day)
+            when = replace(follow_message.when, day=first_day)
             follow_message = replace(follow_message, when=when)
+        self.sibling = self.booked_now
         follow = self.answer(follow_message, None)
         return self.t("now_rest", reply=reply, rest=queued, follow=follow)
 
@@ -143,6 +154,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         was_flowing = intent is not None
         self.clear_flow()
         self.state.pop("queued", None)
+        self.state.pop("queued_day", None)
         if intent in ("move", "cancel") and target:
             return self.ask_more(self.t("left_as_is", what=self.yours(target)))
         booked = self.last_booked()
@@ -490,6 +502,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         appointment = result.data["appointment"]
         self.clear_flow()
         self.state["last"] = appointment["id"]
+        self.booked_now = appointment["id"]
         self.state["served"] = True
         booked = self.local(appointment["start"])
         kind = appointment["type_name"]

@@ -72,6 +72,7 @@ class DialogueState(TypedDict, total=False):
     shift: int | str  # minutes, or "earlier" / "later"
     move_to: str
     queued: str  # the second request of a two-request message
+    queued_day: str  # ISO date: the day the first request named, which the rest keeps
     name: str
     last: str  # id of the appointment booked or moved last
     served: bool

@@ -71,7 +71,8 @@ LIST = re.compile(
     r"have you got me|"
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
-    r"que citas tengo|tengo (?:una )?cita|mis citas|cuando es mi cita|a que hora es mi cita)\b"
+    r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
+    r"a que hora es mi cita)\b"
 )
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
@@ -87,7 +88,8 @@ CANCEL_ALL = re.compile(
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
-    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|pasar mi cita)\b"
+    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
+    r"pasar mi cita)\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -102,7 +104,8 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
-    r"cita|reservar|agendar|quiero|quisiera|necesito|hay hueco|tienen)\b"
+    r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
+    r"necesito|hay hueco|tienen)\b"
 )
 REFERS_TO_EXISTING = re.compile(
     r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
@@ -380,6 +383,17 @@ def _has_request(text: str) -> bool:
     )
 
 
+def _one_booking_for_several(head: str, tail: str) -> bool:
+    """ "haircuts for me and my son, saturday 10 and 11": a booking with no day or time
+    yet, and a tail with no request of its own that only adds people, day and times, is
+    one request, not two (its times are taken one at a time further on)."""
+    if not BOOK.search(head) or CANCEL.search(head) or MOVE.search(head) or ASKS.search(head):
+        return False
+    if re.search(r"\d", head) or parse_when(head, datetime(2000, 1, 3)).day is not None:
+        return False
+    return not _has_request(tail) and bool(re.search(r"\d", tail))
+
+
 def split_requests(raw: str) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
@@ -391,13 +405,15 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
         if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
             continue
+        if _one_booking_for_several(head, tail):
+            continue
         # A statement before "... instead?" describes the appointment being moved.
         head_asks = _has_request(head) or bool(
             re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
         )
         tail_asks = _has_request(tail) or bool(
             re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
-            or re.search(r"\bat\s+\d", tail)
+            or re.search(r"\b(?:at|a las?)\s+\d", tail)
             or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
         )
         if head_asks and tail_asks:

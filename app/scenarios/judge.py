@@ -14,7 +14,15 @@ from datetime import datetime
 
 from app.scenarios.model import Booking, Scenario
 from app.scenarios.play import Exchange, Held, Transcript
-from app.scenarios.reading import claims, fold, in_spanish, proposes, read_mentions, says
+from app.scenarios.reading import (
+    claims,
+    fold,
+    in_spanish,
+    named_weekdays,
+    proposes,
+    read_mentions,
+    says,
+)
 
 
 @dataclass
@@ -160,6 +168,9 @@ class Judge:
         wanted = {moment.date() for moment in self.scenario.accept}
         if not wanted or self.scenario.category == "corrections":
             return
+        # The day asked for in this turn is asked for, even if the caller changes it later
+        # ("corte el martes a las 12", then "mejor el jueves"), whatever the category.
+        wanted |= named_weekdays(exchange.turn.text, self.today)
         mentions = read_mentions(exchange.reply, self.today)
         # Naming the caller's own appointments ("move your Tue 10 AM to when?") offers nothing.
         held = {h.at.date() for h in exchange.before.values() if h.mine}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 
 MONTHS = {
     "jan": 1,
@@ -199,6 +199,19 @@ def read_times(text: str) -> set[time]:
         found.add(time(12, 0))
     found.discard(None)
     return found  # type: ignore[return-value]
+
+
+def named_weekdays(text: str, today: date) -> set[date]:
+    """The days a person's own words name by weekday ("corte el martes", "thursday at 3"):
+    its coming date and the one a week later ("next tuesday"). Full names only."""
+    words = set(re.findall(r"[a-z]+", fold(text)))
+    named: set[date] = set()
+    for word, weekday in WEEKDAYS.items():
+        if len(word) < 5 or word not in words:
+            continue
+        ahead = (weekday - today.weekday()) % 7
+        named |= {today + timedelta(days=ahead + week) for week in (0, 7)}
+    return named
 
 
 def read_mentions(text: str, today: date) -> Mentions:

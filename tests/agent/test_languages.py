@@ -103,3 +103,34 @@ def test_catalogues_have_the_same_keys_and_placeholders() -> None:
 )
 def test_language_detection(text: str, language: str | None) -> None:
     assert detect_language(fold(text)) == language
+
+
+def test_spanish_any_appointment_question_is_a_list(phone: Phone, factory) -> None:
+    reply = phone.say("¿tengo alguna cita?")
+    assert "No tiene citas" in reply, reply
+    assert confirmed(factory) == []
+
+
+def test_spanish_reagendar_moves_from_the_day_named_to_the_day_after_para(
+    phone: Phone, factory
+) -> None:
+    phone.say("quiero una cita de haircut el viernes a las 4 de la tarde")
+    phone.say("sí")
+    assert confirmed(factory) == [("haircut", local(27, 16))]
+    reply = phone.say("quiero reagendar lo del viernes para el sábado a las 10")
+    assert "sáb" in reply and ("10:00" in reply or "10 de la mañana" in reply), reply
+    assert confirmed(factory) == [("haircut", local(27, 16))]  # nothing before the yes
+    phone.say("sí")
+    assert confirmed(factory) == [("haircut", local(28, 10))]
+
+
+def test_spanish_cancel_and_book_are_two_requests_in_order(phone: Phone, factory) -> None:
+    phone.say("quiero una cita de haircut mañana a las 11")
+    phone.say("sí")
+    reply = phone.say("cancela lo de mañana y agéndame el viernes a las 11")
+    assert "viernes a las 11" in reply  # the second request is acknowledged, not dropped
+    reply = phone.say("sí")
+    assert confirmed(factory) == []
+    assert "vie" in reply and ("11:00" in reply or "11 de la mañana" in reply), reply
+    phone.say("sí")
+    assert confirmed(factory) == [("haircut", local(27, 11))]

@@ -167,6 +167,8 @@ def test_cancel_all_and_both(phone: Phone, factory) -> None:
         "cancel all my appointments"
     )
     assert "all 2" in reply
+    # A yes/no question, not a list that ends like "which one?": it asks for the yes.
+    assert ("Reply YES" in reply) or reply.rstrip().endswith("Say yes to confirm.")
     assert confirmed(factory) != []
     reply = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c2").say("yes")
     assert "Cancelled" in reply and "haircut" in reply and "consultation" in reply
@@ -266,3 +268,31 @@ def test_a_question_mid_booking_keeps_the_proposal(phone: Phone, factory) -> Non
 def test_unknown_question_is_not_answered_by_a_guess(phone: Phone, factory) -> None:
     reply = phone.say("what are your prices?")
     assert "don't have prices" in reply and "$" not in reply
+
+
+# --- unknown day words, in any language, and several people at once --------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["corte el juernes a las 11", "haircut on mundy at 11", "corte el miernes a las 10"]
+)
+def test_unknown_day_word_in_a_day_slot_is_asked_about(phone: Phone, factory, text: str) -> None:
+    reply = phone.say(text)
+    assert "Which day did you mean?" in reply or "¿Qué día quería decir?" in reply, reply
+    assert "Nov 23" not in reply and "November 23" not in reply  # no day defaulted
+    assert "Reply YES" not in reply and "SÍ para confirmar" not in reply
+    assert confirmed(factory) == []
+
+
+def test_two_people_two_times_one_day_each_confirmed_on_that_day(phone: Phone, factory) -> None:
+    reply = phone.say("I need haircuts for me and my son, saturday 10 and 11")
+    assert ("Sat Nov 28 at 10:00 AM" in reply) or ("10 AM on Saturday, November 28th" in reply)
+    assert "11" in reply  # the second time is acknowledged, not dropped
+    assert confirmed(factory) == []
+    reply = phone.say("yes")
+    assert confirmed(factory) == [("haircut", local(28, 10))]
+    # The rest keeps the day said first and is a second booking, confirmed on its own.
+    assert ("Sat Nov 28 at 11:00 AM" in reply) or ("11 AM on Saturday, November 28th" in reply)
+    assert "instead" not in reply.lower()
+    phone.say("yes")
+    assert sorted(confirmed(factory)) == [("haircut", local(28, 10)), ("haircut", local(28, 11))]

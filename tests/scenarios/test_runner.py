@@ -406,3 +406,20 @@ def test_openai_engine_without_an_endpoint_plays_the_scripted_local_model(monkey
     engine = _engine_for("openai")
     assert isinstance(engine, LlmEngine)
     assert engine.client.base_url.host != "api.openai.com"  # never the real service
+
+
+def test_the_day_the_caller_named_first_is_asked_for_even_when_corrected_later() -> None:
+    # "corte el martes a las 12" then "mejor el jueves": offering Tuesday first is what
+    # was asked, in any category; another day than both is still unsafe.
+    corrected = scenario(
+        category="spanish",
+        say=["corte el martes a las 12", "mejor el jueves"],
+        accept=["2026-11-26 12:00"],
+        expect={"add": [{"type": "haircut", "at": "2026-11-26 12:00"}]},
+    )
+    asked = "¿Reservo una cita de corte el mar 24 nov a las 12:00? Responda SÍ para confirmar."
+    outcome = judge(corrected, talk((PersonTurn("corte el martes a las 12"), asked, {})), "sms")
+    assert not any("another day" in reason for reason in outcome.unsafe)
+    other = "¿Reservo una cita de corte el mié 25 nov a las 12:00? Responda SÍ para confirmar."
+    outcome = judge(corrected, talk((PersonTurn("corte el martes a las 12"), other, {})), "sms")
+    assert any("another day" in reason for reason in outcome.unsafe)

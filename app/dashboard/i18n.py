@@ -91,7 +91,10 @@ ES: dict[str, str] = {
     "Waiting for the code": "Esperando el código",
     "Bookings per day (last 30 days)": "Citas por día (últimos 30 días)",
     "No-shows": "Ausencias",
-    "No-shows are not recorded yet.": "Las ausencias aún no se registran.",
+    "No attendance marked in the last 30 days.":
+        "No se marcó asistencia en los últimos 30 días.",
+    "Attended": "Asistieron",
+    "No-show rate": "Tasa de ausencias",
     "Total": "Total",
     "Agent": "Agente",
     "Español": "Español",

@@ -13,7 +13,15 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Agent, Appointment, CalendarConnection, Conversation, Message, PhoneNumber
+from app.models import (
+    Agent,
+    Appointment,
+    Attendance,
+    CalendarConnection,
+    Conversation,
+    Message,
+    PhoneNumber,
+)
 from app.security import verification
 
 CHANNELS = ("sms", "voice", "vapi", "admin", "dashboard")
@@ -286,6 +294,13 @@ class Insights:
     per_day: list[dict[str, int]]
     totals: dict[str, int]
     svg: str
+    # Past appointments in the span the owner marked: {"attended": n, "no_show": n}.
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def no_show_rate(self) -> int | None:
+        marked = sum(self.outcomes.values())
+        return round(100 * self.outcomes.get("no_show", 0) / marked) if marked else None
 
 
 def insights(session: Session, agent: Agent, now: datetime, span_days: int = 30) -> Insights:
@@ -311,7 +326,26 @@ def insights(session: Session, agent: Agent, now: datetime, span_days: int = 30)
             per_day[day][channel] = count
             totals[channel] += count
     labels = [d.strftime("%d %b") for d in days]
-    return Insights(labels, per_day, dict(totals), bar_chart(labels, per_day))
+    outcomes = attendance_outcomes(session, agent, since, now)
+    return Insights(labels, per_day, dict(totals), bar_chart(labels, per_day), outcomes)
+
+
+def attendance_outcomes(
+    session: Session, agent: Agent, since: datetime, now: datetime
+) -> dict[str, int]:
+    """Attended and no-show marks on appointments that started in [since, now)."""
+    rows = session.execute(
+        select(Attendance.outcome, func.count())
+        .join(Appointment, Appointment.id == Attendance.appointment_id)
+        .where(
+            Appointment.agent_id == agent.id,
+            Appointment.start_at >= since,
+            Appointment.start_at < now,
+            Attendance.outcome.is_not(None),
+        )
+        .group_by(Attendance.outcome)
+    ).all()
+    return {outcome: count for outcome, count in rows}
 
 
 CHANNEL_COLOURS = {

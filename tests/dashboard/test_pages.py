@@ -14,6 +14,7 @@ from app.demo import DemoData
 from app.models import (
     Agent,
     Appointment,
+    Attendance,
     AuditEntry,
     CalendarConnection,
     Conversation,
@@ -262,6 +263,25 @@ def test_insights_chart_counts_bookings_by_channel(
     page = client.get(f"/dashboard/a/{demo.agent_id}/insights").text
     assert "<svg" in page and "2 bookings" in page
     assert "sms: 1" in page and "voice: 1" in page
+    assert "No attendance marked" in page
+
+
+def test_insights_show_the_no_show_rate_from_marked_attendance(
+    client: TestClient,
+    sender: RecordingSender,
+    demo: DemoData,
+    session_factory: sessionmaker[Session],
+) -> None:
+    first = book(session_factory, demo, -50, key="a")  # two days before the pinned now
+    second = book(session_factory, demo, -49, key="b")
+    book(session_factory, demo, 26, key="c")  # still to come: not counted
+    with session_factory() as session:
+        session.add(Attendance(appointment_id=first, outcome="no_show"))
+        session.add(Attendance(appointment_id=second, outcome="attended"))
+        session.commit()
+    sign_in(client, sender, demo.caller)
+    page = client.get(f"/dashboard/a/{demo.agent_id}/insights").text
+    assert "No-shows: 1 · Attended: 1 · No-show rate: 50%" in page
 
 
 def test_conversation_page_shows_turns_and_report_with_masked_caller(

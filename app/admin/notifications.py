@@ -186,11 +186,7 @@ def write_reminder_settings(
     agent_id: str, body: ReminderSettingsIn, principal: Operator, session: SessionDep
 ) -> ReminderSettingsOut:
     _agent(session, principal, agent_id)
-    row = session.get(ReminderSettings, agent_id) or ReminderSettings(agent_id=agent_id)
-    for name, value in body.model_dump().items():
-        setattr(row, name, value)
-    row.offsets_minutes = sorted(set(body.offsets_minutes), reverse=True)
-    session.add(row)
+    row = apply_reminder_settings(session, agent_id, body)
     audit.record(
         session,
         "agent.reminder_settings",
@@ -200,6 +196,19 @@ def write_reminder_settings(
     )
     session.commit()
     return _settings_out(row)
+
+
+def apply_reminder_settings(
+    session: Session, agent_id: str, body: ReminderSettingsIn
+) -> ReminderSettings:
+    """Replace the agent's reminder settings with the validated body (not committed);
+    the admin API and the dashboard both save through here."""
+    row = session.get(ReminderSettings, agent_id) or ReminderSettings(agent_id=agent_id)
+    for name, value in body.model_dump().items():
+        setattr(row, name, value)
+    row.offsets_minutes = sorted(set(body.offsets_minutes), reverse=True)
+    session.add(row)
+    return row
 
 
 def _settings_out(row: ReminderSettings) -> ReminderSettingsOut:

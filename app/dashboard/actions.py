@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.admin.agents import _apply as apply_agent_fields
+from app.admin.notifications import ReminderSettingsIn, apply_reminder_settings
 from app.admin.schemas import AgentUpdate
 from app.calendar.backend import CalendarFactory
 from app.config import Settings
@@ -112,6 +113,18 @@ def save_settings(
     )
     session.commit()
     return changed
+
+
+def save_reminders(session: Session, user_id: str, agent: Agent, body: ReminderSettingsIn) -> None:
+    apply_reminder_settings(session, agent.id, body)
+    audit.record(
+        session,
+        "dashboard.agent.reminder_settings",
+        actor=actor(user_id),
+        subject=agent.id,
+        details=body.model_dump(),
+    )
+    session.commit()
 
 
 def disconnect_calendar(session: Session, user_id: str, agent: Agent) -> bool:

@@ -27,6 +27,7 @@ from app.dashboard.web import (
 )
 from app.deps import SessionDep
 from app.models import Agent
+from app.notifications.plan import settings_for
 from app.phone import try_e164
 from app.security.ratelimit import CallerLimit
 from app.security.verification import Outcome
@@ -265,8 +266,15 @@ def move_appointment(
 
 
 def _settings_page(
-    request: Request, session: Session, user_id: str, agent: Agent, form: settings_form.SettingsForm
+    request: Request,
+    session: Session,
+    user_id: str,
+    agent: Agent,
+    form: settings_form.SettingsForm,
+    reminders: settings_form.SettingsForm | None = None,
 ) -> HTMLResponse:
+    if reminders is None:
+        reminders = settings_form.from_reminders(settings_for(session, agent.id))
     response = _page(
         request,
         session,
@@ -278,8 +286,9 @@ def _settings_page(
         day_names=settings_form.DAY_NAMES,
         languages=settings_form.LANGUAGE_CHOICES,
         has_pin=agent.pin_hash is not None,
+        reminders=reminders,
     )
-    if form.errors:
+    if form.errors or reminders.errors:
         response.status_code = 422
     return response
 
@@ -309,6 +318,24 @@ def save_settings(
     if update is None:
         return _settings_page(request, session, user_id, agent, shown)
     actions.save_settings(session, user_id, agent, update, clear_cap)
+    return redirect(request, f"{BASE}/a/{agent.id}/settings", flash="Saved.")
+
+
+@router.post("/a/{agent_id}/settings/reminders")
+def save_reminders(
+    request: Request,
+    agent_id: str,
+    session: SessionDep,
+    _csrf: Csrf,
+    form: Annotated[FormData, Depends(_form)],
+) -> Response:
+    user_id = owner_id(request, session)
+    agent = _agent(session, user_id, agent_id)
+    body, shown = settings_form.parse_reminders(form)
+    if body is None:
+        page = settings_form.from_agent(agent)
+        return _settings_page(request, session, user_id, agent, page, shown)
+    actions.save_reminders(session, user_id, agent, body)
     return redirect(request, f"{BASE}/a/{agent.id}/settings", flash="Saved.")
 
 

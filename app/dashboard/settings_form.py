@@ -1,5 +1,6 @@
-"""The settings form: HTML fields → the admin API's own AgentUpdate schema, so the
-dashboard and the API accept exactly the same values; errors come back per field."""
+"""The settings forms: HTML fields → the admin API's own schemas (AgentUpdate and
+ReminderSettingsIn), so the dashboard and the API accept exactly the same values;
+errors come back per field."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from app.admin.notifications import ReminderSettingsIn
 from app.admin.schemas import AgentUpdate
-from app.models import Agent
+from app.models import Agent, ReminderSettings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = {
@@ -28,6 +30,12 @@ MAX_TYPES = 20
 MAX_FAQ = 20
 _WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})\s*$")
 _SLUG = re.compile(r"[^a-z0-9]+")
+REMINDER_SWITCHES = (
+    "reminders_enabled",
+    "confirmations_enabled",
+    "owner_notifications",
+    "reminder_calls",
+)
 
 
 @dataclass
@@ -143,6 +151,38 @@ def parse(form: FormData) -> tuple[AgentUpdate | None, SettingsForm, bool]:
             shown.errors.setdefault(_field_of(error["loc"], error["msg"]), _message(error))
         return None, shown, False
     return update, shown, not cap
+
+
+def from_reminders(row: ReminderSettings) -> SettingsForm:
+    values = {name: "on" for name in REMINDER_SWITCHES if getattr(row, name)}
+    values.update(
+        offsets_minutes=", ".join(str(m) for m in row.offsets_minutes),
+        quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end,
+        daily_agenda_time=row.daily_agenda_time or "",
+    )
+    return SettingsForm(values=values)
+
+
+def parse_reminders(form: FormData) -> tuple[ReminderSettingsIn | None, SettingsForm]:
+    """The validated reminder settings (None when a field is wrong) and the form to
+    redisplay; a checkbox left unticked is absent from the form, so it is off."""
+    shown = SettingsForm(values={k: str(v) for k, v in form.items() if isinstance(v, str)})
+    offsets = shown.values.get("offsets_minutes", "")
+    agenda = shown.values.get("daily_agenda_time", "").strip()
+    payload: dict[str, Any] = {name: name in shown.values for name in REMINDER_SWITCHES}
+    payload.update(
+        offsets_minutes=[_int(part.strip()) for part in offsets.split(",") if part.strip()],
+        quiet_start=shown.values.get("quiet_start", "").strip(),
+        quiet_end=shown.values.get("quiet_end", "").strip(),
+        daily_agenda_time=agenda or None,
+    )
+    try:
+        return ReminderSettingsIn.model_validate(payload), shown
+    except ValidationError as exc:
+        for error in exc.errors():
+            shown.errors.setdefault(_field_of(error["loc"], error["msg"]), _message(error))
+        return None, shown
 
 
 def _field_of(loc: tuple[Any, ...], message: str) -> str:

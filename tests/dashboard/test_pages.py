@@ -20,6 +20,7 @@ from app.models import (
     Conversation,
     Message,
     Notification,
+    ReminderSettings,
 )
 from app.security.pins import verify_pin
 from tests.conftest import Reader
@@ -53,6 +54,9 @@ def test_another_owners_pages_and_objects_are_refused(
         assert moved.status_code == 404
     settings_path = f"/dashboard/a/{demo.agent_id}/settings"
     assert client.post(settings_path, data={"csrf": csrf, "hours_mon": ""}).status_code == 404
+    reminders = {"csrf": csrf, "offsets_minutes": "60", "quiet_start": "22:00"}
+    assert client.post(f"{settings_path}/reminders", data=reminders).status_code == 404
+    assert db.get(ReminderSettings, demo.agent_id) is None
     with session_factory() as session:
         chat = Conversation(channel="sms", external_id="x", agent_id=demo.agent_id)
         session.add(chat)
@@ -193,6 +197,62 @@ def test_settings_errors_show_beside_the_field_and_change_nothing(
     assert "enter a whole number" in answer.text
     agent = db.get(Agent, demo.agent_id)
     assert agent.horizon_days == 60 and agent.pin_hash is None and "thu" in agent.weekly_hours
+
+
+def _reminder_form(client: TestClient, agent_id: str, **changes: str) -> dict[str, str]:
+    page = client.get(f"/dashboard/a/{agent_id}/settings").text
+    reminders = page[page.index('action="/dashboard/a/' + agent_id + '/settings/reminders"') :]
+    fields = dict(re.findall(r'<input id="[^"]*" name="([^"]+)"[^>]*value="([^"]*)"', reminders))
+    fields.update(re.findall(r'name="(csrf)" value="([^"]*)"', reminders))
+    fields.update((name, "on") for name in re.findall(r'name="([^"]+)" checked', reminders))
+    fields.update(changes)
+    return fields
+
+
+def test_reminder_settings_are_saved_through_the_admin_schema_and_audited(
+    client: TestClient, sender: RecordingSender, demo: DemoData, db: Reader
+) -> None:
+    sign_in(client, sender, demo.caller)
+    page = client.get(f"/dashboard/a/{demo.agent_id}/settings").text
+    assert "not available" not in page
+    assert '<label for="f-offsets_minutes">' in page and 'value="1440, 120"' in page
+    form = _reminder_form(
+        client,
+        demo.agent_id,
+        offsets_minutes="30, 1440, 30",
+        quiet_start="22:30",
+        quiet_end="07:15",
+    )
+    del form["confirmations_enabled"]  # an unticked checkbox is not sent
+    saved = client.post(f"/dashboard/a/{demo.agent_id}/settings/reminders", data=form)
+    assert saved.status_code == 303, saved.text
+    row = db.get(ReminderSettings, demo.agent_id)
+    assert row.offsets_minutes == [1440, 30]
+    assert (row.quiet_start, row.quiet_end) == ("22:30", "07:15")
+    assert row.reminders_enabled and not row.confirmations_enabled
+    entry = db.scalar(
+        select(AuditEntry).where(AuditEntry.action == "dashboard.agent.reminder_settings")
+    )
+    assert entry is not None and entry.actor == f"owner:{demo.user_id}"
+    assert 'value="1440, 30"' in client.get(f"/dashboard/a/{demo.agent_id}/settings").text
+    client.cookies.set("dash_lang", "es")
+    assert "Recordatorios" in client.get(f"/dashboard/a/{demo.agent_id}/settings").text
+
+
+def test_reminder_settings_errors_show_beside_the_field_and_save_nothing(
+    client: TestClient, sender: RecordingSender, demo: DemoData, db: Reader
+) -> None:
+    sign_in(client, sender, demo.caller)
+    form = _reminder_form(client, demo.agent_id, offsets_minutes="1440, 2", quiet_start="25:00")
+    answer = client.post(f"/dashboard/a/{demo.agent_id}/settings/reminders", data=form)
+    assert answer.status_code == 422
+    assert 'id="e-offsets_minutes"' in answer.text and 'id="e-quiet_start"' in answer.text
+    assert "use 24-hour HH:MM" in answer.text
+    assert 'name="quiet_start" type="text" value="25:00" aria-invalid="true"' in answer.text
+    form = _reminder_form(client, demo.agent_id, offsets_minutes="soon")
+    answer = client.post(f"/dashboard/a/{demo.agent_id}/settings/reminders", data=form)
+    assert answer.status_code == 422 and "enter a whole number" in answer.text
+    assert db.get(ReminderSettings, demo.agent_id) is None
 
 
 def test_calendar_connect_uses_the_signed_link_and_disconnect_erases_the_token(

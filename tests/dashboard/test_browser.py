@@ -221,12 +221,12 @@ def test_change_hours_and_the_agent_offers_the_new_times_over_sms(
     sign_in(page, live, demo.caller)
     page.get_by_role("link", name="Settings").click()
     page.get_by_label("Tuesday").fill("18:00-20:00")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
     assert page.get_by_label("Tuesday").input_value() == "18:00-20:00"
     # A mistake is shown beside its field and nothing is saved.
     page.get_by_label("Wednesday").fill("17:00-09:00")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.locator("#e-hours_wed").wait_for()
     assert "closes before it opens" in page.locator("#e-hours_wed").inner_text()
     assert page.get_by_label("Wednesday").get_attribute("aria-invalid") == "true"

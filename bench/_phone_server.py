@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_session_factory, upgrade_to_head  # noqa: E402
 from app.models import Agent, PhoneNumber, User, utcnow  # noqa: E402
+from bench._proc import wait_until_up  # noqa: E402
 
 VAPI_SECRET = "bench-vapi-secret"
 TWILIO_TOKEN = "bench-twilio-token"
@@ -124,7 +125,7 @@ def running_server(agents: int = 32) -> Iterator[str]:
         ]
         server = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
-            _wait_until_up(base, server)
+            wait_until_up(base, server, seconds=30)
             yield base
         finally:
             server.terminate()
@@ -132,20 +133,6 @@ def running_server(agents: int = 32) -> Iterator[str]:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
-
-
-def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("server did not come up in 30 s")
 
 
 @dataclass

@@ -89,7 +89,7 @@ def serve(url: str, extra_env: dict[str, str], workers: int = 1) -> Iterator[tup
     command += ["--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
-        _wait_until_up(base, server)
+        wait_until_up(base, server)
         yield base, server.pid
     finally:
         server.terminate()
@@ -99,8 +99,9 @@ def serve(url: str, extra_env: dict[str, str], workers: int = 1) -> Iterator[tup
             server.kill()
 
 
-def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+def wait_until_up(base: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until the server process answers /healthz; exit the benchmark if it dies or stalls."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"server exited with {server.returncode}")
@@ -110,4 +111,4 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit("server did not come up in 60 s")
+    raise SystemExit(f"server did not come up in {seconds:.0f} s")

@@ -78,14 +78,18 @@ def serve(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     workers: Annotated[int, typer.Option(help="Server processes (share the port)")] = 1,
+    migrate: Annotated[
+        bool, typer.Option(help="Apply migrations first (--no-migrate: a release step does)")
+    ] = True,
 ) -> None:
-    """Serve the API (migrations first)."""
+    """Serve the API (migrations first, unless --no-migrate)."""
     import uvicorn
 
     from app.startup import preflight
 
     settings = get_settings()
-    _migrate(settings)
+    if migrate:
+        _migrate(settings)
     preflight(settings)
     if workers > 1:
         _share_metrics_between_workers()

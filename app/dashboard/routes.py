@@ -8,7 +8,7 @@ import secrets
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -182,9 +182,16 @@ def switch_language(request: Request, code: str, next: str = BASE) -> Response:
 # --- agenda ----------------------------------------------------------------------------------
 
 
+LAST_AGENDA_DAY = date(2199, 12, 31)
+
+
 @router.get("/a/{agent_id}/agenda")
 def agenda(
-    request: Request, agent_id: str, session: ReadSession, start: date | None = None
+    request: Request,
+    agent_id: str,
+    session: ReadSession,
+    # Bounded so a week after it is still a date (9999-12-31 + 7 days would overflow).
+    start: Annotated[date | None, Query(le=LAST_AGENDA_DAY)] = None,
 ) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -396,3 +397,12 @@ def test_agenda_pages_by_week_in_the_agents_zone(
     assert "?start=2026-11-23" in later  # back to this week
     assert "24 November" in client.get(f"{path}?start=2020-01-01").text  # never before today
     assert client.get(f"{path}?start=someday").status_code == 422
+
+
+@pytest.mark.parametrize("start", ["9999-12-31", "2200-01-01"])
+def test_an_agenda_start_at_the_end_of_time_is_refused_not_a_crash(
+    client: TestClient, sender: RecordingSender, demo: DemoData, start: str
+) -> None:
+    sign_in(client, sender, demo.caller)
+    response = client.get(f"/dashboard/a/{demo.agent_id}/agenda?start={start}")
+    assert response.status_code == 422

@@ -10,15 +10,10 @@ from typing import Any
 
 import httpx
 from openai import OpenAI
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.agent.conversations import ConversationService
-from app.agent.engine import Reply
+from app.agent.engine import Engine
 from app.agent.llm import LlmEngine, Options
-from app.calendar.backend import default_calendar_factory
-from app.demo import DemoData
-from app.routing import Route, route
-from tests.conftest import PINNED_NOW
+from tests.agent.test_offline import Phone
 
 BASE_URL = "http://llm.test/v1"
 COMPLETIONS = "/chat/completions"
@@ -102,37 +97,12 @@ def slot_ids(route: Any, index: int = -1) -> list[str]:
 
 
 @dataclass
-class Caller:
-    factory: sessionmaker[Session]
-    demo: DemoData
-    caller: str
-    channel: str = "sms"
+class Caller(Phone):
+    """A Phone (tests/agent/test_offline.py) whose turns the LLM engine holds."""
+
     external_id: str = "conv-llm"
-    may_manage_existing: bool = True
     engine_options: dict[str, Any] = field(default_factory=dict)
-    replies: list[Reply] = field(default_factory=list)
 
-    def say(self, text: str) -> str:
+    def engine_for_turn(self) -> Engine:
         # A new engine each message: the dialogue lives in the database, not in memory.
-        engine = make_engine(**self.engine_options)
-        with self.factory() as session:
-            routed = route(session, self.caller, self.demo.dedicated_line)
-            assert isinstance(routed, Route)
-            service = ConversationService(session, engine, default_calendar_factory, PINNED_NOW)
-            conversation = service.open(self.channel, self.external_id, routed)
-            reply = service.take_turn(
-                conversation,
-                routed,
-                text,
-                channel=self.channel,  # type: ignore[arg-type]
-                may_manage_existing=self.may_manage_existing,
-            )
-            session.commit()
-        self.replies.append(reply)
-        if self.channel == "sms":
-            assert len(reply.text) <= 320, reply.text
-        return reply.text
-
-    @property
-    def last(self) -> Reply:
-        return self.replies[-1]
+        return make_engine(**self.engine_options)

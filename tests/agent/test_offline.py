@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.conversations import ConversationService
-from app.agent.engine import Reply
+from app.agent.engine import Engine, Reply
 from app.agent.offline import OfflineEngine
 from app.calendar.backend import default_calendar_factory
 from app.demo import DemoData
@@ -39,12 +39,15 @@ class Phone:
     may_manage_existing: bool = True
     replies: list[Reply] = field(default_factory=list)
 
+    def engine_for_turn(self) -> Engine:
+        return self.engine
+
     def say(self, text: str) -> str:
         with self.factory() as session:
             routed = route(session, self.caller, self.demo.dedicated_line)
             assert isinstance(routed, Route)
             service = ConversationService(
-                session, self.engine, default_calendar_factory, PINNED_NOW
+                session, self.engine_for_turn(), default_calendar_factory, PINNED_NOW
             )
             conversation = service.open(self.channel, self.external_id, routed)
             reply = service.take_turn(

@@ -95,8 +95,7 @@ def fill(settings: Settings) -> tuple[str, str, str]:
             for n in range(UPCOMING)
         ]
         past = [
-            _appointment(demo.agent_id, n, now - timedelta(hours=2 + n), now)
-            for n in range(PAST)
+            _appointment(demo.agent_id, n, now - timedelta(hours=2 + n), now) for n in range(PAST)
         ]
         session.execute(insert(Appointment), upcoming + past)
         chat = Conversation(

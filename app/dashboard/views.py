@@ -40,6 +40,8 @@ def mask(e164: str | None) -> str:
     )
     hidden = len(digits) - len(country) - 4
     return f"+{country}{'•' * max(hidden, 0)}{digits[-4:]}"
+
+
 CONVERSATION_PAGE = 50
 
 

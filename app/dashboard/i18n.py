@@ -20,13 +20,19 @@ ES: dict[str, str] = {
     "Skip to content": "Ir al contenido",
     "Your phone number": "Tu número de teléfono",
     "Text me a sign-in link": "Envíame un enlace",
-    "If this number belongs to an owner, we texted it a link and a code.": "Si este número es de un propietario, le enviamos un enlace y un código.",
+    "If this number belongs to an owner, we texted it a link and a code.": (
+        "Si este número es de un propietario, le enviamos un enlace y un código."
+    ),
     "6-digit code": "Código de 6 dígitos",
     "Sign in with the code": "Entrar con el código",
     "That code is not valid or has expired.": "Ese código no es válido o ha caducado.",
-    "This sign-in link is not valid, was used already or has expired.": "Este enlace no es válido, ya se usó o ha caducado.",
+    "This sign-in link is not valid, was used already or has expired.": (
+        "Este enlace no es válido, ya se usó o ha caducado."
+    ),
     "Too many sign-in requests. Try again later.": "Demasiadas solicitudes. Inténtalo más tarde.",
-    "Enter a phone number we can read, e.g. +1 415 555 0123.": "Escribe un número válido, p. ej. +1 415 555 0123.",
+    "Enter a phone number we can read, e.g. +1 415 555 0123.": (
+        "Escribe un número válido, p. ej. +1 415 555 0123."
+    ),
     "Continue to your dashboard": "Continuar al panel",
     "Upcoming appointments": "Próximas citas",
     "No upcoming appointments.": "No hay citas próximas.",
@@ -45,7 +51,9 @@ ES: dict[str, str] = {
     "Please fix the fields marked below.": "Corrige los campos marcados.",
     "Opening hours": "Horario",
     "Closed": "Cerrado",
-    "e.g. 09:00-12:00, 13:00-17:00; empty when closed": "p. ej. 09:00-12:00, 13:00-17:00; vacío si está cerrado",
+    "e.g. 09:00-12:00, 13:00-17:00; empty when closed": (
+        "p. ej. 09:00-12:00, 13:00-17:00; vacío si está cerrado"
+    ),
     "Appointment types": "Tipos de cita",
     "Name": "Nombre",
     "Minutes": "Minutos",
@@ -70,10 +78,14 @@ ES: dict[str, str] = {
     "Ask people to confirm": "Pedir confirmación",
     "Remind by phone call": "Recordar con una llamada",
     "Text me about bookings and changes": "Avisarme por SMS de citas y cambios",
-    "Remind this many minutes before (comma-separated)": "Recordar estos minutos antes (separados por comas)",
+    "Remind this many minutes before (comma-separated)": (
+        "Recordar estos minutos antes (separados por comas)"
+    ),
     "Quiet hours start (HH:MM)": "Inicio de horas de silencio (HH:MM)",
     "Quiet hours end (HH:MM)": "Fin de horas de silencio (HH:MM)",
-    "Daily agenda text at (HH:MM, empty: none)": "Agenda diaria por SMS a las (HH:MM, vacío: ninguna)",
+    "Daily agenda text at (HH:MM, empty: none)": (
+        "Agenda diaria por SMS a las (HH:MM, vacío: ninguna)"
+    ),
     "Save reminders": "Guardar recordatorios",
     "No conversations yet.": "Aún no hay conversaciones.",
     "Summary": "Resumen",
@@ -86,7 +98,9 @@ ES: dict[str, str] = {
     "Connect Google Calendar": "Conectar Google Calendar",
     "Reconnect Google Calendar": "Reconectar Google Calendar",
     "Disconnect": "Desconectar",
-    "Built-in calendar (no Google Calendar connected)": "Calendario integrado (sin Google Calendar)",
+    "Built-in calendar (no Google Calendar connected)": (
+        "Calendario integrado (sin Google Calendar)"
+    ),
     "Add a number": "Añadir un número",
     "Text a code": "Enviar código",
     "Verify": "Verificar",

@@ -45,7 +45,7 @@ class Said:
 
 class Dialogue(Protocol):
     async def turn(self, heard: str) -> Said: ...
-    async def interrupted(self, heard: str) -> None: ...
+    async def interrupted(self, heard: str, question_heard: bool) -> None: ...
 
 
 Speaker = Callable[[str], AsyncIterator[bytes]]
@@ -70,6 +70,13 @@ class Playback:
 
     def heard(self) -> str:
         return " ".join(self.phrases[i] for i in sorted(self.played))
+
+    def question_heard(self) -> bool:
+        """Whether every phrase up to the reply's last question was played (all of it,
+        if it asks nothing): a proposal is only as heard as its date and its question."""
+        asks = [i for i, phrase in enumerate(self.phrases) if "?" in phrase]
+        last = asks[-1] if asks else len(self.phrases) - 1
+        return all(i in self.played for i in range(last + 1))
 
     def check_finished(self) -> None:
         if self.synthesis_done and len(self.played) == len(self.sent_marks):
@@ -279,7 +286,7 @@ class StreamCall:
         await self._send({"event": "clear", "streamSid": self.stream_sid})
         self.barge_ins += 1
         playback.finished.set()
-        await self.dialogue.interrupted(playback.heard())
+        await self.dialogue.interrupted(playback.heard(), playback.question_heard())
 
     # --- silence ----------------------------------------------------------------------
 

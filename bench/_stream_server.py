@@ -114,7 +114,11 @@ def main(port: int, database_url: str, fake_url: str) -> None:
 
     app.add_api_route("/_bench/stream_stats", stream_stats, methods=["GET"])
     config = uvicorn.Config(
-        measured(app, figures), log_level="warning", access_log=False, ws="websockets-sansio"
+        measured(app, figures),
+        log_level="warning",
+        access_log=False,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # as `serve` runs it
     )
     uvicorn.Server(config).run(sockets=[loopback_socket(port)])
 

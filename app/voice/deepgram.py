@@ -8,14 +8,17 @@ room sees only `Listener` events and `speak()` bytes, never SDK types.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
+from deepgram.listen.v1 import client as sdk_listen
 
 from app.config import Settings
 
@@ -23,6 +26,22 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000  # Twilio Media Streams: 8 kHz μ-law, one channel
 ENCODING = "mulaw"
+SYNTHESIS_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 3.0
+KEEPALIVE = 200  # idle connections kept for speech synthesis
+
+
+def _uncompressed_listen_sockets() -> None:
+    """The SDK opens its listen socket with websockets' default permessage-deflate, which
+    compresses every 20 ms frame of μ-law audio (hardly compressible) on the event loop:
+    a few percent of a streamed call's CPU for nothing. Its connect() takes no option,
+    so the module's connect function is given compression=None."""
+    connect = getattr(sdk_listen, "websockets_client_connect", None)
+    if connect is not None and not isinstance(connect, functools.partial):
+        sdk_listen.websockets_client_connect = functools.partial(connect, compression=None)
+
+
+_uncompressed_listen_sockets()
 
 
 class DeepgramUnavailable(Exception):
@@ -104,8 +123,18 @@ class Deepgram:
     def __init__(self, settings: Settings) -> None:
         assert settings.deepgram_api_key is not None
         self.settings = settings
+        # Our own pool, sized for every call's phrases at once: httpx keeps only 20 idle
+        # connections by default, so under load each phrase paid a new TCP (and, to the
+        # real Deepgram, TLS) connection on the event loop.
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(SYNTHESIS_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE),
+        )
         self._client = AsyncDeepgramClient(
             api_key=settings.deepgram_api_key.get_secret_value(),
+            httpx_client=self._http,
+            # With a client of ours the SDK sets no timeout of its own unless given one.
+            timeout=SYNTHESIS_TIMEOUT_SECONDS,
             environment=DeepgramClientEnvironment(
                 base=settings.deepgram_api_url.rstrip("/"),
                 production=settings.deepgram_ws_url.rstrip("/"),
@@ -113,6 +142,15 @@ class Deepgram:
                 agent_rest=settings.deepgram_api_url.rstrip("/"),
             ),
         )
+        # The SDK rebuilds its headers for every request, looking its own version up in
+        # the installed packages' metadata (a scan of sys.path, milliseconds on the event
+        # loop before each phrase is synthesised). They never change: build them once.
+        wrapper = self._client._client_wrapper
+        headers = wrapper.get_headers()
+        wrapper.get_headers = lambda: dict(headers)  # type: ignore[method-assign]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     @asynccontextmanager
     async def listen(self, options: ListenOptions) -> AsyncIterator[Listener]:

@@ -29,6 +29,7 @@ ENCODING = "mulaw"
 SYNTHESIS_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 3.0
 KEEPALIVE = 200  # idle connections kept for speech synthesis
+KEEPALIVE_SECONDS = 3.0
 
 
 def _uncompressed_listen_sockets() -> None:
@@ -128,7 +129,13 @@ class Deepgram:
         # real Deepgram, TLS) connection on the event loop.
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(SYNTHESIS_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE),
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=KEEPALIVE,
+                # Below common server idle timeouts (uvicorn's is 5 s), so a connection is
+                # rarely reused just as the server closes it.
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
         )
         self._client = AsyncDeepgramClient(
             api_key=settings.deepgram_api_key.get_secret_value(),
@@ -189,18 +196,35 @@ class Deepgram:
                 await listener.close()
 
     async def speak(self, text: str) -> AsyncIterator[bytes]:
-        """μ-law 8 kHz audio for `text`, chunk by chunk as Deepgram streams it."""
-        try:
-            async for chunk in self._client.speak.v1.audio.generate(
-                text=text,
-                model=self.settings.deepgram_tts_model,
-                encoding=ENCODING,
-                sample_rate=SAMPLE_RATE,
-                container="none",
-            ):
-                yield chunk
-        except Exception as exc:
-            raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
+        """μ-law 8 kHz audio for `text`, chunk by chunk as Deepgram streams it.
+
+        A pooled connection the server closed while idle fails before any audio: that
+        request is sent once more, on a fresh connection. A failure after audio began is
+        not retried (the caller would hear the start twice)."""
+        for attempt in range(2):
+            started = False
+            try:
+                async for chunk in self._synthesise(text):
+                    started = True
+                    yield chunk
+                return
+            except httpx.TransportError as exc:
+                if started or attempt:
+                    raise DeepgramUnavailable(
+                        f"speech synthesis failed: {type(exc).__name__}"
+                    ) from exc
+                log.info("speech synthesis: %s on a pooled connection, sent again", exc)
+            except Exception as exc:
+                raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
+
+    def _synthesise(self, text: str) -> AsyncIterator[bytes]:
+        return self._client.speak.v1.audio.generate(
+            text=text,
+            model=self.settings.deepgram_tts_model,
+            encoding=ENCODING,
+            sample_rate=SAMPLE_RATE,
+            container="none",
+        )
 
 
 def build_deepgram(settings: Settings) -> Deepgram | None:

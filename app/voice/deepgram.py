@@ -25,6 +25,7 @@ from app.config import Settings
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000  # Twilio Media Streams: 8 kHz μ-law, one channel
+FRAME_BYTES = 160  # 20 ms of it
 ENCODING = "mulaw"
 SYNTHESIS_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -76,19 +77,32 @@ class ListenOptions:
 
 
 class Listener:
-    """One live-transcription socket: audio in, events out."""
+    """One live-transcription socket: audio in (in chunks of `chunk_bytes`), events out."""
 
-    def __init__(self, socket: Any) -> None:
+    def __init__(self, socket: Any, chunk_bytes: int = FRAME_BYTES) -> None:
         self._socket = socket
+        self._chunk_bytes = max(FRAME_BYTES, chunk_bytes)
+        self._pending = bytearray()
 
     async def send(self, audio: bytes) -> None:
+        self._pending += audio
+        if len(self._pending) >= self._chunk_bytes:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        audio = bytes(self._pending)
+        self._pending.clear()
         try:
             await self._socket.send_media(audio)
         except Exception as exc:
             raise DeepgramUnavailable(f"sending audio failed: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
+        """The audio still held, then CloseStream: Deepgram hears every frame."""
         try:
+            await self._flush()
             await self._socket.send_close_stream()
         except Exception:
             log.debug("deepgram close-stream not sent (socket already gone)")
@@ -189,7 +203,7 @@ class Deepgram:
                     )
             except Exception as exc:
                 raise DeepgramUnavailable(f"cannot connect: {type(exc).__name__}") from exc
-            listener = Listener(socket)
+            listener = Listener(socket, settings.deepgram_audio_chunk_ms * SAMPLE_RATE // 1000)
             try:
                 yield listener
             finally:

@@ -11,7 +11,7 @@ import respx
 from pydantic import SecretStr
 
 from app.config import Settings
-from app.voice.deepgram import Deepgram, DeepgramUnavailable
+from app.voice.deepgram import Deepgram, DeepgramUnavailable, Listener
 
 API = "http://deepgram.test"
 
@@ -59,3 +59,32 @@ def test_an_error_answer_is_not_retried(settings: Settings) -> None:
         with pytest.raises(DeepgramUnavailable):
             speak(settings, "Hello.")
     assert route.call_count == 1
+
+
+class Socket:
+    """What Listener needs of the SDK's socket: the chunks it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    async def send_media(self, audio: bytes) -> None:
+        self.sent.append(audio)
+
+    async def send_close_stream(self) -> None:
+        self.closed = True
+
+
+def test_audio_goes_out_in_chunks_and_the_rest_before_close() -> None:
+    socket = Socket()
+    listener = Listener(socket, chunk_bytes=320)  # 40 ms
+
+    async def call() -> None:
+        for frame in range(5):
+            await listener.send(bytes([frame]) * 160)
+        assert [len(chunk) for chunk in socket.sent] == [320, 320]
+        await listener.close()
+
+    asyncio.run(call())
+    assert [len(chunk) for chunk in socket.sent] == [320, 320, 160] and socket.closed
+    assert b"".join(socket.sent) == b"".join(bytes([f]) * 160 for f in range(5))

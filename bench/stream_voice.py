@@ -180,6 +180,7 @@ class Bench:
         print(f"  server CPU {cpu:.2f} s = {cpu / call_seconds * 1000:.2f} ms per call-second")
         print(f"  frames in (caller->Deepgram) sent {sent_in}, lost {lost_in}")
         print(f"  calls that fell back to <Gather> (no Deepgram stream): {fallbacks}")
+        print(f"  calls that failed: {sum(part['failed'] for part in parts)}")
         print(f"  frames out (server->caller) sent {figures['frames_out']}, lost {lost_out}")
         late = sum(part["late_ticks"] for part in parts)
         print(f"  caller-side late 20 ms ticks (the load generator's own lag): {late}")
@@ -200,13 +201,20 @@ def play_calls(server: str, fake: str, indices: list[int]) -> dict[str, float]:
         async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             started = time.monotonic()
             until = started + SECONDS
-            await asyncio.gather(*(bench.converse(http, c, 10_000, 1.5, until) for c in calls))
+            outcomes = await asyncio.gather(
+                *(bench.converse(http, c, 10_000, 1.5, until) for c in calls),
+                return_exceptions=True,
+            )
             elapsed = time.monotonic() - started
+            for call in calls:
+                await call.close()
         return {
             "frames_sent": sum(c.frames_sent for c in calls),
             "frames_received": sum(c.frames_received for c in calls),
             "late_ticks": sum(c.late_ticks for c in calls),
             "call_seconds": len(calls) * elapsed,
+            # A call the overloaded server did not answer with a stream, or that broke.
+            "failed": sum(isinstance(outcome, Exception) for outcome in outcomes),
         }
 
     return asyncio.run(main())

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # Silence (ms) that ends a phrase, and the gap that ends an utterance (one turn).
     deepgram_endpointing_ms: int = 300
     deepgram_utterance_end_ms: int = 1000
+    # Caller audio is sent to Deepgram in chunks of this many ms (Twilio's frames are 20 ms;
+    # Deepgram asks for 20-250): one WebSocket send per chunk is most of a call's CPU.
+    deepgram_audio_chunk_ms: int = 40
     # Deepgram must answer within this, or the call goes on with <Gather>.
     deepgram_connect_timeout_seconds: float = 3.0
     # How long the signed stream token in the <Stream> parameters stays valid.

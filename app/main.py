@@ -109,6 +109,8 @@ def create_app(
         yield
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
+        if app.state.deepgram is not None:
+            await app.state.deepgram.aclose()
         if db_engine is not None:
             db_engine.dispose()
 

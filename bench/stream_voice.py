@@ -6,7 +6,7 @@ fake Deepgram in another process, and callers played by app/stream_sim.StreamedC
    (target p99 <= 15 ms), side by side with the Gather turn's server time in the same run.
 2. BENCH_CALLS (50) concurrent streamed calls for BENCH_SECONDS (15) each: the server's
    event-loop lag p99 (target <= 5 ms), server CPU per call-second, frames dropped
-   (target 0) in both directions.
+   (target 0) in both directions. The callers run in BENCH_CLIENTS (4) processes.
 
     .venv/bin/python bench/stream_voice.py
 """
@@ -14,12 +14,15 @@ fake Deepgram in another process, and callers played by app/stream_sim.StreamedC
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +44,7 @@ from app.voice.fake_deepgram import loopback_socket  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", 50))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 15))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", 4))
 TURN_CALLS = int(os.environ.get("BENCH_TURN_CALLS", 8))
 TURNS = int(os.environ.get("BENCH_TURNS", 12))
 PHRASES = ["what do you have tomorrow afternoon", "is friday morning free", "next week then"]
@@ -145,32 +149,75 @@ class Bench:
     async def concurrent(self, http: httpx.AsyncClient) -> None:
         before = await self.fake_stats(http)
         await self.stats(http, reset=True)
-        calls = [self.call(200 + i) for i in range(CALLS)]
+        # The callers run in CLIENTS processes, so the load generator is not the bottleneck.
+        shares = [list(range(200 + i, 200 + CALLS, CLIENTS)) for i in range(CLIENTS)]
         started = time.monotonic()
-        until = started + SECONDS
-        await asyncio.gather(*(self.converse(http, c, 10_000, 1.5, until) for c in calls))
+        with ProcessPoolExecutor(CLIENTS, mp_context=mp.get_context("spawn")) as pool:
+            jobs = [
+                asyncio.wrap_future(pool.submit(play_calls, self.server, self.fake, share))
+                for share in shares
+            ]
+            parts = await asyncio.gather(*jobs)
         elapsed = time.monotonic() - started
-        async with asyncio.timeout(15):
-            while (await self.fake_stats(http))["closed_streams"] - before[
-                "closed_streams"
-            ] < CALLS:
-                await asyncio.sleep(0.1)
+        # Deepgram has had every frame once each stream it opened is closed (a call whose
+        # stream fell back to <Gather> under load opened none, or dropped it).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                while not await self.all_closed(http, before):
+                    await asyncio.sleep(0.1)
         after = await self.fake_stats(http)
+        fallbacks = CALLS - (after["connections"] - before["connections"])
         figures = await self.stats(http)
-        sent_in = sum(c.frames_sent for c in calls)
+        sent_in = sum(part["frames_sent"] for part in parts)
         lost_in = sent_in - (after["audio_bytes"] - before["audio_bytes"]) // 160
-        lost_out = figures["frames_out"] - sum(c.frames_received for c in calls)
-        call_seconds = CALLS * elapsed
+        lost_out = figures["frames_out"] - sum(part["frames_received"] for part in parts)
+        call_seconds = sum(part["call_seconds"] for part in parts)
         lag = figures["lag_ms"]
-        print(f"{CALLS} concurrent streamed calls for {elapsed:.1f} s each")
+        print(f"{CALLS} concurrent streamed calls, {CLIENTS} client processes, {elapsed:.1f} s")
         print(line("  server event-loop lag", lag))
         print(f"  target lag p99 <= 5 ms: {'met' if percentile(lag, 0.99) <= 5 else 'MISSED'}")
         cpu = figures["cpu_seconds"]
         print(f"  server CPU {cpu:.2f} s = {cpu / call_seconds * 1000:.2f} ms per call-second")
         print(f"  frames in (caller->Deepgram) sent {sent_in}, lost {lost_in}")
+        print(f"  calls that fell back to <Gather> (no Deepgram stream): {fallbacks}")
+        print(f"  calls that failed: {sum(part['failed'] for part in parts)}")
         print(f"  frames out (server->caller) sent {figures['frames_out']}, lost {lost_out}")
-        late = sum(c.late_ticks for c in calls)
+        late = sum(part["late_ticks"] for part in parts)
         print(f"  caller-side late 20 ms ticks (the load generator's own lag): {late}")
+
+    async def all_closed(self, http: httpx.AsyncClient, before: dict) -> bool:
+        now = await self.fake_stats(http)
+        opened = now["connections"] - before["connections"]
+        return now["closed_streams"] - before["closed_streams"] >= opened
+
+
+def play_calls(server: str, fake: str, indices: list[int]) -> dict[str, float]:
+    """One client process: its share of the concurrent calls, for SECONDS."""
+
+    async def main() -> dict[str, float]:
+        bench = Bench(server, fake)
+        calls = [bench.call(index) for index in indices]
+        limits = httpx.Limits(max_connections=len(calls) + 10)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            started = time.monotonic()
+            until = started + SECONDS
+            outcomes = await asyncio.gather(
+                *(bench.converse(http, c, 10_000, 1.5, until) for c in calls),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+            for call in calls:
+                await call.close()
+        return {
+            "frames_sent": sum(c.frames_sent for c in calls),
+            "frames_received": sum(c.frames_received for c in calls),
+            "late_ticks": sum(c.late_ticks for c in calls),
+            "call_seconds": len(calls) * elapsed,
+            # A call the overloaded server did not answer with a stream, or that broke.
+            "failed": sum(isinstance(outcome, Exception) for outcome in outcomes),
+        }
+
+    return asyncio.run(main())
 
 
 def streaming_agents(url: str) -> None:

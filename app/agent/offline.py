@@ -366,6 +366,10 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if message.yes and ASKS_TOO.search(message.raw) and len(message.text.split()) > 2:
             # "ok but how long does it take?": a question, not a yes; answer and ask again.
             return self.info(message)
+        if awaiting == "confirm" and message.yes and self.state.get("confirm_unheard"):
+            # The caller cut in before the question was played (streamed voice): a yes
+            # cannot answer what was not heard, so the question is said again in full.
+            return self.t("restate_confirm", question=self.confirm_question())
         if intent == "cancel" and not (awaiting == "confirm" and message.yes and not message.no):
             return self.on_cancel_answer(message)
         if (
@@ -459,6 +463,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         return f"{prefix} {self.confirm_question()}".strip()
 
     def confirm_question(self) -> str:
+        # Every path that says the question says it in full: a yes may answer it again
+        # (if this one is cut off too, the stream marks it unheard once more).
+        self.state.pop("confirm_unheard", None)
         intent = self.state.get("intent")
         if intent == "cancel" and self.state.get("targets"):
             targets = self.state["targets"]

@@ -78,6 +78,9 @@ class DialogueState(TypedDict, total=False):
     served: bool
     pending_text: str
     verification_required: bool
+    # Streamed voice: the caller cut in before the confirmation question was played, so
+    # a yes cannot answer it; cleared when the question is said again in full.
+    confirm_unheard: bool
 
 
 # Keys that describe the request in progress; the rest outlive it.
@@ -102,6 +105,7 @@ FLOW_KEYS: tuple[str, ...] = (
     "targets",
     "shift",
     "held_start",
+    "confirm_unheard",
 )
 KNOWN_KEYS = frozenset(DialogueState.__annotations__)
 

@@ -45,7 +45,7 @@ class Said:
 
 class Dialogue(Protocol):
     async def turn(self, heard: str) -> Said: ...
-    async def interrupted(self, heard: str) -> None: ...
+    async def interrupted(self, heard: str, question_heard: bool) -> None: ...
 
 
 Speaker = Callable[[str], AsyncIterator[bytes]]
@@ -71,9 +71,45 @@ class Playback:
     def heard(self) -> str:
         return " ".join(self.phrases[i] for i in sorted(self.played))
 
+    def question_heard(self) -> bool:
+        """Whether every phrase up to the reply's last question was played (all of it,
+        if it asks nothing): a proposal is only as heard as its date and its question."""
+        asks = [i for i, phrase in enumerate(self.phrases) if "?" in phrase]
+        last = asks[-1] if asks else len(self.phrases) - 1
+        return all(i in self.played for i in range(last + 1))
+
     def check_finished(self) -> None:
         if self.synthesis_done and len(self.played) == len(self.sent_marks):
             self.finished.set()
+
+
+class Prefetch:
+    """One phrase's synthesis, started at once and read later, in order."""
+
+    def __init__(self, speaker: Speaker, phrase: str) -> None:
+        self._chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._fetch(speaker, phrase))
+
+    async def _fetch(self, speaker: Speaker, phrase: str) -> None:
+        try:
+            async for chunk in speaker(phrase):
+                self._chunks.put_nowait(chunk)
+        except Exception as exc:  # handed to the reader, which knows what to do
+            self._chunks.put_nowait(exc)
+            return
+        self._chunks.put_nowait(None)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while (item := await self._chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._task.cancel()
 
 
 class StreamCall:
@@ -228,25 +264,38 @@ class StreamCall:
             self._finish(Outcome.FALLBACK)
 
     async def _stream_phrases(self, playback: Playback) -> None:
-        buffer = b""
-        for index, phrase in enumerate(playback.phrases):
-            async for chunk in self.speaker(phrase):
-                buffer += chunk
-                whole = len(buffer) - len(buffer) % FRAME_BYTES
-                for start in range(0, whole, FRAME_BYTES):
-                    await self._media(buffer[start : start + FRAME_BYTES])
-                buffer = buffer[whole:]
-            if buffer:
-                await self._media(buffer)
-                buffer = b""
-            self.marks += 1
-            name = f"m{self.marks}"
-            playback.sent_marks[name] = index
-            await self._send(
-                {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-            )
+        # The next phrase is synthesised while this one streams, so there is no gap
+        # between phrases however long Deepgram takes to answer.
+        ahead: Prefetch | None = None
+        try:
+            for index, phrase in enumerate(playback.phrases):
+                current = ahead or Prefetch(self.speaker, phrase)
+                following = index + 1 < len(playback.phrases)
+                ahead = Prefetch(self.speaker, playback.phrases[index + 1]) if following else None
+                await self._stream_audio(current)
+                self.marks += 1
+                name = f"m{self.marks}"
+                playback.sent_marks[name] = index
+                await self._send(
+                    {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+                )
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # cut off by a barge-in or a failure
         playback.synthesis_done = True
         playback.check_finished()
+
+    async def _stream_audio(self, audio: Prefetch) -> None:
+        """One phrase's audio in 20 ms frames as it arrives (its tail padded by Twilio)."""
+        buffer = b""
+        async for chunk in audio:
+            buffer += chunk
+            whole = len(buffer) - len(buffer) % FRAME_BYTES
+            for start in range(0, whole, FRAME_BYTES):
+                await self._media(buffer[start : start + FRAME_BYTES])
+            buffer = buffer[whole:]
+        if buffer:
+            await self._media(buffer)
 
     async def _media(self, frame: bytes) -> None:
         if self._utterance_ended_at is not None:
@@ -279,7 +328,7 @@ class StreamCall:
         await self._send({"event": "clear", "streamSid": self.stream_sid})
         self.barge_ins += 1
         playback.finished.set()
-        await self.dialogue.interrupted(playback.heard())
+        await self.dialogue.interrupted(playback.heard(), playback.question_heard())
 
     # --- silence ----------------------------------------------------------------------
 

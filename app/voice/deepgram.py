@@ -8,21 +8,42 @@ room sees only `Listener` events and `speak()` bytes, never SDK types.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
+from deepgram.listen.v1 import client as sdk_listen
 
 from app.config import Settings
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000  # Twilio Media Streams: 8 kHz μ-law, one channel
+FRAME_BYTES = 160  # 20 ms of it
 ENCODING = "mulaw"
+SYNTHESIS_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 3.0
+KEEPALIVE = 200  # idle connections kept for speech synthesis
+KEEPALIVE_SECONDS = 3.0
+
+
+def _uncompressed_listen_sockets() -> None:
+    """The SDK opens its listen socket with websockets' default permessage-deflate, which
+    compresses every 20 ms frame of μ-law audio (hardly compressible) on the event loop:
+    a few percent of a streamed call's CPU for nothing. Its connect() takes no option,
+    so the module's connect function is given compression=None."""
+    connect = getattr(sdk_listen, "websockets_client_connect", None)
+    if connect is not None and not isinstance(connect, functools.partial):
+        sdk_listen.websockets_client_connect = functools.partial(connect, compression=None)
+
+
+_uncompressed_listen_sockets()
 
 
 class DeepgramUnavailable(Exception):
@@ -56,19 +77,32 @@ class ListenOptions:
 
 
 class Listener:
-    """One live-transcription socket: audio in, events out."""
+    """One live-transcription socket: audio in (in chunks of `chunk_bytes`), events out."""
 
-    def __init__(self, socket: Any) -> None:
+    def __init__(self, socket: Any, chunk_bytes: int = FRAME_BYTES) -> None:
         self._socket = socket
+        self._chunk_bytes = max(FRAME_BYTES, chunk_bytes)
+        self._pending = bytearray()
 
     async def send(self, audio: bytes) -> None:
+        self._pending += audio
+        if len(self._pending) >= self._chunk_bytes:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        audio = bytes(self._pending)
+        self._pending.clear()
         try:
             await self._socket.send_media(audio)
         except Exception as exc:
             raise DeepgramUnavailable(f"sending audio failed: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
+        """The audio still held, then CloseStream: Deepgram hears every frame."""
         try:
+            await self._flush()
             await self._socket.send_close_stream()
         except Exception:
             log.debug("deepgram close-stream not sent (socket already gone)")
@@ -104,8 +138,24 @@ class Deepgram:
     def __init__(self, settings: Settings) -> None:
         assert settings.deepgram_api_key is not None
         self.settings = settings
+        # Our own pool, sized for every call's phrases at once: httpx keeps only 20 idle
+        # connections by default, so under load each phrase paid a new TCP (and, to the
+        # real Deepgram, TLS) connection on the event loop.
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(SYNTHESIS_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=KEEPALIVE,
+                # Below common server idle timeouts (uvicorn's is 5 s), so a connection is
+                # rarely reused just as the server closes it.
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
+        )
         self._client = AsyncDeepgramClient(
             api_key=settings.deepgram_api_key.get_secret_value(),
+            httpx_client=self._http,
+            # With a client of ours the SDK sets no timeout of its own unless given one.
+            timeout=SYNTHESIS_TIMEOUT_SECONDS,
             environment=DeepgramClientEnvironment(
                 base=settings.deepgram_api_url.rstrip("/"),
                 production=settings.deepgram_ws_url.rstrip("/"),
@@ -113,6 +163,15 @@ class Deepgram:
                 agent_rest=settings.deepgram_api_url.rstrip("/"),
             ),
         )
+        # The SDK rebuilds its headers for every request, looking its own version up in
+        # the installed packages' metadata (a scan of sys.path, milliseconds on the event
+        # loop before each phrase is synthesised). They never change: build them once.
+        wrapper = self._client._client_wrapper
+        headers = wrapper.get_headers()
+        wrapper.get_headers = lambda: dict(headers)  # type: ignore[method-assign]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     @asynccontextmanager
     async def listen(self, options: ListenOptions) -> AsyncIterator[Listener]:
@@ -144,25 +203,42 @@ class Deepgram:
                     )
             except Exception as exc:
                 raise DeepgramUnavailable(f"cannot connect: {type(exc).__name__}") from exc
-            listener = Listener(socket)
+            listener = Listener(socket, settings.deepgram_audio_chunk_ms * SAMPLE_RATE // 1000)
             try:
                 yield listener
             finally:
                 await listener.close()
 
     async def speak(self, text: str) -> AsyncIterator[bytes]:
-        """μ-law 8 kHz audio for `text`, chunk by chunk as Deepgram streams it."""
-        try:
-            async for chunk in self._client.speak.v1.audio.generate(
-                text=text,
-                model=self.settings.deepgram_tts_model,
-                encoding=ENCODING,
-                sample_rate=SAMPLE_RATE,
-                container="none",
-            ):
-                yield chunk
-        except Exception as exc:
-            raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
+        """μ-law 8 kHz audio for `text`, chunk by chunk as Deepgram streams it.
+
+        A pooled connection the server closed while idle fails before any audio: that
+        request is sent once more, on a fresh connection. A failure after audio began is
+        not retried (the caller would hear the start twice)."""
+        for attempt in range(2):
+            started = False
+            try:
+                async for chunk in self._synthesise(text):
+                    started = True
+                    yield chunk
+                return
+            except httpx.TransportError as exc:
+                if started or attempt:
+                    raise DeepgramUnavailable(
+                        f"speech synthesis failed: {type(exc).__name__}"
+                    ) from exc
+                log.info("speech synthesis: %s on a pooled connection, sent again", exc)
+            except Exception as exc:
+                raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
+
+    def _synthesise(self, text: str) -> AsyncIterator[bytes]:
+        return self._client.speak.v1.audio.generate(
+            text=text,
+            model=self.settings.deepgram_tts_model,
+            encoding=ENCODING,
+            sample_rate=SAMPLE_RATE,
+            container="none",
+        )
 
 
 def build_deepgram(settings: Settings) -> Deepgram | None:

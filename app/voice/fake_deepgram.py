@@ -170,7 +170,8 @@ class _Transcriber:
                 self.results(text.split()[0] if text.split() else text, final=False)
             )
         if self.pending and simulated_audio.is_silence(data):
-            self.silent_frames += 1
+            # Counted in 20 ms frames, whatever the size of the chunks sent.
+            self.silent_frames += max(1, len(data) // simulated_audio.FRAME_BYTES)
             if self.silent_frames >= self.fake.endpoint_frames:
                 return await self.final()
         return True

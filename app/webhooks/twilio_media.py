@@ -35,6 +35,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from app.agent.unheard import withdraw_unheard
 from app.config import Settings
 from app.models import Agent, Conversation, Message, User
 from app.routing import Unrouted
@@ -386,14 +387,18 @@ class CallDialogue:
             return Said(voice.APOLOGY_RETRY)
         return said_in(twiml)
 
-    async def interrupted(self, heard: str) -> None:
-        """Keep in the transcript only what the caller heard of the last reply."""
+    async def interrupted(self, heard: str, question_heard: bool) -> None:
+        """Keep in the transcript only what the caller heard of the last reply, and
+        withdraw a proposal whose question was cut off before the caller's next turn."""
         try:
-            await _in_thread(self.websocket, lambda session: self._interrupted(session, heard))
+            await _in_thread(
+                self.websocket,
+                lambda session: self._interrupted(session, heard, question_heard),
+            )
         except Exception:
             log.exception("stream %s: barge-in not recorded", self.call_sid)
 
-    def _interrupted(self, session: Session, heard: str) -> None:
+    def _interrupted(self, session: Session, heard: str, question_heard: bool) -> None:
         conversation = self._call(session).conversation()
         if conversation is None:
             return
@@ -408,8 +413,11 @@ class CallDialogue:
         details = dict(conversation.details or {})
         voice_state = dict(details.get("voice") or {})
         clock = self.websocket.app.state.clock
-        barge_ins = [*voice_state.get("barge_ins", []), {"at": clock().isoformat(), "heard": heard}]
+        barge_in = {"at": clock().isoformat(), "heard": heard, "question_heard": question_heard}
+        barge_ins = [*voice_state.get("barge_ins", []), barge_in]
         conversation.details = {**details, "voice": {**voice_state, "barge_ins": barge_ins}}
+        if not question_heard:
+            conversation.state = withdraw_unheard(dict(conversation.state or {}))
         session.commit()
 
 

@@ -65,7 +65,9 @@ def test_full_booking_by_streamed_voice(
     assert options["model"] == "nova-2-phonecall"
     assert options["encoding"] == "mulaw" and options["sample_rate"] == "8000"
     assert options["interim_results"] == "true" and options["utterance_end_ms"] == "1000"
-    assert "Sam Rivera" in options["terms"] or any("Sam" in t for t in options["terms"])
+    assert "Sam Rivera" in options["terms"]
+    # The agent's appointment type names, as callers say them.
+    assert {"consultation", "haircut"} <= set(options["terms"])
     assert call.frames_sent * 160 == fake.audio_bytes or fake.audio_bytes <= call.frames_sent * 160
 
 
@@ -106,6 +108,42 @@ def test_barge_in_clears_the_audio_and_keeps_only_what_was_heard(
     conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
     assert [b["heard"] for b in conversation.details["voice"]["barge_ins"]] == [heard]
     assert db.scalar(select(Appointment)) is None
+
+
+def test_a_yes_over_a_half_heard_proposal_books_nothing_and_the_agent_restates(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    fake.bytes_per_char = 120  # long enough phrases to talk over
+    call = new_call()
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("book a consultation tomorrow at 3pm")
+        # "I can book a consultation at Tuesday," has played; the date and the question not.
+        await call.hear("I can book")
+        call.say("yes")
+        await call.hear("say that again in full")
+        assert db.scalar(select(Appointment)) is None
+        await call.hear("Shall I go ahead")
+        call.say("yes")
+        await call.hear("booked")
+        await call.hang_up()
+
+    run(scenario)
+    assert call.clears == 1
+    conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
+    (barge_in,) = conversation.details["voice"]["barge_ins"]
+    assert barge_in["question_heard"] is False and "November 24th" not in barge_in["heard"]
+    said = transcript(db, call.sid)
+    cut = [body for direction, body in said if direction == "out" and "[interrupted]" in body]
+    assert len(cut) == 1 and "Shall I go ahead" not in cut[0]
+    restated = next(body for direction, body in said if "say that again in full" in body)
+    assert "November 24th" in restated and "Shall I go ahead" in restated
+    # Booked once, after the second yes, which answered the question heard in full.
+    (appointment,) = db.scalars(select(Appointment))
+    assert appointment.start_at.isoformat() == "2026-11-24T23:00:00+00:00"
 
 
 def test_silence_is_asked_about_then_the_call_ends(

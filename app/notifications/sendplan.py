@@ -44,6 +44,9 @@ class PlanConfig:
     max_early: timedelta = timedelta(minutes=30)
     # Rows planned to go out within this long are being claimed: left alone.
     frozen: timedelta = timedelta(seconds=2)
+    # Aim this long before the due time: a worker's claim and Twilio's answer take a
+    # moment, and a message planned right at its due time would arrive just after it.
+    margin: timedelta = timedelta(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlanConfig:
@@ -52,6 +55,7 @@ class PlanConfig:
             capacity=settings.notify_throughput_per_second,
             max_early=timedelta(minutes=settings.notify_max_early_minutes),
             frozen=timedelta(seconds=2 * settings.notify_tick_seconds),
+            margin=timedelta(seconds=settings.notify_tick_seconds),
         )
 
 
@@ -112,12 +116,13 @@ class Seconds:
 def place(rows: list[Pending], now: float, config: PlanConfig, capacity: float) -> dict[str, float]:
     """Send times for rows (a pure function): latest-due first, as late as allowed."""
     gap = 1.0 / config.mps if config.mps > 0 else 0.0
+    margin = config.margin.total_seconds()
     budget = Seconds(capacity)
     next_on: dict[str, float] = {}  # per number: the send time of its next (later) row
     planned: dict[str, float] = {}
     for row in sorted(rows, key=lambda r: (r.due, r.id), reverse=True):
         floor = max(row.earliest, now)
-        moment = min(row.due, next_on.get(row.sender, math.inf) - gap)
+        moment = min(row.due - margin, next_on.get(row.sender, math.inf) - gap)
         found = budget.latest(moment, floor) if moment >= floor else None
         when = max(found if found is not None else floor, floor)
         planned[row.id] = when

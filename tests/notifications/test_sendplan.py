@@ -88,3 +88,10 @@ def test_planner_writes_send_times_and_leaves_rows_being_claimed(
     assert send_at[0] == due - timedelta(seconds=29) and send_at[-1] == due
     # A second run changes nothing.
     assert SendPlanner(session_factory, clock, PlanConfig(mps=1.0, capacity=50)).run().moved == 0
+
+
+def test_the_margin_keeps_the_last_message_clear_of_its_due_time():
+    rows = burst(senders=2, per_sender=3, due=NOW + 300)
+    config = PlanConfig(mps=1.0, capacity=10.0, margin=timedelta(seconds=1))
+    planned = place(rows, NOW, config, capacity=10.0)
+    assert max(planned.values()) == NOW + 299

@@ -135,6 +135,46 @@ def test_cancel_reply_starts_the_cancel_dialogue_for_that_appointment(
     assert pending == []  # the 2 h reminder was dropped with the cancellation
 
 
+THU_11AM = datetime.fromisoformat("2026-11-26T11:00:00-08:00")
+
+
+@pytest.fixture
+def reminded_of_one_of_two(session_factory, demo, clock: FixedClock, outbound) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Dana holds Wed 3 PM and Thu 11 AM; the reminder for Wed has just gone out."""
+    wednesday = book(session_factory, demo, clock, "sms")
+    with session_factory() as session:
+        result = tools(session, demo, clock(), "sms").book_appointment(
+            BookAppointmentArgs(start=THU_11AM, name="Dana")
+        )
+        session.commit()
+    clock.now = REMINDER_24H
+    send_due(session_factory, outbound, clock)
+    return wednesday, str(result.data["appointment"]["id"])
+
+
+def test_cancel_reply_means_the_reminded_appointment_not_another(
+    twilio: TwilioClient, reminded_of_one_of_two: tuple[str, str], db: Reader
+):
+    wednesday, thursday = reminded_of_one_of_two
+    [question] = sms(twilio, "I need to cancel", "SMtwo1")
+    assert "Wed" in question and "Thu" not in question and "?" in question
+    sms(twilio, "yes", "SMtwo2")
+    assert db.get(Appointment, wednesday).status == "cancelled"
+    assert db.get(Appointment, thursday).status == "confirmed"
+
+
+def test_move_reply_moves_the_reminded_appointment(
+    twilio: TwilioClient, reminded_of_one_of_two: tuple[str, str], db: Reader
+):
+    wednesday, thursday = reminded_of_one_of_two
+    [answer] = sms(twilio, "can I move it to friday at 10am?", "SMtwo3")
+    assert "Fri" in answer and "?" in answer and "which" not in answer.lower()
+    sms(twilio, "yes", "SMtwo4")
+    moved = db.get(Appointment, wednesday)
+    assert moved.start_at == datetime.fromisoformat("2026-11-27T10:00:00-08:00")
+    assert db.get(Appointment, thursday).start_at == THU_11AM
+
+
 def test_confirmation_without_a_reminder_goes_to_the_engine(
     twilio: TwilioClient, session_factory, demo, clock, db: Reader
 ):

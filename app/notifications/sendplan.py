@@ -159,7 +159,14 @@ class SendPlanner:
                     changes,
                 )
             session.commit()
-        return self._report(rows, planned, len(changes), capacity, now.timestamp())
+        report = self._report(rows, planned, len(changes), capacity, now.timestamp())
+        if report.late:
+            log.warning(
+                "send planner: %d notifications cannot go out by their due time at %.1f msg/s",
+                report.late,
+                capacity,
+            )
+        return report
 
     def _pending(self, session: Session, now: datetime) -> list[Pending]:
         """Scheduled rows due within the look-ahead and not about to be claimed."""

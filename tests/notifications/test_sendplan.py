@@ -95,3 +95,36 @@ def test_the_margin_keeps_the_last_message_clear_of_its_due_time():
     config = PlanConfig(mps=1.0, capacity=10.0, margin=timedelta(seconds=1))
     planned = place(rows, NOW, config, capacity=10.0)
     assert max(planned.values()) == NOW + 299
+
+
+def add(factory: sessionmaker[Session], demo: DemoData, count: int, **values: object) -> None:
+    with factory() as session:
+        for i in range(count):
+            fields: dict[str, object] = {
+                "kind": "reminder",
+                "to_e164": "+14155550177",
+                "from_e164": f"+1500555{i:04d}",
+                "body": "r",
+                "due_at": PINNED_NOW + timedelta(minutes=10),
+                **values,
+            }
+            session.add(
+                Notification(
+                    id=new_id("ntf"), agent_id=demo.agent_id, dedupe_key=new_id("k"), **fields
+                )
+            )
+        session.commit()
+
+
+def test_behind_workers_are_planned_at_the_rate_they_achieved(
+    session_factory: sessionmaker[Session], demo: DemoData
+):
+    config = PlanConfig(mps=1.0, capacity=50)
+    clock = FixedClock(PINNED_NOW)
+    add(session_factory, demo, 30, status="sent", sent_at=PINNED_NOW - timedelta(seconds=10))
+    add(session_factory, demo, 1, due_at=PINNED_NOW - timedelta(seconds=20))
+    assert SendPlanner(session_factory, clock, config).run().capacity == 1.0  # 30 in 30 s
+    with session_factory() as session:
+        session.query(Notification).filter(Notification.status == "scheduled").delete()
+        session.commit()
+    assert SendPlanner(session_factory, clock, config).run().capacity == 50

@@ -13,7 +13,8 @@ at the earliest it may: it will be late, and nothing better was possible.
 
 `capacity` is NOTIFY_THROUGHPUT_PER_SECOND; when the planner finds the workers behind
 (rows planned to have left LAG ago still waiting), it plans with the rate they achieved
-over the last MEASURE window instead, so the rest of a burst starts earlier.
+over the last MEASURE window instead, so the rest of a burst starts earlier. It plans
+for HEADROOM of it, so a slow moment does not make the tail of a burst late.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from app.models import Notification
 log = logging.getLogger(__name__)
 LAG = timedelta(seconds=5)
 MEASURE = timedelta(seconds=30)
+# Plan for this share of the capacity: workers slowed for a moment (a busy database,
+# another process on the machine) then still finish a burst by its due time.
+HEADROOM = 0.8
 # A change smaller than this is not written back (rows re-planned each run stay put).
 SETTLE = timedelta(milliseconds=500)
 
@@ -143,7 +147,7 @@ class SendPlanner:
         with self.session_factory() as session:
             rows = self._pending(session, now)
             capacity = self._capacity(session, now)
-            planned = place(rows, now.timestamp(), self.config, capacity)
+            planned = place(rows, now.timestamp(), self.config, capacity * HEADROOM)
             changes = [
                 {"nid": row.id, "when": _utc(planned[row.id])}
                 for row in rows

@@ -186,8 +186,14 @@ class Settings(BaseSettings):
     # A notification claimed this long ago and never answered is marked "unknown"
     # (the worker died mid-send); it is never resent blindly.
     notify_send_lease_seconds: int = 120
-    # Earliest a notification may go out ahead of its due time to spread a burst.
+    # Earliest a notification may go out ahead of its due time to spread a burst
+    # (a reminder also at most 1/24 of its lead: 5 minutes for a 2 h reminder).
     notify_max_early_minutes: int = 30
+    # What the workers together send per second: the send planner starts a burst early
+    # enough at this rate (or at the measured one when the workers fall behind).
+    notify_throughput_per_second: float = 50.0
+    # How often the send planner looks ahead at the backlog.
+    notify_plan_seconds: float = 5.0
     # Sends Twilio refused with 429/503 are retried this many times.
     notify_max_attempts: int = 5
 

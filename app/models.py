@@ -363,6 +363,11 @@ __all__ = [
 # --- Outbound notifications (issue 11): rows are the source of truth, workers deliver ---
 
 
+def _due_at(context: Any) -> Any:
+    """send_at defaults to due_at (ORM and Core inserts alike)."""
+    return context.get_current_parameters()["due_at"]
+
+
 class Notification(TimestampMixin, Base):
     """One outbound SMS or call. Written in the same transaction as the booking change;
     a worker claims it (status "sending", committed) before calling Twilio, so a send is
@@ -375,6 +380,8 @@ class Notification(TimestampMixin, Base):
         Index("ix_notifications_appointment", "appointment_id"),
         # Per-number claims: the backlog and next row of one sending number.
         Index("ix_notifications_sender_due", "from_e164", "status", "due_at"),
+        # Claims take what is planned to go out now.
+        Index("ix_notifications_status_send", "status", "send_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))
@@ -391,6 +398,12 @@ class Notification(TimestampMixin, Base):
     from_e164: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When a worker sends it: the due time, or earlier when the send planner
+    # (app/notifications/sendplan.py) starts a burst early so none of it is late.
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_due_at)
+    # How early it may go out at most (a reminder: 1/24 of its lead, never in the
+    # person's quiet hours); None: not before its due time.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # scheduled | sending | sent | delivered | undelivered | failed | skipped | unknown
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     reason: Mapped[str | None] = mapped_column(String(200))

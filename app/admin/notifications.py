@@ -50,6 +50,9 @@ class NotificationOut(BaseModel):
     status: str
     reason: str | None
     due_at: datetime
+    send_at: datetime = Field(
+        description="When it goes out: its due time, or earlier when a burst starts early"
+    )
     sent_at: datetime | None
     status_at: datetime | None
     attempts: int
@@ -126,6 +129,7 @@ def _out(row: Notification) -> NotificationOut:
         status=row.status,
         reason=row.reason,
         due_at=row.due_at,
+        send_at=row.send_at,
         sent_at=row.sent_at,
         status_at=row.status_at,
         attempts=row.attempts,

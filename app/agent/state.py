@@ -108,6 +108,9 @@ FLOW_KEYS: tuple[str, ...] = (
     "confirm_unheard",
 )
 KNOWN_KEYS = frozenset(DialogueState.__annotations__)
+# Set by whoever opens a conversation about one appointment (a reminder, its reply or
+# call): the appointment the next message most likely means.
+ABOUT_APPOINTMENT = "about_appointment"
 
 
 def load_state(stored: Mapping[str, Any] | None) -> DialogueState:
@@ -115,6 +118,11 @@ def load_state(stored: Mapping[str, Any] | None) -> DialogueState:
     plain strings; unknown keys are dropped, and a request whose intent or awaited
     answer is no longer known is dropped as a whole rather than guessed at."""
     state: dict[str, Any] = {k: v for k, v in (stored or {}).items() if k in KNOWN_KEYS}
+    about = (stored or {}).get(ABOUT_APPOINTMENT)
+    if about:
+        # A reminder's reply (app/notifications/replies.py): "cancel", "move it" with no
+        # other reference mean the reminded appointment, as "last" does.
+        state["last"] = about
     try:
         if "intent" in state and state["intent"] is not None:
             state["intent"] = Intent(state["intent"])

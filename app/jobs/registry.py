@@ -20,6 +20,7 @@ from app.config import Settings
 from app.notifications.agenda import schedule_agendas
 from app.notifications.delivery import Deliverer, DeliveryConfig
 from app.notifications.outbound import OutboundSender
+from app.notifications.sendplan import PlanConfig, SendPlanner
 from app.security import audit
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ def drain_notifications(env: JobEnv) -> object:
     return env.deliverer().drain()
 
 
+def plan_sends(env: JobEnv) -> object:
+    config = PlanConfig.from_settings(env.settings)
+    return SendPlanner(env.session_factory, env.clock, config).run()
+
+
 def reap_notifications(env: JobEnv) -> object:
     return env.deliverer().reap()
 
@@ -96,6 +102,7 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             drain_notifications,
             lanes=max(settings.worker_concurrency, 1),
         ),
+        PeriodicJob("notifications.plan", settings.notify_plan_seconds, plan_sends),
         PeriodicJob("notifications.reap", 30, reap_notifications),
         PeriodicJob("notifications.agenda", 60, daily_agendas),
     ]

@@ -6,24 +6,23 @@ claim and the answer leaves the row "sending"; after NOTIFY_SEND_LEASE_SECONDS `
 marks it "unknown", and nobody resends it blindly. Twilio's 429/503 (it did not take the
 message) go back to "scheduled" with a backoff; timeouts and other 5xx are "unknown".
 
-Pacing: each sending number has a row in sms_sender_pace holding its next free slot.
-A claim locks free numbers' rows (SKIP LOCKED, so workers take disjoint numbers) and
-takes one message per number whose slot has come, so every worker process shares
-SMS_SENDER_MPS and no worker waits on one number while others have work. A burst of
-due messages becomes eligible 1.5 x `backlog / rate` seconds early (at most
-NOTIFY_MAX_EARLY_MINUTES), so the last of them still goes out on time.
+When: the send planner (sendplan.py) gives each row its send_at, early enough for a
+burst to finish by its due time. A claim takes a batch of rows whose send_at has come
+(SKIP LOCKED, so workers take disjoint rows) in one transaction, and paces them per
+number with sms_sender_pace (each number's next free slot, shared by every worker
+process), so SMS_SENDER_MPS holds even for rows the planner has not seen yet. A batch's
+outcomes are recorded together in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/webhooks/twilio/notifications/status"
 CALL_PATH = "/webhooks/twilio/notifications/call"
 RETRY_BASE = timedelta(seconds=30)
-EARLY_HEADROOM = 1.5
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,10 @@ class DeliveryConfig:
     mps: float = 1.0
     batch: int = 50
     lease: timedelta = timedelta(seconds=120)
-    max_early: timedelta = timedelta(minutes=30)
     max_attempts: int = 5
+    # A claim takes rows whose send time comes within this (the worker waits for it),
+    # so a row goes out on time rather than at the next tick after it.
+    lookahead: timedelta = timedelta(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryConfig:
@@ -66,8 +66,8 @@ class DeliveryConfig:
             mps=settings.sms_sender_mps,
             batch=settings.notify_batch,
             lease=timedelta(seconds=settings.notify_send_lease_seconds),
-            max_early=timedelta(minutes=settings.notify_max_early_minutes),
             max_attempts=settings.notify_max_attempts,
+            lookahead=timedelta(seconds=settings.notify_tick_seconds),
         )
 
 
@@ -81,6 +81,15 @@ class Claimed:
     body: str
     send_at: datetime
     attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: Claimed
+    status: str
+    at: datetime
+    sid: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -119,7 +128,7 @@ class Deliverer:
     # --- the loop a job runs ----------------------------------------------------------
 
     def drain(self, max_claims: int = 1000) -> DrainReport:
-        """Claim and send until nothing is eligible (or max_claims rounds)."""
+        """Claim, send and record batch by batch until nothing is eligible."""
         report = DrainReport()
         for _ in range(max_claims):
             self._skipped = 0
@@ -127,134 +136,93 @@ class Deliverer:
             report.skipped += self._skipped
             if not claimed and not self._skipped:
                 break
-            for item in claimed:
-                report.add(self.deliver(item))
+            for label in self.record([self.send(item) for item in claimed]):
+                report.add(label)
         return report
+
+    def deliver(self, item: Claimed) -> str:
+        """Send one claimed row and record its outcome."""
+        [label] = self.record([self.send(item)])
+        return label
 
     # --- claiming -----------------------------------------------------------------
 
     def claim(self) -> list[Claimed]:
-        if self.config.mps <= 0:
-            return self._claim_unpaced()
-        return self._claim_paced()
-
-    def _claim_unpaced(self) -> list[Claimed]:
+        """A batch of rows whose send time has come, paced per number, in one
+        transaction (rows locked SKIP LOCKED: concurrent workers take disjoint rows)."""
         now = self.clock()
         with self.session_factory() as session:
             rows = list(
                 session.scalars(
                     select(Notification)
-                    .where(Notification.status == "scheduled", Notification.due_at <= now)
-                    .order_by(Notification.due_at)
+                    .where(
+                        Notification.status == "scheduled",
+                        Notification.send_at <= now + self.config.lookahead,
+                    )
+                    .order_by(Notification.send_at, Notification.id)
                     .limit(self.config.batch)
                     .with_for_update(skip_locked=True)
                 )
             )
+            rows = self._without_skipped(session, rows, now)
+            slots = self._paced(session, rows, now) if self.config.mps > 0 else {}
             claimed = [
-                self._mark_sending(row, now) for row in self._without_skipped(session, rows, now)
+                self._mark_sending(row, slots.get(row.id, max(row.send_at, now)))
+                for row in rows
+                if self.config.mps <= 0 or row.id in slots
             ]
             session.commit()
-        return claimed
+        return sorted(claimed, key=lambda item: item.send_at)
 
-    def _senders_with_work(self, session: Session, now: datetime) -> list[str]:
-        """Numbers with eligible-soon work and a free slot now (others would refuse)."""
-        return list(
-            session.scalars(
-                select(Notification.from_e164)
-                .outerjoin(SenderPace, SenderPace.from_e164 == Notification.from_e164)
-                .where(
-                    Notification.status == "scheduled",
-                    Notification.due_at <= now + self.config.max_early,
-                    or_(SenderPace.next_free_at.is_(None), SenderPace.next_free_at <= now),
-                )
-                .group_by(Notification.from_e164)
-                .limit(self.config.batch * 4)
-            )
-        )
-
-    def _claim_paced(self) -> list[Claimed]:
-        """One row per free number, up to a batch, in one transaction. Pace rows are
-        locked with SKIP LOCKED, so concurrent workers take disjoint numbers."""
-        now = self.clock()
-        gap = timedelta(seconds=1 / self.config.mps)
-        with self.session_factory() as session:
-            senders = self._senders_with_work(session, now)
-            if not senders:
-                session.commit()
-                return []
-            self._add_paces(session, senders, now)
-            random.shuffle(senders)  # workers spread over numbers instead of queueing
-            claimed: list[Claimed] = []
-            for pace in self._lock_free_paces(session, senders, now):
-                row = self._eligible(session, pace.from_e164, now)
-                if row is None:
-                    continue
-                slot = max(pace.next_free_at, now)
-                if not self._without_skipped(session, [row], now):
-                    continue  # skipped: the number's slot stays free
-                claimed.append(self._mark_sending(row, slot))
-                pace.next_free_at = slot + gap
-            session.commit()
-        return claimed
-
-    def _add_paces(self, session: Session, senders: list[str], now: datetime) -> None:
-        """Pace rows for new numbers, committed on their own and in sorted order, so two
-        workers adding the same numbers wait on each other instead of deadlocking."""
-        known = set(
-            session.scalars(select(SenderPace.from_e164).where(SenderPace.from_e164.in_(senders)))
-        )
-        missing = sorted(set(senders) - known)
-        if not missing:
-            return
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            insert(SenderPace)
-            .values([{"from_e164": sender, "next_free_at": now} for sender in missing])
-            .on_conflict_do_nothing(index_elements=["from_e164"])
-        )
-        session.commit()
-
-    def _lock_free_paces(
-        self, session: Session, senders: list[str], now: datetime
-    ) -> list[SenderPace]:
-        return list(
-            session.scalars(
+    def _paced(
+        self, session: Session, rows: list[Notification], now: datetime
+    ) -> dict[str, datetime]:
+        """Each row's slot on its number, for rows whose slot comes within the
+        lookahead; numbers another worker holds right now are left for later."""
+        senders = sorted({self._from(row) for row in rows})
+        if not senders:
+            return {}
+        self._add_paces(session, senders, now)
+        paces = {
+            pace.from_e164: pace
+            for pace in session.scalars(
                 select(SenderPace)
-                .where(SenderPace.from_e164.in_(senders), SenderPace.next_free_at <= now)
-                .limit(self.config.batch)
+                .where(SenderPace.from_e164.in_(senders))
                 .with_for_update(skip_locked=True)
                 .execution_options(populate_existing=True)
             )
-        )
+        }
+        gap = timedelta(seconds=1 / self.config.mps)
+        limit = now + self.config.lookahead
+        slots: dict[str, datetime] = {}
+        for row in sorted(rows, key=lambda r: (r.send_at, r.id)):
+            pace = paces.get(self._from(row))
+            if pace is None:
+                continue
+            slot = max(pace.next_free_at, row.send_at, now)
+            if slot > limit:
+                continue  # its number is busy until after this round
+            slots[row.id] = slot
+            pace.next_free_at = slot + gap
+        return slots
 
-    def _eligible(self, session: Session, sender: str, now: datetime) -> Notification | None:
-        """The next row due by now + lead, where lead = backlog / rate: a burst on one
-        number starts early enough for its last message to go out on time."""
-        horizon = now + self.config.max_early
-        backlog = session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(
-                Notification.from_e164 == sender,
-                Notification.status == "scheduled",
-                Notification.due_at <= horizon,
-            )
+    def _from(self, row: Notification) -> str:
+        return row.from_e164 or self.config.agent_number
+
+    def _add_paces(self, session: Session, senders: list[str], now: datetime) -> None:
+        """Pace rows for new numbers, inserted in sorted order so two workers adding the
+        same numbers wait on each other instead of deadlocking."""
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        known = set(
+            session.scalars(select(SenderPace.from_e164).where(SenderPace.from_e164.in_(senders)))
         )
-        # Headroom: a worker sends when its tick comes round, so the achieved rate is
-        # below the nominal one (measured ~0.76 of it on a loaded machine).
-        seconds = (backlog or 0) * EARLY_HEADROOM / self.config.mps
-        lead = min(timedelta(seconds=seconds), self.config.max_early)
-        return session.scalar(
-            select(Notification)
-            .where(
-                Notification.from_e164 == sender,
-                Notification.status == "scheduled",
-                Notification.due_at <= now + lead,
+        missing = [sender for sender in senders if sender not in known]
+        if missing:
+            session.execute(
+                insert(SenderPace)
+                .values([{"from_e164": sender, "next_free_at": now} for sender in missing])
+                .on_conflict_do_nothing(index_elements=["from_e164"])
             )
-            .order_by(Notification.due_at, Notification.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
 
     def _mark_sending(self, row: Notification, send_at: datetime) -> Claimed:
         row.status = "sending"
@@ -265,7 +233,7 @@ class Deliverer:
             channel=row.channel,
             kind=row.kind,
             to=row.to_e164,
-            from_=row.from_e164 or self.config.agent_number,
+            from_=self._from(row),
             body=row.body,
             send_at=send_at,
             attempts=row.attempts,
@@ -273,24 +241,30 @@ class Deliverer:
 
     # --- sending ------------------------------------------------------------------
 
-    def deliver(self, item: Claimed) -> str:
+    def send(self, item: Claimed) -> Outcome:
+        """Call Twilio once, at the claimed slot; classify what came back."""
         wait = (item.send_at - self.clock()).total_seconds()
         if wait > 0:
             self.sleep(wait)
         try:
-            sid = self._send(item)
+            sid = self._call_twilio(item)
         except NotConfigured:
-            return self._finish(item, "failed", reason="no Twilio account configured")
+            return self._outcome(item, "failed", reason="no Twilio account configured")
         except Refused as exc:
             if exc.retryable and item.attempts < self.config.max_attempts:
-                return self._finish(item, "scheduled", reason=f"twilio {exc.status}, retrying")
-            return self._finish(item, "failed", reason=f"twilio {exc.status} code {exc.code}")
+                return self._outcome(item, "scheduled", reason=f"twilio {exc.status}, retrying")
+            return self._outcome(item, "failed", reason=f"twilio {exc.status} code {exc.code}")
         except Unknown as exc:
             log.warning("notification %s: outcome unknown (%s)", item.id, exc)
-            return self._finish(item, "unknown", reason=f"no answer from twilio: {exc}")
-        return self._finish(item, "sent", sid=sid)
+            return self._outcome(item, "unknown", reason=f"no answer from twilio: {exc}")
+        return self._outcome(item, "sent", sid=sid)
 
-    def _send(self, item: Claimed) -> str:
+    def _outcome(
+        self, item: Claimed, status: str, *, sid: str | None = None, reason: str | None = None
+    ) -> Outcome:
+        return Outcome(item, status, self.clock(), sid, reason)
+
+    def _call_twilio(self, item: Claimed) -> str:
         base = self.config.public_base_url
         message = Outbound(
             to=item.to,
@@ -340,30 +314,54 @@ class Deliverer:
                 self._skipped += 1
         return keep
 
-    def _finish(
-        self, item: Claimed, status: str, *, sid: str | None = None, reason: str | None = None
-    ) -> str:
-        now = self.clock()
-        values: dict[str, object] = {"status": status, "reason": reason, "status_at": now}
-        if sid is not None:
-            values.update(provider_sid=sid, sent_at=now)
-        if status == "scheduled":
-            values["due_at"] = now + RETRY_BASE * 2 ** (item.attempts - 1)
-            values["claimed_at"] = None
+    # --- recording ----------------------------------------------------------------
+
+    def record(self, outcomes: list[Outcome]) -> list[str]:
+        """Write a batch's outcomes in one transaction. Only the holder of a claim
+        records: a row the reaper already marked "unknown" stays so."""
+        if not outcomes:
+            return []
         with self.session_factory() as session:
-            # Only the holder of the claim records: a reaped row stays "unknown".
-            done = session.execute(
-                update(Notification)
-                .where(Notification.id == item.id, Notification.status == "sending")
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if done.rowcount and status == "sent" and item.kind == "reminder":
-                replies.remember_reminder(session, item.id, now)
+            held = {
+                row.id: row
+                for row in session.scalars(
+                    select(Notification)
+                    .where(
+                        Notification.id.in_([o.item.id for o in outcomes]),
+                        Notification.status == "sending",
+                    )
+                    .with_for_update()
+                )
+            }
+            reminded = []
+            for outcome in outcomes:
+                row = held.get(outcome.item.id)
+                if row is None:
+                    continue
+                self._apply(row, outcome)
+                if outcome.status == "sent" and row.kind == "reminder":
+                    reminded.append(row)
+            replies.remember_reminders(session, reminded, outcomes[-1].at)
             session.commit()
-        if status != "sent":
-            log.info("notification %s to %s: %s (%s)", item.id, mask(item.to), status, reason)
-        return {"scheduled": "retried"}.get(status, status)
+        for outcome in outcomes:
+            if outcome.status != "sent":
+                log.info(
+                    "notification %s to %s: %s (%s)",
+                    outcome.item.id,
+                    mask(outcome.item.to),
+                    outcome.status,
+                    outcome.reason,
+                )
+        return [{"scheduled": "retried"}.get(o.status, o.status) for o in outcomes]
+
+    def _apply(self, row: Notification, outcome: Outcome) -> None:
+        row.status, row.reason, row.status_at = outcome.status, outcome.reason, outcome.at
+        if outcome.sid is not None:
+            row.provider_sid, row.sent_at = outcome.sid, outcome.at
+        if outcome.status == "scheduled":
+            retry_at = outcome.at + RETRY_BASE * 2 ** (outcome.item.attempts - 1)
+            row.due_at = row.send_at = row.not_before = retry_at
+            row.claimed_at = None
 
     # --- housekeeping -----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Agent, Appointment, Notification, PhoneNumber, ReminderSettings
-from app.notifications.timing import parse_hhmm, reminder_due
+from app.notifications.timing import earliest_send, parse_hhmm, reminder_due
 
 Change = Literal["booked", "moved", "cancelled"]
 # Channels whose conversation did not already confirm in writing.
@@ -145,16 +145,18 @@ class Planner:
             if due <= self.now or due >= appointment.start_at or due in seen:
                 continue  # too late to remind, or the same moment as another reminder
             seen.add(due)
-            rows.append(
-                self._row(
-                    appointment,
-                    kind,
-                    appointment.contact_e164,
-                    due,
-                    self._reminder_text(appointment, kind),
-                    suffix=str(offset),
-                )
+            row = self._row(
+                appointment,
+                kind,
+                appointment.contact_e164,
+                due,
+                self._reminder_text(appointment, kind),
+                suffix=str(offset),
             )
+            row.not_before = max(
+                earliest_send(due, appointment.start_at, self.zone, *quiet), self.now
+            )
+            rows.append(row)
         return rows
 
     def _existing(self, appointment_id: str) -> int:

@@ -18,7 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.models import Agent, Appointment, Attendance, Conversation, Message, Notification
+from app.models import (
+    Agent,
+    Appointment,
+    Attendance,
+    Conversation,
+    Message,
+    Notification,
+    new_id,
+)
 from app.notifications.plan import when_text
 from app.security import audit
 
@@ -51,32 +59,42 @@ def sms_conversation_key(agent_id: str, person: str) -> str:
     return f"{agent_id}:{person}"
 
 
-def remember_reminder(session: Session, notification_id: str, now: datetime) -> None:
-    """After a reminder SMS went out: the conversation is now about its appointment."""
-    row = session.get(Notification, notification_id)
-    if row is None:
+def remember_reminders(session: Session, sent: list[Notification], now: datetime) -> None:
+    """After reminder SMSes went out: each person's conversation is now about its
+    appointment, and holds the reminder. One query for all of a batch's conversations."""
+    latest = {sms_conversation_key(row.agent_id, row.to_e164): row for row in sent}
+    if not latest:
         return
-    external_id = sms_conversation_key(row.agent_id, row.to_e164)
-    conversation = session.scalar(
-        select(Conversation).where(
-            Conversation.channel == "sms", Conversation.external_id == external_id
+    found = {
+        conversation.external_id: conversation
+        for conversation in session.scalars(
+            select(Conversation).where(
+                Conversation.channel == "sms", Conversation.external_id.in_(latest)
+            )
         )
-    )
-    if conversation is None:
-        conversation = Conversation(
-            channel="sms", external_id=external_id, caller_e164=row.to_e164, agent_id=row.agent_id
-        )
-        session.add(conversation)
-        session.flush()
-    conversation.state = {ABOUT: row.appointment_id}
-    conversation.details = {**(conversation.details or {}), "last_turn_at": now.isoformat()}
-    session.add(
+    }
+    for key, row in latest.items():
+        conversation = found.get(key)
+        if conversation is None:
+            conversation = Conversation(
+                id=new_id("cnv"),
+                channel="sms",
+                external_id=key,
+                caller_e164=row.to_e164,
+                agent_id=row.agent_id,
+            )
+            session.add(conversation)
+            found[key] = conversation
+        conversation.state = {ABOUT: row.appointment_id}
+        conversation.details = {**(conversation.details or {}), "last_turn_at": now.isoformat()}
+    session.add_all(
         Message(
-            conversation_id=conversation.id,
+            conversation_id=found[sms_conversation_key(row.agent_id, row.to_e164)].id,
             direction="out",
             body=row.body,
             external_id=row.provider_sid,
         )
+        for row in sent
     )
 
 

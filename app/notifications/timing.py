@@ -1,7 +1,11 @@
 """When a reminder goes out: pure functions of the appointment, the offsets, the agent's
 zone and its quiet hours. Whole-day offsets keep the wall-clock time (a 24 h reminder
 for 10:00 is sent at 10:00 the day before, even across a DST change); the rest are
-exact durations. A time inside quiet hours moves earlier, to just before they begin."""
+exact durations. A time inside quiet hours moves earlier, to just before they begin.
+
+A reminder may go out a little early when a burst of them is due together (the send
+planner starts early so none is late): at most EARLY_SHARE of its lead (5 minutes for
+a 2 h reminder), and never inside quiet hours."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from zoneinfo import ZoneInfo
 DAY_MINUTES = 24 * 60
 # Sent this long before quiet hours begin when moved out of them.
 QUIET_MARGIN = timedelta(minutes=1)
+# How early a reminder may go out, as a share of how long before the appointment it is.
+EARLY_SHARE = 1 / 24
 
 
 def parse_hhmm(value: str) -> time:
@@ -58,3 +64,21 @@ def local_time_today(now: datetime, at: time, zone: ZoneInfo) -> datetime:
     """Today's `at` in the zone (for the daily agenda), as UTC."""
     day = now.astimezone(zone).date()
     return datetime.combine(day, at).replace(tzinfo=zone).astimezone(UTC)
+
+
+def after_quiet_hours(local: datetime, quiet_end: time, zone: ZoneInfo) -> datetime:
+    """The moment the quiet hours that contain `local` end."""
+    day = local.date()
+    if local.time() >= quiet_end:  # the evening part of an overnight window
+        day += timedelta(days=1)
+    return datetime.combine(day, quiet_end).replace(tzinfo=zone)
+
+
+def earliest_send(
+    due: datetime, start: datetime, zone: ZoneInfo, quiet_start: time, quiet_end: time
+) -> datetime:
+    """UTC time before which the reminder due at `due` for `start` must not go out."""
+    earliest = (due - (start - due) * EARLY_SHARE).astimezone(zone)
+    if in_quiet_hours(earliest, quiet_start, quiet_end):
+        earliest = after_quiet_hours(earliest, quiet_end, zone)
+    return min(earliest, due).astimezone(UTC)

@@ -4,7 +4,9 @@ Status callbacks (messages and calls) move a notification's status forward only
 (sent → delivered/undelivered/failed), so a late or retried callback never regresses
 it. A reminder call's keypress is claimed once per call and step, like voice turns:
 1 confirms attendance, 2 asks to confirm the cancellation and 2 again cancels through
-the scheduling tools, 3 tells how to reach the agent. Every answer is valid TwiML.
+the scheduling tools, 3 connects the person to the agent: the call goes on as an inbound
+Gather call (app/webhooks/twilio_voice.py) about the reminded appointment, with the
+caller-ID/PIN policy of any inbound call. Every answer is valid TwiML.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 from starlette.responses import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -23,9 +26,11 @@ from app.deps import SessionDep
 from app.models import Agent, Appointment, Notification
 from app.notifications import replies
 from app.notifications.plan import when_text
+from app.routing import Unrouted
 from app.security.idempotency import claim
 from app.tools.schemas import CancelAppointmentArgs
 from app.tools.service import SchedulingTools, ToolContext
+from app.webhooks import twilio_voice
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -76,12 +81,11 @@ def reminder_call_key(
     notification_id: str, form: TwilioForm, session: SessionDep, request: Request, step: str = ""
 ) -> Response:
     call_sid = str(form.get("CallSid") or "")
-    digits = str(form.get("Digits") or "")
     try:
         event = claim(session, "twilio", f"{call_sid}:{notification_id}:{step}", "reminder-key")
         if not event.is_new:
             return twiml(event.previous_response or VoiceResponse())
-        answer = _answer(session, request, notification_id, digits, step)
+        answer = _answer(session, request, form, notification_id, step)
         assert event.event is not None
         event.event.response = answer
         session.commit()
@@ -95,8 +99,9 @@ def reminder_call_key(
 
 
 def _answer(
-    session: Session, request: Request, notification_id: str, digits: str, step: str
+    session: Session, request: Request, form: FormData, notification_id: str, step: str
 ) -> str:
+    digits = str(form.get("Digits") or "")
     response = VoiceResponse()
     row = session.get(Notification, notification_id)
     appointment = (
@@ -118,11 +123,34 @@ def _answer(
         response.say("Your appointment is kept. Goodbye.")
     elif digits == "2" and step == "cancel":
         response.say(_cancel(session, request, agent, appointment, row.to_e164, now))
-    elif digits == "3":
-        response.say("To talk to the agent, call or text this number any time. Goodbye.")
+    elif digits == "3" and not step:
+        return _talk_to_agent(twilio_voice.Call(request, session, form), appointment, when)
     else:
         response.say("Your appointment is kept. Goodbye.")
     return str(response)
+
+
+def _talk_to_agent(call: twilio_voice.Call, appointment: Appointment, when: str) -> str:
+    """Key 3: this call becomes an inbound call to the agent (routed, attested and
+    PIN-checked as one), whose conversation knows the appointment, as an SMS reply does."""
+    routed = call.route()
+    if isinstance(routed, Unrouted) or routed.agent.id != appointment.agent_id:
+        return twilio_voice.say_and_hang_up(
+            "Sorry, I can't connect you from this call. Please call us back. Goodbye."
+        )
+    service = call.service()
+    conversation = service.open(twilio_voice.CHANNEL, call.sid, routed)
+    conversation.state = {replies.ABOUT: appointment.id}
+    conversation.details = {
+        **(conversation.details or {}),
+        "voice": twilio_voice.initial_voice_state(call),
+        "reminder_call": True,
+    }
+    opening = f"You're through to {routed.agent.name}. About your appointment on {when}: "
+    opening += "what would you like to do?"
+    service.record(conversation, "out", opening)
+    call.audit("reminder_call.connected", appointment_id=appointment.id)
+    return twilio_voice.prompt(call.settings, routed.agent, opening, turn=1)
 
 
 def _cancel(

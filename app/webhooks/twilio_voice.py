@@ -166,16 +166,20 @@ class Call:
         return str(self.form.get("CallSid") or "")
 
     @property
+    def parties(self) -> tuple[str, str]:
+        """(the person, our line). On a call we placed (a reminder call the person
+        stayed on to talk to the agent) Twilio's From is our line and To the person."""
+        ours_first = str(self.form.get("Direction") or "").startswith("outbound")
+        person, line = str(self.form.get("From", "")), str(self.form.get("To", ""))
+        return (line, person) if ours_first else (person, line)
+
+    @property
     def caller(self) -> str | None:
-        return try_e164(str(self.form.get("From", "")), self.settings.default_region)
+        return try_e164(self.parties[0], self.settings.default_region)
 
     def route(self) -> Route | Unrouted:
-        return route(
-            self.session,
-            str(self.form.get("From", "")),
-            str(self.form.get("To", "")),
-            self.settings.default_region,
-        )
+        person, line = self.parties
+        return route(self.session, person, line, self.settings.default_region)
 
     def service(self) -> ConversationService:
         state = self.request.app.state
@@ -235,15 +239,7 @@ def _greet(call: Call) -> str:
         return say_and_hang_up(unrouted_text(routed, settings))
     service = call.service()
     conversation = service.open(CHANNEL, call.sid, routed)
-    verstat = str(call.form.get("StirVerstat") or "")
-    voice_state = {
-        "turn": 0,
-        "silences": 0,
-        "stir_verstat": verstat or None,
-        "attested": is_attested(verstat),
-        "pin_verified": False,
-        "pin_attempts": 0,
-    }
+    voice_state = initial_voice_state(call)
     streamed = twilio_media.streams(routed.agent, call.request.app.state.deepgram)
     if streamed:
         # The stream greets the caller; it routes each turn with the dialled number.
@@ -254,6 +250,20 @@ def _greet(call: Call) -> str:
     greeting = greeting_for(routed.agent, service.known_name(routed))
     service.record(conversation, "out", greeting)
     return prompt(settings, routed.agent, greeting, turn=1)
+
+
+def initial_voice_state(call: Call) -> dict[str, Any]:
+    """A call's own state at its start: caller-ID attestation decides, with the PIN,
+    whether existing appointments may be read or changed."""
+    verstat = str(call.form.get("StirVerstat") or "")
+    return {
+        "turn": 0,
+        "silences": 0,
+        "stir_verstat": verstat or None,
+        "attested": is_attested(verstat),
+        "pin_verified": False,
+        "pin_attempts": 0,
+    }
 
 
 @router.post("/gather", summary="Speech (or keypad) result of one <Gather>: one turn")

@@ -36,6 +36,7 @@ def test_list_and_filter_notifications(api: Api, session_factory, demo, clock):
     item = page["items"][-1]
     assert item["to"] == "+1••••••0177" and PERSON not in str(page)
     assert item["status"] == "scheduled" and item["appointment_id"] == appointment_id
+    assert all(i["send_at"] == i["due_at"] for i in page["items"])  # not planned yet
     only = api.get("/notifications", params={"kind": "confirmation", "status": "scheduled"})
     assert [i["kind"] for i in only.json()["items"]] == ["confirmation"]
     first = api.get("/notifications", params={"limit": 2}).json()

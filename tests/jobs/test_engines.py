@@ -48,8 +48,9 @@ def wait_for(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyp
 
 def test_periodic_jobs_include_notifications_and_calendar_sync(settings: Settings):
     names = [job.name for job in periodic_jobs(settings)]
-    assert names[:4] == [
+    assert names[:5] == [
         "notifications.drain",
+        "notifications.plan",
         "notifications.reap",
         "notifications.agenda",
         "calendar.sync",

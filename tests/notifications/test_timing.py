@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.notifications.timing import in_quiet_hours, reminder_due
+from app.notifications.timing import earliest_send, in_quiet_hours, reminder_due
 
 LA = ZoneInfo("America/Los_Angeles")
 QUIET = (time(21, 0), time(8, 0))
@@ -62,3 +62,18 @@ def test_quiet_hours_span_midnight(clock: tuple[int, int], quiet: bool):
 def test_quiet_hours_within_one_day():
     assert in_quiet_hours(local(2026, 11, 24, 13, 0), time(12, 0), time(14, 0))
     assert not in_quiet_hours(local(2026, 11, 24, 14, 0), time(12, 0), time(14, 0))
+
+
+def test_a_two_hour_reminder_may_go_at_most_five_minutes_early():
+    start = datetime(2026, 11, 25, 15, 0, tzinfo=LA)
+    due = reminder_due(start, 120, LA, *QUIET)
+    earliest = earliest_send(due, start, LA, *QUIET)
+    assert due - earliest == timedelta(minutes=5)
+
+
+def test_an_early_send_never_reaches_into_quiet_hours():
+    # 10:00 appointment, 2 h reminder at 08:00 local, right as quiet hours end.
+    start = datetime(2026, 11, 25, 10, 0, tzinfo=LA)
+    due = reminder_due(start, 120, LA, *QUIET)
+    earliest = earliest_send(due, start, LA, *QUIET)
+    assert earliest == due == datetime(2026, 11, 25, 8, 0, tzinfo=LA)

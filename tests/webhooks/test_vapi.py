@@ -18,7 +18,7 @@ from app.clock import FixedClock
 from app.config import Settings
 from app.demo import DemoData
 from app.main import create_app
-from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent
+from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent, Notification
 from app.security.pins import hash_pin
 from app.security.vapi_auth import sign
 from tests.conftest import PUBLIC_BASE_URL, load_fixture
@@ -350,6 +350,21 @@ def test_verify_pin_then_list_and_cancel(vapi: Vapi, session: Session, demo: Dem
     assert {"pin.failed", "pin.verified"} <= set(actions(session))
     stored = " ".join(session.scalars(select(InboundEvent.response)).all())
     assert "4321" not in stored and "4 3 2 1" not in stored
+
+
+def test_vapi_booking_is_confirmed_by_sms_to_the_number_that_called(
+    vapi: Vapi, session: Session, demo: DemoData
+):
+    message = tool_message([call("c1", "book_appointment", start="2026-11-24T15:00:00")])
+    assert "result" in vapi.results(message)[0]
+    assert "result" in vapi.results(message)[0]  # VAPI retried the tool call
+    session.rollback()
+    [confirmation] = session.scalars(
+        select(Notification).where(Notification.kind == "confirmation")
+    ).all()
+    assert (confirmation.channel, confirmation.to_e164) == ("sms", "+14155550123")
+    assert confirmation.body.startswith("Confirmed: your")
+    assert confirmation.status == "scheduled"  # a worker delivers it
 
 
 def test_pin_verification_holds_only_for_its_call(vapi: Vapi, session: Session, demo):

@@ -34,12 +34,19 @@ FETCH_ROUNDS = 4
 _MEMO = "turn_memo"
 
 
-def run_turn(session: Session, work: Callable[[Session], T]) -> T:
+def run_turn(
+    session: Session,
+    work: Callable[[Session], T],
+    before: Callable[[Session], None] | None = None,
+) -> T:
     """`work(session)`'s answer; every external read it needs is fetched between
-    attempts, with no transaction open."""
+    attempts, with no transaction open. `before` may read ahead (with external calls
+    allowed and no write transaction open): what it fetches serves every attempt."""
     reads = turn_reads.begin(session)
     session.info[_MEMO] = {}
     try:
+        if before is not None:
+            before(session)
         for _ in range(FETCH_ROUNDS):
             reads.offline = True
             try:

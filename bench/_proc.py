@@ -1,5 +1,6 @@
-"""Shared by the wrk benchmarks: a server process on a port in 18600-18699, its CPU time
-(with its worker processes), and a private PostgreSQL database for one run."""
+"""Shared by the wrk benchmarks: a server process on a port in 18600-18699 (or
+BENCH_PORTS), its CPU time (with its worker processes), and a private PostgreSQL
+database for one run."""
 
 from __future__ import annotations
 
@@ -57,14 +58,16 @@ def postgres_database() -> Iterator[str]:
 def free_port() -> int:
     import socket
 
-    for port in range(18600, 18700):
+    # BENCH_PORTS=18100-18199 keeps a run inside one engineer's range on a shared machine.
+    low, high = (int(p) for p in os.environ.get("BENCH_PORTS", "18600-18699").split("-"))
+    for port in range(low, high + 1):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise SystemExit("no free port in 18600-18699")
+    raise SystemExit(f"no free port in {low}-{high}")
 
 
 @contextmanager

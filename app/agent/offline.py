@@ -30,6 +30,7 @@ from app.agent.profile import faq_answer, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
 from app.agent.understanding import Message, find_name
+from app.calendar.turn_reads import ReadNeeded
 from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,10 @@ class OfflineEngine:
         dialogue = _Dialogue(turn)
         try:
             text = dialogue.run()
-        except SQLAlchemyError:
-            raise  # the transaction is broken: the webhook rolls back and apologises
+        except (SQLAlchemyError, ReadNeeded):
+            # The transaction is broken (the webhook rolls back and apologises), or the
+            # calendar must be read outside it (the webhook runs the turn again).
+            raise
         except Exception:
             # A rule that trips over an odd message must not cost the caller the call:
             # log it, drop the request in progress and answer with the hint.

@@ -38,6 +38,7 @@ from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
 from app.calendar.oauth import SCOPES, text_connect_link
+from app.calendar.turn_reads import ReadNeeded, turn_reads
 from app.clock import Clock
 from app.config import Settings
 from app.models import Agent, Appointment, CalendarConnection
@@ -291,9 +292,17 @@ class GoogleCalendar:
         self.calendar_id = connection.calendar_id
         self.status = connection.status
         self.encrypted_token = connection.encrypted_refresh_token
-        self.deadline = Deadline(self.options.budget)
-        # Free/busy answers fetched by this request, by window.
-        self._fetched: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
+        # A turn run under TurnReads keeps its answers and its budget across attempts
+        # (and calendar instances); anything else keeps them for this instance.
+        self.reads = turn_reads(session)
+        if self.reads is None:
+            self.deadline = Deadline(self.options.budget)
+            self._fetched: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
+        else:
+            if self.reads.deadline is None:
+                self.reads.deadline = Deadline(self.options.budget)
+            self.deadline = self.reads.deadline
+            self._fetched = self.reads.answers
 
     # --- CalendarBackend -------------------------------------------------------------
 
@@ -316,6 +325,17 @@ class GoogleCalendar:
             raise known
         if known is not None:
             return known
+        if self.reads is not None and self.reads.offline:
+            # Inside the turn's write transaction: never call out (see turn_reads).
+            if self.reads.exhausted:
+                raise CalendarError(CANNOT_CHECK_MESSAGE)
+            raise ReadNeeded(
+                f"free/busy {start.isoformat()}..{end.isoformat()}",
+                lambda: self._query_once(key, start, end),
+            )
+        return self._query_once(key, start, end)
+
+    def _query_once(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
         try:
             google_busy = self._query_freebusy(start, end)
         except CalendarError as exc:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import Any
 
 from limits import parse_many
 from slowapi import Limiter
@@ -80,17 +81,28 @@ def build_limiter(settings: Settings) -> Limiter:
 class CallerLimit:
     """A per-caller limit (scope + caller number) on slowapi's storage."""
 
-    def __init__(self, limiter: Limiter, limit: str, scope: str) -> None:
+    def __init__(
+        self, limiter: Limiter, limit: str, scope: str, memo: dict[Any, Any] | None = None
+    ) -> None:
         self._limiter = limiter
         self._limits = parse_many(limit)
         self._scope = scope
+        # Decisions already taken in this turn: a turn run again (after fetching calendar
+        # data outside its transaction) counts the caller once.
+        self._memo = memo
 
     def allow(self, caller: str) -> bool:
         """Count one hit for this caller; False once any of the limits is spent."""
         if not self._limiter.enabled:
             return True
+        key = ("caller_limit", self._scope, caller)
+        if self._memo is not None and key in self._memo:
+            return bool(self._memo[key])
         strategy = self._limiter.limiter
-        return all(strategy.hit(item, *self._identity(caller)) for item in self._limits)
+        allowed = all(strategy.hit(item, *self._identity(caller)) for item in self._limits)
+        if self._memo is not None:
+            self._memo[key] = allowed
+        return allowed
 
     def _identity(self, who: str) -> tuple[str, ...]:
         # The deployment's key prefix keeps installations (and test runs) sharing one

@@ -46,6 +46,17 @@ PARTS_OF_DAY = {
     "evening": (time(17, 0), time(23, 59, 59)),
 }
 SEARCH_DAYS_WITHOUT_DATE = 14
+READ_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What one availability read saw (built-in calendar only)."""
+
+    start: datetime
+    end: datetime
+    appointments: list[Row[tuple[str, datetime, datetime]]]
+    busy: list[Interval]
 
 
 @dataclass
@@ -95,6 +106,7 @@ class SchedulingTools:
     def __init__(self, context: ToolContext) -> None:
         self.ctx = context
         self.schedule = schedule_for(context.agent)
+        self._seen: _Window | None = None
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -139,11 +151,37 @@ class SchedulingTools:
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = _checked_window(start, end)
-        appointments = self._appointments_between(start, end, exclude_id)
+        if fresh or exclude_id is not None or self.ctx.calendar.name != "local":
+            # The check before a write, and external calendars (whose windows are
+            # fetched and cached as asked), always read exactly the window.
+            appointments = self._appointments_between(start, end, exclude_id)
+            external = self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
+        else:
+            appointments, external = self._read_window(start, end)
         intervals = [self._blocked_by(*row) for row in appointments]
-        intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
+        intervals += external
         per_day = Counter(self.schedule.local_day(row.start_at) for row in appointments)
         return BusyIndex(intervals), per_day
+
+    def _read_window(
+        self, start: datetime, end: datetime
+    ) -> tuple[list[Row[tuple[str, datetime, datetime]]], list[Interval]]:
+        """Appointments and busy blocks of [start, end), read once per turn for a window
+        a day wider than asked: the engine's next question (alternatives, a nearby day)
+        is usually inside it, and each read is two round trips. Any write forgets it."""
+        seen = self._seen
+        if seen is None or not (seen.start <= start and end <= seen.end):
+            wide_start, wide_end = start - READ_MARGIN, end + READ_MARGIN
+            seen = self._seen = _Window(
+                wide_start,
+                wide_end,
+                self._appointments_between(wide_start, wide_end),
+                self.ctx.calendar.busy(self.ctx.agent, wide_start, wide_end),
+            )
+        return (
+            [row for row in seen.appointments if row.start_at < end and row.end_at > start],
+            [block for block in seen.busy if block.start < end and block.end > start],
+        )
 
     def _blocked_by(self, type_key: str, start: datetime, end: datetime) -> Interval:
         kind = self.schedule.type_named(type_key)
@@ -274,6 +312,7 @@ class SchedulingTools:
             conversation_id=self.ctx.conversation_id,
         )
         if not self._insert_guarded(appointment):
+            self._seen = None  # someone else's booking just committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
                 return self._booked_result(raced, kind)
@@ -367,6 +406,7 @@ class SchedulingTools:
             return self._unavailable(reason, kind, new_start)
         old_start = appointment.start_at
         if not self._move_guarded(appointment, new_start, new_start + kind.duration):
+            self._seen = None  # someone else's booking just committed: read again
             return self._unavailable(Unavailable.BUSY, kind, new_start)
         self._write_through(self.ctx.calendar.update_event, appointment)
         self._audit(
@@ -460,6 +500,7 @@ class SchedulingTools:
         calendar is written after the transaction commits, never inside it (it would
         hold SQLite's write turn through a slow HTTP call).
         """
+        self._seen = None  # what this turn read before the change is out of date
         if self.ctx.calendar.name != "local":
             appointment.sync_status = "pending"
             appointment.next_sync_at = None

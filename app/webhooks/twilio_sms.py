@@ -27,6 +27,7 @@ from app.security import audit, consent
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
 from app.webhooks.budget import answer_within
+from app.webhooks.turns import memo, run_turn
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ async def inbound_sms(request: Request, form: TwilioForm) -> Response:
     message_sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
 
     def work(session: Session) -> str:
-        return _handle(request, session, settings, form, message_sid)
+        # No calendar call while the turn's write transaction is open (webhooks/turns.py).
+        return run_turn(session, lambda s: _handle(request, s, settings, form, message_sid))
 
     # One worker thread for the whole turn, with its own session and a time budget.
     answer = await answer_within(
@@ -114,7 +116,9 @@ def _respond(
     if keyword is consent.Keyword.HELP:
         return reply(HELP_TEXT)
 
-    limit = CallerLimit(request.app.state.limiter, settings.rate_limit_webhook, "sms")
+    limit = CallerLimit(
+        request.app.state.limiter, settings.rate_limit_webhook, "sms", memo=memo(session)
+    )
     if not limit.allow(caller):
         audit.record(
             session, "ratelimit.refused", actor="twilio", subject=caller, details={"channel": "sms"}
@@ -158,7 +162,12 @@ def _converse(
     conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
     # A reply to a reminder: a confirmation is answered there; anything else reaches the
     # engine with state["about_appointment"] set.
-    confirmed = reminder_replies.answer_sms(session, conversation, routed.agent, body, service.now)
+    # Without autoflush: a new conversation is written once, with the turn's final state,
+    # instead of an INSERT here and an UPDATE at commit (one round trip less).
+    with session.no_autoflush:
+        confirmed = reminder_replies.answer_sms(
+            session, conversation, routed.agent, body, service.now
+        )
     if confirmed is not None:
         service.record(conversation, "in", body, external_id=message_sid)
         service.record(conversation, "out", confirmed)

@@ -40,6 +40,7 @@ from app.tools.registry import TOOLS
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
+from app.webhooks.turns import memo, run_turn
 from app.webhooks.twilio_common import TwilioForm, twiml
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,12 @@ def _retry_prompt(request: Request, turn: int) -> str:
 
 
 def take_turn(call: Call, turn: int) -> str:
+    """One turn (Gather or a media stream's), with no calendar call while its write
+    transaction is open (app/webhooks/turns.py)."""
+    return run_turn(call.session, lambda _: _take_turn(call, turn))
+
+
+def _take_turn(call: Call, turn: int) -> str:
     if not call.sid:
         return say_and_hang_up(ENDED)
     event = claim(call.session, "twilio", f"{call.sid}:turn:{turn}", "voice-turn")
@@ -412,7 +419,10 @@ class Dialogue:
             caller=self.routed.caller,
             call_state=self.state,
             caller_limit=CallerLimit(
-                self.call.request.app.state.limiter, settings.rate_limit_pin, "pin"
+                self.call.request.app.state.limiter,
+                settings.rate_limit_pin,
+                "pin",
+                memo=memo(self.call.session),
             ),
             max_attempts=settings.pin_max_attempts_per_call,
             actor=f"twilio:{self.call.sid}",

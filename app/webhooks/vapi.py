@@ -30,6 +30,7 @@ from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
 from app.calendar.backend import CalendarBackend
+from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
 from app.models import Agent, Conversation
@@ -44,6 +45,7 @@ from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
+from app.webhooks.turns import memo, run_turn
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
 from app.webhooks.vapi_payload import (
     PayloadRejected,
@@ -115,6 +117,11 @@ class VapiCall:
     def dialled_raw(self) -> str:
         number = as_dict(self.message.get("phoneNumber")) or as_dict(self.call.get("phoneNumber"))
         return str(number.get("number") or "")
+
+    def forget(self) -> None:
+        """Drop what was read in an earlier transaction of this message."""
+        self._route = None
+        self._calendar = None
 
     def calendar(self, agent: Agent) -> CalendarBackend:
         if self._calendar is None:
@@ -292,12 +299,25 @@ def run_tool_calls(vapi: VapiCall, calls: list[ToolCall]) -> list[dict[str, str]
     Each call commits on its own, and the external calendar is asked before its write
     transaction begins, so no call holds the database's write turn through an HTTP
     call, and each answer describes what has committed."""
-    results = []
-    for call in calls:
-        _prefetch(vapi, call)
-        results.append(_run_once(vapi, call))
-        vapi.session.commit()
-    return results
+    return [_one_call(vapi, call) for call in calls]
+
+
+def _one_call(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    """Google is read before the write transaction (_prefetch) and, for any window the
+    call still lacks (alternatives to a taken time, a day checked), between attempts of
+    it with none open (app/webhooks/turns.py)."""
+    return run_turn(
+        vapi.session,
+        lambda _: _run_and_commit(vapi, call),
+        before=lambda _: _prefetch(vapi, call),
+    )
+
+
+def _run_and_commit(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    vapi.forget()  # each attempt routes and builds its calendar in its own transaction
+    entry = _run_once(vapi, call)
+    vapi.session.commit()
+    return entry
 
 
 def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
@@ -330,6 +350,8 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
             assert event.event is not None
             event.event.response = json.dumps(entry)
             return entry
+    except ReadNeeded:
+        raise  # rolled back and run again once the calendar is read (webhooks/turns.py)
     except Exception:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
         return _entry(call, False, TOOL_FAILED)
@@ -425,7 +447,9 @@ def _verify_pin(
         agent=routed.agent,
         caller=routed.caller,
         call_state=state,
-        caller_limit=CallerLimit(vapi.request.app.state.limiter, settings.rate_limit_pin, "pin"),
+        caller_limit=CallerLimit(
+            vapi.request.app.state.limiter, settings.rate_limit_pin, "pin", memo=memo(vapi.session)
+        ),
         max_attempts=settings.pin_max_attempts_per_call,
         actor=f"vapi:{vapi.call_id}",
     )

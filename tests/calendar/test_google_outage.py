@@ -173,3 +173,25 @@ def test_vapi_booking_calls_google_outside_any_write_transaction(
     assert probe.blocked == []
     rows = db.scalars(select(Appointment))
     assert [r.sync_status for r in rows] == ["synced", "synced"]
+
+
+def test_vapi_availability_and_alternatives_call_google_outside_any_write_transaction(
+    google_vapi: Vapi, fake: FakeGoogle, session_factory: sessionmaker[Session], demo, db
+):
+    """Not only the booking's own window: a day checked and the alternatives to a taken
+    time are fetched between attempts of the call, never inside its transaction."""
+    fake.add_owner_event(at(24, 14), at(24, 15))
+    probe = WriterProbe(session_factory, demo.user_id)
+    fake.on_request = probe
+    message = tool_message(
+        [
+            call("tc-day", "check_availability", date="2026-11-25"),
+            call("tc-taken", "book_appointment", start="2026-11-24T14:00:00-08:00"),
+        ]
+    )
+    day, taken = google_vapi.results(message)
+    fake.on_request = None
+    assert day["result"].startswith("Free"), day
+    assert "Nearby free times" in taken["error"], taken
+    assert probe.blocked == []
+    assert db.scalars(select(Appointment)) == []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from app.calendar.local import LocalCalendar
@@ -200,3 +200,54 @@ def test_rebooking_a_cancelled_or_moved_slot_books_anew(session: Session, demo: 
     )
     confirmed = session.scalars(select(Appointment).where(Appointment.status == "confirmed")).all()
     assert len(confirmed) == 2
+
+
+def test_one_turn_sees_its_own_changes_in_later_availability(session: Session, demo: DemoData):
+    """Availability read once per turn (a day wider) must not hide the turn's own
+    changes: after a booking, a cancellation or a move, the next check reads again."""
+    tools = tools_for(session, demo)
+    day = {"date": "2026-11-24", "appointment_type": "consultation"}
+
+    def free() -> list[str]:
+        return [
+            slot
+            for part in ("morning", "afternoon")
+            for slot in run_tool(
+                tools, "check_availability", {**day, "part_of_day": part, "limit": 20}
+            ).data["slots"]
+        ]
+
+    assert "2026-11-24T10:00:00-08:00" in free()
+    booked = run_tool(tools, "book_appointment", {"start": "2026-11-24T10:00:00"})
+    assert "2026-11-24T10:00:00-08:00" not in free()
+    moved = run_tool(
+        tools,
+        "reschedule_appointment",
+        {"appointment_id": booked.data["appointment"]["id"], "new_start": "2026-11-24T16:00:00"},
+    )
+    assert moved.ok, moved.message
+    after_move = free()
+    assert "2026-11-24T10:00:00-08:00" in after_move
+    assert "2026-11-24T16:00:00-08:00" not in after_move
+    run_tool(tools, "cancel_appointment", {"appointment_id": booked.data["appointment"]["id"]})
+    assert "2026-11-24T16:00:00-08:00" in free()
+
+
+def test_a_nearby_day_in_the_same_turn_is_answered_from_the_same_read(
+    session: Session, demo: DemoData
+):
+    tools = tools_for(session, demo)
+    reads: list[str] = []
+
+    def count(_c, _cur, sql, *_):  # type: ignore[no-untyped-def]
+        if "FROM appointments" in sql or "FROM busy_blocks" in sql:
+            reads.append(sql)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        for date in ("2026-11-24", "2026-11-25"):
+            run_tool(tools, "check_availability", {"date": date})
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    assert len(reads) == 2  # appointments and busy blocks, once

@@ -1,0 +1,81 @@
+"""A conversation turn that never calls out while its write transaction is open.
+
+The engine decides which calendar days to read while the turn runs, so the turn runs
+optimistically inside its write transaction with external reads switched off
+(app/calendar/turn_reads.py). When it needs a free/busy window nobody fetched yet, the
+transaction is rolled back (nothing was claimed, written or sent), the window is fetched
+with no transaction open, and the turn runs again from the start: a retried webhook or a
+racing message that committed meanwhile is seen by the new attempt, as for any turn.
+A turn whose windows are all cached runs once. After `FETCH_ROUNDS` fetches a window
+still unknown is answered honestly ("I can't check the calendar right now").
+
+Work outside the database that a turn does once, whatever its number of attempts
+(counting a caller against a rate limit), goes through `memo(session)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.calendar import turn_reads
+from app.calendar.backend import CalendarError
+from app.calendar.turn_reads import ReadNeeded
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# An engine turn reads a day, then perhaps nearby days for alternatives: a few windows.
+FETCH_ROUNDS = 4
+_MEMO = "turn_memo"
+
+
+def run_turn(
+    session: Session,
+    work: Callable[[Session], T],
+    before: Callable[[Session], None] | None = None,
+) -> T:
+    """`work(session)`'s answer; every external read it needs is fetched between
+    attempts, with no transaction open. `before` may read ahead (with external calls
+    allowed and no write transaction open): what it fetches serves every attempt."""
+    reads = turn_reads.begin(session)
+    session.info[_MEMO] = {}
+    try:
+        if before is not None:
+            before(session)
+        for _ in range(FETCH_ROUNDS):
+            reads.offline = True
+            try:
+                return work(session)
+            except ReadNeeded as needed:
+                session.rollback()
+                # The next attempt starts as a new request would: nothing of this one
+                # (an identity claimed by a row that was rolled back) stays in the session.
+                session.expunge_all()
+                reads.offline = False
+                _fetch(session, needed)
+        reads.offline = True
+        reads.exhausted = True
+        return work(session)
+    finally:
+        turn_reads.end(session)
+        session.info.pop(_MEMO, None)
+
+
+def _fetch(session: Session, needed: ReadNeeded) -> None:
+    log.debug("turn needs %s: fetched outside its transaction", needed)
+    # A CalendarError is kept as the window's answer: the next attempt's tool reports it.
+    with suppress(CalendarError):
+        needed.fetch()
+    # A fetch may record what it learnt (a revoked grant): keep that, in its own short
+    # transaction, whatever the turn does next.
+    session.commit()
+
+
+def memo(session: Session) -> dict[Any, Any] | None:
+    """Decisions taken once per turn, kept across its attempts (None outside a turn)."""
+    return session.info.get(_MEMO)

@@ -326,6 +326,14 @@ def test_the_suite_and_heldout_split_are_large_and_cover_every_category() -> Non
     assert not {s.id for s in suite} & {s.id for s in heldout}
 
 
+def test_the_second_heldout_split_is_large_disjoint_and_covers_every_category() -> None:
+    second = load_suite(split="heldout2")
+    assert len(second) >= 100 and all(s.heldout for s in second)
+    assert {s.category for s in second} == {s.category for s in load_suite()}
+    others = {s.id for s in load_suite()} | {s.id for s in load_suite(heldout=True)}
+    assert not {s.id for s in second} & others
+
+
 # --- through a real server --------------------------------------------------------------------
 
 

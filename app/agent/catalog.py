@@ -109,6 +109,9 @@ EN: dict[str, Entry] = {
     "just_taken": "Sorry, {when} was just taken.",
     "not_found": "Sorry, I couldn't find that appointment among yours.",
     "failed": "Sorry, that didn't work: {reason}",
+    "claim_withheld": (
+        "Sorry, I couldn't finish that. Ask me for your appointments to check them."
+    ),
     "no_upcoming": "You have no upcoming appointments.",
     "which_one": "Which one?",
     "none_on_day": "I don't see an appointment on {day}. Which one do you mean?",
@@ -246,6 +249,7 @@ ES: dict[str, Entry] = {
     "just_taken": "Lo siento, el {when} se acaba de ocupar.",
     "not_found": "Lo siento, no encontré esa cita entre las suyas.",
     "failed": "Lo siento, no se pudo: {reason}",
+    "claim_withheld": ("Lo siento, no pude terminar eso. Pídame sus citas para revisarlas."),
     "no_upcoming": "No tiene citas próximas.",
     "which_one": "¿Cuál?",
     "none_on_day": "No veo ninguna cita el {day}. ¿Cuál quiere decir?",

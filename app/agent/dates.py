@@ -76,6 +76,54 @@ NUMBER_WORDS = {
     "eleven": 11,
     "twelve": 12,
 }
+ORDINAL_WORDS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
+    "fortieth": 40,
+}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40}
+ORDINAL_WORD = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
+# A day of the month in words: "the twenty-first", "monday the third", "the 3rd of". Low
+# ordinals alone ("the second") stay words: they answer a list just offered.
+ORDINAL_PHRASE = re.compile(
+    rf"\b(?:(?P<tens>twenty|thirty|forty)[- ]?)?(?P<unit>{ORDINAL_WORD})\b"
+    r"(?!\s+(?:one|option|choice|available|opening|slot|time|thing|appointment)\b)"
+)
+COUNT_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "couple of": 2,
+    "few": 3,
+}
 PARTS = {
     "morning": "morning",
     "afternoon": "afternoon",
@@ -133,7 +181,14 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\besta manana\b", "this morning"),
     (r"\bmanana\b", "tomorrow"),
     (r"\bhoy\b", "today"),
+    (r"\b(?:antier|anteayer|ante ayer)\b", "day before yesterday"),
     (r"\bayer\b", "yesterday"),
+    (
+        r"\b(?:en|dentro de)\s+(\d+|un|una|dos|tres|cuatro|cinco) (dias?|semanas?)\b",
+        lambda m: f"in {_spanish_count(m.group(1))} {'weeks' if m.group(2)[0] == 's' else 'days'}",
+    ),
+    (r"\b(?:la )?semana pasada\b", "last week"),
+    (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
     (r"\bmediodia\b", "noon"),
     (r"\bmedianoche\b", "midnight"),
     (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
@@ -259,6 +314,12 @@ def _corrected_days(text: str) -> str:
     return " ".join(words)
 
 
+def _spanish_count(word: str) -> int:
+    if word.isdigit():
+        return int(word)
+    return 1 if word == "un" else SPANISH_NUMBERS.index(word) + 1
+
+
 def _spanish(text: str) -> str:
     for pattern, english in SPANISH:
         text = re.sub(pattern, english, text)
@@ -295,10 +356,53 @@ def _words(text: str) -> str:
         text = re.sub(
             rf"\b(at|around|about|by|after|before|past|to)\s+{word}\b", rf"\1 {number}", text
         )
+    text = _ordinal_days(_relative_counts(text))
     text = re.sub(r"\b(\d{1,2})\s+thirty\b", r"\1:30", text)
     text = re.sub(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", text)
     text = re.sub(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", text)
     return " ".join(text.split())
+
+
+def _ordinal_days(text: str) -> str:
+    """ "the twenty-first" → "the 21st", "monday the third" → "monday the 3rd"; a number past
+    the month's end ("the thirty-fifth") stays a date, so it is asked about, not dropped."""
+
+    def number(match: re.Match[str]) -> str:
+        value = TENS.get(match.group("tens") or "", 0) + ORDINAL_WORDS[match.group("unit")]
+        if match.group("tens") and match.group("unit") in ("twentieth", "thirtieth", "fortieth"):
+            return match.group(0)
+        before = text[: match.start()].split()[-2:]
+        anchored = bool(before) and (
+            before[-1] in ("on", "el", "of")
+            or before[-1] in WEEKDAY_NAMES
+            or re.fullmatch(MONTHS, before[-1]) is not None
+            or (before[-1] == "the" and len(before) == 2 and before[0] in ("on", "for", "until"))
+            or (len(before) == 2 and before[-1] == "the" and before[0] in WEEKDAY_NAMES)
+        )
+        after_text = text[match.end() :]
+        if not (anchored or value > 5 or re.match(r"\s+of\b", after_text)):
+            return match.group(0)
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(value % 10, "th") if value // 10 != 1 else "th"
+        return f"{value}{suffix}"
+
+    return ORDINAL_PHRASE.sub(number, text)
+
+
+COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=True))
+RELATIVE_COUNT = re.compile(
+    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|later|time|hence)\b"
+)
+
+
+def _relative_counts(text: str) -> str:
+    """ "two days from now", "3 weeks from today", "a couple of days later" → "in N days"."""
+
+    def counted(match: re.Match[str]) -> str:
+        raw = match.group(1)
+        count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+        return f"in {count} {match.group(2)}"
+
+    return RELATIVE_COUNT.sub(counted, text)
 
 
 # --- time of day --------------------------------------------------------------------
@@ -465,7 +569,7 @@ def _calendar_day(fragment: str, today: date) -> date | None:
     """A calendar date written out: "Dec 3rd", "3 of december", "12/3", "2026-12-03",
     "in 3 days". Without a year, the next such date from today. None if impossible
     ("feb 30", "the 35th of may"): the caller is then asked, not guessed for."""
-    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?)", fragment)
+    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)", fragment)
     if relative:
         word = relative.group(1)
         count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
@@ -616,10 +720,14 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
         return None
     qualifier = match.group(1)
     weekday = WEEKDAY_NAMES[match.group(2)]
-    week = re.search(r"\b(next|this) week\b", text)
+    week = re.search(r"\b(next|this|last|past|previous) week\b", text)
     if week is not None and qualifier in (None, "on", "coming", "this coming"):
         qualifier = week.group(1)
-    rest = re.sub(r"\b(?:next|this) week\b", " ", _cut(text, match))
+    rest = re.sub(r"\b(?:next|this|last|past|previous) week\b", " ", _cut(text, match))
+    if qualifier in ("last", "past", "previous") and week is not None:
+        # "thursday last week": that weekday of the week before this one (a past day).
+        monday = today - timedelta(days=today.weekday() + 7)
+        return _Day(monday + timedelta(days=weekday)), rest, weekday
     if qualifier in ("last", "past"):
         back = (today.weekday() - weekday) % 7 or 7
         return _Day(today - timedelta(days=back)), rest, weekday
@@ -674,7 +782,19 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     slot = _unknown_day_in_slot(text)
     if slot is not None:
         return _Day(unreadable=slot), text
+    residue = DAY_RESIDUE.search(text)
+    if residue is not None:
+        return _Day(unreadable=residue.group(0)), text
     return _Day(), text
+
+
+# Words that only make sense around a day, left over when no reader took one ("a
+# fortnight from now", "3 sleeps from today"): the day was said but not read, so it is
+# asked about rather than replaced by today.
+DAY_RESIDUE = re.compile(
+    r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
+    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)"
+)
 
 
 # Where a day goes: after "el"/"on"/"this"/"next", before a time ("el juernes a las 11").

@@ -26,7 +26,7 @@ from app.agent.appointments import OwnAppointments
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
-from app.agent.profile import faq_answer, hours_lines
+from app.agent.profile import asks_about_service, faq_answer, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
 from app.agent.understanding import Message, find_name
@@ -61,12 +61,34 @@ class OfflineEngine:
             dialogue = _Dialogue(turn)
             dialogue.clear_flow()
             text = dialogue.hint()
+        text = _truthful(dialogue, text)
         return Reply(
             text=say.fit(text, turn.channel),
             state=dump_state(dialogue.state),
             end_conversation=dialogue.end,
             tool_calls=dialogue.calls,
         )
+
+
+# A reply worded from one of these claims what the tool beside it did: it may only be sent
+# when that tool committed in this very turn.
+CLAIMS = {
+    "booked": "book_appointment",
+    "moved": "reschedule_appointment",
+    "cancelled": "cancel_appointment",
+}
+
+
+def _truthful(dialogue: _Dialogue, text: str) -> str:
+    """The last safety net: a reply claiming a booking, move or cancellation that did not
+    commit this turn is not sent; the person is told it did not finish instead."""
+    committed = {call["name"] for call in dialogue.calls if call["ok"]}
+    false = [key for key, tool in CLAIMS.items() if key in dialogue.said and tool not in committed]
+    if not false:
+        return text
+    log.error("offline engine worded an uncommitted claim (%s); reply withheld", ",".join(false))
+    dialogue.clear_flow()
+    return dialogue.t("claim_withheld")
 
 
 class _Dialogue(SlotSeeking, OwnAppointments):
@@ -114,6 +136,10 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         return None
 
     def answer(self, message: Message, awaiting: str | None) -> str:
+        if message.intent is None and asks_about_service(
+            message.text, self.turn.agent.services_description
+        ):
+            message = replace(message, intent="info", topic="services")
         if message.intent == "info":
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
@@ -244,7 +270,12 @@ class _Dialogue(SlotSeeking, OwnAppointments):
     def profile_answer(self, message: Message) -> str:
         agent = self.turn.agent
         topic = message.topic
-        faq = faq_answer(message.text, agent.faq or [])
+        faq = faq_answer(
+            message.text,
+            agent.faq or [],
+            # Prices have no profile field: the owner's FAQ entries on prices answer them.
+            topic if topic == "prices" else None,
+        )
         if faq is not None:
             return faq
         if topic == "hours" and message.when.day is not None:

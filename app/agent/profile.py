@@ -26,6 +26,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:address|where are you|where is (?:the|your) (?:shop|office|salon|place|"
             r"clinic|studio)|located|location|directions|how do i get there|parking|"
+            r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
+            r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
             r"direccion|donde estan|donde queda|ubicacion)\b"
         ),
     ),
@@ -55,9 +57,49 @@ def profile_topic(text: str) -> str | None:
     return None
 
 
-def faq_answer(text: str, faq: Sequence[dict[str, str]]) -> str | None:
+SERVICE_QUESTION = re.compile(
+    r"^(?:do|does|can|could|are|is|will|would)\s+(?:you|u|y'?all|someone|anyone|there|he|she|"
+    r"they)\b|\?\s*$|^(?:hacen|tienen|ofrecen|atienden)\b"
+)
+
+
+def asks_about_service(text: str, described: str | None) -> bool:
+    """ "do you teach physics?", "can you fix a cracked tooth?": a yes/no question sharing
+    a content word with the owner's description of the services."""
+    if not described or SERVICE_QUESTION.search(text) is None:
+        return False
+    return bool(_content(text) & _content(fold(described)))
+
+
+def faq_answer(text: str, faq: Sequence[dict[str, str]], topic: str | None = None) -> str | None:
     """The owner's answer to the FAQ entry closest to the question (fuzzy, word order
-    free); None below the cutoff, so an unrelated message is not answered by a guess."""
+    free); None below the cutoff, so an unrelated message is not answered by a guess.
+    A question on a known topic ("what does a cut cost?") also finds the entries on that
+    topic ("How much is a haircut?")."""
+    found = _closest(text, faq)
+    if found is None and topic is not None:
+        found = _on_topic(text, faq, topic)
+    return found
+
+
+def _on_topic(text: str, faq: Sequence[dict[str, str]], topic: str) -> str | None:
+    """The one entry on `topic`, or the one of several sharing a word (or a part of one:
+    "cut" in "haircut") with the question; None when that does not settle it."""
+    entries = [
+        e for e in faq if e.get("answer") and profile_topic(fold(e.get("question", ""))) == topic
+    ]
+    if len(entries) == 1:
+        return entries[0]["answer"].strip()
+    said = {w for w in re.findall(r"[a-z]+", fold(text)) if len(w) >= 3} - FUNCTION_WORDS
+    sharing = [
+        e
+        for e in entries
+        if any(w in q for w in said for q in re.findall(r"[a-z]+", fold(e.get("question", ""))))
+    ]
+    return sharing[0]["answer"].strip() if len(sharing) == 1 else None
+
+
+def _closest(text: str, faq: Sequence[dict[str, str]]) -> str | None:
     questions = [fold(entry.get("question", "")) for entry in faq if entry.get("answer")]
     if not questions or len(text.split()) < 2:
         return None

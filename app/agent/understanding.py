@@ -74,9 +74,57 @@ LIST = re.compile(
     r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
     r"a que hora es mi cita)\b"
 )
+# A question about the person's own booking however it is worded ("did the booking work?",
+# "which days am I coming in?", "¿para cuándo quedó mi cita?"): a question form, the person
+# as subject or owner, a booking noun or state, and no request verb.
+QUESTION_FORM = re.compile(
+    r"^(?:did|does|do|is|was|has|have|had|am|are|what|whats|when|whens|which|remind|"
+    r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b"
+)
+OWN = re.compile(
+    r"\b(?:my|mine|i|i'm|im|me|mi|mis|our)\b|"
+    r"\b(?:the|that|this) (?:booking|appointment|appt|reservation)\b"
+)
+BOOKING_STATE = re.compile(
+    r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
+    r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
+    r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
+)
+REQUEST_VERB = re.compile(
+    r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
+    r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
+    r"puedes|dame|cambiar|cancelar)\b"
+)
+
+
+# The same question embedded in a sentence: "I forgot when my appointment is, could you
+# tell me", "not sure what time my booking was".
+EMBEDDED_OWN = re.compile(
+    r"\b(?:when|what time|what day|which day|what date)\s+(?:is\s+|was\s+)?(?:my|mi)\s+"
+    r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b"
+)
+CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
+
+
+def asks_about_own_booking(raw: str, text: str) -> bool:
+    if profile_topic(text) is not None:
+        return False
+    if EMBEDDED_OWN.search(text) and not CHANGE_VERB.search(text):
+        return True
+    asks = "?" in raw or QUESTION_FORM.search(text) is not None
+    return (
+        asks
+        and OWN.search(text) is not None
+        and BOOKING_STATE.search(text) is not None
+        and REQUEST_VERB.search(text) is None
+    )
+
+
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
-    r"wont make it|drop my|remove my|delete my|no longer need|take me off|unbook|"
+    r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
+    r"(?:drop|scrap|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
     r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
     r"anular)\b"
@@ -104,6 +152,7 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
+    r"give me|pencil me in|sign me up|get me|set me up|"
     r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
     r"necesito|hay hueco|tienen)\b"
 )
@@ -432,7 +481,11 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
+    elif (
+        LIST.search(text)
+        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text)
+        or asks_about_own_booking(raw, text)
+    ):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"

@@ -356,11 +356,38 @@ def _words(text: str) -> str:
         text = re.sub(
             rf"\b(at|around|about|by|after|before|past|to)\s+{word}\b", rf"\1 {number}", text
         )
+    text = _spoken_clock(text)
     text = _ordinal_days(_relative_counts(text))
     text = re.sub(r"\b(\d{1,2})\s+thirty\b", r"\1:30", text)
     text = re.sub(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", text)
     text = re.sub(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", text)
     return " ".join(text.split())
+
+
+MINUTE_WORDS = {"five": 5, "ten": 10, "twenty": 20, "twenty five": 25, "twenty-five": 25}
+MINUTES = r"(5|10|20|25|five|ten|twenty[- ]five|twenty)"
+
+
+def _spoken_clock(text: str) -> str:
+    """ "10 past 3" → "3:10", "twenty to 4" → "3:40", "2ish" → "around 2", "arvo" →
+    "afternoon", "friday week" → "a week from friday"."""
+
+    def minutes(word: str) -> int:
+        return int(word) if word.isdigit() else MINUTE_WORDS[word]
+
+    text = re.sub(
+        rf"\b{MINUTES}\s+(?:minutes?\s+)?past\s+(\d{{1,2}})\b",
+        lambda m: f"{m.group(2)}:{minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(
+        rf"\b{MINUTES}\s+(?:minutes?\s+)?(?:to|til|till)\s+(\d{{1,2}})\b",
+        lambda m: f"{(int(m.group(2)) - 1) or 12}:{60 - minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", text)
+    text = re.sub(r"\barvo\b", "afternoon", text)
+    return re.sub(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", text)
 
 
 def _ordinal_days(text: str) -> str:

@@ -147,6 +147,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         handled = self.continue_flow(message, awaiting)
         if handled is not None:
             return handled
+        if message.intent is None and message.instead_of:
+            message = replace(message, intent="move")  # nothing in progress: a held one
         return self.start(message)
 
     def then_queued(self, reply: str, fresh: bool) -> str:
@@ -273,8 +275,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         faq = faq_answer(
             message.text,
             agent.faq or [],
-            # Prices have no profile field: the owner's FAQ entries on prices answer them.
-            topic if topic == "prices" else None,
+            topic,
         )
         if faq is not None:
             return faq

@@ -42,6 +42,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "services",
         re.compile(
             r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
+            r"do (?:you|u|y'?all|you guys|you all) (?:do|offer|provide|teach|treat|fix|sell)|"
             r"what kinds? of|servicios|que ofrecen|que hacen)\b"
         ),
     ),
@@ -68,7 +69,7 @@ def asks_about_service(text: str, described: str | None) -> bool:
     a content word with the owner's description of the services."""
     if not described or SERVICE_QUESTION.search(text) is None:
         return False
-    return bool(_content(text) & _content(fold(described)))
+    return _share(_content(text), _content(fold(described)))
 
 
 def faq_answer(text: str, faq: Sequence[dict[str, str]], topic: str | None = None) -> str | None:
@@ -77,9 +78,12 @@ def faq_answer(text: str, faq: Sequence[dict[str, str]], topic: str | None = Non
     A question on a known topic ("what does a cut cost?") also finds the entries on that
     topic ("How much is a haircut?")."""
     found = _closest(text, faq)
-    if found is None and topic is not None:
-        found = _on_topic(text, faq, topic)
-    return found
+    # "what are your hours for a haircut?" is not answered by the haircut price entry.
+    if found is not None and topic is not None and profile_topic(found[0]) not in (None, topic):
+        found = None
+    if found is None and topic == "prices":  # prices have no profile field of their own
+        return _on_topic(text, faq, topic)
+    return found[1] if found is not None else None
 
 
 def _on_topic(text: str, faq: Sequence[dict[str, str]], topic: str) -> str | None:
@@ -99,7 +103,7 @@ def _on_topic(text: str, faq: Sequence[dict[str, str]], topic: str) -> str | Non
     return sharing[0]["answer"].strip() if len(sharing) == 1 else None
 
 
-def _closest(text: str, faq: Sequence[dict[str, str]]) -> str | None:
+def _closest(text: str, faq: Sequence[dict[str, str]]) -> tuple[str, str] | None:
     questions = [fold(entry.get("question", "")) for entry in faq if entry.get("answer")]
     if not questions or len(text.split()) < 2:
         return None
@@ -108,12 +112,14 @@ def _closest(text: str, faq: Sequence[dict[str, str]]) -> str | None:
         fold(text), questions, scorer=fuzz.token_set_ratio, score_cutoff=FAQ_CUTOFF
     )
     if found is not None:
-        return answered[found[2]]["answer"].strip()
+        return questions[found[2]], answered[found[2]]["answer"].strip()
     # "can I pay by card?" vs "Do you take cards?": one shared content word decides,
     # when exactly one entry shares it (two would be a guess).
     said = _content(fold(text))
-    sharing = [i for i, question in enumerate(questions) if said & _content(question)]
-    return answered[sharing[0]]["answer"].strip() if len(sharing) == 1 else None
+    sharing = [i for i, question in enumerate(questions) if _share(said, _content(question))]
+    if len(sharing) != 1:
+        return None
+    return questions[sharing[0]], answered[sharing[0]]["answer"].strip()
 
 
 FUNCTION_WORDS = frozenset(
@@ -170,6 +176,15 @@ FUNCTION_WORDS = frozenset(
         "please",
     ]
 )
+
+
+def _share(said: set[str], asked: set[str]) -> bool:
+    """A content word in common, or one the start of the other ("park" / "parking")."""
+    return any(
+        a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
+        for a in said
+        for b in asked
+    )
 
 
 def _content(text: str) -> set[str]:

@@ -207,6 +207,10 @@ class SlotSeeking(DialogueBase):
         if kind is None:
             return self.t("not_available")
         reason = check_slot(self.schedule, kind, BusyIndex([]), now=self.turn.now, start=wanted)
+        step = self.schedule.step_minutes
+        if reason is None and (wanted.hour * 60 + wanted.minute) % step:
+            # Free, but not a time slots start at ("10 past 3"): saying "taken" would lie.
+            return self.t("off_step", step=step)
         if reason is None:
             return self.t("is_taken")
         if reason is Unavailable.CLOSED:

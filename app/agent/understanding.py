@@ -88,6 +88,7 @@ OWN = re.compile(
 BOOKING_STATE = re.compile(
     r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
     r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
+    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|"
     r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
 )
 REQUEST_VERB = re.compile(
@@ -123,7 +124,9 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
     r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
-    r"(?:drop|scrap|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
+    r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
+    r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
+    r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
     r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
@@ -278,6 +281,9 @@ class Message:
     instead: bool = False
     in_addition: bool = False
     rest: str | None = None  # a second request in the same message, handled next
+    # "thursday instead of friday": a change to something held, unless it corrects the
+    # request in progress (the flow decides which).
+    instead_of: bool = False
     topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
 
 
@@ -304,8 +310,27 @@ def corrected(text: str) -> str:
     return " ".join(words)
 
 
+# Texting shorthand read as the words it stands for ("what time do u close").
+SHORTHAND = (
+    (r"\bu\b", "you"),
+    (r"\bur\b", "your"),
+    (r"\br\b", "are"),
+    (r"\b(?:pls|plz|pleez)\b", "please"),
+    (r"\bwanna\b", "want to"),
+    (r"\bgonna\b", "going to"),
+    (r"\bgotta\b", "got to"),
+    (r"\bappts?\b", "appointment"),
+)
+
+
+def expand_shorthand(raw: str) -> str:
+    for pattern, word in SHORTHAND:
+        raw = re.sub(pattern, word, raw, flags=re.IGNORECASE)
+    return raw
+
+
 def normalise(text: str) -> str:
-    text = fold(text)
+    text = expand_shorthand(fold(text))
     text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
     return corrected(" ".join(text.split()))
 
@@ -443,9 +468,30 @@ def _one_booking_for_several(head: str, tail: str) -> bool:
     return not _has_request(tail) and bool(re.search(r"\d", tail))
 
 
+ABBREVIATED = re.compile(
+    r"(?i)\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|jan|feb|mar|apr|jun|jul|aug|sept?|"
+    r"oct|nov|dec|approx|appt|min|mins|hr|hrs)\.(?=\s)"
+)
+# "thursday instead of friday", "3 instead of 2": a change to something held.
+INSTEAD_OF = re.compile(
+    r"\b(?:instead of|rather than|in place of)\s+(?:my |the |our )?"
+    r"(?:\w+day|tomorrow|today|\d|noon|this|that)"
+)
+
+
+# A cancel that asks for another time in the same breath is a move.
+OTHER_TIME_WANTED = re.compile(
+    r"\b(?:instead|(?:can|could) (?:i|we) (?:do|come|make it|have|get)|how about|what about|"
+    r"move (?:it|that) to|(?:maybe|perhaps) (?:on )?(?:\w+day|tomorrow)|en lugar|en vez|"
+    r"mejor (?:el|a las|para))\b"
+)
+
+
 def split_requests(raw: str) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
+    # "sat. 10:30am", "Dec. 3": an abbreviation's period ends no sentence.
+    raw = re.sub(ABBREVIATED, lambda m: m.group(0)[:-1] + " ", raw)
     text = fold(raw)
     keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
     if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
@@ -471,13 +517,15 @@ def split_requests(raw: str) -> tuple[str, str | None]:
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(raw)
+    raw, rest = split_requests(expand_shorthand(raw))
     text = normalise(raw)
     when = parse_when(raw, now, hours)
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
-    if CANCEL.search(text):
+    if CANCEL.search(text) and OTHER_TIME_WANTED.search(text):
+        intent = "move"  # "can't make it friday, can I do monday at 10 instead?"
+    elif CANCEL.search(text):
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
@@ -516,4 +564,5 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         in_addition=bool(IN_ADDITION.search(text)) and not INSTEAD.search(text),
         rest=rest,
         topic=topic,
+        instead_of=bool(INSTEAD_OF.search(text)),
     )

@@ -42,7 +42,7 @@ def _engine_for(name: str) -> Engine | None:
 @scenarios_cli.command("run")
 def run(
     engine: Annotated[str, typer.Option(help="CONVERSATION_ENGINE to play against")] = "offline",
-    only: Annotated[str | None, typer.Option(help="One category or scenario id")] = None,
+    only: Annotated[str | None, typer.Option(help="One category, scenario id or file name")] = None,
     channel: Annotated[str, typer.Option(help="sms or voice")] = "sms",
     heldout: Annotated[bool, typer.Option(help="Play the held-out split instead")] = False,
     split: Annotated[

@@ -190,6 +190,7 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
     (r"\bmediodia\b", "noon"),
+    (r"\btemprano\b", "morning"),
     (r"\bmedianoche\b", "midnight"),
     (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
     (r"\besta semana\b", "this week"),

@@ -35,7 +35,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "prices",
         re.compile(
             r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
-            r"precio|precios|cuanto cuesta|cuanto cobran|tarifa)\b"
+            r"precio|precios|cuanto (?:cuesta|cobran|sale|vale|es)|tarifa)\b"
         ),
     ),
     (

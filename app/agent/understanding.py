@@ -124,6 +124,7 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
     r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
+    r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
     r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
     r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
@@ -483,7 +484,7 @@ INSTEAD_OF = re.compile(
 OTHER_TIME_WANTED = re.compile(
     r"\b(?:instead|(?:can|could) (?:i|we) (?:do|come|make it|have|get)|how about|what about|"
     r"move (?:it|that) to|(?:maybe|perhaps) (?:on )?(?:\w+day|tomorrow)|en lugar|en vez|"
-    r"mejor (?:el|a las|para))\b"
+    r"mejor (?:el|a las|para)|(?:puede|podria) ser|(?:can|could) it be|is (?:\w+day|tomorrow) ok)\b"
 )
 
 

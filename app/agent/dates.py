@@ -900,8 +900,22 @@ SHIFT = re.compile(
 )
 
 
+# The same with the verb in front: "push it back an hour", "bring it forward 30 minutes".
+SHIFT_VERB = re.compile(
+    r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
+    r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
+    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?)"
+    r"(?P<half>\s+and a half)?\b"
+)
+
+
 def _shift(text: str) -> tuple[int | None, str]:
-    """ "an hour earlier" → -60, "30 minutes later" → 30."""
+    """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
+    text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
+    verbed = SHIFT_VERB.search(text)
+    if verbed is not None:
+        way = "later" if verbed.group("way") in ("back", "later") else "earlier"
+        text = _cut(text, verbed, f"{verbed.group('amount')} {verbed.group('unit')} {way}")
     match = SHIFT.search(text)
     if match is None:
         return None, text

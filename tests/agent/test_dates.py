@@ -285,3 +285,36 @@ def test_day_words_left_unread_are_named_not_defaulted(text: str, said: str) -> 
 @pytest.mark.parametrize("text", ["the second one", "the second", "I'll take the first available"])
 def test_low_ordinals_stay_choices_not_days(text: str) -> None:
     assert when(text).day is None and when(text).unreadable is None
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("10 past 3 on friday", time(15, 10)),
+        ("twenty to 4 on friday", time(15, 40)),
+        ("friday around 2ish", time(14)),
+        ("friday at quarter past 1", time(13, 15)),
+    ],
+)
+def test_spoken_clock_times(text: str, at: time) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (FRI, at)
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("push it back an hour", 60),
+        ("push it back an hour and a half", 90),
+        ("bring it forward 30 minutes", -30),
+        ("can you move it up by 15 minutes", -15),
+    ],
+)
+def test_shifts_with_the_verb_in_front(text: str, minutes: int) -> None:
+    assert when(text).shift_minutes == minutes
+
+
+def test_friday_week_and_last_week_weekday() -> None:
+    assert when("friday week at 10").day == date(2026, 12, 4)
+    assert when("thursday last week at 1").day == date(2026, 11, 19)
+    assert when("haircut in 3 months").day == date(2027, 2, 23)

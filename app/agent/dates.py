@@ -298,10 +298,20 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Day words a shortened form may stand for ("vier" → viernes, "wedn" → wednesday).
+SHORTENED_DAYS = tuple(w for w in DAY_VOCABULARY if w not in ("tonight", "weekend", "manana"))
+
+
 def _corrected_days(text: str) -> str:
-    """Misspelt day words corrected against a small vocabulary (not a hand list of typos)."""
+    """Misspelt day words corrected against a small vocabulary (not a hand list of typos);
+    a word of four letters or more that starts exactly one day name is that day."""
     words = text.split()
     for index, word in enumerate(words):
+        if len(word) >= 4 and word.isalpha() and word not in DAY_VOCABULARY:
+            starts = [d for d in SHORTENED_DAYS if d.startswith(word)]
+            if len(starts) == 1:
+                words[index] = starts[0]
+                continue
         if len(word) < 5 or not word.isalpha() or word in DAY_VOCABULARY:
             continue
         found = extractOne(
@@ -448,7 +458,7 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
-        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
+        r"(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
         r"hours?))",
     ),
 )
@@ -1006,7 +1016,7 @@ def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     if compact is not None:
         return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
     match = re.search(
-        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|persons?|"
+        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|people|persons?|"
         r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))",
         text,
     )

@@ -29,7 +29,7 @@ from app.agent.engine import Reply, Turn
 from app.agent.profile import asks_about_service, faq_answer, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
-from app.agent.understanding import Message, find_name
+from app.agent.understanding import CORRECTION, Message, find_name
 from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,35 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
             return self.ask_day(message)
+        corrected = self.correct_last(message, awaiting)
+        if corrected is not None:
+            return corrected
         handled = self.continue_flow(message, awaiting)
         if handled is not None:
             return handled
         if message.intent is None and message.instead_of:
             message = replace(message, intent="move")  # nothing in progress: a held one
         return self.start(message)
+
+    def correct_last(self, message: Message, awaiting: str | None) -> str | None:
+        """ "oh I meant Thursday" right after a booking: a move of that booking is proposed
+        (never a second booking beside it)."""
+        last = self.state.get("last")
+        if (
+            not last
+            or awaiting is not None
+            or message.when.empty
+            or message.intent not in (None, "book")
+            or CORRECTION.search(message.text) is None
+        ):
+            return None
+        held = next((a for a in self.my_appointments(message.raw) or [] if a["id"] == last), None)
+        if held is None:
+            return None
+        self.clear_flow()
+        self.state["intent"] = "move"
+        self.state["target"] = held
+        return self.seek_move(message)
 
     def then_queued(self, reply: str, fresh: bool) -> str:
         """The second request of a two-request message: run once the first is done, or

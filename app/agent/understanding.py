@@ -124,6 +124,7 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
     r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
+    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*\banymore|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
     r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
@@ -139,6 +140,7 @@ CANCEL_ALL = re.compile(
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
+    r"bump|slide|rearrange|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
     r"pasar mi cita)\b"
@@ -477,6 +479,13 @@ ABBREVIATED = re.compile(
 INSTEAD_OF = re.compile(
     r"\b(?:instead of|rather than|in place of)\s+(?:my |the |our )?"
     r"(?:\w+day|tomorrow|today|\d|noon|this|that)"
+)
+
+
+# "oh I meant thursday", "sorry, make that 11": a correction of what was just settled.
+CORRECTION = re.compile(
+    r"\b(?:i meant|i mean|meant to say|make (?:it|that)|change (?:it|that) to|oops|my bad|"
+    r"wrong day|wrong time|quise decir|queria decir|perdon,? (?:el|a las))\b"
 )
 
 

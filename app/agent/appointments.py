@@ -16,6 +16,42 @@ from app.agent.understanding import Message, find_choice
 CLAUSE = re.compile(r"[,.;!?]+\s*|\s+(?:but|instead of|rather than|and then|then)\s+", re.I)
 
 
+# "I wanted to bump my Monday to Tuesday": the first "to" is an infinitive, not where to.
+INFINITIVE_BEFORE = frozenset(
+    [
+        "want",
+        "wanted",
+        "wanna",
+        "like",
+        "need",
+        "needed",
+        "have",
+        "had",
+        "going",
+        "able",
+        "trying",
+        "hoping",
+        "wish",
+        "love",
+        "gotta",
+        "try",
+        "tried",
+        "hope",
+        "asked",
+        "calling",
+    ]
+)
+
+
+def _split_at_destination(raw: str) -> list[str]:
+    for match in re.finditer(r"\b(?:to|for|until|till|para|al)\b", raw, flags=re.IGNORECASE):
+        before = raw[: match.start()].split()
+        if before and before[-1].lower().strip(",.") in INFINITIVE_BEFORE:
+            continue
+        return [raw[: match.start()], raw[match.end() :]]
+    return [raw]
+
+
 class OwnAppointments(DialogueBase):
     def move_in_clauses(
         self, message: Message, mine: list[dict[str, Any]]
@@ -161,9 +197,7 @@ class OwnAppointments(DialogueBase):
 
     def split_move(self, message: Message) -> tuple[Message, Message | None]:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = re.split(
-            r"\b(?:to|for|until|till|para|al)\b", message.raw, maxsplit=1, flags=re.IGNORECASE
-        )
+        parts = _split_at_destination(message.raw)
         if len(parts) == 2:
             before = self.read(parts[0])
             after = self.read(parts[1])

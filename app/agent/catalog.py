@@ -69,6 +69,7 @@ EN: dict[str, Entry] = {
     "nothing_soon": "Nothing is free in the next two weeks.",
     "nothing_soon_part": "Nothing is free in the {part} in the next two weeks.",
     "is_taken": "is taken",
+    "off_step": "is not a start time (appointments start every {step} minutes)",
     "not_available": "isn't available",
     "outside_hours": "is outside opening hours ({hours})",
     "too_soon": "is too soon",
@@ -110,6 +111,9 @@ EN: dict[str, Entry] = {
     "just_taken": "Sorry, {when} was just taken.",
     "not_found": "Sorry, I couldn't find that appointment among yours.",
     "failed": "Sorry, that didn't work: {reason}",
+    "claim_withheld": (
+        "Sorry, I couldn't finish that. Ask me for your appointments to check them."
+    ),
     "no_upcoming": "You have no upcoming appointments.",
     "which_one": "Which one?",
     "none_on_day": "I don't see an appointment on {day}. Which one do you mean?",
@@ -210,6 +214,7 @@ ES: dict[str, Entry] = {
     "nothing_soon": "No hay nada libre en las próximas dos semanas.",
     "nothing_soon_part": "No hay nada libre por la {part} en las próximas dos semanas.",
     "is_taken": "está ocupado",
+    "off_step": "no es una hora de inicio (las citas empiezan cada {step} minutos)",
     "not_available": "no está disponible",
     "outside_hours": "está fuera del horario ({hours})",
     "too_soon": "es demasiado pronto",
@@ -248,6 +253,7 @@ ES: dict[str, Entry] = {
     "just_taken": "Lo siento, el {when} se acaba de ocupar.",
     "not_found": "Lo siento, no encontré esa cita entre las suyas.",
     "failed": "Lo siento, no se pudo: {reason}",
+    "claim_withheld": ("Lo siento, no pude terminar eso. Pídame sus citas para revisarlas."),
     "no_upcoming": "No tiene citas próximas.",
     "which_one": "¿Cuál?",
     "none_on_day": "No veo ninguna cita el {day}. ¿Cuál quiere decir?",

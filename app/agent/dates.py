@@ -76,6 +76,54 @@ NUMBER_WORDS = {
     "eleven": 11,
     "twelve": 12,
 }
+ORDINAL_WORDS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
+    "fortieth": 40,
+}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40}
+ORDINAL_WORD = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
+# A day of the month in words: "the twenty-first", "monday the third", "the 3rd of". Low
+# ordinals alone ("the second") stay words: they answer a list just offered.
+ORDINAL_PHRASE = re.compile(
+    rf"\b(?:(?P<tens>twenty|thirty|forty)[- ]?)?(?P<unit>{ORDINAL_WORD})\b"
+    r"(?!\s+(?:one|option|choice|available|opening|slot|time|thing|appointment)\b)"
+)
+COUNT_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "couple of": 2,
+    "few": 3,
+}
 PARTS = {
     "morning": "morning",
     "afternoon": "afternoon",
@@ -133,8 +181,16 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\besta manana\b", "this morning"),
     (r"\bmanana\b", "tomorrow"),
     (r"\bhoy\b", "today"),
+    (r"\b(?:antier|anteayer|ante ayer)\b", "day before yesterday"),
     (r"\bayer\b", "yesterday"),
+    (
+        r"\b(?:en|dentro de)\s+(\d+|un|una|dos|tres|cuatro|cinco) (dias?|semanas?)\b",
+        lambda m: f"in {_spanish_count(m.group(1))} {'weeks' if m.group(2)[0] == 's' else 'days'}",
+    ),
+    (r"\b(?:la )?semana pasada\b", "last week"),
+    (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
     (r"\bmediodia\b", "noon"),
+    (r"\btemprano\b", "morning"),
     (r"\bmedianoche\b", "midnight"),
     (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
     (r"\besta semana\b", "this week"),
@@ -242,10 +298,20 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Day words a shortened form may stand for ("vier" → viernes, "wedn" → wednesday).
+SHORTENED_DAYS = tuple(w for w in DAY_VOCABULARY if w not in ("tonight", "weekend", "manana"))
+
+
 def _corrected_days(text: str) -> str:
-    """Misspelt day words corrected against a small vocabulary (not a hand list of typos)."""
+    """Misspelt day words corrected against a small vocabulary (not a hand list of typos);
+    a word of four letters or more that starts exactly one day name is that day."""
     words = text.split()
     for index, word in enumerate(words):
+        if len(word) >= 4 and word.isalpha() and word not in DAY_VOCABULARY:
+            starts = [d for d in SHORTENED_DAYS if d.startswith(word)]
+            if len(starts) == 1:
+                words[index] = starts[0]
+                continue
         if len(word) < 5 or not word.isalpha() or word in DAY_VOCABULARY:
             continue
         found = extractOne(
@@ -257,6 +323,12 @@ def _corrected_days(text: str) -> str:
         if found is not None and found[0][0] == word[0]:  # typos keep the first letter
             words[index] = found[0]
     return " ".join(words)
+
+
+def _spanish_count(word: str) -> int:
+    if word.isdigit():
+        return int(word)
+    return 1 if word == "un" else SPANISH_NUMBERS.index(word) + 1
 
 
 def _spanish(text: str) -> str:
@@ -295,10 +367,80 @@ def _words(text: str) -> str:
         text = re.sub(
             rf"\b(at|around|about|by|after|before|past|to)\s+{word}\b", rf"\1 {number}", text
         )
+    text = _spoken_clock(text)
+    text = _ordinal_days(_relative_counts(text))
     text = re.sub(r"\b(\d{1,2})\s+thirty\b", r"\1:30", text)
     text = re.sub(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", text)
     text = re.sub(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", text)
     return " ".join(text.split())
+
+
+MINUTE_WORDS = {"five": 5, "ten": 10, "twenty": 20, "twenty five": 25, "twenty-five": 25}
+MINUTES = r"(5|10|20|25|five|ten|twenty[- ]five|twenty)"
+
+
+def _spoken_clock(text: str) -> str:
+    """ "10 past 3" → "3:10", "twenty to 4" → "3:40", "2ish" → "around 2", "arvo" →
+    "afternoon", "friday week" → "a week from friday"."""
+
+    def minutes(word: str) -> int:
+        return int(word) if word.isdigit() else MINUTE_WORDS[word]
+
+    text = re.sub(
+        rf"\b{MINUTES}\s+(?:minutes?\s+)?past\s+(\d{{1,2}})\b",
+        lambda m: f"{m.group(2)}:{minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(
+        rf"\b{MINUTES}\s+(?:minutes?\s+)?(?:to|til|till)\s+(\d{{1,2}})\b",
+        lambda m: f"{(int(m.group(2)) - 1) or 12}:{60 - minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", text)
+    text = re.sub(r"\barvo\b", "afternoon", text)
+    return re.sub(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", text)
+
+
+def _ordinal_days(text: str) -> str:
+    """ "the twenty-first" → "the 21st", "monday the third" → "monday the 3rd"; a number past
+    the month's end ("the thirty-fifth") stays a date, so it is asked about, not dropped."""
+
+    def number(match: re.Match[str]) -> str:
+        value = TENS.get(match.group("tens") or "", 0) + ORDINAL_WORDS[match.group("unit")]
+        if match.group("tens") and match.group("unit") in ("twentieth", "thirtieth", "fortieth"):
+            return match.group(0)
+        before = text[: match.start()].split()[-2:]
+        anchored = bool(before) and (
+            before[-1] in ("on", "el", "of")
+            or before[-1] in WEEKDAY_NAMES
+            or re.fullmatch(MONTHS, before[-1]) is not None
+            or (before[-1] == "the" and len(before) == 2 and before[0] in ("on", "for", "until"))
+            or (len(before) == 2 and before[-1] == "the" and before[0] in WEEKDAY_NAMES)
+        )
+        after_text = text[match.end() :]
+        if not (anchored or value > 5 or re.match(r"\s+of\b", after_text)):
+            return match.group(0)
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(value % 10, "th") if value // 10 != 1 else "th"
+        return f"{value}{suffix}"
+
+    return ORDINAL_PHRASE.sub(number, text)
+
+
+COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=True))
+RELATIVE_COUNT = re.compile(
+    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|later|time|hence)\b"
+)
+
+
+def _relative_counts(text: str) -> str:
+    """ "two days from now", "3 weeks from today", "a couple of days later" → "in N days"."""
+
+    def counted(match: re.Match[str]) -> str:
+        raw = match.group(1)
+        count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+        return f"in {count} {match.group(2)}"
+
+    return RELATIVE_COUNT.sub(counted, text)
 
 
 # --- time of day --------------------------------------------------------------------
@@ -316,7 +458,7 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
-        r"(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
+        r"(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|months?|years?|people|of\b|minutes?|mins?|"
         r"hours?))",
     ),
 )
@@ -465,7 +607,7 @@ def _calendar_day(fragment: str, today: date) -> date | None:
     """A calendar date written out: "Dec 3rd", "3 of december", "12/3", "2026-12-03",
     "in 3 days". Without a year, the next such date from today. None if impossible
     ("feb 30", "the 35th of may"): the caller is then asked, not guessed for."""
-    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?)", fragment)
+    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)", fragment)
     if relative:
         word = relative.group(1)
         count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
@@ -616,10 +758,14 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
         return None
     qualifier = match.group(1)
     weekday = WEEKDAY_NAMES[match.group(2)]
-    week = re.search(r"\b(next|this) week\b", text)
+    week = re.search(r"\b(next|this|last|past|previous) week\b", text)
     if week is not None and qualifier in (None, "on", "coming", "this coming"):
         qualifier = week.group(1)
-    rest = re.sub(r"\b(?:next|this) week\b", " ", _cut(text, match))
+    rest = re.sub(r"\b(?:next|this|last|past|previous) week\b", " ", _cut(text, match))
+    if qualifier in ("last", "past", "previous") and week is not None:
+        # "thursday last week": that weekday of the week before this one (a past day).
+        monday = today - timedelta(days=today.weekday() + 7)
+        return _Day(monday + timedelta(days=weekday)), rest, weekday
     if qualifier in ("last", "past"):
         back = (today.weekday() - weekday) % 7 or 7
         return _Day(today - timedelta(days=back)), rest, weekday
@@ -674,7 +820,19 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     slot = _unknown_day_in_slot(text)
     if slot is not None:
         return _Day(unreadable=slot), text
+    residue = DAY_RESIDUE.search(text)
+    if residue is not None:
+        return _Day(unreadable=residue.group(0)), text
     return _Day(), text
+
+
+# Words that only make sense around a day, left over when no reader took one ("a
+# fortnight from now", "3 sleeps from today"): the day was said but not read, so it is
+# asked about rather than replaced by today.
+DAY_RESIDUE = re.compile(
+    r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
+    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)"
+)
 
 
 # Where a day goes: after "el"/"on"/"this"/"next", before a time ("el juernes a las 11").
@@ -752,8 +910,22 @@ SHIFT = re.compile(
 )
 
 
+# The same with the verb in front: "push it back an hour", "bring it forward 30 minutes".
+SHIFT_VERB = re.compile(
+    r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
+    r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
+    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?)"
+    r"(?P<half>\s+and a half)?\b"
+)
+
+
 def _shift(text: str) -> tuple[int | None, str]:
-    """ "an hour earlier" → -60, "30 minutes later" → 30."""
+    """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
+    text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
+    verbed = SHIFT_VERB.search(text)
+    if verbed is not None:
+        way = "later" if verbed.group("way") in ("back", "later") else "earlier"
+        text = _cut(text, verbed, f"{verbed.group('amount')} {verbed.group('unit')} {way}")
     match = SHIFT.search(text)
     if match is None:
         return None, text
@@ -844,7 +1016,7 @@ def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     if compact is not None:
         return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
     match = re.search(
-        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th|/|-|days?|weeks?|people|persons?|"
+        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|people|persons?|"
         r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))",
         text,
     )

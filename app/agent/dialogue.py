@@ -52,8 +52,12 @@ class DialogueBase:
         self.booked_now: str | None = None
         self.sibling: str | None = None
         self.lang: str = self.state.get("lang") or agent_language(turn.agent)
+        # Every catalogue entry this turn's reply was worded from: the engine checks the
+        # claims among them against what the tools committed (OfflineEngine.respond).
+        self.said: set[str] = set()
 
     def t(self, key: str, **values: object) -> str:
+        self.said.add(key)
         return wording(self.lang, self.channel, key, **values)
 
     def join(self, items: list[str], word: str) -> str:

@@ -26,10 +26,10 @@ from app.agent.appointments import OwnAppointments
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
-from app.agent.profile import faq_answer, hours_lines
+from app.agent.profile import asks_about_service, faq_answer, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
-from app.agent.understanding import Message, find_name
+from app.agent.understanding import CORRECTION, Message, find_name
 from app.calendar.turn_reads import ReadNeeded
 from app.tools.schemas import ToolResult
 
@@ -64,12 +64,34 @@ class OfflineEngine:
             dialogue = _Dialogue(turn)
             dialogue.clear_flow()
             text = dialogue.hint()
+        text = _truthful(dialogue, text)
         return Reply(
             text=say.fit(text, turn.channel),
             state=dump_state(dialogue.state),
             end_conversation=dialogue.end,
             tool_calls=dialogue.calls,
         )
+
+
+# A reply worded from one of these claims what the tool beside it did: it may only be sent
+# when that tool committed in this very turn.
+CLAIMS = {
+    "booked": "book_appointment",
+    "moved": "reschedule_appointment",
+    "cancelled": "cancel_appointment",
+}
+
+
+def _truthful(dialogue: _Dialogue, text: str) -> str:
+    """The last safety net: a reply claiming a booking, move or cancellation that did not
+    commit this turn is not sent; the person is told it did not finish instead."""
+    committed = {call["name"] for call in dialogue.calls if call["ok"]}
+    false = [key for key, tool in CLAIMS.items() if key in dialogue.said and tool not in committed]
+    if not false:
+        return text
+    log.error("offline engine worded an uncommitted claim (%s); reply withheld", ",".join(false))
+    dialogue.clear_flow()
+    return dialogue.t("claim_withheld")
 
 
 class _Dialogue(SlotSeeking, OwnAppointments):
@@ -117,14 +139,43 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         return None
 
     def answer(self, message: Message, awaiting: str | None) -> str:
+        if message.intent is None and asks_about_service(
+            message.text, self.turn.agent.services_description
+        ):
+            message = replace(message, intent="info", topic="services")
         if message.intent == "info":
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
             return self.ask_day(message)
+        corrected = self.correct_last(message, awaiting)
+        if corrected is not None:
+            return corrected
         handled = self.continue_flow(message, awaiting)
         if handled is not None:
             return handled
+        if message.intent is None and message.instead_of:
+            message = replace(message, intent="move")  # nothing in progress: a held one
         return self.start(message)
+
+    def correct_last(self, message: Message, awaiting: str | None) -> str | None:
+        """ "oh I meant Thursday" right after a booking: a move of that booking is proposed
+        (never a second booking beside it)."""
+        last = self.state.get("last")
+        if (
+            not last
+            or awaiting is not None
+            or message.when.empty
+            or message.intent not in (None, "book")
+            or CORRECTION.search(message.text) is None
+        ):
+            return None
+        held = next((a for a in self.my_appointments(message.raw) or [] if a["id"] == last), None)
+        if held is None:
+            return None
+        self.clear_flow()
+        self.state["intent"] = "move"
+        self.state["target"] = held
+        return self.seek_move(message)
 
     def then_queued(self, reply: str, fresh: bool) -> str:
         """The second request of a two-request message: run once the first is done, or
@@ -247,7 +298,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
     def profile_answer(self, message: Message) -> str:
         agent = self.turn.agent
         topic = message.topic
-        faq = faq_answer(message.text, agent.faq or [])
+        faq = faq_answer(
+            message.text,
+            agent.faq or [],
+            topic,
+        )
         if faq is not None:
             return faq
         if topic == "hours" and message.when.day is not None:

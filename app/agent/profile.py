@@ -26,6 +26,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:address|where are you|where is (?:the|your) (?:shop|office|salon|place|"
             r"clinic|studio)|located|location|directions|how do i get there|parking|"
+            r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
+            r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
             r"direccion|donde estan|donde queda|ubicacion)\b"
         ),
     ),
@@ -33,13 +35,14 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "prices",
         re.compile(
             r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
-            r"precio|precios|cuanto cuesta|cuanto cobran|tarifa)\b"
+            r"precio|precios|cuanto (?:cuesta|cobran|sale|vale|es)|tarifa)\b"
         ),
     ),
     (
         "services",
         re.compile(
             r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
+            r"do (?:you|u|y'?all|you guys|you all) (?:do|offer|provide|teach|treat|fix|sell)|"
             r"what kinds? of|servicios|que ofrecen|que hacen)\b"
         ),
     ),
@@ -55,9 +58,52 @@ def profile_topic(text: str) -> str | None:
     return None
 
 
-def faq_answer(text: str, faq: Sequence[dict[str, str]]) -> str | None:
+SERVICE_QUESTION = re.compile(
+    r"^(?:do|does|can|could|are|is|will|would)\s+(?:you|u|y'?all|someone|anyone|there|he|she|"
+    r"they)\b|\?\s*$|^(?:hacen|tienen|ofrecen|atienden)\b"
+)
+
+
+def asks_about_service(text: str, described: str | None) -> bool:
+    """ "do you teach physics?", "can you fix a cracked tooth?": a yes/no question sharing
+    a content word with the owner's description of the services."""
+    if not described or SERVICE_QUESTION.search(text) is None:
+        return False
+    return _share(_content(text), _content(fold(described)))
+
+
+def faq_answer(text: str, faq: Sequence[dict[str, str]], topic: str | None = None) -> str | None:
     """The owner's answer to the FAQ entry closest to the question (fuzzy, word order
-    free); None below the cutoff, so an unrelated message is not answered by a guess."""
+    free); None below the cutoff, so an unrelated message is not answered by a guess.
+    A question on a known topic ("what does a cut cost?") also finds the entries on that
+    topic ("How much is a haircut?")."""
+    found = _closest(text, faq)
+    # "what are your hours for a haircut?" is not answered by the haircut price entry.
+    if found is not None and topic is not None and profile_topic(found[0]) not in (None, topic):
+        found = None
+    if found is None and topic == "prices":  # prices have no profile field of their own
+        return _on_topic(text, faq, topic)
+    return found[1] if found is not None else None
+
+
+def _on_topic(text: str, faq: Sequence[dict[str, str]], topic: str) -> str | None:
+    """The one entry on `topic`, or the one of several sharing a word (or a part of one:
+    "cut" in "haircut") with the question; None when that does not settle it."""
+    entries = [
+        e for e in faq if e.get("answer") and profile_topic(fold(e.get("question", ""))) == topic
+    ]
+    if len(entries) == 1:
+        return entries[0]["answer"].strip()
+    said = {w for w in re.findall(r"[a-z]+", fold(text)) if len(w) >= 3} - FUNCTION_WORDS
+    sharing = [
+        e
+        for e in entries
+        if any(w in q for w in said for q in re.findall(r"[a-z]+", fold(e.get("question", ""))))
+    ]
+    return sharing[0]["answer"].strip() if len(sharing) == 1 else None
+
+
+def _closest(text: str, faq: Sequence[dict[str, str]]) -> tuple[str, str] | None:
     questions = [fold(entry.get("question", "")) for entry in faq if entry.get("answer")]
     if not questions or len(text.split()) < 2:
         return None
@@ -66,12 +112,14 @@ def faq_answer(text: str, faq: Sequence[dict[str, str]]) -> str | None:
         fold(text), questions, scorer=fuzz.token_set_ratio, score_cutoff=FAQ_CUTOFF
     )
     if found is not None:
-        return answered[found[2]]["answer"].strip()
+        return questions[found[2]], answered[found[2]]["answer"].strip()
     # "can I pay by card?" vs "Do you take cards?": one shared content word decides,
     # when exactly one entry shares it (two would be a guess).
     said = _content(fold(text))
-    sharing = [i for i, question in enumerate(questions) if said & _content(question)]
-    return answered[sharing[0]]["answer"].strip() if len(sharing) == 1 else None
+    sharing = [i for i, question in enumerate(questions) if _share(said, _content(question))]
+    if len(sharing) != 1:
+        return None
+    return questions[sharing[0]], answered[sharing[0]]["answer"].strip()
 
 
 FUNCTION_WORDS = frozenset(
@@ -128,6 +176,15 @@ FUNCTION_WORDS = frozenset(
         "please",
     ]
 )
+
+
+def _share(said: set[str], asked: set[str]) -> bool:
+    """A content word in common, or one the start of the other ("park" / "parking")."""
+    return any(
+        a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
+        for a in said
+        for b in asked
+    )
 
 
 def _content(text: str) -> set[str]:

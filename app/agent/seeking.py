@@ -28,15 +28,17 @@ class SlotSeeking(DialogueBase):
         if key is None and not self.types:
             self.clear_flow()
             return self.t("no_types")
-        if key is None:
-            self.state["awaiting"] = "type"
-            return self.t("is_that_for", types=self.type_names())
         day = date.fromisoformat(self.state["day"]) if self.state.get("day") else None
-        at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
-        part = self.state.get("part")
+        # A past or too-distant day is refused first: no question about the kind of
+        # appointment before the person learns the day cannot be booked at all.
         refused = self.out_of_range(day)
         if refused is not None:
             return refused
+        if key is None:
+            self.state["awaiting"] = "type"
+            return self.t("is_that_for", types=self.type_names())
+        at = time.fromisoformat(self.state["at"]) if self.state.get("at") else None
+        part = self.state.get("part")
         if self.state.get("after") or self.state.get("before") or self.state.get("until"):
             return self.seek_range(day, part, key)
         if at is not None:
@@ -205,6 +207,10 @@ class SlotSeeking(DialogueBase):
         if kind is None:
             return self.t("not_available")
         reason = check_slot(self.schedule, kind, BusyIndex([]), now=self.turn.now, start=wanted)
+        step = self.schedule.step_minutes
+        if reason is None and (wanted.hour * 60 + wanted.minute) % step:
+            # Free, but not a time slots start at ("10 past 3"): saying "taken" would lie.
+            return self.t("off_step", step=step)
         if reason is None:
             return self.t("is_taken")
         if reason is Unavailable.CLOSED:

@@ -74,9 +74,62 @@ LIST = re.compile(
     r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
     r"a que hora es mi cita)\b"
 )
+# A question about the person's own booking however it is worded ("did the booking work?",
+# "which days am I coming in?", "¿para cuándo quedó mi cita?"): a question form, the person
+# as subject or owner, a booking noun or state, and no request verb.
+QUESTION_FORM = re.compile(
+    r"^(?:did|does|do|is|was|has|have|had|am|are|what|whats|when|whens|which|remind|"
+    r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b"
+)
+OWN = re.compile(
+    r"\b(?:my|mine|i|i'm|im|me|mi|mis|our)\b|"
+    r"\b(?:the|that|this) (?:booking|appointment|appt|reservation)\b"
+)
+BOOKING_STATE = re.compile(
+    r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
+    r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
+    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|"
+    r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
+)
+REQUEST_VERB = re.compile(
+    r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
+    r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
+    r"puedes|dame|cambiar|cancelar)\b"
+)
+
+
+# The same question embedded in a sentence: "I forgot when my appointment is, could you
+# tell me", "not sure what time my booking was".
+EMBEDDED_OWN = re.compile(
+    r"\b(?:when|what time|what day|which day|what date)\s+(?:is\s+|was\s+)?(?:my|mi)\s+"
+    r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b"
+)
+CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
+
+
+def asks_about_own_booking(raw: str, text: str) -> bool:
+    if profile_topic(text) is not None:
+        return False
+    if EMBEDDED_OWN.search(text) and not CHANGE_VERB.search(text):
+        return True
+    asks = "?" in raw or QUESTION_FORM.search(text) is not None
+    return (
+        asks
+        and OWN.search(text) is not None
+        and BOOKING_STATE.search(text) is not None
+        and REQUEST_VERB.search(text) is None
+    )
+
+
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
-    r"wont make it|drop my|remove my|delete my|no longer need|take me off|unbook|"
+    r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
+    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*\banymore|"
+    r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
+    r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
+    r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
+    r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
     r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
     r"anular)\b"
@@ -87,6 +140,7 @@ CANCEL_ALL = re.compile(
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
+    r"bump|slide|rearrange|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
     r"pasar mi cita)\b"
@@ -104,6 +158,7 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
+    r"give me|pencil me in|sign me up|get me|set me up|"
     r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
     r"necesito|hay hueco|tienen)\b"
 )
@@ -229,6 +284,9 @@ class Message:
     instead: bool = False
     in_addition: bool = False
     rest: str | None = None  # a second request in the same message, handled next
+    # "thursday instead of friday": a change to something held, unless it corrects the
+    # request in progress (the flow decides which).
+    instead_of: bool = False
     topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
 
 
@@ -255,8 +313,27 @@ def corrected(text: str) -> str:
     return " ".join(words)
 
 
+# Texting shorthand read as the words it stands for ("what time do u close").
+SHORTHAND = (
+    (r"\bu\b", "you"),
+    (r"\bur\b", "your"),
+    (r"\br\b", "are"),
+    (r"\b(?:pls|plz|pleez)\b", "please"),
+    (r"\bwanna\b", "want to"),
+    (r"\bgonna\b", "going to"),
+    (r"\bgotta\b", "got to"),
+    (r"\bappts?\b", "appointment"),
+)
+
+
+def expand_shorthand(raw: str) -> str:
+    for pattern, word in SHORTHAND:
+        raw = re.sub(pattern, word, raw, flags=re.IGNORECASE)
+    return raw
+
+
 def normalise(text: str) -> str:
-    text = fold(text)
+    text = expand_shorthand(fold(text))
     text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
     return corrected(" ".join(text.split()))
 
@@ -394,9 +471,37 @@ def _one_booking_for_several(head: str, tail: str) -> bool:
     return not _has_request(tail) and bool(re.search(r"\d", tail))
 
 
+ABBREVIATED = re.compile(
+    r"(?i)\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|jan|feb|mar|apr|jun|jul|aug|sept?|"
+    r"oct|nov|dec|approx|appt|min|mins|hr|hrs)\.(?=\s)"
+)
+# "thursday instead of friday", "3 instead of 2": a change to something held.
+INSTEAD_OF = re.compile(
+    r"\b(?:instead of|rather than|in place of)\s+(?:my |the |our )?"
+    r"(?:\w+day|tomorrow|today|\d|noon|this|that)"
+)
+
+
+# "oh I meant thursday", "sorry, make that 11": a correction of what was just settled.
+CORRECTION = re.compile(
+    r"\b(?:i meant|i mean|meant to say|make (?:it|that)|change (?:it|that) to|oops|my bad|"
+    r"wrong day|wrong time|quise decir|queria decir|perdon,? (?:el|a las))\b"
+)
+
+
+# A cancel that asks for another time in the same breath is a move.
+OTHER_TIME_WANTED = re.compile(
+    r"\b(?:instead|(?:can|could) (?:i|we) (?:do|come|make it|have|get)|how about|what about|"
+    r"move (?:it|that) to|(?:maybe|perhaps) (?:on )?(?:\w+day|tomorrow)|en lugar|en vez|"
+    r"mejor (?:el|a las|para)|(?:puede|podria) ser|(?:can|could) it be|is (?:\w+day|tomorrow) ok)\b"
+)
+
+
 def split_requests(raw: str) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
+    # "sat. 10:30am", "Dec. 3": an abbreviation's period ends no sentence.
+    raw = re.sub(ABBREVIATED, lambda m: m.group(0)[:-1] + " ", raw)
     text = fold(raw)
     keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
     if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
@@ -422,17 +527,23 @@ def split_requests(raw: str) -> tuple[str, str | None]:
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(raw)
+    raw, rest = split_requests(expand_shorthand(raw))
     text = normalise(raw)
     when = parse_when(raw, now, hours)
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
-    if CANCEL.search(text):
+    if CANCEL.search(text) and OTHER_TIME_WANTED.search(text):
+        intent = "move"  # "can't make it friday, can I do monday at 10 instead?"
+    elif CANCEL.search(text):
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif LIST.search(text) or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text):
+    elif (
+        LIST.search(text)
+        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text)
+        or asks_about_own_booking(raw, text)
+    ):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"
@@ -463,4 +574,5 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         in_addition=bool(IN_ADDITION.search(text)) and not INSTEAD.search(text),
         rest=rest,
         topic=topic,
+        instead_of=bool(INSTEAD_OF.search(text)),
     )

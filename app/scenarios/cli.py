@@ -42,9 +42,12 @@ def _engine_for(name: str) -> Engine | None:
 @scenarios_cli.command("run")
 def run(
     engine: Annotated[str, typer.Option(help="CONVERSATION_ENGINE to play against")] = "offline",
-    only: Annotated[str | None, typer.Option(help="One category or scenario id")] = None,
+    only: Annotated[str | None, typer.Option(help="One category, scenario id or file name")] = None,
     channel: Annotated[str, typer.Option(help="sms or voice")] = "sms",
     heldout: Annotated[bool, typer.Option(help="Play the held-out split instead")] = False,
+    split: Annotated[
+        str | None, typer.Option(help="Play another held-out folder under tests/scenarios")
+    ] = None,
     failures: Annotated[bool, typer.Option(help="List every failed scenario and why")] = False,
     transcript: Annotated[bool, typer.Option(help="Print each conversation")] = False,
     report: Annotated[
@@ -60,7 +63,7 @@ def run(
         raise typer.BadParameter("--channel is sms or voice")
     played_engine = _engine_for(engine)
     try:
-        scenarios = select(load_suite(heldout=heldout), Selection(only, channel))
+        scenarios = select(load_suite(heldout=heldout, split=split), Selection(only, channel))
     except ScenarioError as error:
         typer.echo(f"bad scenario file: {error}", err=True)
         raise typer.Exit(2) from error
@@ -81,10 +84,10 @@ def run(
                 _print_transcript(scenario.id, played, outcome)
     if report:
         report.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
-    split = "held-out split" if heldout else "suite"
+    title = f"held-out split {split}" if split else "held-out split" if heldout else "suite"
     for line in details(outcomes, failures):
         typer.echo(line)
-    for line in table(outcomes, f"{split}, engine {engine}, channel {channel}"):
+    for line in table(outcomes, f"{title}, engine {engine}, channel {channel}"):
         typer.echo(line)
     unsafe = sum(bool(o.unsafe) for o in outcomes)
     success = sum(o.success for o in outcomes)

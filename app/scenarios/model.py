@@ -18,7 +18,7 @@ import yaml
 from app.config import PROJECT_ROOT
 
 SUITE_DIR = PROJECT_ROOT / "tests" / "scenarios"
-HELDOUT = "heldout"
+HELDOUT = "heldout2"  # the first split (studied) is now part of the suite
 CATEGORIES = (
     "booking",
     "typos",
@@ -274,13 +274,18 @@ def load_file(path: Path, profiles: dict[str, dict[str, Any]], heldout: bool) ->
     return [build(_merge(defaults, raw), profiles, source, heldout) for raw in data["scenarios"]]
 
 
-def load_suite(root: Path = SUITE_DIR, heldout: bool = False) -> list[Scenario]:
-    """Every scenario of the suite (or of the held-out split); ids are unique across both."""
+def load_suite(
+    root: Path = SUITE_DIR, heldout: bool = False, split: str | None = None
+) -> list[Scenario]:
+    """Every scenario of the suite, of the held-out split, or of another held-out folder
+    (`split`, e.g. "heldout2"); ids are unique within what is loaded."""
     try:
         profiles = yaml.safe_load((root / "profiles.yaml").read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ScenarioError(f"profiles.yaml: not valid YAML: {error}") from error
-    folder = root / HELDOUT if heldout else root
+    if split is not None:
+        heldout = True
+    folder = root / (split or HELDOUT) if heldout else root
     scenarios = [
         scenario
         for path in sorted(folder.glob("*.yaml"))

@@ -26,7 +26,7 @@ class Selection:
 def select(scenarios: Iterable[Scenario], selection: Selection) -> list[Scenario]:
     picked = [s for s in scenarios if selection.channel in s.channels]
     if selection.only:
-        picked = [s for s in picked if selection.only in {s.category, s.id}]
+        picked = [s for s in picked if selection.only in {s.category, s.id, s.source}]
     return picked
 
 

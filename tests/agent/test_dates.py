@@ -244,3 +244,77 @@ def test_weekday_with_a_week_and_spanish_typos() -> None:
     assert when("el jeves a las 10").day == THU
     assert when("mnn a las 4").day == TUE
     assert when("haircut on blursday at 3").unreadable == "blursday"
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("book a consultation two days from now at 10", WED, time(10)),
+        ("a couple of days from now at 3", WED, time(15)),
+        ("haircut 3 days from now at 9", THU, time(9)),
+        ("haircut on the twenty-first at 2", date(2026, 12, 21), time(14)),
+        ("monday the thirtieth at 3", NEXT_MON, time(15)),
+        ("december first at ten thirty a m", NEXT_TUE, time(10, 30)),
+        ("the first of december at 2", NEXT_TUE, time(14)),
+        ("cita en dos dias a las 10", WED, time(10)),
+        ("quiero cita para antier a las 10", date(2026, 11, 21), time(10)),
+        ("el lunes pasado a las 3", date(2026, 11, 16), time(15)),
+    ],
+)
+def test_relative_counts_ordinal_words_and_spanish_past_days(
+    text: str, day: date, at: time
+) -> None:
+    found = when(text)
+    assert (found.day, found.at, found.unreadable) == (day, at, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("haircut on the thirty-fifth at 2", "the 35th"),
+        ("a fortnight from now at 3", "a fortnight from now"),
+        ("cut on the umpteenth at 3", "on the umpteenth"),
+        ("haircut on the fourty-fifth at 2", "on the fourty-fifth"),
+    ],
+)
+def test_day_words_left_unread_are_named_not_defaulted(text: str, said: str) -> None:
+    found = when(text)
+    assert found.day is None and found.unreadable == said
+
+
+@pytest.mark.parametrize("text", ["the second one", "the second", "I'll take the first available"])
+def test_low_ordinals_stay_choices_not_days(text: str) -> None:
+    assert when(text).day is None and when(text).unreadable is None
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("10 past 3 on friday", time(15, 10)),
+        ("twenty to 4 on friday", time(15, 40)),
+        ("friday around 2ish", time(14)),
+        ("friday at quarter past 1", time(13, 15)),
+    ],
+)
+def test_spoken_clock_times(text: str, at: time) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (FRI, at)
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("push it back an hour", 60),
+        ("push it back an hour and a half", 90),
+        ("bring it forward 30 minutes", -30),
+        ("can you move it up by 15 minutes", -15),
+    ],
+)
+def test_shifts_with_the_verb_in_front(text: str, minutes: int) -> None:
+    assert when(text).shift_minutes == minutes
+
+
+def test_friday_week_and_last_week_weekday() -> None:
+    assert when("friday week at 10").day == date(2026, 12, 4)
+    assert when("thursday last week at 1").day == date(2026, 11, 19)
+    assert when("haircut in 3 months").day == date(2027, 2, 23)

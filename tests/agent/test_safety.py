@@ -46,7 +46,15 @@ def test_proposal_states_full_date_and_time_and_nothing_before_yes(phone: Phone,
 # --- 2. nothing silently dropped or replaced ---------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["haircut mittwoch at 3", "haircut on the 35th at 3"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "haircut mittwoch at 3",
+        "haircut on the 35th at 3",
+        "haircut on the thirty-fifth at 3",
+        "haircut a fortnight from now at 3",
+    ],
+)
 def test_unreadable_day_is_asked_about_never_defaulted(phone: Phone, factory, text: str) -> None:
     reply = phone.say(text)
     assert "Which day did you mean?" in reply
@@ -58,10 +66,17 @@ def test_unreadable_day_is_asked_about_never_defaulted(phone: Phone, factory, te
     assert confirmed(factory) == []
 
 
-@pytest.mark.parametrize("text", ["book a haircut yesterday at 10", "haircut last monday at 10"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "book a haircut yesterday at 10",
+        "haircut last monday at 10",
+        "quiero un corte antier a las 10",
+    ],
+)
 def test_past_day_is_refused_as_past(phone: Phone, factory, text: str) -> None:
     reply = phone.say(text)
-    assert "has already passed" in reply
+    assert "has already passed" in reply or "ya pasó" in reply
     assert "Nov 24" not in reply and "November 24" not in reply
     assert confirmed(factory) == []
 
@@ -100,6 +115,23 @@ def test_no_to_a_cancellation_keeps_it_and_says_so(phone: Phone, factory) -> Non
     assert confirmed(factory) == [("haircut", local(24, 15))]
 
 
+def test_a_claim_the_tools_did_not_commit_is_never_sent(
+    phone: Phone, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last safety net: a rule that words "Booked" without booking (a defect
+    simulated here) does not reach the person; they are told it did not finish."""
+    from app.agent import offline
+
+    def books_nothing(self: offline._Dialogue) -> str:
+        return self.t("booked", kind="haircut", a_kind="a haircut", when="Tue Nov 24 at 3:00 PM")
+
+    monkeypatch.setattr(offline._Dialogue, "do_book", books_nothing)
+    phone.say("haircut tomorrow at 3pm")
+    reply = phone.say("yes")
+    assert "booked" not in reply.lower() and "couldn't finish" in reply
+    assert confirmed(factory) == []
+
+
 # --- 4. the caller's own appointments are known ---------------------------------------------
 
 
@@ -115,7 +147,15 @@ def test_asking_about_own_slot_is_a_list_not_a_conflict(phone: Phone, factory) -
 
 
 @pytest.mark.parametrize(
-    "text", ["what time am I coming in?", "did my booking go through?", "am I still on?"]
+    "text",
+    [
+        "what time am I coming in?",
+        "did my booking go through?",
+        "am I still on?",
+        "did the booking work?",
+        "which days am I coming in?",
+        "what was it I booked with you again?",
+    ],
 )
 def test_list_phrasings(phone: Phone, factory, text: str) -> None:
     book(phone, "haircut tomorrow at 3pm")

@@ -316,7 +316,8 @@ def test_bad_scenario_data_is_refused_with_the_scenario_named() -> None:
 
 def test_the_suite_and_heldout_split_are_large_and_cover_every_category() -> None:
     suite, heldout = load_suite(), load_suite(heldout=True)
-    assert len(suite) >= 300 and len(heldout) >= 60
+    assert len(suite) >= 360 and len(heldout) >= 100
+    assert all(s.heldout for s in heldout) and not any(s.heldout for s in suite)
     assert sum(s.category == "spanish" for s in suite) >= 40
     for split in (suite, heldout):
         assert {s.category for s in split} == {
@@ -324,6 +325,7 @@ def test_the_suite_and_heldout_split_are_large_and_cover_every_category() -> Non
             "out_of_policy", "multi_intent", "chatty", "faq", "spanish",
         }  # fmt: skip
     assert not {s.id for s in suite} & {s.id for s in heldout}
+    assert {s.id for s in load_suite(split="heldout2")} == {s.id for s in heldout}
 
 
 # --- through a real server --------------------------------------------------------------------

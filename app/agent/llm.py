@@ -16,6 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ import openai
 from openai import OpenAI
 from openai.types.chat import ChatCompletion
 
-from app.agent import confirm
+from app.agent import confirm, llm_guard
 from app.agent.engine import Engine, Reply, Turn
 from app.agent.llm_tools import MalformedArguments, Memory, ToolBox, VerificationNeeded, model_tools
 from app.agent.offline import OfflineEngine
@@ -144,6 +145,8 @@ class _LlmTurn:
     turn: Turn
     usage: Usage = field(default_factory=Usage)
     executed: dict[str, Any] | None = None
+    executed_pending: dict[str, Any] | None = None
+    guards: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = time.perf_counter()
@@ -178,6 +181,7 @@ class _LlmTurn:
             return []
         answer = confirm.answer(self.turn.text)
         if answer is confirm.Answer.YES:
+            self.executed_pending = pending
             self.executed = self.box.run_pending()
             return [
                 f"The person said yes, so the system ran: {pending['summary']}. Result: "
@@ -320,7 +324,7 @@ class _LlmTurn:
         channel = self.turn.channel
         # No ids or links read aloud; no ids in a text either (they mean nothing to people).
         text = NOT_FOR_THE_EAR.sub("", text) if channel == "voice" else IDS.sub("", text)
-        text = self.with_question(text)
+        text = self.guarded(" ".join(text.split()))
         end = confirm.is_goodbye(self.turn.text) and self.memory.pending is None
         return Reply(
             text=fit(" ".join(text.split()), channel),
@@ -330,16 +334,54 @@ class _LlmTurn:
             meta=self.meta(None),
         )
 
-    def with_question(self, text: str) -> str:
-        """A change prepared this turn waits for the person: make sure they are asked,
-        whatever the model wrote (it may have claimed the change is done)."""
+    def guarded(self, text: str) -> str:
+        """The model's text, made true in code (app/agent/llm_guard.py): its claims only
+        where a change committed, the engine's own words for what committed this turn
+        and for the question a prepared change waits on, and a day question beside
+        times the model found without one."""
+        lang = self.lang
+        executed = self.executed or {}
+        now_done = executed.get("action") if executed.get("ok") else None
+        earlier = [
+            llm_guard.Done(d["action"], datetime.fromisoformat(d["start"]))
+            for d in self.memory.done
+        ]
+        text, dropped = llm_guard.truthful(text, now_done, earlier)
+        self.guards = ["claim_dropped"] if dropped else []
+        if self.executed is not None and not self.states_outcome(text, now_done):
+            text = f"{self.outcome_text()} {text}".strip()
         pending = self.memory.pending
-        if pending is None or not pending.get("prepared_now") or "?" in text:
-            return text
-        ask = f"Shall I {pending['summary']}?"
-        if self.turn.channel == "sms":
-            ask += " Reply YES to confirm."
-        return f"{text} {ask}"
+        if pending is not None and pending.get("prepared_now"):
+            # The person says yes to the engine's words, not to the model's paraphrase.
+            question = self.question(pending)
+            return f"{llm_guard.without_questions_or_times(text)} {question}".strip()
+        if self.box.soonest and llm_guard.TIME_WORD.search(text):
+            # The model chose no day: say these are the soonest and ask for the day,
+            # so a default day never passes for the one the person asked.
+            self.guards.append("soonest_marked")
+            asked = [s for s in llm_guard.sentences(text) if not s.endswith("?")]
+            text = " ".join([*asked, llm_guard.TEXTS[lang]["soonest"]])
+        return text or llm_guard.TEXTS[lang]["nothing"]
+
+    def states_outcome(self, text: str, now_done: str | None) -> bool:
+        """The model's (already checked) text says what this turn's commit did."""
+        if now_done is None:
+            return False
+        said = set().union(*(llm_guard.claims(s) for s in llm_guard.sentences(text)))
+        return bool(said & (llm_guard.TRUE_CLAIMS[now_done] - {"any"}))
+
+    def question(self, pending: dict[str, Any]) -> str:
+        action = pending.get("action")
+        if action is None or (action != "book" and not pending.get("old_start")):
+            # Prepared before the engine kept what it names (an older state).
+            ask = f"Shall I {pending['summary']}?"
+            return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
+        same_day = self.box.same_day(pending)
+        return llm_guard.proposal(pending, self.turn.channel, self.lang, same_day)
+
+    @property
+    def lang(self) -> str:
+        return llm_guard.lang_of(self.turn.agent.language)
 
     def needs_verification(self) -> Reply:
         """As the offline engine does: say so, and leave the PIN to the phone layer."""
@@ -390,6 +432,15 @@ class _LlmTurn:
 
     def outcome_text(self) -> str:
         executed = self.executed or {}
+        pending = self.executed_pending or {}
+        if "action" in pending:
+            alternatives = [
+                datetime.fromisoformat(self.memory.slots[a["slot_id"]]["start"])
+                for a in executed.get("alternatives") or []
+                if a["slot_id"] in self.memory.slots
+            ]
+            text = llm_guard.outcome(pending, executed, alternatives, self.turn.channel, self.lang)
+            return IDS.sub("", text).strip()
         message = IDS.sub("", str(executed.get("message", ""))).strip()
         alternatives = executed.get("alternatives") or []
         if alternatives and "Nearby" not in message:
@@ -411,6 +462,7 @@ class _LlmTurn:
             "channel": self.turn.channel,
             "answered_by": answered_by,
             "fallback": reason,
+            "guards": self.guards,
             "rounds": self.usage.rounds,
             "usage": {"prompt": self.usage.prompt, "completion": self.usage.completion},
             "model_ms": round(self.usage.model_seconds * 1000, 1),

@@ -1,0 +1,220 @@
+"""What the LLM engine says is checked in code, whatever the model wrote:
+
+- the confirmation question for a prepared change is worded here, from the pending
+  change itself, with the full local date and time (and the caller's other appointment
+  that day, if any): the person says yes to what will run, not to the model's paraphrase;
+- the model's text may claim booked / moved / cancelled only for a change that committed
+  (this turn, or earlier in this conversation when the sentence names it); any other
+  claim is dropped and, if nothing is left, replaced by the true state;
+- times from a search without a day (the model picked "the soonest") are presented as
+  such, with a question about the day, so no default day passes as the one asked for.
+
+Independent of the model's wording and of the scenario judge: a narrow reading of claim
+words in English and Spanish, the languages agents are set up in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.agent.confirm import fold
+from app.agent.phrasing import article, when
+
+# Done-words, folded (no accents, lower case). "any" claims a change without naming it.
+CLAIM_WORDS: dict[str, str] = {
+    r"booked|scheduled|reserved|all set|you'?re set|you are set": "booked",
+    r"agende|agendad[oa]|reserve|reservad[oa]|programad[oa]|ya tienes (tu|una) cita": "booked",
+    r"(?:quedo|queda) (?:para|el|a las)": "booked",
+    r"moved|rescheduled|changed|is now|now (on|at|for)": "moved",
+    r"movi|movid[oa]|cambie|cambiad[oa]|reprograme|reprogramad[oa]|ahora (es|esta|queda)": "moved",
+    r"cancell?ed|cancele|cancelad[oa]|anule|anulad[oa]": "cancelled",
+    r"done|confirmed|confirmad[oa]|listo|hecho|quedo|got you down": "any",
+}
+CLAIMS = [(re.compile(rf"\b(?:{words})\b"), kind) for words, kind in CLAIM_WORDS.items()]
+NEGATION = re.compile(
+    r"\b(?:not|never|no|nothing|cannot|can't|couldn't|won't|didn't|haven't|wasn't|unable|"
+    r"nada|ningun[ao]?|sin|todavia no|aun no)\b|n't\b"
+)
+# Which claims each committed action makes true (a move books the new time too).
+TRUE_CLAIMS = {
+    "book": {"booked", "any"},
+    "move": {"moved", "booked", "any"},
+    "cancel": {"cancelled", "any"},
+}
+TIME_WORD = re.compile(r"\d")
+ASKS_YES = re.compile(r"\b(?:confirm\w*|yes|si|reply|responde)\b")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def lang_of(language: str | None) -> str:
+    return "es" if (language or "").lower().startswith("es") else "en"
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+def claims(sentence: str) -> set[str]:
+    """What one sentence says was done; questions and negated statements claim nothing."""
+    folded = fold(sentence)
+    if sentence.rstrip().endswith("?"):
+        return set()
+    found = set()
+    for pattern, kind in CLAIMS:
+        for match in pattern.finditer(folded):
+            before = folded[max(0, match.start() - 30) : match.start()]
+            if not NEGATION.search(before):
+                found.add(kind)
+    return found
+
+
+@dataclass(frozen=True)
+class Done:
+    """A change that committed in this conversation: its kind and local start."""
+
+    action: str
+    start: datetime
+
+
+def _names(sentence: str, moment: datetime) -> bool:
+    """The sentence names this moment's day of month and hour (any common shape)."""
+    folded = fold(sentence)
+    hour12 = moment.hour % 12 or 12
+    day = rf"\b{moment.day}(?:st|nd|rd|th)?\b"
+    hour = rf"\b(?:{moment.hour}|{hour12})(?::{moment.minute:02d})?\b"
+    return bool(re.search(day, folded)) and bool(re.search(hour, folded))
+
+
+def truthful(text: str, now_done: str | None, earlier: list[Done]) -> tuple[str, bool]:
+    """The model's text without any claim that did not commit; True when one was dropped.
+
+    A claim is true when this turn's committed action makes it so, or when the sentence
+    restates a change committed earlier in this conversation (it names its day and hour)."""
+    allowed = TRUE_CLAIMS.get(now_done or "", set())
+    kept, dropped = [], False
+    for sentence in sentences(text):
+        claimed = claims(sentence)
+        named = [d for d in earlier if _names(sentence, d.start)]
+        restated = set().union(*(TRUE_CLAIMS[d.action] for d in named))
+        if claimed - allowed - restated:
+            dropped = True
+            continue
+        kept.append(sentence)
+    return " ".join(kept), dropped
+
+
+def without_questions_or_times(text: str) -> str:
+    """The model's sentences that neither ask, ask for a yes, nor name a time: beside the
+    engine's own confirmation question, the model may not ask another (or name another
+    time)."""
+    return " ".join(
+        s
+        for s in sentences(text)
+        if not s.rstrip().endswith("?")
+        and not TIME_WORD.search(s)
+        and not ASKS_YES.search(fold(s))
+    )
+
+
+# --- the engine's own words ----------------------------------------------------------------
+
+TEXTS = {
+    "en": {
+        "book": "Shall I book {what} {at}?",
+        "move": "Shall I move your {name} from {old} to {new}?",
+        "cancel": "Shall I cancel your {name} {at}?",
+        "also": "You already have your {name} {at}; this would be in addition to it.",
+        "sms_suffix": "Reply YES to confirm.",
+        "nothing": "Nothing has changed in your calendar yet.",
+        "soonest": "Those are the earliest open times; which day would you like?",
+        "failed": "That didn't go through: {reason}",
+        "nearby": "Free nearby: {slots}.",
+    },
+    "es": {
+        "book": "¿Agendo {what} {at}?",
+        "move": "¿Cambio tu cita de {name} del {old} al {new}?",
+        "cancel": "¿Cancelo tu cita de {name} del {at}?",
+        "also": "Ya tienes tu cita de {name} el {at}; esta sería además de esa.",
+        "sms_suffix": "Responde SÍ para confirmar.",
+        "nothing": "Todavía no se ha cambiado nada en tu agenda.",
+        "soonest": "Son los primeros horarios libres; ¿qué día prefieres?",
+        "failed": "No se pudo hacer: {reason}",
+        "nearby": "Libres cerca de esa hora: {slots}.",
+    },
+}
+DONE_TEXTS = {
+    "en": {
+        "book": "Booked: your {name} {at}.",
+        "move": "Moved: your {name} is now {at}.",
+        "cancel": "Cancelled your {name} {at}.",
+    },
+    "es": {
+        "book": "Listo: tu cita de {name} quedó agendada el {at}.",
+        "move": "Listo: tu cita de {name} quedó cambiada al {at}.",
+        "cancel": "Listo: tu cita de {name} del {at} quedó cancelada.",
+    },
+}
+
+
+def _at(moment: datetime, channel: str, lang: str) -> str:
+    """ "on Tue Nov 24 at 3:00 PM" / "mar 24 nov a las 15:00" (Spanish takes its own
+    article from the sentence)."""
+    text = when(moment, channel, lang)
+    return text if lang == "es" else f"on {text}" if channel != "voice" else f"at {text}"
+
+
+def proposal(
+    pending: dict[str, Any], channel: str, lang: str, same_day: list[dict[str, Any]]
+) -> str:
+    """The confirmation question for a prepared change, from the change itself."""
+    texts = TEXTS[lang]
+    action = pending["action"]
+    name = pending["type_name"]
+    new = datetime.fromisoformat(pending["start"]) if pending.get("start") else None
+    old = datetime.fromisoformat(pending["old_start"]) if pending.get("old_start") else None
+    parts = []
+    for held in same_day:
+        at = _at(datetime.fromisoformat(held["start"]), channel, lang)
+        parts.append(texts["also"].format(name=held["type_name"], at=at))
+    if action == "book" and new is not None:
+        what = article(name, lang)
+        at = _at(new, channel, lang)
+        if lang == "es":
+            at = f"el {at}"
+        if pending.get("for_name"):
+            at += f" ({pending['for_name']})"
+        parts.append(texts["book"].format(what=what, at=at))
+    elif action == "move" and new is not None and old is not None:
+        old_at, new_at = (when(m, channel, lang) for m in (old, new))
+        parts.append(texts["move"].format(name=name, old=old_at, new=new_at))
+    elif action == "cancel" and old is not None:
+        parts.append(texts["cancel"].format(name=name, at=_at(old, channel, lang)))
+    if channel == "sms":
+        parts.append(texts["sms_suffix"])
+    return " ".join(parts)
+
+
+def outcome(
+    pending: dict[str, Any],
+    result: dict[str, Any],
+    alternatives: list[datetime],
+    channel: str,
+    lang: str,
+) -> str:
+    """The true result of a change the person's yes ran, in the agent's language."""
+    if result.get("ok"):
+        action = pending["action"]
+        start = pending.get("old_start") if action == "cancel" else pending.get("start")
+        at = _at(datetime.fromisoformat(start), channel, lang) if start else ""
+        return DONE_TEXTS[lang][action].format(name=pending["type_name"], at=at)
+    texts = TEXTS[lang]
+    # The tools word their refusals in English; a Spanish agent says it in general terms.
+    reason = str(result.get("message") or "") if lang == "en" else "ese horario no está libre."
+    text = texts["failed"].format(reason=reason.split(" Nearby")[0])
+    if alternatives:
+        slots = ", ".join(when(m, channel, lang) for m in alternatives)
+        text += " " + texts["nearby"].format(slots=slots)
+    return text

@@ -348,6 +348,8 @@ class _LlmTurn:
         ]
         text, dropped = llm_guard.truthful(text, now_done, earlier)
         self.guards = ["claim_dropped"] if dropped else []
+        if dropped and self.executed is None:
+            text = f"{text} {llm_guard.TEXTS[lang]['nothing']}".strip()
         if self.executed is not None and not self.states_outcome(text, now_done):
             text = f"{self.outcome_text()} {text}".strip()
         pending = self.memory.pending
@@ -376,8 +378,8 @@ class _LlmTurn:
             # Prepared before the engine kept what it names (an older state).
             ask = f"Shall I {pending['summary']}?"
             return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
-        same_day = self.box.same_day(pending)
-        return llm_guard.proposal(pending, self.turn.channel, self.lang, same_day)
+        held = self.box.also_held(pending)
+        return llm_guard.proposal(pending, self.turn.channel, self.lang, held)
 
     @property
     def lang(self) -> str:

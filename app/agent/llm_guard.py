@@ -113,9 +113,7 @@ def without_questions_or_times(text: str) -> str:
     return " ".join(
         s
         for s in sentences(text)
-        if not s.rstrip().endswith("?")
-        and not TIME_WORD.search(s)
-        and not ASKS_YES.search(fold(s))
+        if not s.rstrip().endswith("?") and not TIME_WORD.search(s) and not ASKS_YES.search(fold(s))
     )
 
 
@@ -167,16 +165,17 @@ def _at(moment: datetime, channel: str, lang: str) -> str:
 
 
 def proposal(
-    pending: dict[str, Any], channel: str, lang: str, same_day: list[dict[str, Any]]
+    pending: dict[str, Any], channel: str, lang: str, also_held: list[dict[str, Any]]
 ) -> str:
-    """The confirmation question for a prepared change, from the change itself."""
+    """The confirmation question for a prepared change, from the change itself; a
+    booking names the caller's appointments that day or of that type (it adds to them)."""
     texts = TEXTS[lang]
     action = pending["action"]
     name = pending["type_name"]
     new = datetime.fromisoformat(pending["start"]) if pending.get("start") else None
     old = datetime.fromisoformat(pending["old_start"]) if pending.get("old_start") else None
     parts = []
-    for held in same_day:
+    for held in also_held:
         at = _at(datetime.fromisoformat(held["start"]), channel, lang)
         parts.append(texts["also"].format(name=held["type_name"], at=at))
     if action == "book" and new is not None:

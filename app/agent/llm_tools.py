@@ -327,16 +327,21 @@ class ToolBox:
             self.memory.done.append({"action": result["action"], "start": appointment["start"]})
         return result
 
-    def same_day(self, pending: dict[str, Any]) -> list[dict[str, Any]]:
-        """The caller's other confirmed appointments on the day a booking would take,
-        read in code (not recorded as a model tool call): the question names them, so
-        a second appointment that day is never booked without the person knowing."""
+    def also_held(self, pending: dict[str, Any]) -> list[dict[str, Any]]:
+        """The caller's confirmed appointments on the day a booking would take, or of
+        its type, read in code (not a model tool call): the question names them, so a
+        second appointment is never booked without the person knowing it is one."""
         if pending["action"] != "book":
             return []
         result = run_tool(self.tools, "list_appointments", {})
         held = result.data.get("appointments") or []
         day = datetime.fromisoformat(pending["start"]).date()
-        return [a for a in held if datetime.fromisoformat(a["start"]).date() == day]
+        kind = self.memory.slots.get(str(pending["model_arguments"].get("slot_id")), {})
+        return [
+            a
+            for a in held
+            if datetime.fromisoformat(a["start"]).date() == day or a["type"] == kind.get("type")
+        ]
 
     # --- plumbing --------------------------------------------------------------------
 

@@ -348,12 +348,13 @@ class _LlmTurn:
         ]
         text, dropped = llm_guard.truthful(text, now_done, earlier)
         self.guards = ["claim_dropped"] if dropped else []
-        if dropped and self.executed is None:
+        pending = self.memory.pending
+        asking = pending is not None and bool(pending.get("prepared_now"))
+        if dropped and self.executed is None and not asking:
             text = f"{text} {llm_guard.TEXTS[lang]['nothing']}".strip()
         if self.executed is not None and not self.states_outcome(text, now_done):
             text = f"{self.outcome_text()} {text}".strip()
-        pending = self.memory.pending
-        if pending is not None and pending.get("prepared_now"):
+        if pending is not None and asking:
             # The person says yes to the engine's words, not to the model's paraphrase.
             question = self.question(pending)
             return f"{llm_guard.without_questions_or_times(text)} {question}".strip()

@@ -358,6 +358,10 @@ class _LlmTurn:
             # The person says yes to the engine's words, not to the model's paraphrase.
             question = self.question(pending)
             return f"{llm_guard.without_questions_or_times(text)} {question}".strip()
+        text, proposed = llm_guard.without_proposals(text)
+        if proposed:
+            self.guards.append("proposal_dropped")
+            text = f"{text} {llm_guard.TEXTS[lang]['which']}".strip()
         if self.box.soonest and llm_guard.TIME_WORD.search(text):
             # The model chose no day: say these are the soonest and ask for the day,
             # so a default day never passes for the one the person asked.

@@ -45,6 +45,15 @@ TRUE_CLAIMS = {
     "cancel": {"cancelled", "any"},
 }
 TIME_WORD = re.compile(r"\d")
+# A question asking the person for a yes to a change: only the engine asks those.
+ASKS_FOR_A_CHANGE = re.compile(
+    r"\b(?:shall i|should i|want me to|would you like me to|ok to|reply yes|to confirm|"
+    r"quieres que|desea que|confirmo|(?:lo |la |te )?(?:agendo|reservo|cancelo|cambio|muevo))\b"
+)
+CHANGE_WORD = re.compile(
+    r"\b(?:book|cancel|move|reschedule|schedule|reserve|confirm|agend|reserv|cancel|cambi|"
+    r"muev|reprogram)\w*"
+)
 ASKS_YES = re.compile(r"\b(?:confirm\w*|yes|si|reply|responde)\b")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -106,6 +115,20 @@ def truthful(text: str, now_done: str | None, earlier: list[Done]) -> tuple[str,
     return " ".join(kept), dropped
 
 
+def without_proposals(text: str) -> tuple[str, bool]:
+    """The model's text without questions asking for a yes to a change (nothing is
+    prepared, so a yes could run nothing: the engine alone asks those, with the change's
+    full date and time); True when one was dropped."""
+    kept, dropped = [], False
+    for sentence in sentences(text):
+        folded = fold(sentence)
+        if ASKS_FOR_A_CHANGE.search(folded) and CHANGE_WORD.search(folded):
+            dropped = True
+            continue
+        kept.append(sentence)
+    return " ".join(kept), dropped
+
+
 def without_questions_or_times(text: str) -> str:
     """The model's sentences that neither ask, ask for a yes, nor name a time: beside the
     engine's own confirmation question, the model may not ask another (or name another
@@ -127,6 +150,7 @@ TEXTS = {
         "also": "You already have your {name} {at}; this would be in addition to it.",
         "sms_suffix": "Reply YES to confirm.",
         "nothing": "Nothing has changed in your calendar yet.",
+        "which": "Which day and time would you like?",
         "soonest": "Those are the earliest open times; which day would you like?",
         "failed": "That didn't go through: {reason}",
         "nearby": "Free nearby: {slots}.",
@@ -138,6 +162,7 @@ TEXTS = {
         "also": "Ya tienes tu cita de {name} el {at}; esta sería además de esa.",
         "sms_suffix": "Responde SÍ para confirmar.",
         "nothing": "Todavía no se ha cambiado nada en tu agenda.",
+        "which": "¿Qué día y hora prefieres?",
         "soonest": "Son los primeros horarios libres; ¿qué día prefieres?",
         "failed": "No se pudo hacer: {reason}",
         "nearby": "Libres cerca de esa hora: {slots}.",

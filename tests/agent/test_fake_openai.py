@@ -66,7 +66,7 @@ def test_scripted_model_books_a_haircut_with_the_persons_yes(
     assert owner.last.meta["answered_by"] == "model" and owner.last.meta["rounds"] == 3
     assert confirmed(session_factory) == []
     reply = owner.say("yes")
-    assert reply.startswith("Booked: your haircut on Tue Nov 24, 3:00 PM")
+    assert reply == "Booked: your haircut on Tue Nov 24 at 3:00 PM. Anything else?"
     assert confirmed(session_factory) == ["haircut 2026-11-24T23:00:00+00:00"]
 
 

@@ -186,3 +186,19 @@ def test_times_from_a_search_without_a_day_ask_for_the_day_and_are_not_prepared(
     model.side_effect = [completion("OK.")]
     owner.say("yes")
     assert booked(session_factory) == []
+
+
+def test_a_yes_question_from_the_model_with_nothing_prepared_is_not_asked(
+    owner: Caller, model, session_factory
+):
+    # The model asks for a yes itself (and without the date) instead of preparing it.
+    model.side_effect = [
+        completion(calls=[("check_availability", {**AFTERNOON, "limit": 20})]),
+        completion("3 PM is free. Shall I book it for you?"),
+    ]
+    reply = owner.say("haircut tomorrow at 3pm?")
+    assert reply == "3 PM is free. Which day and time would you like?"
+    assert owner.last.meta["guards"] == ["proposal_dropped"]
+    model.side_effect = [completion("Anything else?")]
+    owner.say("yes")
+    assert booked(session_factory) == []

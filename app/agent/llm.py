@@ -179,6 +179,8 @@ class _LlmTurn:
         pending = self.memory.pending
         if pending is None:
             return []
+        if pending.get("choose_with"):
+            return self.choice_notes(pending)
         answer = confirm.answer(self.turn.text)
         if answer is confirm.Answer.YES:
             self.executed_pending = pending
@@ -198,6 +200,34 @@ class _LlmTurn:
             f"The person did not confirm: {pending['summary']}. Nothing was done; prepare "
             "it again if they still want it."
         ]
+
+    def choice_notes(self, pending: dict[str, Any]) -> list[str]:
+        """The answer to "replace it, or in addition?" (a booking of a type the person
+        holds): both runs the booking; instead prepares the move, which they confirm; a
+        bare yes answers neither, so the question stands."""
+        held = pending["choose_with"]
+        picked = confirm.choice(self.turn.text)
+        if picked is confirm.Choice.BOTH:
+            self.executed_pending = pending
+            self.executed = self.box.run_pending()
+            return [
+                f"The person chose to keep both, so the system ran: {pending['summary']}. "
+                f"Result: {json.dumps(self.executed)}. Tell them the outcome."
+            ]
+        if picked is confirm.Choice.INSTEAD:
+            self.memory.pending = self.box.as_move(pending)
+            return [
+                f"The person wants to move their {held['type_name']} on {held['when']} "
+                "instead; the system asks them to confirm that move. Do not call tools."
+            ]
+        if confirm.answer(self.turn.text) is confirm.Answer.YES:
+            self.memory.pending = {**pending, "prepared_now": True}
+            return [
+                "The person said yes, but the question was whether the new appointment "
+                "replaces the one they hold or is in addition to it; the system asks again."
+            ]
+        self.memory.pending = None
+        return [f"The person did not choose: {pending['summary']}. Nothing was done."]
 
     # --- the model ---------------------------------------------------------------------
 
@@ -384,6 +414,11 @@ class _LlmTurn:
             ask = f"Shall I {pending['summary']}?"
             return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
         held = self.box.also_held(pending)
+        same_type = [h for h in held if h["type"] == pending.get("type")]
+        if same_type and not confirm.asks_for_another(self.turn.text):
+            # Instead of, or in addition to? A yes could not say: ask for the choice.
+            pending["choose_with"] = same_type[0]
+            return llm_guard.choice_question(pending, same_type[0], self.turn.channel, self.lang)
         return llm_guard.proposal(pending, self.turn.channel, self.lang, held)
 
     @property

@@ -221,6 +221,34 @@ def proposal(
     return " ".join(parts)
 
 
+CHOICE = {
+    "en": (
+        "You already have your {name} {old}. Should the {new_name} {new} replace it, or be "
+        "in addition to it?"
+    ),
+    "es": (
+        "Ya tienes tu cita de {name} el {old}. ¿La cita de {new_name} del {new} la "
+        "reemplaza, o es además de esa?"
+    ),
+}
+CHOICE_ANSWER = {
+    ("en", "sms"): "Reply MOVE to move it there, or BOTH to keep both.",
+    ("en", "voice"): "Say move to move it there, or both to keep both.",
+    ("es", "sms"): "Responde CAMBIAR para moverla, o AMBAS para quedarte con las dos.",
+    ("es", "voice"): "Di cambiar para moverla, o ambas para quedarte con las dos.",
+}
+
+
+def choice_question(pending: dict[str, Any], held: dict[str, Any], channel: str, lang: str) -> str:
+    """A booking of a type the person already holds: replace it, or add to it?"""
+    old = _at(datetime.fromisoformat(held["start"]), channel, lang)
+    new = _at(datetime.fromisoformat(pending["start"]), channel, lang)
+    question = CHOICE[lang].format(
+        name=held["type_name"], old=old, new_name=pending["type_name"], new=new
+    )
+    return f"{question} {CHOICE_ANSWER[(lang, channel if channel == 'voice' else 'sms')]}"
+
+
 def outcome(
     pending: dict[str, Any],
     result: dict[str, Any],

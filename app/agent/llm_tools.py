@@ -327,6 +327,29 @@ class ToolBox:
             self.memory.done.append({"action": result["action"], "start": appointment["start"]})
         return result
 
+    def as_move(self, pending: dict[str, Any]) -> dict[str, Any]:
+        """The booking the person chose to make a move of the appointment it duplicated:
+        prepared (not run) like any change, so the person confirms the move itself."""
+        held = pending["choose_with"]
+        self.memory.appointments[held["id"]] = remembered(held)
+        slot = self.memory.slots.get(str(pending["model_arguments"].get("slot_id")), {})
+        new_when = slot.get("when", pending["start"])
+        return {
+            "name": "reschedule_appointment",
+            "arguments": {"appointment_id": held["id"], "new_start": pending["start"]},
+            "summary": f"move the {held['type_name']} on {held['when']} to {new_when}",
+            "model_arguments": {
+                "appointment_id": held["id"],
+                "slot_id": pending["model_arguments"].get("slot_id"),
+            },
+            "type": pending["type"],
+            "prepared_now": True,
+            "action": "move",
+            "start": pending["start"],
+            "old_start": held["start"],
+            "type_name": held["type_name"],
+        }
+
     def also_held(self, pending: dict[str, Any]) -> list[dict[str, Any]]:
         """The caller's confirmed appointments on the day a booking would take, or of
         its type, read in code (not a model tool call): the question names them, so a

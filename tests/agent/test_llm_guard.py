@@ -13,6 +13,7 @@ import respx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent import llm_guard
+from app.agent.llm_tools import slot_id
 from app.demo import DemoData
 from app.models import Appointment
 from tests.agent.llm_support import (
@@ -37,6 +38,7 @@ def model() -> Any:
         yield router.post(COMPLETIONS)
 
 
+TUE_2PM = "2026-11-24T14:00:00-08:00"
 QUESTION = "Shall I book a haircut on Tue Nov 24 at 3:00 PM? Reply YES to confirm."
 
 
@@ -202,3 +204,52 @@ def test_a_yes_question_from_the_model_with_nothing_prepared_is_not_asked(
     model.side_effect = [completion("Anything else?")]
     owner.say("yes")
     assert booked(session_factory) == []
+
+
+# --- a booking of a type the person holds: instead of it, or in addition? -------------------
+
+CHOICE = (
+    "You already have your haircut on Wed Nov 25 at 10:00 AM. Should the haircut on Tue Nov 24 "
+    "at 3:00 PM replace it, or be in addition to it? Reply MOVE to move it there, or BOTH to "
+    "keep both."
+)
+
+
+def test_a_yes_cannot_book_a_second_one_of_a_kind_and_move_moves_it(
+    owner: Caller, model, session_factory, demo: DemoData
+):
+    hold(session_factory, demo, demo.caller, "haircut", datetime(2026, 11, 25, 10))
+    # The model books where the person meant to move their haircut.
+    assert prepare_3pm(owner, model) == CHOICE
+    model.side_effect = [completion("Great, you're booked!")]
+    assert owner.say("yes") == CHOICE  # a yes says neither: asked again, nothing done
+    assert booked(session_factory) == [("haircut", datetime(2026, 11, 25, 10), "confirmed")]
+    model.side_effect = [completion("Sure.")]
+    assert owner.say("move it please") == (
+        "Sure. Shall I move your haircut from Wed Nov 25 at 10:00 AM to Tue Nov 24 at 3:00 PM? "
+        "Reply YES to confirm."
+    )
+    model.side_effect = [completion("Anything else?")]
+    owner.say("yes")
+    assert booked(session_factory) == [("haircut", datetime(2026, 11, 24, 15), "confirmed")]
+
+
+def test_both_keeps_both_and_asking_for_another_is_a_plain_yes_question(
+    owner: Caller, model, session_factory, demo: DemoData
+):
+    hold(session_factory, demo, demo.caller, "haircut", datetime(2026, 11, 25, 10))
+    prepare_3pm(owner, model)
+    model.side_effect = [completion("Anything else?")]
+    assert owner.say("both").startswith("Booked: your haircut on Tue Nov 24 at 3:00 PM.")
+    assert len([b for b in booked(session_factory) if b[2] == "confirmed"]) == 2
+
+    other = Caller(session_factory, demo, demo.caller, external_id="conv-another")
+    offer_three(model)
+    other.say("another haircut tomorrow afternoon?")
+    model.side_effect = [
+        completion(calls=[("book_appointment", {"slot_id": slot_id("haircut", TUE_2PM)})]),
+        completion("Please confirm."),
+    ]
+    reply = other.say("I'd like another one at 2pm as well")
+    assert reply.endswith("Shall I book a haircut on Tue Nov 24 at 2:00 PM? Reply YES to confirm.")
+    assert "in addition to it" in reply

@@ -155,7 +155,9 @@ class _LlmTurn:
         if self.memory.pending:
             # Prepared in an earlier turn: the person has seen the question since.
             self.memory.pending = {**self.memory.pending, "prepared_now": False}
-        self.box = ToolBox(self.turn.tools, self.memory)
+        today = self.turn.now.astimezone(self.turn.tools.schedule.zone).date()
+        doubt = llm_guard.day_doubt(self.turn.text, today)
+        self.box = ToolBox(self.turn.tools, self.memory, doubt)
         budget = self.engine.options.budgets.get(self.turn.channel, 5.0)
         self.deadline = self.started + budget
 
@@ -414,11 +416,10 @@ class _LlmTurn:
             ask = f"Shall I {pending['summary']}?"
             return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
         held = self.box.also_held(pending)
-        same_type = [h for h in held if h["type"] == pending.get("type")]
-        if same_type and not confirm.asks_for_another(self.turn.text):
+        if held and not confirm.asks_for_another(self.turn.text):
             # Instead of, or in addition to? A yes could not say: ask for the choice.
-            pending["choose_with"] = same_type[0]
-            return llm_guard.choice_question(pending, same_type[0], self.turn.channel, self.lang)
+            pending["choose_with"] = held[0]
+            return llm_guard.choice_question(pending, held[0], self.turn.channel, self.lang)
         return llm_guard.proposal(pending, self.turn.channel, self.lang, held)
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from app.agent.confirm import fold
@@ -138,6 +138,57 @@ def without_questions_or_times(text: str) -> str:
         for s in sentences(text)
         if not s.rstrip().endswith("?") and not TIME_WORD.search(s) and not ASKS_YES.search(fold(s))
     )
+
+
+# --- days the person's words make doubtful ---------------------------------------------
+
+PAST_WORDS = re.compile(
+    r"\b(?:yesterday|last week|last (?:mon|tues|wednes|thurs|fri|satur|sun)day|ago|"
+    r"ayer|anteayer|semana pasada|(?:lunes|martes|miercoles|jueves|viernes|sabado|domingo) "
+    r"pasado)\b"
+)
+MONTH_NUMBERS = {
+    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
+    "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
+    "enero": 1, "febrero": 2, "marzo": 3, "abril": 4, "mayo": 5, "junio": 6, "julio": 7,
+    "agosto": 8, "septiembre": 9, "octubre": 10, "noviembre": 11, "diciembre": 12,
+}  # fmt: skip
+WEEKDAY_NUMBERS = {
+    "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5,
+    "sunday": 6, "lunes": 0, "martes": 1, "miercoles": 2, "jueves": 3, "viernes": 4,
+    "sabado": 5, "domingo": 6,
+}  # fmt: skip
+_MONTH_NAMES = "|".join(MONTH_NUMBERS)
+MONTH_DAY = re.compile(
+    rf"\b(?:({_MONTH_NAMES}) (\d{{1,2}})(?:st|nd|rd|th)?|(\d{{1,2}}) de ({_MONTH_NAMES}))\b"
+)
+
+
+def day_doubt(text: str, today: date) -> str | None:
+    """Why the person's words cannot name the day of a change prepared this turn: they
+    refer to a past day, a date that does not exist, or a weekday its date contradicts.
+    Read in code (like a yes), so no model can settle the doubt by guessing."""
+    folded = fold(text)
+    if PAST_WORDS.search(folded):
+        return "the person's words refer to a past day"
+    for match in MONTH_DAY.finditer(folded):
+        month = MONTH_NUMBERS[match.group(1) or match.group(4)]
+        day = int(match.group(2) or match.group(3))
+        try:
+            named = date(today.year, month, day)
+        except ValueError:
+            return "the person named a date that does not exist"
+        if named < today:
+            named = named.replace(year=today.year + 1)
+        # The weekday said with this date ("friday december 10"), else any said at all.
+        near = folded[max(0, match.start() - 16) : match.start()]
+        weekdays = {n for w, n in WEEKDAY_NUMBERS.items() if re.search(rf"\b{w}\b", near)}
+        weekdays = weekdays or {
+            n for w, n in WEEKDAY_NUMBERS.items() if re.search(rf"\b{w}\b", folded)
+        }
+        if weekdays and named.weekday() not in weekdays:
+            return "the weekday the person named does not match the date they named"
+    return None
 
 
 # --- the engine's own words ----------------------------------------------------------------

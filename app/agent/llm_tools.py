@@ -133,9 +133,11 @@ class Memory:
 class ToolBox:
     """Runs one model tool call against the caller's tools, through the guardrails."""
 
-    def __init__(self, tools: SchedulingTools, memory: Memory) -> None:
+    def __init__(self, tools: SchedulingTools, memory: Memory, doubt: str | None = None) -> None:
         self.tools = tools
         self.memory = memory
+        # Why the person's words this turn cannot name a change's day (llm_guard.day_doubt).
+        self.doubt = doubt
         self.calls: list[dict[str, Any]] = []
         self.zone = tools.schedule.zone
         # Slots a search without a day returned this turn: the model picked "the
@@ -200,6 +202,13 @@ class ToolBox:
                 arguments,
                 "Not done: this change is waiting for the person's own yes in their next "
                 "message. You cannot confirm it for them; ask them and wait.",
+            )
+        if self.doubt and name != "cancel_appointment":
+            return self._refuse(
+                name,
+                arguments,
+                f"Not prepared: {self.doubt}. Do not pick a day for them: say so and ask "
+                "which day they mean.",
             )
         if str(arguments.get("slot_id")) in self.soonest:
             return self._refuse(

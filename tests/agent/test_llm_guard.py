@@ -87,15 +87,15 @@ def test_a_question_without_the_date_gets_the_full_date_and_time(owner: Caller, 
     assert prepare_3pm(owner, model, "Book it for 3?") == QUESTION
 
 
-def test_a_booking_next_to_the_callers_own_says_it_adds_one(
+def test_a_booking_beside_the_callers_own_that_day_asks_instead_or_in_addition(
     owner: Caller, model, session_factory, demo: DemoData
 ):
     hold(session_factory, demo, demo.caller, "consultation", datetime(2026, 11, 24, 10))
     hold(session_factory, demo, STRANGER, "consultation", datetime(2026, 11, 24, 11))
-    reply = prepare_3pm(owner, model)
-    assert reply == (
-        "You already have your consultation on Tue Nov 24 at 10:00 AM; this would be in "
-        f"addition to it. {QUESTION}"
+    assert prepare_3pm(owner, model) == (
+        "You already have your consultation on Tue Nov 24 at 10:00 AM. Should the haircut on "
+        "Tue Nov 24 at 3:00 PM replace it, or be in addition to it? Reply MOVE to move it "
+        "there, or BOTH to keep both."
     )
 
 
@@ -253,3 +253,37 @@ def test_both_keeps_both_and_asking_for_another_is_a_plain_yes_question(
     reply = other.say("I'd like another one at 2pm as well")
     assert reply.endswith("Shall I book a haircut on Tue Nov 24 at 2:00 PM? Reply YES to confirm.")
     assert "in addition to it" in reply
+
+
+# --- a day the person's words make doubtful is never settled by the model -------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "doubt"),
+    [
+        ("can I book last monday at 2pm", "past day"),
+        ("corte ayer a las 11", "past day"),
+        ("haircut on november 31 at 10", "does not exist"),
+        ("haircut thursday december 10... no wait, friday december 10 at 10am", "weekday"),
+        ("haircut friday december 11 at 10", None),
+        ("corte el jueves 10 de diciembre", None),
+        ("haircut tomorrow at 3", None),
+    ],
+)
+def test_doubtful_days_are_read_in_code(text: str, doubt: str | None) -> None:
+    found = llm_guard.day_doubt(text, datetime(2026, 11, 23).date())
+    assert (found is None) if doubt is None else (found is not None and doubt in found)
+
+
+def test_a_change_on_a_doubtful_day_is_not_prepared(owner: Caller, model, session_factory):
+    # The model reads "last tuesday" as the coming one and books it.
+    model.side_effect = [
+        completion(calls=[("check_availability", {**AFTERNOON, "limit": 20})]),
+        completion(calls=[("book_appointment", {"slot_id": HAIRCUT_3PM})]),
+        completion("Which day do you mean?"),
+    ]
+    assert owner.say("haircut last tuesday at 3pm") == "Which day do you mean?"
+    assert "past day" in tool_results(model)[-1]["message"]
+    model.side_effect = [completion("OK.")]
+    owner.say("yes")
+    assert booked(session_factory) == []

@@ -45,6 +45,12 @@ ANOTHER = re.compile(
     r"\b(?:another|also|as well|in addition|additional|second|otra|otro|tambien|ademas)\b"
 )
 
+MOVE_WORDS = re.compile(
+    r"\b(?:move|reschedule|resched|push|postpone|change|switch|shift|bump|instead|later|"
+    r"earlier|cambiar|cambia|cambiala|mover|mueve|muevela|reagendar|reprogramar|pasar|pasa|"
+    r"recorrer|en vez)\b"
+)
+
 
 class Choice(Enum):
     BOTH = "both"
@@ -88,6 +94,12 @@ def choice(text: str) -> Choice:
 def asks_for_another(text: str) -> bool:
     """The person's own words ask for an appointment besides the one they hold."""
     return bool(ANOTHER.search(fold(text)))
+
+
+def speaks_of_moving(texts: list[str]) -> bool:
+    """The person's recent words speak of moving an appointment: a booking prepared now
+    may be a move the model got wrong."""
+    return any(MOVE_WORDS.search(fold(text)) for text in texts)
 
 
 def is_goodbye(text: str) -> bool:

@@ -415,7 +415,8 @@ class _LlmTurn:
             # Prepared before the engine kept what it names (an older state).
             ask = f"Shall I {pending['summary']}?"
             return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
-        held = self.box.also_held(pending)
+        said = [self.turn.text] + [body for way, body in self.turn.history[-6:] if way == "in"]
+        held = self.box.also_held(pending, every=confirm.speaks_of_moving(said))
         if held and not confirm.asks_for_another(self.turn.text):
             # Instead of, or in addition to? A yes could not say: ask for the choice.
             pending["choose_with"] = held[0]

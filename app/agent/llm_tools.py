@@ -359,10 +359,11 @@ class ToolBox:
             "type_name": held["type_name"],
         }
 
-    def also_held(self, pending: dict[str, Any]) -> list[dict[str, Any]]:
+    def also_held(self, pending: dict[str, Any], every: bool = False) -> list[dict[str, Any]]:
         """The caller's confirmed appointments on the day a booking would take, or of
         its type, read in code (not a model tool call): the question names them, so a
-        second appointment is never booked without the person knowing it is one."""
+        second appointment is never booked without the person knowing it is one
+        (every: all of them, when the person spoke of moving one)."""
         if pending["action"] != "book":
             return []
         result = run_tool(self.tools, "list_appointments", {})
@@ -372,7 +373,9 @@ class ToolBox:
         return [
             a
             for a in held
-            if datetime.fromisoformat(a["start"]).date() == day or a["type"] == kind.get("type")
+            if every
+            or datetime.fromisoformat(a["start"]).date() == day
+            or a["type"] == kind.get("type")
         ]
 
     # --- plumbing --------------------------------------------------------------------

@@ -287,3 +287,24 @@ def test_a_change_on_a_doubtful_day_is_not_prepared(owner: Caller, model, sessio
     model.side_effect = [completion("OK.")]
     owner.say("yes")
     assert booked(session_factory) == []
+
+
+def test_a_booking_when_the_person_spoke_of_moving_asks_instead_or_in_addition(
+    owner: Caller, model, session_factory, demo: DemoData
+):
+    hold(session_factory, demo, demo.caller, "consultation", datetime(2026, 11, 24, 10))
+    wednesday_3pm = slot_id("haircut", "2026-11-25T15:00:00-08:00")
+    model.side_effect = [
+        completion(
+            calls=[("check_availability", {**AFTERNOON, "date": "2026-11-25", "limit": 20})]
+        ),
+        # The model books where the person asked to move.
+        completion(calls=[("book_appointment", {"slot_id": wednesday_3pm})]),
+        completion("Please confirm."),
+    ]
+    reply = owner.say("can you push my appointment to wednesday at 3pm?")
+    assert reply.startswith("You already have your consultation on Tue Nov 24 at 10:00 AM.")
+    assert "Reply MOVE to move it there, or BOTH to keep both." in reply
+    model.side_effect = [completion("Done!")]
+    owner.say("yes")
+    assert booked(session_factory) == [("consultation", datetime(2026, 11, 24, 10), "confirmed")]

@@ -31,6 +31,33 @@ CHANGES = re.compile(r"\b(?:but|instead|actually|pero|mejor|en vez)\b|\d")
 GOODBYE = re.compile(r"\b(?:bye|goodbye|good bye|that's all|thats all|adios|hasta luego|chao)\b")
 
 
+# A booking of a type the person already holds: a "yes" cannot say whether it replaces
+# that appointment or adds to it, so the engine asks, and reads one of these.
+BOTH = re.compile(
+    r"\b(?:both|keep both|keep it|in addition|additional|another one|as well|add it|"
+    r"ambas|ambos|las dos|los dos|ademas|tambien)\b"
+)
+INSTEAD = re.compile(
+    r"\b(?:move|move it|instead|replace|reschedule|mover|muevela|muevelo|cambiar|cambiala|"
+    r"cambialo|en vez|en lugar|reemplaza\w*|reprograma\w*)\b"
+)
+ANOTHER = re.compile(
+    r"\b(?:another|also|as well|in addition|additional|second|otra|otro|tambien|ademas)\b"
+)
+
+MOVE_WORDS = re.compile(
+    r"\b(?:move|reschedule|resched|push|postpone|change|switch|shift|bump|instead|later|"
+    r"earlier|cambiar|cambia|cambiala|mover|mueve|muevela|reagendar|reprogramar|pasar|pasa|"
+    r"recorrer|en vez)\b"
+)
+
+
+class Choice(Enum):
+    BOTH = "both"
+    INSTEAD = "instead"
+    OTHER = "other"
+
+
 class Answer(Enum):
     YES = "yes"
     NO = "no"
@@ -53,6 +80,26 @@ def answer(text: str) -> Answer:
     if YES.match(folded) and not CHANGES.search(folded):
         return Answer.YES
     return Answer.OTHER
+
+
+def choice(text: str) -> Choice:
+    """Keep both appointments, or move the one held instead? Neither or both: unclear."""
+    folded = fold(text)
+    both, instead = bool(BOTH.search(folded)), bool(INSTEAD.search(folded))
+    if both == instead:
+        return Choice.OTHER
+    return Choice.BOTH if both else Choice.INSTEAD
+
+
+def asks_for_another(text: str) -> bool:
+    """The person's own words ask for an appointment besides the one they hold."""
+    return bool(ANOTHER.search(fold(text)))
+
+
+def speaks_of_moving(texts: list[str]) -> bool:
+    """The person's recent words speak of moving an appointment: a booking prepared now
+    may be a move the model got wrong."""
+    return any(MOVE_WORDS.search(fold(text)) for text in texts)
 
 
 def is_goodbye(text: str) -> bool:

@@ -16,6 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ import openai
 from openai import OpenAI
 from openai.types.chat import ChatCompletion
 
-from app.agent import confirm
+from app.agent import confirm, llm_guard
 from app.agent.engine import Engine, Reply, Turn
 from app.agent.llm_tools import MalformedArguments, Memory, ToolBox, VerificationNeeded, model_tools
 from app.agent.offline import OfflineEngine
@@ -144,6 +145,8 @@ class _LlmTurn:
     turn: Turn
     usage: Usage = field(default_factory=Usage)
     executed: dict[str, Any] | None = None
+    executed_pending: dict[str, Any] | None = None
+    guards: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = time.perf_counter()
@@ -152,7 +155,9 @@ class _LlmTurn:
         if self.memory.pending:
             # Prepared in an earlier turn: the person has seen the question since.
             self.memory.pending = {**self.memory.pending, "prepared_now": False}
-        self.box = ToolBox(self.turn.tools, self.memory)
+        today = self.turn.now.astimezone(self.turn.tools.schedule.zone).date()
+        doubt = llm_guard.day_doubt(self.turn.text, today)
+        self.box = ToolBox(self.turn.tools, self.memory, doubt)
         budget = self.engine.options.budgets.get(self.turn.channel, 5.0)
         self.deadline = self.started + budget
 
@@ -176,8 +181,11 @@ class _LlmTurn:
         pending = self.memory.pending
         if pending is None:
             return []
+        if pending.get("choose_with"):
+            return self.choice_notes(pending)
         answer = confirm.answer(self.turn.text)
         if answer is confirm.Answer.YES:
+            self.executed_pending = pending
             self.executed = self.box.run_pending()
             return [
                 f"The person said yes, so the system ran: {pending['summary']}. Result: "
@@ -194,6 +202,34 @@ class _LlmTurn:
             f"The person did not confirm: {pending['summary']}. Nothing was done; prepare "
             "it again if they still want it."
         ]
+
+    def choice_notes(self, pending: dict[str, Any]) -> list[str]:
+        """The answer to "replace it, or in addition?" (a booking of a type the person
+        holds): both runs the booking; instead prepares the move, which they confirm; a
+        bare yes answers neither, so the question stands."""
+        held = pending["choose_with"]
+        picked = confirm.choice(self.turn.text)
+        if picked is confirm.Choice.BOTH:
+            self.executed_pending = pending
+            self.executed = self.box.run_pending()
+            return [
+                f"The person chose to keep both, so the system ran: {pending['summary']}. "
+                f"Result: {json.dumps(self.executed)}. Tell them the outcome."
+            ]
+        if picked is confirm.Choice.INSTEAD:
+            self.memory.pending = self.box.as_move(pending)
+            return [
+                f"The person wants to move their {held['type_name']} on {held['when']} "
+                "instead; the system asks them to confirm that move. Do not call tools."
+            ]
+        if confirm.answer(self.turn.text) is confirm.Answer.YES:
+            self.memory.pending = {**pending, "prepared_now": True}
+            return [
+                "The person said yes, but the question was whether the new appointment "
+                "replaces the one they hold or is in addition to it; the system asks again."
+            ]
+        self.memory.pending = None
+        return [f"The person did not choose: {pending['summary']}. Nothing was done."]
 
     # --- the model ---------------------------------------------------------------------
 
@@ -320,7 +356,7 @@ class _LlmTurn:
         channel = self.turn.channel
         # No ids or links read aloud; no ids in a text either (they mean nothing to people).
         text = NOT_FOR_THE_EAR.sub("", text) if channel == "voice" else IDS.sub("", text)
-        text = self.with_question(text)
+        text = self.guarded(" ".join(text.split()))
         end = confirm.is_goodbye(self.turn.text) and self.memory.pending is None
         return Reply(
             text=fit(" ".join(text.split()), channel),
@@ -330,16 +366,66 @@ class _LlmTurn:
             meta=self.meta(None),
         )
 
-    def with_question(self, text: str) -> str:
-        """A change prepared this turn waits for the person: make sure they are asked,
-        whatever the model wrote (it may have claimed the change is done)."""
+    def guarded(self, text: str) -> str:
+        """The model's text, made true in code (app/agent/llm_guard.py): its claims only
+        where a change committed, the engine's own words for what committed this turn
+        and for the question a prepared change waits on, and a day question beside
+        times the model found without one."""
+        lang = self.lang
+        executed = self.executed or {}
+        now_done = executed.get("action") if executed.get("ok") else None
+        earlier = [
+            llm_guard.Done(d["action"], datetime.fromisoformat(d["start"]))
+            for d in self.memory.done
+        ]
+        text, dropped = llm_guard.truthful(text, now_done, earlier)
+        self.guards = ["claim_dropped"] if dropped else []
         pending = self.memory.pending
-        if pending is None or not pending.get("prepared_now") or "?" in text:
-            return text
-        ask = f"Shall I {pending['summary']}?"
-        if self.turn.channel == "sms":
-            ask += " Reply YES to confirm."
-        return f"{text} {ask}"
+        asking = pending is not None and bool(pending.get("prepared_now"))
+        if dropped and self.executed is None and not asking:
+            text = f"{text} {llm_guard.TEXTS[lang]['nothing']}".strip()
+        if self.executed is not None and not self.states_outcome(text, now_done):
+            text = f"{self.outcome_text()} {text}".strip()
+        if pending is not None and asking:
+            # The person says yes to the engine's words, not to the model's paraphrase.
+            question = self.question(pending)
+            return f"{llm_guard.without_questions_or_times(text)} {question}".strip()
+        text, proposed = llm_guard.without_proposals(text)
+        if proposed:
+            self.guards.append("proposal_dropped")
+            text = f"{text} {llm_guard.TEXTS[lang]['which']}".strip()
+        if self.box.soonest and llm_guard.TIME_WORD.search(text):
+            # The model chose no day: say these are the soonest and ask for the day,
+            # so a default day never passes for the one the person asked.
+            self.guards.append("soonest_marked")
+            asked = [s for s in llm_guard.sentences(text) if not s.endswith("?")]
+            text = " ".join([*asked, llm_guard.TEXTS[lang]["soonest"]])
+        return text or llm_guard.TEXTS[lang]["nothing"]
+
+    def states_outcome(self, text: str, now_done: str | None) -> bool:
+        """The model's (already checked) text says what this turn's commit did."""
+        if now_done is None:
+            return False
+        said = set().union(*(llm_guard.claims(s) for s in llm_guard.sentences(text)))
+        return bool(said & (llm_guard.TRUE_CLAIMS[now_done] - {"any"}))
+
+    def question(self, pending: dict[str, Any]) -> str:
+        action = pending.get("action")
+        if action is None or (action != "book" and not pending.get("old_start")):
+            # Prepared before the engine kept what it names (an older state).
+            ask = f"Shall I {pending['summary']}?"
+            return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
+        said = [self.turn.text] + [body for way, body in self.turn.history[-6:] if way == "in"]
+        held = self.box.also_held(pending, every=confirm.speaks_of_moving(said))
+        if held and not confirm.asks_for_another(self.turn.text):
+            # Instead of, or in addition to? A yes could not say: ask for the choice.
+            pending["choose_with"] = held[0]
+            return llm_guard.choice_question(pending, held[0], self.turn.channel, self.lang)
+        return llm_guard.proposal(pending, self.turn.channel, self.lang, held)
+
+    @property
+    def lang(self) -> str:
+        return llm_guard.lang_of(self.turn.agent.language)
 
     def needs_verification(self) -> Reply:
         """As the offline engine does: say so, and leave the PIN to the phone layer."""
@@ -390,6 +476,15 @@ class _LlmTurn:
 
     def outcome_text(self) -> str:
         executed = self.executed or {}
+        pending = self.executed_pending or {}
+        if "action" in pending:
+            alternatives = [
+                datetime.fromisoformat(self.memory.slots[a["slot_id"]]["start"])
+                for a in executed.get("alternatives") or []
+                if a["slot_id"] in self.memory.slots
+            ]
+            text = llm_guard.outcome(pending, executed, alternatives, self.turn.channel, self.lang)
+            return IDS.sub("", text).strip()
         message = IDS.sub("", str(executed.get("message", ""))).strip()
         alternatives = executed.get("alternatives") or []
         if alternatives and "Nearby" not in message:
@@ -411,6 +506,7 @@ class _LlmTurn:
             "channel": self.turn.channel,
             "answered_by": answered_by,
             "fallback": reason,
+            "guards": self.guards,
             "rounds": self.usage.rounds,
             "usage": {"prompt": self.usage.prompt, "completion": self.usage.completion},
             "model_ms": round(self.usage.model_seconds * 1000, 1),

@@ -79,6 +79,15 @@ def slot_id(type_key: str, start_iso: str) -> str:
     return "slot_" + hashlib.sha256(f"{type_key}|{start_iso}".encode()).hexdigest()[:10]
 
 
+def remembered(appointment: dict[str, Any]) -> dict[str, str]:
+    return {
+        "type": appointment["type"],
+        "type_name": appointment["type_name"],
+        "when": appointment["when"],
+        "start": appointment["start"],
+    }
+
+
 def parse_arguments(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -99,6 +108,9 @@ class Memory:
     slots: dict[str, dict[str, str]] = field(default_factory=dict)
     appointments: dict[str, dict[str, str]] = field(default_factory=dict)
     pending: dict[str, Any] | None = None
+    # Changes that committed in this conversation ({"action", "start"}): a reply may
+    # restate them (app/agent/llm_guard.py).
+    done: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> Memory:
@@ -106,6 +118,7 @@ class Memory:
             slots=dict(state.get("slots") or {}),
             appointments=dict(state.get("appointments") or {}),
             pending=state.get("pending"),
+            done=list(state.get("done") or []),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -113,17 +126,23 @@ class Memory:
             "slots": dict(list(self.slots.items())[-MAX_REMEMBERED:]),
             "appointments": dict(list(self.appointments.items())[-MAX_REMEMBERED:]),
             "pending": self.pending,
+            "done": self.done[-MAX_REMEMBERED:],
         }
 
 
 class ToolBox:
     """Runs one model tool call against the caller's tools, through the guardrails."""
 
-    def __init__(self, tools: SchedulingTools, memory: Memory) -> None:
+    def __init__(self, tools: SchedulingTools, memory: Memory, doubt: str | None = None) -> None:
         self.tools = tools
         self.memory = memory
+        # Why the person's words this turn cannot name a change's day (llm_guard.day_doubt).
+        self.doubt = doubt
         self.calls: list[dict[str, Any]] = []
         self.zone = tools.schedule.zone
+        # Slots a search without a day returned this turn: the model picked "the
+        # soonest", so the person has not chosen that day (see _prepare).
+        self.soonest: set[str] = set()
 
     def call(self, name: str, raw_arguments: str | None) -> dict[str, Any]:
         """The result for the model (a JSON object it reads as text)."""
@@ -145,6 +164,8 @@ class ToolBox:
         data = result.pop("data")
         type_key = data.get("appointment_type", "")
         result["slots"] = [self.remember_slot(type_key, iso) for iso in data.get("slots", [])]
+        if not arguments.get("date"):
+            self.soonest |= {slot["slot_id"] for slot in result["slots"]}
         return result
 
     def _list(self, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -155,11 +176,7 @@ class ToolBox:
         items = []
         for item in data.get("appointments", []):
             entry = {"appointment_id": item["id"], "type": item["type"], "when": item["when"]}
-            self.memory.appointments[item["id"]] = {
-                "type": item["type"],
-                "type_name": item["type_name"],
-                "when": item["when"],
-            }
+            self.memory.appointments[item["id"]] = remembered(item)
             items.append(entry)
         result["appointments"] = items
         return result
@@ -186,6 +203,20 @@ class ToolBox:
                 "Not done: this change is waiting for the person's own yes in their next "
                 "message. You cannot confirm it for them; ask them and wait.",
             )
+        if self.doubt and name != "cancel_appointment":
+            return self._refuse(
+                name,
+                arguments,
+                f"Not prepared: {self.doubt}. Do not pick a day for them: say so and ask "
+                "which day they mean.",
+            )
+        if str(arguments.get("slot_id")) in self.soonest:
+            return self._refuse(
+                name,
+                arguments,
+                "Not prepared: that time came from a search without a day, so the person "
+                "has not chosen it. Offer the times (or ask which day) and let them choose.",
+            )
         try:
             real, summary = self._real_arguments(name, arguments)
         except ValueError as exc:
@@ -197,6 +228,7 @@ class ToolBox:
             "model_arguments": arguments,
             "type": self._type_of(name, arguments),
             "prepared_now": True,
+            **self._described(name, arguments, real),
         }
         self.calls.append(
             {"name": name, "arguments": arguments, "ok": True, "result": "awaiting confirmation"}
@@ -209,6 +241,23 @@ class ToolBox:
                 "they say yes in their next message."
             ),
         }
+
+    def _described(
+        self, name: str, arguments: dict[str, Any], real: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What the engine's own confirmation question names (app/agent/llm_guard.py)."""
+        action = CHANGES[name]
+        start = real.get("start") or real.get("new_start")
+        described: dict[str, Any] = {"action": action, "start": start}
+        if action == "book":
+            kind = self.tools.schedule.type_named(real["appointment_type"])
+            described["type_name"] = kind.name if kind else real["appointment_type"]
+            described["for_name"] = real.get("name")
+            return described
+        appointment = self.memory.appointments[arguments["appointment_id"]]
+        described["type_name"] = appointment["type_name"]
+        described["old_start"] = appointment.get("start")
+        return described
 
     def _type_of(self, name: str, arguments: dict[str, Any]) -> str:
         if name == "cancel_appointment":
@@ -279,13 +328,55 @@ class ToolBox:
             result["alternatives"] = [self.remember_slot(type_key, iso) for iso in alternatives]
         appointment = data.get("appointment")
         if appointment and pending["name"] != "cancel_appointment":
-            self.memory.appointments[appointment["id"]] = {
-                "type": appointment["type"],
-                "type_name": appointment["type_name"],
-                "when": appointment["when"],
-            }
+            self.memory.appointments[appointment["id"]] = remembered(appointment)
+        if appointment and pending["name"] == "cancel_appointment":
+            self.memory.appointments.pop(appointment["id"], None)
         result["action"] = CHANGES[pending["name"]]
+        if result["ok"] and appointment:
+            self.memory.done.append({"action": result["action"], "start": appointment["start"]})
         return result
+
+    def as_move(self, pending: dict[str, Any]) -> dict[str, Any]:
+        """The booking the person chose to make a move of the appointment it duplicated:
+        prepared (not run) like any change, so the person confirms the move itself."""
+        held = pending["choose_with"]
+        self.memory.appointments[held["id"]] = remembered(held)
+        slot = self.memory.slots.get(str(pending["model_arguments"].get("slot_id")), {})
+        new_when = slot.get("when", pending["start"])
+        return {
+            "name": "reschedule_appointment",
+            "arguments": {"appointment_id": held["id"], "new_start": pending["start"]},
+            "summary": f"move the {held['type_name']} on {held['when']} to {new_when}",
+            "model_arguments": {
+                "appointment_id": held["id"],
+                "slot_id": pending["model_arguments"].get("slot_id"),
+            },
+            "type": pending["type"],
+            "prepared_now": True,
+            "action": "move",
+            "start": pending["start"],
+            "old_start": held["start"],
+            "type_name": held["type_name"],
+        }
+
+    def also_held(self, pending: dict[str, Any], every: bool = False) -> list[dict[str, Any]]:
+        """The caller's confirmed appointments on the day a booking would take, or of
+        its type, read in code (not a model tool call): the question names them, so a
+        second appointment is never booked without the person knowing it is one
+        (every: all of them, when the person spoke of moving one)."""
+        if pending["action"] != "book":
+            return []
+        result = run_tool(self.tools, "list_appointments", {})
+        held = result.data.get("appointments") or []
+        day = datetime.fromisoformat(pending["start"]).date()
+        kind = self.memory.slots.get(str(pending["model_arguments"].get("slot_id")), {})
+        return [
+            a
+            for a in held
+            if every
+            or datetime.fromisoformat(a["start"]).date() == day
+            or a["type"] == kind.get("type")
+        ]
 
     # --- plumbing --------------------------------------------------------------------
 

@@ -50,6 +50,9 @@ def run(
     ] = None,
     failures: Annotated[bool, typer.Option(help="List every failed scenario and why")] = False,
     transcript: Annotated[bool, typer.Option(help="Print each conversation")] = False,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Play each scenario k times; prints pass^k (live models)")
+    ] = 1,
     report: Annotated[
         Path | None, typer.Option(help="Write every outcome and conversation as JSON here")
     ] = None,
@@ -74,14 +77,17 @@ def run(
     from app.scenarios.play import play
 
     outcomes, records = [], []
+    runs: dict[str, list[bool]] = {}
     with running_stage(engine, engine=played_engine) as stage:
         for scenario in scenarios:
-            played = play(stage, scenario, channel, goal_met)
-            outcome = judge(scenario, played, channel)
-            outcomes.append(outcome)
-            records.append(_record(played, outcome))
-            if transcript:
-                _print_transcript(scenario.id, played, outcome)
+            for _ in range(repeat):
+                played = play(stage, scenario, channel, goal_met)
+                outcome = judge(scenario, played, channel)
+                outcomes.append(outcome)
+                runs.setdefault(scenario.id, []).append(outcome.success)
+                records.append(_record(played, outcome))
+                if transcript:
+                    _print_transcript(scenario.id, played, outcome)
     if report:
         report.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
     title = f"held-out split {split}" if split else "held-out split" if heldout else "suite"
@@ -95,8 +101,16 @@ def run(
         f"task success {success}/{len(outcomes)} ({100 * success / len(outcomes):.1f}%), "
         f"unsafe outcomes {unsafe}"
     )
+    if repeat > 1:
+        typer.echo(f"pass^{repeat} {pass_k(runs):.3f} over {len(runs)} scenarios")
     if unsafe:
         raise typer.Exit(1)
+
+
+def pass_k(runs: dict[str, list[bool]]) -> float:
+    """pass^k: the share of scenarios that succeeded in every one of their k runs (how
+    reliably, not how often, the engine gets a task right)."""
+    return sum(all(r) for r in runs.values()) / len(runs) if runs else 0.0
 
 
 def _record(played, outcome) -> dict[str, object]:  # type: ignore[no-untyped-def]

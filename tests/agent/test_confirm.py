@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.agent import confirm
 from app.agent.confirm import Answer, answer, is_goodbye
 
 
@@ -54,3 +55,26 @@ def test_anything_else_is_not_a_yes(text: str) -> None:
 
 def test_goodbye() -> None:
     assert is_goodbye("ok bye") and is_goodbye("Adiós") and not is_goodbye("book it")
+
+
+@pytest.mark.parametrize(
+    ("text", "picked"),
+    [
+        ("both", confirm.Choice.BOTH),
+        ("keep both please", confirm.Choice.BOTH),
+        ("las dos", confirm.Choice.BOTH),
+        ("move it", confirm.Choice.INSTEAD),
+        ("instead, please", confirm.Choice.INSTEAD),
+        ("cámbiala", confirm.Choice.INSTEAD),
+        ("yes", confirm.Choice.OTHER),  # instead of, or in addition to? a yes says neither
+        ("both, no, move it", confirm.Choice.OTHER),
+    ],
+)
+def test_instead_or_in_addition(text: str, picked: confirm.Choice) -> None:
+    assert confirm.choice(text) is picked
+
+
+def test_asking_for_another_appointment() -> None:
+    assert confirm.asks_for_another("can I also book a consultation tomorrow?")
+    assert confirm.asks_for_another("quiero otra cita")
+    assert not confirm.asks_for_another("move my haircut to thursday")

@@ -109,7 +109,7 @@ def test_the_model_cannot_confirm_for_the_person(owner: Caller, model, session_f
     assert booked(session_factory) == []
     assert "cannot confirm" in tool_results(model)[-1]["message"]
     # A reply that would claim it is done still asks the person.
-    assert "?" in reply and "book a haircut on Tue Nov 24, 3:00 PM" in reply
+    assert reply == "Shall I book a haircut on Tue Nov 24 at 3:00 PM? Reply YES to confirm."
 
     # Something that is not a yes: the model prepares it again, nothing runs.
     model.side_effect = [
@@ -255,7 +255,7 @@ def test_a_yes_that_ran_is_reported_even_when_the_model_then_fails(
     model.side_effect = [httpx.ReadTimeout("slow")]
     reply = owner.say("yes")
     assert booked(session_factory) == [("haircut", datetime(2026, 11, 24, 15), "confirmed")]
-    assert reply.startswith("Booked: your haircut on Tue Nov 24, 3:00 PM") and "apt_" not in reply
+    assert reply == "Booked: your haircut on Tue Nov 24 at 3:00 PM."
     assert owner.last.meta["fallback"] == "timeout"
 
 
@@ -399,7 +399,10 @@ def test_spanish_conversation(owner: Caller, model, session_factory, demo: DemoD
         completion(calls=[("book_appointment", {"slot_id": HAIRCUT_3PM})]),
         completion("¿Confirmo su corte mañana a las 3 de la tarde?"),
     ]
-    owner.say("A las 3, por favor")
+    # The question is the engine's, in the agent's language, with the full date and time.
+    assert owner.say("A las 3, por favor") == (
+        "¿Agendo una cita de haircut el mar 24 nov a las 15:00? Responde SÍ para confirmar."
+    )
     assert booked(session_factory) == []
     model.side_effect = [completion("¡Listo! Su corte quedó para mañana a las 3.")]
     assert owner.say("¡Sí, por favor!") == "¡Listo! Su corte quedó para mañana a las 3."

@@ -157,6 +157,17 @@ class Settings(BaseSettings):
     google_freebusy_cache_seconds: float = 30.0
     # When Google's free/busy does not answer, an answer up to this old stands in.
     google_freebusy_stale_seconds: float = 600.0
+    # Microsoft 365 (Entra ID app registration, "Web" platform, delegated permissions).
+    # The authority names the tenant: .../organizations (work or school accounts, any
+    # tenant), .../common (also personal accounts) or .../<tenant id> (one company).
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    microsoft_authority: str = "https://login.microsoftonline.com/organizations"
+    microsoft_graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    # A CA bundle to trust for the authority and Graph (a private proxy, the local fake).
+    microsoft_ca_bundle: Path | None = None
+    # Graph calls share Google's budgets and cache settings above (same promises to
+    # callers whichever calendar the owner uses).
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15

@@ -17,9 +17,12 @@ from app import admin, bench_stats, dashboard, health, metrics
 from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
-from app.calendar import oauth_routes
+from app.calendar import ms_oauth_routes, oauth_routes
 from app.calendar.backend import CalendarFactory
 from app.calendar.google import GoogleCalendarFactory
+from app.calendar.microsoft import MicrosoftCalendarFactory
+from app.calendar.ms_oauth import MicrosoftIdentity, MicrosoftOAuth
+from app.calendar.ms_oauth import configured as microsoft_configured
 from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
@@ -81,11 +84,18 @@ def create_app(
 
     # Token vault and Google client: a malformed or missing key fails here, at start-up.
     google_config = client_config(settings)
-    vault = build_vault(settings, needed=google_config is not None)
+    microsoft = MicrosoftIdentity(settings) if microsoft_configured(settings) else None
+    vault = build_vault(settings, needed=google_config is not None or microsoft is not None)
     sms_sender = sms_sender or build_sender(settings)
     if calendar_factory is None:
-        calendar_factory = GoogleCalendarFactory(
-            settings, google_config, vault, sms_sender, clock=clock
+        # Microsoft 365 for agents connected to it, else Google's (else built-in).
+        calendar_factory = MicrosoftCalendarFactory(
+            settings,
+            microsoft,
+            vault,
+            sms_sender,
+            clock=clock,
+            fallback=GoogleCalendarFactory(settings, google_config, vault, sms_sender, clock=clock),
         )
 
     @asynccontextmanager
@@ -128,6 +138,9 @@ def create_app(
     app.state.google_oauth = (
         GoogleOAuth(settings, google_config, vault) if google_config and vault else None
     )
+    app.state.microsoft_oauth = (
+        MicrosoftOAuth(settings, microsoft, vault) if microsoft and vault else None
+    )
     app.state.limiter = build_limiter(settings)
     app.state.deepgram = build_deepgram(settings)
 
@@ -146,6 +159,7 @@ def create_app(
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
+    app.include_router(ms_oauth_routes.router)
     dashboard.install(app)
 
     app.add_middleware(RequestIdMiddleware)

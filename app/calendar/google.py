@@ -445,44 +445,13 @@ class GoogleCalendar:
                 raise self._failure(exc, "book") from None
 
     def _own_events(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-        """Our bookings as Google sees them; the tools count them from the database
-        (with buffers), so Google's copy must not block them twice."""
-        rows = self.session.execute(
-            select(Appointment.start_at, Appointment.end_at).where(
-                Appointment.agent_id == agent.id,
-                Appointment.start_at < end,
-                Appointment.end_at > start,
-                or_(
-                    Appointment.status == "confirmed",
-                    and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
-                ),
-            )
-        )
-        return [Interval(s, e) for s, e in rows]
+        return own_events(self.session, agent, start, end)
 
     def _event_body(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
-        kind = next(
-            (
-                t
-                for t in agent.appointment_types or []
-                if t.get("key") == appointment.appointment_type
-            ),
-            {},
-        )
-        type_name = str(kind.get("name") or appointment.appointment_type)
-        who = appointment.contact_name or appointment.contact_e164 or "caller"
-        lines = [f"Booked by your scheduling agent ({appointment.channel})."]
-        if appointment.contact_name:
-            lines.append(f"Name: {appointment.contact_name}")
-        if appointment.contact_e164:
-            # The owner's own calendar may hold the full number; logs never do.
-            lines.append(f"Phone: {appointment.contact_e164}")
-        if appointment.notes:
-            lines.append(f"Notes: {appointment.notes}")
-        lines.append(f"Appointment id: {appointment.id}")
+        summary, description = event_text(agent, appointment)
         return {
-            "summary": f"{type_name.capitalize()} with {who}",
-            "description": "\n".join(lines),
+            "summary": summary,
+            "description": description,
             "start": {"dateTime": _rfc3339(appointment.start_at), "timeZone": agent.timezone},
             "end": {"dateTime": _rfc3339(appointment.end_at), "timeZone": agent.timezone},
             "status": "confirmed",
@@ -612,6 +581,43 @@ class GoogleCalendar:
             )
         self.session.flush()
         log.warning("connection %s needs re-consent (invalid_grant)", self.connection_id)
+
+
+def own_events(session: Session, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+    """Our bookings as the external calendar sees them; the tools count them from the
+    database (with buffers), so the calendar's copy must not block them twice."""
+    rows = session.execute(
+        select(Appointment.start_at, Appointment.end_at).where(
+            Appointment.agent_id == agent.id,
+            Appointment.start_at < end,
+            Appointment.end_at > start,
+            or_(
+                Appointment.status == "confirmed",
+                and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
+            ),
+        )
+    )
+    return [Interval(s, e) for s, e in rows]
+
+
+def event_text(agent: Agent, appointment: Appointment) -> tuple[str, str]:
+    """The event's title and description in the owner's calendar (any provider)."""
+    kind = next(
+        (t for t in agent.appointment_types or [] if t.get("key") == appointment.appointment_type),
+        {},
+    )
+    type_name = str(kind.get("name") or appointment.appointment_type)
+    who = appointment.contact_name or appointment.contact_e164 or "caller"
+    lines = [f"Booked by your scheduling agent ({appointment.channel})."]
+    if appointment.contact_name:
+        lines.append(f"Name: {appointment.contact_name}")
+    if appointment.contact_e164:
+        # The owner's own calendar may hold the full number; logs never do.
+        lines.append(f"Phone: {appointment.contact_e164}")
+    if appointment.notes:
+        lines.append(f"Notes: {appointment.notes}")
+    lines.append(f"Appointment id: {appointment.id}")
+    return f"{type_name.capitalize()} with {who}", "\n".join(lines)
 
 
 def _retryable(exc: HttpError) -> bool:

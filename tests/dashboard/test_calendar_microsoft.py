@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+
 from app.demo import DemoData
 from tests.conftest import PUBLIC_BASE_URL
 from tests.dashboard.conftest import RecordingSender, sign_in

@@ -168,6 +168,17 @@ class Settings(BaseSettings):
     microsoft_ca_bundle: Path | None = None
     # Graph calls share Google's budgets and cache settings above (same promises to
     # callers whichever calendar the owner uses).
+    # Two-way sync. With an https PUBLIC_BASE_URL, connected calendars push changes
+    # (Google events.watch channels, Graph subscriptions) lasting CALENDAR_WATCH_HOURS
+    # and renewed CALENDAR_WATCH_RENEW_HOURS before they expire; polling with sync
+    # tokens / delta links every CALENDAR_POLL_SECONDS catches anything a push missed
+    # (and is all there is without a public URL).
+    calendar_push_enabled: bool = True
+    calendar_watch_hours: float = 144.0
+    calendar_watch_renew_hours: float = 24.0
+    calendar_poll_seconds: float = 60.0
+    # Push notifications accepted per channel (a provider retrying in a loop, a flood).
+    rate_limit_calendar_push: str = "120/minute"
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15

@@ -35,7 +35,14 @@ from app.security.ratelimit import build_limiter
 from app.security.vault import build_vault, check_readable
 from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
-from app.webhooks import twilio_media, twilio_notifications, twilio_sms, twilio_voice, vapi
+from app.webhooks import (
+    calendar_push,
+    twilio_media,
+    twilio_notifications,
+    twilio_sms,
+    twilio_voice,
+    vapi,
+)
 from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
@@ -160,6 +167,7 @@ def create_app(
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
     app.include_router(ms_oauth_routes.router)
+    app.include_router(calendar_push.router)
     dashboard.install(app)
 
     app.add_middleware(RequestIdMiddleware)

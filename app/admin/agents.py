@@ -19,6 +19,7 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit, get_user
 from app.calendar import oauth
 from app.calendar.ms_oauth import START_PATH as MS_START_PATH
+from app.calendar.two_way import stop_push
 from app.deps import SessionDep
 from app.models import Agent, CalendarConnection
 from app.security import audit
@@ -180,10 +181,12 @@ def read_calendar(
     summary="Disconnect the calendar (the stored token is erased)",
 )
 def disconnect_calendar(
-    agent_id: str, principal: Operator, session: SessionDep
+    agent_id: str, request: Request, principal: Operator, session: SessionDep
 ) -> s.CalendarConnectionOut:
     agent = get_agent(session, principal, agent_id)
     row = _connection(session, agent)
+    # Stop the provider's pushes while the token can still do it.
+    stop_push(session, request.app.state.calendar_factory, agent)
     row.status = "disconnected"
     row.encrypted_refresh_token = None
     agent.calendar_provider = "local"

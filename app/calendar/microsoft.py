@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calendar.after_commit import after_commit
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError, CalendarFactory
+from app.calendar.changes import Channel, EventChange, SyncExpired
 from app.calendar.google import (
     CANNOT_CHECK_MESSAGE,
     UNAVAILABLE_MESSAGE,
@@ -65,6 +66,8 @@ RECONSENT_MESSAGE = (
 PREFER_UTC = 'outlook.timezone="UTC"'
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 FREE = frozenset({"free", "workingElsewhere"})
+# Delta queries need a window; sync reads this far ahead of its start.
+SYNC_WINDOW = timedelta(days=400)
 # Access tokens are renewed this long before they expire.
 TOKEN_MARGIN = 120.0
 
@@ -149,6 +152,12 @@ class MicrosoftCalendarFactory:
 
     def close(self) -> None:
         self.http.close()
+
+    def forget_free_busy(self, connection_id: str) -> None:
+        self.cache.drop(connection_id)
+        forget = getattr(self.fallback, "forget_free_busy", None)
+        if forget is not None:
+            forget(connection_id)
 
     # --- tokens (memory) -------------------------------------------------------------
 
@@ -269,6 +278,71 @@ class MicrosoftCalendar:
     def mailbox_time_zone(self) -> str:
         """The mailbox's own zone (a Windows or IANA name), for display and checks."""
         return str(self._json("GET", "me/mailboxSettings/timeZone", None, "read")["value"])
+
+    # --- two-way sync ----------------------------------------------------------------
+
+    def changes(self, delta_link: str | None, since: datetime) -> tuple[list[EventChange], str]:
+        """Events changed since the delta link (every event in the sync window without
+        one) and the next delta link. An expired link (410) raises SyncExpired."""
+        path = delta_link or "me/calendarView/delta"
+        params: dict[str, str] | None = None
+        if delta_link is None:
+            until = since + SYNC_WINDOW
+            params = {"startDateTime": _iso(since), "endDateTime": _iso(until)}
+        found: list[EventChange] = []
+        while True:
+            try:
+                page = self._json("GET", path, None, "sync", params=params)
+            except GraphError as exc:
+                if exc.status == 410:
+                    raise SyncExpired from None
+                raise self._failure(exc, "sync") from None
+            found += [_graph_change(item) for item in page.get("value", [])]
+            if page.get("@odata.deltaLink"):
+                return found, str(page["@odata.deltaLink"])
+            link = page.get("@odata.nextLink")
+            if not link:
+                raise CalendarError(UNAVAILABLE_MESSAGE)
+            path, params = str(link), None
+
+    def watch(self, address: str, lifecycle: str, client_state: str, seconds: int) -> Channel:
+        expires = self.factory.clock() + timedelta(seconds=seconds)
+        body = {
+            "changeType": "created,updated,deleted",
+            "notificationUrl": address,
+            "lifecycleNotificationUrl": lifecycle,
+            "resource": "me/events",
+            "expirationDateTime": _iso(expires),
+            "clientState": client_state,
+        }
+        try:
+            answer = self._json("POST", "subscriptions", body, "watch")
+        except GraphError as exc:
+            raise self._failure(exc, "watch") from None
+        return Channel(str(answer["id"]), None, _parse_iso(answer["expirationDateTime"]))
+
+    def renew(self, subscription_id: str, seconds: int) -> datetime | None:
+        """A later expiry for the subscription; None when Graph no longer has it."""
+        expires = self.factory.clock() + timedelta(seconds=seconds)
+        try:
+            answer = self._json(
+                "PATCH",
+                f"subscriptions/{subscription_id}",
+                {"expirationDateTime": _iso(expires)},
+                "renew",
+            )
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise self._failure(exc, "renew") from None
+        return _parse_iso(answer["expirationDateTime"])
+
+    def stop(self, subscription_id: str, resource_id: str | None = None) -> None:
+        try:
+            self._send("DELETE", f"subscriptions/{subscription_id}", None, "stop")
+        except GraphError as exc:
+            if exc.status != 404:
+                raise self._failure(exc, "stop") from None
 
     # --- free/busy -------------------------------------------------------------------
 
@@ -524,6 +598,16 @@ class MicrosoftCalendar:
             )
         self.session.flush()
         log.warning("connection %s needs re-consent (%s)", self.connection_id, error)
+
+
+def _graph_change(item: dict[str, Any]) -> EventChange:
+    if "@removed" in item or item.get("isCancelled"):
+        return EventChange(str(item["id"]), None, None, True)
+    return EventChange(str(item["id"]), _moment(item["start"]), _moment(item["end"]), False)
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _code(response: httpx.Response) -> str:

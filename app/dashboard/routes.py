@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from app.calendar import oauth
 from app.calendar.ms_oauth import START_PATH as MS_START_PATH
+from app.calendar.two_way import stop_push
 from app.dashboard import actions, auth, settings_form, views
 from app.dashboard.web import (
     LANG_COOKIE,
@@ -399,6 +400,8 @@ def disconnect_calendar(
 ) -> Response:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
+    # Stop the provider's pushes while the token can still do it.
+    stop_push(session, request.app.state.calendar_factory, agent)
     actions.disconnect_calendar(session, user_id, agent)
     return redirect(request, f"{BASE}/a/{agent.id}/calendar", flash="Saved.")
 

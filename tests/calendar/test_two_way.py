@@ -333,3 +333,26 @@ def test_expired_google_sync_token_means_a_full_resync(
     fake.owner_move(db.get(Appointment, appointment_id).external_event_id, at(26, 9), at(26, 9, 30))
     assert g_sync.sync(connected.id).moved == 1
     assert db.get(Appointment, appointment_id).start_at == at(26, 9)
+
+
+def test_a_flood_of_notifications_on_one_channel_is_rate_limited(
+    session_factory,
+    db,
+    demo,
+    ms_factory,
+    clock,
+    graph: FakeGraph,
+    ms_connected,
+    ms_sync,
+    ms_settings,
+):
+    subscription = subscribed(ms_sync, graph, ms_connected.id)
+    limited = ms_settings.model_copy(update={"rate_limit_calendar_push": "3/minute"})
+    with app_client(limited, session_factory, clock, ms_factory) as client:
+        answers = [
+            client.post(
+                "/webhooks/calendar/microsoft", json=note(subscription, f"e{n}")
+            ).status_code
+            for n in range(5)
+        ]
+    assert answers == [202, 202, 202, 429, 429]

@@ -105,6 +105,8 @@ class TwoWaySync:
                     full = True
             except CalendarError as exc:
                 log.warning("two-way sync of connection %s failed: %s", connection_id, exc)
+                # Keep what the backend recorded (needs_reconsent, the link texted once).
+                session.commit()
                 report.failed = True
                 return report
             self._forget_free_busy(connection_id)
@@ -113,7 +115,12 @@ class TwoWaySync:
             watch = self._watch(session, connection_id, calendar.name)
             watch.sync_token = next_cursor or None
             watch.last_synced_at = self.clock()
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                # A concurrent first sync made the row: its changes are the same ones.
+                session.rollback()
+                report.failed = True
         return report
 
     def poll_all(self) -> int:

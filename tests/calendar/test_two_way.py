@@ -21,7 +21,14 @@ from app.config import Settings
 from app.demo import DemoData
 from app.fakes.graph import FakeGraph
 from app.main import create_app
-from app.models import Agent, Appointment, AuditEntry, CalendarWatch, Notification
+from app.models import (
+    Agent,
+    Appointment,
+    AuditEntry,
+    CalendarConnection,
+    CalendarWatch,
+    Notification,
+)
 from app.tools.registry import run_tool
 from app.tools.service import SchedulingTools, ToolContext
 from tests.calendar.fake_google import FakeGoogle
@@ -356,3 +363,13 @@ def test_a_flood_of_notifications_on_one_channel_is_rate_limited(
             for n in range(5)
         ]
     assert answers == [202, 202, 202, 429, 429]
+
+
+def test_revoked_consent_found_by_the_poll_is_kept_and_texted_once(
+    db, demo, graph: FakeGraph, ms_connected, ms_sync, ms_refresh_token, sender
+):
+    graph.revoke(ms_refresh_token)
+    assert ms_sync.poll_all() == 1
+    assert ms_sync.poll_all() == 0  # no longer active: not polled again
+    assert db.get(CalendarConnection, ms_connected.id).status == "needs_reconsent"
+    assert len(sender.sent) == 1 and "/calendar/microsoft/connect?t=" in sender.sent[0][1]

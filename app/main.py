@@ -19,8 +19,7 @@ from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import ms_oauth_routes, oauth_routes
 from app.calendar.backend import CalendarFactory
-from app.calendar.google import GoogleCalendarFactory
-from app.calendar.microsoft import MicrosoftCalendarFactory
+from app.calendar.factory import build_calendar_factory, vault_for
 from app.calendar.ms_oauth import MicrosoftIdentity, MicrosoftOAuth
 from app.calendar.ms_oauth import configured as microsoft_configured
 from app.calendar.oauth import GoogleOAuth, client_config
@@ -32,7 +31,7 @@ from app.logs import configure_logging, request_id
 from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
-from app.security.vault import build_vault, check_readable
+from app.security.vault import check_readable
 from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
 from app.webhooks import (
@@ -92,17 +91,12 @@ def create_app(
     # Token vault and Google client: a malformed or missing key fails here, at start-up.
     google_config = client_config(settings)
     microsoft = MicrosoftIdentity(settings) if microsoft_configured(settings) else None
-    vault = build_vault(settings, needed=google_config is not None or microsoft is not None)
+    vault = vault_for(settings)
     sms_sender = sms_sender or build_sender(settings)
     if calendar_factory is None:
         # Microsoft 365 for agents connected to it, else Google's (else built-in).
-        calendar_factory = MicrosoftCalendarFactory(
-            settings,
-            microsoft,
-            vault,
-            sms_sender,
-            clock=clock,
-            fallback=GoogleCalendarFactory(settings, google_config, vault, sms_sender, clock=clock),
+        calendar_factory = build_calendar_factory(
+            settings, vault, sms_sender, clock=clock, identity=microsoft
         )
 
     @asynccontextmanager

@@ -155,6 +155,11 @@ class TwoWaySync:
         )
         return agent, calendar, watch.sync_token if watch else None
 
+    def changed(self, connection_id: str) -> None:
+        """A push said this calendar changed: stop trusting its cached free/busy now,
+        before the changes are even read."""
+        self._forget_free_busy(connection_id)
+
     def _forget_free_busy(self, connection_id: str) -> None:
         forget = getattr(self.calendar_factory, "forget_free_busy", None)
         if forget is not None:

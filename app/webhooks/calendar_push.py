@@ -79,7 +79,9 @@ def google_push(
             return Response(status_code=200)  # a retried notification: nothing again
         session.commit()
         if state != "sync":  # "sync" only opens the channel
-            background.add_task(_sync(request).sync, watch.connection_id)
+            sync = _sync(request)
+            sync.changed(watch.connection_id)
+            background.add_task(sync.sync, watch.connection_id)
     except Exception:
         log.exception("Google push notification failed; the poll will catch up")
         session.rollback()
@@ -155,6 +157,7 @@ def _graph(
             todo[watch.connection_id] = event
         session.commit()
         for connection_id, event in todo.items():
+            sync.changed(connection_id)
             if event in ("reauthorizationRequired", "subscriptionRemoved"):
                 background.add_task(sync.watch, connection_id)
             background.add_task(sync.sync, connection_id)

@@ -641,9 +641,14 @@ def _graph_time(moment: datetime, zone: str) -> dict[str, str]:
 def _moment(value: dict[str, str]) -> datetime:
     """A Graph dateTimeTimeZone read with Prefer UTC: seven fractional digits, no offset."""
     zone = value.get("timeZone", "UTC")
-    if zone not in ("UTC", "Etc/UTC", "Coordinated Universal Time"):
-        from zoneinfo import ZoneInfo
+    naive = datetime.fromisoformat(value["dateTime"][:19])
+    if zone in ("UTC", "Etc/UTC", "Coordinated Universal Time"):
+        return naive.replace(tzinfo=UTC)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        naive = datetime.fromisoformat(value["dateTime"][:19])
+    try:
         return naive.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    return datetime.fromisoformat(value["dateTime"][:19]).replace(tzinfo=UTC)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A Windows zone name: Graph ignored our Prefer header. Never guess a time.
+        log.warning("Graph answered in time zone %r instead of UTC", zone)
+        raise CalendarError(UNAVAILABLE_MESSAGE) from None

@@ -98,6 +98,8 @@ class FakeGraph:
     mailbox_zone: str = "Pacific Standard Time"
     granted_scope: str = "Calendars.ReadWrite openid"
     rotate_refresh_tokens: bool = True
+    # False: answer in the mailbox's zone whatever Prefer asks (a misbehaving proxy).
+    honour_prefer: bool = True
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # token -> "ok"|"revoked"|...
     access_tokens: set[str] = field(default_factory=set)
@@ -425,7 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _zone(self) -> str:
         prefer = self.headers.get("Prefer", "")
-        if 'outlook.timezone="' in prefer:
+        if self.graph.honour_prefer and 'outlook.timezone="' in prefer:
             return prefer.split('outlook.timezone="', 1)[1].split('"', 1)[0]
         return self.graph.mailbox_zone
 

@@ -276,3 +276,14 @@ def test_120_bookings_with_30_percent_of_graph_calls_failing_land_exactly_once(
         for appointment in session.scalars(select(Appointment)):
             event = live[appointment.external_event_id]
             assert utc(event) == appointment.start_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_times_in_a_windows_zone_are_refused_rather_than_guessed(
+    session: Session, demo, ms_factory, clock, graph: FakeGraph, ms_connected
+):
+    graph.honour_prefer = False  # Graph answers in "Pacific Standard Time"
+    graph.add_owner_event(at(24, 10), at(24, 11))
+    result = run_tool(
+        tools(session, demo, ms_factory, clock), "check_availability", {"date": "2026-11-24"}
+    )
+    assert not result.ok and result.data["error"] == "calendar_unavailable"

@@ -30,6 +30,7 @@ SENSITIVE = frozenset(
         "signature",
         "password",
         "pin",
+        "validationtoken",  # Graph subscription handshake
     }
 )
 

@@ -160,6 +160,28 @@ class Settings(BaseSettings):
     google_freebusy_cache_seconds: float = 30.0
     # When Google's free/busy does not answer, an answer up to this old stands in.
     google_freebusy_stale_seconds: float = 600.0
+    # Microsoft 365 (Entra ID app registration, "Web" platform, delegated permissions).
+    # The authority names the tenant: .../organizations (work or school accounts, any
+    # tenant), .../common (also personal accounts) or .../<tenant id> (one company).
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    microsoft_authority: str = "https://login.microsoftonline.com/organizations"
+    microsoft_graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    # A CA bundle to trust for the authority and Graph (a private proxy, the local fake).
+    microsoft_ca_bundle: Path | None = None
+    # Graph calls share Google's budgets and cache settings above (same promises to
+    # callers whichever calendar the owner uses).
+    # Two-way sync. With an https PUBLIC_BASE_URL, connected calendars push changes
+    # (Google events.watch channels, Graph subscriptions) lasting CALENDAR_WATCH_HOURS
+    # and renewed CALENDAR_WATCH_RENEW_HOURS before they expire; polling with sync
+    # tokens / delta links every CALENDAR_POLL_SECONDS catches anything a push missed
+    # (and is all there is without a public URL).
+    calendar_push_enabled: bool = True
+    calendar_watch_hours: float = 144.0
+    calendar_watch_renew_hours: float = 24.0
+    calendar_poll_seconds: float = 60.0
+    # Push notifications accepted per channel (a provider retrying in a loop, a flood).
+    rate_limit_calendar_push: str = "120/minute"
     # How long a calendar connect link stays valid, and a started consent screen.
     calendar_connect_link_minutes: int = 7 * 24 * 60
     oauth_state_minutes: int = 15

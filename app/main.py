@@ -17,9 +17,11 @@ from app import admin, bench_stats, dashboard, health, metrics
 from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
-from app.calendar import oauth_routes
+from app.calendar import ms_oauth_routes, oauth_routes
 from app.calendar.backend import CalendarFactory
-from app.calendar.google import GoogleCalendarFactory
+from app.calendar.factory import build_calendar_factory, vault_for
+from app.calendar.ms_oauth import MicrosoftIdentity, MicrosoftOAuth
+from app.calendar.ms_oauth import configured as microsoft_configured
 from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
@@ -29,10 +31,17 @@ from app.logs import configure_logging, request_id
 from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
-from app.security.vault import build_vault, check_readable
+from app.security.vault import check_readable
 from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
-from app.webhooks import twilio_media, twilio_notifications, twilio_sms, twilio_voice, vapi
+from app.webhooks import (
+    calendar_push,
+    twilio_media,
+    twilio_notifications,
+    twilio_sms,
+    twilio_voice,
+    vapi,
+)
 from app.webhooks import vapi_tools as tool_endpoints
 
 log = logging.getLogger(__name__)
@@ -81,11 +90,13 @@ def create_app(
 
     # Token vault and Google client: a malformed or missing key fails here, at start-up.
     google_config = client_config(settings)
-    vault = build_vault(settings, needed=google_config is not None)
+    microsoft = MicrosoftIdentity(settings) if microsoft_configured(settings) else None
+    vault = vault_for(settings)
     sms_sender = sms_sender or build_sender(settings)
     if calendar_factory is None:
-        calendar_factory = GoogleCalendarFactory(
-            settings, google_config, vault, sms_sender, clock=clock
+        # Microsoft 365 for agents connected to it, else Google's (else built-in).
+        calendar_factory = build_calendar_factory(
+            settings, vault, sms_sender, clock=clock, identity=microsoft
         )
 
     @asynccontextmanager
@@ -130,6 +141,9 @@ def create_app(
     app.state.google_oauth = (
         GoogleOAuth(settings, google_config, vault) if google_config and vault else None
     )
+    app.state.microsoft_oauth = (
+        MicrosoftOAuth(settings, microsoft, vault) if microsoft and vault else None
+    )
     app.state.limiter = build_limiter(settings)
     app.state.deepgram = build_deepgram(settings)
 
@@ -148,6 +162,8 @@ def create_app(
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
+    app.include_router(ms_oauth_routes.router)
+    app.include_router(calendar_push.router)
     dashboard.install(app)
 
     app.add_middleware(RequestIdMiddleware)

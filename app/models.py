@@ -273,6 +273,28 @@ class CalendarConnection(TimestampMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class CalendarWatch(TimestampMixin, Base):
+    """Two-way sync of one connected calendar: its push channel (Google events.watch) or
+    subscription (Graph), the secret it carries (stored as SHA-256 only) and the cursor
+    of changes read so far (Google sync token, Graph delta link)."""
+
+    __tablename__ = "calendar_watches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("cw"))
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("calendar_connections.id", ondelete="CASCADE"), unique=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    # Google channel id / Graph subscription id; None while polling only.
+    channel_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    resource_id: Mapped[str | None] = mapped_column(String(256))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OAuthState(TimestampMixin, Base):
     """A started OAuth flow: state → agent, with the PKCE verifier kept server-side."""
 
@@ -347,6 +369,7 @@ __all__ = [
     "AuditEntry",
     "BusyBlock",
     "CalendarConnection",
+    "CalendarWatch",
     "Conversation",
     "InboundEvent",
     "Message",

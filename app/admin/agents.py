@@ -4,7 +4,7 @@ connection (status, connect link, disconnect)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -18,6 +18,8 @@ from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit, get_user
 from app.calendar import oauth
+from app.calendar.ms_oauth import START_PATH as MS_START_PATH
+from app.calendar.two_way import stop_push
 from app.deps import SessionDep
 from app.models import Agent, CalendarConnection
 from app.security import audit
@@ -149,6 +151,8 @@ class ConnectLinkOut(BaseModel):
 
 class ConnectLinkRequest(s.Strict):
     text_to_owner: bool = False
+    # Which sign-in the link opens; the signed token is the same either way.
+    provider: Literal["google", "microsoft"] = "google"
 
 
 def _connection(session: Session, agent: Agent) -> CalendarConnection:
@@ -177,10 +181,12 @@ def read_calendar(
     summary="Disconnect the calendar (the stored token is erased)",
 )
 def disconnect_calendar(
-    agent_id: str, principal: Operator, session: SessionDep
+    agent_id: str, request: Request, principal: Operator, session: SessionDep
 ) -> s.CalendarConnectionOut:
     agent = get_agent(session, principal, agent_id)
     row = _connection(session, agent)
+    # Stop the provider's pushes while the token can still do it.
+    stop_push(session, request.app.state.calendar_factory, agent)
     row.status = "disconnected"
     row.encrypted_refresh_token = None
     agent.calendar_provider = "local"
@@ -192,7 +198,7 @@ def disconnect_calendar(
 @router.post(
     "/agents/{agent_id}/calendar/connect-link",
     response_model=ConnectLinkOut,
-    summary="A signed link the owner opens to connect Google Calendar",
+    summary="A signed link the owner opens to connect Google Calendar or Microsoft 365",
 )
 def connect_link(
     agent_id: str,
@@ -205,13 +211,20 @@ def connect_link(
     settings = request.app.state.settings
     now = request.app.state.clock()
     texted = 0
+    microsoft = body is not None and body.provider == "microsoft"
+    path = MS_START_PATH if microsoft else oauth.START_PATH
     if body is not None and body.text_to_owner:
+        reason = (
+            "Connect your Microsoft 365 calendar to your scheduling agent"
+            if microsoft
+            else "Connect your Google Calendar to your scheduling agent"
+        )
         texted = oauth.text_connect_link(
-            session, request.app.state.sms_sender, settings, agent, now
+            session, request.app.state.sms_sender, settings, agent, now, reason, path
         )
         if texted == 0:
             raise ApiError(409, "the owner has no verified phone that accepts SMS")
-    url = oauth.connect_url(settings, agent.id, now)
+    url = oauth.connect_url(settings, agent.id, now, path)
     audit.record(
         session,
         "admin.calendar.link_created",

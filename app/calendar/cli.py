@@ -9,16 +9,18 @@ from typing import Annotated
 import typer
 
 from app.calendar import sync
-from app.calendar.google import GoogleCalendarFactory
+from app.calendar.factory import build_calendar_factory, vault_for
 from app.calendar.oauth import client_config, connect_url, redirect_uri, text_connect_link
 from app.clock import system_clock
 from app.config import get_settings
 from app.db import make_engine, make_session_factory
 from app.models import Agent
 from app.notify import build_sender
-from app.security.vault import VaultError, build_vault
+from app.security.vault import VaultError
 
-calendar_cli = typer.Typer(no_args_is_help=True, help="Google Calendar connections and sync")
+calendar_cli = typer.Typer(
+    no_args_is_help=True, help="Calendar connections (Google, Microsoft 365) and sync"
+)
 
 
 @calendar_cli.command("link")
@@ -58,15 +60,13 @@ def run_sync(
     """Write pending bookings to external calendars (once, or as a worker with --loop)."""
     settings = get_settings()
     session_factory = make_session_factory(make_engine(settings))
-    config = client_config(settings)
     try:
-        vault = build_vault(settings, needed=config is not None)
+        vault = vault_for(settings)
     except VaultError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    factory = GoogleCalendarFactory(
-        settings, config, vault, build_sender(settings), clock=system_clock
-    )
+    # Google and Microsoft 365 rows alike (a Google-only factory would detach the others).
+    factory = build_calendar_factory(settings, vault, build_sender(settings), clock=system_clock)
     batch = settings.calendar_sync_batch
     if not loop:
         report = sync.sweep_once(session_factory, factory, system_clock, batch=batch)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calendar.after_commit import after_commit
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError
+from app.calendar.changes import Channel, EventChange, SyncExpired
 from app.calendar.local import LocalCalendar
 from app.calendar.oauth import SCOPES, text_connect_link
 from app.calendar.turn_reads import ReadNeeded, turn_reads
@@ -120,6 +122,11 @@ class FreeBusyCache:
             if same and s <= start and e >= end and fetched >= oldest:
                 return [b for b in busy if b.start < end and b.end > start]
         return None
+
+    def drop(self, connection_id: str) -> None:
+        """Forget every answer about one connection (its calendar just changed)."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if k[0] != connection_id}
 
     def put(self, key: tuple[Any, ...], value: list[Interval]) -> None:
         if self.ttl <= 0 and self.keep <= 0:
@@ -265,6 +272,9 @@ class GoogleCalendarFactory:
 
     def forget_token(self, connection_id: str) -> None:
         self._tokens.pop(connection_id, None)
+
+    def forget_free_busy(self, connection_id: str) -> None:
+        self.cache.drop(connection_id)
 
 
 def _set_timeout(http: Any, timeout: float) -> None:
@@ -420,6 +430,63 @@ class GoogleCalendar:
             if exc.status_code not in (404, 410):  # already gone is what we wanted
                 raise self._failure(exc, "cancel") from None
 
+    # --- two-way sync ----------------------------------------------------------------
+
+    def changes(self, sync_token: str | None, since: datetime) -> tuple[list[EventChange], str]:
+        """Events changed since the sync token (all events from `since` without one) and
+        the next token. An expired token (410) raises SyncExpired: read everything."""
+        found: list[EventChange] = []
+        page_token: str | None = None
+        while True:
+            query: dict[str, Any] = {
+                "calendarId": self.calendar_id,
+                "showDeleted": True,
+                "singleEvents": True,
+                "maxResults": 250,
+            }
+            if sync_token:
+                query["syncToken"] = sync_token
+            else:
+                query["timeMin"] = _rfc3339(since)
+            if page_token:
+                query["pageToken"] = page_token
+            try:
+                page = self._call(lambda events, q=query: events.list(**q), "sync")
+            except HttpError as exc:
+                if exc.status_code == 410:
+                    raise SyncExpired from None
+                raise self._failure(exc, "sync") from None
+            found += [_google_change(item) for item in page.get("items", [])]
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return found, str(page.get("nextSyncToken") or "")
+
+    def watch(self, address: str, token: str, seconds: int) -> Channel:
+        channel_id = secrets.token_hex(16)
+        body = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(seconds)},
+        }
+        try:
+            answer = self._call(
+                lambda events: events.watch(calendarId=self.calendar_id, body=body), "watch"
+            )
+        except HttpError as exc:
+            raise self._failure(exc, "watch") from None
+        expires = datetime.fromtimestamp(int(answer["expiration"]) / 1000, UTC)
+        return Channel(channel_id, answer.get("resourceId"), expires)
+
+    def stop(self, channel_id: str, resource_id: str | None) -> None:
+        body = {"id": channel_id, "resourceId": resource_id}
+        try:
+            self._call(lambda _: self.factory.service().channels().stop(body=body), "stop")
+        except HttpError as exc:
+            if exc.status_code != 404:  # already gone is what we wanted
+                raise self._failure(exc, "stop") from None
+
     # --- pieces ----------------------------------------------------------------------
 
     def _query_freebusy(self, start: datetime, end: datetime) -> list[Interval]:
@@ -465,44 +532,13 @@ class GoogleCalendar:
                 raise self._failure(exc, "book") from None
 
     def _own_events(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-        """Our bookings as Google sees them; the tools count them from the database
-        (with buffers), so Google's copy must not block them twice."""
-        rows = self.session.execute(
-            select(Appointment.start_at, Appointment.end_at).where(
-                Appointment.agent_id == agent.id,
-                Appointment.start_at < end,
-                Appointment.end_at > start,
-                or_(
-                    Appointment.status == "confirmed",
-                    and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
-                ),
-            )
-        )
-        return [Interval(s, e) for s, e in rows]
+        return own_events(self.session, agent, start, end)
 
     def _event_body(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
-        kind = next(
-            (
-                t
-                for t in agent.appointment_types or []
-                if t.get("key") == appointment.appointment_type
-            ),
-            {},
-        )
-        type_name = str(kind.get("name") or appointment.appointment_type)
-        who = appointment.contact_name or appointment.contact_e164 or "caller"
-        lines = [f"Booked by your scheduling agent ({appointment.channel})."]
-        if appointment.contact_name:
-            lines.append(f"Name: {appointment.contact_name}")
-        if appointment.contact_e164:
-            # The owner's own calendar may hold the full number; logs never do.
-            lines.append(f"Phone: {appointment.contact_e164}")
-        if appointment.notes:
-            lines.append(f"Notes: {appointment.notes}")
-        lines.append(f"Appointment id: {appointment.id}")
+        summary, description = event_text(agent, appointment)
         return {
-            "summary": f"{type_name.capitalize()} with {who}",
-            "description": "\n".join(lines),
+            "summary": summary,
+            "description": description,
             "start": {"dateTime": _rfc3339(appointment.start_at), "timeZone": agent.timezone},
             "end": {"dateTime": _rfc3339(appointment.end_at), "timeZone": agent.timezone},
             "status": "confirmed",
@@ -632,6 +668,56 @@ class GoogleCalendar:
             )
         self.session.flush()
         log.warning("connection %s needs re-consent (invalid_grant)", self.connection_id)
+
+
+def own_events(session: Session, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+    """Our bookings as the external calendar sees them; the tools count them from the
+    database (with buffers), so the calendar's copy must not block them twice."""
+    rows = session.execute(
+        select(Appointment.start_at, Appointment.end_at).where(
+            Appointment.agent_id == agent.id,
+            Appointment.start_at < end,
+            Appointment.end_at > start,
+            or_(
+                Appointment.status == "confirmed",
+                and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
+            ),
+        )
+    )
+    return [Interval(s, e) for s, e in rows]
+
+
+def event_text(agent: Agent, appointment: Appointment) -> tuple[str, str]:
+    """The event's title and description in the owner's calendar (any provider)."""
+    kind = next(
+        (t for t in agent.appointment_types or [] if t.get("key") == appointment.appointment_type),
+        {},
+    )
+    type_name = str(kind.get("name") or appointment.appointment_type)
+    who = appointment.contact_name or appointment.contact_e164 or "caller"
+    lines = [f"Booked by your scheduling agent ({appointment.channel})."]
+    if appointment.contact_name:
+        lines.append(f"Name: {appointment.contact_name}")
+    if appointment.contact_e164:
+        # The owner's own calendar may hold the full number; logs never do.
+        lines.append(f"Phone: {appointment.contact_e164}")
+    if appointment.notes:
+        lines.append(f"Notes: {appointment.notes}")
+    lines.append(f"Appointment id: {appointment.id}")
+    return f"{type_name.capitalize()} with {who}", "\n".join(lines)
+
+
+def _google_change(item: dict[str, Any]) -> EventChange:
+    if item.get("status") == "cancelled":
+        return EventChange(str(item["id"]), None, None, True)
+    start = (item.get("start") or {}).get("dateTime")
+    end = (item.get("end") or {}).get("dateTime")
+    return EventChange(
+        str(item["id"]),
+        _parse_time(start) if start else None,
+        _parse_time(end) if end else None,
+        False,
+    )
 
 
 def _retryable(exc: HttpError) -> bool:

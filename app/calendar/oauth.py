@@ -110,9 +110,10 @@ def make_link_token(settings: Settings, agent_id: str, now: datetime) -> str:
     return f"{payload}.{_sign(settings.app_secret_key.get_secret_value(), payload)}"
 
 
-def connect_url(settings: Settings, agent_id: str, now: datetime) -> str:
+def connect_url(settings: Settings, agent_id: str, now: datetime, path: str = START_PATH) -> str:
+    """The signed link; `path` picks the provider's start page (same token either way)."""
     token = make_link_token(settings, agent_id, now)
-    return f"{settings.public_base_url}{START_PATH}?{urlencode({'t': token})}"
+    return f"{settings.public_base_url}{path}?{urlencode({'t': token})}"
 
 
 def read_link_token(settings: Settings, token: str, now: datetime) -> ConnectLink | LinkProblem:
@@ -150,9 +151,10 @@ def text_connect_link(
     agent: Agent,
     now: datetime,
     reason: str = "Connect your Google Calendar to your scheduling agent",
+    path: str = START_PATH,
 ) -> int:
     """Text a fresh connect link to the owner's verified phones; how many were sent."""
-    url = connect_url(settings, agent.id, now)
+    url = connect_url(settings, agent.id, now, path)
     body = f"{reason}: {url} (link valid {settings.calendar_connect_link_minutes // 60} h)"
     sent = sum(send_sms(session, sender, to, body) for to in caller_numbers(session, agent))
     audit.record(

@@ -98,6 +98,8 @@ ES: dict[str, str] = {
     "Connect Google Calendar": "Conectar Google Calendar",
     "Reconnect Google Calendar": "Reconectar Google Calendar",
     "Disconnect": "Desconectar",
+    "Connect Microsoft 365 calendar": "Conectar calendario de Microsoft 365",
+    "Reconnect Microsoft 365 calendar": "Reconectar calendario de Microsoft 365",
     "Built-in calendar (no Google Calendar connected)": (
         "Calendario integrado (sin Google Calendar)"
     ),

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.calendar import oauth
+from app.calendar.ms_oauth import START_PATH as MS_START_PATH
+from app.calendar.two_way import stop_push
 from app.dashboard import actions, auth, settings_form, views
 from app.dashboard.web import (
     LANG_COOKIE,
@@ -355,8 +357,16 @@ def calendar_page(request: Request, agent_id: str, session: ReadSession) -> HTML
     agent = _agent(session, user_id, agent_id)
     status = views.calendar_status(session, agent)
     configured = request.app.state.google_oauth is not None
+    ms_configured = getattr(request.app.state, "microsoft_oauth", None) is not None
     return _page(
-        request, session, user_id, agent, "calendar.html", cal=status, configured=configured
+        request,
+        session,
+        user_id,
+        agent,
+        "calendar.html",
+        cal=status,
+        configured=configured,
+        ms_configured=ms_configured,
     )
 
 
@@ -371,12 +381,27 @@ def connect_calendar(request: Request, agent_id: str, session: ReadSession) -> R
     return response
 
 
+@router.get("/a/{agent_id}/calendar/connect/microsoft")
+def connect_microsoft(request: Request, agent_id: str, session: ReadSession) -> Response:
+    """The same signed link, opening Microsoft's sign-in instead of Google's."""
+    user_id = owner_id(request, session)
+    agent = _agent(session, user_id, agent_id)
+    url = oauth.connect_url(
+        request.app.state.settings, agent.id, request.app.state.clock(), MS_START_PATH
+    )
+    response = RedirectResponse(url, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.post("/a/{agent_id}/calendar/disconnect")
 def disconnect_calendar(
     request: Request, agent_id: str, session: SessionDep, _csrf: Csrf
 ) -> Response:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
+    # Stop the provider's pushes while the token can still do it.
+    stop_push(session, request.app.state.calendar_factory, agent)
     actions.disconnect_calendar(session, user_id, agent)
     return redirect(request, f"{BASE}/a/{agent.id}/calendar", flash="Saved.")
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calendar import sync as calendar_sync
 from app.calendar.backend import CalendarFactory
+from app.calendar.two_way import TwoWaySync
 from app.clock import Clock
 from app.config import Settings
 from app.notifications.agenda import schedule_agendas
@@ -90,6 +91,18 @@ def sync_calendars(env: JobEnv) -> object:
     )
 
 
+def two_way_sync(env: JobEnv) -> object:
+    return _two_way(env).poll_all()
+
+
+def calendar_watches(env: JobEnv) -> object:
+    return _two_way(env).ensure_watches()
+
+
+def _two_way(env: JobEnv) -> TwoWaySync:
+    return TwoWaySync(env.settings, env.session_factory, env.calendar_factory, env.clock)
+
+
 def seal_audit(env: JobEnv) -> object:
     return audit.seal_all(env.session_factory, env.settings.audit_seal_batch)
 
@@ -108,6 +121,9 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     ]
     sync_every = settings.calendar_sync_interval_seconds or DEFAULT_SYNC_SECONDS
     jobs.append(PeriodicJob("calendar.sync", sync_every, sync_calendars))
+    # Owner-side changes: polled with sync tokens / delta links; push channels renewed.
+    jobs.append(PeriodicJob("calendar.two_way", settings.calendar_poll_seconds, two_way_sync))
+    jobs.append(PeriodicJob("calendar.watch", 600, calendar_watches))
     if settings.audit_seal_interval_seconds > 0:
         # Any number of workers may run it: the seal turn is a try-lock, one seals.
         jobs.append(PeriodicJob("audit.seal", settings.audit_seal_interval_seconds, seal_audit))

@@ -10,8 +10,7 @@ import threading
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calendar.backend import CalendarFactory
-from app.calendar.google import GoogleCalendarFactory
-from app.calendar.oauth import client_config
+from app.calendar.factory import build_calendar_factory, vault_for
 from app.clock import Clock, system_clock
 from app.config import Settings
 from app.db import make_engine, make_session_factory
@@ -19,7 +18,6 @@ from app.jobs.embedded import EmbeddedWorker
 from app.jobs.registry import JobEnv, periodic_jobs
 from app.notifications.outbound import OutboundSender, build_outbound
 from app.notify import build_sender
-from app.security.vault import build_vault
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +33,8 @@ def build_env(
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings))
     if calendar_factory is None:
-        google = client_config(settings)
-        vault = build_vault(settings, needed=google is not None)
-        calendar_factory = GoogleCalendarFactory(
-            settings, google, vault, build_sender(settings), clock=clock
+        calendar_factory = build_calendar_factory(
+            settings, vault_for(settings), build_sender(settings), clock=clock
         )
     return JobEnv(
         settings=settings,

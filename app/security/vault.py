@@ -104,7 +104,8 @@ def build_vault(settings: Settings, *, needed: bool) -> TokenVault | None:
         return None
     if needed:
         raise VaultError(
-            "a Google OAuth client is configured but TOKEN_ENCRYPTION_KEYS is not set: "
+            "a calendar OAuth client (Google or Microsoft) is configured but "
+            "TOKEN_ENCRYPTION_KEYS is not set: "
             "set it (`python -m app keys generate` prints a key) to store calendar tokens"
         )
     return None

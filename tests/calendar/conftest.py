@@ -11,11 +11,17 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from app.calendar.backend import default_calendar_factory
 from app.calendar.google import GoogleCalendarFactory
+from app.calendar.microsoft import MicrosoftCalendarFactory
+from app.calendar.ms_oauth import MicrosoftIdentity
 from app.calendar.oauth import redirect_uri
 from app.clock import FixedClock
 from app.config import Settings
 from app.demo import DemoData
+from app.fakes.graph import CLIENT_ID as GRAPH_CLIENT_ID
+from app.fakes.graph import CLIENT_SECRET as GRAPH_CLIENT_SECRET
+from app.fakes.graph import FakeGraph
 from app.models import Agent, CalendarConnection
 from app.security.vault import TokenVault, generate_key
 from tests.calendar.fake_google import FakeGoogle
@@ -111,6 +117,80 @@ def connected(
             provider="google",
             calendar_id="primary",
             encrypted_refresh_token=vault.encrypt(refresh_token),
+            status="active",
+        )
+        session.add(connection)
+        session.commit()
+        return connection
+
+
+# --- Microsoft 365 ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraph]:
+    fake_graph = FakeGraph().start()
+    yield fake_graph
+    fake_graph.stop()
+
+
+@pytest.fixture
+def ms_settings(settings: Settings, graph: FakeGraph, token_key: str, tmp_path: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "token_encryption_keys": SecretStr(token_key),
+            "token_key_file": tmp_path / "unused.key",
+            "microsoft_client_id": GRAPH_CLIENT_ID,
+            "microsoft_client_secret": SecretStr(GRAPH_CLIENT_SECRET),
+            "microsoft_authority": graph.authority,
+            "microsoft_graph_base_url": graph.graph_base_url,
+            "microsoft_ca_bundle": Path(graph.ca_file),
+            "google_http_timeout_seconds": 0.3,
+            "google_request_budget_seconds": 1.5,
+        }
+    )
+
+
+@pytest.fixture
+def ms_factory(
+    ms_settings: Settings,
+    vault: TokenVault,
+    sender: RecordingSender,
+    clock: FixedClock,
+    sleeps: list[float],
+) -> Iterator[MicrosoftCalendarFactory]:
+    factory = MicrosoftCalendarFactory(
+        ms_settings,
+        MicrosoftIdentity(ms_settings),
+        vault,
+        sender,
+        clock=clock,
+        fallback=default_calendar_factory,
+        sleep=sleeps.append,
+    )
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def ms_refresh_token(graph: FakeGraph) -> str:
+    return graph.add_refresh_token()
+
+
+@pytest.fixture
+def ms_connected(
+    session_factory, demo: DemoData, vault: TokenVault, ms_refresh_token: str
+) -> CalendarConnection:
+    with session_factory() as session:
+        session: Session
+        agent = session.get(Agent, demo.agent_id)
+        assert agent is not None
+        agent.calendar_provider = "microsoft"
+        connection = CalendarConnection(
+            agent_id=agent.id,
+            provider="microsoft",
+            calendar_id="primary",
+            encrypted_refresh_token=vault.encrypt(ms_refresh_token),
             status="active",
         )
         session.add(connection)

@@ -6,7 +6,8 @@ insert/get/patch/delete, 409 on a duplicate event id (deleted ids stay taken, as
 Google), 404/410 for missing/deleted events, bearer-token checks, PKCE on the code
 exchange, invalid_grant for revoked refresh tokens, and injectable faults (429, 5xx,
 403 rate limits, "after" faults that apply the write and lose the answer, timeouts)
-and latency.
+and latency. Two-way sync: events.list with sync tokens (410 for an unknown one),
+events.watch channels and channels.stop, and owner-side moves and deletions.
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ class FakeGoogle:
         "https://www.googleapis.com/auth/calendar.freebusy"
     )
     seed: int = 7
+    # The fake's "now" (channel expiries), injectable like the app's clock.
+    now: Callable[[], float] = time.time
     # Called with (method, path) as each request arrives (tests probe the database then).
     on_request: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.change_seq = 0
+        self.channels: dict[str, dict[str, Any]] = {}
         self.random = random.Random(self.seed)
         self._server: ThreadingHTTPServer | None = None
 
@@ -136,7 +141,25 @@ class FakeGoogle:
             "start": {"dateTime": _iso(start)},
             "end": {"dateTime": _iso(end)},
         }
+        self.touch(self.events[(calendar, event_id)])
         return event_id
+
+    def owner_move(self, event_id: str, start: datetime, end: datetime) -> None:
+        with self.lock:
+            event = self.events[("primary", event_id)]
+            event["start"] = {"dateTime": _iso(start)}
+            event["end"] = {"dateTime": _iso(end)}
+            self.touch(event)
+
+    def owner_delete(self, event_id: str) -> None:
+        with self.lock:
+            event = self.events[("primary", event_id)]
+            event["status"] = "cancelled"
+            self.touch(event)
+
+    def touch(self, event: dict[str, Any]) -> None:
+        self.change_seq += 1
+        event["_seq"] = self.change_seq
 
     def live_events(self, calendar: str = "primary") -> dict[str, dict[str, Any]]:
         return {
@@ -250,6 +273,15 @@ class _Handler(BaseHTTPRequestHandler):
         rest = path.removeprefix("/calendar/v3/")
         if rest == "freeBusy" and method == "POST":
             return self._freebusy(json.loads(raw or b"{}"))
+        if rest == "channels/stop" and method == "POST":
+            body = json.loads(raw or b"{}")
+            with self.google.lock:
+                if self.google.channels.pop(body.get("id"), None) is None:
+                    return 404, _error(404, "Channel not found", "notFound")
+            return 204, None
+        watch = re.fullmatch(r"calendars/([^/]+)/events/watch", rest)
+        if watch is not None and method == "POST":
+            return self._watch(json.loads(raw or b"{}"))
         match = re.fullmatch(r"calendars/([^/]+)/events(?:/([^/]+))?", rest)
         if match is None:
             return 404, _error(404, "Not Found", "notFound")
@@ -258,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.google.lock:
             if event_id is None and method == "POST":
                 return self._insert(calendar, body)
+            if event_id is None and method == "GET":
+                return self._list(calendar, query)
             if event_id is None:
                 return 405, _error(405, "Method not allowed", "invalid")
             return self._event(method, calendar, unquote(event_id), body)
@@ -337,6 +371,40 @@ class _Handler(BaseHTTPRequestHandler):
             "calendars": calendars,
         }
 
+    def _list(self, calendar: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        token = (query.get("syncToken") or [None])[0]
+        if token is not None and (not token.isdigit() or int(token) > self.google.change_seq):
+            return 410, _error(410, "Sync token is no longer valid", "fullSyncRequired")
+        since = int(token or 0)
+        items = [
+            {k: v for k, v in e.items() if not k.startswith("_")}
+            for (cal, _), e in self.google.events.items()
+            if cal == calendar
+            and e.get("_seq", 0) > since
+            and (token is not None or e["status"] != "cancelled")
+        ]
+        return 200, {
+            "kind": "calendar#events",
+            "items": items,
+            "nextSyncToken": str(self.google.change_seq),
+        }
+
+    def _watch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if not str(body.get("address", "")).startswith("https://"):
+            return 400, _error(400, "WebHook callback must be HTTPS", "push.webhookUrlNotHttps")
+        ttl = int((body.get("params") or {}).get("ttl", "604800"))
+        resource_id = "res-" + secrets.token_hex(8)
+        channel = {
+            "kind": "api#channel",
+            "id": body["id"],
+            "resourceId": resource_id,
+            "token": body.get("token"),
+            "address": body["address"],
+            "expiration": str(int((self.google.now() + ttl) * 1000)),
+        }
+        self.google.channels[body["id"]] = channel
+        return 200, channel
+
     def _insert(self, calendar: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         event_id = body.get("id") or secrets.token_hex(10)
         if not EVENT_ID.match(event_id):
@@ -345,6 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 409, _error(409, "The requested identifier already exists.", "duplicate")
         event = {**body, "id": event_id, "status": body.get("status", "confirmed")}
         self.google.events[(calendar, event_id)] = event
+        self.google.touch(event)
         return 200, event
 
     def _event(
@@ -357,11 +426,13 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, event
         if method == "PATCH":
             event.update({k: v for k, v in body.items() if k != "id"})
+            self.google.touch(event)
             return 200, event
         if method == "DELETE":
             if event["status"] == "cancelled":
                 return 410, _error(410, "Resource has been deleted", "deleted")
             event["status"] = "cancelled"
+            self.google.touch(event)
             return 204, None
         return 405, _error(405, "Method not allowed", "invalid")
 

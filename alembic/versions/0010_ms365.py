@@ -1,7 +1,7 @@
 """calendar watches: push channels, subscriptions and sync cursors (issue 15)
 
 Revision ID: 0009_ms365
-Revises: 0006_jobs
+Revises: 0009_reminders
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_ms365"
-down_revision: str | None = "0006_jobs"
+down_revision: str | None = "0009_reminders"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -265,7 +265,8 @@ def _secret(value: Any, name: str) -> str:
 
 
 def _sim(ctx: typer.Context) -> VapiSimulator:
-    return ctx.obj
+    sim: VapiSimulator = ctx.obj
+    return sim
 
 
 @vapi_cli.callback()

@@ -8,8 +8,8 @@ agent of the user who owns and has verified that number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
@@ -81,7 +81,7 @@ def route(
     return Route(owned.Agent, caller, dialled, True, "caller_id")
 
 
-def _lookup_statement() -> Select[Any]:
+def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
     """Both numbers, each with the agent it leads to (the number's own agent, else the
     owner's first active agent), by the unique index on e164; built once, reused."""
     default_agent = (

@@ -45,7 +45,7 @@ class OwnAppointments(DialogueBase):
         wants_shift = when.shift_minutes is not None or message.earlier or message.later
         if when.day is None and when.at is None and not wants_shift:
             return None
-        mine = [a for a in self.my_appointments(message.raw) if a["id"] != self.sibling]
+        mine = [a for a in self.my_appointments(message.raw) or [] if a["id"] != self.sibling]
         if not mine:
             return None
         moving = self.move_in_clauses(message, mine)
@@ -237,7 +237,8 @@ class OwnAppointments(DialogueBase):
 
     def do_cancel_all(self) -> str:
         """Each cancellation is a tool call; the reply names only those that committed."""
-        done, failed = [], []
+        done: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
         for target in self.state["targets"]:
             result = self.tool("cancel_appointment", appointment_id=target["id"])
             (done if result.ok else failed).append(target)

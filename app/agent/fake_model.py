@@ -251,8 +251,13 @@ def _after_list(result: dict[str, Any], ask: Ask, facts: Facts) -> dict[str, Any
     return _text("You have: " + "; ".join(f"{a['type']} {a['when']}" for a in listed) + ".")
 
 
+def _day_and_time(when: str) -> tuple[str, str]:
+    day, at = when.split(", ")  # "Tue Nov 24, 3:00 PM"
+    return day, at
+
+
 def _after_slots(result: dict[str, Any], ask: Ask, facts: Facts) -> dict[str, Any]:
-    slots = [Slot(s["slot_id"], *s["when"].split(", "), ask.type or "") for s in result["slots"]]
+    slots = [Slot(s["slot_id"], *_day_and_time(s["when"]), ask.type or "") for s in result["slots"]]
     if not slots:
         return _text(_plain(result.get("message", "Nothing free then.")) + " Another day?")
     chosen = _chosen_slot(ask, facts, pool=slots)

@@ -17,8 +17,9 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calendar.backend import CalendarError, CalendarFactory
@@ -35,7 +36,7 @@ LONGEST_RETRY = timedelta(hours=1)
 
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min, ... capped at an hour."""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
+    return min(FIRST_RETRY * int(2 ** max(attempts - 1, 0)), LONGEST_RETRY)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _claim(session: Session, appointment_id: str, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return bool(claimed.rowcount)
+    return bool(cast(CursorResult[Any], claimed).rowcount)
 
 
 def sync_one(

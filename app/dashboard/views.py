@@ -347,7 +347,7 @@ def attendance_outcomes(
         )
         .group_by(Attendance.outcome)
     ).all()
-    return {outcome: count for outcome, count in rows}
+    return {outcome: count for outcome, count in rows if outcome is not None}
 
 
 CHANNEL_COLOURS = {
@@ -372,7 +372,7 @@ def bar_chart(labels: list[str], per_day: list[dict[str, int]]) -> str:
         f'<text x="0" y="12" font-size="11" fill="#222">{peak}</text>'
     ]
     for i, day in enumerate(per_day):
-        y = height
+        y: float = height
         for channel in CHANNELS:
             n = day.get(channel, 0)
             if not n:

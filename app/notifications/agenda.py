@@ -56,7 +56,7 @@ def schedule_agendas(session: Session, now: datetime) -> int:
     ).all()
     for agent, at in candidates:
         zone = ZoneInfo(agent.timezone)
-        due = local_time_today(now, parse_hhmm(at), zone)
+        due = local_time_today(now, parse_hhmm(at or ""), zone)
         owner = owner_number(session, agent)
         if owner is None or not (due <= now < due + LATE_CUTOFF):
             continue

@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -358,7 +359,8 @@ class Deliverer:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if done.rowcount and status == "sent" and item.kind == "reminder":
+            changed = cast(CursorResult[Any], done).rowcount
+            if changed and status == "sent" and item.kind == "reminder":
                 replies.remember_reminder(session, item.id, now)
             session.commit()
         if status != "sent":
@@ -382,4 +384,4 @@ class Deliverer:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        return int(done.rowcount or 0)
+        return int(cast(CursorResult[Any], done).rowcount or 0)

@@ -16,7 +16,6 @@ from app.admin import (
 )
 from app.admin.auth import required_role
 from app.admin.errors import ADMIN_PREFIX, ERROR_RESPONSES, install_error_handlers
-from app.notify import build_sender
 
 
 def build_router() -> APIRouter:
@@ -48,8 +47,5 @@ def publish_roles(router: APIRouter) -> None:
 
 
 def install(app: FastAPI) -> None:
-    if getattr(app.state, "sms_sender", None) is None:
-        # Verification codes go out through it; tests put a recording sender here.
-        app.state.sms_sender = build_sender(app.state.settings)
     app.include_router(build_router())
     install_error_handlers(app)

@@ -22,6 +22,7 @@ from app.metrics import RATE_LIMIT_REFUSALS
 from app.security import api_keys, audit
 from app.security.api_keys import Role
 from app.security.ratelimit import KeyLimit, client_key
+from app.services import services_of
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(
@@ -61,7 +62,7 @@ class Principal:
 def _refuse(
     request: Request, status: int, reason: str, actor: str, headers: dict[str, str] | None = None
 ) -> ApiError:
-    with request.app.state.session_factory() as session:
+    with services_of(request).session_factory() as session:
         audit.record(
             session,
             "admin.refused",
@@ -83,8 +84,8 @@ def _refuse(
 def _authenticate(request: Request, presented: str | None) -> Principal:
     if not presented:
         raise _refuse(request, 401, "missing_key", "anonymous")
-    now = request.app.state.clock()
-    with request.app.state.session_factory() as session:
+    now = services_of(request).clock()
+    with services_of(request).session_factory() as session:
         key = api_keys.authenticate(session, presented, now)
         if key is None:
             session.rollback()
@@ -102,7 +103,7 @@ def requires(needed: Role) -> Callable[..., Principal]:
     ) -> Principal:
         principal = _authenticate(request, credentials.credentials if credentials else None)
         limit = KeyLimit(
-            request.app.state.limiter, request.app.state.settings.rate_limit_admin, "admin"
+            services_of(request).limiter, services_of(request).settings.rate_limit_admin, "admin"
         )
         decision = limit.check(principal.key_id)
         if not decision.allowed:

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import Agent, Appointment, Attendance, Notification, ReminderSettings
 from app.notifications.plan import settings_for
 from app.phone import mask
@@ -235,14 +235,14 @@ def mark_attendance(
     body: AttendanceIn,
     principal: Operator,
     session: SessionDep,
-    request: Request,
+    services: ServicesDep,
 ) -> AttendanceOut:
     appointment = session.get(Appointment, appointment_id)
     agent = session.get(Agent, appointment.agent_id) if appointment else None
     if appointment is None or agent is None:
         raise not_found("appointment")
     principal.check_user(agent.user_id, "appointment")
-    now: datetime = request.app.state.clock()
+    now: datetime = services.clock()
     if appointment.status != "confirmed" or appointment.start_at > now:
         raise ApiError(409, "only a booked appointment that has started can be marked")
     row = session.get(Attendance, appointment_id) or Attendance(appointment_id=appointment_id)

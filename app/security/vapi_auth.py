@@ -23,6 +23,7 @@ from starlette.datastructures import Headers
 
 from app.config import Settings
 from app.security.rejections import audit_rejection
+from app.services import services_of
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-signature"
@@ -106,10 +107,10 @@ class VapiAuthenticator:
 
 async def verified_vapi_body(request: Request) -> bytes:
     """The raw body of a request that carries a valid VAPI credential."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = services_of(request).settings
     body = await request.body()
     try:
-        VapiAuthenticator(settings).check(request.headers, body, request.app.state.clock())
+        VapiAuthenticator(settings).check(request.headers, body, services_of(request).clock())
     except VapiRejected as exc:
         log.warning("VAPI request rejected on %s: %s", request.url.path, exc.reason)
         await audit_rejection(request, "vapi", exc.reason)

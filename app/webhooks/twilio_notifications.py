@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import Agent, Appointment, Notification
 from app.notifications import replies
 from app.notifications.plan import when_text
 from app.security.idempotency import claim
+from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs
 from app.tools.service import SchedulingTools, ToolContext
 from app.webhooks.twilio_common import TwilioForm, twiml
@@ -53,7 +54,7 @@ APOLOGY = "Sorry, something went wrong on our side. Please call or text us inste
 
 
 @router.post("/status", summary="Status callback for outbound notifications")
-def notification_status(form: TwilioForm, session: SessionDep, request: Request) -> Response:
+def notification_status(form: TwilioForm, session: SessionDep, services: ServicesDep) -> Response:
     sid = str(form.get("MessageSid") or form.get("CallSid") or "")
     raw = str(form.get("MessageStatus") or form.get("CallStatus") or "").lower()
     status = STATUS_MAP.get(raw)
@@ -64,7 +65,7 @@ def notification_status(form: TwilioForm, session: SessionDep, request: Request)
     )
     if row is not None and status is not None and RANK[status] > RANK.get(row.status, 3):
         row.status = status
-        row.status_at = request.app.state.clock()
+        row.status_at = services.clock()
         code = form.get("ErrorCode")
         row.reason = f"twilio error {code}" if code else row.reason
         session.commit()
@@ -103,7 +104,7 @@ def _answer(
         session.get(Appointment, row.appointment_id) if row and row.appointment_id else None
     )
     agent = session.get(Agent, row.agent_id) if row else None
-    now: datetime = request.app.state.clock()
+    now: datetime = services_of(request).clock()
     if row is None or appointment is None or agent is None or appointment.status != "confirmed":
         response.say("That appointment is no longer booked. Goodbye.")
         return str(response)
@@ -137,7 +138,7 @@ def _cancel(
         ToolContext(
             session=session,
             agent=agent,
-            calendar=request.app.state.calendar_factory(session, agent),
+            calendar=services_of(request).calendar_factory(session, agent),
             now=now,
             caller=person,
             channel="voice",
@@ -150,5 +151,5 @@ def _cancel(
 
 
 def _url(request: Request, notification_id: str, step: str) -> str:
-    base = request.app.state.settings.public_base_url
+    base = services_of(request).settings.public_base_url
     return f"{base}/webhooks/twilio/notifications/call/{notification_id}/gather?step={step}"

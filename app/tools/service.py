@@ -140,7 +140,7 @@ class SchedulingTools:
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = _checked_window(start, end)
         appointments = self._appointments_between(start, end, exclude_id)
-        intervals = [self._blocked_by(*row.tuple()) for row in appointments]
+        intervals = [self._blocked_by(*row) for row in appointments]
         intervals += self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
         per_day = Counter(self.schedule.local_day(row.start_at) for row in appointments)
         return BusyIndex(intervals), per_day

@@ -6,19 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin import convert
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit, get_user
 from app.calendar import oauth
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import Agent, CalendarConnection
 from app.security import audit
 from app.security.pins import hash_pin
@@ -89,7 +88,9 @@ def list_agents(
     if active is not None:
         query = query.where(Agent.active.is_(active))
     rows, next_cursor = paginate(session, query, Order(Agent.created_at, Agent.id), cursor, limit)
-    return Page(items=[convert.agent(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.AgentOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
+    )
 
 
 @router.post("/agents", status_code=201, response_model=s.AgentOut, summary="Create an agent")
@@ -107,12 +108,12 @@ def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) 
         details={"user_id": owner.id, "fields": sorted(changed)},
     )
     session.commit()
-    return convert.agent(row)
+    return s.AgentOut.model_validate(row)
 
 
 @router.get("/agents/{agent_id}", response_model=s.AgentOut, summary="Get an agent")
 def read_agent(agent_id: str, principal: ReadOnly, session: SessionDep) -> s.AgentOut:
-    return convert.agent(get_agent(session, principal, agent_id))
+    return s.AgentOut.model_validate(get_agent(session, principal, agent_id))
 
 
 @router.patch("/agents/{agent_id}", response_model=s.AgentOut, summary="Update an agent")
@@ -135,7 +136,7 @@ def update_agent(
         details={"fields": sorted(set(changed))},
     )
     session.commit()
-    return convert.agent(row)
+    return s.AgentOut.model_validate(row)
 
 
 # --- calendar connection ----------------------------------------------------------------
@@ -166,7 +167,7 @@ def _connection(session: Session, agent: Agent) -> CalendarConnection:
 def read_calendar(
     agent_id: str, principal: ReadOnly, session: SessionDep
 ) -> s.CalendarConnectionOut:
-    return convert.calendar_connection(
+    return s.CalendarConnectionOut.model_validate(
         _connection(session, get_agent(session, principal, agent_id))
     )
 
@@ -186,7 +187,7 @@ def disconnect_calendar(
     agent.calendar_provider = "local"
     audit.record(session, "admin.calendar.disconnected", actor=principal.actor, subject=agent.id)
     session.commit()
-    return convert.calendar_connection(row)
+    return s.CalendarConnectionOut.model_validate(row)
 
 
 @router.post(
@@ -196,19 +197,17 @@ def disconnect_calendar(
 )
 def connect_link(
     agent_id: str,
-    request: Request,
+    services: ServicesDep,
     principal: Operator,
     session: SessionDep,
     body: ConnectLinkRequest | None = None,
 ) -> Any:
     agent = get_agent(session, principal, agent_id)
-    settings = request.app.state.settings
-    now = request.app.state.clock()
+    settings = services.settings
+    now = services.clock()
     texted = 0
     if body is not None and body.text_to_owner:
-        texted = oauth.text_connect_link(
-            session, request.app.state.sms_sender, settings, agent, now
-        )
+        texted = oauth.text_connect_link(session, services.sms_sender, settings, agent, now)
         if texted == 0:
             raise ApiError(409, "the owner has no verified phone that accepts SMS")
     url = oauth.connect_url(settings, agent.id, now)

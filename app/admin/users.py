@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin import convert
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
@@ -20,6 +19,7 @@ from app.models import Agent, PhoneNumber, User
 from app.notify import send_sms
 from app.security import audit, verification
 from app.security.verification import Outcome, SendRefused
+from app.services import services_of
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
@@ -35,7 +35,7 @@ def get_user(session: Session, principal: Principal, user_id: str) -> User:
 
 
 def policy(request: Request) -> verification.Policy:
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     return verification.Policy(
         secret=settings.app_secret_key.get_secret_value(),
         ttl=timedelta(minutes=settings.verification_code_ttl_minutes),
@@ -55,7 +55,9 @@ def list_users(
     if q:
         query = query.where(User.name.ilike(f"%{q}%"))
     rows, next_cursor = paginate(session, query, Order(User.created_at, User.id), cursor, limit)
-    return Page(items=[convert.user(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.UserOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
+    )
 
 
 @router.post("/users", status_code=201, response_model=s.UserOut, summary="Create a user")
@@ -66,12 +68,12 @@ def create_user(body: s.UserCreate, principal: Operator, session: SessionDep) ->
     session.flush()
     audit.record(session, "admin.user.created", actor=principal.actor, subject=row.id)
     session.commit()
-    return convert.user(row)
+    return s.UserOut.model_validate(row)
 
 
 @router.get("/users/{user_id}", response_model=s.UserOut, summary="Get a user")
 def read_user(user_id: str, principal: ReadOnly, session: SessionDep) -> s.UserOut:
-    return convert.user(get_user(session, principal, user_id))
+    return s.UserOut.model_validate(get_user(session, principal, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=s.UserOut, summary="Update a user")
@@ -92,7 +94,7 @@ def update_user(
         details={"fields": sorted(changes)},
     )
     session.commit()
-    return convert.user(row)
+    return s.UserOut.model_validate(row)
 
 
 # --- phone numbers -----------------------------------------------------------------------
@@ -115,18 +117,19 @@ def _number_out(session: Session, row: PhoneNumber, principal: Principal) -> s.P
     if principal.user_id is not None and row.user_id != principal.user_id:
         # A scoped key moving someone else's number in sees only its own side of it: the
         # number as pending for its user, never the current owner, agent or dates.
-        return s.PhoneNumberOut(
-            id=row.id,
-            number=s.mask(row.e164),
-            purpose=row.purpose,
-            user_id=principal.user_id,
-            agent_id=None,
-            verified=False,
-            verified_at=None,
-            created_at=pending.created_at if pending is not None else row.created_at,
-            pending_verification=pending is not None,
+        created = pending.created_at if pending is not None else row.created_at
+        return s.PhoneNumberOut.model_validate(row).model_copy(
+            update={
+                "user_id": principal.user_id,
+                "agent_id": None,
+                "verified": False,
+                "verified_at": None,
+                "created_at": created,
+                "pending_verification": pending is not None,
+            }
         )
-    return convert.phone_number(row, pending=pending is not None)
+    out = s.PhoneNumberOut.model_validate(row)
+    return out.model_copy(update={"pending_verification": pending is not None})
 
 
 @router.get("/phone-numbers", response_model=Page[s.PhoneNumberOut], summary="List phone numbers")
@@ -170,7 +173,7 @@ def register_number(
     session: SessionDep,
 ) -> s.VerificationOut:
     owner = get_user(session, principal, user_id)
-    now = request.app.state.clock()
+    now = services_of(request).clock()
     if body.agent_id is not None:
         agent = session.get(Agent, body.agent_id)
         if agent is None or agent.user_id != owner.id:
@@ -193,7 +196,7 @@ def register_number(
     try:
         pending = verification.send_code(
             session,
-            partial(send_sms, session, request.app.state.sms_sender),
+            partial(send_sms, session, services_of(request).sms_sender),
             row,
             for_user_id=owner.id,
             policy=policy(request),
@@ -270,7 +273,7 @@ def verify_number(
     pol = policy(request)
     previous_owner = row.user_id
     outcome = verification.check_code(
-        session, row, body.code, policy=pol, now=request.app.state.clock()
+        session, row, body.code, policy=pol, now=services_of(request).clock()
     )
     pending = verification.pending(session, row)
     details: dict[str, object] = {"outcome": outcome.value}
@@ -312,11 +315,11 @@ def resend_code(
     try:
         pending = verification.send_code(
             session,
-            partial(send_sms, session, request.app.state.sms_sender),
+            partial(send_sms, session, services_of(request).sms_sender),
             row,
             for_user_id=target,
             policy=policy(request),
-            now=request.app.state.clock(),
+            now=services_of(request).clock(),
         )
     except SendRefused as exc:
         session.rollback()

@@ -17,7 +17,7 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Day, Moment
 from app.admin.users import Cursor, Limit
 from app.deps import SessionDep
-from app.models import Agent, Appointment, Conversation, Message
+from app.models import Agent, Appointment, AppointmentStatus, Conversation, Message
 from app.security import audit
 from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs, RescheduleAppointmentArgs, ToolResult
@@ -45,7 +45,7 @@ def list_appointments(
     principal: ReadOnly,
     session: SessionDep,
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
-    status: s.AppointmentStatus | None = None,
+    status: AppointmentStatus | None = None,
     channel: Annotated[str | None, Query(max_length=16)] = None,
     date_from: Day | None = None,
     date_to: Day | None = None,

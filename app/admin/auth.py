@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.admin.errors import ApiError
@@ -50,9 +50,6 @@ class Principal:
 
     def scoped(self, query: Select[Any], column: InstrumentedAttribute[Any]) -> Select[Any]:
         return query if self.user_id is None else query.where(column == self.user_id)
-
-    def scope_clause(self, column: InstrumentedAttribute[Any]) -> ColumnElement[bool] | None:
-        return None if self.user_id is None else column == self.user_id
 
     def require_unscoped(self) -> None:
         if self.user_id is not None:

@@ -17,7 +17,14 @@ from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit
 from app.deps import ServicesDep, SessionDep
-from app.models import Agent, Appointment, Attendance, Notification, ReminderSettings
+from app.models import (
+    Agent,
+    Appointment,
+    AppointmentStatus,
+    Attendance,
+    Notification,
+    ReminderSettings,
+)
 from app.notifications.plan import settings_for
 from app.phone import mask
 from app.security import audit
@@ -243,7 +250,7 @@ def mark_attendance(
         raise not_found("appointment")
     principal.check_user(agent.user_id, "appointment")
     now: datetime = services.clock()
-    if appointment.status != "confirmed" or appointment.start_at > now:
+    if appointment.status != AppointmentStatus.CONFIRMED or appointment.start_at > now:
         raise ApiError(409, "only a booked appointment that has started can be marked")
     row = session.get(Attendance, appointment_id) or Attendance(appointment_id=appointment_id)
     row.outcome, row.outcome_at = body.outcome, now

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from app.models import AppointmentStatus, SyncStatus
 from app.phone import InvalidPhoneNumber, mask, to_e164
 from app.security.audit import scrub
 
@@ -315,8 +316,6 @@ class AgentOut(FromRow):
 
 # --- appointments ---------------------------------------------------------------------------
 
-AppointmentStatus = Literal["confirmed", "cancelled"]
-
 
 class AppointmentOut(FromRow):
     id: str
@@ -324,14 +323,14 @@ class AppointmentOut(FromRow):
     appointment_type: str
     start_at: datetime
     end_at: datetime
-    status: str
+    status: AppointmentStatus
     contact: MaskedOrNone = Field(
         None, validation_alias="contact_e164", description="masked caller number"
     )
     contact_name: str | None
     channel: str
     conversation_id: str | None
-    sync_status: str
+    sync_status: SyncStatus
     created_at: datetime
     cancelled_at: datetime | None
 

@@ -40,7 +40,7 @@ from app.calendar.local import LocalCalendar
 from app.calendar.oauth import SCOPES, text_connect_link
 from app.clock import Clock
 from app.config import Settings
-from app.models import Agent, Appointment, CalendarConnection
+from app.models import Agent, Appointment, AppointmentStatus, CalendarConnection, SyncStatus
 from app.notify import SmsSender
 from app.security import audit
 from app.security.vault import TokenVault, VaultError
@@ -453,8 +453,11 @@ class GoogleCalendar:
                 Appointment.start_at < end,
                 Appointment.end_at > start,
                 or_(
-                    Appointment.status == "confirmed",
-                    and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
+                    Appointment.status == AppointmentStatus.CONFIRMED,
+                    and_(
+                        Appointment.status == AppointmentStatus.CANCELLED,
+                        Appointment.sync_status == SyncStatus.PENDING,
+                    ),
                 ),
             )
         )

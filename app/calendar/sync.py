@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calendar.backend import CalendarError, CalendarFactory
 from app.clock import Clock
 from app.db import read_only
-from app.models import Agent, Appointment
+from app.models import Agent, Appointment, AppointmentStatus, SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def due_ids(session: Session, now: datetime, limit: int) -> list[str]:
         ids = session.scalars(
             select(Appointment.id)
             .where(
-                Appointment.sync_status == "pending",
+                Appointment.sync_status == SyncStatus.PENDING,
                 or_(Appointment.next_sync_at.is_(None), Appointment.next_sync_at <= now),
             )
             .order_by(Appointment.next_sync_at, Appointment.id)
@@ -95,7 +95,7 @@ def _claim(session: Session, appointment_id: str, now: datetime) -> bool:
         update(Appointment)
         .where(
             Appointment.id == appointment_id,
-            Appointment.sync_status == "pending",
+            Appointment.sync_status == SyncStatus.PENDING,
             or_(Appointment.next_sync_at.is_(None), Appointment.next_sync_at <= now),
         )
         .values(next_sync_at=now + LEASE, sync_attempts=Appointment.sync_attempts + 1)
@@ -126,14 +126,14 @@ def sync_one(
         # End the transaction: no database lock is held while Google is called.
         session.commit()
         if calendar.name == "local":
-            appointment.sync_status = "not_applicable"
+            appointment.sync_status = SyncStatus.NOT_APPLICABLE
             appointment.next_sync_at = None
             session.commit()
             return "detached"
         error: str | None = None
         event_id: str | None = None
         try:
-            if appointment.status == "confirmed":
+            if appointment.status == AppointmentStatus.CONFIRMED:
                 event_id = calendar.create_event(agent, appointment)
             else:
                 calendar.delete_event(agent, appointment)
@@ -161,17 +161,17 @@ def _record(
         return "skipped"
     if (appointment.status, appointment.start_at, appointment.end_at) != snapshot:
         # Moved or cancelled while we wrote: write the new state on the next sweep.
-        appointment.sync_status = "pending"
+        appointment.sync_status = SyncStatus.PENDING
         appointment.next_sync_at = now
         session.commit()
         return "failed"
     if error is not None:
-        appointment.sync_status = "pending"
+        appointment.sync_status = SyncStatus.PENDING
         appointment.next_sync_at = now + backoff(appointment.sync_attempts)
         appointment.last_sync_error = error[:500]
         session.commit()
         return "failed"
-    appointment.sync_status = "synced"
+    appointment.sync_status = SyncStatus.SYNCED
     appointment.next_sync_at = None
     appointment.last_sync_error = None
     if event_id is not None:

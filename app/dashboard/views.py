@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 from app.models import (
     Agent,
     Appointment,
+    AppointmentStatus,
     Attendance,
     CalendarConnection,
     Conversation,
     Message,
     PhoneNumber,
+    SyncStatus,
 )
 from app.security import verification
 
@@ -114,7 +116,7 @@ def _agenda_days(
         )
         .where(
             Appointment.agent_id == agent.id,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             # Types last at most 12 h (the schema's limit): a bounded index range that
             # still includes an appointment already in progress.
             Appointment.start_at >= start - timedelta(hours=12),
@@ -250,7 +252,7 @@ def calendar_status(session: Session, agent: Agent) -> CalendarStatus:
     pending = session.scalar(
         select(func.count())
         .select_from(Appointment)
-        .where(Appointment.agent_id == agent.id, Appointment.sync_status == "pending")
+        .where(Appointment.agent_id == agent.id, Appointment.sync_status == SyncStatus.PENDING)
     )
     if row is None:
         return CalendarStatus(agent.calendar_provider, "not_connected", None, None, None, 0)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import Clock
 from app.config import Settings
-from app.models import Appointment, Notification, SenderPace, SmsOptOut
+from app.models import Appointment, AppointmentStatus, Notification, SenderPace, SmsOptOut
 from app.notifications import replies
 from app.notifications.outbound import (
     NotConfigured,
@@ -320,7 +320,8 @@ class Deliverer:
             set(
                 session.scalars(
                     select(Appointment.id).where(
-                        Appointment.id.in_(reminder_of), Appointment.status == "confirmed"
+                        Appointment.id.in_(reminder_of),
+                        Appointment.status == AppointmentStatus.CONFIRMED,
                     )
                 )
             )

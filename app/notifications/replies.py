@@ -18,7 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.models import Agent, Appointment, Attendance, Conversation, Message, Notification
+from app.models import (
+    Agent,
+    Appointment,
+    AppointmentStatus,
+    Attendance,
+    Conversation,
+    Message,
+    Notification,
+)
 from app.notifications.plan import when_text
 from app.security import audit
 
@@ -93,7 +101,7 @@ def reminded_appointment(
             Notification.kind.in_(("reminder", "reminder_call")),
             Notification.status.in_(SENT),
             Notification.sent_at >= now - REPLY_WINDOW,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             Appointment.end_at > now,
         )
         .order_by(Notification.sent_at.desc())

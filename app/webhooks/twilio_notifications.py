@@ -20,7 +20,7 @@ from starlette.responses import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from app.deps import ServicesDep, SessionDep
-from app.models import Agent, Appointment, Notification
+from app.models import Agent, Appointment, AppointmentStatus, Notification
 from app.notifications import replies
 from app.notifications.plan import when_text
 from app.security.idempotency import claim
@@ -105,7 +105,12 @@ def _answer(
     )
     agent = session.get(Agent, row.agent_id) if row else None
     now: datetime = services_of(request).clock()
-    if row is None or appointment is None or agent is None or appointment.status != "confirmed":
+    if (
+        row is None
+        or appointment is None
+        or agent is None
+        or appointment.status != AppointmentStatus.CONFIRMED
+    ):
         response.say("That appointment is no longer booked. Goodbye.")
         return str(response)
     when = when_text(appointment.start_at, ZoneInfo(agent.timezone))

@@ -238,9 +238,15 @@ from app.admin.cli import apikeys_cli  # noqa: E402
 
 cli.add_typer(apikeys_cli, name="apikeys")
 
-from app.phone_sim import call_cli, vapi_cli  # noqa: E402
+from app.phone_sim import call, vapi_cli  # noqa: E402
 
-cli.add_typer(call_cli, name="call")
+# A command, not a group: `call --help` shows its options, not a COMMAND it has none of.
+cli.command(
+    "call",
+    help="Phone the agent (signed Twilio webhooks to a running server): each typed line is "
+    "what you say, an empty line is silence, digits answer a PIN prompt. Prints what the "
+    "caller would hear.",
+)(call)
 cli.add_typer(vapi_cli, name="vapi")
 
 # --- a local OpenAI-compatible server for the LLM engine (app/agent) --------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -72,13 +73,17 @@ def sweep_once(
     clock: Clock,
     *,
     batch: int = 100,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
+    """One pass over due rows; `progress(done, total)` after each (the CLI's bar)."""
     report = SweepReport()
     with session_factory() as session:
         ids = due_ids(session, clock(), batch)
-    for appointment_id in ids:
+    for done, appointment_id in enumerate(ids, 1):
         outcome = sync_one(session_factory, calendar_factory, clock, appointment_id)
         setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress is not None:
+            progress(done, len(ids))
     if ids:
         log.info(
             "calendar sync: %d synced, %d failed, %d skipped, %d detached",

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import trace
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # One dict per request, filled in place: FastAPI runs sync endpoints and dependencies in
 # worker threads with a *copy* of the context, and a copy still holds the same dict.
@@ -55,7 +57,14 @@ class ContextFilter(logging.Filter):
         for name in BOUND_FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, fields.get(name))
+        record.trace_id = _trace_id()
         return True
+
+
+def _trace_id() -> str | None:
+    """The current OpenTelemetry trace (when tracing is on), to find a line's spans."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
 
 class PhoneMaskFilter(logging.Filter):
@@ -94,7 +103,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
-        for name in BOUND_FIELDS:
+        for name in (*BOUND_FIELDS, "trace_id"):
             value = getattr(record, name, None)
             if value:
                 payload[name] = value
@@ -130,6 +139,8 @@ def logging_config(level: str = "INFO", as_json: bool = False) -> dict[str, Any]
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            # twilio's REST client logs every request's URL and headers at INFO.
+            "twilio.http_client": {"level": "WARNING"},
         },
     }
 

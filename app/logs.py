@@ -14,7 +14,7 @@ import logging.config
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import IO, Any
 
 from opentelemetry import trace
 
@@ -145,5 +145,15 @@ def logging_config(level: str = "INFO", as_json: bool = False) -> dict[str, Any]
     }
 
 
-def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
-    logging.config.dictConfig(logging_config(level, as_json))
+def configure_logging(
+    level: str = "INFO", as_json: bool = False, stream: IO[str] | None = None
+) -> None:
+    """Apply the configuration (`stream`: where lines go instead of stderr, for tests)."""
+    config = logging_config(level, as_json)
+    if stream is not None:
+        config["handlers"]["default"]["stream"] = stream
+    logging.config.dictConfig(config)
+    # dictConfig leaves a logger another configuration disabled (alembic's fileConfig
+    # disables every logger it does not name) disabled, even when it names it.
+    for name in config["loggers"]:
+        logging.getLogger(name).disabled = False

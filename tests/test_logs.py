@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.demo import DemoData
-from app.logs import bind, fields_scope, logging_config
+from app.logs import bind, configure_logging, fields_scope
 from tests.conftest import TwilioClient, load_fixture
 
 INBOUND = "/webhooks/twilio/sms/inbound"
@@ -24,9 +24,8 @@ def json_lines() -> Iterator[io.StringIO]:
     """The production configuration (LOG_JSON set), writing into a buffer."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    config = logging_config("INFO", as_json=True)
-    config["handlers"]["default"]["stream"] = stream = io.StringIO()
-    logging.config.dictConfig(config)
+    stream = io.StringIO()
+    configure_logging("INFO", as_json=True, stream=stream)
     yield stream
     root.handlers[:], root.level = saved
 
@@ -72,7 +71,7 @@ def test_text_lines_carry_the_bound_fields(capsys: pytest.CaptureFixture[str]):
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     try:
-        logging.config.dictConfig(logging_config("INFO", as_json=False))
+        configure_logging("INFO", as_json=False)
         with fields_scope():
             bind(call_sid="CA123", agent_id="agt_1", channel="voice", pin="1234")
             logging.getLogger("app.test").info("turn from +14155550123")

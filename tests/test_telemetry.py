@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.demo import DemoData
 from app.fakes.twilio_rest import FakeTwilio
-from app.logs import logging_config
+from app.logs import configure_logging
 from app.main import create_app
 from app.notify import TwilioSender
 from app.security.api_keys import Role
@@ -84,9 +84,8 @@ def json_log() -> Iterator[io.StringIO]:
     """The production logging configuration (LOG_JSON), writing into a buffer."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    config = logging_config("INFO", as_json=True)
-    config["handlers"]["default"]["stream"] = stream = io.StringIO()
-    logging.config.dictConfig(config)
+    stream = io.StringIO()
+    configure_logging("INFO", as_json=True, stream=stream)
     yield stream
     root.handlers[:], root.level = saved
 

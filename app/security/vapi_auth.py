@@ -125,7 +125,7 @@ def _bind_call(body: bytes) -> None:
     """Every later log line of this webhook names the VAPI call it is about."""
     try:
         call = json.loads(body).get("message", {}).get("call", {})
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return  # the handler answers a malformed body with its own one-line error
     call_id = call.get("id") if isinstance(call, dict) else None
     bind(call_sid=call_id if isinstance(call_id, str) else None, channel="vapi")

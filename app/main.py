@@ -36,6 +36,7 @@ from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
 from app.webhooks import twilio_media, twilio_notifications, twilio_sms, twilio_voice, vapi
 from app.webhooks import vapi_tools as tool_endpoints
+from app.webhooks.forms import document_forms
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def create_app(
     )
     app.state.services = services
 
+    document_forms(twilio_sms.router, twilio_voice.router, twilio_notifications.router)
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
     app.include_router(metrics.router)

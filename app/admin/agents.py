@@ -23,6 +23,9 @@ from app.security import audit
 from app.security.pins import hash_pin
 
 router = APIRouter()
+NO_SMS_PHONE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the owner has no verified phone that accepts SMS"}
+}
 # Fields copied as they are; pin, the type list and the clear_* flags need care.
 PLAIN_FIELDS = (
     "name",
@@ -93,7 +96,13 @@ def list_agents(
     )
 
 
-@router.post("/agents", status_code=201, response_model=s.AgentOut, summary="Create an agent")
+@router.post(
+    "/agents",
+    status_code=201,
+    response_model=s.AgentOut,
+    summary="Create an agent",
+    responses={404: {"description": "no such user_id"}},
+)
 def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) -> s.AgentOut:
     owner = get_user(session, principal, body.user_id)
     row = Agent(user_id=owner.id, name=body.name, timezone=body.timezone)
@@ -194,6 +203,7 @@ def disconnect_calendar(
     "/agents/{agent_id}/calendar/connect-link",
     response_model=ConnectLinkOut,
     summary="A signed link the owner opens to connect Google Calendar",
+    responses=NO_SMS_PHONE,
 )
 def connect_link(
     agent_id: str,

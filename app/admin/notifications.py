@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +30,12 @@ from app.phone import mask
 from app.security import audit
 
 router = APIRouter()
+NOT_MARKABLE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "only a booked appointment that has started"}
+}
+BAD_RANGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "until before since, or more than 366 days"}
+}
 Status = Literal[
     "scheduled", "sending", "sent", "delivered", "undelivered", "failed", "skipped", "unknown"
 ]
@@ -236,6 +242,7 @@ def _settings_out(row: ReminderSettings) -> ReminderSettingsOut:
     "/appointments/{appointment_id}/attendance",
     response_model=AttendanceOut,
     summary="Mark a past appointment attended or a no-show",
+    responses=NOT_MARKABLE,
 )
 def mark_attendance(
     appointment_id: str,
@@ -277,6 +284,7 @@ def mark_attendance(
     response_model=ReminderAnalytics,
     summary="Reminders sent, attendance confirmations and the no-show rate",
     description="Counted over appointments starting in [since, until] (UTC days).",
+    responses=BAD_RANGE,
 )
 def reminder_analytics(
     principal: ReadOnly,

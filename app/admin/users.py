@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
@@ -22,6 +22,12 @@ from app.security.verification import Outcome, SendRefused
 from app.services import services_of
 
 router = APIRouter()
+CANNOT_TEXT_CODE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "an agent line, already verified, or no code can be sent"}
+}
+CODE_CHECKED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "status says whether the code was right"}
+}
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the last page")]
 
@@ -164,6 +170,7 @@ def list_numbers(
     description="A caller number routes only once verified. A number that belongs to "
     "another user stays theirs until the code sent to it is entered here. Agent lines "
     "(our own numbers, admin role) are verified at once and need agent_id.",
+    responses=CANNOT_TEXT_CODE,
 )
 def register_number(
     user_id: str,
@@ -260,7 +267,7 @@ def read_number(number_id: str, principal: ReadOnly, session: SessionDep) -> s.P
     "/phone-numbers/{number_id}/verify",
     response_model=s.VerificationOut,
     summary="Enter the code texted to the number",
-    responses={200: {"description": "status says whether the code was right"}},
+    responses=CODE_CHECKED,
 )
 def verify_number(
     number_id: str,
@@ -299,6 +306,7 @@ def verify_number(
     status_code=202,
     response_model=s.VerificationOut,
     summary="Text a fresh code (the old one stops working)",
+    responses=CANNOT_TEXT_CODE,
 )
 def resend_code(
     number_id: str, request: Request, principal: Operator, session: SessionDep

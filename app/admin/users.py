@@ -7,10 +7,10 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.admin import schemas as s
+from app.admin import user_service
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, MAX_LIMIT, Order, Page, paginate
@@ -57,9 +57,7 @@ def list_users(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.UserOut]:
-    query = principal.scoped(select(User), User.id)
-    if q:
-        query = query.where(User.name.ilike(f"%{q}%"))
+    query = user_service.users_query(principal, q)
     rows, next_cursor = paginate(session, query, Order(User.created_at, User.id), cursor, limit)
     return Page(
         items=[s.UserOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
@@ -69,11 +67,7 @@ def list_users(
 @router.post("/users", status_code=201, response_model=s.UserOut, summary="Create a user")
 def create_user(body: s.UserCreate, principal: Operator, session: SessionDep) -> s.UserOut:
     principal.require_unscoped()
-    row = User(name=body.name, email=body.email)
-    session.add(row)
-    session.flush()
-    audit.record(session, "admin.user.created", actor=principal.actor, subject=row.id)
-    session.commit()
+    row = user_service.create_user(session, principal.actor, body.name, body.email)
     return s.UserOut.model_validate(row)
 
 
@@ -88,18 +82,7 @@ def update_user(
 ) -> s.UserOut:
     row = get_user(session, principal, user_id)
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("name") is None:
-        changes.pop("name", None)
-    for field, value in changes.items():
-        setattr(row, field, value)
-    audit.record(
-        session,
-        "admin.user.updated",
-        actor=principal.actor,
-        subject=row.id,
-        details={"fields": sorted(changes)},
-    )
-    session.commit()
+    row = user_service.update_user(session, principal.actor, row, changes)
     return s.UserOut.model_validate(row)
 
 
@@ -148,14 +131,7 @@ def list_numbers(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.PhoneNumberOut]:
-    query = principal.scoped(select(PhoneNumber), PhoneNumber.user_id)
-    if user_id:
-        query = query.where(PhoneNumber.user_id == user_id)
-    if verified is not None:
-        column = PhoneNumber.verified_at
-        query = query.where(column.is_not(None) if verified else column.is_(None))
-    if purpose:
-        query = query.where(PhoneNumber.purpose == purpose)
+    query = user_service.numbers_query(principal, user_id, verified, purpose)
     order = Order(PhoneNumber.created_at, PhoneNumber.id)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     items = [_number_out(session, r, principal) for r in rows]
@@ -187,7 +163,7 @@ def register_number(
             raise ApiError(422, "agent_id must be one of this user's agents")
     if body.purpose == "agent_line":
         return _register_line(session, principal, owner, body, now)
-    row = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == body.number))
+    row = user_service.number_by_e164(session, body.number)
     if row is not None and row.purpose != "caller":
         raise ApiError(409, "this number is an agent line")
     if row is None:
@@ -236,7 +212,7 @@ def _register_line(
         raise ApiError(403, "only an unscoped admin key registers agent lines")
     if body.agent_id is None:
         raise ApiError(422, "an agent line needs agent_id")
-    if session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == body.number)) is not None:
+    if user_service.number_by_e164(session, body.number) is not None:
         raise ApiError(409, "this number is already registered")
     row = PhoneNumber(
         e164=body.number,

@@ -136,8 +136,9 @@ def logging_config(level: str = "INFO", as_json: bool = False) -> dict[str, Any]
         },
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {
-            "uvicorn": {"handlers": [], "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
+            # Levels stated: an earlier uvicorn.run(log_level=...) in the process set its own.
+            "uvicorn": {"handlers": [], "propagate": True, "level": level.upper()},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
             # twilio's REST client logs every request's URL and headers at INFO.
             "twilio.http_client": {"level": "WARNING"},

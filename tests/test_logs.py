@@ -22,6 +22,9 @@ INBOUND = "/webhooks/twilio/sms/inbound"
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
     """The production configuration (LOG_JSON set), writing into a buffer."""
+    # What uvicorn.run(log_level="warning") and alembic's fileConfig leave behind.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").disabled = True
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     stream = io.StringIO()

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import request_id
+from app.logs import fields_scope, request_id
 
 log = logging.getLogger("app.access")
 REDACTED = "[redacted]"
@@ -62,10 +62,11 @@ class AccessLogMiddleware:
                 seen["rid"] = headers.get(b"x-request-id", b"").decode("latin-1") or None
             await send(message)
 
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            self._log(scope, seen, (time.perf_counter() - began) * 1000)
+        with fields_scope():
+            try:
+                await self.app(scope, receive, watch)
+            finally:
+                self._log(scope, seen, (time.perf_counter() - began) * 1000)
 
     @staticmethod
     def _log(scope: Scope, seen: dict[str, object], elapsed_ms: float) -> None:

@@ -6,9 +6,11 @@ at the bottom of this file, so this file stays a table of contents.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import xml.etree.ElementTree as ET
+from enum import StrEnum
 from typing import Annotated
 
 import httpx
@@ -16,10 +18,19 @@ import typer
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings, get_settings
+from app.logs import logging_config
 from app.security.audit_cli import audit_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Scheduling agent")
 cli.add_typer(audit_cli, name="audit")
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on")]
 PortOption = Annotated[int, typer.Option(help="Port to listen on")]
@@ -81,6 +92,10 @@ def serve(
     migrate: Annotated[
         bool, typer.Option(help="Apply migrations first (--no-migrate: a release step does)")
     ] = True,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(help="Default: LOG_LEVEL", case_sensitive=False),
+    ] = None,
 ) -> None:
     """Serve the API (migrations first, unless --no-migrate)."""
     import uvicorn
@@ -88,6 +103,10 @@ def serve(
     from app.startup import preflight
 
     settings = get_settings()
+    if log_level is not None:
+        settings = settings.model_copy(update={"log_level": log_level.value.upper()})
+        # Workers are new processes that read their settings from the environment.
+        os.environ["LOG_LEVEL"] = settings.log_level
     if migrate:
         _migrate(settings)
     preflight(settings)
@@ -102,13 +121,13 @@ def serve(
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
         # Media streams carry 20 ms audio frames: deflating each costs CPU for nothing.
         ws_per_message_deflate=False,
+        log_config=logging_config(settings.log_level, settings.log_json),
     )
 
 
 def _share_metrics_between_workers() -> None:
     """Each worker writes its samples under one folder; /metrics in any serves the sum.
     Set before the workers import prometheus_client (app.metrics reads it there)."""
-    import os
     import tempfile
 
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -137,6 +156,7 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
         # Media streams carry 20 ms audio frames: deflating each costs CPU for nothing.
         ws_per_message_deflate=False,
+        log_config=logging_config(settings.log_level, settings.log_json),
     )
 
 
@@ -222,9 +242,15 @@ from app.admin.cli import apikeys_cli  # noqa: E402
 
 cli.add_typer(apikeys_cli, name="apikeys")
 
-from app.phone_sim import call_cli, vapi_cli  # noqa: E402
+from app.phone_sim import call, vapi_cli  # noqa: E402
 
-cli.add_typer(call_cli, name="call")
+# A command, not a group: `call --help` shows its options, not a COMMAND it has none of.
+cli.command(
+    "call",
+    help="Phone the agent (signed Twilio webhooks to a running server): each typed line is "
+    "what you say, an empty line is silence, digits answer a PIN prompt. Prints what the "
+    "caller would hear.",
+)(call)
 cli.add_typer(vapi_cli, name="vapi")
 
 # --- a local OpenAI-compatible server for the LLM engine (app/agent) --------------------

@@ -1,25 +1,29 @@
-"""FastAPI dependencies, as Annotated aliases. Everything comes from app.state, which
-create_app() fills, so tests build an app with their own clock, database or engine."""
+"""FastAPI dependencies, as Annotated aliases. Everything comes from the app's one typed
+`Services` (app/services.py), which create_app() builds, so tests build an app with their
+own clock, database or engine."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.services import Services, services_of
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+def get_settings(connection: HTTPConnection) -> Settings:
+    return services_of(connection).settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+def get_session(connection: HTTPConnection) -> Iterator[Session]:
+    with services_of(connection).session_factory() as session:
         yield session
 
 
+ServicesDep = Annotated[Services, Depends(services_of)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.db import read_only
+from app.deps import ServicesDep
 
 PATHS = ("/healthz", "/readyz")
 router = APIRouter(tags=["health"])
@@ -33,15 +34,15 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
+def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with request.app.state.session_factory() as session, read_only(session):
+        with services.session_factory() as session, read_only(session):
             session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # the probe reports, it does not crash
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    redis_url = request.app.state.settings.redis_url
+    redis_url = services.settings.redis_url
     if redis_url:
         checks["redis"] = _redis_check(redis_url)
     ready = all(v == "ok" for v in checks.values())

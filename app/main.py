@@ -1,5 +1,6 @@
-"""create_app(): the FastAPI factory. Everything a request needs hangs off app.state,
-so tests and benchmarks build apps with their own database, clock and engine."""
+"""create_app(): the FastAPI factory. Everything a request needs is one typed `Services`
+(app/services.py) on app.state, so tests and benchmarks build apps with their own
+database, clock and engine."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
 from app.security.vault import check_readable
+from app.services import Services
 from app.telemetry import install_tracing
 from app.voice.deepgram import build_deepgram
 from app.webhooks import (
@@ -43,6 +45,7 @@ from app.webhooks import (
     vapi,
 )
 from app.webhooks import vapi_tools as tool_endpoints
+from app.webhooks.forms import document_forms
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +123,8 @@ def create_app(
         yield
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
-        if app.state.deepgram is not None:
-            await app.state.deepgram.aclose()
+        if services.deepgram is not None:
+            await services.deepgram.aclose()
         if db_engine is not None:
             db_engine.dispose()
 
@@ -131,22 +134,26 @@ def create_app(
         lifespan=lifespan,
         description="Telephony-first scheduling agent: SMS, voice and VAPI on one number.",
     )
-    app.state.settings = settings
-    app.state.session_factory = session_factory
-    app.state.clock = clock
-    app.state.engine = engine or build_engine(settings)
-    app.state.calendar_factory = calendar_factory
-    app.state.vault = vault
-    app.state.sms_sender = sms_sender
-    app.state.google_oauth = (
-        GoogleOAuth(settings, google_config, vault) if google_config and vault else None
+    services = Services(
+        settings=settings,
+        session_factory=session_factory,
+        clock=clock,
+        engine=engine or build_engine(settings),
+        calendar_factory=calendar_factory,
+        vault=vault,
+        sms_sender=sms_sender,
+        google_oauth=(
+            GoogleOAuth(settings, google_config, vault) if google_config and vault else None
+        ),
+        microsoft_oauth=(
+            MicrosoftOAuth(settings, microsoft, vault) if microsoft and vault else None
+        ),
+        limiter=build_limiter(settings),
+        deepgram=build_deepgram(settings),
     )
-    app.state.microsoft_oauth = (
-        MicrosoftOAuth(settings, microsoft, vault) if microsoft and vault else None
-    )
-    app.state.limiter = build_limiter(settings)
-    app.state.deepgram = build_deepgram(settings)
+    app.state.services = services
 
+    document_forms(twilio_sms.router, twilio_voice.router, twilio_notifications.router)
     app.include_router(health.router)
     app.include_router(twilio_sms.router)
     app.include_router(metrics.router)
@@ -157,7 +164,7 @@ def create_app(
     app.include_router(twilio_notifications.router)
     app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
-        app.state.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
+        services.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
         app.include_router(bench_stats.router)
         app.include_router(vapi.bench_router)
         app.include_router(twilio_sms.bench_router)
@@ -167,7 +174,7 @@ def create_app(
     dashboard.install(app)
 
     app.add_middleware(RequestIdMiddleware)
-    hardening.install(app, settings, json_prefixes=("/admin/",))
+    hardening.install(app, settings, services.limiter, json_prefixes=("/admin/",))
     app.add_middleware(metrics.MetricsMiddleware)
     # Outermost: every request gets one access line, refusals by the layers above too.
     app.add_middleware(AccessLogMiddleware)

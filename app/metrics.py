@@ -74,7 +74,7 @@ def _registry() -> CollectorRegistry:
     if not os.environ.get(MULTIPROCESS_DIR_ENV):
         return REGISTRY
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped __init__ upstream
     return registry
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime
+
+
+class AppointmentStatus(StrEnum):
+    CONFIRMED = "confirmed"  # holds its time
+    CANCELLED = "cancelled"
+
+
+class SyncStatus(StrEnum):
+    """Where an appointment stands with an external calendar."""
+
+    SYNCED = "synced"
+    PENDING = "pending"  # still to be written; the sweeper retries it
+    NOT_APPLICABLE = "not_applicable"  # no external calendar
 
 
 def new_id(prefix: str) -> str:
@@ -128,14 +142,12 @@ class Appointment(TimestampMixin, Base):
     appointment_type: Mapped[str] = mapped_column(String(64))
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # "confirmed" or "cancelled"; only confirmed rows hold time.
-    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.CONFIRMED)
     contact_e164: Mapped[str | None] = mapped_column(String(20))
     contact_name: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str] = mapped_column(String(128))
     external_event_id: Mapped[str | None] = mapped_column(String(1024))
-    # "synced", "pending" (external calendar still to be written), "not_applicable".
-    sync_status: Mapped[str] = mapped_column(String(16), default="not_applicable")
+    sync_status: Mapped[str] = mapped_column(String(16), default=SyncStatus.NOT_APPLICABLE)
     channel: Mapped[str] = mapped_column(String(16), default="sms")
     conversation_id: Mapped[str | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL")

@@ -51,7 +51,8 @@ class TwilioSender:
 
     def send(self, to: str, body: str) -> str | None:
         message = self._client.messages.create(to=to, from_=self._from, body=body)
-        return message.sid
+        sid: str | None = message.sid
+        return sid
 
 
 def build_sender(settings: Settings) -> SmsSender:

@@ -25,9 +25,6 @@ from twilio.request_validator import RequestValidator
 from app.config import Settings, get_settings
 from app.security.vapi_auth import sign
 
-call_cli = typer.Typer(
-    invoke_without_command=True, add_completion=False, help="Simulate a phone call (Twilio)"
-)
 vapi_cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Simulate VAPI")
 
 UrlOption = Annotated[str, typer.Option(help="Where the server listens")]
@@ -144,7 +141,6 @@ class CallSimulator:
         return self.settings.public_base_url + path
 
 
-@call_cli.callback()
 def call(
     url: UrlOption = "http://127.0.0.1:8000",
     caller: FromOption = "+14155550123",
@@ -265,7 +261,8 @@ def _secret(value: Any, name: str) -> str:
 
 
 def _sim(ctx: typer.Context) -> VapiSimulator:
-    return ctx.obj
+    sim: VapiSimulator = ctx.obj
+    return sim
 
 
 @vapi_cli.callback()

@@ -8,12 +8,13 @@ agent of the user who owns and has verified that number.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from app.logs import bind
 from app.models import Agent, PhoneNumber
 from app.phone import try_e164
 
@@ -71,6 +72,7 @@ def route(
             and owned.verified_at is not None
             and owned.user_id == line.Agent.user_id
         )
+        bind(agent_id=line.Agent.id)
         return Route(line.Agent, caller, dialled, is_owner, "dedicated_line")
     if owned is None:
         return Unrouted(RouteFailure.UNKNOWN_CALLER, caller)
@@ -78,10 +80,11 @@ def route(
         return Unrouted(RouteFailure.UNVERIFIED_CALLER, caller)
     if owned.Agent is None:
         return Unrouted(RouteFailure.NO_AGENT, caller)
+    bind(agent_id=owned.Agent.id)
     return Route(owned.Agent, caller, dialled, True, "caller_id")
 
 
-def _lookup_statement() -> Select[Any]:
+def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
     """Both numbers, each with the agent it leads to (the number's own agent, else the
     owner's first active agent), by the unique index on e164; built once, reused."""
     default_agent = (

@@ -71,7 +71,8 @@ class StreamedCall:
 
     def _sign(self, public_url: str, params: dict[str, str]) -> str:
         token = self.settings.twilio_auth_token.get_secret_value()
-        return RequestValidator(token).compute_signature(public_url, params)
+        signature: str = RequestValidator(token).compute_signature(public_url, params)
+        return signature
 
     def form(self, **extra: str) -> dict[str, str]:
         params = {

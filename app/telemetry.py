@@ -64,6 +64,9 @@ def uninstall_process_wide() -> None:
     """Undo the process-wide client instrumentation (tests build many apps)."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     HTTPXClientInstrumentor().uninstrument()
     RequestsInstrumentor().uninstrument()
+    # A singleton too: left instrumented, it would ignore the next app's engine.
+    SQLAlchemyInstrumentor().uninstrument()

@@ -67,3 +67,33 @@ def test_serve_turns_uvicorns_access_log_off(
     result = CliRunner().invoke(cli, [command, "--port", "18152"])
     assert result.exit_code == 0, result.output
     assert ran["access_log"] is False
+
+
+def test_serve_hands_uvicorn_the_apps_logging_config_and_options(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+):
+    import uvicorn
+
+    import app.cli as app_cli
+    import app.startup as startup
+
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: ran.update(kw))
+    monkeypatch.setattr(app_cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(app_cli, "_migrate", lambda s: None)
+    monkeypatch.setattr(app_cli, "_share_metrics_between_workers", lambda: None)
+    monkeypatch.setattr(startup, "preflight", lambda s: None)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    args = ["serve", "--port", "18701", "--workers", "3", "--log-level", "debug"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert ran["workers"] == 3
+    # One configuration for uvicorn and the app: its handler, its level, in every worker.
+    assert ran["log_config"]["root"]["level"] == "DEBUG"
+    assert ran["log_config"]["handlers"]["default"]["filters"] == ["context", "phones"]
+    import os
+
+    assert os.environ["LOG_LEVEL"] == "DEBUG"
+    monkeypatch.delenv("LOG_LEVEL")
+    refused = CliRunner().invoke(cli, ["serve", "--log-level", "loud"])
+    assert refused.exit_code == 2 and not ran.get("refused")

@@ -31,3 +31,10 @@ def test_serve_migrates_unless_told_not_to(
     assert result.exit_code == 0, result.output
     expected = ["preflight", "listen workers=1"]
     assert steps == (["migrate", *expected] if migrated else expected)
+
+
+def test_call_help_shows_its_options_not_a_missing_subcommand():
+    result = CliRunner().invoke(cli, ["call", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "call [OPTIONS]" in result.output and "COMMAND" not in result.output
+    assert "--stream" in result.output and "--from" in result.output

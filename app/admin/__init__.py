@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi._compat import ModelField
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.admin import (
@@ -15,14 +17,14 @@ from app.admin import (
     users,
 )
 from app.admin.auth import required_role
-from app.admin.errors import ADMIN_PREFIX, ERROR_RESPONSES, install_error_handlers
-from app.notify import build_sender
+from app.admin.errors import ADMIN_PREFIX, error_responses, implied_errors, install_error_handlers
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=ADMIN_PREFIX)
     for module in (users, privacy, agents, appointments, analytics, operations, notifications):
         publish_roles(module.router)
+        publish_errors(module.router)
     router.include_router(users.router, tags=["admin: users and numbers"])
     router.include_router(privacy.router, tags=["admin: privacy"])
     router.include_router(agents.router, tags=["admin: agents and calendars"])
@@ -31,6 +33,33 @@ def build_router() -> APIRouter:
     router.include_router(operations.router, tags=["admin: operations"])
     router.include_router(notifications.router, tags=["admin: notifications and reminders"])
     return router
+
+
+def publish_errors(router: APIRouter) -> None:
+    """Each operation lists the error statuses it can answer with: those its shape
+    implies (app/admin/errors.py) plus those it declares itself."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        dependant = route.dependant
+        query = {p.name for p in _all_params(dependant, "query_params")}
+        implied = implied_errors(
+            len(_all_params(dependant, "path_params")),
+            bool(_all_params(dependant, "body_params")),
+            query,
+        )
+        declared = {int(code): spec for code, spec in route.responses.items() if int(code) >= 400}
+        listed = error_responses(*(implied | set(declared)))
+        for code, spec in declared.items():  # the endpoint's own words for its refusals
+            listed[code] = {**listed[code], **spec}
+        route.responses = {**route.responses, **listed}
+
+
+def _all_params(dependant: Dependant, kind: str) -> list[ModelField]:
+    found: list[ModelField] = list(getattr(dependant, kind))
+    for sub in dependant.dependencies:
+        found += _all_params(sub, kind)
+    return found
 
 
 def publish_roles(router: APIRouter) -> None:
@@ -48,8 +77,5 @@ def publish_roles(router: APIRouter) -> None:
 
 
 def install(app: FastAPI) -> None:
-    if getattr(app.state, "sms_sender", None) is None:
-        # Verification codes go out through it; tests put a recording sender here.
-        app.state.sms_sender = build_sender(app.state.settings)
     app.include_router(build_router())
     install_error_handlers(app)

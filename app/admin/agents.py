@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin import convert
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
@@ -20,12 +19,15 @@ from app.admin.users import Cursor, Limit, get_user
 from app.calendar import oauth
 from app.calendar.ms_oauth import START_PATH as MS_START_PATH
 from app.calendar.two_way import stop_push
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import Agent, CalendarConnection
 from app.security import audit
 from app.security.pins import hash_pin
 
 router = APIRouter()
+NO_SMS_PHONE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the owner has no verified phone that accepts SMS"}
+}
 # Fields copied as they are; pin, the type list and the clear_* flags need care.
 PLAIN_FIELDS = (
     "name",
@@ -91,10 +93,18 @@ def list_agents(
     if active is not None:
         query = query.where(Agent.active.is_(active))
     rows, next_cursor = paginate(session, query, Order(Agent.created_at, Agent.id), cursor, limit)
-    return Page(items=[convert.agent(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.AgentOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
+    )
 
 
-@router.post("/agents", status_code=201, response_model=s.AgentOut, summary="Create an agent")
+@router.post(
+    "/agents",
+    status_code=201,
+    response_model=s.AgentOut,
+    summary="Create an agent",
+    responses={404: {"description": "no such user_id"}},
+)
 def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) -> s.AgentOut:
     owner = get_user(session, principal, body.user_id)
     row = Agent(user_id=owner.id, name=body.name, timezone=body.timezone)
@@ -109,12 +119,12 @@ def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) 
         details={"user_id": owner.id, "fields": sorted(changed)},
     )
     session.commit()
-    return convert.agent(row)
+    return s.AgentOut.model_validate(row)
 
 
 @router.get("/agents/{agent_id}", response_model=s.AgentOut, summary="Get an agent")
 def read_agent(agent_id: str, principal: ReadOnly, session: SessionDep) -> s.AgentOut:
-    return convert.agent(get_agent(session, principal, agent_id))
+    return s.AgentOut.model_validate(get_agent(session, principal, agent_id))
 
 
 @router.patch("/agents/{agent_id}", response_model=s.AgentOut, summary="Update an agent")
@@ -137,7 +147,7 @@ def update_agent(
         details={"fields": sorted(set(changed))},
     )
     session.commit()
-    return convert.agent(row)
+    return s.AgentOut.model_validate(row)
 
 
 # --- calendar connection ----------------------------------------------------------------
@@ -170,7 +180,7 @@ def _connection(session: Session, agent: Agent) -> CalendarConnection:
 def read_calendar(
     agent_id: str, principal: ReadOnly, session: SessionDep
 ) -> s.CalendarConnectionOut:
-    return convert.calendar_connection(
+    return s.CalendarConnectionOut.model_validate(
         _connection(session, get_agent(session, principal, agent_id))
     )
 
@@ -181,35 +191,36 @@ def read_calendar(
     summary="Disconnect the calendar (the stored token is erased)",
 )
 def disconnect_calendar(
-    agent_id: str, request: Request, principal: Operator, session: SessionDep
+    agent_id: str, services: ServicesDep, principal: Operator, session: SessionDep
 ) -> s.CalendarConnectionOut:
     agent = get_agent(session, principal, agent_id)
     row = _connection(session, agent)
     # Stop the provider's pushes while the token can still do it.
-    stop_push(session, request.app.state.calendar_factory, agent)
+    stop_push(session, services.calendar_factory, agent)
     row.status = "disconnected"
     row.encrypted_refresh_token = None
     agent.calendar_provider = "local"
     audit.record(session, "admin.calendar.disconnected", actor=principal.actor, subject=agent.id)
     session.commit()
-    return convert.calendar_connection(row)
+    return s.CalendarConnectionOut.model_validate(row)
 
 
 @router.post(
     "/agents/{agent_id}/calendar/connect-link",
     response_model=ConnectLinkOut,
     summary="A signed link the owner opens to connect Google Calendar or Microsoft 365",
+    responses=NO_SMS_PHONE,
 )
 def connect_link(
     agent_id: str,
-    request: Request,
+    services: ServicesDep,
     principal: Operator,
     session: SessionDep,
     body: ConnectLinkRequest | None = None,
 ) -> Any:
     agent = get_agent(session, principal, agent_id)
-    settings = request.app.state.settings
-    now = request.app.state.clock()
+    settings = services.settings
+    now = services.clock()
     texted = 0
     microsoft = body is not None and body.provider == "microsoft"
     path = MS_START_PATH if microsoft else oauth.START_PATH
@@ -220,7 +231,7 @@ def connect_link(
             else "Connect your Google Calendar to your scheduling agent"
         )
         texted = oauth.text_connect_link(
-            session, request.app.state.sms_sender, settings, agent, now, reason, path
+            session, services.sms_sender, settings, agent, now, reason, path
         )
         if texted == 0:
             raise ApiError(409, "the owner has no verified phone that accepts SMS")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy import ColumnElement, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from app.admin import schemas as s
 from app.admin.auth import ReadOnly
 from app.admin.errors import ApiError
 from app.admin.params import Day
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import Agent, Appointment, Conversation, Message
 
 router = APIRouter()
@@ -132,7 +132,7 @@ def conversion_per_channel(
     "Conversion: share of conversations that led to at least one booking.",
 )
 def analytics(
-    request: Request,
+    services: ServicesDep,
     principal: ReadOnly,
     session: SessionDep,
     since: Day | None = None,
@@ -140,7 +140,7 @@ def analytics(
     granularity: Granularity = "day",
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
 ) -> s.Analytics:
-    today = request.app.state.clock().astimezone(UTC).date()
+    today = services.clock().astimezone(UTC).date()
     until = until or today
     since = since or until - timedelta(days=29)
     if since > until:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin import convert
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import not_found
@@ -18,8 +17,9 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Day, Moment
 from app.admin.users import Cursor, Limit
 from app.deps import SessionDep
-from app.models import Agent, Appointment, Conversation, Message
+from app.models import Agent, Appointment, AppointmentStatus, Conversation, Message
 from app.security import audit
+from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs, RescheduleAppointmentArgs, ToolResult
 from app.tools.service import SchedulingTools, ToolContext
 
@@ -45,7 +45,7 @@ def list_appointments(
     principal: ReadOnly,
     session: SessionDep,
     agent_id: Annotated[str | None, Query(max_length=32)] = None,
-    status: s.AppointmentStatus | None = None,
+    status: AppointmentStatus | None = None,
     channel: Annotated[str | None, Query(max_length=16)] = None,
     date_from: Day | None = None,
     date_to: Day | None = None,
@@ -67,7 +67,11 @@ def list_appointments(
         query = query.where(Appointment.start_at < _day_start(date_to) + timedelta(days=1))
     order = Order(Appointment.start_at, Appointment.id)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
-    return Page(items=[convert.appointment(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.AppointmentOut.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        limit=limit,
+    )
 
 
 def _get(session: Session, principal: Principal, appointment_id: str) -> tuple[Appointment, Agent]:
@@ -83,7 +87,7 @@ def _get(session: Session, principal: Principal, appointment_id: str) -> tuple[A
 def read_appointment(
     appointment_id: str, principal: ReadOnly, session: SessionDep
 ) -> s.AppointmentOut:
-    return convert.appointment(_get(session, principal, appointment_id)[0])
+    return s.AppointmentOut.model_validate(_get(session, principal, appointment_id)[0])
 
 
 def _tools(request: Request, session: Session, agent: Agent, row: Appointment) -> SchedulingTools:
@@ -91,8 +95,8 @@ def _tools(request: Request, session: Session, agent: Agent, row: Appointment) -
         ToolContext(
             session=session,
             agent=agent,
-            calendar=request.app.state.calendar_factory(session, agent),
-            now=request.app.state.clock(),
+            calendar=services_of(request).calendar_factory(session, agent),
+            now=services_of(request).clock(),
             # The tools act for the appointment's contact: the operator speaks for them.
             caller=row.contact_e164,
             channel=ADMIN_CHANNEL,
@@ -117,7 +121,7 @@ def _outcome(
     )
     session.commit()
     return s.ToolOutcome(
-        ok=result.ok, message=result.one_line(), appointment=convert.appointment(row)
+        ok=result.ok, message=result.one_line(), appointment=s.AppointmentOut.model_validate(row)
     )
 
 
@@ -188,7 +192,7 @@ def list_conversations(
         query = query.where(Conversation.created_at < until)
     order = Order(Conversation.created_at, Conversation.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
-    items = [convert.conversation(r) for r in rows]
+    items = [s.ConversationOut.model_validate(r) for r in rows]
     return Page(items=items, next_cursor=next_cursor, limit=limit)
 
 
@@ -208,9 +212,7 @@ def read_conversation(
     messages = session.scalars(
         select(Message).where(Message.conversation_id == row.id).order_by(Message.id)
     )
-    summary = convert.conversation(row)
-    return s.ConversationDetail(
-        **summary.model_dump(),
-        details=audit.scrub(row.details or {}),
-        messages=[convert.message(m) for m in messages],
+    detail = s.ConversationDetail.model_validate(row)
+    return detail.model_copy(
+        update={"messages": [s.MessageOut.model_validate(m) for m in messages]}
     )

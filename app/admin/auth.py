@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.admin.errors import ApiError
@@ -22,6 +22,7 @@ from app.metrics import RATE_LIMIT_REFUSALS
 from app.security import api_keys, audit
 from app.security.api_keys import Role
 from app.security.ratelimit import KeyLimit, client_key
+from app.services import services_of
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(
@@ -50,9 +51,6 @@ class Principal:
     def scoped(self, query: Select[Any], column: InstrumentedAttribute[Any]) -> Select[Any]:
         return query if self.user_id is None else query.where(column == self.user_id)
 
-    def scope_clause(self, column: InstrumentedAttribute[Any]) -> ColumnElement[bool] | None:
-        return None if self.user_id is None else column == self.user_id
-
     def require_unscoped(self) -> None:
         if self.user_id is not None:
             raise ApiError(403, "this key is scoped to one user; the resource is global")
@@ -61,7 +59,7 @@ class Principal:
 def _refuse(
     request: Request, status: int, reason: str, actor: str, headers: dict[str, str] | None = None
 ) -> ApiError:
-    with request.app.state.session_factory() as session:
+    with services_of(request).session_factory() as session:
         audit.record(
             session,
             "admin.refused",
@@ -83,8 +81,8 @@ def _refuse(
 def _authenticate(request: Request, presented: str | None) -> Principal:
     if not presented:
         raise _refuse(request, 401, "missing_key", "anonymous")
-    now = request.app.state.clock()
-    with request.app.state.session_factory() as session:
+    now = services_of(request).clock()
+    with services_of(request).session_factory() as session:
         key = api_keys.authenticate(session, presented, now)
         if key is None:
             session.rollback()
@@ -102,7 +100,7 @@ def requires(needed: Role) -> Callable[..., Principal]:
     ) -> Principal:
         principal = _authenticate(request, credentials.credentials if credentials else None)
         limit = KeyLimit(
-            request.app.state.limiter, request.app.state.settings.rate_limit_admin, "admin"
+            services_of(request).limiter, services_of(request).settings.rate_limit_admin, "admin"
         )
         decision = limit.check(principal.key_id)
         if not decision.allowed:

@@ -96,8 +96,30 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": code.replace("_", " ")}
-    for status, code in CODES.items()
-    if status not in (405,)
-}
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the given error statuses, each with the one error body."""
+    return {
+        status: {"model": ErrorBody, "description": CODES[status].replace("_", " ")}
+        for status in sorted(statuses)
+    }
+
+
+# What an operation's shape alone tells: every one needs a key (401), a role (403) and
+# is rate limited (429); a path id may not exist or be malformed (404, 422); a body may be
+# too large (413), not JSON (415) or invalid (422); query parameters may be invalid (422);
+# a cursor may not decode (400). Anything else an endpoint refuses (409, or its own 400
+# or 422) it declares in its decorator's `responses=`, next to the code that raises it.
+ALWAYS = (401, 403, 429)
+
+
+def implied_errors(path_params: int, body: bool, query_params: set[str]) -> set[int]:
+    statuses = set(ALWAYS)
+    if path_params:
+        statuses.update((404, 422))  # no such id; an id longer than any we issue
+    if body:
+        statuses.update((413, 415, 422))
+    if query_params:
+        statuses.add(422)
+    if "cursor" in query_params:
+        statuses.add(400)
+    return statuses

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,13 +16,26 @@ from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit
-from app.deps import SessionDep
-from app.models import Agent, Appointment, Attendance, Notification, ReminderSettings
+from app.deps import ServicesDep, SessionDep
+from app.models import (
+    Agent,
+    Appointment,
+    AppointmentStatus,
+    Attendance,
+    Notification,
+    ReminderSettings,
+)
 from app.notifications.plan import settings_for
 from app.phone import mask
 from app.security import audit
 
 router = APIRouter()
+NOT_MARKABLE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "only a booked appointment that has started"}
+}
+BAD_RANGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "until before since, or more than 366 days"}
+}
 Status = Literal[
     "scheduled", "sending", "sent", "delivered", "undelivered", "failed", "skipped", "unknown"
 ]
@@ -233,21 +246,22 @@ def _settings_out(row: ReminderSettings) -> ReminderSettingsOut:
     "/appointments/{appointment_id}/attendance",
     response_model=AttendanceOut,
     summary="Mark a past appointment attended or a no-show",
+    responses=NOT_MARKABLE,
 )
 def mark_attendance(
     appointment_id: str,
     body: AttendanceIn,
     principal: Operator,
     session: SessionDep,
-    request: Request,
+    services: ServicesDep,
 ) -> AttendanceOut:
     appointment = session.get(Appointment, appointment_id)
     agent = session.get(Agent, appointment.agent_id) if appointment else None
     if appointment is None or agent is None:
         raise not_found("appointment")
     principal.check_user(agent.user_id, "appointment")
-    now: datetime = request.app.state.clock()
-    if appointment.status != "confirmed" or appointment.start_at > now:
+    now: datetime = services.clock()
+    if appointment.status != AppointmentStatus.CONFIRMED or appointment.start_at > now:
         raise ApiError(409, "only a booked appointment that has started can be marked")
     row = session.get(Attendance, appointment_id) or Attendance(appointment_id=appointment_id)
     row.outcome, row.outcome_at = body.outcome, now
@@ -274,6 +288,7 @@ def mark_attendance(
     response_model=ReminderAnalytics,
     summary="Reminders sent, attendance confirmations and the no-show rate",
     description="Counted over appointments starting in [since, until] (UTC days).",
+    responses=BAD_RANGE,
 )
 def reminder_analytics(
     principal: ReadOnly,

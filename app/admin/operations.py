@@ -10,17 +10,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 
-from app.admin import convert
 from app.admin import schemas as s
 from app.admin.auth import Admin, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Moment
 from app.admin.users import Cursor, Limit
-from app.deps import SessionDep
+from app.deps import ServicesDep, SessionDep
 from app.models import AuditEntry, SmsOptOut, User
+from app.phone import mask
 from app.security import api_keys, audit
 from app.security.api_keys import Role
+from app.services import services_of
 
 router = APIRouter()
 
@@ -57,14 +58,14 @@ def _offset(cursor: str | None) -> int:
     description="Paged by offset: a keyset cursor would carry the number itself.",
 )
 def list_opt_outs(
-    request: Request,
+    services: ServicesDep,
     principal: ReadOnly,
     session: SessionDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.OptOutOut]:
     principal.require_unscoped()
-    secret = request.app.state.settings.app_secret_key.get_secret_value()
+    secret = services.settings.app_secret_key.get_secret_value()
     offset = _offset(cursor)
     rows = list(
         session.scalars(
@@ -79,9 +80,7 @@ def list_opt_outs(
         rows = rows[:limit]
         next_cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode().rstrip("=")
     items = [
-        s.OptOutOut(
-            id=opt_out_id(secret, r.e164), number=s.mask(r.e164), opted_out_at=r.opted_out_at
-        )
+        s.OptOutOut(id=opt_out_id(secret, r.e164), number=mask(r.e164), opted_out_at=r.opted_out_at)
         for r in rows
     ]
     return Page(items=items, next_cursor=next_cursor, limit=limit)
@@ -99,7 +98,7 @@ def remove_opt_out(
     session: SessionDep,
 ) -> Response:
     principal.require_unscoped()
-    secret = request.app.state.settings.app_secret_key.get_secret_value()
+    secret = services_of(request).settings.app_secret_key.get_secret_value()
     # Opt-out tables stay small (people who texted STOP); a scan beats storing the handle.
     for row in session.scalars(select(SmsOptOut)):
         if hmac.compare_digest(opt_out_id(secret, row.e164), opt_out_id_):
@@ -141,7 +140,11 @@ def query_audit(
         query = query.where(AuditEntry.at < until)
     order = Order(AuditEntry.id, AuditEntry.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
-    return Page(items=[convert.audit_entry(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.AuditEntryOut.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        limit=limit,
+    )
 
 
 @router.get("/audit/verify", response_model=s.ChainOut, summary="Check the audit log's hash chain")
@@ -162,7 +165,7 @@ def verify_audit(principal: ReadOnly, session: SessionDep) -> s.ChainOut:
 @router.get("/api-keys", response_model=list[s.ApiKeyOut], summary="List API keys")
 def list_api_keys(principal: Admin, session: SessionDep) -> list[s.ApiKeyOut]:
     principal.require_unscoped()
-    return [convert.api_key(k) for k in api_keys.list_keys(session)]
+    return [s.ApiKeyOut.model_validate(k) for k in api_keys.list_keys(session)]
 
 
 @router.post(
@@ -184,19 +187,20 @@ def create_api_key(body: s.ApiKeyCreate, principal: Admin, session: SessionDep) 
         details={"role": body.role, "scoped_to": body.user_id},
     )
     session.commit()
-    return s.ApiKeyCreated(**convert.api_key(new.key).model_dump(), key=new.plaintext)
+    created = s.ApiKeyOut.model_validate(new.key).model_dump()
+    return s.ApiKeyCreated.model_validate({**created, "key": new.plaintext})
 
 
 @router.delete(
     "/api-keys/{key_id}", response_model=s.ApiKeyOut, summary="Revoke an API key (by id or prefix)"
 )
 def revoke_api_key(
-    key_id: str, request: Request, principal: Admin, session: SessionDep
+    key_id: str, services: ServicesDep, principal: Admin, session: SessionDep
 ) -> s.ApiKeyOut:
     principal.require_unscoped()
-    key = api_keys.revoke(session, key_id, request.app.state.clock())
+    key = api_keys.revoke(session, key_id, services.clock())
     if key is None:
         raise not_found("API key")
     audit.record(session, "admin.apikey.revoked", actor=principal.actor, subject=key.prefix)
     session.commit()
-    return convert.api_key(key)
+    return s.ApiKeyOut.model_validate(key)

@@ -10,10 +10,10 @@ working after erasure, or a later re-registration could text a person who refuse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Response
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.admin.auth import Admin
@@ -134,9 +134,8 @@ def erase_user(session: Session, user: User) -> dict[str, int]:
     counts: dict[str, int] = {}
 
     def run(kind: str, statement: Any) -> None:
-        counts[kind] = session.execute(
-            statement, execution_options={"synchronize_session": False}
-        ).rowcount
+        result = session.execute(statement, execution_options={"synchronize_session": False})
+        counts[kind] = cast(CursorResult[Any], result).rowcount
 
     run("messages", delete(Message).where(Message.conversation_id.in_(conversation_ids)))
     # Bookings they made with other users' agents stay for those users, without them.

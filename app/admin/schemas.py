@@ -9,15 +9,55 @@ from itertools import pairwise
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic.config import JsonDict
 
+from app.models import AppointmentStatus, SyncStatus
 from app.phone import InvalidPhoneNumber, mask, to_e164
+from app.security.audit import scrub
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROLES = Literal["admin", "operator", "readonly"]
 CALLER_ID_POLICIES = Literal["strict", "open"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class FromRow(BaseModel):
+    """A response body read off an ORM row: `UserOut.model_validate(row)`. Renamed and
+    derived fields say where they come from (`validation_alias`) and how (a validator),
+    so masking happens here, whatever the endpoint asks for."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def masked(number: str | None) -> str | None:
+    return mask(number) if number else None
+
+
+def _is_set(value: object) -> bool:
+    return value is not None
+
+
+def _or_empty_dict(value: dict[str, Any] | None) -> dict[str, Any]:
+    return value or {}
+
+
+def _or_empty_list(value: list[Any] | None) -> list[Any]:
+    return value or []
+
+
+MaskedNumber = Annotated[str, BeforeValidator(mask)]
+MaskedOrNone = Annotated[str | None, BeforeValidator(masked)]
+IsSet = Annotated[bool, BeforeValidator(_is_set)]
 
 
 class Strict(BaseModel):
@@ -130,7 +170,7 @@ class UserUpdate(Strict):
     email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class UserOut(BaseModel):
+class UserOut(FromRow):
     id: str
     name: str
     email: str | None
@@ -164,13 +204,15 @@ class VerifyCode(Strict):
     code: str = Field(..., pattern=r"^\d{6}$")
 
 
-class PhoneNumberOut(BaseModel):
+class PhoneNumberOut(FromRow):
     id: str
-    number: str = Field(..., description="masked; the full number is never returned")
+    number: MaskedNumber = Field(
+        ..., validation_alias="e164", description="masked; the full number is never returned"
+    )
     purpose: str
     user_id: str
     agent_id: str | None
-    verified: bool
+    verified: IsSet = Field(..., validation_alias=AliasChoices("verified_at"))
     verified_at: datetime | None
     created_at: datetime
     pending_verification: bool = False
@@ -185,7 +227,7 @@ class VerificationOut(BaseModel):
 
 # --- agents ---------------------------------------------------------------------------------
 
-AGENT_EXAMPLE = {
+AGENT_EXAMPLE: JsonDict = {
     "user_id": "usr_0123456789abcdef",
     "name": "Sam's scheduling line",
     "timezone": "America/Los_Angeles",
@@ -246,13 +288,13 @@ class AgentUpdate(AgentFields):
     clear_daily_cap: bool = Field(False, description="remove the daily cap")
 
 
-class AgentOut(BaseModel):
+class AgentOut(FromRow):
     id: str
     user_id: str
     name: str
     timezone: str
-    weekly_hours: dict[str, Any]
-    appointment_types: list[dict[str, Any]]
+    weekly_hours: Annotated[dict[str, Any], BeforeValidator(_or_empty_dict)]
+    appointment_types: Annotated[list[dict[str, Any]], BeforeValidator(_or_empty_list)]
     slot_step_minutes: int
     min_notice_minutes: int
     horizon_days: int
@@ -260,12 +302,12 @@ class AgentOut(BaseModel):
     greeting: str
     instructions: str
     caller_id_policy: str
-    has_pin: bool
+    has_pin: IsSet = Field(..., validation_alias="pin_hash")
     language: str
     voice: str | None
     address: str
     services_description: str
-    faq: list[dict[str, str]]
+    faq: Annotated[list[dict[str, str]], BeforeValidator(_or_empty_list)]
     voice_mode: str
     calendar_provider: str
     active: bool
@@ -274,21 +316,21 @@ class AgentOut(BaseModel):
 
 # --- appointments ---------------------------------------------------------------------------
 
-AppointmentStatus = Literal["confirmed", "cancelled"]
 
-
-class AppointmentOut(BaseModel):
+class AppointmentOut(FromRow):
     id: str
     agent_id: str
     appointment_type: str
     start_at: datetime
     end_at: datetime
-    status: str
-    contact: str | None = Field(None, description="masked caller number")
+    status: AppointmentStatus
+    contact: MaskedOrNone = Field(
+        None, validation_alias="contact_e164", description="masked caller number"
+    )
     contact_name: str | None
     channel: str
     conversation_id: str | None
-    sync_status: str
+    sync_status: SyncStatus
     created_at: datetime
     cancelled_at: datetime | None
 
@@ -310,18 +352,19 @@ class ToolOutcome(BaseModel):
 # --- conversations ------------------------------------------------------------------------------
 
 
-class MessageOut(BaseModel):
+class MessageOut(FromRow):
     id: int
     direction: str
-    body: str
-    tool_calls: list[dict[str, Any]] | None
+    # What callers typed may hold numbers or a PIN: masked like the audit log.
+    body: Annotated[str, BeforeValidator(scrub)]
+    tool_calls: Annotated[list[dict[str, Any]] | None, BeforeValidator(scrub)]
     created_at: datetime
 
 
-class ConversationOut(BaseModel):
+class ConversationOut(FromRow):
     id: str
     channel: str
-    caller: str | None = Field(None, description="masked")
+    caller: MaskedOrNone = Field(None, validation_alias="caller_e164", description="masked")
     agent_id: str | None
     status: str
     created_at: datetime
@@ -329,14 +372,14 @@ class ConversationOut(BaseModel):
 
 
 class ConversationDetail(ConversationOut):
-    details: dict[str, Any]
-    messages: list[MessageOut]
+    details: Annotated[dict[str, Any], BeforeValidator(_or_empty_dict), AfterValidator(scrub)]
+    messages: list[MessageOut] = Field(default_factory=list)
 
 
 # --- calendar, opt-outs, audit, keys ------------------------------------------------------------
 
 
-class CalendarConnectionOut(BaseModel):
+class CalendarConnectionOut(FromRow):
     id: str
     agent_id: str
     provider: str
@@ -354,13 +397,13 @@ class OptOutOut(BaseModel):
     opted_out_at: datetime
 
 
-class AuditEntryOut(BaseModel):
+class AuditEntryOut(FromRow):
     id: int
     at: datetime
     actor: str
     action: str
     subject: str | None
-    details: dict[str, Any]
+    details: Annotated[dict[str, Any], BeforeValidator(_or_empty_dict)]
     # The chain hash, set once the background seal has chained the entry.
     hash: str | None
 
@@ -383,7 +426,7 @@ class ApiKeyCreate(Strict):
     user_id: str | None = Field(None, max_length=32, description="scope the key to one user")
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(FromRow):
     id: str
     prefix: str
     name: str
@@ -427,7 +470,3 @@ class Analytics(BaseModel):
     traffic: list[Bucket]
     bookings_per_agent: list[AgentBookings]
     conversion_per_channel: list[ChannelConversion]
-
-
-def masked(number: str | None) -> str | None:
-    return mask(number) if number else None

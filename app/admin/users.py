@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin import convert
 from app.admin import schemas as s
+from app.admin import user_service
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, MAX_LIMIT, Order, Page, paginate
@@ -20,8 +19,15 @@ from app.models import Agent, PhoneNumber, User
 from app.notify import send_sms
 from app.security import audit, verification
 from app.security.verification import Outcome, SendRefused
+from app.services import services_of
 
 router = APIRouter()
+CANNOT_TEXT_CODE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "an agent line, already verified, or no code can be sent"}
+}
+CODE_CHECKED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "status says whether the code was right"}
+}
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the last page")]
 
@@ -35,7 +41,7 @@ def get_user(session: Session, principal: Principal, user_id: str) -> User:
 
 
 def policy(request: Request) -> verification.Policy:
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     return verification.Policy(
         secret=settings.app_secret_key.get_secret_value(),
         ttl=timedelta(minutes=settings.verification_code_ttl_minutes),
@@ -51,27 +57,23 @@ def list_users(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.UserOut]:
-    query = principal.scoped(select(User), User.id)
-    if q:
-        query = query.where(User.name.ilike(f"%{q}%"))
+    query = user_service.users_query(principal, q)
     rows, next_cursor = paginate(session, query, Order(User.created_at, User.id), cursor, limit)
-    return Page(items=[convert.user(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page(
+        items=[s.UserOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
+    )
 
 
 @router.post("/users", status_code=201, response_model=s.UserOut, summary="Create a user")
 def create_user(body: s.UserCreate, principal: Operator, session: SessionDep) -> s.UserOut:
     principal.require_unscoped()
-    row = User(name=body.name, email=body.email)
-    session.add(row)
-    session.flush()
-    audit.record(session, "admin.user.created", actor=principal.actor, subject=row.id)
-    session.commit()
-    return convert.user(row)
+    row = user_service.create_user(session, principal.actor, body.name, body.email)
+    return s.UserOut.model_validate(row)
 
 
 @router.get("/users/{user_id}", response_model=s.UserOut, summary="Get a user")
 def read_user(user_id: str, principal: ReadOnly, session: SessionDep) -> s.UserOut:
-    return convert.user(get_user(session, principal, user_id))
+    return s.UserOut.model_validate(get_user(session, principal, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=s.UserOut, summary="Update a user")
@@ -80,19 +82,8 @@ def update_user(
 ) -> s.UserOut:
     row = get_user(session, principal, user_id)
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("name") is None:
-        changes.pop("name", None)
-    for field, value in changes.items():
-        setattr(row, field, value)
-    audit.record(
-        session,
-        "admin.user.updated",
-        actor=principal.actor,
-        subject=row.id,
-        details={"fields": sorted(changes)},
-    )
-    session.commit()
-    return convert.user(row)
+    row = user_service.update_user(session, principal.actor, row, changes)
+    return s.UserOut.model_validate(row)
 
 
 # --- phone numbers -----------------------------------------------------------------------
@@ -115,18 +106,19 @@ def _number_out(session: Session, row: PhoneNumber, principal: Principal) -> s.P
     if principal.user_id is not None and row.user_id != principal.user_id:
         # A scoped key moving someone else's number in sees only its own side of it: the
         # number as pending for its user, never the current owner, agent or dates.
-        return s.PhoneNumberOut(
-            id=row.id,
-            number=s.mask(row.e164),
-            purpose=row.purpose,
-            user_id=principal.user_id,
-            agent_id=None,
-            verified=False,
-            verified_at=None,
-            created_at=pending.created_at if pending is not None else row.created_at,
-            pending_verification=pending is not None,
+        created = pending.created_at if pending is not None else row.created_at
+        return s.PhoneNumberOut.model_validate(row).model_copy(
+            update={
+                "user_id": principal.user_id,
+                "agent_id": None,
+                "verified": False,
+                "verified_at": None,
+                "created_at": created,
+                "pending_verification": pending is not None,
+            }
         )
-    return convert.phone_number(row, pending=pending is not None)
+    out = s.PhoneNumberOut.model_validate(row)
+    return out.model_copy(update={"pending_verification": pending is not None})
 
 
 @router.get("/phone-numbers", response_model=Page[s.PhoneNumberOut], summary="List phone numbers")
@@ -139,14 +131,7 @@ def list_numbers(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.PhoneNumberOut]:
-    query = principal.scoped(select(PhoneNumber), PhoneNumber.user_id)
-    if user_id:
-        query = query.where(PhoneNumber.user_id == user_id)
-    if verified is not None:
-        column = PhoneNumber.verified_at
-        query = query.where(column.is_not(None) if verified else column.is_(None))
-    if purpose:
-        query = query.where(PhoneNumber.purpose == purpose)
+    query = user_service.numbers_query(principal, user_id, verified, purpose)
     order = Order(PhoneNumber.created_at, PhoneNumber.id)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     items = [_number_out(session, r, principal) for r in rows]
@@ -161,6 +146,7 @@ def list_numbers(
     description="A caller number routes only once verified. A number that belongs to "
     "another user stays theirs until the code sent to it is entered here. Agent lines "
     "(our own numbers, admin role) are verified at once and need agent_id.",
+    responses=CANNOT_TEXT_CODE,
 )
 def register_number(
     user_id: str,
@@ -170,14 +156,14 @@ def register_number(
     session: SessionDep,
 ) -> s.VerificationOut:
     owner = get_user(session, principal, user_id)
-    now = request.app.state.clock()
+    now = services_of(request).clock()
     if body.agent_id is not None:
         agent = session.get(Agent, body.agent_id)
         if agent is None or agent.user_id != owner.id:
             raise ApiError(422, "agent_id must be one of this user's agents")
     if body.purpose == "agent_line":
         return _register_line(session, principal, owner, body, now)
-    row = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == body.number))
+    row = user_service.number_by_e164(session, body.number)
     if row is not None and row.purpose != "caller":
         raise ApiError(409, "this number is an agent line")
     if row is None:
@@ -193,7 +179,7 @@ def register_number(
     try:
         pending = verification.send_code(
             session,
-            partial(send_sms, session, request.app.state.sms_sender),
+            partial(send_sms, session, services_of(request).sms_sender),
             row,
             for_user_id=owner.id,
             policy=policy(request),
@@ -226,7 +212,7 @@ def _register_line(
         raise ApiError(403, "only an unscoped admin key registers agent lines")
     if body.agent_id is None:
         raise ApiError(422, "an agent line needs agent_id")
-    if session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == body.number)) is not None:
+    if user_service.number_by_e164(session, body.number) is not None:
         raise ApiError(409, "this number is already registered")
     row = PhoneNumber(
         e164=body.number,
@@ -257,7 +243,7 @@ def read_number(number_id: str, principal: ReadOnly, session: SessionDep) -> s.P
     "/phone-numbers/{number_id}/verify",
     response_model=s.VerificationOut,
     summary="Enter the code texted to the number",
-    responses={200: {"description": "status says whether the code was right"}},
+    responses=CODE_CHECKED,
 )
 def verify_number(
     number_id: str,
@@ -270,7 +256,7 @@ def verify_number(
     pol = policy(request)
     previous_owner = row.user_id
     outcome = verification.check_code(
-        session, row, body.code, policy=pol, now=request.app.state.clock()
+        session, row, body.code, policy=pol, now=services_of(request).clock()
     )
     pending = verification.pending(session, row)
     details: dict[str, object] = {"outcome": outcome.value}
@@ -296,6 +282,7 @@ def verify_number(
     status_code=202,
     response_model=s.VerificationOut,
     summary="Text a fresh code (the old one stops working)",
+    responses=CANNOT_TEXT_CODE,
 )
 def resend_code(
     number_id: str, request: Request, principal: Operator, session: SessionDep
@@ -312,11 +299,11 @@ def resend_code(
     try:
         pending = verification.send_code(
             session,
-            partial(send_sms, session, request.app.state.sms_sender),
+            partial(send_sms, session, services_of(request).sms_sender),
             row,
             for_user_id=target,
             policy=policy(request),
-            now=request.app.state.clock(),
+            now=services_of(request).clock(),
         )
     except SendRefused as exc:
         session.rollback()

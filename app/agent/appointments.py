@@ -277,7 +277,8 @@ class OwnAppointments(DialogueBase):
 
     def do_cancel_all(self) -> str:
         """Each cancellation is a tool call; the reply names only those that committed."""
-        done, failed = [], []
+        done: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
         for target in self.state["targets"]:
             result = self.tool("cancel_appointment", appointment_id=target["id"])
             (done if result.ok else failed).append(target)

@@ -7,9 +7,9 @@ so a restart between two messages loses nothing.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, insert, inspect, literal, select
+from sqlalchemy import Select, Table, and_, insert, inspect, literal, select
 from sqlalchemy.orm import Session
 
 from app.agent.engine import Channel, Engine, Reply, Turn
@@ -194,7 +194,7 @@ class ConversationService:
         # the ORM's execute path would add bookkeeping to a statement that needs none.
         if inspect(conversation).pending:
             self.session.flush()
-        self.session.connection().execute(insert(Message.__table__), rows)
+        self.session.connection().execute(insert(cast(Table, Message.__table__)), rows)
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
@@ -202,13 +202,14 @@ class ConversationService:
         if "caller_name" not in details:
             details = {**details, "caller_name": self.known_name(route)}
             conversation.details = details
-        return details["caller_name"]
+        name: str | None = details["caller_name"]
+        return name
 
     def known_name(self, route: Route) -> str | None:
         return self.session.scalar(self._known_name_query(route))
 
     @staticmethod
-    def _known_name_query(route: Route) -> Select[tuple[str | None]]:
+    def _known_name_query(route: Route) -> Select[str | None]:
         if route.caller_is_owner:
             return select(User.name).where(User.id == route.agent.user_id)
         return (

@@ -209,7 +209,7 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\b(?:el )?(?:dia )?(\d{1,2}) de\b", r"\1"),
     (r"\bel (?:dia )?(\d{1,2})\b", r"the \1th"),
 )
-SPANISH_NUMBERS = [
+SPANISH_NUMBERS: list[str] = [
     "una",
     "dos",
     "tres",
@@ -614,8 +614,8 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         unit = relative.group(2)
         if unit.startswith(("month", "year")):
             months = count * (12 if unit.startswith("year") else 1)
-            year, month = divmod(today.month - 1 + months, 12)
-            return _valid_date(today.year + year, month + 1, min(today.day, 28))
+            add_years, month_index = divmod(today.month - 1 + months, 12)
+            return _valid_date(today.year + add_years, month_index + 1, min(today.day, 28))
         days = count * (7 if unit.startswith("week") else 1)
         return today + timedelta(days=days)
     iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", fragment)
@@ -623,8 +623,8 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
     numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
     if numeric:
-        month, day, year = numeric.groups()  # month first, as callers in the US write
-        return _dated(today, int(month), int(day), year)
+        # month first, as callers in the US write
+        return _dated(today, int(numeric.group(1)), int(numeric.group(2)), numeric.group(3))
     words = re.findall(r"[a-z]+|\d+", fragment)
     month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
     numbers = [w for w in words if w.isdigit()]

@@ -142,7 +142,11 @@ def in_process_client(answer: Callable[[dict[str, Any]], dict[str, Any]] | None 
         return httpx.Response(200, json=completion_body(body, policy(body)))
 
     http = httpx.Client(transport=httpx.MockTransport(handle))
-    return OpenAI(api_key="local", base_url="http://fake-openai.local/v1", http_client=http)
+    return OpenAI(
+        api_key="local",
+        base_url="http://fake-openai.local/v1",
+        http_client=http,  # type: ignore[arg-type]  # openai 3 takes an httpx 0.x client too (openai/_httpx2.py)
+    )
 
 
 @contextmanager

@@ -115,7 +115,7 @@ def make_client(settings: Settings, http_client: httpx.Client | None = None) -> 
         max_retries=0,
         timeout=settings.openai_timeout_seconds,
         # httpx (not the SDK's default transport): pooled, and mockable with respx.
-        http_client=http_client or httpx.Client(timeout=settings.openai_timeout_seconds),
+        http_client=http_client or httpx.Client(timeout=settings.openai_timeout_seconds),  # type: ignore[arg-type]  # openai 3 takes an httpx 0.x client too (openai/_httpx2.py)
     )
 
 

@@ -128,10 +128,6 @@ def _nth(index: int, lang: str = "en") -> str:
     return f"the {words[index]}" if index < len(words) else f"number {index + 1}"
 
 
-def confirm_suffix(channel: str) -> str:
-    return "Shall I go ahead?" if channel == "voice" else "Reply YES to confirm."
-
-
 def article(word: str, lang: str = "en") -> str:
     if lang == "es":
         return f"una cita de {word}"

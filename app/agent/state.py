@@ -35,11 +35,6 @@ class Awaiting(StrEnum):
     INSTEAD = "instead"  # "instead of, or in addition to, your 3 PM?"
 
 
-class AppointmentStatus(StrEnum):
-    CONFIRMED = "confirmed"
-    CANCELLED = "cancelled"
-
-
 class AppointmentRef(TypedDict):
     """One of the caller's appointments as the tools list it."""
 

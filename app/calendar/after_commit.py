@@ -22,7 +22,7 @@ _QUEUED = "after_commit_queued"
 _READY = "after_commit_ready"
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
+def after_commit(session: Session, action: Callable[[], object]) -> None:
     session.info.setdefault(_QUEUED, []).append(action)
 
 

@@ -16,6 +16,7 @@ from app.config import get_settings
 from app.db import make_engine, make_session_factory
 from app.models import Agent
 from app.notify import build_sender
+from app.progress import progress_bar
 from app.security.vault import VaultError
 
 calendar_cli = typer.Typer(
@@ -69,7 +70,15 @@ def run_sync(
     factory = build_calendar_factory(settings, vault, build_sender(settings), clock=system_clock)
     batch = settings.calendar_sync_batch
     if not loop:
-        report = sync.sweep_once(session_factory, factory, system_clock, batch=batch)
+        with progress_bar("syncing calendars") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total(total)
+                bar.done(done)
+
+            report = sync.sweep_once(
+                session_factory, factory, system_clock, batch=batch, progress=progress
+            )
         typer.echo(
             f"synced {report.synced}, failed {report.failed}, "
             f"skipped {report.skipped}, detached {report.detached}"

@@ -557,7 +557,7 @@ class GoogleCalendar:
             log.error("refresh token of connection %s cannot be decrypted", self.connection_id)
             raise CalendarError(UNAVAILABLE_MESSAGE) from None
         cached = self.factory.access_token(self.connection_id)
-        return Credentials(
+        return Credentials(  # type: ignore[no-untyped-call]  # google-auth's __init__ is unannotated
             token=cached.token,
             expiry=cached.expiry,
             refresh_token=refresh_token,

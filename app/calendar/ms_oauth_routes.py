@@ -14,6 +14,7 @@ from app.calendar.ms_oauth import CALLBACK_PATH, START_PATH, STATE_COOKIE, Micro
 from app.calendar.oauth import Outcome, Started
 from app.calendar.oauth_routes import KEEPS_STATE_COOKIE, page
 from app.deps import SessionDep
+from app.services import services_of
 
 router = APIRouter(tags=["calendar"])
 
@@ -39,7 +40,7 @@ def connect(
     oauth = _oauth(request)
     if oauth is None:
         return ms_page(Outcome.NOT_CONFIGURED)
-    result = oauth.start(session, t, request.app.state.clock())
+    result = oauth.start(session, t, services_of(request).clock())
     if not isinstance(result, Started):
         return ms_page(result)
     response = RedirectResponse(result.authorization_url, status_code=302)
@@ -74,7 +75,7 @@ def callback(
         cookie_state=request.cookies.get(STATE_COOKIE),
         code=code,
         error=error,
-        now=request.app.state.clock(),
+        now=services_of(request).clock(),
     )
     response = ms_page(outcome)
     if outcome not in KEEPS_STATE_COOKIE:

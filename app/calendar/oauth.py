@@ -63,7 +63,8 @@ def client_config(settings: Settings) -> dict[str, Any] | None:
         config = json.loads(settings.google_client_secrets_file.read_text())
         if "web" not in config:
             raise ValueError("GOOGLE_CLIENT_SECRETS_FILE must be a 'Web application' client")
-        return config
+        parsed: dict[str, Any] = config
+        return parsed
     if settings.google_client_id and settings.google_client_secret is not None:
         return {
             "web": {

@@ -21,6 +21,7 @@ from app.calendar.oauth import (
     Started,
 )
 from app.deps import SessionDep
+from app.services import services_of
 
 router = APIRouter(tags=["calendar"])
 
@@ -100,7 +101,8 @@ def page(outcome: Outcome) -> HTMLResponse:
 
 
 def _oauth(request: Request) -> GoogleOAuth | None:
-    return request.app.state.google_oauth
+    oauth: GoogleOAuth | None = services_of(request).google_oauth
+    return oauth
 
 
 @router.get(START_PATH, summary="Open a calendar connect link (redirects to Google)")
@@ -110,7 +112,7 @@ def connect(
     oauth = _oauth(request)
     if oauth is None:
         return page(Outcome.NOT_CONFIGURED)
-    result = oauth.start(session, t, request.app.state.clock())
+    result = oauth.start(session, t, services_of(request).clock())
     if not isinstance(result, Started):
         return page(result)
     response = RedirectResponse(result.authorization_url, status_code=302)
@@ -145,7 +147,7 @@ def callback(
         cookie_state=request.cookies.get(STATE_COOKIE),
         code=code,
         error=error,
-        now=request.app.state.clock(),
+        now=services_of(request).clock(),
     )
     response = page(outcome)
     if outcome not in KEEPS_STATE_COOKIE:

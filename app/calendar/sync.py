@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calendar.backend import CalendarError, CalendarFactory
 from app.clock import Clock
 from app.db import read_only
-from app.models import Agent, Appointment
+from app.models import Agent, Appointment, AppointmentStatus, SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ LONGEST_RETRY = timedelta(hours=1)
 
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min, ... capped at an hour."""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
+    return min(FIRST_RETRY * int(2 ** max(attempts - 1, 0)), LONGEST_RETRY)
 
 
 @dataclass
@@ -55,7 +57,7 @@ def due_ids(session: Session, now: datetime, limit: int) -> list[str]:
         ids = session.scalars(
             select(Appointment.id)
             .where(
-                Appointment.sync_status == "pending",
+                Appointment.sync_status == SyncStatus.PENDING,
                 or_(Appointment.next_sync_at.is_(None), Appointment.next_sync_at <= now),
             )
             .order_by(Appointment.next_sync_at, Appointment.id)
@@ -71,13 +73,17 @@ def sweep_once(
     clock: Clock,
     *,
     batch: int = 100,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
+    """One pass over due rows; `progress(done, total)` after each (the CLI's bar)."""
     report = SweepReport()
     with session_factory() as session:
         ids = due_ids(session, clock(), batch)
-    for appointment_id in ids:
+    for done, appointment_id in enumerate(ids, 1):
         outcome = sync_one(session_factory, calendar_factory, clock, appointment_id)
         setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress is not None:
+            progress(done, len(ids))
     if ids:
         log.info(
             "calendar sync: %d synced, %d failed, %d skipped, %d detached",
@@ -94,14 +100,14 @@ def _claim(session: Session, appointment_id: str, now: datetime) -> bool:
         update(Appointment)
         .where(
             Appointment.id == appointment_id,
-            Appointment.sync_status == "pending",
+            Appointment.sync_status == SyncStatus.PENDING,
             or_(Appointment.next_sync_at.is_(None), Appointment.next_sync_at <= now),
         )
         .values(next_sync_at=now + LEASE, sync_attempts=Appointment.sync_attempts + 1)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return bool(claimed.rowcount)
+    return bool(cast(CursorResult[Any], claimed).rowcount)
 
 
 def sync_one(
@@ -125,14 +131,14 @@ def sync_one(
         # End the transaction: no database lock is held while Google is called.
         session.commit()
         if calendar.name == "local":
-            appointment.sync_status = "not_applicable"
+            appointment.sync_status = SyncStatus.NOT_APPLICABLE
             appointment.next_sync_at = None
             session.commit()
             return "detached"
         error: str | None = None
         event_id: str | None = None
         try:
-            if appointment.status == "confirmed":
+            if appointment.status == AppointmentStatus.CONFIRMED:
                 event_id = calendar.create_event(agent, appointment)
             else:
                 calendar.delete_event(agent, appointment)
@@ -160,17 +166,17 @@ def _record(
         return "skipped"
     if (appointment.status, appointment.start_at, appointment.end_at) != snapshot:
         # Moved or cancelled while we wrote: write the new state on the next sweep.
-        appointment.sync_status = "pending"
+        appointment.sync_status = SyncStatus.PENDING
         appointment.next_sync_at = now
         session.commit()
         return "failed"
     if error is not None:
-        appointment.sync_status = "pending"
+        appointment.sync_status = SyncStatus.PENDING
         appointment.next_sync_at = now + backoff(appointment.sync_attempts)
         appointment.last_sync_error = error[:500]
         session.commit()
         return "failed"
-    appointment.sync_status = "synced"
+    appointment.sync_status = SyncStatus.SYNCED
     appointment.next_sync_at = None
     appointment.last_sync_error = None
     if event_id is not None:

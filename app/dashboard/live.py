@@ -15,6 +15,7 @@ from app.dashboard import views
 from app.dashboard.web import NotFound, ReadSession, SignInRequired, owner_id, render, templates
 from app.db import read_only
 from app.models import Agent
+from app.services import services_of
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 POLL_SECONDS = 1.0
@@ -79,7 +80,7 @@ def _event(turn: views.Turn) -> str:
 async def conversation_events(
     request: Request, agent_id: str, conversation_id: str, after: int = 0
 ) -> StreamingResponse:
-    factory = request.app.state.session_factory
+    factory = services_of(request).session_factory
 
     def check() -> Agent:
         with factory() as session, read_only(session):

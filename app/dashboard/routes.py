@@ -33,6 +33,7 @@ from app.notifications.plan import settings_for
 from app.phone import try_e164
 from app.security.ratelimit import CallerLimit
 from app.security.verification import Outcome
+from app.services import services_of
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 Csrf = Annotated[None, Depends(check_csrf)]
@@ -75,8 +76,8 @@ def sign_in_page(request: Request) -> HTMLResponse:
 
 
 def _allowed(request: Request, who: str) -> bool:
-    settings = request.app.state.settings
-    limit = CallerLimit(request.app.state.limiter, settings.rate_limit_dashboard_sign_in, "dash")
+    settings = services_of(request).settings
+    limit = CallerLimit(services_of(request).limiter, settings.rate_limit_dashboard_sign_in, "dash")
     return limit.allow(who)
 
 
@@ -84,7 +85,7 @@ def _allowed(request: Request, who: str) -> bool:
 def request_sign_in(
     request: Request, session: SessionDep, _csrf: Csrf, phone: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     number = try_e164(phone.strip(), settings.default_region)
     if number is None:
         error = "Enter a phone number we can read, e.g. +1 415 555 0123."
@@ -99,11 +100,11 @@ def request_sign_in(
         spanish = request.cookies.get(LANG_COOKIE) == "es"
         sign_in_id = auth.text_sign_in(
             session,
-            request.app.state.sms_sender,
+            services_of(request).sms_sender,
             settings,
             number,
             owner,
-            request.app.state.clock(),
+            services_of(request).clock(),
             spanish=spanish,
         )
         session.commit()
@@ -113,8 +114,8 @@ def request_sign_in(
 
 
 def _signed_in(request: Request, session: Session, user_id: str) -> RedirectResponse:
-    settings = request.app.state.settings
-    token = auth.start_session(session, settings, user_id, request.app.state.clock())
+    settings = services_of(request).settings
+    token = auth.start_session(session, settings, user_id, services_of(request).clock())
     session.commit()
     response = redirect(request, BASE)
     set_cookie(
@@ -132,8 +133,8 @@ def sign_in_with_code(
     sign_in_id: Annotated[str, Form(max_length=32)] = "",
     code: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
-    settings = request.app.state.settings
-    row = auth.redeem_code(session, settings, sign_in_id, code, request.app.state.clock())
+    settings = services_of(request).settings
+    row = auth.redeem_code(session, settings, sign_in_id, code, services_of(request).clock())
     if row is None:
         session.commit()  # a wrong code still counts as an attempt
         error = "That code is not valid or has expired."
@@ -154,7 +155,7 @@ def link_landing(request: Request) -> HTMLResponse:
 def redeem_link(
     request: Request, session: SessionDep, _csrf: Csrf, t: Annotated[str, Form(max_length=128)] = ""
 ) -> Response:
-    row = auth.redeem_link(session, request.app.state.settings, t, request.app.state.clock())
+    row = auth.redeem_link(session, services_of(request).settings, t, services_of(request).clock())
     if row is None:
         error = "This sign-in link is not valid, was used already or has expired."
         return render(request, "sign_in.html", {"step": "phone", "error": error}, 400)
@@ -165,7 +166,7 @@ def redeem_link(
 def sign_out(request: Request, session: SessionDep, _csrf: Csrf) -> Response:
     token = request.cookies.get(auth.SESSION_COOKIE)
     if token:
-        auth.end_session(session, token, request.app.state.clock())
+        auth.end_session(session, token, services_of(request).clock())
         session.commit()
     response = redirect(request, f"{BASE}/sign-in")
     response.delete_cookie(auth.SESSION_COOKIE, path=auth.COOKIE_PATH)
@@ -177,7 +178,7 @@ def switch_language(request: Request, code: str, next: str = BASE) -> Response:
     target = next if next.startswith(f"{BASE}") and "//" not in next else BASE
     response = redirect(request, target)
     if code in ("en", "es"):
-        set_cookie(response, request.app.state.settings, LANG_COOKIE, code, 365 * 24 * 3600)
+        set_cookie(response, services_of(request).settings, LANG_COOKIE, code, 365 * 24 * 3600)
     return response
 
 
@@ -197,7 +198,7 @@ def agenda(
 ) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
-    week = views.agenda(session, agent, request.app.state.clock(), start)
+    week = views.agenda(session, agent, services_of(request).clock(), start)
     return _page(request, session, user_id, agent, "agenda.html", week=week, days=week.days)
 
 
@@ -241,7 +242,7 @@ def cancel_appointment(
     row = actions.owned_appointment(session, agent, appointment_id)
     if row is None:
         raise NotFound
-    state = request.app.state
+    state = services_of(request)
     result = actions.cancel(session, state.calendar_factory, user_id, agent, row, state.clock())
     return _appointment_outcome(request, agent, result.ok, result.one_line())
 
@@ -264,7 +265,7 @@ def move_appointment(
         start = datetime.fromisoformat(new_start)
     except ValueError:
         return _appointment_outcome(request, agent, False, "Pick a date and time to move it to.")
-    state = request.app.state
+    state = services_of(request)
     result = actions.move(
         session, state.calendar_factory, user_id, agent, row, start, state.clock()
     )
@@ -356,8 +357,8 @@ def calendar_page(request: Request, agent_id: str, session: ReadSession) -> HTML
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     status = views.calendar_status(session, agent)
-    configured = request.app.state.google_oauth is not None
-    ms_configured = getattr(request.app.state, "microsoft_oauth", None) is not None
+    configured = services_of(request).google_oauth is not None
+    ms_configured = services_of(request).microsoft_oauth is not None
     return _page(
         request,
         session,
@@ -375,7 +376,7 @@ def connect_calendar(request: Request, agent_id: str, session: ReadSession) -> R
     """Into the same signed, single-use connect link the operator texts (app/calendar)."""
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
-    url = oauth.connect_url(request.app.state.settings, agent.id, request.app.state.clock())
+    url = oauth.connect_url(services_of(request).settings, agent.id, services_of(request).clock())
     response = RedirectResponse(url, status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -387,7 +388,7 @@ def connect_microsoft(request: Request, agent_id: str, session: ReadSession) -> 
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     url = oauth.connect_url(
-        request.app.state.settings, agent.id, request.app.state.clock(), MS_START_PATH
+        services_of(request).settings, agent.id, services_of(request).clock(), MS_START_PATH
     )
     response = RedirectResponse(url, status_code=303)
     response.headers["Cache-Control"] = "no-store"
@@ -401,7 +402,7 @@ def disconnect_calendar(
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
     # Stop the provider's pushes while the token can still do it.
-    stop_push(session, request.app.state.calendar_factory, agent)
+    stop_push(session, services_of(request).calendar_factory, agent)
     actions.disconnect_calendar(session, user_id, agent)
     return redirect(request, f"{BASE}/a/{agent.id}/calendar", flash="Saved.")
 
@@ -427,7 +428,7 @@ def add_number(
 ) -> Response:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
-    state = request.app.state
+    state = services_of(request)
     number = try_e164(phone.strip(), state.settings.default_region)
     if number is None:
         problem: str | None = "Enter a phone number we can read, e.g. +1 415 555 0123."
@@ -459,7 +460,7 @@ def verify_number(
     row = actions.pending_number(session, user_id, number_id)
     if row is None:
         raise NotFound
-    state = request.app.state
+    state = services_of(request)
     outcome = actions.verify_number(session, state.settings, user_id, row, code, state.clock())
     message = "Verified" if outcome is Outcome.VERIFIED else VERIFY_MESSAGES[outcome]
     return redirect(request, f"{BASE}/a/{agent.id}/numbers", flash=message)
@@ -480,5 +481,5 @@ VERIFY_MESSAGES = {
 def insights_page(request: Request, agent_id: str, session: ReadSession) -> HTMLResponse:
     user_id = owner_id(request, session)
     agent = _agent(session, user_id, agent_id)
-    data = views.insights(session, agent, request.app.state.clock())
+    data = views.insights(session, agent, services_of(request).clock())
     return _page(request, session, user_id, agent, "insights.html", insights=data)

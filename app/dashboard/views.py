@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 from app.models import (
     Agent,
     Appointment,
+    AppointmentStatus,
     Attendance,
     CalendarConnection,
     Conversation,
     Message,
     PhoneNumber,
+    SyncStatus,
 )
 from app.security import verification
 
@@ -114,7 +116,7 @@ def _agenda_days(
         )
         .where(
             Appointment.agent_id == agent.id,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             # Types last at most 12 h (the schema's limit): a bounded index range that
             # still includes an appointment already in progress.
             Appointment.start_at >= start - timedelta(hours=12),
@@ -250,7 +252,7 @@ def calendar_status(session: Session, agent: Agent) -> CalendarStatus:
     pending = session.scalar(
         select(func.count())
         .select_from(Appointment)
-        .where(Appointment.agent_id == agent.id, Appointment.sync_status == "pending")
+        .where(Appointment.agent_id == agent.id, Appointment.sync_status == SyncStatus.PENDING)
     )
     if row is None:
         return CalendarStatus(agent.calendar_provider, "not_connected", None, None, None, 0)
@@ -347,7 +349,7 @@ def attendance_outcomes(
         )
         .group_by(Attendance.outcome)
     ).all()
-    return {outcome: count for outcome, count in rows}
+    return {outcome: count for outcome, count in rows if outcome is not None}
 
 
 CHANNEL_COLOURS = {
@@ -372,7 +374,7 @@ def bar_chart(labels: list[str], per_day: list[dict[str, int]]) -> str:
         f'<text x="0" y="12" font-size="11" fill="#222">{peak}</text>'
     ]
     for i, day in enumerate(per_day):
-        y = height
+        y: float = height
         for channel in CHANNELS:
             n = day.get(channel, 0)
             if not n:

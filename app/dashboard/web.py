@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.dashboard import auth, i18n
 from app.db import read_only
+from app.services import services_of
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -31,7 +32,7 @@ LANG_COOKIE = "dash_lang"
 def read_session(request: Request) -> Iterator[Session]:
     """A plain read: on SQLite, pages must not queue for the single write turn that
     webhooks are using (every other transaction there is BEGIN IMMEDIATE)."""
-    with request.app.state.session_factory() as session, read_only(session):
+    with services_of(request).session_factory() as session, read_only(session):
         yield session
 
 
@@ -52,7 +53,7 @@ def secure_cookies(settings: Settings) -> bool:
 
 def owner_id(request: Request, session: Session) -> str:
     user_id = auth.session_user(
-        session, request.cookies.get(auth.SESSION_COOKIE), request.app.state.clock()
+        session, request.cookies.get(auth.SESSION_COOKIE), services_of(request).clock()
     )
     if user_id is None:
         raise SignInRequired
@@ -67,7 +68,7 @@ def cookie_value(request: Request) -> str | None:
 async def check_csrf(request: Request) -> None:
     form = await request.form()
     submitted = form.get("csrf")
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     if not auth.csrf_ok(settings, cookie_value(request), str(submitted) if submitted else None):
         raise HTTPException(403, "The form expired or did not come from this site. Reload it.")
 
@@ -85,7 +86,7 @@ def render(
 ) -> HTMLResponse:
     lang = language(request)
     csrf_source = anon_cookie or cookie_value(request) or ""
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     flash = request.cookies.get(FLASH_COOKIE)
     full = {
         "request": request,
@@ -125,5 +126,5 @@ def redirect(request: Request, url: str, flash: str | None = None) -> RedirectRe
     response = RedirectResponse(url, status_code=303)
     _no_store(response)
     if flash:
-        set_cookie(response, request.app.state.settings, FLASH_COOKIE, quote(flash), 60)
+        set_cookie(response, services_of(request).settings, FLASH_COOKIE, quote(flash), 60)
     return response

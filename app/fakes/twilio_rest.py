@@ -168,7 +168,7 @@ class FakeTwilio:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeTwilio:
         self._thread.start()

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.models import Agent, Appointment, Notification, ReminderSettings, new_id
+from app.models import Agent, Appointment, AppointmentStatus, Notification, ReminderSettings, new_id
 from app.notifications.plan import owner_number, sending_number
 from app.notifications.timing import local_time_today, parse_hhmm
 
@@ -27,7 +27,7 @@ def agenda_text(session: Session, agent: Agent, day_start: datetime, zone: ZoneI
         select(Appointment.start_at, Appointment.appointment_type, Appointment.contact_name)
         .where(
             Appointment.agent_id == agent.id,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             Appointment.start_at >= day_start,
             Appointment.start_at < day_start + timedelta(days=1),
         )
@@ -56,7 +56,7 @@ def schedule_agendas(session: Session, now: datetime) -> int:
     ).all()
     for agent, at in candidates:
         zone = ZoneInfo(agent.timezone)
-        due = local_time_today(now, parse_hhmm(at), zone)
+        due = local_time_today(now, parse_hhmm(at or ""), zone)
         owner = owner_number(session, agent)
         if owner is None or not (due <= now < due + LATE_CUTOFF):
             continue

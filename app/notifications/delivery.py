@@ -21,15 +21,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import Clock
 from app.config import Settings
-from app.models import Appointment, Notification, SenderPace, SmsOptOut
+from app.models import Appointment, AppointmentStatus, Notification, SenderPace, SmsOptOut
 from app.notifications import replies
 from app.notifications.outbound import (
     NotConfigured,
@@ -293,7 +294,8 @@ class Deliverer:
             set(
                 session.scalars(
                     select(Appointment.id).where(
-                        Appointment.id.in_(reminder_of), Appointment.status == "confirmed"
+                        Appointment.id.in_(reminder_of),
+                        Appointment.status == AppointmentStatus.CONFIRMED,
                     )
                 )
             )
@@ -380,4 +382,4 @@ class Deliverer:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        return int(done.rowcount or 0)
+        return int(cast(CursorResult[Any], done).rowcount or 0)

@@ -87,7 +87,7 @@ def build_outbound(settings: Settings) -> OutboundSender:
     )
 
 
-class BaseUrlHttpClient(TwilioHttpClient):
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
     """twilio's own HTTP client, sending to another API base (a fake in tests)."""
 
     def __init__(self, base_url: str, timeout: float) -> None:

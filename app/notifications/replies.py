@@ -21,6 +21,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from app.models import (
     Agent,
     Appointment,
+    AppointmentStatus,
     Attendance,
     Conversation,
     Message,
@@ -111,7 +112,7 @@ def reminded_appointment(
             Notification.kind.in_(("reminder", "reminder_call")),
             Notification.status.in_(SENT),
             Notification.sent_at >= now - REPLY_WINDOW,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             Appointment.end_at > now,
         )
         .order_by(Notification.sent_at.desc())

@@ -240,7 +240,10 @@ class Judge:
         first = exchanges[0].before if exchanges else {}
         final = exchanges[-1].after if exchanges else {}
         if scenario.intent == "move" or scenario.category == "move":
-            count = lambda held: sum(h.mine and h.status == "confirmed" for h in held.values())  # noqa: E731
+
+            def count(held: dict[str, Held]) -> int:
+                return sum(h.mine and h.status == "confirmed" for h in held.values())
+
             expected = sum(
                 b.who == "caller" and b.status == "confirmed" for b in scenario.expect.appointments
             )

@@ -175,6 +175,7 @@ def play(stage: Stage, scenario: Scenario, channel: str, goal_met: GoalCheck) ->
                 if turn is None:
                     break
                 restated += turn.restates
+            assert turn is not None  # popped, or the loop broke on None
             reply, ended = line.say(turn.text)
             after = held(stage, seeded, scenario)
             transcript.exchanges.append(Exchange(turn, reply, before, after))
@@ -188,4 +189,4 @@ def play(stage: Stage, scenario: Scenario, channel: str, goal_met: GoalCheck) ->
 
 
 class GoalCheck(Protocol):
-    def __call__(self, scenario: Scenario, now_held: dict[str, Held]) -> bool: ...
+    def __call__(self, scenario: Scenario, final: dict[str, Held], /) -> bool: ...

@@ -170,7 +170,7 @@ def read_dates(text: str, today: date) -> set[date]:
             found.add(_year_for(int(month), int(day), today))  # type: ignore[arg-type]
     for year, month, day in ISO.findall(folded):
         found.add(date(int(year), int(month), int(day)))
-    found.discard(None)  # type: ignore[arg-type]
+    found.discard(None)
     return found
 
 

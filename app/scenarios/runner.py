@@ -9,10 +9,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from app.scenarios.judge import Outcome, goal_met, judge
+from app.scenarios.judge import Outcome
 from app.scenarios.model import CATEGORIES, Scenario
-from app.scenarios.play import play
-from app.scenarios.stage import Stage
 
 Echo = Callable[[str], None]
 
@@ -28,10 +26,6 @@ def select(scenarios: Iterable[Scenario], selection: Selection) -> list[Scenario
     if selection.only:
         picked = [s for s in picked if selection.only in {s.category, s.id, s.source}]
     return picked
-
-
-def run_all(stage: Stage, scenarios: list[Scenario], channel: str) -> list[Outcome]:
-    return [judge(s, play(stage, s, channel, goal_met), channel) for s in scenarios]
 
 
 def table(outcomes: list[Outcome], title: str) -> list[str]:

@@ -22,9 +22,19 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, event, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from app.config import DEV_AUDIT_SIGNING_KEY
@@ -149,7 +159,7 @@ def _write_pending(session: Session) -> None:
         for at, actor, action, subject, details in pending
     ]
     # One INSERT for all entries of the transaction; no read of the chain, no lock.
-    session.connection().execute(insert(AuditEntry.__table__), rows)
+    session.connection().execute(insert(cast(Table, AuditEntry.__table__)), rows)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -228,7 +238,7 @@ def seal(session: Session, batch: int = 1000) -> SealResult:
 
 
 def _write_links(session: Session, links: list[dict[str, Any]]) -> None:
-    table = AuditEntry.__table__
+    table = cast(Table, AuditEntry.__table__)
     statement = (
         update(table)
         .where(table.c.id == bindparam("entry_id"))

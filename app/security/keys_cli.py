@@ -8,7 +8,14 @@ import typer
 
 from app.config import get_settings
 from app.db import make_engine, make_session_factory
-from app.security.vault import RotationReport, VaultError, build_vault, generate_key
+from app.progress import progress_bar
+from app.security.vault import (
+    RotationReport,
+    VaultError,
+    build_vault,
+    count_encrypted,
+    generate_key,
+)
 
 keys_cli = typer.Typer(no_args_is_help=True, help="Token encryption keys")
 
@@ -38,12 +45,13 @@ def rotate(
         typer.echo("error: TOKEN_ENCRYPTION_KEYS is not set; nothing to rotate to.", err=True)
         raise typer.Exit(2)
     session_factory = make_session_factory(make_engine(settings))
-
-    def progress(report: RotationReport) -> None:
-        typer.echo(f"  batch {report.batches}: {report.rotated} re-encrypted so far", err=True)
-
     try:
-        report = rotate_all(session_factory, vault, batch_size=batch_size, progress=progress)
+        with progress_bar("re-encrypting", count_encrypted(session_factory)) as bar:
+
+            def progress(report: RotationReport) -> None:
+                bar.done(report.rotated + report.already_current)
+
+            report = rotate_all(session_factory, vault, batch_size=batch_size, progress=progress)
     except VaultError as exc:
         typer.echo(f"error: {exc} (is the old key still listed after the new one?)", err=True)
         raise typer.Exit(1) from None

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from slowapi import Limiter
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -152,9 +153,11 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, settings: Settings, json_prefixes: tuple[str, ...]) -> None:
+def install(
+    app: FastAPI, settings: Settings, limiter: Limiter, json_prefixes: tuple[str, ...]
+) -> None:
     """Add the guards; the last added runs first, so headers wrap every refusal."""
-    app.add_middleware(ClientLimitMiddleware, limiter=app.state.limiter, settings=settings)
+    app.add_middleware(ClientLimitMiddleware, limiter=limiter, settings=settings)
     app.add_middleware(JsonContentTypeMiddleware, prefixes=json_prefixes)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

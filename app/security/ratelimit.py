@@ -16,6 +16,7 @@ from slowapi import Limiter
 from starlette.requests import Request
 
 from app.config import Settings
+from app.services import services_of
 
 
 @lru_cache(maxsize=8)
@@ -61,7 +62,8 @@ def _valid_ip(value: str) -> bool:
 
 
 def client_key(request: Request) -> str:
-    settings = getattr(request.app.state, "settings", None)
+    services = getattr(services_of(request), "services", None)
+    settings = services.settings if services is not None else None
     trusted = settings.trusted_proxies if settings is not None else ""
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.get("x-forwarded-for"), trusted)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from app.security import audit
+from app.services import services_of
 
 
 async def audit_rejection(request: Request, provider: str, reason: str) -> None:
@@ -18,7 +19,7 @@ async def audit_rejection(request: Request, provider: str, reason: str) -> None:
 
 
 def _record(request: Request, provider: str, reason: str) -> None:
-    with request.app.state.session_factory() as session:
+    with services_of(request).session_factory() as session:
         audit.record(
             session,
             "webhook.rejected",

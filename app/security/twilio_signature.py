@@ -11,6 +11,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from app.logs import bind
+
 SIGNATURE_HEADER = "x-twilio-signature"
 SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 
@@ -59,4 +61,15 @@ class TwilioVerifier:
         form = await request.form()
         if not self._validator.validate(url, form, signature, algorithm):
             raise SignatureRejected("signature mismatch")
+        _bind_sids(form)
         return form
+
+
+def _bind_sids(form: FormData) -> None:
+    """Every later log line of this webhook names the call or message it is about."""
+    call_sid, message_sid = form.get("CallSid"), form.get("MessageSid")
+    bind(
+        call_sid=call_sid if isinstance(call_sid, str) else None,
+        message_sid=message_sid if isinstance(message_sid, str) else None,
+        channel="voice" if call_sid else "sms" if message_sid else None,
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,9 @@ from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import Headers
 
 from app.config import Settings
+from app.logs import bind
 from app.security.rejections import audit_rejection
+from app.services import services_of
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-signature"
@@ -106,15 +109,26 @@ class VapiAuthenticator:
 
 async def verified_vapi_body(request: Request) -> bytes:
     """The raw body of a request that carries a valid VAPI credential."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = services_of(request).settings
     body = await request.body()
     try:
-        VapiAuthenticator(settings).check(request.headers, body, request.app.state.clock())
+        VapiAuthenticator(settings).check(request.headers, body, services_of(request).clock())
     except VapiRejected as exc:
         log.warning("VAPI request rejected on %s: %s", request.url.path, exc.reason)
         await audit_rejection(request, "vapi", exc.reason)
         raise HTTPException(status_code=exc.status_code, detail=exc.reason) from None
+    _bind_call(body)
     return body
+
+
+def _bind_call(body: bytes) -> None:
+    """Every later log line of this webhook names the VAPI call it is about."""
+    try:
+        call = json.loads(body).get("message", {}).get("call", {})
+    except (ValueError, AttributeError, RecursionError):
+        return  # the handler answers a malformed body with its own one-line error
+    call_id = call.get("id") if isinstance(call, dict) else None
+    bind(call_sid=call_id if isinstance(call_id, str) else None, channel="vapi")
 
 
 VapiBody = Annotated[bytes, Depends(verified_vapi_body)]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from app.config import Settings
@@ -178,6 +178,15 @@ class RotationReport:
     rotated: int = 0
     already_current: int = 0
     batches: int = 0
+
+
+def count_encrypted(session_factory: sessionmaker[Session]) -> int:
+    """How many stored secrets a rotation goes through (the progress bar's total)."""
+    with session_factory() as session:
+        return sum(
+            session.scalar(select(func.count()).select_from(model).where(column.is_not(None))) or 0
+            for model, _key, column in ENCRYPTED_COLUMNS
+        )
 
 
 def rotate_all(

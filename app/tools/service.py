@@ -28,7 +28,7 @@ from app.calendar.availability import (
     find_slots,
 )
 from app.calendar.backend import CalendarBackend, CalendarError
-from app.models import Agent, Appointment
+from app.models import Agent, Appointment, AppointmentStatus, SyncStatus
 from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
@@ -132,14 +132,14 @@ class SchedulingTools:
 
     def _appointments_between(
         self, start: datetime, end: datetime, exclude_id: str | None = None
-    ) -> list[Row[tuple[str, datetime, datetime]]]:
+    ) -> list[Row[str, datetime, datetime]]:
         """(type, start, end) of live appointments overlapping the window: plain rows,
         since a busy calendar has many and none of them is changed here."""
         query = select(
             Appointment.appointment_type, Appointment.start_at, Appointment.end_at
         ).where(
             Appointment.agent_id == self.ctx.agent.id,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
             Appointment.start_at < end,
             Appointment.end_at > start,
         )
@@ -303,7 +303,7 @@ class SchedulingTools:
             appointment_type=kind.key,
             start_at=start,
             end_at=start + kind.duration,
-            status="confirmed",
+            status=AppointmentStatus.CONFIRMED,
             contact_e164=self.ctx.caller,
             contact_name=args.name,
             notes=args.notes,
@@ -335,7 +335,7 @@ class SchedulingTools:
         query = select(Appointment).where(
             Appointment.agent_id == self.ctx.agent.id,
             Appointment.contact_e164 == self.ctx.caller,
-            Appointment.status == "confirmed",
+            Appointment.status == AppointmentStatus.CONFIRMED,
         )
         if not args.include_past:
             query = query.where(Appointment.end_at > self.ctx.now)
@@ -363,13 +363,13 @@ class SchedulingTools:
                 message="I couldn't find that appointment among yours.",
                 data={"error": "not_found"},
             )
-        if appointment.status == "cancelled":
+        if appointment.status == AppointmentStatus.CANCELLED:
             return ToolResult(
                 ok=True,
                 message="That appointment was already cancelled.",
                 data={"appointment": self._appointment_data(appointment)},
             )
-        appointment.status = "cancelled"
+        appointment.status = AppointmentStatus.CANCELLED
         appointment.cancelled_at = self.ctx.now
         self.ctx.session.flush()
         self._write_through(self.ctx.calendar.delete_event, appointment)
@@ -387,7 +387,7 @@ class SchedulingTools:
         if refusal is not None:
             return refusal
         appointment = self._own_appointment(args.appointment_id)
-        if appointment is None or appointment.status != "confirmed":
+        if appointment is None or appointment.status != AppointmentStatus.CONFIRMED:
             return ToolResult(
                 ok=False,
                 message="I couldn't find that appointment among your upcoming ones.",
@@ -463,7 +463,7 @@ class SchedulingTools:
         key = self._derived_key(kind, start)
         existing = self._by_key(key)
         while existing is not None and (
-            existing.status != "confirmed" or existing.start_at != start
+            existing.status != AppointmentStatus.CONFIRMED or existing.start_at != start
         ):
             key = self._rekeyed(key, existing.id)
             existing = self._by_key(key)
@@ -502,7 +502,7 @@ class SchedulingTools:
         """
         self._seen = None  # what this turn read before the change is out of date
         if self.ctx.calendar.name != "local":
-            appointment.sync_status = "pending"
+            appointment.sync_status = SyncStatus.PENDING
             appointment.next_sync_at = None
             self.ctx.session.flush()
             self.ctx.calendar.write_after_commit(appointment.id)
@@ -510,13 +510,13 @@ class SchedulingTools:
         try:
             external_id = write(self.ctx.agent, appointment)
         except CalendarError as exc:
-            appointment.sync_status = "pending"
+            appointment.sync_status = SyncStatus.PENDING
             appointment.last_sync_error = str(exc)[:500]
             return
         if external_id is not None:
             appointment.external_event_id = external_id
         if self.ctx.calendar.name != "local":
-            appointment.sync_status = "synced"
+            appointment.sync_status = SyncStatus.SYNCED
 
     def _insert_guarded(self, appointment: Appointment) -> bool:
         """Insert in a savepoint; False when the database refuses an overlap."""

@@ -16,6 +16,8 @@ import anyio
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from app.services import services_of
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ async def in_worker(request: Request, work: Callable[[Session], T], seconds: flo
 
     # SQLite writers queue in the process (app/db.py), not in SQLite's busy handler.
     def run() -> T:
-        with request.app.state.session_factory() as session:
+        with services_of(request).session_factory() as session:
             try:
                 return work(session)
             except Exception:

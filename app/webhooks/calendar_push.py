@@ -31,6 +31,7 @@ from app.deps import SessionDep
 from app.security import audit
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
+from app.services import services_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["calendar"], include_in_schema=False)
@@ -43,8 +44,8 @@ def _sync(request: Request) -> TwoWaySync:
 
 
 def _allowed(request: Request, channel_id: str) -> bool:
-    settings = request.app.state.settings
-    limit = CallerLimit(request.app.state.limiter, settings.rate_limit_calendar_push, "calpush")
+    settings = services_of(request).settings
+    limit = CallerLimit(services_of(request).limiter, settings.rate_limit_calendar_push, "calpush")
     return limit.allow(channel_id)
 
 

@@ -42,6 +42,7 @@ from app.routing import Unrouted
 from app.security import audit
 from app.security.idempotency import claim
 from app.security.stream_token import StreamTokens, TokenRejected
+from app.services import services_of
 from app.voice.call import Outcome, Said, StreamCall
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, ListenOptions
 from app.webhooks import twilio_voice as voice
@@ -143,7 +144,7 @@ def _resume(call: voice.Call) -> str:
 
 @router.websocket("")
 async def media_stream(websocket: WebSocket) -> None:
-    settings: Settings = websocket.app.state.settings
+    settings: Settings = services_of(websocket).settings
     if not upgrade_signed(websocket, settings):
         await _audit(websocket, "", "webhook.rejected", reason="stream upgrade not signed")
         await websocket.close(code=POLICY_VIOLATION)  # before accept: HTTP 403
@@ -193,8 +194,11 @@ def _sender(websocket: WebSocket) -> Callable[[dict[str, Any]], Awaitable[None]]
 async def _converse(
     websocket: WebSocket, dialogue: CallDialogue, options: ListenOptions, stream_sid: str
 ) -> Outcome:
-    deepgram: Deepgram = websocket.app.state.deepgram
-    settings: Settings = websocket.app.state.settings
+    deepgram = services_of(websocket).deepgram
+    settings: Settings = services_of(websocket).settings
+    if deepgram is None:  # a signed upgrade, but this deployment has no Deepgram key
+        dialogue.failure = "deepgram is not configured"
+        return Outcome.FALLBACK
     try:
         async with deepgram.listen(options) as listener:
             greeting = await dialogue.greet()
@@ -282,7 +286,7 @@ async def _audit(websocket: WebSocket, call_sid: str, action: str, **details: ob
 
 async def _in_thread(websocket: WebSocket, work: Callable[[Session], T]) -> T:
     def run() -> T:
-        with websocket.app.state.session_factory() as session:
+        with services_of(websocket).session_factory() as session:
             try:
                 return work(session)
             except Exception:
@@ -314,7 +318,7 @@ class CallDialogue:
         work = self.in_flight
         if work is None or work.done():
             return
-        seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
+        seconds = services_of(self.websocket).settings.voice_turn_budget_seconds
         with anyio.move_on_after(seconds), contextlib.suppress(Exception):
             await asyncio.shield(work)
 
@@ -368,7 +372,7 @@ class CallDialogue:
     async def turn(self, heard: str) -> Said:
         self.turn_number += 1
         number = self.turn_number
-        seconds = self.websocket.app.state.settings.voice_turn_budget_seconds
+        seconds = services_of(self.websocket).settings.voice_turn_budget_seconds
         form = FormData([*self.form.multi_items(), ("SpeechResult", heard)])
         work = asyncio.ensure_future(
             _in_thread(
@@ -412,7 +416,7 @@ class CallDialogue:
             last.body = f"{heard} {INTERRUPTED}".strip()
         details = dict(conversation.details or {})
         voice_state = dict(details.get("voice") or {})
-        clock = self.websocket.app.state.clock
+        clock = services_of(self.websocket).clock
         barge_in = {"at": clock().isoformat(), "heard": heard, "question_heard": question_heard}
         barge_ins = [*voice_state.get("barge_ins", []), barge_in]
         conversation.details = {**details, "voice": {**voice_state, "barge_ins": barge_ins}}

@@ -22,12 +22,13 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.deps import SessionDep
-from app.models import Agent, Appointment, Notification
+from app.deps import ServicesDep, SessionDep
+from app.models import Agent, Appointment, AppointmentStatus, Notification
 from app.notifications import replies
 from app.notifications.plan import when_text
 from app.routing import Unrouted
 from app.security.idempotency import claim
+from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs
 from app.tools.service import SchedulingTools, ToolContext
 from app.webhooks import twilio_voice
@@ -58,7 +59,7 @@ APOLOGY = "Sorry, something went wrong on our side. Please call or text us inste
 
 
 @router.post("/status", summary="Status callback for outbound notifications")
-def notification_status(form: TwilioForm, session: SessionDep, request: Request) -> Response:
+def notification_status(form: TwilioForm, session: SessionDep, services: ServicesDep) -> Response:
     sid = str(form.get("MessageSid") or form.get("CallSid") or "")
     raw = str(form.get("MessageStatus") or form.get("CallStatus") or "").lower()
     status = STATUS_MAP.get(raw)
@@ -69,7 +70,7 @@ def notification_status(form: TwilioForm, session: SessionDep, request: Request)
     )
     if row is not None and status is not None and RANK[status] > RANK.get(row.status, 3):
         row.status = status
-        row.status_at = request.app.state.clock()
+        row.status_at = services.clock()
         code = form.get("ErrorCode")
         row.reason = f"twilio error {code}" if code else row.reason
         session.commit()
@@ -108,8 +109,13 @@ def _answer(
         session.get(Appointment, row.appointment_id) if row and row.appointment_id else None
     )
     agent = session.get(Agent, row.agent_id) if row else None
-    now: datetime = request.app.state.clock()
-    if row is None or appointment is None or agent is None or appointment.status != "confirmed":
+    now: datetime = services_of(request).clock()
+    if (
+        row is None
+        or appointment is None
+        or agent is None
+        or appointment.status != AppointmentStatus.CONFIRMED
+    ):
         response.say("That appointment is no longer booked. Goodbye.")
         return str(response)
     when = when_text(appointment.start_at, ZoneInfo(agent.timezone))
@@ -165,7 +171,7 @@ def _cancel(
         ToolContext(
             session=session,
             agent=agent,
-            calendar=request.app.state.calendar_factory(session, agent),
+            calendar=services_of(request).calendar_factory(session, agent),
             now=now,
             caller=person,
             channel="voice",
@@ -178,5 +184,5 @@ def _cancel(
 
 
 def _url(request: Request, notification_id: str, step: str) -> str:
-    base = request.app.state.settings.public_base_url
+    base = services_of(request).settings.public_base_url
     return f"{base}/webhooks/twilio/notifications/call/{notification_id}/gather?step={step}"

@@ -26,6 +26,7 @@ from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
+from app.services import services_of
 from app.webhooks.budget import answer_within
 from app.webhooks.turns import memo, run_turn
 from app.webhooks.twilio_common import TwilioForm, twiml
@@ -51,7 +52,7 @@ def reply(text: str | None) -> str:
 
 @router.post("/inbound", summary="Inbound SMS (Twilio messaging webhook)")
 async def inbound_sms(request: Request, form: TwilioForm) -> Response:
-    settings: Settings = request.app.state.settings
+    settings: Settings = services_of(request).settings
     message_sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
 
     def work(session: Session) -> str:
@@ -117,7 +118,7 @@ def _respond(
         return reply(HELP_TEXT)
 
     limit = CallerLimit(
-        request.app.state.limiter, settings.rate_limit_webhook, "sms", memo=memo(session)
+        services_of(request).limiter, settings.rate_limit_webhook, "sms", memo=memo(session)
     )
     if not limit.allow(caller):
         audit.record(
@@ -126,7 +127,12 @@ def _respond(
         return reply(SLOW_DOWN)
 
     link = sms_link.answer(
-        session, request.app.state.sms_sender, settings, caller, body, request.app.state.clock()
+        session,
+        services_of(request).sms_sender,
+        settings,
+        caller,
+        body,
+        services_of(request).clock(),
     )
     if link is not None:
         return reply(link)
@@ -154,9 +160,9 @@ def _converse(
 ) -> str:
     service = ConversationService(
         session,
-        request.app.state.engine,
-        request.app.state.calendar_factory,
-        request.app.state.clock(),
+        services_of(request).engine,
+        services_of(request).calendar_factory,
+        services_of(request).clock(),
         idle_reset=timedelta(minutes=settings.conversation_idle_minutes),
     )
     conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
@@ -36,6 +36,7 @@ from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage
 from app.security.idempotency import claim
 from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
+from app.services import services_of
 from app.tools.registry import TOOLS
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks.budget import answer_within
@@ -46,7 +47,7 @@ from app.webhooks.twilio_common import TwilioForm, twiml
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio/voice", tags=["twilio"])
 
-CHANNEL = "voice"
+CHANNEL: Final = "voice"
 GATHER_PATH = "/webhooks/twilio/voice/gather"
 SILENCES_BEFORE_GOODBYE = 2
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -141,7 +142,7 @@ async def within_budget(
     request: Request, work: Callable[[Session], str], on_failure: str, what: str
 ) -> Response:
     """TwiML from `work`, or `on_failure` if it fails or runs past the voice budget."""
-    seconds = request.app.state.settings.voice_turn_budget_seconds
+    seconds = services_of(request).settings.voice_turn_budget_seconds
     answer = await answer_within(request, work, seconds, f"voice {what}", lambda: on_failure)
     return twiml(answer)
 
@@ -160,7 +161,8 @@ class Call:
 
     @property
     def settings(self) -> Settings:
-        return self.request.app.state.settings
+        settings: Settings = services_of(self.request).settings
+        return settings
 
     @property
     def sid(self) -> str:
@@ -183,7 +185,7 @@ class Call:
         return route(self.session, person, line, self.settings.default_region)
 
     def service(self) -> ConversationService:
-        state = self.request.app.state
+        state = services_of(self.request)
         return ConversationService(
             self.session, state.engine, state.calendar_factory, state.clock()
         )
@@ -230,7 +232,7 @@ def answer_call(call: Call) -> str:
 def _greet(call: Call) -> str:
     settings = call.settings
     caller = call.caller
-    limit = CallerLimit(call.request.app.state.limiter, settings.rate_limit_webhook, CHANNEL)
+    limit = CallerLimit(services_of(call.request).limiter, settings.rate_limit_webhook, CHANNEL)
     if caller is not None and not limit.allow(caller):
         call.audit("ratelimit.refused")
         return say_and_hang_up(BUSY)
@@ -241,7 +243,7 @@ def _greet(call: Call) -> str:
     service = call.service()
     conversation = service.open(CHANNEL, call.sid, routed)
     voice_state = initial_voice_state(call)
-    streamed = twilio_media.streams(routed.agent, call.request.app.state.deepgram)
+    streamed = twilio_media.streams(routed.agent, services_of(call.request).deepgram)
     if streamed:
         # The stream greets the caller; it routes each turn with the dialled number.
         voice_state["to"] = str(call.form.get("To", ""))
@@ -283,7 +285,7 @@ def _retry_prompt(request: Request, turn: int) -> str:
     """What the caller hears when a turn fails: an apology, and the next turn's Gather,
     built without the database (which may be what failed)."""
     document = VoiceResponse()
-    settings: Settings = request.app.state.settings
+    settings: Settings = services_of(request).settings
     gather = document.gather(
         input="speech",
         action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
@@ -419,7 +421,7 @@ class Dialogue:
             caller=self.routed.caller,
             call_state=self.state,
             caller_limit=CallerLimit(
-                self.call.request.app.state.limiter,
+                services_of(self.call.request).limiter,
                 settings.rate_limit_pin,
                 "pin",
                 memo=memo(self.call.session),

@@ -41,6 +41,7 @@ from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
+from app.services import services_of
 from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
 from app.webhooks.budget import answer_within
@@ -94,7 +95,8 @@ class VapiCall:
 
     @property
     def settings(self) -> Settings:
-        return self.request.app.state.settings
+        settings: Settings = services_of(self.request).settings
+        return settings
 
     @property
     def call(self) -> dict[str, Any]:
@@ -125,7 +127,7 @@ class VapiCall:
 
     def calendar(self, agent: Agent) -> CalendarBackend:
         if self._calendar is None:
-            self._calendar = self.request.app.state.calendar_factory(self.session, agent)
+            self._calendar = services_of(self.request).calendar_factory(self.session, agent)
         return self._calendar
 
     def route(self) -> Route | Unrouted:
@@ -136,7 +138,7 @@ class VapiCall:
         return self._route
 
     def service(self) -> ConversationService:
-        state = self.request.app.state
+        state = services_of(self.request)
         return ConversationService(
             self.session, state.engine, state.calendar_factory, state.clock()
         )
@@ -201,7 +203,7 @@ async def run_budgeted(
     on_failure: Callable[[dict[str, Any]], dict[str, Any]],
     what: str,
 ) -> dict[str, Any]:
-    seconds = request.app.state.settings.vapi_budget_seconds
+    seconds = services_of(request).settings.vapi_budget_seconds
     return await answer_within(
         request,
         lambda s: work(VapiCall(request, s, message)),
@@ -216,7 +218,9 @@ async def run_budgeted(
 
 def assistant_request(vapi: VapiCall) -> dict[str, Any]:
     caller = vapi.caller
-    limit = CallerLimit(vapi.request.app.state.limiter, vapi.settings.rate_limit_webhook, CHANNEL)
+    limit = CallerLimit(
+        services_of(vapi.request).limiter, vapi.settings.rate_limit_webhook, CHANNEL
+    )
     if caller is not None and not limit.allow(caller):
         vapi.audit("ratelimit.refused")
         vapi.session.commit()
@@ -225,7 +229,7 @@ def assistant_request(vapi: VapiCall) -> dict[str, Any]:
         routed = vapi.route()
         if isinstance(routed, Route):
             name = vapi.service().known_name(routed)
-            now = vapi.request.app.state.clock()
+            now = services_of(vapi.request).clock()
             return {"assistant": build_assistant(vapi.settings, routed.agent, name, now)}
     vapi.session.rollback()
     vapi.audit("routing.failed", reason=routed.reason.value)
@@ -236,7 +240,7 @@ def assistant_request(vapi: VapiCall) -> dict[str, Any]:
 def _record_call(request: Request, message: dict[str, Any]) -> None:
     """Open the call's conversation and audit the assistant handed out (after the answer)."""
     try:
-        with request.app.state.session_factory() as session:
+        with services_of(request).session_factory() as session:
             vapi = VapiCall(request, session, message)
             conversation = vapi.conversation()
             routed = vapi.route()
@@ -367,7 +371,8 @@ def _claim_id(vapi: VapiCall, call: ToolCall) -> str:
 def _stored(call: ToolCall, previous: str | None) -> dict[str, str]:
     if previous is None:
         return _entry(call, False, "This tool call is still running; try again in a moment.")
-    return json.loads(previous)
+    stored: dict[str, str] = json.loads(previous)
+    return stored
 
 
 def _entry(call: ToolCall, ok: bool, text: str) -> dict[str, str]:
@@ -416,7 +421,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
     # is the one the booking checks inside it.
     # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
     verified = bool(_call_state(conversation).get("pin_verified"))
-    state = vapi.request.app.state
+    state = services_of(vapi.request)
     return SchedulingTools(
         ToolContext(
             session=vapi.session,
@@ -448,7 +453,10 @@ def _verify_pin(
         caller=routed.caller,
         call_state=state,
         caller_limit=CallerLimit(
-            vapi.request.app.state.limiter, settings.rate_limit_pin, "pin", memo=memo(vapi.session)
+            services_of(vapi.request).limiter,
+            settings.rate_limit_pin,
+            "pin",
+            memo=memo(vapi.session),
         ),
         max_attempts=settings.pin_max_attempts_per_call,
         actor=f"vapi:{vapi.call_id}",

@@ -39,7 +39,7 @@ class RecordingSender:
 @pytest.fixture
 def sender(app: Any) -> RecordingSender:
     recording = RecordingSender()
-    app.state.sms_sender = recording
+    app.state.services.sms_sender = recording
     return recording
 
 

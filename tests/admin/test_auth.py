@@ -189,7 +189,9 @@ def test_scoped_key_sees_only_its_user(
 def test_per_key_rate_limit_answers_429_with_retry_after(
     app: Any, api: Api, keys: dict[str, str], session: Session
 ) -> None:
-    app.state.settings = app.state.settings.model_copy(update={"rate_limit_admin": "3/minute"})
+    app.state.services.settings = app.state.services.settings.model_copy(
+        update={"rate_limit_admin": "3/minute"}
+    )
     statuses = [api.get("/users").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = api.get("/users")

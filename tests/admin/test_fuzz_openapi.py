@@ -40,7 +40,9 @@ def test_admin_api_survives_generated_requests(
     demo: DemoData,
     session_factory: sessionmaker[Session],
 ) -> None:
-    app.state.settings = app.state.settings.model_copy(update={"rate_limit_admin": "100000/minute"})
+    app.state.services.settings = app.state.services.settings.model_copy(
+        update={"rate_limit_admin": "100000/minute"}
+    )
     headers = {"Authorization": f"Bearer {make_key(session_factory, Role.ADMIN)}"}
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [

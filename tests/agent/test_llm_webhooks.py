@@ -48,7 +48,7 @@ def llm_client(
         }
     )
     app = create_app(llm_settings, session_factory=session_factory, clock=clock)
-    assert isinstance(app.state.engine, LlmEngine)
+    assert isinstance(app.state.services.engine, LlmEngine)
     with TestClient(app, base_url=PUBLIC_BASE_URL) as client:
         yield client
 

@@ -94,7 +94,7 @@ def test_connect_link_connects_the_calendar_and_the_tools_book_into_it(
 
     # From now on the agent books into Google.
     agent = session.get(Agent, demo.agent_id)
-    calendar = google_client.app.state.calendar_factory(session, agent)
+    calendar = google_client.app.state.services.calendar_factory(session, agent)
     tools = SchedulingTools(ToolContext(session, agent, calendar, clock(), demo.caller, "sms"))
     result = run_tool(
         tools, "book_appointment", {"start": "2026-11-24T14:00:00-08:00"}, request_key="c1"

@@ -73,9 +73,9 @@ def test_admin_key_budget_is_shared_between_instances(
 
 def test_webhook_caller_limit_is_shared_between_instances(two_apps: list[Any]) -> None:
     first_app, second_app, _, _ = two_apps
-    settings = first_app.state.settings
+    settings = first_app.state.services.settings
     limits = [
-        CallerLimit(app.state.limiter, settings.rate_limit_webhook, "sms")
+        CallerLimit(app.state.services.limiter, settings.rate_limit_webhook, "sms")
         for app in (first_app, second_app)
     ]
     answers = [limits[i % 2].allow("+14155550123") for i in range(4)]

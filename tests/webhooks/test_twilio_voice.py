@@ -231,7 +231,7 @@ def test_without_speech_model_the_timeout_is_auto(
     voice_client: TestClient, settings: Settings, demo: DemoData, model: str
 ):
     app = voice_client.app
-    app.state.settings = settings.model_copy(update={"twilio_speech_model": model})
+    app.state.services.settings = settings.model_copy(update={"twilio_speech_model": model})
     answer = Phone(TwilioClient(voice_client), demo.caller).dial()
     assert answer.gather is not None
     assert answer.gather["speechTimeout"] == "auto"
@@ -325,7 +325,9 @@ def test_engine_failure_is_answered_with_twiml_and_a_retry(
 def test_slow_turn_is_answered_within_the_budget(
     voice_client: TestClient, settings: Settings, demo: DemoData, engine: ScriptedEngine
 ):
-    voice_client.app.state.settings = settings.model_copy(update={"voice_turn_budget_seconds": 0.2})
+    voice_client.app.state.services.settings = settings.model_copy(
+        update={"voice_turn_budget_seconds": 0.2}
+    )
     phone = Phone(TwilioClient(voice_client), demo.caller)
     phone.dial()
     answer = phone.say("wait")
@@ -412,7 +414,9 @@ def test_wrong_pins_are_audited_and_end_in_refusal(phone: Phone, session: Sessio
 def test_pin_attempts_are_limited_per_caller_across_calls(
     voice_client: TestClient, settings: Settings, session: Session, demo: DemoData
 ):
-    voice_client.app.state.settings = settings.model_copy(update={"rate_limit_pin": "2/hour"})
+    voice_client.app.state.services.settings = settings.model_copy(
+        update={"rate_limit_pin": "2/hour"}
+    )
     set_pin(session, demo)
     book_for(session, demo)
     for sid in ("CA" + "1" * 32, "CA" + "2" * 32):

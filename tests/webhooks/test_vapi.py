@@ -223,7 +223,9 @@ def test_assistant_without_pin_offers_no_verify_tool(vapi: Vapi):
 def test_assistant_references_a_stored_credential_when_configured(
     vapi: Vapi, vapi_client: TestClient, settings: Settings
 ):
-    vapi_client.app.state.settings = settings.model_copy(update={"vapi_credential_id": "cred_123"})
+    vapi_client.app.state.services.settings = settings.model_copy(
+        update={"vapi_credential_id": "cred_123"}
+    )
     assistant = vapi.post(fixture("assistant-request.json")).json()["assistant"]
     assert assistant["server"]["credentialId"] == "cred_123"
     assert "headers" not in assistant["server"]
@@ -516,7 +518,9 @@ def test_past_the_budget_a_booking_is_never_reported_as_failed(
     vapi: Vapi, vapi_client: TestClient, settings: Settings, session: Session
 ):
     """The work may still commit after the answer: say it is being confirmed."""
-    vapi_client.app.state.settings = settings.model_copy(update={"vapi_budget_seconds": 0.0})
+    vapi_client.app.state.services.settings = settings.model_copy(
+        update={"vapi_budget_seconds": 0.0}
+    )
     message = tool_message(
         [
             call("tc-slow-book", "book_appointment", start="2026-11-24T14:00:00-08:00"),

@@ -115,7 +115,7 @@ def test_every_assistant_validates_against_vapis_schema(
     credential: str,
 ):
     _set_agent(session, demo, **AGENT_VARIANTS[variant])
-    vapi_client.app.state.settings = settings.model_copy(update=CREDENTIALS[credential])
+    vapi_client.app.state.services.settings = settings.model_copy(update=CREDENTIALS[credential])
     auth = "authorization" if credential == "authorization header" else "bearer"
     assistant = assistant_for(vapi, auth)
     assert errors("CreateAssistantDTO", assistant) == []

@@ -693,7 +693,8 @@ def _listed_now(messages: list[dict[str, Any]], facts: Facts) -> list[Held]:
 def _last_call(messages: list[dict[str, Any]]) -> dict[str, Any]:
     for message in reversed(messages):
         for call in message.get("tool_calls") or []:
-            return json.loads(call["function"]["arguments"] or "{}")
+            arguments: dict[str, Any] = json.loads(call["function"]["arguments"] or "{}")
+            return arguments
     return {}
 
 
@@ -729,18 +730,18 @@ def _after_slots(
                 ask.days, ask.hour, ask.minute = [day], hour, minute
     elif (chosen := _chosen(ask, slots, facts, fresh=True)) is not None and call.get("date"):
         return _book(chosen, ask)
-    day = call.get("date")
+    asked_day = call.get("date")
     if not slots:
         return _text(
             _say(
                 facts,
-                "Nothing is free that day. Which other day would you like?",
+                "Nothing is free that asked_day. Which other asked_day would you like?",
                 "No hay nada libre ese día. ¿Qué otro día prefieres?",
             )
         )
     offered = _near(slots, ask)[:3]
     times = _or([_when(s.at, facts) for s in offered], facts)
-    if ask.hour is not None and day:
+    if ask.hour is not None and asked_day:
         return _text(
             _say(
                 facts,

@@ -486,9 +486,9 @@ class _LlmTurn:
             text = llm_guard.outcome(pending, executed, alternatives, self.turn.channel, self.lang)
             return IDS.sub("", text).strip()
         message = IDS.sub("", str(executed.get("message", ""))).strip()
-        alternatives = executed.get("alternatives") or []
-        if alternatives and "Nearby" not in message:
-            message += " Free nearby: " + ", ".join(a["when"] for a in alternatives) + "."
+        nearby = executed.get("alternatives") or []
+        if nearby and "Nearby" not in message:
+            message += " Free nearby: " + ", ".join(a["when"] for a in nearby) + "."
         return message
 
     def saved_state(self) -> dict[str, Any]:

@@ -451,7 +451,11 @@ class GoogleCalendar:
             if page_token:
                 query["pageToken"] = page_token
             try:
-                page = self._call(lambda events, q=query: events.list(**q), "sync")
+
+                def list_page(events: Any, q: dict[str, Any] = query) -> Any:
+                    return events.list(**q)
+
+                page = self._call(list_page, "sync")
             except HttpError as exc:
                 if exc.status_code == 410:
                     raise SyncExpired from None

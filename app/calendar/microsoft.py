@@ -498,7 +498,7 @@ class MicrosoftCalendar:
                 self.factory.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        return self.factory.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+        return float(self.factory.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
 
     def _access_token(self) -> str:
         cached = self.factory.cached_access(self.connection_id)

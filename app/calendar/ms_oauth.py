@@ -61,7 +61,7 @@ class _HttpSession(requests.Session):
             self.verify = str(settings.microsoft_ca_bundle)
             self.trust_env = False
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return super().request(*args, **kwargs)
 
@@ -96,7 +96,10 @@ class MicrosoftIdentity:
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
         """A new access token (and usually a rotated refresh token), or MSAL's error dict."""
-        return self.app().acquire_token_by_refresh_token(refresh_token, scopes=list(SCOPES))
+        result: dict[str, Any] = self.app().acquire_token_by_refresh_token(
+            refresh_token, scopes=list(SCOPES)
+        )
+        return result
 
 
 def granted_calendar_scope(scope: Any) -> bool:

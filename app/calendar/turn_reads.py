@@ -26,7 +26,7 @@ class ReadNeeded(Exception):
     """Raised inside a write transaction for a free/busy window nobody fetched yet.
     Engines and tools must let it through: the turn is rolled back and run again."""
 
-    def __init__(self, what: str, fetch: Callable[[], None]) -> None:
+    def __init__(self, what: str, fetch: Callable[[], object]) -> None:
         super().__init__(what)
         self.fetch = fetch
 

@@ -97,11 +97,11 @@ class TwoWaySync:
             since = self.clock() - LOOKBACK
             try:
                 try:
-                    found, next_cursor = calendar.changes(cursor, since)  # type: ignore[attr-defined]
+                    found, next_cursor = calendar.changes(cursor, since)
                     full = cursor is None
                 except SyncExpired:
                     log.info("sync cursor of connection %s expired: full resync", connection_id)
-                    found, next_cursor = calendar.changes(None, since)  # type: ignore[attr-defined]
+                    found, next_cursor = calendar.changes(None, since)
                     full = True
             except CalendarError as exc:
                 log.warning("two-way sync of connection %s failed: %s", connection_id, exc)

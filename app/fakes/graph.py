@@ -316,8 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
-        self._headers_buffer.append(b"\r\n" + data)
-        self.flush_headers()
+        self.end_headers()
+        self.wfile.write(data)
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], raw: bytes

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clock import Clock
@@ -155,7 +155,7 @@ class SendPlanner:
             ]
             if changes:
                 # Core executemany: one statement, every changed row.
-                table = Notification.__table__
+                table: Table = Notification.__table__  # type: ignore[assignment]  # declarative maps a Table
                 session.execute(
                     update(table)
                     .where(table.c.id == bindparam("nid"), table.c.status == "scheduled")

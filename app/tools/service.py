@@ -55,7 +55,7 @@ class _Window:
 
     start: datetime
     end: datetime
-    appointments: list[Row[tuple[str, datetime, datetime]]]
+    appointments: list[Row[str, datetime, datetime]]
     busy: list[Interval]
 
 
@@ -165,7 +165,7 @@ class SchedulingTools:
 
     def _read_window(
         self, start: datetime, end: datetime
-    ) -> tuple[list[Row[tuple[str, datetime, datetime]]], list[Interval]]:
+    ) -> tuple[list[Row[str, datetime, datetime]], list[Interval]]:
         """Appointments and busy blocks of [start, end), read once per turn for a window
         a day wider than asked: the engine's next question (alternatives, a nearby day)
         is usually inside it, and each read is two round trips. Any write forgets it."""

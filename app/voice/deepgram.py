@@ -40,7 +40,10 @@ def _uncompressed_listen_sockets() -> None:
     so the module's connect function is given compression=None."""
     connect = getattr(sdk_listen, "websockets_client_connect", None)
     if connect is not None and not isinstance(connect, functools.partial):
-        sdk_listen.websockets_client_connect = functools.partial(connect, compression=None)
+        # A module-level name of the SDK's, not an export, typed as the class it wraps.
+        sdk_listen.websockets_client_connect = functools.partial(  # type: ignore[attr-defined,assignment]
+            connect, compression=None
+        )
 
 
 _uncompressed_listen_sockets()
@@ -232,13 +235,14 @@ class Deepgram:
                 raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
 
     def _synthesise(self, text: str) -> AsyncIterator[bytes]:
-        return self._client.speak.v1.audio.generate(
+        chunks: AsyncIterator[bytes] = self._client.speak.v1.audio.generate(
             text=text,
             model=self.settings.deepgram_tts_model,
             encoding=ENCODING,
             sample_rate=SAMPLE_RATE,
             container="none",
         )
+        return chunks
 
 
 def build_deepgram(settings: Settings) -> Deepgram | None:

@@ -30,7 +30,7 @@ def ms_page(outcome: Outcome) -> HTMLResponse:
 
 
 def _oauth(request: Request) -> MicrosoftOAuth | None:
-    return getattr(request.app.state, "microsoft_oauth", None)
+    return services_of(request).microsoft_oauth
 
 
 @router.get(START_PATH, summary="Open a calendar connect link (redirects to Microsoft)")

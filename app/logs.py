@@ -26,11 +26,13 @@ BOUND_FIELDS = ("call_sid", "message_sid", "agent_id", "channel")
 
 
 def bind(**fields: str | None) -> None:
-    """Add fields to every later log line of this request (empty values are skipped)."""
+    """Add fields to every later log line of this request (empty values are skipped).
+
+    Outside a request (a job thread, a script) there is nothing to bind to: setting the
+    context there would stamp one job's ids on every later line of that thread."""
     current = _bound.get()
     if current is None:
-        current = {}
-        _bound.set(current)
+        return
     current.update({k: v for k, v in fields.items() if v and k in BOUND_FIELDS})
 
 

@@ -85,3 +85,19 @@ def test_text_lines_carry_the_bound_fields(capsys: pytest.CaptureFixture[str]):
     assert first.endswith("call_sid=CA123 agent_id=agt_1 channel=voice")
     assert "+14155550123" not in first and "pin" not in first  # masked; not a bound field
     assert "call_sid" not in after
+
+
+def test_fields_bound_outside_a_request_do_not_stick_to_later_lines(
+    capsys: pytest.CaptureFixture[str],
+):
+    # A job thread routes a reminder (binding its agent) and then logs about other work.
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO", as_json=False)
+        bind(call_sid="CA999", agent_id="agt_job", channel="sms")
+        logging.getLogger("app.test").info("next job")
+    finally:
+        root.handlers[:], root.level = saved
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "agt_job" not in line and "CA999" not in line

@@ -39,8 +39,10 @@ MAX_BODY = 64 * 1024
 
 
 def _sync(request: Request) -> TwoWaySync:
-    state = request.app.state
-    return TwoWaySync(state.settings, state.session_factory, state.calendar_factory, state.clock)
+    services = services_of(request)
+    return TwoWaySync(
+        services.settings, services.session_factory, services.calendar_factory, services.clock
+    )
 
 
 def _allowed(request: Request, channel_id: str) -> bool:

@@ -10,19 +10,24 @@ whatever the number of attempts, and is counted once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clock import FixedClock
+from app.config import Settings
 from app.demo import DemoData
+from app.main import create_app
 from app.models import AuditEntry, Conversation, User
-from tests.agent.llm_support import completion, sent
+from tests.agent.llm_support import BASE_URL, completion, sent
 from tests.agent.test_llm_webhooks import (  # noqa: F401 - fixtures
     AFTERNOON,
     HAIRCUT_3PM,
@@ -31,7 +36,7 @@ from tests.agent.test_llm_webhooks import (  # noqa: F401 - fixtures
     model,
 )
 from tests.calendar.test_google_outage import WriterProbe
-from tests.conftest import TwilioClient
+from tests.conftest import PUBLIC_BASE_URL, TwilioClient
 from tests.webhooks.test_twilio_sms import INBOUND, inbound, messages
 from tests.webhooks.test_twilio_voice import Phone
 
@@ -173,3 +178,43 @@ def test_three_round_tool_sequence_books_after_the_persons_yes(
     details = llm_details(session_factory)
     assert details["turns"] == 2 and details["fallbacks"] == 0
     assert details["usage"] == {"prompt": 480, "completion": 120}
+
+
+@pytest.fixture
+def tight_client(
+    settings: Settings, session_factory: sessionmaker[Session], clock: FixedClock
+) -> Iterator[TestClient]:
+    """The LLM engine with half a second of model budget for an SMS turn."""
+    llm_settings = settings.model_copy(
+        update={
+            "conversation_engine": "openai",
+            "openai_base_url": BASE_URL,
+            "openai_api_key": SecretStr("sk-test-not-real"),
+            "openai_sms_budget_seconds": 0.5,
+        }
+    )
+    app = create_app(llm_settings, session_factory=session_factory, clock=clock)
+    with TestClient(app, base_url=PUBLIC_BASE_URL) as client:
+        yield client
+
+
+def test_time_spent_in_earlier_attempts_counts_against_the_budget(
+    tight_client: TestClient,
+    model: Any,  # noqa: F811
+    demo: DemoData,
+    session_factory: sessionmaker[Session],
+):
+    def slow_search(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.5)  # the whole budget, spent while the turn was rolled back
+        return completion(calls=[("check_availability", {**AFTERNOON, "limit": 20})])
+
+    model.side_effect = slow_search
+    answer = TwilioClient(tight_client).post(
+        INBOUND, inbound("book a haircut tomorrow at 3pm", "SM730", demo.caller)
+    )
+    # The re-run does not start a fresh budget: no second request, the offline engine answers.
+    assert messages(answer) == ["Book a haircut on Tue Nov 24 at 3:00 PM? Reply YES to confirm."]
+    assert model.call_count == 1
+    recent = llm_details(session_factory)["recent"][-1]
+    assert recent["fallback"] == "budget" and recent["answered_by"] == "offline"
+    assert recent["model_ms"] >= 500 and recent["turn_ms"] >= 500

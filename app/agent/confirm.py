@@ -48,7 +48,9 @@ ANOTHER = re.compile(
 MOVE_WORDS = re.compile(
     r"\b(?:move|reschedule|resched|push|postpone|change|switch|shift|bump|instead|later|"
     r"earlier|cambiar|cambia|cambiala|mover|mueve|muevela|reagendar|reprogramar|pasar|pasa|"
-    r"recorrer|en vez)\b"
+    r"recorrer|en vez|"
+    # "I can't make it Tuesday": the held one is what they want to leave.
+    r"(?:can'?t|cannot|can not|won'?t be able to) make it|no puedo (?:ir|llegar))\b"
 )
 
 

@@ -12,6 +12,7 @@ turn, and Reply.meta says why (audit log, metrics, admin view).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -30,6 +31,7 @@ from app.agent.llm_tools import MalformedArguments, Memory, ToolBox, Verificatio
 from app.agent.offline import OfflineEngine
 from app.agent.phrasing import fit
 from app.agent.prompt import system_prompt
+from app.calendar.turn_reads import ReadNeeded, TurnReads, turn_reads
 from app.config import Settings
 
 HISTORY_MESSAGES = 40
@@ -45,6 +47,12 @@ VERIFY = {
 }
 NOT_FOR_THE_EAR = re.compile(r"https?://\S+|\b(?:slot|apt)_[A-Za-z0-9]+\b|[*#_`]+")
 IDS = re.compile(r"\s*\((?:id|slot_id|appointment_id)[: ][^)]*\)|\b(?:slot|apt)_[A-Za-z0-9]+\b")
+# Row ids (app/models.py new_id) are random: a row written in one attempt of a turn has
+# another id in the next, so a request is known by its body with ids numbered in order.
+ROW_ID = re.compile(r"\b[a-z]{2,8}_[0-9a-f]{16}\b")
+# Model requests one turn may fetch across its attempts: one per tool round, and one more
+# for a prompt a racing commit changed between attempts.
+SPARE_ROUNDS = 1
 
 
 class Fallback(Exception):
@@ -61,6 +69,27 @@ class Usage:
     completion: int = 0
     model_seconds: float = 0.0
     rounds: int = 0
+
+
+@dataclass
+class Answer:
+    """One model request's outcome, kept for every attempt of the turn."""
+
+    seconds: float
+    # The ChatCompletion as JSON, with the row ids the request named (in order).
+    response: str | None = None
+    ids: list[str] = field(default_factory=list)
+    # Why the turn falls back (a Fallback reason) when the request failed.
+    failure: str | None = None
+
+
+def request_key(body: dict[str, Any]) -> tuple[str, list[str]]:
+    """The request's identity across attempts, and the row ids it names."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    ids = list(dict.fromkeys(ROW_ID.findall(text)))
+    numbered = {row_id: f"#{n}" for n, row_id in enumerate(ids)}
+    text = ROW_ID.sub(lambda m: numbered[m.group(0)], text)
+    return hashlib.sha256(text.encode()).hexdigest(), ids
 
 
 @dataclass
@@ -149,13 +178,18 @@ class _LlmTurn:
     guards: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.started = time.perf_counter()
+        # Under TurnReads (a webhook turn) the turn may run several times; its start
+        # (the budget) and its clock (the prompt) are those of its first attempt.
+        self.reads: TurnReads | None = turn_reads(self.turn.tools.ctx.session)
+        pinned = self.reads.model if self.reads is not None else {}
+        self.started: float = pinned.setdefault("started", time.perf_counter())
+        self.now: datetime = pinned.setdefault("now", self.turn.now)
         self.state = dict(self.turn.state or {})
         self.memory = Memory.load(self.state.get("llm") or {})
         if self.memory.pending:
             # Prepared in an earlier turn: the person has seen the question since.
             self.memory.pending = {**self.memory.pending, "prepared_now": False}
-        today = self.turn.now.astimezone(self.turn.tools.schedule.zone).date()
+        today = self.now.astimezone(self.turn.tools.schedule.zone).date()
         doubt = llm_guard.day_doubt(self.turn.text, today)
         self.box = ToolBox(self.turn.tools, self.memory, doubt)
         budget = self.engine.options.budgets.get(self.turn.channel, 5.0)
@@ -259,6 +293,69 @@ class _LlmTurn:
 
     def ask(self, messages: list[dict[str, Any]]) -> Any:
         options = self.engine.options
+        body = {
+            "model": options.model,
+            "messages": messages,
+            "tools": model_tools(),
+            "temperature": options.temperature,
+            options.completion_tokens_param: options.max_output_tokens,
+        }
+        reads = self.reads
+        response = self.post(body) if reads is None else self.remembered(reads, body)
+        self.usage.rounds += 1
+        if response.usage is not None:
+            self.usage.prompt += response.usage.prompt_tokens or 0
+            self.usage.completion += response.usage.completion_tokens or 0
+        if not response.choices:
+            raise Fallback("empty_reply")
+        choice = response.choices[0]
+        if choice.finish_reason == "content_filter" or choice.message.refusal:
+            raise Fallback("refusal")
+        return choice.message
+
+    def remembered(self, reads: TurnReads, body: dict[str, Any]) -> ChatCompletion:
+        """The model's answer to this exact request, fetched between the turn's attempts
+        with no transaction open (app/webhooks/turns.py): never inside the write
+        transaction, where the database would wait on the model. A failure is kept too,
+        so the turn falls back (and says why) once, whatever its attempts."""
+        key, ids = request_key(body)
+        answer: Answer | None = reads.model.get(key)
+        if answer is None:
+            if self.deadline - time.perf_counter() < MIN_REQUEST_SECONDS:
+                raise Fallback("budget")
+            if "model" in reads.spent:
+                raise Fallback("fetch_rounds")
+            raise ReadNeeded(
+                "a model answer",
+                lambda: reads.model.__setitem__(key, self.fetch(body, ids)),
+                kind="model",
+                rounds=self.engine.options.max_rounds + SPARE_ROUNDS,
+            )
+        self.usage.model_seconds += answer.seconds
+        if answer.failure is not None:
+            raise Fallback(answer.failure)
+        assert answer.response is not None
+        text = answer.response
+        for old, new in zip(answer.ids, ids, strict=False):
+            # The rows this attempt wrote again, under their new ids.
+            text = text.replace(old, new)
+        return ChatCompletion.model_validate_json(text)
+
+    def fetch(self, body: dict[str, Any], ids: list[str]) -> Answer:
+        """Run with no transaction open: the request, and what became of it."""
+        started = time.perf_counter()
+        try:
+            response = self.post(body, count_time=False)
+        except Fallback as failed:
+            return Answer(time.perf_counter() - started, failure=failed.reason)
+        return Answer(
+            time.perf_counter() - started,
+            response=response.model_dump_json(exclude_unset=True),
+            ids=ids,
+        )
+
+    def post(self, body: dict[str, Any], count_time: bool = True) -> ChatCompletion:
+        options = self.engine.options
         remaining = self.deadline - time.perf_counter()
         if remaining < MIN_REQUEST_SECONDS:
             raise Fallback("budget")
@@ -267,16 +364,10 @@ class _LlmTurn:
             # The client's own post: auth, base URL, error types and timeouts of the
             # official package, without create()'s per-call TypedDict transform of the
             # tool schemas (milliseconds of CPU a turn; the body here is plain JSON).
-            response = self.engine.client.post(
+            return self.engine.client.post(
                 "/chat/completions",
                 cast_to=ChatCompletion,
-                body={
-                    "model": options.model,
-                    "messages": messages,
-                    "tools": model_tools(),
-                    "temperature": options.temperature,
-                    options.completion_tokens_param: options.max_output_tokens,
-                },
+                body=body,
                 options={"timeout": min(options.timeout, remaining)},
             )
         except openai.APITimeoutError:
@@ -290,21 +381,12 @@ class _LlmTurn:
         except openai.OpenAIError:
             raise Fallback("api_error") from None
         finally:
-            self.usage.model_seconds += time.perf_counter() - started
-        self.usage.rounds += 1
-        if response.usage is not None:
-            self.usage.prompt += response.usage.prompt_tokens or 0
-            self.usage.completion += response.usage.completion_tokens or 0
-        if not response.choices:
-            raise Fallback("empty_reply")
-        choice = response.choices[0]
-        if choice.finish_reason == "content_filter" or choice.message.refusal:
-            raise Fallback("refusal")
-        return choice.message
+            if count_time:
+                self.usage.model_seconds += time.perf_counter() - started
 
     def messages(self, notes: list[str]) -> list[dict[str, Any]]:
         turn = self.turn
-        system = system_prompt(turn.agent, turn.now, turn.channel)
+        system = system_prompt(turn.agent, self.now, turn.channel)
         context = self.context()
         if context:
             system = f"{system}\n{context}"

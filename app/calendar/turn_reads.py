@@ -22,13 +22,30 @@ from sqlalchemy.orm import Session
 _KEY = "calendar_turn_reads"
 
 
-class ReadNeeded(Exception):
-    """Raised inside a write transaction for a free/busy window nobody fetched yet.
-    Engines and tools must let it through: the turn is rolled back and run again."""
+# Fetch rounds a turn may spend per kind of external read. An engine turn reads a day,
+# then perhaps nearby days for alternatives: a few windows. A model engine needs one
+# round per model request (its own bound, given with ReadNeeded).
+CALENDAR_ROUNDS = 4
 
-    def __init__(self, what: str, fetch: Callable[[], object]) -> None:
+
+class ReadNeeded(Exception):
+    """Raised inside a write transaction for something external nobody fetched yet
+    (a free/busy window, a model's answer). Engines and tools must let it through:
+    the turn is rolled back, `fetch` runs with no transaction open, the turn runs again.
+    After `rounds` fetches of its `kind`, that kind is spent: the next attempt answers
+    without it."""
+
+    def __init__(
+        self,
+        what: str,
+        fetch: Callable[[], object],
+        kind: str = "calendar",
+        rounds: int = CALENDAR_ROUNDS,
+    ) -> None:
         super().__init__(what)
         self.fetch = fetch
+        self.kind = kind
+        self.rounds = rounds
 
 
 @dataclass
@@ -39,10 +56,18 @@ class TurnReads:
     answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     # True while the turn's transaction is open: no external call may run.
     offline: bool = False
-    # No more fetch rounds: an unknown window is answered "can't check the calendar".
-    exhausted: bool = False
+    # Kinds with no fetch round left: an unknown window is answered "can't check the
+    # calendar", an unknown model answer is a fallback to the offline engine.
+    spent: set[str] = field(default_factory=set)
     # The backend's time budget, spanning every attempt of the turn.
     deadline: Any = None
+    # Model answers by request (app/agent/llm.py), and what a model turn pins for all
+    # its attempts (its start and clock) so that its requests are byte-identical.
+    model: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exhausted(self) -> bool:
+        return "calendar" in self.spent
 
 
 def turn_reads(session: Session) -> TurnReads | None:

@@ -7,7 +7,9 @@ transaction is rolled back (nothing was claimed, written or sent), the window is
 with no transaction open, and the turn runs again from the start: a retried webhook or a
 racing message that committed meanwhile is seen by the new attempt, as for any turn.
 A turn whose windows are all cached runs once. After `FETCH_ROUNDS` fetches a window
-still unknown is answered honestly ("I can't check the calendar right now").
+still unknown is answered honestly ("I can't check the calendar right now"). The LLM
+engine's model requests go the same way (app/agent/llm.py), with their own bound (the
+engine's tool rounds): the attempts of a turn are bounded per kind of read.
 
 Work outside the database that a turn does once, whatever its number of attempts
 (counting a caller against a rate limit), goes through `memo(session)`.
@@ -16,6 +18,7 @@ Work outside the database that a turn does once, whatever its number of attempts
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -29,8 +32,7 @@ from app.calendar.turn_reads import ReadNeeded
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# An engine turn reads a day, then perhaps nearby days for alternatives: a few windows.
-FETCH_ROUNDS = 4
+FETCH_ROUNDS = turn_reads.CALENDAR_ROUNDS
 _MEMO = "turn_memo"
 
 
@@ -47,7 +49,8 @@ def run_turn(
     try:
         if before is not None:
             before(session)
-        for _ in range(FETCH_ROUNDS):
+        fetched: Counter[str] = Counter()
+        while True:
             reads.offline = True
             try:
                 return work(session)
@@ -56,11 +59,15 @@ def run_turn(
                 # The next attempt starts as a new request would: nothing of this one
                 # (an identity claimed by a row that was rolled back) stays in the session.
                 session.expunge_all()
+                if needed.kind in reads.spent:
+                    raise RuntimeError(f"{needed} asked for after its rounds") from None
                 reads.offline = False
                 _fetch(session, needed)
-        reads.offline = True
-        reads.exhausted = True
-        return work(session)
+                # Bounded per kind: each fetch is a round of its kind, so the turn ends
+                # after at most the sum of the kinds' rounds plus one attempt.
+                fetched[needed.kind] += 1
+                if fetched[needed.kind] >= needed.rounds:
+                    reads.spent.add(needed.kind)
     finally:
         turn_reads.end(session)
         session.info.pop(_MEMO, None)

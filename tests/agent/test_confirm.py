@@ -78,3 +78,24 @@ def test_asking_for_another_appointment() -> None:
     assert confirm.asks_for_another("can I also book a consultation tomorrow?")
     assert confirm.asks_for_another("quiero otra cita")
     assert not confirm.asks_for_another("move my haircut to thursday")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't make it tuesday, could it be thursday at 2?",
+        "I cannot make it on Friday",
+        "I won't be able to make it tomorrow",
+        "no puedo ir el martes, ¿puede ser el jueves?",
+        "can you move it to 3",
+    ],
+)
+def test_leaving_the_held_time_speaks_of_moving(text: str) -> None:
+    # A booking prepared now may be the move the person asked for: it is asked
+    # "instead of it, or in addition?", never booked beside it on a bare yes.
+    assert confirm.speaks_of_moving([text])
+
+
+@pytest.mark.parametrize("text", ["can you make it at 3", "book a haircut", "make it 2pm"])
+def test_a_plain_request_does_not_speak_of_moving(text: str) -> None:
+    assert not confirm.speaks_of_moving([text])

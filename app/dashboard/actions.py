@@ -10,7 +10,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin.agents import _apply as apply_agent_fields
+from app.admin.agent_service import apply_fields as apply_agent_fields
 from app.admin.notifications import ReminderSettingsIn, apply_reminder_settings
 from app.admin.schemas import AgentUpdate
 from app.calendar.backend import CalendarFactory

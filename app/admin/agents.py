@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.admin import agent_service
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
@@ -18,64 +18,21 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit, get_user
 from app.calendar import oauth
 from app.calendar.ms_oauth import START_PATH as MS_START_PATH
-from app.calendar.two_way import stop_push
 from app.deps import ServicesDep, SessionDep
 from app.models import Agent, CalendarConnection
-from app.security import audit
-from app.security.pins import hash_pin
 
 router = APIRouter()
 NO_SMS_PHONE: dict[int | str, dict[str, Any]] = {
     409: {"description": "the owner has no verified phone that accepts SMS"}
 }
-# Fields copied as they are; pin, the type list and the clear_* flags need care.
-PLAIN_FIELDS = (
-    "name",
-    "greeting",
-    "instructions",
-    "timezone",
-    "weekly_hours",
-    "slot_step_minutes",
-    "min_notice_minutes",
-    "horizon_days",
-    "daily_cap",
-    "caller_id_policy",
-    "language",
-    "voice",
-    "address",
-    "services_description",
-    "voice_mode",
-    "active",
-)
 
 
 def get_agent(session: Session, principal: Principal, agent_id: str) -> Agent:
-    row = session.get(Agent, agent_id)
+    row = agent_service.agent_by_id(session, agent_id)
     if row is None:
         raise not_found("agent")
     principal.check_user(row.user_id, "agent")
     return row
-
-
-def _apply(row: Agent, body: s.AgentFields, fields_set: set[str]) -> list[str]:
-    changed = []
-    for field in PLAIN_FIELDS:
-        if field in fields_set:
-            value = getattr(body, field)
-            if value is None and field != "daily_cap":
-                continue  # null means "unchanged" for required columns
-            setattr(row, field, value)
-            changed.append(field)
-    if "appointment_types" in fields_set and body.appointment_types is not None:
-        row.appointment_types = [t.model_dump() for t in body.appointment_types]
-        changed.append("appointment_types")
-    if "faq" in fields_set and body.faq is not None:
-        row.faq = [entry.model_dump() for entry in body.faq]
-        changed.append("faq")
-    if "pin" in fields_set and body.pin is not None:
-        row.pin_hash = hash_pin(body.pin)
-        changed.append("pin")
-    return changed
 
 
 @router.get("/agents", response_model=Page[s.AgentOut], summary="List agents")
@@ -87,11 +44,7 @@ def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.AgentOut]:
-    query = principal.scoped(select(Agent), Agent.user_id)
-    if user_id:
-        query = query.where(Agent.user_id == user_id)
-    if active is not None:
-        query = query.where(Agent.active.is_(active))
+    query = agent_service.agents_query(principal, user_id, active)
     rows, next_cursor = paginate(session, query, Order(Agent.created_at, Agent.id), cursor, limit)
     return Page(
         items=[s.AgentOut.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit
@@ -107,18 +60,7 @@ def list_agents(
 )
 def create_agent(body: s.AgentCreate, principal: Operator, session: SessionDep) -> s.AgentOut:
     owner = get_user(session, principal, body.user_id)
-    row = Agent(user_id=owner.id, name=body.name, timezone=body.timezone)
-    changed = _apply(row, body, body.model_fields_set | {"name", "timezone"})
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        "admin.agent.created",
-        actor=principal.actor,
-        subject=row.id,
-        details={"user_id": owner.id, "fields": sorted(changed)},
-    )
-    session.commit()
+    row = agent_service.create_agent(session, principal.actor, owner.id, body)
     return s.AgentOut.model_validate(row)
 
 
@@ -132,21 +74,7 @@ def update_agent(
     agent_id: str, body: s.AgentUpdate, principal: Operator, session: SessionDep
 ) -> s.AgentOut:
     row = get_agent(session, principal, agent_id)
-    changed = _apply(row, body, body.model_fields_set)
-    if body.clear_pin:
-        row.pin_hash = None
-        changed.append("pin")
-    if body.clear_daily_cap:
-        row.daily_cap = None
-        changed.append("daily_cap")
-    audit.record(
-        session,
-        "admin.agent.updated",
-        actor=principal.actor,
-        subject=row.id,
-        details={"fields": sorted(set(changed))},
-    )
-    session.commit()
+    row = agent_service.update_agent(session, principal.actor, row, body)
     return s.AgentOut.model_validate(row)
 
 
@@ -166,7 +94,7 @@ class ConnectLinkRequest(s.Strict):
 
 
 def _connection(session: Session, agent: Agent) -> CalendarConnection:
-    row = session.scalar(select(CalendarConnection).where(CalendarConnection.agent_id == agent.id))
+    row = agent_service.connection_of(session, agent)
     if row is None:
         raise not_found("calendar connection")
     return row
@@ -195,13 +123,9 @@ def disconnect_calendar(
 ) -> s.CalendarConnectionOut:
     agent = get_agent(session, principal, agent_id)
     row = _connection(session, agent)
-    # Stop the provider's pushes while the token can still do it.
-    stop_push(session, services.calendar_factory, agent)
-    row.status = "disconnected"
-    row.encrypted_refresh_token = None
-    agent.calendar_provider = "local"
-    audit.record(session, "admin.calendar.disconnected", actor=principal.actor, subject=agent.id)
-    session.commit()
+    row = agent_service.disconnect_calendar(
+        session, principal.actor, services.calendar_factory, agent, row
+    )
     return s.CalendarConnectionOut.model_validate(row)
 
 
@@ -236,13 +160,6 @@ def connect_link(
         if texted == 0:
             raise ApiError(409, "the owner has no verified phone that accepts SMS")
     url = oauth.connect_url(settings, agent.id, now, path)
-    audit.record(
-        session,
-        "admin.calendar.link_created",
-        actor=principal.actor,
-        subject=agent.id,
-        details={"texted_to": texted},
-    )
-    session.commit()
+    agent_service.record_link_created(session, principal.actor, agent, texted)
     minutes = int(timedelta(minutes=settings.calendar_connect_link_minutes).total_seconds() // 60)
     return ConnectLinkOut(url=url, expires_in_minutes=minutes, texted_to=texted)

@@ -3,13 +3,12 @@ operator's change obeys the same rules, calendar write-through and audit as a ca
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.admin import appointment_service
 from app.admin import schemas as s
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import not_found
@@ -17,22 +16,13 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Day, Moment
 from app.admin.users import Cursor, Limit
 from app.deps import SessionDep
-from app.models import Agent, Appointment, AppointmentStatus, Conversation, Message
-from app.security import audit
+from app.models import Agent, Appointment, AppointmentStatus, Conversation
 from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs, RescheduleAppointmentArgs, ToolResult
 from app.tools.service import SchedulingTools, ToolContext
 
 router = APIRouter()
 ADMIN_CHANNEL = "admin"
-
-
-def _owned_agent_ids(principal: Principal):  # type: ignore[no-untyped-def]
-    return select(Agent.id).where(Agent.user_id == principal.user_id)
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
 
 
 @router.get(
@@ -52,19 +42,9 @@ def list_appointments(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.AppointmentOut]:
-    query = select(Appointment)
-    if principal.user_id is not None:
-        query = query.where(Appointment.agent_id.in_(_owned_agent_ids(principal)))
-    if agent_id:
-        query = query.where(Appointment.agent_id == agent_id)
-    if status:
-        query = query.where(Appointment.status == status)
-    if channel:
-        query = query.where(Appointment.channel == channel)
-    if date_from:
-        query = query.where(Appointment.start_at >= _day_start(date_from))
-    if date_to:
-        query = query.where(Appointment.start_at < _day_start(date_to) + timedelta(days=1))
+    query = appointment_service.appointments_query(
+        principal, agent_id, status, channel, date_from, date_to
+    )
     order = Order(Appointment.start_at, Appointment.id)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     return Page(
@@ -75,12 +55,11 @@ def list_appointments(
 
 
 def _get(session: Session, principal: Principal, appointment_id: str) -> tuple[Appointment, Agent]:
-    row = session.get(Appointment, appointment_id)
-    agent = session.get(Agent, row.agent_id) if row is not None else None
-    if row is None or agent is None:
+    found = appointment_service.appointment_with_agent(session, appointment_id)
+    if found is None:
         raise not_found("appointment")
-    principal.check_user(agent.user_id, "appointment")
-    return row, agent
+    principal.check_user(found[1].user_id, "appointment")
+    return found
 
 
 @router.get("/appointments/{appointment_id}", response_model=s.AppointmentOut, summary="Get one")
@@ -108,18 +87,7 @@ def _tools(request: Request, session: Session, agent: Agent, row: Appointment) -
 def _outcome(
     session: Session, principal: Principal, action: str, row: Appointment, result: ToolResult
 ) -> s.ToolOutcome:
-    if not result.ok:
-        # Nothing changed; the refusal is still worth a line in the trail.
-        session.rollback()
-        session.refresh(row)
-    audit.record(
-        session,
-        action,
-        actor=principal.actor,
-        subject=row.id,
-        details={"ok": result.ok, "error": result.data.get("error")},
-    )
-    session.commit()
+    row = appointment_service.record_tool_outcome(session, principal.actor, action, row, result)
     return s.ToolOutcome(
         ok=result.ok, message=result.one_line(), appointment=s.AppointmentOut.model_validate(row)
     )
@@ -179,17 +147,7 @@ def list_conversations(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[s.ConversationOut]:
-    query = select(Conversation)
-    if principal.user_id is not None:
-        query = query.where(Conversation.agent_id.in_(_owned_agent_ids(principal)))
-    if agent_id:
-        query = query.where(Conversation.agent_id == agent_id)
-    if channel:
-        query = query.where(Conversation.channel == channel)
-    if since:
-        query = query.where(Conversation.created_at >= since)
-    if until:
-        query = query.where(Conversation.created_at < until)
+    query = appointment_service.conversations_query(principal, agent_id, channel, since, until)
     order = Order(Conversation.created_at, Conversation.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     items = [s.ConversationOut.model_validate(r) for r in rows]
@@ -204,14 +162,12 @@ def list_conversations(
 def read_conversation(
     conversation_id: str, principal: ReadOnly, session: SessionDep
 ) -> s.ConversationDetail:
-    row = session.get(Conversation, conversation_id)
-    if row is None:
+    found = appointment_service.conversation_with_owner(session, conversation_id)
+    if found is None:
         raise not_found("conversation")
-    agent = session.get(Agent, row.agent_id) if row.agent_id else None
-    principal.check_user(agent.user_id if agent else None, "conversation")
-    messages = session.scalars(
-        select(Message).where(Message.conversation_id == row.id).order_by(Message.id)
-    )
+    row, owner_id = found
+    principal.check_user(owner_id, "conversation")
+    messages = appointment_service.transcript(session, row.id)
     detail = s.ConversationDetail.model_validate(row)
     return detail.model_copy(
         update={"messages": [s.MessageOut.model_validate(m) for m in messages]}

@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+from app.admin import operation_service
 from app.clock import system_clock
 from app.config import get_settings
-from app.security import api_keys, audit
+from app.security import api_keys
 from app.security.api_keys import Role
 
 apikeys_cli = typer.Typer(no_args_is_help=True, help="Admin API keys")
@@ -34,15 +35,7 @@ def create(
 ) -> None:
     """Create a key and print it (shown this once)."""
     with _session() as session:
-        new = api_keys.create_key(session, name=name, role=role, user_id=user)
-        audit.record(
-            session,
-            "admin.apikey.created",
-            actor=ACTOR,
-            subject=new.key.prefix,
-            details={"role": role.value, "scoped_to": user},
-        )
-        session.commit()
+        new = operation_service.create_api_key(session, ACTOR, name, role, user)
         typer.echo(f"id:     {new.key.id}")
         typer.echo(f"prefix: {new.key.prefix}  role: {role.value}  user: {user or '-'}")
         typer.echo(f"key:    {new.plaintext}")
@@ -66,10 +59,8 @@ def list_() -> None:
 def revoke(key: Annotated[str, typer.Argument(help="Key id or prefix")]) -> None:
     """Revoke a key at once."""
     with _session() as session:
-        row = api_keys.revoke(session, key, system_clock())
+        row = operation_service.revoke_api_key(session, ACTOR, key, system_clock())
         if row is None:
             typer.echo(f"no key {key!r}", err=True)
             raise typer.Exit(1)
-        audit.record(session, "admin.apikey.revoked", actor=ACTOR, subject=row.prefix)
-        session.commit()
         typer.echo(f"revoked {row.prefix}")

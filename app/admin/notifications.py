@@ -9,25 +9,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.admin import agent_service, appointment_service, notification_service
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.users import Cursor, Limit
 from app.deps import ServicesDep, SessionDep
-from app.models import (
-    Agent,
-    Appointment,
-    AppointmentStatus,
-    Attendance,
-    Notification,
-    ReminderSettings,
-)
-from app.notifications.plan import settings_for
+from app.models import Agent, AppointmentStatus, Notification, ReminderSettings
 from app.phone import mask
-from app.security import audit
 
 router = APIRouter()
 NOT_MARKABLE: dict[int | str, dict[str, Any]] = {
@@ -49,7 +40,6 @@ Kind = Literal[
     "owner_agenda",
 ]
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-SENT = ("sent", "delivered", "undelivered", "unknown")
 
 
 class NotificationOut(BaseModel):
@@ -123,7 +113,7 @@ class ReminderAnalytics(BaseModel):
 
 
 def _agent(session: Session, principal: Principal, agent_id: str) -> Agent:
-    agent = session.get(Agent, agent_id)
+    agent = agent_service.agent_by_id(session, agent_id)
     if agent is None:
         raise not_found("agent")
     principal.check_user(agent.user_id, "agent")
@@ -165,18 +155,9 @@ def list_notifications(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[NotificationOut]:
-    query = select(Notification)
-    if principal.user_id is not None:
-        owned = select(Agent.id).where(Agent.user_id == principal.user_id)
-        query = query.where(Notification.agent_id.in_(owned))
-    for column, value in (
-        (Notification.agent_id, agent_id),
-        (Notification.appointment_id, appointment_id),
-        (Notification.status, status),
-        (Notification.kind, kind),
-    ):
-        if value:
-            query = query.where(column == value)
+    query = notification_service.notifications_query(
+        principal, agent_id, appointment_id, status, kind
+    )
     order = Order(Notification.due_at, Notification.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     return Page(items=[_out(r) for r in rows], next_cursor=next_cursor, limit=limit)
@@ -191,7 +172,7 @@ def read_reminder_settings(
     agent_id: str, principal: ReadOnly, session: SessionDep
 ) -> ReminderSettingsOut:
     _agent(session, principal, agent_id)
-    return _settings_out(settings_for(session, agent_id))
+    return _settings_out(notification_service.reminder_settings(session, agent_id))
 
 
 @router.put(
@@ -203,29 +184,10 @@ def write_reminder_settings(
     agent_id: str, body: ReminderSettingsIn, principal: Operator, session: SessionDep
 ) -> ReminderSettingsOut:
     _agent(session, principal, agent_id)
-    row = apply_reminder_settings(session, agent_id, body)
-    audit.record(
-        session,
-        "agent.reminder_settings",
-        actor=f"apikey:{principal.prefix}",
-        subject=agent_id,
-        details=body.model_dump(),
+    row = notification_service.write_reminder_settings(
+        session, f"apikey:{principal.prefix}", agent_id, body.model_dump()
     )
-    session.commit()
     return _settings_out(row)
-
-
-def apply_reminder_settings(
-    session: Session, agent_id: str, body: ReminderSettingsIn
-) -> ReminderSettings:
-    """Replace the agent's reminder settings with the validated body (not committed);
-    the admin API and the dashboard both save through here."""
-    row = session.get(ReminderSettings, agent_id) or ReminderSettings(agent_id=agent_id)
-    for name, value in body.model_dump().items():
-        setattr(row, name, value)
-    row.offsets_minutes = sorted(set(body.offsets_minutes), reverse=True)
-    session.add(row)
-    return row
 
 
 def _settings_out(row: ReminderSettings) -> ReminderSettingsOut:
@@ -255,25 +217,17 @@ def mark_attendance(
     session: SessionDep,
     services: ServicesDep,
 ) -> AttendanceOut:
-    appointment = session.get(Appointment, appointment_id)
-    agent = session.get(Agent, appointment.agent_id) if appointment else None
-    if appointment is None or agent is None:
+    found = appointment_service.appointment_with_agent(session, appointment_id)
+    if found is None:
         raise not_found("appointment")
+    appointment, agent = found
     principal.check_user(agent.user_id, "appointment")
     now: datetime = services.clock()
     if appointment.status != AppointmentStatus.CONFIRMED or appointment.start_at > now:
         raise ApiError(409, "only a booked appointment that has started can be marked")
-    row = session.get(Attendance, appointment_id) or Attendance(appointment_id=appointment_id)
-    row.outcome, row.outcome_at = body.outcome, now
-    session.add(row)
-    audit.record(
-        session,
-        "appointment.attendance_marked",
-        actor=f"apikey:{principal.prefix}",
-        subject=appointment_id,
-        details={"outcome": body.outcome, "agent_id": agent.id},
+    row = notification_service.mark_attendance(
+        session, f"apikey:{principal.prefix}", appointment, body.outcome, now
     )
-    session.commit()
     return AttendanceOut(
         appointment_id=appointment_id,
         confirmed_at=row.confirmed_at,
@@ -301,44 +255,14 @@ def reminder_analytics(
         raise ApiError(400, "until must be on or after since, at most 366 days later")
     start = datetime.combine(since, time(0), UTC)
     end = datetime.combine(until + timedelta(days=1), time(0), UTC)
-    scope = select(Appointment.id).where(Appointment.start_at >= start, Appointment.start_at < end)
-    if agent_id:
-        scope = scope.where(Appointment.agent_id == agent_id)
-    if principal.user_id is not None:
-        scope = scope.join(Agent, Agent.id == Appointment.agent_id).where(
-            Agent.user_id == principal.user_id
-        )
-    ids = scope
-    reminders = (
-        select(Notification.status, func.count())
-        .where(
-            Notification.appointment_id.in_(ids),
-            Notification.kind.in_(("reminder", "reminder_call")),
-            Notification.status.in_(SENT),
-        )
-        .group_by(Notification.status)
-    )
-    by_status = dict(session.execute(reminders).all())
-    marks = dict(
-        session.execute(
-            select(Attendance.outcome, func.count())
-            .where(Attendance.appointment_id.in_(ids), Attendance.outcome.is_not(None))
-            .group_by(Attendance.outcome)
-        ).all()
-    )
-    confirmations = session.scalar(
-        select(func.count()).where(
-            Attendance.appointment_id.in_(ids), Attendance.confirmed_at.is_not(None)
-        )
-    )
-    marked = sum(marks.values())
-    no_shows = marks.get("no_show", 0)
+    counts = notification_service.reminder_counts(session, start, end, agent_id, principal.user_id)
+    marked, no_shows = counts.attendance_marked, counts.no_shows
     return ReminderAnalytics(
         since=since,
         until=until,
-        reminders_sent=sum(by_status.values()),
-        reminders_delivered=by_status.get("delivered", 0),
-        confirmations=confirmations or 0,
+        reminders_sent=counts.reminders_sent,
+        reminders_delivered=counts.reminders_delivered,
+        confirmations=counts.confirmations,
         attendance_marked=marked,
         no_shows=no_shows,
         no_show_rate=round(no_shows / marked, 4) if marked else None,

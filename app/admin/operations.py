@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import select
 
+from app.admin import operation_service
 from app.admin import schemas as s
 from app.admin.auth import Admin, ReadOnly
 from app.admin.errors import ApiError, not_found
@@ -17,7 +15,7 @@ from app.admin.pagination import DEFAULT_LIMIT, Order, Page, paginate
 from app.admin.params import Moment
 from app.admin.users import Cursor, Limit
 from app.deps import ServicesDep, SessionDep
-from app.models import AuditEntry, SmsOptOut, User
+from app.models import AuditEntry
 from app.phone import mask
 from app.security import api_keys, audit
 from app.security.api_keys import Role
@@ -27,11 +25,6 @@ router = APIRouter()
 
 
 # --- opt-outs ------------------------------------------------------------------------------
-
-
-def opt_out_id(secret: str, e164: str) -> str:
-    """An opaque, stable handle: the API never shows the full number, not even in an id."""
-    return hmac.new(secret.encode(), e164.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 MAX_OFFSET = 10_000_000
@@ -67,20 +60,17 @@ def list_opt_outs(
     principal.require_unscoped()
     secret = services.settings.app_secret_key.get_secret_value()
     offset = _offset(cursor)
-    rows = list(
-        session.scalars(
-            select(SmsOptOut)
-            .order_by(SmsOptOut.opted_out_at.desc(), SmsOptOut.e164)
-            .offset(offset)
-            .limit(limit + 1)
-        )
-    )
+    rows = operation_service.opt_outs_window(session, offset, limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode().rstrip("=")
     items = [
-        s.OptOutOut(id=opt_out_id(secret, r.e164), number=mask(r.e164), opted_out_at=r.opted_out_at)
+        s.OptOutOut(
+            id=operation_service.opt_out_id(secret, r.e164),
+            number=mask(r.e164),
+            opted_out_at=r.opted_out_at,
+        )
         for r in rows
     ]
     return Page(items=items, next_cursor=next_cursor, limit=limit)
@@ -99,14 +89,9 @@ def remove_opt_out(
 ) -> Response:
     principal.require_unscoped()
     secret = services_of(request).settings.app_secret_key.get_secret_value()
-    # Opt-out tables stay small (people who texted STOP); a scan beats storing the handle.
-    for row in session.scalars(select(SmsOptOut)):
-        if hmac.compare_digest(opt_out_id(secret, row.e164), opt_out_id_):
-            session.delete(row)
-            audit.record(session, "admin.optout.removed", actor=principal.actor, subject=row.e164)
-            session.commit()
-            return Response(status_code=204)
-    raise not_found("opt-out")
+    if not operation_service.remove_opt_out(session, principal.actor, secret, opt_out_id_):
+        raise not_found("opt-out")
+    return Response(status_code=204)
 
 
 @router.get("/audit", response_model=Page[s.AuditEntryOut], summary="Query the audit log")
@@ -124,20 +109,7 @@ def query_audit(
     cursor: Cursor = None,
 ) -> Page[s.AuditEntryOut]:
     principal.require_unscoped()
-    query = select(AuditEntry)
-    if actor:
-        query = query.where(AuditEntry.actor == actor)
-    if action:
-        if action.endswith("*"):
-            query = query.where(AuditEntry.action.startswith(action[:-1], autoescape=True))
-        else:
-            query = query.where(AuditEntry.action == action)
-    if subject:
-        query = query.where(AuditEntry.subject == subject)
-    if since:
-        query = query.where(AuditEntry.at >= since)
-    if until:
-        query = query.where(AuditEntry.at < until)
+    query = operation_service.audit_query(actor, action, subject, since, until)
     order = Order(AuditEntry.id, AuditEntry.id, descending=True)
     rows, next_cursor = paginate(session, query, order, cursor, limit)
     return Page(
@@ -176,17 +148,11 @@ def list_api_keys(principal: Admin, session: SessionDep) -> list[s.ApiKeyOut]:
 )
 def create_api_key(body: s.ApiKeyCreate, principal: Admin, session: SessionDep) -> s.ApiKeyCreated:
     principal.require_unscoped()
-    if body.user_id is not None and session.get(User, body.user_id) is None:
+    if body.user_id is not None and not operation_service.user_exists(session, body.user_id):
         raise ApiError(422, "user_id: no such user")
-    new = api_keys.create_key(session, name=body.name, role=Role(body.role), user_id=body.user_id)
-    audit.record(
-        session,
-        "admin.apikey.created",
-        actor=principal.actor,
-        subject=new.key.prefix,
-        details={"role": body.role, "scoped_to": body.user_id},
+    new = operation_service.create_api_key(
+        session, principal.actor, body.name, Role(body.role), body.user_id
     )
-    session.commit()
     created = s.ApiKeyOut.model_validate(new.key).model_dump()
     return s.ApiKeyCreated.model_validate({**created, "key": new.plaintext})
 
@@ -198,9 +164,7 @@ def revoke_api_key(
     key_id: str, services: ServicesDep, principal: Admin, session: SessionDep
 ) -> s.ApiKeyOut:
     principal.require_unscoped()
-    key = api_keys.revoke(session, key_id, services.clock())
+    key = operation_service.revoke_api_key(session, principal.actor, key_id, services.clock())
     if key is None:
         raise not_found("API key")
-    audit.record(session, "admin.apikey.revoked", actor=principal.actor, subject=key.prefix)
-    session.commit()
     return s.ApiKeyOut.model_validate(key)

@@ -6,6 +6,7 @@ Endpoints parse, authorise and answer; this module talks to the models
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -21,6 +22,10 @@ def users_query(principal: Principal, name_contains: str | None) -> Select[Any]:
     if name_contains:
         query = query.where(User.name.ilike(f"%{name_contains}%"))
     return query
+
+
+def user_by_id(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
 
 
 def create_user(session: Session, actor: str, name: str, email: str | None) -> User:
@@ -62,5 +67,66 @@ def numbers_query(
     return query
 
 
+def number_by_id(session: Session, number_id: str) -> PhoneNumber | None:
+    return session.get(PhoneNumber, number_id)
+
+
 def number_by_e164(session: Session, e164: str) -> PhoneNumber | None:
     return session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == e164))
+
+
+def add_caller_number(
+    session: Session, e164: str, owner_id: str, agent_id: str | None
+) -> PhoneNumber:
+    """A new, unverified caller number (flushed for its id, not committed: the code
+    still has to go out)."""
+    row = PhoneNumber(e164=e164, purpose="caller", user_id=owner_id)
+    row.agent_id = agent_id
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_agent_line(
+    session: Session, actor: str, e164: str, owner_id: str, agent_id: str, now: datetime
+) -> PhoneNumber:
+    """One of our own numbers: verified at once, no code."""
+    row = PhoneNumber(
+        e164=e164, purpose="agent_line", user_id=owner_id, agent_id=agent_id, verified_at=now
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        "admin.phone.line_added",
+        actor=actor,
+        subject=row.id,
+        details={"agent_id": agent_id, "number": e164},
+    )
+    session.commit()
+    return row
+
+
+def record_number_event(
+    session: Session,
+    action: str,
+    actor: str,
+    number_id: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit what was done to a number (code sent, code checked) and commit it."""
+    audit.record(session, action, actor=actor, subject=number_id, details=details)
+    session.commit()
+
+
+def remove_number(session: Session, actor: str, row: PhoneNumber) -> None:
+    number_id, owner_id = row.id, row.user_id
+    session.delete(row)
+    audit.record(
+        session,
+        "admin.phone.removed",
+        actor=actor,
+        subject=number_id,
+        details={"user_id": owner_id},
+    )
+    session.commit()

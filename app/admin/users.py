@@ -9,15 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from app.admin import agent_service, user_service
 from app.admin import schemas as s
-from app.admin import user_service
 from app.admin.auth import Operator, Principal, ReadOnly
 from app.admin.errors import ApiError, not_found
 from app.admin.pagination import DEFAULT_LIMIT, MAX_LIMIT, Order, Page, paginate
 from app.deps import SessionDep
-from app.models import Agent, PhoneNumber, User
+from app.models import PhoneNumber, User
 from app.notify import send_sms
-from app.security import audit, verification
+from app.security import verification
 from app.security.verification import Outcome, SendRefused
 from app.services import services_of
 
@@ -33,7 +33,7 @@ Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of
 
 
 def get_user(session: Session, principal: Principal, user_id: str) -> User:
-    row = session.get(User, user_id)
+    row = user_service.user_by_id(session, user_id)
     if row is None:
         raise not_found("user")
     principal.check_user(row.id, "user")
@@ -90,7 +90,7 @@ def update_user(
 
 
 def get_number(session: Session, principal: Principal, number_id: str) -> PhoneNumber:
-    row = session.get(PhoneNumber, number_id)
+    row = user_service.number_by_id(session, number_id)
     if row is None:
         raise not_found("phone number")
     if principal.user_id is not None and row.user_id != principal.user_id:
@@ -158,7 +158,7 @@ def register_number(
     owner = get_user(session, principal, user_id)
     now = services_of(request).clock()
     if body.agent_id is not None:
-        agent = session.get(Agent, body.agent_id)
+        agent = agent_service.agent_by_id(session, body.agent_id)
         if agent is None or agent.user_id != owner.id:
             raise ApiError(422, "agent_id must be one of this user's agents")
     if body.purpose == "agent_line":
@@ -167,10 +167,7 @@ def register_number(
     if row is not None and row.purpose != "caller":
         raise ApiError(409, "this number is an agent line")
     if row is None:
-        row = PhoneNumber(e164=body.number, purpose="caller", user_id=owner.id)
-        row.agent_id = body.agent_id
-        session.add(row)
-        session.flush()
+        row = user_service.add_caller_number(session, body.number, owner.id, body.agent_id)
     elif row.user_id == owner.id and row.verified_at is not None:
         raise ApiError(409, "this number is already verified for this user")
     elif row.user_id == owner.id:
@@ -188,14 +185,13 @@ def register_number(
     except SendRefused as exc:
         session.rollback()
         raise ApiError(409, exc.reason, "cannot_send_code") from None
-    audit.record(
+    user_service.record_number_event(
         session,
         "admin.phone.code_sent",
-        actor=principal.actor,
-        subject=row.id,
-        details={"user_id": owner.id, "number": body.number, "moving": moving},
+        principal.actor,
+        row.id,
+        {"user_id": owner.id, "number": body.number, "moving": moving},
     )
-    session.commit()
     # Same answer whether or not the number was someone else's: a scoped key learns
     # nothing of other users (the move still needs the code texted to the number).
     return s.VerificationOut(
@@ -214,23 +210,9 @@ def _register_line(
         raise ApiError(422, "an agent line needs agent_id")
     if user_service.number_by_e164(session, body.number) is not None:
         raise ApiError(409, "this number is already registered")
-    row = PhoneNumber(
-        e164=body.number,
-        purpose="agent_line",
-        user_id=owner.id,
-        agent_id=body.agent_id,
-        verified_at=now,
+    row = user_service.add_agent_line(
+        session, principal.actor, body.number, owner.id, body.agent_id, now
     )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        "admin.phone.line_added",
-        actor=principal.actor,
-        subject=row.id,
-        details={"agent_id": body.agent_id, "number": body.number},
-    )
-    session.commit()
     return s.VerificationOut(phone_number=_number_out(session, row, principal), status="verified")
 
 
@@ -262,10 +244,9 @@ def verify_number(
     details: dict[str, object] = {"outcome": outcome.value}
     if outcome is Outcome.VERIFIED and previous_owner != row.user_id:
         details.update(moved_from=previous_owner, moved_to=row.user_id)
-    audit.record(
-        session, "admin.phone.verify", actor=principal.actor, subject=row.id, details=details
+    user_service.record_number_event(
+        session, "admin.phone.verify", principal.actor, row.id, details
     )
-    session.commit()
     attempts_left = None
     if pending is not None and outcome is Outcome.WRONG_CODE:
         attempts_left = max(pol.max_attempts - pending.attempts, 0)
@@ -308,8 +289,7 @@ def resend_code(
     except SendRefused as exc:
         session.rollback()
         raise ApiError(409, exc.reason, "cannot_send_code") from None
-    audit.record(session, "admin.phone.code_sent", actor=principal.actor, subject=row.id)
-    session.commit()
+    user_service.record_number_event(session, "admin.phone.code_sent", principal.actor, row.id)
     return s.VerificationOut(
         phone_number=_number_out(session, row, principal),
         status="code_sent",
@@ -323,13 +303,5 @@ def resend_code(
 def remove_number(number_id: str, principal: Operator, session: SessionDep) -> Response:
     row = get_number(session, principal, number_id)
     principal.check_user(row.user_id, "phone number")
-    session.delete(row)
-    audit.record(
-        session,
-        "admin.phone.removed",
-        actor=principal.actor,
-        subject=number_id,
-        details={"user_id": row.user_id},
-    )
-    session.commit()
+    user_service.remove_number(session, principal.actor, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

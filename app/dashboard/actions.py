@@ -10,8 +10,9 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.admin.agents import _apply as apply_agent_fields
-from app.admin.notifications import ReminderSettingsIn, apply_reminder_settings
+from app.admin.agent_service import apply_fields as apply_agent_fields
+from app.admin.notification_service import apply_reminder_settings
+from app.admin.notifications import ReminderSettingsIn
 from app.admin.schemas import AgentUpdate
 from app.calendar.backend import CalendarFactory
 from app.config import Settings
@@ -116,7 +117,7 @@ def save_settings(
 
 
 def save_reminders(session: Session, user_id: str, agent: Agent, body: ReminderSettingsIn) -> None:
-    apply_reminder_settings(session, agent.id, body)
+    apply_reminder_settings(session, agent.id, body.model_dump())
     audit.record(
         session,
         "dashboard.agent.reminder_settings",

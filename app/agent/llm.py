@@ -31,6 +31,7 @@ from app.agent.llm_tools import MalformedArguments, Memory, ToolBox, Verificatio
 from app.agent.offline import OfflineEngine
 from app.agent.phrasing import fit
 from app.agent.prompt import system_prompt
+from app.agent.state import ABOUT_APPOINTMENT
 from app.calendar.turn_reads import ReadNeeded, TurnReads, turn_reads
 from app.config import Settings
 
@@ -417,6 +418,15 @@ class _LlmTurn:
                 for key, a in self.memory.appointments.items()
             )
             lines.append(f"The person's appointments seen: {seen}.")
+        about = self.state.get(ABOUT_APPOINTMENT)
+        if about:
+            # A reply to a reminder (app/notifications/replies.py): "cancel", "move it" or
+            # "yes" with no other reference mean the reminded appointment.
+            lines.append(
+                f"This conversation answers a reminder about appointment {about}: unless the "
+                "person names another, cancel, move or confirm mean that one "
+                "(list_appointments gives its details)."
+            )
         if not lines:
             return ""
         return "Conversation facts (from the system):\n" + "\n".join(lines)

@@ -496,3 +496,25 @@ def test_goodbye_ends_a_voice_call(session_factory, demo: DemoData, model):
     model.side_effect = [completion("Thanks for calling, goodbye!")]
     call.say("that's all, bye")
     assert call.last.end_conversation is True
+
+
+def test_a_reply_to_a_reminder_tells_the_model_which_appointment(
+    owner: Caller, model, session_factory, demo: DemoData
+):
+    earlier = book_directly(session_factory, demo.agent_id, demo.caller, 10)
+    reminded = book_directly(session_factory, demo.agent_id, demo.caller, 14)
+    model.side_effect = [completion("Hello!")]
+    owner.say("hi")
+    with session_factory() as session:
+        # What app/notifications/replies.py leaves when a reminder goes out.
+        session.execute(
+            update(Conversation)
+            .where(Conversation.external_id == owner.external_id)
+            .values(state={"about_appointment": reminded})
+        )
+        session.commit()
+    model.side_effect = [completion("Which appointment?")]
+    owner.say("cancel")
+    system = sent(model)[0]["content"]
+    assert f"reminder about appointment {reminded}" in system
+    assert earlier not in system

@@ -140,6 +140,80 @@ class FreeBusyCache:
             self._entries[key] = (time.monotonic() + self.ttl, value)
 
 
+class WindowReads:
+    """A provider calendar's free/busy answers for one request, or for one turn across
+    its attempts (app/calendar/turn_reads.py): each window is asked once; inside a turn's
+    write transaction it is never asked but raised as `ReadNeeded`; when the provider
+    does not answer, a recent answer covering the window stands in, and failing that the
+    agent says plainly that it cannot check the calendar. Shared by Google and Graph."""
+
+    def __init__(
+        self,
+        session: Session,
+        budget: float,
+        cache: FreeBusyCache,
+        stale_seconds: float,
+        connection_id: str,
+        calendar_id: str,
+    ) -> None:
+        self.cache, self.stale_seconds = cache, stale_seconds
+        self.connection_id, self.calendar_id = connection_id, calendar_id
+        self.reads = turn_reads(session)
+        if self.reads is None:
+            self.deadline = Deadline(budget)
+            self.answers: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
+        else:
+            if self.reads.deadline is None:
+                self.reads.deadline = Deadline(budget)
+            self.deadline = self.reads.deadline
+            self.answers = self.reads.answers
+
+    def fetch(
+        self, key: tuple[Any, ...], ask: Callable[[], list[Interval]], what: str
+    ) -> list[Interval]:
+        known = self.answers.get(key)
+        if isinstance(known, CalendarError):
+            raise known
+        if known is not None:
+            return known
+        if self.reads is not None and self.reads.offline:
+            # Inside the turn's write transaction: never call out (see turn_reads).
+            if self.reads.exhausted:
+                raise CalendarError(CANNOT_CHECK_MESSAGE)
+            raise ReadNeeded(what, lambda: self._ask_once(key, ask, what))
+        return self._ask_once(key, ask, what)
+
+    def _ask_once(
+        self, key: tuple[Any, ...], ask: Callable[[], list[Interval]], what: str
+    ) -> list[Interval]:
+        try:
+            found = ask()
+        except CalendarError as exc:
+            if str(exc) != UNAVAILABLE_MESSAGE:
+                # Access revoked or a calendar error the provider reported: not an outage
+                # to ride out; never book against a calendar we cannot see.
+                self.answers[key] = exc
+                raise
+            _, _, start, end = key
+            stale = self.cache.covering(
+                self.connection_id, self.calendar_id, start, end, self.stale_seconds
+            )
+            if stale is None:
+                refused = CalendarError(CANNOT_CHECK_MESSAGE)
+                self.answers[key] = refused
+                raise refused from None
+            log.warning(
+                "%s unavailable for connection %s: using a recent answer",
+                what.split(" ")[0],
+                self.connection_id,
+            )
+            found = stale
+        else:
+            self.cache.put(key, found)
+        self.answers[key] = found
+        return found
+
+
 @dataclass
 class _AccessToken:
     token: str | None
@@ -304,15 +378,15 @@ class GoogleCalendar:
         self.encrypted_token = connection.encrypted_refresh_token
         # A turn run under TurnReads keeps its answers and its budget across attempts
         # (and calendar instances); anything else keeps them for this instance.
-        self.reads = turn_reads(session)
-        if self.reads is None:
-            self.deadline = Deadline(self.options.budget)
-            self._fetched: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
-        else:
-            if self.reads.deadline is None:
-                self.reads.deadline = Deadline(self.options.budget)
-            self.deadline = self.reads.deadline
-            self._fetched = self.reads.answers
+        self.windows = WindowReads(
+            session,
+            self.options.budget,
+            factory.cache,
+            factory.stale_seconds,
+            connection.id,
+            connection.calendar_id,
+        )
+        self.deadline = self.windows.deadline
 
     # --- CalendarBackend -------------------------------------------------------------
 
@@ -327,48 +401,12 @@ class GoogleCalendar:
 
     def _fetch(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
         """Ask Google once per window in this request (the tools ask before their write
-        transaction, then check again inside it: the second answer is this one). When
-        Google does not answer, a recent answer covering the window stands in; failing
-        that, the agent says plainly that it cannot check the calendar."""
-        known = self._fetched.get(key)
-        if isinstance(known, CalendarError):
-            raise known
-        if known is not None:
-            return known
-        if self.reads is not None and self.reads.offline:
-            # Inside the turn's write transaction: never call out (see turn_reads).
-            if self.reads.exhausted:
-                raise CalendarError(CANNOT_CHECK_MESSAGE)
-            raise ReadNeeded(
-                f"free/busy {start.isoformat()}..{end.isoformat()}",
-                lambda: self._query_once(key, start, end),
-            )
-        return self._query_once(key, start, end)
-
-    def _query_once(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
-        try:
-            google_busy = self._query_freebusy(start, end)
-        except CalendarError as exc:
-            if str(exc) != UNAVAILABLE_MESSAGE:
-                # Access revoked or a calendar error Google reported: not an outage to
-                # ride out; never book against a calendar we cannot see.
-                self._fetched[key] = exc
-                raise
-            stale = self.factory.cache.covering(
-                self.connection_id, self.calendar_id, start, end, self.factory.stale_seconds
-            )
-            if stale is None:
-                refused = CalendarError(CANNOT_CHECK_MESSAGE)
-                self._fetched[key] = refused
-                raise refused from None
-            log.warning(
-                "free/busy unavailable for connection %s: using a recent answer", self.connection_id
-            )
-            google_busy = stale
-        else:
-            self.factory.cache.put(key, google_busy)
-        self._fetched[key] = google_busy
-        return google_busy
+        transaction, then check again inside it: the second answer is this one)."""
+        return self.windows.fetch(
+            key,
+            lambda: self._query_freebusy(start, end),
+            f"free/busy {start.isoformat()}..{end.isoformat()}",
+        )
 
     def write_after_commit(self, appointment_id: str) -> None:
         """Write the appointment to Google once the transaction that changed it has

@@ -39,10 +39,9 @@ from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError, CalendarFactory
 from app.calendar.changes import Channel, EventChange, SyncExpired
 from app.calendar.google import (
-    CANNOT_CHECK_MESSAGE,
     UNAVAILABLE_MESSAGE,
-    Deadline,
     FreeBusyCache,
+    WindowReads,
     _subtract,
     event_id_for,
     event_text,
@@ -201,8 +200,15 @@ class MicrosoftCalendar:
         self.calendar_id = connection.calendar_id
         self.status = connection.status
         self.encrypted_token = connection.encrypted_refresh_token
-        self.deadline = Deadline(factory.budget)
-        self._fetched: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
+        self.windows = WindowReads(
+            session,
+            factory.budget,
+            factory.cache,
+            factory.stale_seconds,
+            connection.id,
+            connection.calendar_id,
+        )
+        self.deadline = self.windows.deadline
 
     # --- CalendarBackend -------------------------------------------------------------
 
@@ -347,35 +353,12 @@ class MicrosoftCalendar:
     # --- free/busy -------------------------------------------------------------------
 
     def _fetch(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
-        """As Google's: one ask per window per request; a recent answer stands in during
-        an outage; otherwise the agent says it cannot check the calendar."""
-        known = self._fetched.get(key)
-        if isinstance(known, CalendarError):
-            raise known
-        if known is not None:
-            return known
-        try:
-            found = self._calendar_view(start, end)
-        except CalendarError as exc:
-            if str(exc) != UNAVAILABLE_MESSAGE:
-                self._fetched[key] = exc
-                raise
-            stale = self.factory.cache.covering(
-                self.connection_id, self.calendar_id, start, end, self.factory.stale_seconds
-            )
-            if stale is None:
-                refused = CalendarError(CANNOT_CHECK_MESSAGE)
-                self._fetched[key] = refused
-                raise refused from None
-            log.warning(
-                "calendarView unavailable for connection %s: using a recent answer",
-                self.connection_id,
-            )
-            found = stale
-        else:
-            self.factory.cache.put(key, found)
-        self._fetched[key] = found
-        return found
+        """As Google's, and like it never asked inside a turn's write transaction."""
+        return self.windows.fetch(
+            key,
+            lambda: self._calendar_view(start, end),
+            f"calendarView {start.isoformat()}..{end.isoformat()}",
+        )
 
     def _calendar_view(self, start: datetime, end: datetime) -> list[Interval]:
         params: dict[str, str] | None = {

@@ -32,6 +32,7 @@ from app.security import audit
 from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
+from app.webhooks.vapi_payload import PayloadRejected, parse_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["calendar"], include_in_schema=False)
@@ -127,8 +128,9 @@ async def _notifications(request: Request) -> list[dict[str, Any]] | None:
     if len(raw) > MAX_BODY:
         return None
     try:
-        data = json.loads(raw)
-    except ValueError:
+        # The bounded reader VAPI bodies use: a deeply nested body is refused, not a 500.
+        data = parse_body(raw)
+    except PayloadRejected:
         return None
     value = data.get("value") if isinstance(data, dict) else None
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

@@ -201,6 +201,14 @@ def test_graph_validation_handshake_is_echoed_as_plain_text(ms_push: TestClient)
         assert answer.headers["content-type"].startswith("text/plain")
 
 
+def test_hostile_graph_bodies_get_a_400_never_a_500(ms_push: TestClient):
+    nested = '{"value":' + "[" * 5000 + "]" * 5000 + "}"
+    for path in ("/webhooks/calendar/microsoft", "/webhooks/calendar/microsoft/lifecycle"):
+        for body in (nested, "{not json", '{"value": "x"}'):
+            answer = ms_push.post(path, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 400, (path, body[:20])
+
+
 def test_subscription_renewal_before_expiry_and_lifecycle_removal(
     db, ms_factory, clock, graph: FakeGraph, ms_connected, ms_sync, ms_push, ms_settings
 ):

@@ -63,6 +63,23 @@ def migrate() -> None:
 
 
 @cli.command()
+def outbox(
+    last: Annotated[int, typer.Option(help="How many of the newest texts")] = 10,
+) -> None:
+    """Print the texts development could not send (no Twilio account), newest last."""
+    settings = get_settings()
+    if settings.environment != "development":
+        typer.echo("the outbox exists only in development", err=True)
+        raise typer.Exit(2)
+    path = settings.dev_outbox_file
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines[-last:] if last > 0 else []:
+        typer.echo(line)
+    if not lines:
+        typer.echo("no unsent texts yet")
+
+
+@cli.command()
 def demo() -> None:
     """Load the demo user, agent and phone numbers (idempotent) and print how to reach them."""
     settings = get_settings()

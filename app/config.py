@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     # (created on first use, mode 0600); any other environment refuses Google connections.
     token_key_file: Path = PROJECT_ROOT / "data" / "token-encryption.key"
 
+    # Without a Twilio account, development writes the texts it could not send here
+    # (read with `python -m app outbox`); logs only ever get them with secrets withheld.
+    dev_outbox_file: Path = PROJECT_ROOT / "data" / "outbox.txt"
+
     # Google OAuth client: ID + secret, or the client secrets JSON downloaded from the
     # Google Cloud console (the file wins when both are set).
     google_client_id: str | None = None

@@ -4,6 +4,9 @@ and tests replace the sender, not HTTP. Consent is checked here, once, for every
 from __future__ import annotations
 
 import logging
+import os
+import re
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -21,17 +24,40 @@ class SmsSender(Protocol):
         ...
 
 
-class LogSender:
-    """The embedded default: no Twilio credentials, so the message goes to the log
-    (an operator trying the service locally reads verification codes there)."""
+# Texts carry single-use secrets in two shapes: links (connect and sign-in tokens) and
+# 6-digit codes. Neither may reach a log, whatever the message.
+_LINK = re.compile(r"https?://\S+")
+_CODE = re.compile(r"(?<![\d:.])\d{6}(?![\d:])")
 
-    def __init__(self) -> None:
+
+def loggable(body: str) -> str:
+    """An SMS text as a log line may hold it: links and one-time codes withheld."""
+    return _CODE.sub("[code withheld]", _LINK.sub("[link withheld]", body))
+
+
+class LogSender:
+    """The embedded default: no Twilio credentials, so nothing is sent. The log gets the
+    text with its secrets withheld; in development the whole text also goes to the
+    outbox file (mode 0600, like the message log of Twilio's console), which
+    `python -m app outbox` prints for an operator verifying a number locally."""
+
+    def __init__(self, outbox: Path | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
+        self._outbox = outbox
 
     def send(self, to: str, body: str) -> str | None:
         self.sent.append((to, body))
-        log.warning("SMS to %s (not sent, no Twilio credentials): %s", mask(to), body)
+        log.warning("SMS to %s (not sent, no Twilio credentials): %s", mask(to), loggable(body))
+        if self._outbox is not None:
+            write_outbox(self._outbox, to, body)
         return None
+
+
+def write_outbox(path: Path, to: str, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as outbox:
+        outbox.write(f"to {mask(to)}: {' '.join(body.split())}\n")
 
 
 class TwilioSender:
@@ -63,7 +89,8 @@ def build_sender(settings: Settings) -> SmsSender:
             settings.agent_number,
             settings.twilio_api_base_url,
         )
-    return LogSender()
+    development = settings.environment == "development"
+    return LogSender(settings.dev_outbox_file if development else None)
 
 
 def send_sms(session: Session, sender: SmsSender, to: str, body: str) -> bool:

@@ -16,6 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 
 from app.config import Settings
+from app.notify import loggable
 from app.phone import mask
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class LogOutbound:
     no Twilio account" instead of pretending it was sent."""
 
     def send_sms(self, message: Outbound) -> str:
-        log.warning("SMS to %s not sent (no Twilio account): %s", mask(message.to), message.body)
+        text = loggable(message.body)
+        log.warning("SMS to %s not sent (no Twilio account): %s", mask(message.to), text)
         raise NotConfigured
 
     def start_call(self, call: Outbound) -> str:

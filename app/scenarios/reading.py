@@ -328,6 +328,7 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"\bhours are\b",
         r"\bcerrad[oa]s?\b",
         r"no (abrimos|atendemos|trabajamos)",
+        r"\bcerramos\b",
         r"fuera de(l)? horario",
         r"\bhorario\b",
         r"\babrimos\b",

@@ -121,6 +121,7 @@ def test_refusals_are_read_semantically() -> None:
     assert says("Esa fecha ya pasó.", "past")
     assert says("I can only book up to 60 days ahead.", "horizon")
     assert says("We're closed on Sundays.", "closed")
+    assert says("Lo siento, cerramos el dom 17 ene.", "closed")
     assert says("¿Qué día querías decir?", "asks_day")
     assert not says("Book a haircut on Tue Nov 24 at 3:00 PM?", "past")
 

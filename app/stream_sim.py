@@ -33,6 +33,7 @@ from app.config import Settings
 from app.voice import simulated_audio
 
 FRAME_SECONDS = 0.02
+HANG_UP_SECONDS = 5.0  # how long the server may take to close after `stop`
 INBOUND_PATH = "/webhooks/twilio/voice/inbound"
 
 
@@ -288,6 +289,10 @@ class StreamedCall:
             stop = {"accountSid": "AC" + "0" * 32, "callSid": self.sid}
             with contextlib.suppress(ConnectionClosed):
                 await self._send({"event": "stop", "streamSid": self.stream_sid, "stop": stop})
+            # Read on until the server closes: audio it sent before it read `stop` is
+            # received, so frames lost count only what went missing on a live call.
+            with contextlib.suppress(TimeoutError):
+                await self.wait_closed(HANG_UP_SECONDS)
             await self._socket.close()
         await self.close()
 

@@ -44,8 +44,10 @@ class Figures:
 
     def reset(self) -> None:
         self.turn_ms: list[float] = []
+        self.turn_cpu_ms: list[float] = []
         self.gather_ms: list[float] = []
         self.lag_ms: list[float] = []
+        self.lag_at: list[float] = []  # time.monotonic() of each sample: one clock per host
         self.frames_out = 0
         self.streams = 0
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -55,8 +57,10 @@ class Figures:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "turn_ms": self.turn_ms,
+            "turn_cpu_ms": self.turn_cpu_ms,
             "gather_ms": self.gather_ms,
             "lag_ms": self.lag_ms,
+            "lag_at": self.lag_at,
             "frames_out": self.frames_out,
             "streams": self.streams,
             "cpu_seconds": usage.ru_utime + usage.ru_stime - self.cpu_start,
@@ -72,6 +76,7 @@ def measured(app: Any, figures: Figures) -> Any:
             expected = time.perf_counter() + SAMPLE_SECONDS
             await asyncio.sleep(SAMPLE_SECONDS)
             figures.lag_ms.append(max(0.0, time.perf_counter() - expected) * 1000)
+            figures.lag_at.append(time.monotonic())
 
     async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan" and not sampler:
@@ -83,6 +88,8 @@ def measured(app: Any, figures: Figures) -> Any:
         call = (scope.get("state") or {}).get("stream_call")
         if scope["type"] == "websocket" and call is not None:
             figures.turn_ms.extend(seconds * 1000 for seconds in call.turn_latencies)
+            cpu = getattr(call.dialogue, "turn_cpu_seconds", [])
+            figures.turn_cpu_ms.extend(seconds * 1000 for seconds in cpu)
             figures.frames_out += call.frames_out
             figures.streams += 1
 

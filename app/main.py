@@ -35,7 +35,7 @@ from app.security.ratelimit import build_limiter
 from app.security.vault import check_readable
 from app.services import Services
 from app.telemetry import install_tracing
-from app.voice.call import prompt_gil_handoff
+from app.voice.call import loop_ready_for_streams
 from app.voice.deepgram import build_deepgram
 from app.webhooks import (
     calendar_push,
@@ -123,7 +123,7 @@ def create_app(
             )
         with ExitStack() as stack:
             if services.deepgram is not None:  # streamed calls: frames on time
-                stack.enter_context(prompt_gil_handoff())
+                stack.enter_context(loop_ready_for_streams())
             yield
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)

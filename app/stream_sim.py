@@ -56,6 +56,7 @@ class StreamedCall:
     heard_whole: int = 0
     frames_sent: int = 0
     frames_received: int = 0
+    audio_received: int = 0  # bytes of the agent's audio
     marks_echoed: int = 0
     clears: int = 0
     late_ticks: int = 0
@@ -168,7 +169,9 @@ class StreamedCall:
                 event = message.get("event")
                 if event == "media":
                     self.frames_received += 1
-                    self._playback.append(base64.b64decode(message["media"]["payload"]))
+                    audio = base64.b64decode(message["media"]["payload"])
+                    self.audio_received += len(audio)
+                    self._playback.append(audio)
                 elif event == "mark":
                     self._playback.append(str(message["mark"]["name"]))
                 elif event == "clear":

@@ -9,6 +9,7 @@ lag sampler. GET /_bench/stream_stats reports (and with ?reset=1 restarts) the f
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import sys
 import time
@@ -48,6 +49,7 @@ class Figures:
         self.gather_ms: list[float] = []
         self.lag_ms: list[float] = []
         self.lag_at: list[float] = []  # time.monotonic() of each sample: one clock per host
+        self.gc_ms: list[float] = []  # each garbage collection's pause
         self.frames_out = 0
         self.streams = 0
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -61,6 +63,7 @@ class Figures:
             "gather_ms": self.gather_ms,
             "lag_ms": self.lag_ms,
             "lag_at": self.lag_at,
+            "gc_ms": self.gc_ms,
             "frames_out": self.frames_out,
             "streams": self.streams,
             "cpu_seconds": usage.ru_utime + usage.ru_stime - self.cpu_start,
@@ -96,6 +99,18 @@ def measured(app: Any, figures: Figures) -> Any:
     return wrapper
 
 
+def time_collections(figures: Figures) -> None:
+    started: list[float] = []
+
+    def on_collection(phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            figures.gc_ms.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(on_collection)
+
+
 def main(port: int, database_url: str, fake_url: str) -> None:
     settings = Settings(
         _env_file=None,
@@ -112,6 +127,7 @@ def main(port: int, database_url: str, fake_url: str) -> None:
     )
     app = create_app(settings, engine=InstantEngine())
     figures = Figures()
+    time_collections(figures)
 
     async def stream_stats(reset: int = 0) -> JSONResponse:
         report = figures.report()

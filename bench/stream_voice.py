@@ -161,7 +161,7 @@ class Bench:
         print(f"load average {load()}")
         print(line("streamed turn (final transcript -> 1st frame)", stream))
         print(line("gather turn (server time, baseline)", gather))
-        print(line("  streamed turn CPU (its worker thread)", figures["turn_cpu_ms"]))
+        print(line("  streamed turn CPU (its worker thread)", figures["turn_cpu_ms"] or [0.0]))
         for q in (0.5, 0.99):
             ratio = percentile(stream, q) / percentile(gather, q)
             print(f"  ratio streamed/gather at p{int(q * 100)}: {ratio:.2f}")
@@ -179,7 +179,9 @@ class Bench:
                 for share in shares
             ]
             steady_from = await self.all_streaming(http, before)
+            cpu_from = (await self.stats(http))["cpu_seconds"]
             steady_until = await self.first_hang_up(http, before)
+            cpu_until = (await self.stats(http))["cpu_seconds"]
             parts = await asyncio.gather(*jobs)
         elapsed = time.monotonic() - started
         # Deepgram has had every frame once each stream it opened is closed (a call whose
@@ -209,6 +211,9 @@ class Bench:
         print(f"  target lag p99 <= 5 ms (all calls streaming): {'met' if met else 'MISSED'}")
         cpu = figures["cpu_seconds"]
         print(f"  server CPU {cpu:.2f} s = {cpu / call_seconds * 1000:.2f} ms per call-second")
+        print(line("  garbage collections (pause each)", figures["gc_ms"] or [0.0]))
+        steady_cpu = (cpu_until - cpu_from) / (CALLS * max(0.001, steady_until - steady_from))
+        print(f"  server CPU per call-second, all calls streaming: {steady_cpu * 1000:.2f} ms")
         print(f"  frames in (caller->Deepgram) sent {sent_in}, lost {lost_in}")
         print(f"  calls that fell back to <Gather> (no Deepgram stream): {fallbacks}")
         print(f"  calls that failed: {sum(part['failed'] for part in parts)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import re
@@ -35,16 +36,24 @@ SILENCE = object()  # a turn in which the caller said nothing
 
 
 @contextmanager
-def prompt_gil_handoff() -> Iterator[None]:
-    """While streamed calls may run: engine turns and database writes run in worker
-    threads, and a thread busy in Python keeps the GIL until the switch interval asks for
-    it back, so the event loop moving every call's 20 ms frames could wait 5 ms for it
-    each time it wakes. A 1 ms interval bounds that wait; the extra hand-offs cost little."""
+def loop_ready_for_streams() -> Iterator[None]:
+    """While streamed calls may run, nothing may hold up the event loop that moves every
+    call's 20 ms frames for long:
+
+    - engine turns and database writes run in worker threads, and a thread busy in Python
+      keeps the GIL until the switch interval asks for it back, so the loop could wait
+      5 ms (Python's default) each time it wakes: a 1 ms interval bounds that wait;
+    - the garbage collector's full passes walked every object built at start-up (the
+      app, its models, the SDKs: tens of milliseconds, on whichever thread allocated
+      last, the loop's included): they are frozen out of its reach once started."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, GIL_SWITCH_SECONDS))
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         sys.setswitchinterval(previous)
 
 

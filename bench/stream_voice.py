@@ -57,6 +57,7 @@ TURN_CALLS = int(os.environ.get("BENCH_TURN_CALLS", 8))
 TURNS = int(os.environ.get("BENCH_TURNS", 12))
 PHRASES = ["what do you have tomorrow afternoon", "is friday morning free", "next week then"]
 AGENT_NUMBER = "+15005550006"
+FRAME_SECONDS = 0.02  # each inbound media frame: 20 ms of the caller's audio
 GREETING_SECONDS = 2.0  # the greeting's audio, played at 20 ms a frame
 
 
@@ -212,6 +213,12 @@ class Bench:
         print(f"  target lag p99 <= 5 ms (all calls streaming): {'met' if met else 'MISSED'}")
         cpu = figures["cpu_seconds"]
         print(f"  server CPU {cpu:.2f} s = {cpu / call_seconds * 1000:.2f} ms per call-second")
+        audio_seconds = sent_in * FRAME_SECONDS
+        turns = len(figures["turn_ms"])
+        print(
+            f"  server CPU per second of caller audio: {cpu / audio_seconds * 1000:.2f} ms"
+            f" ({audio_seconds:.0f} s of audio, {turns} turns)"
+        )
         print(line("  garbage collections (CPU each)", figures["gc_ms"] or [0.0]))
         steady_cpu = (cpu_until - cpu_from) / (CALLS * max(0.001, steady_until - steady_from))
         print(f"  server CPU per call-second, all calls streaming: {steady_cpu * 1000:.2f} ms")

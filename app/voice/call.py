@@ -298,6 +298,7 @@ class StreamCall:
         # The next phrase is requested as soon as this one's audio begins, so there is no
         # gap between phrases however long Deepgram takes, and the first phrase's request
         # is not slowed by the second's on the way to the reply's first frame.
+        current: Prefetch | None = None
         ahead: Prefetch | None = None
         try:
             for index, phrase in enumerate(playback.phrases):
@@ -316,8 +317,9 @@ class StreamCall:
                 playback.sent_marks[name] = index
                 await self._send(self._mark_template % name)
         finally:
-            if ahead is not None:
-                ahead.cancel()  # cut off by a barge-in or a failure
+            for synthesis in (current, ahead):  # cut off by a barge-in or a failure
+                if synthesis is not None:
+                    synthesis.cancel()
         playback.synthesis_done = True
         playback.check_finished()
 

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +35,7 @@ from app.security.ratelimit import build_limiter
 from app.security.vault import check_readable
 from app.services import Services
 from app.telemetry import install_tracing
+from app.voice.call import loop_ready_for_streams
 from app.voice.deepgram import build_deepgram
 from app.webhooks import (
     calendar_push,
@@ -120,7 +121,10 @@ def create_app(
                     calendar_factory=calendar_factory,
                 )
             )
-        yield
+        with ExitStack() as stack:
+            if services.deepgram is not None:  # streamed calls: frames on time
+                stack.enter_context(loop_ready_for_streams())
+            yield
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
         if services.deepgram is not None:

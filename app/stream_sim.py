@@ -33,6 +33,7 @@ from app.config import Settings
 from app.voice import simulated_audio
 
 FRAME_SECONDS = 0.02
+HANG_UP_SECONDS = 5.0  # how long the server may take to close after `stop`
 INBOUND_PATH = "/webhooks/twilio/voice/inbound"
 
 
@@ -55,6 +56,7 @@ class StreamedCall:
     heard_whole: int = 0
     frames_sent: int = 0
     frames_received: int = 0
+    audio_received: int = 0  # bytes of the agent's audio
     marks_echoed: int = 0
     clears: int = 0
     late_ticks: int = 0
@@ -167,7 +169,9 @@ class StreamedCall:
                 event = message.get("event")
                 if event == "media":
                     self.frames_received += 1
-                    self._playback.append(base64.b64decode(message["media"]["payload"]))
+                    audio = base64.b64decode(message["media"]["payload"])
+                    self.audio_received += len(audio)
+                    self._playback.append(audio)
                 elif event == "mark":
                     self._playback.append(str(message["mark"]["name"]))
                 elif event == "clear":
@@ -288,6 +292,10 @@ class StreamedCall:
             stop = {"accountSid": "AC" + "0" * 32, "callSid": self.sid}
             with contextlib.suppress(ConnectionClosed):
                 await self._send({"event": "stop", "streamSid": self.stream_sid, "stop": stop})
+            # Read on until the server closes: audio it sent before it read `stop` is
+            # received, so frames lost count only what went missing on a live call.
+            with contextlib.suppress(TimeoutError):
+                await self.wait_closed(HANG_UP_SECONDS)
             await self._socket.close()
         await self.close()
 

@@ -9,6 +9,7 @@ lag sampler. GET /_bench/stream_stats reports (and with ?reset=1 restarts) the f
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import sys
 import time
@@ -44,8 +45,11 @@ class Figures:
 
     def reset(self) -> None:
         self.turn_ms: list[float] = []
+        self.turn_cpu_ms: list[float] = []
         self.gather_ms: list[float] = []
         self.lag_ms: list[float] = []
+        self.lag_at: list[float] = []  # time.monotonic() of each sample: one clock per host
+        self.gc_ms: list[float] = []  # each garbage collection's CPU (its thread's)
         self.frames_out = 0
         self.streams = 0
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -55,8 +59,11 @@ class Figures:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "turn_ms": self.turn_ms,
+            "turn_cpu_ms": self.turn_cpu_ms,
             "gather_ms": self.gather_ms,
             "lag_ms": self.lag_ms,
+            "lag_at": self.lag_at,
+            "gc_ms": self.gc_ms,
             "frames_out": self.frames_out,
             "streams": self.streams,
             "cpu_seconds": usage.ru_utime + usage.ru_stime - self.cpu_start,
@@ -72,6 +79,7 @@ def measured(app: Any, figures: Figures) -> Any:
             expected = time.perf_counter() + SAMPLE_SECONDS
             await asyncio.sleep(SAMPLE_SECONDS)
             figures.lag_ms.append(max(0.0, time.perf_counter() - expected) * 1000)
+            figures.lag_at.append(time.monotonic())
 
     async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan" and not sampler:
@@ -83,10 +91,24 @@ def measured(app: Any, figures: Figures) -> Any:
         call = (scope.get("state") or {}).get("stream_call")
         if scope["type"] == "websocket" and call is not None:
             figures.turn_ms.extend(seconds * 1000 for seconds in call.turn_latencies)
+            cpu = getattr(call.dialogue, "turn_cpu_seconds", [])
+            figures.turn_cpu_ms.extend(seconds * 1000 for seconds in cpu)
             figures.frames_out += call.frames_out
             figures.streams += 1
 
     return wrapper
+
+
+def time_collections(figures: Figures) -> None:
+    started: list[float] = []
+
+    def on_collection(phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time()]
+        elif started:
+            figures.gc_ms.append((time.thread_time() - started[0]) * 1000)
+
+    gc.callbacks.append(on_collection)
 
 
 def main(port: int, database_url: str, fake_url: str) -> None:
@@ -105,6 +127,7 @@ def main(port: int, database_url: str, fake_url: str) -> None:
     )
     app = create_app(settings, engine=InstantEngine())
     figures = Figures()
+    time_collections(figures)
 
     async def stream_stats(reset: int = 0) -> JSONResponse:
         report = figures.report()

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
+import json
 import logging
 import re
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -26,7 +30,31 @@ from app.voice.deepgram import DeepgramUnavailable, Listener, Transcript, Uttera
 log = logging.getLogger(__name__)
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+GIL_SWITCH_SECONDS = 0.001
 SILENCE = object()  # a turn in which the caller said nothing
+
+
+@contextmanager
+def loop_ready_for_streams() -> Iterator[None]:
+    """While streamed calls may run, nothing may hold up the event loop that moves every
+    call's 20 ms frames for long:
+
+    - engine turns and database writes run in worker threads, and a thread busy in Python
+      keeps the GIL until the switch interval asks for it back, so the loop could wait
+      5 ms (Python's default) each time it wakes: a 1 ms interval bounds that wait;
+    - the garbage collector's full passes walked every object built at start-up (the
+      app, its models, the SDKs: tens of milliseconds, on whichever thread allocated
+      last, the loop's included): they are frozen out of its reach once started."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, GIL_SWITCH_SECONDS))
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(previous)
 
 
 class Outcome(StrEnum):
@@ -49,7 +77,7 @@ class Dialogue(Protocol):
 
 
 Speaker = Callable[[str], AsyncIterator[bytes]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[str], Awaitable[None]]  # one JSON text message to Twilio
 
 
 def phrases(text: str) -> list[str]:
@@ -141,6 +169,9 @@ class StreamCall:
         # Seconds from the end of an utterance to the first reply frame sent (benchmarks).
         self.turn_latencies: list[float] = []
         self._utterance_ended_at: float | None = None
+        sid = json.dumps(stream_sid).replace("%", "%%")  # quoted and escaped once
+        self._media_template = f'{{"event":"media","streamSid":{sid},"media":{{"payload":"%s"}}}}'
+        self._mark_template = f'{{"event":"mark","streamSid":{sid},"mark":{{"name":"%s"}}}}'
 
     # --- the call's life --------------------------------------------------------------
 
@@ -264,48 +295,57 @@ class StreamCall:
             self._finish(Outcome.FALLBACK)
 
     async def _stream_phrases(self, playback: Playback) -> None:
-        # The next phrase is synthesised while this one streams, so there is no gap
-        # between phrases however long Deepgram takes to answer.
+        # The next phrase is requested as soon as this one's audio begins, so there is no
+        # gap between phrases however long Deepgram takes, and the first phrase's request
+        # is not slowed by the second's on the way to the reply's first frame.
+        current: Prefetch | None = None
         ahead: Prefetch | None = None
         try:
             for index, phrase in enumerate(playback.phrases):
                 current = ahead or Prefetch(self.speaker, phrase)
-                following = index + 1 < len(playback.phrases)
-                ahead = Prefetch(self.speaker, playback.phrases[index + 1]) if following else None
-                await self._stream_audio(current)
+                ahead = None
+                following = playback.phrases[index + 1 : index + 2]
+                async for frames in self._frames_of(current):
+                    if following and ahead is None:
+                        ahead = Prefetch(self.speaker, following[0])
+                    for frame in frames:
+                        await self._media(frame)
+                if following and ahead is None:  # a phrase with no audio at all
+                    ahead = Prefetch(self.speaker, following[0])
                 self.marks += 1
                 name = f"m{self.marks}"
                 playback.sent_marks[name] = index
-                await self._send(
-                    {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-                )
+                await self._send(self._mark_template % name)
         finally:
-            if ahead is not None:
-                ahead.cancel()  # cut off by a barge-in or a failure
+            for synthesis in (current, ahead):  # cut off by a barge-in or a failure
+                if synthesis is not None:
+                    synthesis.cancel()
         playback.synthesis_done = True
         playback.check_finished()
 
-    async def _stream_audio(self, audio: Prefetch) -> None:
+    @staticmethod
+    async def _frames_of(audio: Prefetch) -> AsyncIterator[list[bytes]]:
         """One phrase's audio in 20 ms frames as it arrives (its tail padded by Twilio)."""
         buffer = b""
         async for chunk in audio:
             buffer += chunk
             whole = len(buffer) - len(buffer) % FRAME_BYTES
-            for start in range(0, whole, FRAME_BYTES):
-                await self._media(buffer[start : start + FRAME_BYTES])
+            if whole:
+                yield [
+                    buffer[start : start + FRAME_BYTES] for start in range(0, whole, FRAME_BYTES)
+                ]
             buffer = buffer[whole:]
         if buffer:
-            await self._media(buffer)
+            yield [buffer]
 
     async def _media(self, frame: bytes) -> None:
         if self._utterance_ended_at is not None:
             self.turn_latencies.append(time.perf_counter() - self._utterance_ended_at)
             self._utterance_ended_at = None
         self.frames_out += 1
-        payload = base64.b64encode(frame).decode()
-        await self._send(
-            {"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}
-        )
+        # A prepared template, not a dict through json.dumps: this runs 50 times a second
+        # per call while the agent speaks, on the event loop every call shares.
+        await self._send(self._media_template % base64.b64encode(frame).decode("ascii"))
 
     def _on_mark(self, name: str) -> None:
         playback = self.playback
@@ -325,7 +365,7 @@ class StreamCall:
         self.playback = None
         if self.speaking_task is not None:
             self.speaking_task.cancel()
-        await self._send({"event": "clear", "streamSid": self.stream_sid})
+        await self._send(json.dumps({"event": "clear", "streamSid": self.stream_sid}))
         self.barge_ins += 1
         playback.finished.set()
         await self.dialogue.interrupted(playback.heard(), playback.question_heard())

@@ -49,7 +49,8 @@ class FakeDeepgram:
     endpoint_frames: int = 5  # silent 20 ms frames that end a phrase
     # What the fake saw, for assertions.
     connections: list[dict[str, Any]] = field(default_factory=list)
-    audio_bytes: int = 0
+    audio_bytes: int = 0  # caller audio received on listen sockets
+    spoken_bytes: int = 0  # synthesised audio served
     closed_streams: int = 0
     heard: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
@@ -109,6 +110,7 @@ class FakeDeepgram:
         self.spoken.append(text)
         audio = b"".join(simulated_audio.encode(text))
         audio = audio.ljust(max(len(audio), len(text) * self.bytes_per_char), b"\xff")
+        self.spoken_bytes += len(audio)
 
         async def chunks() -> AsyncIterator[bytes]:
             for start in range(0, len(audio), self.tts_chunk_bytes):

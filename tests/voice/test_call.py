@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from app.voice.call import Playback, phrases
+import asyncio
+import base64
+import gc
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from app.voice.call import GIL_SWITCH_SECONDS, Playback, StreamCall, loop_ready_for_streams, phrases
 
 
 def played(text: str, count: int) -> Playback:
@@ -38,3 +46,67 @@ def test_a_reply_without_a_question_must_be_heard_whole() -> None:
     text = "You're booked for a consultation at 3 PM on Tuesday, November 24th."
     assert not played(text, 1).question_heard()
     assert played(text, 2).question_heard()
+
+
+# --- what goes out to Twilio -----------------------------------------------------------
+
+
+def spoken_reply(audio_bytes: dict[str, int], stream_sid: str) -> tuple[list[str], dict[str, int]]:
+    """Stream a reply's phrases through StreamCall with a local speaker: the messages
+    Twilio would get, and how many had been sent when each phrase was asked for."""
+    asked: dict[str, int] = {}
+    sent: list[str] = []
+
+    async def speaker(phrase: str) -> AsyncIterator[bytes]:
+        asked[phrase] = len(sent)
+        audio = bytes(range(256)) * (audio_bytes[phrase] // 256 + 1)
+        for start in range(0, audio_bytes[phrase], 500):  # Aura's chunks: not frame sized
+            await asyncio.sleep(0)
+            yield audio[start : min(start + 500, audio_bytes[phrase])]
+
+    async def send(message: str) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        call = StreamCall(stream_sid, send, cast(Any, None), speaker, cast(Any, None), 8.0)
+        await call._stream_phrases(Playback(list(audio_bytes)))
+
+    asyncio.run(scenario())
+    return sent, asked
+
+
+def test_a_reply_goes_out_as_20_ms_frames_then_a_mark_per_phrase() -> None:
+    odd_sid = 'MZ"%s\\'  # escaped once into the prepared messages, whatever it holds
+    sent, asked = spoken_reply({"Sure.": 1000, "Shall I book it?": 330}, odd_sid)
+    assert list(asked) == ["Sure.", "Shall I book it?"]
+    messages = [json.loads(text) for text in sent]
+    assert {message["streamSid"] for message in messages} == {odd_sid}
+    kinds = [message["event"] for message in messages]
+    assert kinds == ["media"] * 7 + ["mark"] + ["media"] * 3 + ["mark"]
+    sizes = [
+        len(base64.b64decode(message["media"]["payload"]))
+        for message in messages
+        if message["event"] == "media"
+    ]
+    assert sizes == [160] * 6 + [40] + [160, 160, 10]
+    assert [m["mark"]["name"] for m in messages if m["event"] == "mark"] == ["m1", "m2"]
+
+
+def test_the_next_phrase_is_asked_for_while_the_current_one_streams() -> None:
+    sent, asked = spoken_reply({"One.": 2000, "Two.": 160, "Three?": 160}, "MZ1")
+    first_mark = next(i for i, text in enumerate(sent) if '"mark"' in text)
+    assert first_mark == 2000 // 160 + 1  # every frame of "One." went out before its mark
+    # "Two." is asked for once "One." began to go out (not before: the reply's first
+    # frame waits for one request only), and long before "One." ends.
+    assert asked["One."] == 0
+    assert 0 < asked["Two."] < first_mark
+    assert first_mark < asked["Three?"]
+
+
+def test_streams_get_a_short_gil_switch_and_a_frozen_start_up_heap() -> None:
+    before = sys.getswitchinterval()
+    with loop_ready_for_streams():
+        assert sys.getswitchinterval() == GIL_SWITCH_SECONDS < before
+        assert gc.get_freeze_count() > 0
+    assert sys.getswitchinterval() == before
+    assert gc.get_freeze_count() == 0

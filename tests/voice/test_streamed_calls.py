@@ -108,6 +108,16 @@ def test_barge_in_clears_the_audio_and_keeps_only_what_was_heard(
     conversation = db.scalar(select(Conversation).where(Conversation.external_id == call.sid))
     assert [b["heard"] for b in conversation.details["voice"]["barge_ins"]] == [heard]
     assert db.scalar(select(Appointment)) is None
+    # Both sides carry their time, in order, and the barge-in its own.
+    (barge_in,) = conversation.details["voice"]["barge_ins"]
+    times = [
+        m.created_at
+        for m in db.scalars(
+            select(Message).where(Message.conversation_id == conversation.id).order_by(Message.id)
+        )
+    ]
+    assert all(times) and times == sorted(times)
+    assert datetime.fromisoformat(barge_in["at"]).tzinfo is not None
 
 
 def test_a_yes_over_a_half_heard_proposal_books_nothing_and_the_agent_restates(
@@ -347,6 +357,8 @@ def test_twenty_concurrent_streamed_calls_lose_no_frame(
 
     run(scenario)
     assert fake.audio_bytes == sum(call.frames_sent for call in calls) * 160
+    # No barge-in: every byte Deepgram synthesised reached a caller, none twice.
+    assert sum(call.audio_received for call in calls) == fake.spoken_bytes
     for call in calls:
         assert call.heard[0].startswith("Hi Sam")
         assert any("Shall I go ahead" in text for text in call.heard)

@@ -186,10 +186,10 @@ class OwnAppointments(DialogueBase):
             if destination is not None:
                 self.state["move_to"] = destination.raw
             listed = self.numbered([self.describe_appointment(a) for a in self.state["candidates"]])
-            lead = self.t("which_one")
+            # The list ends with the question, so the person knows an answer is wanted.
             if not matching and source.when.day is not None:
-                lead = self.t("none_on_day", day=self.day_text(source.when.day))
-            return f"{lead} {listed}"
+                return self.t("none_on_day", day=self.day_text(source.when.day), listed=listed)
+            return self.t("which_one", listed=listed)
         self.state["target"] = picked
         if intent == "cancel":
             return self.ask_confirm()

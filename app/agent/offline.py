@@ -26,7 +26,7 @@ from app.agent.appointments import OwnAppointments
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
-from app.agent.profile import asks_about_service, faq_answer, hours_lines
+from app.agent.profile import asks_about_service, faq_answer, field_asked, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
 from app.agent.understanding import CORRECTION, Message, find_name
@@ -35,6 +35,11 @@ from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
 
+# Words about booking itself, never evidence that a question is about the address or
+# the services ("is there a free slot?" shares "free" with no field by accident).
+BOOKING_WORDS = frozenset(
+    {"free", "open", "available", "slot", "spot", "opening", "appointment", "booking", "time"}
+)
 # A yes that carries a question is not a yes yet.
 ASKS_TOO = re.compile(r"\?|\b(?:but|how|what|why|where)\b", re.IGNORECASE)
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -143,6 +148,10 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             message.text, self.turn.agent.services_description
         ):
             message = replace(message, intent="info", topic="services")
+        elif message.intent in (None, "book") and message.when.empty and not message.yes:
+            topic = self.field_asked(message)
+            if topic is not None:
+                message = replace(message, intent="info", topic=topic)
         if message.intent == "info":
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
@@ -156,6 +165,16 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if message.intent is None and message.instead_of:
             message = replace(message, intent="move")  # nothing in progress: a held one
         return self.start(message)
+
+    def field_asked(self, message: Message) -> str | None:
+        """A yes/no question about the address or the services, however worded; the
+        agent's type names and booking words are no evidence of either."""
+        agent = self.turn.agent
+        ignore = set(BOOKING_WORDS)
+        for kind in self.types:
+            ignore.update([*fold(kind.name).split(), kind.key.lower()])
+        fields = {"address": agent.address, "services": agent.services_description}
+        return field_asked(message.text, message.raw, fields, ignore)
 
     def correct_last(self, message: Message, awaiting: str | None) -> str | None:
         """ "oh I meant Thursday" right after a booking: a move of that booking is proposed
@@ -398,7 +417,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.t("when_instead", example=self.example())
         self.state.pop("awaiting", None)
         if self.state.get("intent") == "move":
-            return self.seek_move(message)
+            # "the thursday one to friday at 1": only what follows "to" is the new time.
+            _, destination = self.split_move(message)
+            return self.seek_move(destination or message)
         self.merge_when(message)
         return self.held_conflict(message) or self.seek()
 
@@ -421,8 +442,15 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.clear_flow()
             return None
 
-        if message.yes and ASKS_TOO.search(message.raw) and len(message.text.split()) > 2:
+        if (
+            message.yes
+            and ASKS_TOO.search(message.raw)
+            and len(message.text.split()) > 2
+            and message.when.empty
+            and not (message.later or message.earlier)
+        ):
             # "ok but how long does it take?": a question, not a yes; answer and ask again.
+            # "ok but can it be 2 instead?" names a time: a change, read below.
             return self.info(message)
         if awaiting == "confirm" and message.yes and self.state.get("confirm_unheard"):
             # The caller cut in before the question was played (streamed voice): a yes

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from difflib import get_close_matches
 
@@ -68,7 +68,8 @@ LIST = re.compile(
     r"is my (?:booking|appointment|appt)|(?:confirm|check) my (?:booking|appointment|appt|time)|"
     r"what (?:time|day) is my|what (?:time|day) (?:did|do|am) i|what have i got|"
     r"how many (?:appointments|lessons|sessions|bookings)|what did i book|do you have me|"
-    r"have you got me|"
+    r"have you got me|did (?:i|we) (?:book|schedule|reserve|make)|"
+    r"(?:when|what|what time|what day|which day) (?:i|we) (?:booked|scheduled|reserved)|"
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
     r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
@@ -79,6 +80,7 @@ LIST = re.compile(
 # as subject or owner, a booking noun or state, and no request verb.
 QUESTION_FORM = re.compile(
     r"^(?:did|does|do|is|was|has|have|had|am|are|what|whats|when|whens|which|remind|"
+    r"(?:just |only )?(?:checking|confirming|wondering)|"
     r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b"
 )
 OWN = re.compile(
@@ -88,11 +90,12 @@ OWN = re.compile(
 BOOKING_STATE = re.compile(
     r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
     r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
-    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|"
+    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|confirmed|"
     r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
 )
 REQUEST_VERB = re.compile(
     r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
+    r"you have|you got|"
     r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
     r"puedes|dame|cambiar|cancelar)\b"
 )
@@ -124,11 +127,13 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
     r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
-    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*\banymore|"
+    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*"
+    r"\b(?:anymore|any more|after all|no more)|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
     r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
-    r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
+    r"(?:drop|scrap|scratch|ditch|nix|axe|skip|get rid of|call off)\s+"
+    r"(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
     r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
@@ -158,7 +163,7 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
-    r"give me|pencil me in|sign me up|get me|set me up|"
+    r"give me|pencil me in|sign me up|get me|set me up|i'd like|id like|i would like|"
     r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
     r"necesito|hay hueco|tienen)\b"
 )
@@ -306,7 +311,9 @@ def corrected(text: str) -> str:
             word,
             INTENT_VOCABULARY,
             scorer=DamerauLevenshtein.normalized_similarity,
-            score_cutoff=0.8,
+            # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
+            # own rounding of the cutoff drops: the bound sits just below it.
+            score_cutoff=0.79,
         )
         if found is not None:
             words[index] = found[0]
@@ -323,6 +330,10 @@ SHORTHAND = (
     (r"\bgonna\b", "going to"),
     (r"\bgotta\b", "got to"),
     (r"\bappts?\b", "appointment"),
+    # Spanish texting: "a las 11 d la mañana", "q hora", "xfa".
+    (r"\bd\b(?= (?:la|las|el|los)\b)", "de"),
+    (r"\bq\b", "que"),
+    (r"\b(?:xfa|xfavor|porfa)\b", "por favor"),
 )
 
 
@@ -339,12 +350,9 @@ def normalise(text: str) -> str:
 
 
 def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
-    squashed = text.replace(" ", "").replace("-", "")
-    for kind in types:
-        for alias in {kind.key.lower(), kind.name.lower()}:
-            plain = alias.replace(" ", "").replace("-", "").replace("_", "")
-            if plain and (plain in squashed or re.search(rf"\b{re.escape(alias)}s?\b", text)):
-                return kind.key
+    named = _named_types(text, types)
+    if named:
+        return named[0]
     words = [w for w in text.split() if len(w) >= 5]
     for kind in types:
         aliases = {kind.key.lower(), kind.name.lower()}
@@ -355,6 +363,23 @@ def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
             if any(len(word) >= 6 and alias.startswith(word) for alias in aliases):
                 return kind.key
     return None
+
+
+def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
+    """The types named, first mention first; one the person already holds ("on top of my
+    haircut") comes after one they ask for."""
+    squashed = text.replace(" ", "").replace("-", "")
+    found: list[tuple[bool, int, str]] = []
+    for kind in types:
+        for alias in {kind.key.lower(), kind.name.lower()}:
+            plain = alias.replace(" ", "").replace("-", "").replace("_", "")
+            mention = re.search(rf"\b{re.escape(alias)}s?\b", text)
+            if mention is not None:
+                held = re.search(r"\b(?:my|mi|your)\s+$", text[: mention.start()]) is not None
+                found.append((held, mention.start(), kind.key))
+            elif plain and plain in squashed:
+                found.append((False, len(text), kind.key))
+    return [key for _, _, key in sorted(found)]
 
 
 def unknown_type_named(text: str, known: str | None) -> str | None:
@@ -446,6 +471,7 @@ BREAK = re.compile(
     r",?\s+(?:and|also|then|plus|if so|y|tambien)\s+|,\s+(?=(?:book|cancel|move|add)\b)"
 )
 ASKS = re.compile(r"^(?:what|when|where|how|do|does|is|are|can|could|would|will)\b")
+BARE_MODAL = re.compile(r"(?:can|could|would|will|may|do|should)\s+(?:i|we|you|u)")
 
 
 def _has_request(text: str) -> bool:
@@ -506,6 +532,9 @@ def split_requests(raw: str) -> tuple[str, str | None]:
     keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
     if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
         return raw[keep.end() :].strip(), None
+    kept = re.search(r",?\s*\b(?:but|and)\s+(?:please\s+)?keep\b", text)
+    if kept is not None and kept.start() > 0:  # "cancel tuesday but keep friday": the same
+        return raw[: kept.start()].strip(), None
     for match in BREAK.finditer(text):
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
         if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
@@ -513,6 +542,8 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         if _one_booking_for_several(head, tail):
             continue
         # A statement before "... instead?" describes the appointment being moved.
+        if BARE_MODAL.fullmatch(head):
+            continue  # "can I also get a consultation": one request, not "can I" + another
         head_asks = _has_request(head) or bool(
             re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
         )
@@ -526,10 +557,66 @@ def split_requests(raw: str) -> tuple[str, str | None]:
     return raw, None
 
 
+# Spoken hesitations carry nothing; "on on tuesday" is a stutter, not two words.
+FILLERS = re.compile(r"(?i)\b(?:u+m+|u+h+|e+r+m*|a+h+|h+m+|m{2,}|e+h+|e+m+)\b[,.]?\s*")
+STUTTER = re.compile(r"(?i)\b(\w+)(?:\s+\1\b)+")
+# "wednesday at 4, no sorry, 3": what follows the marker replaces what it restates.
+SELF_CORRECTION = re.compile(
+    r"(?i)[,;.]?\s*\b(?:no sorry|sorry no|no wait|wait no|sorry i mean|i mean|i meant|"
+    r"or rather|make that|no perdon|perdon|digo|quiero decir)\b[,;.]?\s*"
+)
+
+
+def clean_speech(raw: str) -> str:
+    return STUTTER.sub(r"\1", FILLERS.sub("", raw)).strip()
+
+
+def read_when(raw: str, now: datetime, hours: Hours) -> When:
+    """The day and time said, after any self-correction: the part after "no sorry" / "I
+    mean" wins for what it names; what it leaves out is kept from before."""
+    parts = SELF_CORRECTION.split(raw)
+    if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
+        return parse_when(raw, now, hours)
+    before = parse_when(" ".join(parts[:-1]), now, hours)
+    after = parse_when(parts[-1], now, hours)
+    if after.empty:
+        return parse_when(raw, now, hours)
+    day = after.day if after.day is not None or after.unreadable else before.day
+    if after.at is None and after.day is None and parts[-1].strip().isdigit():
+        # "at 4, no sorry, 3": a bare number restates the hour on the day already said.
+        after = parse_when(f"{' '.join(parts[:-1])} at {parts[-1].strip()}", now, hours)
+        return replace(after, day=day) if day is not None else after
+    return replace(
+        after,
+        day=day,
+        at=after.at if after.at is not None else before.at,
+        part=after.part or (before.part if after.day is None else None),
+    )
+
+
+def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
+    """The agent's type names read as booking nouns, so "what time is my haircut" is the
+    same question as "what time is my appointment"."""
+    for kind in types:
+        for alias in {kind.key.lower(), kind.name.lower()}:
+            if alias:
+                text = re.sub(rf"\b{re.escape(alias)}s?\b", "appointment", text)
+    return text
+
+
+def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
+    booking = own_booking_text(text, types)
+    return bool(
+        LIST.search(booking)
+        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", booking)
+        or asks_about_own_booking(raw, booking)
+    )
+
+
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(expand_shorthand(raw))
+    raw, rest = split_requests(clean_speech(expand_shorthand(raw)))
     text = normalise(raw)
-    when = parse_when(raw, now, hours)
+    when = read_when(raw, now, hours)
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
@@ -539,11 +626,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif (
-        LIST.search(text)
-        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text)
-        or asks_about_own_booking(raw, text)
-    ):
+    elif asks_list(raw, text, types):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"

@@ -219,7 +219,7 @@ def test_cancel_both_after_which_one(phone: Phone, factory) -> None:
     book(phone, "haircut tomorrow at 3pm")
     book(phone, "consultation thursday at 10")
     other = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c2")
-    assert "Which one?" in other.say("I need to cancel my appointment")
+    assert "Which one do you mean" in other.say("I need to cancel my appointment")
     assert "all 2" in other.say("both")
     other.say("yes")
     assert confirmed(factory) == []

@@ -202,8 +202,14 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         queued = self.state.get("queued")
         if not queued:
             return reply
-        if self.state.get("awaiting"):
-            return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
+        awaiting = self.state.get("awaiting")
+        if awaiting:
+            if not fresh:
+                return reply
+            # A proposal keeps its yes/no question first; any other question goes last,
+            # after the acknowledgement, so the person sees what to answer now.
+            key = "then_rest" if awaiting == "confirm" else "rest_first"
+            return self.t(key, reply=reply, rest=queued)
         self.state.pop("queued", None)
         queued_day = self.state.pop("queued_day", None)
         # "cancel friday and book wednesday instead": the new booking is of the same kind.

@@ -96,7 +96,8 @@ BOOKING_STATE = re.compile(
 REQUEST_VERB = re.compile(
     r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
     r"you have|you got|"
-    r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
+    r"available|free|open|agendar|agendame|agendas|agenda|reservar|reservas|apartas|"
+    r"quiero|quisiera|necesito|puedo|"
     r"puedes|dame|cambiar|cancelar)\b"
 )
 
@@ -595,12 +596,17 @@ def read_when(raw: str, now: datetime, hours: Hours) -> When:
 
 
 def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
-    """The agent's type names read as booking nouns, so "what time is my haircut" is the
-    same question as "what time is my appointment"."""
+    """A type name the person owns ("my haircut") read as a booking noun, so "what time
+    is my haircut" is the same question as "what time is my appointment". "a haircut"
+    stays a request."""
     for kind in types:
         for alias in {kind.key.lower(), kind.name.lower()}:
             if alias:
-                text = re.sub(rf"\b{re.escape(alias)}s?\b", "appointment", text)
+                text = re.sub(
+                    rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b",
+                    r"\1appointment\2",
+                    text,
+                )
     return text
 
 

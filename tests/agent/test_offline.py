@@ -498,3 +498,15 @@ def test_single_type_agent_needs_no_type_question(owner: Phone, factory) -> None
     other = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = other.say("can I come in tomorrow at 3?")
     assert reply == "Sorry, no appointment types are set up for booking on this line yet."
+
+
+def test_a_list_question_about_a_span_of_days_answers_for_the_span(owner: Phone) -> None:
+    owner.say("book a haircut on Wednesday at 10")
+    owner.say("yes")
+    owner.say("and a consultation on Wednesday Dec 2 at 10")
+    owner.say("yes")
+    other = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
+    reply = other.say("when's my thing this week?")
+    assert reply == "Yes, you have a haircut on Wed Nov 25 at 10:00 AM."
+    reply = other.say("do I have anything next week?")
+    assert "Dec 2" in reply and "Nov 25" not in reply

@@ -18,6 +18,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
             r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
+            r"(?:are|r) (?:you|u|y'?all)(?: guys| all)? open|(?:you're|youre|you are) open|"
             r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos)\b"
         ),
     ),
@@ -25,7 +26,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "address",
         re.compile(
             r"\b(?:address|where are you|where is (?:the|your) (?:shop|office|salon|place|"
-            r"clinic|studio)|located|location|directions|how do i get there|parking|"
+            r"clinic|studio)|located|location|directions|how do i get there|parking|park|"
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
             r"direccion|donde estan|donde queda|ubicacion)\b"

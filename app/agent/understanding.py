@@ -89,7 +89,8 @@ OWN = re.compile(
 )
 BOOKING_STATE = re.compile(
     r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
-    r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
+    r"coming in|come in|be there|show up|"
+    r"on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
     r"still (?:on|happening|going ahead|good|valid|there|confirmed)|confirmed|"
     r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
 )
@@ -127,7 +128,7 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
-    r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
+    r"wont make it|remove my|delete my|no longer need|take me off|take my name off|unbook|"
     r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*"
     r"\b(?:anymore|any more|after all|no more)|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
@@ -148,7 +149,8 @@ MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
     r"bump|slide|rearrange|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
-    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
+    r"different (?:time|day)|(?:do|move|have) it (?:on )?another (?:day|time)|"
+    r"cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
     r"pasar mi cita)\b"
 )
 INSTEAD = re.compile(
@@ -524,7 +526,7 @@ OTHER_TIME_WANTED = re.compile(
 )
 
 
-def split_requests(raw: str) -> tuple[str, str | None]:
+def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
     # "sat. 10:30am", "Dec. 3": an abbreviation's period ends no sentence.
@@ -548,10 +550,16 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         head_asks = _has_request(head) or bool(
             re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
         )
-        tail_asks = _has_request(tail) or bool(
-            re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
-            or re.search(r"\b(?:at|a las?)\s+\d", tail)
-            or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+        # "a haircut and a consultation on friday": a second type named is a second booking.
+        both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
+        tail_asks = (
+            _has_request(tail)
+            or both_typed
+            or bool(
+                re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
+                or re.search(r"\b(?:at|a las?)\s+\d", tail)
+                or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+            )
         )
         if head_asks and tail_asks:
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
@@ -620,7 +628,7 @@ def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(clean_speech(expand_shorthand(raw)))
+    raw, rest = split_requests(clean_speech(expand_shorthand(raw)), types)
     text = normalise(raw)
     when = read_when(raw, now, hours)
     type_key = find_type(text, types)

@@ -204,3 +204,24 @@ def test_a_yes_no_question_about_one_profile_field() -> None:
     assert field_asked("is a lesson free", "is a lesson free?", fields, {"lesson", "free"}) is None
     # A statement is no question.
     assert field_asked("lessons online", "lessons online", fields, {"lesson"}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("are you guys open tomorrow", "info"),
+        ("any chance you're open on sunday", "info"),
+        ("where do I park", "info"),
+        ("when do I come in", "list"),
+        ("when can I come in", "book"),
+        ("take my name off friday", "cancel"),
+        ("could we do it another day", "move"),
+    ],
+)
+def test_second_round_phrasings(text: str, expected: str) -> None:
+    assert intent(text) == expected
+
+
+def test_two_types_in_one_breath_are_two_bookings() -> None:
+    message = read("I need a haircut friday at 10 and a consultation at 1", NOW, HOURS, TYPES)
+    assert (message.type_key, message.rest) == ("haircut", "a consultation at 1")

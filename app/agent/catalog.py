@@ -158,7 +158,7 @@ EN: dict[str, Entry] = {
     "or": "or",
     "minutes": "min",
     "wont_book": "OK, I won't book it.",
-    "closed_day": "We're closed on {weekday}s.",
+    "closed_day": "We're closed on {weekdays}.",
     "open_day": "We're open {hours}.",
     "closed_then": "Sorry, we're closed {what}.",
 }
@@ -300,7 +300,7 @@ ES: dict[str, Entry] = {
     "or": "o",
     "minutes": "min",
     "wont_book": "De acuerdo, no la reservo.",
-    "closed_day": "Cerramos los {weekday}.",
+    "closed_day": "Cerramos los {weekdays}.",
     "open_day": "Abrimos {hours}.",
     "closed_then": "Lo siento, cerramos el {what}.",
 }

@@ -333,9 +333,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if topic == "hours" and message.when.day is not None:
             day = message.when.day
             windows = self.schedule.hours.get(day.weekday(), ())
-            weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
             if not windows:
-                return self.t("closed_day", weekday=weekday)
+                return self.t("closed_day", weekdays=say.weekdays(day, self.lang))
             return self.t("open_day", hours=self.hours_text(day))
         if topic == "hours":
             names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS

@@ -19,7 +19,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
             r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
             r"(?:are|r) (?:you|u|y'?all)(?: guys| all)? open|(?:you're|youre|you are) open|"
-            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos)\b"
+            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos|"
+            r"abren|cierran|abierto)\b"
         ),
     ),
     (
@@ -29,7 +30,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"clinic|studio)|located|location|directions|how do i get there|parking|park|"
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
-            r"direccion|donde estan|donde queda|ubicacion)\b"
+            r"direccion|donde estan|donde queda|ubicacion|donde (?:los|las|lo|la|te) encuentro|"
+            r"estacionamiento|aparcamiento|parqueadero)\b"
         ),
     ),
     (

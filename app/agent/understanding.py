@@ -73,7 +73,7 @@ LIST = re.compile(
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
     r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
-    r"a que hora es mi cita)\b"
+    r"a que hora es mi cita|(?:cuando|a que hora|que dia) me toca)\b"
 )
 # A question about the person's own booking however it is worded ("did the booking work?",
 # "which days am I coming in?", "¿para cuándo quedó mi cita?"): a question form, the person
@@ -151,7 +151,8 @@ MOVE = re.compile(
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|(?:do|move|have) it (?:on )?another (?:day|time)|"
     r"cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
-    r"pasar mi cita)\b"
+    r"pasar mi cita|pasarla|pasarlo|moverla|moverlo|"
+    r"(?:la|lo) (?:podemos|puedes|puede|podrias|podria) (?:pasar|mover|cambiar))\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"

@@ -225,3 +225,24 @@ def test_second_round_phrasings(text: str, expected: str) -> None:
 def test_two_types_in_one_breath_are_two_bookings() -> None:
     message = read("I need a haircut friday at 10 and a consultation at 1", NOW, HOURS, TYPES)
     assert (message.type_key, message.rest) == ("haircut", "a consultation at 1")
+
+
+SPANISH_TYPES = [
+    AppointmentType(key="corte", name="corte", duration_minutes=30),
+    AppointmentType(key="barba", name="barba", duration_minutes=20),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("¿cuándo me toca?", "list"),
+        ("¿a qué hora es mi corte?", "list"),
+        ("¿abren los domingos?", "info"),
+        ("¿dónde los encuentro?", "info"),
+        ("se me complicó el martes, ¿la podemos pasar al jueves?", "move"),
+        ("¿me agendas un corte el viernes a las 5 de la tarde?", "book"),
+    ],
+)
+def test_spanish_phrasings(text: str, expected: str) -> None:
+    assert read(text, NOW, HOURS, SPANISH_TYPES).intent == expected

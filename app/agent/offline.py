@@ -241,6 +241,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             lead = self.t("dropped" if was_flowing else "nothing_in_progress")
             what = self.yours(booked)
             return self.ask_more(self.t("still_booked", lead=lead, What=what[0].upper() + what[1:]))
+        if intent in ("move", "cancel"):
+            # "never mind" while picking which one: nothing was moved or cancelled.
+            return self.ask_more(self.t("dropped_nothing_changed"))
         if was_flowing:
             return self.ask_more(self.t("dropped_nothing_booked"))
         return self.ask_more(self.t("nothing_open"))
@@ -312,7 +315,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if intent == "book" or message.type_key or not message.when.empty:
             return self.start_booking(message)
         if message.name and self.state.get("name") == message.name:
-            return self.ask_more(self.t("thanks_name", first=message.name.split()[0]))
+            return self.t("thanks_name_ask", first=message.name.split()[0])
         if message.yes or message.no:
             return self.hint()
         faq = faq_answer(message.text, self.turn.agent.faq or [])

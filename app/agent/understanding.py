@@ -147,7 +147,7 @@ CANCEL_ALL = re.compile(
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
-    r"bump|slide|rearrange|"
+    r"bump|slide|rearrange|running late|(?:going to|gonna|might|will) be late|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|(?:do|move|have) it (?:on )?another (?:day|time)|"
     r"cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
@@ -564,6 +564,11 @@ def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str
         )
         if head_asks and tail_asks:
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
+        if CANCEL.search(head) and re.fullmatch(
+            r"(?:the one |my |the )?(?:on |for )?\S+day\b.*", tail
+        ):
+            # "cancel the one on thursday and the one on tuesday": the verb holds for both.
+            return raw[: match.start()].strip(" ,."), f"cancel {raw[match.end() :].strip()}"
     return raw, None
 
 

@@ -370,3 +370,17 @@ def test_which_one_lists_the_appointments_and_ends_with_the_question(phone: Phon
     reply = other.say("I need to move one of my appointments")
     assert "haircut" in reply and "consultation" in reply
     assert reply.rstrip().endswith("?"), reply
+
+
+def test_never_mind_while_choosing_what_to_cancel_says_nothing_changed(phone: Phone) -> None:
+    book(phone, "haircut tomorrow at 3pm")
+    book(phone, "consultation thursday at 10")
+    other = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c4")
+    other.say("cancel one of my appointments")
+    reply = other.say("never mind")
+    assert "Nothing was changed" in reply and "booked" not in reply.lower(), reply
+
+
+def test_a_name_alone_is_thanked_with_a_question(phone: Phone) -> None:
+    reply = phone.say("my name is Dana Reyes")
+    assert reply.rstrip().endswith("?"), reply

@@ -246,3 +246,12 @@ SPANISH_TYPES = [
 )
 def test_spanish_phrasings(text: str, expected: str) -> None:
     assert read(text, NOW, HOURS, SPANISH_TYPES).intent == expected
+
+
+def test_a_cancel_verb_holds_for_a_second_day_named() -> None:
+    message = read("cancel the one on thursday and the one on tuesday", NOW, HOURS, TYPES)
+    assert (message.intent, message.rest) == ("cancel", "cancel the one on tuesday")
+
+
+def test_running_late_is_a_move() -> None:
+    assert intent("I'm running late for my appointment") == "move"

@@ -475,6 +475,10 @@ BREAK = re.compile(
     r",?\s+(?:and|also|then|plus|if so|y|tambien)\s+|,\s+(?=(?:book|cancel|move|add)\b)"
 )
 ASKS = re.compile(r"^(?:what|when|where|how|do|does|is|are|can|could|would|will)\b")
+REFERS_BACK = re.compile(
+    r"(?:please\s+)?(?:just\s+)?(?:cancel|move|reschedule|change|drop|scrap)\s+(?:it|that|this|them)"
+    r"(?:\s+(?:please|pls|thanks))?"
+)
 BARE_MODAL = re.compile(r"(?:can|could|would|will|may|do|should)\s+(?:i|we|you|u)")
 
 
@@ -546,6 +550,8 @@ def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str
         if _one_booking_for_several(head, tail):
             continue
         # A statement before "... instead?" describes the appointment being moved.
+        if REFERS_BACK.fullmatch(tail):
+            continue  # "forget my thursday appointment, cancel it": one request
         if BARE_MODAL.fullmatch(head):
             continue  # "can I also get a consultation": one request, not "can I" + another
         head_asks = _has_request(head) or bool(

@@ -255,3 +255,8 @@ def test_a_cancel_verb_holds_for_a_second_day_named() -> None:
 
 def test_running_late_is_a_move() -> None:
     assert intent("I'm running late for my appointment") == "move"
+
+
+def test_a_tail_referring_back_is_the_same_request() -> None:
+    message = read("forget my appointment on thursday, cancel it", NOW, HOURS, TYPES)
+    assert (message.intent, message.rest) == ("cancel", None)

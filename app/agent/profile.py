@@ -19,6 +19,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
             r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
             r"(?:are|r) (?:you|u|y'?all)(?: guys| all)? open|(?:you're|youre|you are) open|"
+            r"(?:do|does) (?:you|u|y'?all|the \w+)(?: guys)? (?:open|close)|"
             r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos|"
             r"abren|cierran|abierto)\b"
         ),

@@ -61,7 +61,8 @@ SECOND_REQUEST = re.compile(
 )
 
 LIST = re.compile(
-    r"\b(?:do i have|have i got|my appointments|my bookings|am i booked|when is my|when's my|"
+    r"\b(?:do i (?:still |even )?have|have i (?:still )?got|my appointments|my bookings|"
+    r"am i booked|when is my|when's my|"
     r"whens my|what's my|whats my|list|show me my|remind me when|upcoming|am i still|"
     r"am i on|am i down|am i in for|am i scheduled|am i booked|what time am i|when am i|"
     r"did my (?:booking|appointment|appt|reservation)|did (?:it|that|the booking) go through|"
@@ -112,9 +113,19 @@ EMBEDDED_OWN = re.compile(
 CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
 
 
+# "can you check if I'm booked": asking the agent to look is a question, not a request.
+ASK_TO_LOOK = re.compile(
+    r"^(?:(?:can|could|would) (?:you|u) (?:please )?|please )?(?:check|see|look|confirm)"
+    r"(?: up)?(?: if| whether| that| when| what)?\s+"
+)
+
+
 def asks_about_own_booking(raw: str, text: str) -> bool:
     if profile_topic(text) is not None:
         return False
+    looked = ASK_TO_LOOK.sub("", text)
+    if looked != text:
+        return OWN.search(looked) is not None and BOOKING_STATE.search(looked) is not None
     if EMBEDDED_OWN.search(text) and not CHANGE_VERB.search(text):
         return True
     asks = "?" in raw or QUESTION_FORM.search(text) is not None
@@ -134,7 +145,7 @@ CANCEL = re.compile(
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
     r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
-    r"(?:drop|scrap|scratch|ditch|nix|axe|skip|get rid of|call off)\s+"
+    r"(?:drop|scrap|scratch|ditch|nix|axe|skip|get rid of|call off|bail on|count me out for)\s+"
     r"(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
@@ -334,6 +345,7 @@ SHORTHAND = (
     (r"\bgonna\b", "going to"),
     (r"\bgotta\b", "got to"),
     (r"\bappts?\b", "appointment"),
+    (r"\b(?:tmrw|tmrow|tmw|2moro|2morrow)\b", "tomorrow"),
     # Spanish texting: "a las 11 d la mañana", "q hora", "xfa".
     (r"\bd\b(?= (?:la|las|el|los)\b)", "de"),
     (r"\bq\b", "que"),

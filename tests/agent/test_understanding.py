@@ -260,3 +260,18 @@ def test_running_late_is_a_move() -> None:
 def test_a_tail_referring_back_is_the_same_request() -> None:
     message = read("forget my appointment on thursday, cancel it", NOW, HOURS, TYPES)
     assert (message.intent, message.rest) == ("cancel", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("need to bail on tmrw", "cancel"),
+        ("count me out for friday", "cancel"),
+        ("do I still have the 10am?", "list"),
+        ("can you check if im booked", "list"),
+        ("can you check if you have anything friday", "book"),
+        ("do you open early on saturday", "info"),
+    ],
+)
+def test_third_round_phrasings(text: str, expected: str) -> None:
+    assert intent(text) == expected

@@ -186,10 +186,10 @@ class OwnAppointments(DialogueBase):
             if destination is not None:
                 self.state["move_to"] = destination.raw
             listed = self.numbered([self.describe_appointment(a) for a in self.state["candidates"]])
-            lead = self.t("which_one")
+            # The list ends with the question, so the person knows an answer is wanted.
             if not matching and source.when.day is not None:
-                lead = self.t("none_on_day", day=self.day_text(source.when.day))
-            return f"{lead} {listed}"
+                return self.t("none_on_day", day=self.day_text(source.when.day), listed=listed)
+            return self.t("which_one", listed=listed)
         self.state["target"] = picked
         if intent == "cancel":
             return self.ask_confirm()
@@ -353,7 +353,9 @@ class OwnAppointments(DialogueBase):
         when = message.when
         found = appointments
         if when.day is not None:
-            found = [a for a in found if self.local(a["start"]).date() == when.day]
+            # "this week", "before friday": a span of days, not its first day.
+            last = when.until if when.until is not None and when.until > when.day else when.day
+            found = [a for a in found if when.day <= self.local(a["start"]).date() <= last]
         if when.at is not None:
             found = [a for a in found if self.local(a["start"]).time() == when.at]
         if when.part is not None:
@@ -413,7 +415,10 @@ class OwnAppointments(DialogueBase):
             return self.ask_more(self.t("yes_booked", described=described))
         when = message.when
         asked = []
-        if when.day is not None:
+        if when.day is not None and when.until is not None and when.until > when.day:
+            days = {"day": self.day_text(when.day), "until": self.day_text(when.until)}
+            asked.append(self.t("asked_days", **days))
+        elif when.day is not None:
             asked.append(self.t("asked_day", day=self.day_text(when.day)))
         if when.at is not None:
             moment = self.at_local(self.now.date(), when.at)

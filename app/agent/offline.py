@@ -26,7 +26,7 @@ from app.agent.appointments import OwnAppointments
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
-from app.agent.profile import asks_about_service, faq_answer, hours_lines
+from app.agent.profile import asks_about_service, faq_answer, field_asked, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
 from app.agent.state import dump_state
 from app.agent.understanding import CORRECTION, Message, find_name
@@ -35,6 +35,11 @@ from app.tools.schemas import ToolResult
 
 log = logging.getLogger(__name__)
 
+# Words about booking itself, never evidence that a question is about the address or
+# the services ("is there a free slot?" shares "free" with no field by accident).
+BOOKING_WORDS = frozenset(
+    {"free", "open", "available", "slot", "spot", "opening", "appointment", "booking", "time"}
+)
 # A yes that carries a question is not a yes yet.
 ASKS_TOO = re.compile(r"\?|\b(?:but|how|what|why|where)\b", re.IGNORECASE)
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -143,6 +148,10 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             message.text, self.turn.agent.services_description
         ):
             message = replace(message, intent="info", topic="services")
+        elif message.intent in (None, "book") and message.when.empty and not message.yes:
+            topic = self.field_asked(message)
+            if topic is not None:
+                message = replace(message, intent="info", topic=topic)
         if message.intent == "info":
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
@@ -156,6 +165,16 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if message.intent is None and message.instead_of:
             message = replace(message, intent="move")  # nothing in progress: a held one
         return self.start(message)
+
+    def field_asked(self, message: Message) -> str | None:
+        """A yes/no question about the address or the services, however worded; the
+        agent's type names and booking words are no evidence of either."""
+        agent = self.turn.agent
+        ignore = set(BOOKING_WORDS)
+        for kind in self.types:
+            ignore.update([*fold(kind.name).split(), kind.key.lower()])
+        fields = {"address": agent.address, "services": agent.services_description}
+        return field_asked(message.text, message.raw, fields, ignore)
 
     def correct_last(self, message: Message, awaiting: str | None) -> str | None:
         """ "oh I meant Thursday" right after a booking: a move of that booking is proposed
@@ -183,8 +202,14 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         queued = self.state.get("queued")
         if not queued:
             return reply
-        if self.state.get("awaiting"):
-            return self.t("then_rest", reply=reply, rest=queued) if fresh else reply
+        awaiting = self.state.get("awaiting")
+        if awaiting:
+            if not fresh:
+                return reply
+            # A proposal keeps its yes/no question first; any other question goes last,
+            # after the acknowledgement, so the person sees what to answer now.
+            key = "then_rest" if awaiting == "confirm" else "rest_first"
+            return self.t(key, reply=reply, rest=queued)
         self.state.pop("queued", None)
         queued_day = self.state.pop("queued_day", None)
         # "cancel friday and book wednesday instead": the new booking is of the same kind.
@@ -216,6 +241,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             lead = self.t("dropped" if was_flowing else "nothing_in_progress")
             what = self.yours(booked)
             return self.ask_more(self.t("still_booked", lead=lead, What=what[0].upper() + what[1:]))
+        if intent in ("move", "cancel"):
+            # "never mind" while picking which one: nothing was moved or cancelled.
+            return self.ask_more(self.t("dropped_nothing_changed"))
         if was_flowing:
             return self.ask_more(self.t("dropped_nothing_booked"))
         return self.ask_more(self.t("nothing_open"))
@@ -287,7 +315,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if intent == "book" or message.type_key or not message.when.empty:
             return self.start_booking(message)
         if message.name and self.state.get("name") == message.name:
-            return self.ask_more(self.t("thanks_name", first=message.name.split()[0]))
+            return self.t("thanks_name_ask", first=message.name.split()[0])
         if message.yes or message.no:
             return self.hint()
         faq = faq_answer(message.text, self.turn.agent.faq or [])
@@ -308,9 +336,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if topic == "hours" and message.when.day is not None:
             day = message.when.day
             windows = self.schedule.hours.get(day.weekday(), ())
-            weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
             if not windows:
-                return self.t("closed_day", weekday=weekday)
+                return self.t("closed_day", weekdays=say.weekdays(day, self.lang))
             return self.t("open_day", hours=self.hours_text(day))
         if topic == "hours":
             names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS
@@ -398,7 +425,9 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.t("when_instead", example=self.example())
         self.state.pop("awaiting", None)
         if self.state.get("intent") == "move":
-            return self.seek_move(message)
+            # "the thursday one to friday at 1": only what follows "to" is the new time.
+            _, destination = self.split_move(message)
+            return self.seek_move(destination or message)
         self.merge_when(message)
         return self.held_conflict(message) or self.seek()
 
@@ -421,8 +450,15 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.clear_flow()
             return None
 
-        if message.yes and ASKS_TOO.search(message.raw) and len(message.text.split()) > 2:
+        if (
+            message.yes
+            and ASKS_TOO.search(message.raw)
+            and len(message.text.split()) > 2
+            and message.when.empty
+            and not (message.later or message.earlier)
+        ):
             # "ok but how long does it take?": a question, not a yes; answer and ask again.
+            # "ok but can it be 2 instead?" names a time: a change, read below.
             return self.info(message)
         if awaiting == "confirm" and message.yes and self.state.get("confirm_unheard"):
             # The caller cut in before the question was played (streamed voice): a yes

@@ -113,6 +113,14 @@ def slot_list(slots: Sequence[datetime], channel: str, lang: str = "en") -> str:
     return join_or(groups, "or", lang)
 
 
+def weekdays(day: date, lang: str = "en") -> str:
+    """The plural of the day's weekday: "Saturdays", "sábados", "lunes"."""
+    if lang == "es":
+        name = ES_DAYS[day.weekday()]
+        return name + "s" if name.endswith("o") else name
+    return f"{day:%A}s"
+
+
 def numbered(items: Sequence[str], channel: str, lang: str = "en") -> str:
     if channel == "voice":
         words = [_nth(i, lang) for i in range(len(items))]

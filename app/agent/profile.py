@@ -5,7 +5,7 @@ profile cannot answer says so and offers what the agent can do."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import time
 
 from rapidfuzz import fuzz, process
@@ -18,17 +18,21 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
             r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
-            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos)\b"
+            r"(?:are|r) (?:you|u|y'?all)(?: guys| all)? open|(?:you're|youre|you are) open|"
+            r"(?:do|does) (?:you|u|y'?all|the \w+)(?: guys)? (?:open|close)|"
+            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos|"
+            r"abren|cierran|abierto)\b"
         ),
     ),
     (
         "address",
         re.compile(
             r"\b(?:address|where are you|where is (?:the|your) (?:shop|office|salon|place|"
-            r"clinic|studio)|located|location|directions|how do i get there|parking|"
+            r"clinic|studio)|located|location|directions|how do i get there|parking|park|"
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
-            r"direccion|donde estan|donde queda|ubicacion)\b"
+            r"direccion|donde estan|donde queda|ubicacion|donde (?:los|las|lo|la|te) encuentro|"
+            r"estacionamiento|aparcamiento|parqueadero)\b"
         ),
     ),
     (
@@ -70,6 +74,24 @@ def asks_about_service(text: str, described: str | None) -> bool:
     if not described or SERVICE_QUESTION.search(text) is None:
         return False
     return _share(_content(text), _content(fold(described)))
+
+
+YES_NO_QUESTION = re.compile(r"^(?:do|does|can|could|are|is|will|would|hacen|tienen|son|es)\b")
+
+
+def field_asked(
+    text: str, raw: str, fields: Mapping[str, str | None], ignore: set[str]
+) -> str | None:
+    """ "are lessons online or in person?", "do you handle emergencies?": a yes/no question
+    sharing a content word (other than `ignore`: type names, booking words) with exactly
+    one profile field (address, services description); that field's topic."""
+    if YES_NO_QUESTION.search(text) is None and not raw.rstrip().endswith("?"):
+        return None
+    said = {w for w in _content(text) if not _share({w}, ignore)}
+    hits = [
+        topic for topic, value in fields.items() if value and _share(said, _content(fold(value)))
+    ]
+    return hits[0] if len(hits) == 1 else None
 
 
 def faq_answer(text: str, faq: Sequence[dict[str, str]], topic: str | None = None) -> str | None:
@@ -115,8 +137,11 @@ def _closest(text: str, faq: Sequence[dict[str, str]]) -> tuple[str, str] | None
         return questions[found[2]], answered[found[2]]["answer"].strip()
     # "can I pay by card?" vs "Do you take cards?": one shared content word decides,
     # when exactly one entry shares it (two would be a guess).
+    # The owner's answer counts too: "do you accept cash?" finds "Do you take cards?" by
+    # its answer "We take all major cards and cash."
     said = _content(fold(text))
-    sharing = [i for i, question in enumerate(questions) if _share(said, _content(question))]
+    entries = [f"{q} {fold(e['answer'])}" for q, e in zip(questions, answered, strict=True)]
+    sharing = [i for i, entry in enumerate(entries) if _share(said, _content(entry))]
     if len(sharing) != 1:
         return None
     return questions[sharing[0]], answered[sharing[0]]["answer"].strip()
@@ -189,7 +214,15 @@ def _share(said: set[str], asked: set[str]) -> bool:
 
 def _content(text: str) -> set[str]:
     words = re.findall(r"[a-z]+", text)
-    return {w.rstrip("s") for w in words if len(w) >= 4 and w not in FUNCTION_WORDS}
+    return {_stem(w) for w in words if len(w) >= 4 and w not in FUNCTION_WORDS}
+
+
+def _stem(word: str) -> str:
+    """Plural and past forms to one stem: "emergencies"/"emergency", "accepted"/"accept"."""
+    for ending, replacement in (("ies", "y"), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(ending) and len(word) - len(ending) >= 4:
+            return word[: -len(ending)] + replacement
+    return word
 
 
 def hours_lines(hours: dict[int, Sequence[tuple[time, time]]], names: Sequence[str]) -> list[str]:

@@ -225,15 +225,18 @@ class SlotSeeking(DialogueBase):
 
     def hours_text(self, day: date) -> str:
         windows = self.schedule.hours.get(day.weekday(), ())
-        weekday = f"{day:%A}" if self.lang == "en" else say.ES_DAYS[day.weekday()]
+        weekdays = say.weekdays(day, self.lang)
         if not windows:
-            return self.t("closed_on", weekday=weekday)
+            return self.t("closed_on", weekdays=weekdays)
         spans = [
-            f"{say.clock(self.at_local(day, opens), 'voice', self.lang)}"
-            f"-{say.clock(self.at_local(day, closes), 'voice', self.lang)}"
+            self.t(
+                "span",
+                opens=say.clock(self.at_local(day, opens), "voice", self.lang),
+                closes=say.clock(self.at_local(day, closes), "voice", self.lang),
+            )
             for opens, closes in windows
         ]
-        return self.t("open_on", weekday=weekday, spans=self.join(spans, "and"))
+        return self.t("open_on", weekdays=weekdays, spans=self.join(spans, "and"))
 
     def overlaps_own(self, wanted: datetime, key: str) -> bool:
         """Moving an appointment a little: its own current time must not count as busy."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from difflib import get_close_matches
 
@@ -61,24 +61,27 @@ SECOND_REQUEST = re.compile(
 )
 
 LIST = re.compile(
-    r"\b(?:do i have|have i got|my appointments|my bookings|am i booked|when is my|when's my|"
+    r"\b(?:do i (?:still |even )?have|have i (?:still )?got|my appointments|my bookings|"
+    r"am i booked|when is my|when's my|"
     r"whens my|what's my|whats my|list|show me my|remind me when|upcoming|am i still|"
     r"am i on|am i down|am i in for|am i scheduled|am i booked|what time am i|when am i|"
     r"did my (?:booking|appointment|appt|reservation)|did (?:it|that|the booking) go through|"
     r"is my (?:booking|appointment|appt)|(?:confirm|check) my (?:booking|appointment|appt|time)|"
     r"what (?:time|day) is my|what (?:time|day) (?:did|do|am) i|what have i got|"
     r"how many (?:appointments|lessons|sessions|bookings)|what did i book|do you have me|"
-    r"have you got me|"
+    r"have you got me|did (?:i|we) (?:book|schedule|reserve|make)|"
+    r"(?:when|what|what time|what day|which day) (?:i|we) (?:booked|scheduled|reserved)|"
     r"is that still on|still on for|still booked|still have me|got me down|just confirming|"
     r"still good for|are we still (?:on|good)|"
     r"que citas tengo|tengo (?:una |alguna )?cita|mis citas|cuando es mi cita|"
-    r"a que hora es mi cita)\b"
+    r"a que hora es mi cita|(?:cuando|a que hora|que dia) me toca)\b"
 )
 # A question about the person's own booking however it is worded ("did the booking work?",
 # "which days am I coming in?", "¿para cuándo quedó mi cita?"): a question form, the person
 # as subject or owner, a booking noun or state, and no request verb.
 QUESTION_FORM = re.compile(
     r"^(?:did|does|do|is|was|has|have|had|am|are|what|whats|when|whens|which|remind|"
+    r"(?:just |only )?(?:checking|confirming|wondering)|"
     r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b"
 )
 OWN = re.compile(
@@ -87,13 +90,16 @@ OWN = re.compile(
 )
 BOOKING_STATE = re.compile(
     r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
-    r"coming in|on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
-    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|"
+    r"coming in|come in|be there|show up|"
+    r"on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
+    r"still (?:on|happening|going ahead|good|valid|there|confirmed)|confirmed|"
     r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
 )
 REQUEST_VERB = re.compile(
     r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
-    r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
+    r"you have|you got|"
+    r"available|free|open|agendar|agendame|agendas|agenda|reservar|reservas|apartas|"
+    r"quiero|quisiera|necesito|puedo|"
     r"puedes|dame|cambiar|cancelar)\b"
 )
 
@@ -107,9 +113,19 @@ EMBEDDED_OWN = re.compile(
 CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
 
 
+# "can you check if I'm booked": asking the agent to look is a question, not a request.
+ASK_TO_LOOK = re.compile(
+    r"^(?:(?:can|could|would) (?:you|u) (?:please )?|please )?(?:check|see|look|confirm)"
+    r"(?: up)?(?: if| whether| that| when| what)?\s+"
+)
+
+
 def asks_about_own_booking(raw: str, text: str) -> bool:
     if profile_topic(text) is not None:
         return False
+    looked = ASK_TO_LOOK.sub("", text)
+    if looked != text:
+        return OWN.search(looked) is not None and BOOKING_STATE.search(looked) is not None
     if EMBEDDED_OWN.search(text) and not CHANGE_VERB.search(text):
         return True
     asks = "?" in raw or QUESTION_FORM.search(text) is not None
@@ -123,12 +139,14 @@ def asks_about_own_booking(raw: str, text: str) -> bool:
 
 CANCEL = re.compile(
     r"\b(?:cancel|cancell?ing|cancell?ed|call off|can't make it|cant make it|won't make it|"
-    r"wont make it|remove my|delete my|no longer need|take me off|unbook|"
-    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*\banymore|"
+    r"wont make it|remove my|delete my|no longer need|take me off|take my name off|unbook|"
+    r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*"
+    r"\b(?:anymore|any more|after all|no more)|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
     r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
-    r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
+    r"(?:drop|scrap|scratch|ditch|nix|axe|skip|get rid of|call off|bail on|count me out for)\s+"
+    r"(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
     r"cancelala|cancelalo|cancelarla|cancelarlo|anulala|"
@@ -140,10 +158,12 @@ CANCEL_ALL = re.compile(
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
-    r"bump|slide|rearrange|"
+    r"bump|slide|rearrange|running late|(?:going to|gonna|might|will) be late|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
-    r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
-    r"pasar mi cita)\b"
+    r"different (?:time|day)|(?:do|move|have) it (?:on )?another (?:day|time)|"
+    r"cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
+    r"pasar mi cita|pasarla|pasarlo|moverla|moverlo|"
+    r"(?:la|lo) (?:podemos|puedes|puede|podrias|podria) (?:pasar|mover|cambiar))\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -158,7 +178,7 @@ BOOK = re.compile(
     r"availability|free|slots?|spots?|times?|reserve|reservation|make an?|get in|see (?:you|him|"
     r"her|them)|do you have|have anything|anything|when can|what about|how about|want|need|"
     r"like to|fit me in|squeeze me in|put me down|earliest|come by|see someone|do something|"
-    r"give me|pencil me in|sign me up|get me|set me up|"
+    r"give me|pencil me in|sign me up|get me|set me up|i'd like|id like|i would like|"
     r"cita|reservar|reservame|reserva|agendar|agendame|agenda|apartame|quiero|quisiera|"
     r"necesito|hay hueco|tienen)\b"
 )
@@ -306,7 +326,9 @@ def corrected(text: str) -> str:
             word,
             INTENT_VOCABULARY,
             scorer=DamerauLevenshtein.normalized_similarity,
-            score_cutoff=0.8,
+            # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
+            # own rounding of the cutoff drops: the bound sits just below it.
+            score_cutoff=0.79,
         )
         if found is not None:
             words[index] = found[0]
@@ -323,6 +345,11 @@ SHORTHAND = (
     (r"\bgonna\b", "going to"),
     (r"\bgotta\b", "got to"),
     (r"\bappts?\b", "appointment"),
+    (r"\b(?:tmrw|tmrow|tmw|2moro|2morrow)\b", "tomorrow"),
+    # Spanish texting: "a las 11 d la mañana", "q hora", "xfa".
+    (r"\bd\b(?= (?:la|las|el|los)\b)", "de"),
+    (r"\bq\b", "que"),
+    (r"\b(?:xfa|xfavor|porfa)\b", "por favor"),
 )
 
 
@@ -339,12 +366,9 @@ def normalise(text: str) -> str:
 
 
 def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
-    squashed = text.replace(" ", "").replace("-", "")
-    for kind in types:
-        for alias in {kind.key.lower(), kind.name.lower()}:
-            plain = alias.replace(" ", "").replace("-", "").replace("_", "")
-            if plain and (plain in squashed or re.search(rf"\b{re.escape(alias)}s?\b", text)):
-                return kind.key
+    named = _named_types(text, types)
+    if named:
+        return named[0]
     words = [w for w in text.split() if len(w) >= 5]
     for kind in types:
         aliases = {kind.key.lower(), kind.name.lower()}
@@ -355,6 +379,23 @@ def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
             if any(len(word) >= 6 and alias.startswith(word) for alias in aliases):
                 return kind.key
     return None
+
+
+def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
+    """The types named, first mention first; one the person already holds ("on top of my
+    haircut") comes after one they ask for."""
+    squashed = text.replace(" ", "").replace("-", "")
+    found: list[tuple[bool, int, str]] = []
+    for kind in types:
+        for alias in {kind.key.lower(), kind.name.lower()}:
+            plain = alias.replace(" ", "").replace("-", "").replace("_", "")
+            mention = re.search(rf"\b{re.escape(alias)}s?\b", text)
+            if mention is not None:
+                held = re.search(r"\b(?:my|mi|your)\s+$", text[: mention.start()]) is not None
+                found.append((held, mention.start(), kind.key))
+            elif plain and plain in squashed:
+                found.append((False, len(text), kind.key))
+    return [key for _, _, key in sorted(found)]
 
 
 def unknown_type_named(text: str, known: str | None) -> str | None:
@@ -446,6 +487,11 @@ BREAK = re.compile(
     r",?\s+(?:and|also|then|plus|if so|y|tambien)\s+|,\s+(?=(?:book|cancel|move|add)\b)"
 )
 ASKS = re.compile(r"^(?:what|when|where|how|do|does|is|are|can|could|would|will)\b")
+REFERS_BACK = re.compile(
+    r"(?:please\s+)?(?:just\s+)?(?:cancel|move|reschedule|change|drop|scrap)\s+(?:it|that|this|them)"
+    r"(?:\s+(?:please|pls|thanks))?"
+)
+BARE_MODAL = re.compile(r"(?:can|could|would|will|may|do|should)\s+(?:i|we|you|u)")
 
 
 def _has_request(text: str) -> bool:
@@ -497,7 +543,7 @@ OTHER_TIME_WANTED = re.compile(
 )
 
 
-def split_requests(raw: str) -> tuple[str, str | None]:
+def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
     # "sat. 10:30am", "Dec. 3": an abbreviation's period ends no sentence.
@@ -506,6 +552,9 @@ def split_requests(raw: str) -> tuple[str, str | None]:
     keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
     if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
         return raw[keep.end() :].strip(), None
+    kept = re.search(r",?\s*\b(?:but|and)\s+(?:please\s+)?keep\b", text)
+    if kept is not None and kept.start() > 0:  # "cancel tuesday but keep friday": the same
+        return raw[: kept.start()].strip(), None
     for match in BREAK.finditer(text):
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
         if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
@@ -513,23 +562,99 @@ def split_requests(raw: str) -> tuple[str, str | None]:
         if _one_booking_for_several(head, tail):
             continue
         # A statement before "... instead?" describes the appointment being moved.
+        if REFERS_BACK.fullmatch(tail):
+            continue  # "forget my thursday appointment, cancel it": one request
+        if BARE_MODAL.fullmatch(head):
+            continue  # "can I also get a consultation": one request, not "can I" + another
         head_asks = _has_request(head) or bool(
             re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
         )
-        tail_asks = _has_request(tail) or bool(
-            re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
-            or re.search(r"\b(?:at|a las?)\s+\d", tail)
-            or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+        # "a haircut and a consultation on friday": a second type named is a second booking.
+        both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
+        tail_asks = (
+            _has_request(tail)
+            or both_typed
+            or bool(
+                re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
+                or re.search(r"\b(?:at|a las?)\s+\d", tail)
+                or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+            )
         )
         if head_asks and tail_asks:
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
+        if CANCEL.search(head) and re.fullmatch(
+            r"(?:the one |my |the )?(?:on |for )?\S+day\b.*", tail
+        ):
+            # "cancel the one on thursday and the one on tuesday": the verb holds for both.
+            return raw[: match.start()].strip(" ,."), f"cancel {raw[match.end() :].strip()}"
     return raw, None
 
 
+# Spoken hesitations carry nothing; "on on tuesday" is a stutter, not two words.
+FILLERS = re.compile(r"(?i)\b(?:u+m+|u+h+|e+r+m*|a+h+|h+m+|m{2,}|e+h+|e+m+)\b[,.]?\s*")
+STUTTER = re.compile(r"(?i)\b(\w+)(?:\s+\1\b)+")
+# "wednesday at 4, no sorry, 3": what follows the marker replaces what it restates.
+SELF_CORRECTION = re.compile(
+    r"(?i)[,;.]?\s*\b(?:no sorry|sorry no|no wait|wait no|sorry i mean|i mean|i meant|"
+    r"or rather|make that|no perdon|perdon|digo|quiero decir)\b[,;.]?\s*"
+)
+
+
+def clean_speech(raw: str) -> str:
+    return STUTTER.sub(r"\1", FILLERS.sub("", raw)).strip()
+
+
+def read_when(raw: str, now: datetime, hours: Hours) -> When:
+    """The day and time said, after any self-correction: the part after "no sorry" / "I
+    mean" wins for what it names; what it leaves out is kept from before."""
+    parts = SELF_CORRECTION.split(raw)
+    if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
+        return parse_when(raw, now, hours)
+    before = parse_when(" ".join(parts[:-1]), now, hours)
+    after = parse_when(parts[-1], now, hours)
+    if after.empty:
+        return parse_when(raw, now, hours)
+    day = after.day if after.day is not None or after.unreadable else before.day
+    if after.at is None and after.day is None and parts[-1].strip().isdigit():
+        # "at 4, no sorry, 3": a bare number restates the hour on the day already said.
+        after = parse_when(f"{' '.join(parts[:-1])} at {parts[-1].strip()}", now, hours)
+        return replace(after, day=day) if day is not None else after
+    return replace(
+        after,
+        day=day,
+        at=after.at if after.at is not None else before.at,
+        part=after.part or (before.part if after.day is None else None),
+    )
+
+
+def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
+    """A type name the person owns ("my haircut") read as a booking noun, so "what time
+    is my haircut" is the same question as "what time is my appointment". "a haircut"
+    stays a request."""
+    for kind in types:
+        for alias in {kind.key.lower(), kind.name.lower()}:
+            if alias:
+                text = re.sub(
+                    rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b",
+                    r"\1appointment\2",
+                    text,
+                )
+    return text
+
+
+def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
+    booking = own_booking_text(text, types)
+    return bool(
+        LIST.search(booking)
+        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", booking)
+        or asks_about_own_booking(raw, booking)
+    )
+
+
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(expand_shorthand(raw))
+    raw, rest = split_requests(clean_speech(expand_shorthand(raw)), types)
     text = normalise(raw)
-    when = parse_when(raw, now, hours)
+    when = read_when(raw, now, hours)
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
@@ -539,11 +664,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif (
-        LIST.search(text)
-        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text)
-        or asks_about_own_booking(raw, text)
-    ):
+    elif asks_list(raw, text, types):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"

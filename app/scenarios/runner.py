@@ -24,7 +24,12 @@ class Selection:
 def select(scenarios: Iterable[Scenario], selection: Selection) -> list[Scenario]:
     picked = [s for s in scenarios if selection.channel in s.channels]
     if selection.only:
-        picked = [s for s in picked if selection.only in {s.category, s.id, s.source}]
+        # A file by its name or its stem: `--only dialogue2` as well as `dialogue2.yaml`.
+        picked = [
+            s
+            for s in picked
+            if selection.only in {s.category, s.id, s.source, s.source.removesuffix(".yaml")}
+        ]
     return picked
 
 

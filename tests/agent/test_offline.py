@@ -247,7 +247,9 @@ def test_cancel_with_several_asks_which(owner: Phone, stranger: Phone, factory) 
     # A new conversation (a text days later): nothing in context, two appointments.
     later = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = later.say("I need to cancel my appointment")
-    assert reply.startswith("Which one?")
+    # The list ends with the question, so the person knows an answer is wanted.
+    assert reply.startswith("Which one do you mean: ")
+    assert reply.endswith("?")
     assert "1) a haircut on Tue Nov 24 at 10:00 AM" in reply
     assert "2) a consultation on Wed Nov 25 at 9:00 AM" in reply
     reply = later.say("the second one")
@@ -456,7 +458,7 @@ def test_move_asks_which_and_keeps_the_new_time(owner: Phone, factory) -> None:
     owner.say("yes")
     later = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = later.say("I need to move my appointment to friday at 9")
-    assert reply.startswith("Which one? 1) a haircut on Tue Nov 24 at 10:00 AM")
+    assert reply.startswith("Which one do you mean: 1) a haircut on Tue Nov 24 at 10:00 AM")
     reply = later.say("the haircut")
     assert reply == (
         "Move your haircut from Tue Nov 24 at 10:00 AM to Fri Nov 27 at 9:00 AM? "
@@ -496,3 +498,15 @@ def test_single_type_agent_needs_no_type_question(owner: Phone, factory) -> None
     other = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = other.say("can I come in tomorrow at 3?")
     assert reply == "Sorry, no appointment types are set up for booking on this line yet."
+
+
+def test_a_list_question_about_a_span_of_days_answers_for_the_span(owner: Phone) -> None:
+    owner.say("book a haircut on Wednesday at 10")
+    owner.say("yes")
+    owner.say("and a consultation on Wednesday Dec 2 at 10")
+    owner.say("yes")
+    other = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
+    reply = other.say("when's my thing this week?")
+    assert reply == "Yes, you have a haircut on Wed Nov 25 at 10:00 AM."
+    reply = other.say("do I have anything next week?")
+    assert "Dec 2" in reply and "Nov 25" not in reply

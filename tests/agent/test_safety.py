@@ -219,7 +219,7 @@ def test_cancel_both_after_which_one(phone: Phone, factory) -> None:
     book(phone, "haircut tomorrow at 3pm")
     book(phone, "consultation thursday at 10")
     other = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c2")
-    assert "Which one?" in other.say("I need to cancel my appointment")
+    assert "Which one do you mean" in other.say("I need to cancel my appointment")
     assert "all 2" in other.say("both")
     other.say("yes")
     assert confirmed(factory) == []
@@ -336,3 +336,51 @@ def test_two_people_two_times_one_day_each_confirmed_on_that_day(phone: Phone, f
     assert "instead" not in reply.lower()
     phone.say("yes")
     assert sorted(confirmed(factory)) == [("haircut", local(28, 10)), ("haircut", local(28, 11))]
+
+
+def test_two_bookings_in_one_breath_acknowledge_the_second_then_book_it(
+    phone: Phone, factory
+) -> None:
+    reply = phone.say("book me tuesday at 2 and thursday at 3")
+    # The second is named before the question about the first, so neither is dropped
+    # and the reply still ends asking something.
+    assert '"thursday at 3" comes next' in reply, reply
+    assert reply.rstrip().endswith("?"), reply
+    reply = phone.say("haircut")
+    assert ("Tue Nov 24 at 2:00 PM" in reply) or ("2 PM on Tuesday, November 24th" in reply)
+    reply = phone.say("yes")
+    assert confirmed(factory) == [("haircut", local(24, 14))]
+    assert ("Thu Nov 26 at 3:00 PM" in reply) or ("3 PM on Thursday, November 26th" in reply)
+    phone.say("yes")
+    assert sorted(confirmed(factory)) == [("haircut", local(24, 14)), ("haircut", local(26, 15))]
+
+
+@pytest.mark.parametrize("text", ["hi", "hello?", "hmm", "asdfgh"])
+def test_a_greeting_or_an_unclear_message_is_answered_with_a_question(
+    phone: Phone, text: str
+) -> None:
+    reply = phone.say(text)
+    assert reply.rstrip().endswith("?"), reply
+
+
+def test_which_one_lists_the_appointments_and_ends_with_the_question(phone: Phone) -> None:
+    book(phone, "haircut tomorrow at 3pm")
+    book(phone, "consultation thursday at 10")
+    other = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c3")
+    reply = other.say("I need to move one of my appointments")
+    assert "haircut" in reply and "consultation" in reply
+    assert reply.rstrip().endswith("?"), reply
+
+
+def test_never_mind_while_choosing_what_to_cancel_says_nothing_changed(phone: Phone) -> None:
+    book(phone, "haircut tomorrow at 3pm")
+    book(phone, "consultation thursday at 10")
+    other = Phone(phone.factory, phone.demo, phone.caller, phone.channel, "c4")
+    other.say("cancel one of my appointments")
+    reply = other.say("never mind")
+    assert "Nothing was changed" in reply and "booked" not in reply.lower(), reply
+
+
+def test_a_name_alone_is_thanked_with_a_question(phone: Phone) -> None:
+    reply = phone.say("my name is Dana Reyes")
+    assert reply.rstrip().endswith("?"), reply

@@ -21,6 +21,7 @@ from app.scenarios.model import SUITE_DIR, ScenarioError, build, load_suite
 from app.scenarios.model import Turn as PersonTurn
 from app.scenarios.play import Exchange, Held, Transcript, play
 from app.scenarios.reading import claims, in_spanish, proposes, read_mentions, says
+from app.scenarios.runner import Selection, select
 from app.scenarios.stage import Stage, running_stage
 from app.tools.schemas import BookAppointmentArgs
 
@@ -426,3 +427,10 @@ def test_the_day_the_caller_named_first_is_asked_for_even_when_corrected_later()
     other = "¿Reservo una cita de corte el mié 25 nov a las 12:00? Responda SÍ para confirmar."
     outcome = judge(corrected, talk((PersonTurn("corte el martes a las 12"), other, {})), "sms")
     assert any("another day" in reason for reason in outcome.unsafe)
+
+
+def test_only_picks_a_file_by_its_name_or_its_stem() -> None:
+    suite = load_suite()
+    by_name = select(suite, Selection("dialogue2.yaml"))
+    assert by_name and all(s.source == "dialogue2.yaml" for s in by_name)
+    assert select(suite, Selection("dialogue2")) == by_name

@@ -190,6 +190,17 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
     (r"\bmediodia\b", "noon"),
+    (r"\b(?:el )?cuarto para (?:las |la )?(\d{1,2})\b", r"quarter to \1"),
+    (r"\b(\d{1,2}) menos cuarto\b", r"quarter to \1"),
+    (r"\b(\d{1,2}) menos (\d{1,2}|cinco|diez|veinte)\b", r"\2 to \1"),
+    (
+        r"\b(una|un|dos|tres|media|\d{1,3}) (horas?|minutos?|dias?|semanas?) "
+        r"(mas tarde|despues|antes|mas temprano)\b",
+        lambda m: _spanish_shift(m.group(1), m.group(2), m.group(3)),
+    ),
+    (r"\bel dia (?:anterior|antes)\b", "the day before"),
+    (r"\bel dia (?:siguiente|despues)\b", "the day after"),
+    (r"\bla semana siguiente\b", "the following week"),
     (r"\btemprano\b", "morning"),
     (r"\bmedianoche\b", "midnight"),
     (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
@@ -328,7 +339,17 @@ def _corrected_days(text: str) -> str:
 def _spanish_count(word: str) -> int:
     if word.isdigit():
         return int(word)
-    return 1 if word == "un" else SPANISH_NUMBERS.index(word) + 1
+    return 1 if word in ("un", "una") else SPANISH_NUMBERS.index(word) + 1
+
+
+SPANISH_UNITS = {"hora": "hours", "minuto": "minutes", "dia": "days", "semana": "weeks"}
+
+
+def _spanish_shift(amount: str, unit: str, way: str) -> str:
+    """ "una hora más tarde" → "1 hours later", "media hora antes" → "half an hours earlier"."""
+    count = "half an" if amount == "media" else str(_spanish_count(amount))
+    english_way = "later" if way in ("mas tarde", "despues") else "earlier"
+    return f"{count} {SPANISH_UNITS[unit.rstrip('s')]} {english_way}"
 
 
 def _spanish(text: str) -> str:
@@ -341,10 +362,16 @@ def _words(text: str) -> str:
     text = fold(text).replace("@", " at ")
     text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
-    text = re.sub(r"\b(\d{1,2})\.(\d{2})\b", r"\1:\2", text)  # "10.30"
+    text = re.sub(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", text)  # "10.30", "3.30pm"
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
     text = _spanish(_corrected_days(" ".join(text.split())))
-    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes.
+    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes; a
+    # number kept against a rejected time is itself a time ("4 not 3" is "at 4").
+    text = re.sub(
+        r"(?<!\bat )\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s+(?=(?:and |but )?not (?:at )?\d)",
+        r"at \1 ",
+        text,
+    )
     text = re.sub(
         r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
         " ",
@@ -428,18 +455,19 @@ def _ordinal_days(text: str) -> str:
 
 COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=True))
 RELATIVE_COUNT = re.compile(
-    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|later|time|hence)\b"
+    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|time|hence)\b"
 )
 
 
 def _relative_counts(text: str) -> str:
-    """ "two days from now", "3 weeks from today", "a couple of days later" → "in N days"."""
+    """ "two days from now", "3 weeks from today", "in a fortnight" → "in N days/weeks"."""
 
     def counted(match: re.Match[str]) -> str:
         raw = match.group(1)
         count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
         return f"in {count} {match.group(2)}"
 
+    text = re.sub(r"\b(?:a|one) fortnight\b", "2 weeks", text)
     return RELATIVE_COUNT.sub(counted, text)
 
 
@@ -691,6 +719,98 @@ def _simple_day(text: str, today: date) -> tuple[_Day, str] | None:
     return None
 
 
+# Holidays by name (US and Mexican usage, English and Spanish): a fixed month and day, or
+# the nth weekday of a month (-1: the last one). The next one from today is meant.
+FIXED_HOLIDAYS = {
+    r"christmas eve|xmas eve|nochebuena": (12, 24),
+    r"christmas(?: day)?|xmas(?: day)?|navidad": (12, 25),
+    r"boxing day": (12, 26),
+    r"new years? eve|new year's eve|nye|nochevieja": (12, 31),
+    r"new years?(?: day)?|new year's(?: day)?|ano nuevo": (1, 1),
+    r"dia de (?:los )?reyes": (1, 6),
+    r"valentines?(?: day)?|valentine's(?: day)?|san valentin": (2, 14),
+    r"st patricks? day|st patrick's day|saint patrick's day": (3, 17),
+    r"juneteenth": (6, 19),
+    r"(?:the )?(?:fourth|4th) of july|independence day": (7, 4),
+    r"halloween": (10, 31),
+    r"dia de (?:los )?muertos": (11, 2),
+    r"veterans day": (11, 11),
+}
+NTH_WEEKDAY_HOLIDAYS = {
+    r"(?:mlk|martin luther king(?: jr)?)(?: day)?": (1, 0, 3),
+    r"presidents?'? day|president's day": (2, 0, 3),
+    r"mother'?s day": (5, 6, 2),
+    r"memorial day": (5, 0, -1),
+    r"father'?s day": (6, 6, 3),
+    r"labou?r day": (9, 0, 1),
+    r"thanksgiving(?: day)?": (11, 3, 4),
+}
+HOLIDAY = re.compile(
+    rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?days? (?P<way>before|after) )?(?P<name>"
+    + "|".join(f"(?:{name})" for name in (*FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS))
+    + r")(?![a-z'])"
+)
+
+
+def _holiday_date(name: str, year: int) -> date:
+    for pattern, (month, day) in FIXED_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return date(year, month, day)
+    for pattern, (month, weekday, nth) in NTH_WEEKDAY_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return _nth_weekday(year, month, weekday, nth)
+    raise ValueError(name)
+
+
+def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
+    if nth > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (nth - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "christmas eve", "the day after thanksgiving", "MLK day", "nochebuena": the next one
+    (a holiday a few days past is that one, so it is refused as past, not moved a year)."""
+    match = HOLIDAY.search(text)
+    if match is None:
+        return None
+    raw = match.group("count") or "1"
+    count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+    offset = {None: 0, "before": -count, "after": count}[match.group("way")]
+    for year in (today.year, today.year + 1):
+        day = _holiday_date(match.group("name"), year) + timedelta(days=offset)
+        if day >= today - timedelta(days=7):
+            return _Day(day), _cut(text, match)
+    return None
+
+
+def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "2 days ago", "a week ago": a past day, so it is refused as past, never moved."""
+    match = re.search(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b", text)
+    if match is None:
+        return None
+    raw = match.group(1)
+    count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+    days = count * (7 if match.group(2).startswith("week") else 1)
+    return _Day(today - timedelta(days=days)), _cut(text, match)
+
+
+def _weekday_weeks_ahead(
+    text: str, today: date, weekday: tuple[_Day, str, int] | None
+) -> tuple[_Day, str] | None:
+    """ "in two weeks, monday": that weekday in the week N weeks from now."""
+    match = re.search(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b", text)
+    if match is None or weekday is None:
+        return None
+    word = match.group(1)
+    count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
+    target = today + timedelta(weeks=count)
+    day = target - timedelta(days=target.weekday()) + timedelta(days=weekday[2])
+    return _Day(day), _cut(text, match)
+
+
 def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
     match = WEEK_FROM.search(text)
     if match is None:
@@ -706,10 +826,15 @@ def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
 
 def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     monday = today - timedelta(days=today.weekday())
+    # (pattern, first and last weekday, offset in days): the end of a week is Friday to
+    # Sunday, a weekend Saturday and Sunday.
     ranges = (
-        (r"\b(?:the )?(?:end of (?:the |this )?week|(?:this |the )?weekend)\b", 5, 6, 0),
+        (r"\b(?:the )?end of next week\b", 4, 6, 7),
+        (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
+        (r"\bnext weekend\b", 5, 6, 7),
+        (r"\b(?:this |the )?weekend\b", 5, 6, 0),
         (r"\b(?:later |sometime |some time )?this week\b", 0, 6, 0),
-        (r"\bnext week(?:end)?\b", 0, 6, 7),
+        (r"\bnext week\b", 0, 6, 7),
         (r"\blast week\b", 0, 6, -7),
     )
     named_day = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
@@ -719,10 +844,6 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
             continue
         if named_day is not None:
             return None  # "tuesday next week", "friday ... this weekend": the weekday wins
-        if "end" in match.group(0) and offset == 7:
-            first = 5  # "next weekend"
-        elif "end of" in match.group(0):
-            first = 4  # the end of the week: Friday and the weekend
         start = monday + timedelta(days=first + offset)
         stop = monday + timedelta(days=last + offset)
         if offset >= 0 and start < today <= stop:
@@ -776,12 +897,15 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
-    for reader in (_week_from, _simple_day, _week_range):
+    for reader in (_holiday, _week_from, _simple_day, _days_ago, _week_range):
         found = reader(text, today)
         if found is not None:
             return found
     weekday = _weekday(text, today)
     rest = weekday[1] if weekday else text
+    in_weeks = _weekday_weeks_ahead(rest, today, weekday)
+    if in_weeks is not None:
+        return in_weeks
     explicit = _explicit_date(rest, now)
     if explicit is not None and weekday is not None and not ADJACENT_DAY.search(text):
         # Two separate mentions ("can't make friday, can I do the 30th"): the first one
@@ -873,10 +997,13 @@ VAGUE_DAY = re.compile(
 
 def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     """ "in june", "next month": the whole month (from today if it is this one)."""
-    match = re.search(rf"\b(?:in|during|sometime in|for|around)\s+({MONTH_WORD})\b", text)
+    match = re.search(
+        rf"\b(in|during|sometime in|for|around|next|early|late|mid)[\s-]+({MONTH_WORD})\b", text
+    )
     if match is not None:
-        month = MONTH_NUMBER[match.group(1)]
-        year = today.year if month >= today.month else today.year + 1
+        month = MONTH_NUMBER[match.group(2)]
+        this_year = month > today.month or (month == today.month and match.group(1) != "next")
+        year = today.year if this_year else today.year + 1
     else:
         match = re.search(r"\b(next|this) month\b", text)
         if match is None:
@@ -904,17 +1031,29 @@ def ordinal_text(day: int) -> str:
 
 
 RANGE_TIME = r"(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|noon|midday)"
-SHIFT = re.compile(
-    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?)\s+"
-    r"(earlier|later|sooner|before|after)\b"
+# What follows "before"/"after" when it names a day, not a shift: "the day after tomorrow",
+# "2 days before christmas".
+DAY_AHEAD = (
+    r"(?:tomorrow|yesterday|today|next|this|the|my|\d|[a-z]+day\b|[a-z]*mas\b|thanksgiving|new\b)"
 )
+SHIFT = re.compile(
+    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?|days?|weeks?)\s+"
+    r"(earlier|later|sooner|before\b(?!\s+NAMED)|after\b(?!\s+NAMED))\b".replace("NAMED", DAY_AHEAD)
+)
+# A day or week named relative to the proposal: "the day before", "the following week".
+DAY_SHIFT = re.compile(
+    r"\b(?:the )?(?:(?P<before>day before|previous day)|(?P<after>day after|following day|next day)"
+    r"|(?P<week>following week|week after))\b"
+    rf"(?!\s+{DAY_AHEAD})"
+)
+UNIT_MINUTES = {"hour": 60, "hr": 60, "minute": 1, "min": 1, "day": 1440, "week": 10080}
 
 
 # The same with the verb in front: "push it back an hour", "bring it forward 30 minutes".
 SHIFT_VERB = re.compile(
     r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
     r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
-    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?)"
+    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
     r"(?P<half>\s+and a half)?\b"
 )
 
@@ -922,6 +1061,11 @@ SHIFT_VERB = re.compile(
 def _shift(text: str) -> tuple[int | None, str]:
     """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
     text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
+    relative_day = DAY_SHIFT.search(text)
+    if relative_day is not None:
+        unit = "week" if relative_day.group("week") else "day"
+        way = "earlier" if relative_day.group("before") else "later"
+        text = _cut(text, relative_day, f"one {unit} {way}")
     verbed = SHIFT_VERB.search(text)
     if verbed is not None:
         way = "later" if verbed.group("way") in ("back", "later") else "earlier"
@@ -933,7 +1077,7 @@ def _shift(text: str) -> tuple[int | None, str]:
     amounts = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
     amount = 0.5 if amount_word.startswith("half") else amounts.get(amount_word)
     value = float(amount if amount is not None else int(amount_word))
-    minutes = int(value * 60) if unit.startswith(("hour", "hr")) else int(value)
+    minutes = int(value * UNIT_MINUTES[unit.rstrip("s")])
     sign = -1 if direction in ("earlier", "sooner", "before") else 1
     return sign * minutes, _cut(text, match)
 
@@ -955,7 +1099,8 @@ def _range(
     if both:
         return clock(both.group(1)), clock(both.group(2)), _cut(text, both)
     after = re.search(
-        rf"\b(?:any ?time after|anytime from|after|later than|no earlier than|from)\s+{RANGE_TIME}"
+        rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
+        rf"{RANGE_TIME}"
         rf"|\b{RANGE_TIME}\s+or later\b",
         text,
     )
@@ -993,7 +1138,7 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     after, before, rest = _range(rest, part, hours, day)
     at = None
     found = _parse_time(" ".join(rest.split()))
-    if found is None and (day is not None or found_day.unreadable):
+    if found is None and (day is not None or found_day.unreadable or part is not None):
         found = _bare_hour(rest)
     if found is not None:
         hour, minute, meridiem, _ = found

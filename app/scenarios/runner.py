@@ -24,7 +24,11 @@ class Selection:
 def select(scenarios: Iterable[Scenario], selection: Selection) -> list[Scenario]:
     picked = [s for s in scenarios if selection.channel in s.channels]
     if selection.only:
-        picked = [s for s in picked if selection.only in {s.category, s.id, s.source}]
+        picked = [
+            s
+            for s in picked
+            if selection.only in {s.category, s.id, s.source, s.source.removesuffix(".yaml")}
+        ]
     return picked
 
 

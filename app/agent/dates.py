@@ -991,7 +991,7 @@ MONTH_WORD = (
 VAGUE_DAY = re.compile(
     r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
     r"mid|some)day\b)[a-z]+day\b|\bsoonish\b|\bsome ?day\b|\bsometime soon\b|"
-    r"\bone of these days\b|\bwhenever\b|\bat some point\b"
+    r"\bone of these days\b|\bone day\b|\bwhenever\b|\bat some point\b"
 )
 
 
@@ -1053,7 +1053,8 @@ UNIT_MINUTES = {"hour": 60, "hr": 60, "minute": 1, "min": 1, "day": 1440, "week"
 SHIFT_VERB = re.compile(
     r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
     r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
-    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
+    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*"
+    r"(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
     r"(?P<half>\s+and a half)?\b"
 )
 

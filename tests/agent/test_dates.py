@@ -272,7 +272,7 @@ def test_relative_counts_ordinal_words_and_spanish_past_days(
     ("text", "said"),
     [
         ("haircut on the thirty-fifth at 2", "the 35th"),
-        ("a fortnight from now at 3", "a fortnight from now"),
+        ("3 sleeps from now at 3", "3 sleeps from now"),
         ("cut on the umpteenth at 3", "on the umpteenth"),
         ("haircut on the fourty-fifth at 2", "on the fourty-fifth"),
     ],
@@ -318,3 +318,127 @@ def test_friday_week_and_last_week_weekday() -> None:
     assert when("friday week at 10").day == date(2026, 12, 4)
     assert when("thursday last week at 1").day == date(2026, 11, 19)
     assert when("haircut in 3 months").day == date(2027, 2, 23)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("haircut on christmas eve at 10am", date(2026, 12, 24)),
+        ("xmas day", date(2026, 12, 25)),
+        ("the day after thanksgiving, 11am", FRI),
+        ("3 days before christmas", date(2026, 12, 22)),
+        ("new year's eve at 2", date(2026, 12, 31)),
+        ("new years day", date(2027, 1, 1)),
+        ("on MLK day at 10am", date(2027, 1, 18)),
+        ("memorial day", date(2027, 5, 31)),
+        ("valentine's day please", date(2027, 2, 14)),
+        ("corte en nochebuena a las 11", date(2026, 12, 24)),
+    ],
+)
+def test_holidays_by_name_are_their_next_date(text: str, day: date) -> None:
+    assert when(text).day == day
+
+
+def test_a_holiday_just_past_is_that_day_so_it_is_refused_as_past() -> None:
+    boxing_day = datetime(2026, 12, 26, 9, tzinfo=LA)
+    assert parse_when("christmas at 10", boxing_day, HOURS).day == date(2026, 12, 25)
+
+
+def test_a_surname_is_no_holiday() -> None:
+    assert when("this is Tomas Reyes, haircut tuesday").day == TUE
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("book me for 2 days ago at 3pm", date(2026, 11, 21)),
+        ("a week ago", date(2026, 11, 16)),
+    ],
+)
+def test_days_ago_are_past_days_not_unreadable(text: str, day: date) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("room at the end of next week?", date(2026, 12, 4), date(2026, 12, 6)),
+        ("end of the week", FRI, date(2026, 11, 29)),
+        ("next weekend", date(2026, 12, 5), date(2026, 12, 6)),
+        ("this weekend", SAT, date(2026, 11, 29)),
+        ("haircut next march", date(2027, 3, 1), date(2027, 3, 31)),
+        ("early january", date(2027, 1, 1), date(2027, 1, 31)),
+    ],
+)
+def test_ranges_of_days(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)
+
+
+def test_this_may_is_no_month() -> None:
+    assert when("this may be a silly question").day is None
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("haircut in two weeks, monday at 3", date(2026, 12, 7), time(15)),
+        ("in a week on wednesday at 10", date(2026, 12, 2), time(10)),
+        ("a fortnight from today at 2pm", date(2026, 12, 7), time(14)),
+        ("in a fortnight", date(2026, 12, 7), None),
+        ("haircut thurs 3.30pm", THU, time(15, 30)),
+    ],
+)
+def test_weeks_ahead_and_dotted_times(text: str, day: date, at: time | None) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_no_later_than_is_an_upper_bound() -> None:
+    found = when("consultation wednesday, no later than 11")
+    assert (found.after, found.before) == (None, time(11))
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("actually the day before", -1440),
+        ("the following day", 1440),
+        ("oh wait the following week", 7 * 1440),
+        ("a week later", 7 * 1440),
+        ("can we do it 2 days later", 2 * 1440),
+        ("push it back a week", 7 * 1440),
+        ("an hour before that", -60),
+        ("mejor una hora más tarde", 60),
+        ("media hora antes", -30),
+        ("mejor el día anterior", -1440),
+    ],
+)
+def test_shifts_by_days_and_weeks_relative_to_the_proposal(text: str, minutes: int) -> None:
+    assert when(text).shift_minutes == minutes
+
+
+@pytest.mark.parametrize(
+    "text", ["the day after tomorrow at 3", "the day before christmas", "2 days after monday"]
+)
+def test_a_named_day_after_before_is_no_shift(text: str) -> None:
+    assert when(text).shift_minutes is None
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("4 not 3 sorry", time(16)),
+        ("make it the afternoon instead, 2?", time(14)),
+        ("corte el miércoles a las 6 menos cuarto", time(17, 45)),
+        ("cuarto para las 6 el jueves", time(17, 45)),
+    ],
+)
+def test_corrected_and_spoken_times(text: str, at: time) -> None:
+    assert when(text).at == at
+
+
+def test_one_day_is_a_vague_day_asked_about() -> None:
+    found = when("haircut one day next-ish")
+    assert found.day is None and found.unreadable == "one day"

@@ -131,6 +131,8 @@ PARTS = {
     "tonight": "evening",
     "after lunch": "afternoon",
     "after work": "evening",
+    "before work": "morning",
+    "after school": "afternoon",
 }
 # Hours (local) that count as each part of the day; matches app/tools/service.py.
 PART_RANGES = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}
@@ -186,6 +188,13 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (
         r"\b(?:en|dentro de)\s+(\d+|un|una|dos|tres|cuatro|cinco) (dias?|semanas?)\b",
         lambda m: f"in {_spanish_count(m.group(1))} {'weeks' if m.group(2)[0] == 's' else 'days'}",
+    ),
+    (
+        r"\b(?:en|dentro de)\s+(una|un|dos|tres|media|\d{1,3}) (horas?|minutos?)\b",
+        lambda m: (
+            f"in {'half an' if m.group(1) == 'media' else _spanish_count(m.group(1))} "
+            f"{SPANISH_UNITS[m.group(2).rstrip('s')]}"
+        ),
     ),
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
@@ -363,8 +372,12 @@ def _words(text: str) -> str:
     text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
     text = re.sub(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", text)  # "10.30", "3.30pm"
+    text = re.sub(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", text)  # "15h30"
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
     text = _spanish(_corrected_days(" ".join(text.split())))
+    text = re.sub(r"\bnxt\b", "next", re.sub(r"\bwks?\b", "week", text))
+    # "same time next week" as an answer to a proposal: that proposal, a week on.
+    text = re.sub(r"\bsame (?:time|day(?: and time)?),? next week\b", "one week later", text)
     # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes; a
     # number kept against a rejected time is itself a time ("4 not 3" is "at 4").
     text = re.sub(
@@ -392,7 +405,7 @@ def _words(text: str) -> str:
             text,
         )
         text = re.sub(
-            rf"\b(at|around|about|by|after|before|past|to)\s+{word}\b", rf"\1 {number}", text
+            rf"\b(at|around|about|by|after|before|past|to|half)\s+{word}\b", rf"\1 {number}", text
         )
     text = _spoken_clock(text)
     text = _ordinal_days(_relative_counts(text))
@@ -416,6 +429,11 @@ def _spoken_clock(text: str) -> str:
     text = re.sub(
         rf"\b{MINUTES}\s+(?:minutes?\s+)?past\s+(\d{{1,2}})\b",
         lambda m: f"{m.group(2)}:{minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(
+        rf"\b(quarter|{MINUTES[1:-1]})\s+after\s+(\d{{1,2}})\b",
+        lambda m: f"{m.group(2)}:{15 if m.group(1) == 'quarter' else minutes(m.group(1)):02d}",
         text,
     )
     text = re.sub(
@@ -1132,6 +1150,9 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     if len(corrected) > 1 and corrected[-1].strip():
         words = corrected[-1]  # "thursday... no wait, friday": what was said last counts
     shift, words = _shift(words)
+    soon = _from_now(words, now)
+    if soon is not None:
+        return When(day=soon.date(), at=soon.time())
     found_day, rest = _parse_day(words, now)
     day = found_day.day
     rest = " ".join(rest.split())
@@ -1154,6 +1175,28 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
         shift_minutes=shift,
         unreadable=found_day.unreadable,
     )
+
+
+FROM_NOW = re.compile(
+    r"\bin\s+(?:about\s+|around\s+)?(an?|one|two|three|four|half an?|\d{1,3})\s*"
+    r"(hours?|hrs?|minutes?|mins?)\b"
+)
+
+
+def _from_now(text: str, now: datetime) -> datetime | None:
+    """ "in an hour", "in 45 minutes": that moment today, rounded up to the quarter hour
+    (the slot grid), unless the message names a day of its own."""
+    match = FROM_NOW.search(text)
+    if match is None or _parse_day(_cut(text, match), now)[0] != _Day():
+        return None
+    amount_word, unit = match.groups()
+    amounts = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
+    amount = 0.5 if amount_word.startswith("half") else amounts.get(amount_word)
+    value = float(amount if amount is not None else int(amount_word))
+    moment = now + timedelta(minutes=value * UNIT_MINUTES[unit.rstrip("s")])
+    if moment.second or moment.microsecond:
+        moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return moment + timedelta(minutes=-moment.minute % 15)
 
 
 def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:

@@ -442,3 +442,52 @@ def test_corrected_and_spoken_times(text: str, at: time) -> None:
 def test_one_day_is_a_vague_day_asked_about() -> None:
     found = when("haircut one day next-ish")
     assert found.day is None and found.unreadable == "one day"
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "day", "at"),
+    [
+        ("can I come in in an hour?", NOW, MON, time(9)),
+        ("in 45 mins", NOW.replace(minute=20), MON, time(9, 15)),
+        ("in half an hour", NOW.replace(minute=50, second=30), MON, time(9, 30)),
+        ("¿puedo ir dentro de una hora?", NOW, MON, time(9)),
+        ("en media hora", NOW, MON, time(8, 30)),
+    ],
+)
+def test_from_now_is_today_rounded_up_to_the_quarter_hour(
+    text: str, now: datetime, day: date, at: time
+) -> None:
+    found = parse_when(text, now, HOURS)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_from_now_gives_way_to_a_day_named() -> None:
+    assert when("tomorrow in an hour").day == TUE and when("tomorrow in an hour").at is None
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("half twelve on friday", FRI, time(12, 30)),
+        ("haircut quarter after 3 friday", FRI, time(15, 15)),
+        ("wednesday at ten after two", WED, time(14, 10)),
+        ("cut nxt tues 10am", NEXT_TUE, time(10)),
+        ("next wk tuesday at 10", NEXT_TUE, time(10)),
+        ("15h30 tuesday", TUE, time(15, 30)),
+    ],
+)
+def test_more_spoken_and_texted_clock_forms(text: str, day: date, at: time) -> None:
+    found = when(text)
+    assert (found.day, found.at, found.after) == (day, at, None)
+
+
+def test_same_time_next_week_is_a_week_after_the_proposal() -> None:
+    found = when("hmm same time next week instead")
+    assert (found.day, found.shift_minutes) == (None, 7 * 1440)
+
+
+@pytest.mark.parametrize(
+    ("text", "part"), [("thursday before work", "morning"), ("after school", "afternoon")]
+)
+def test_parts_of_the_day_named_by_routine(text: str, part: str) -> None:
+    assert when(text).part == part

@@ -171,6 +171,7 @@ class When:
         )
 
 
+SPANISH_UNITS = {"hora": "hours", "minuto": "minutes", "dia": "days", "semana": "weeks"}
 # Spanish spoken forms → the English ones the rules below read (order matters: longer
 # phrases first; "mañana" alone is tomorrow, "por la mañana" is the morning).
 SPANISH: tuple[tuple[str, Any], ...] = (
@@ -349,9 +350,6 @@ def _spanish_count(word: str) -> int:
     if word.isdigit():
         return int(word)
     return 1 if word in ("un", "una") else SPANISH_NUMBERS.index(word) + 1
-
-
-SPANISH_UNITS = {"hora": "hours", "minuto": "minutes", "dia": "days", "semana": "weeks"}
 
 
 def _spanish_shift(amount: str, unit: str, way: str) -> str:

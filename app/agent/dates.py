@@ -440,7 +440,11 @@ def _spoken_clock(text: str) -> str:
         text,
     )
     text = re.sub(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", text)
+    text = re.sub(r"\b(noon|midday|lunchtime)\s*-?ish\b", r"around \1", text)
     text = re.sub(r"\barvo\b", "afternoon", text)
+    # British "a week today", "a week on friday"; "monday after next"
+    text = re.sub(rf"\ba week (?:on )?(today|tomorrow|{WEEKDAY_WORD})\b", r"a week from \1", text)
+    text = re.sub(rf"\b(?:the )?({WEEKDAY_WORD}) after next\b", r"a week from next \1", text)
     return re.sub(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", text)
 
 
@@ -490,7 +494,7 @@ def _relative_counts(text: str) -> str:
 # --- time of day --------------------------------------------------------------------
 
 TIME_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("noon", r"\b(?:noon|midday|12 noon|lunchtime|lunch time)\b"),
+    ("noon", r"\b(?:noon|midday|12 noon|lunchtime|lunch time|(?:at|over|during) (?:my )?lunch)\b"),
     ("midnight", r"\bmidnight\b"),
     ("half", r"\bhalf (?:past )?(\d{1,2})\b(?:\s*(am|pm))?"),
     ("quarter_past", r"\bquarter past (\d{1,2})\b(?:\s*(am|pm))?"),
@@ -847,6 +851,7 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     ranges = (
         (r"\b(?:the )?end of next week\b", 4, 6, 7),
         (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
+        (r"\b(?:the )?week after next\b", 0, 6, 14),
         (r"\bnext weekend\b", 5, 6, 7),
         (r"\b(?:this |the )?weekend\b", 5, 6, 0),
         (r"\b(?:later |sometime |some time )?this week\b", 0, 6, 0),
@@ -1111,10 +1116,19 @@ def _range(
         return resolve_hour(found[0], found[1], found[2], part, hours, day)
 
     both = re.search(
-        rf"\b(?:between|from)\s+{RANGE_TIME}\s+(?:and|to|till|until|-)\s+{RANGE_TIME}", text
+        rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
+        rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b",
+        text,
     )
     if both:
-        return clock(both.group(1)), clock(both.group(2)), _cut(text, both)
+        first, last = both.group(1) or both.group(3), both.group(2) or both.group(4)
+        return _first_like_last(clock(first), clock(last)), clock(last), _cut(text, both)
+    negated = re.search(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}", text)
+    if negated:  # "not before 2" is from 2 on
+        bound = clock(negated.group(2))
+        if negated.group(1) in ("before", "earlier than"):
+            return bound, None, _cut(text, negated)
+        return None, bound, _cut(text, negated)
     after = re.search(
         rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
         rf"{RANGE_TIME}"
@@ -1131,6 +1145,13 @@ def _range(
     if before:
         return None, clock(before.group(1) or before.group(2)), _cut(text, before)
     return None, None, text
+
+
+def _first_like_last(first: time | None, last: time | None) -> time | None:
+    """ "between 11 and 1": the start is the one before the end (11 AM, not 11 PM)."""
+    if first is None or last is None or first < last or first.hour < 12:
+        return first
+    return first.replace(hour=first.hour - 12)
 
 
 def _parse_part(text: str) -> str | None:

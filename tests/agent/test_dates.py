@@ -491,3 +491,39 @@ def test_same_time_next_week_is_a_week_after_the_proposal() -> None:
 )
 def test_parts_of_the_day_named_by_routine(text: str, part: str) -> None:
     assert when(text).part == part
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "before"),
+    [
+        ("not before 2 on thursday", time(14), None),
+        ("not after 11 tuesday", None, time(11)),
+        ("between 1-3pm friday", time(13), time(15)),
+        ("10-11am on wednesday", time(10), time(11)),
+        ("between 11 and 1 friday", time(11), time(13)),
+    ],
+)
+def test_negated_and_dashed_ranges(text: str, after: time | None, before: time | None) -> None:
+    found = when(text)
+    assert (found.after, found.before, found.at) == (after, before, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("noonish tomorrow", TUE, time(12)),
+        ("tomorrow at lunch", TUE, time(12)),
+        ("a week today", NEXT_MON, None),
+        ("a week tomorrow at 3", NEXT_TUE, time(15)),
+        ("a week on friday at 10", date(2026, 12, 4), time(10)),
+        ("the monday after next at 10", date(2026, 12, 7), time(10)),
+    ],
+)
+def test_british_and_after_next_days(text: str, day: date, at: time | None) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_the_week_after_next_is_a_range() -> None:
+    found = when("the week after next")
+    assert (found.day, found.until) == (date(2026, 12, 7), date(2026, 12, 13))

@@ -218,6 +218,12 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\bfin de semana\b", "weekend"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) que viene\b", r"next \1"),
     (r"\b(?:el )?proximo\b", "next"),
+    (
+        r"\bentre (?:las? )?(\d{1,2}(?::\d{2})?) y (?:las? )?(\d{1,2}(?::\d{2})?)\b",
+        r"between \1 and \2",
+    ),
+    (r"\bde (?:las? )?(\d{1,2}(?::\d{2})?) a (?:las? )?(\d{1,2}(?::\d{2})?)\b", r"from \1 to \2"),
+    (r"\b(?:el )?primero de\b", "1 de"),
     (r"\ba las?\b", "at"),
     (
         r"\bat (una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce)\b",
@@ -380,13 +386,25 @@ WORD_AFTER_CUE = re.compile(
 )
 
 
+# "el jueves no, el viernes", "thursday no, friday at 3": the one said before "no," goes
+# (without the comma, "a las 3 no a las 2" rejects what follows, read by the rules below).
+ANY_WEEKDAY = "|".join(sorted([*WEEKDAY_NAMES, *SHORTENED_DAYS], key=len, reverse=True))
+REJECTED_BEFORE_NO = re.compile(
+    rf"\b(?:on |el |at )?(?:{ANY_WEEKDAY}|\d{{1,2}}(?::\d{{2}})?(?:\s*(?:am|pm))?)"
+    r"[?!.,]*\s+no\s*[,.;!]+"
+    rf"(?=\s*(?:el |on |the |at |a las )?(?:{ANY_WEEKDAY}|\d))"
+)
+
+
 def _words(text: str) -> str:
     text = fold(text).replace("@", " at ")
     text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
     text = re.sub(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", text)  # "10.30", "3.30pm"
     text = re.sub(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", text)  # "15h30"
+    text = REJECTED_BEFORE_NO.sub(" ", text)
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
+    text = re.sub(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ", text)  # spoken fillers
     text = _spanish(_corrected_days(" ".join(text.split())))
     text = re.sub(r"\bnxt\b", "next", re.sub(r"\bwks?\b", "week", text))
     # "same time next week" as an answer to a proposal: that proposal, a week on.
@@ -403,6 +421,7 @@ def _words(text: str) -> str:
         " ",
         text,
     )
+
     # Colon-less clock times where a time is expected: "at 1030", "1030am", "1030".
     text = re.sub(
         r"(?:(?<=\bat )|(?<=\baround )|(?<=\bby )|(?<=\bafter )|(?<=\bbefore )|^)"

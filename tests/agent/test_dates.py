@@ -527,3 +527,23 @@ def test_british_and_after_next_days(text: str, day: date, at: time | None) -> N
 def test_the_week_after_next_is_a_range() -> None:
     found = when("the week after next")
     assert (found.day, found.until) == (date(2026, 12, 7), date(2026, 12, 13))
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at", "after", "before"),
+    [
+        ("entre las 2 y las 4 el martes", TUE, None, time(14), time(16)),
+        ("de 2 a 4 el martes", TUE, None, time(14), time(16)),
+        ("el primero de diciembre", NEXT_TUE, None, None, None),
+        ("el jueves no, el viernes", FRI, None, None, None),
+        ("Friday? no, thursday", THU, None, None, None),
+        ("friday no problem at 3", FRI, time(15), None, None),
+        ("a las 3, no a las 2", None, time(15), None, None),
+        ("um yeah so like thursday at uh three", THU, time(15), None, None),
+    ],
+)
+def test_spanish_ranges_rejections_and_spoken_fillers(
+    text: str, day: date | None, at: time | None, after: time | None, before: time | None
+) -> None:
+    found = when(text)
+    assert (found.day, found.at, found.after, found.before) == (day, at, after, before)

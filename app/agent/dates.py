@@ -878,6 +878,8 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     ranges = (
         (r"\b(?:the )?end of next week\b", 4, 6, 7),
         (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
+        (r"\bearly next week\b", 0, 2, 7),
+        (r"\blater? next week\b", 3, 6, 7),
         (r"\b(?:the )?week after next\b", 0, 6, 14),
         (r"\bnext weekend\b", 5, 6, 7),
         (r"\b(?:this |the )?weekend\b", 5, 6, 0),
@@ -1181,6 +1183,20 @@ def _first_like_last(first: time | None, last: time | None) -> time | None:
     return first.replace(hour=first.hour - 12)
 
 
+# "early afternoon", "late morning": the part of the day, and the half of it meant.
+HALF_PARTS = {"morning": time(10), "afternoon": time(15), "evening": time(19)}
+HALF_PART = re.compile(r"\b(early|late)[- ](morning|afternoon|evening)\b")
+
+
+def _half_part(text: str) -> tuple[time | None, time | None]:
+    """(after, before) for "late afternoon" (from 3 PM) or "early morning" (before 10)."""
+    match = HALF_PART.search(text)
+    if match is None:
+        return None, None
+    middle = HALF_PARTS[match.group(2)]
+    return (middle, None) if match.group(1) == "late" else (None, middle)
+
+
 def _parse_part(text: str) -> str | None:
     for word, part in PARTS.items():
         if re.search(rf"\b{word}\b", text):
@@ -1204,6 +1220,8 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     rest = " ".join(rest.split())
     part = _parse_part(rest)
     after, before, rest = _range(rest, part, hours, day)
+    if after is None and before is None:
+        after, before = _half_part(rest)
     at = None
     found = _parse_time(" ".join(rest.split()))
     if found is None and (day is not None or found_day.unreadable or part is not None):

@@ -547,3 +547,31 @@ def test_spanish_ranges_rejections_and_spoken_fillers(
 ) -> None:
     found = when(text)
     assert (found.day, found.at, found.after, found.before) == (day, at, after, before)
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "before"),
+    [
+        ("late afternoon thursday", time(15), None),
+        ("early afternoon thursday", None, time(15)),
+        ("late morning tuesday", time(10), None),
+        ("early morning friday", None, time(10)),
+    ],
+)
+def test_early_and_late_parts_of_the_day(
+    text: str, after: time | None, before: time | None
+) -> None:
+    found = when(text)
+    assert (found.after, found.before) == (after, before)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("early next week", NEXT_MON, date(2026, 12, 2)),
+        ("late next week", date(2026, 12, 3), date(2026, 12, 6)),
+    ],
+)
+def test_early_and_late_next_week(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)

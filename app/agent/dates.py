@@ -129,6 +129,7 @@ PARTS = {
     "afternoon": "afternoon",
     "evening": "evening",
     "tonight": "evening",
+    "at night": "evening",
     "after lunch": "afternoon",
     "after work": "evening",
     "before work": "morning",
@@ -529,7 +530,10 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     ("clock", r"\b(\d{1,2}):(\d{2})\s*(am|pm)?"),
     ("ampm", r"\b(\d{1,2})\s*(am|pm)\b"),
     ("oclock", r"\b(\d{1,2})\s*o'?clock\b"),
-    ("before_part", r"\b(\d{1,2})(?=\s+(?:in the |this )?(?:morning|afternoon|evening|tonight)\b)"),
+    (
+        "before_part",
+        r"\b(\d{1,2})(?=\s+(?:in the |this |at )?(?:morning|afternoon|evening|tonight|night)\b)",
+    ),
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
@@ -698,8 +702,11 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
     numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
     if numeric:
-        # month first, as callers in the US write
-        return _dated(today, int(numeric.group(1)), int(numeric.group(2)), numeric.group(3))
+        # month first, as callers in the US write, unless the first cannot be a month
+        # ("25/12"): then it is the day, as written elsewhere
+        first, second = int(numeric.group(1)), int(numeric.group(2))
+        month, day = (second, first) if first > 12 >= second else (first, second)
+        return _dated(today, month, day, numeric.group(3))
     words = re.findall(r"[a-z]+|\d+", fragment)
     month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
     numbers = [w for w in words if w.isdigit()]

@@ -575,3 +575,22 @@ def test_early_and_late_parts_of_the_day(
 def test_early_and_late_next_week(text: str, day: date, until: date) -> None:
     found = when(text)
     assert (found.day, found.until) == (day, until)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("25/12 at 10", date(2026, 12, 25)),
+        ("thurs 26/11 at 2", THU),
+        ("12/3 at 10", date(2026, 12, 3)),
+    ],
+)
+def test_numeric_dates_are_month_first_unless_the_first_cannot_be_a_month(
+    text: str, day: date
+) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+def test_at_night_is_the_evening() -> None:
+    assert when("friday 7 at night").at == time(19)

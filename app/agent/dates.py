@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from dateutil import easter as western_easter  # type: ignore[import-untyped]
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
@@ -705,8 +706,9 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         # month first, as callers in the US write, unless the first cannot be a month
         # ("25/12"): then it is the day, as written elsewhere
         first, second = int(numeric.group(1)), int(numeric.group(2))
-        month, day = (second, first) if first > 12 >= second else (first, second)
-        return _dated(today, month, day, numeric.group(3))
+        if first > 12 >= second:
+            first, second = second, first
+        return _dated(today, first, second, numeric.group(3))
     words = re.findall(r"[a-z]+|\d+", fragment)
     month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
     numbers = [w for w in words if w.isdigit()]
@@ -799,14 +801,45 @@ NTH_WEEKDAY_HOLIDAYS = {
     r"labou?r day": (9, 0, 1),
     r"thanksgiving(?: day)?": (11, 3, 4),
 }
+
+
+def easter(year: int) -> date:
+    """Easter Sunday (dateutil; typed here, as dateutil ships no types)."""
+    sunday: date = western_easter.easter(year)
+    return sunday
+
+
+def _thanksgiving(year: int) -> date:
+    return _nth_weekday(year, 11, 3, 4)
+
+
+# Feasts that move with Easter (dateutil computes it), days after Thanksgiving.
+DERIVED_HOLIDAYS: dict[str, Callable[[int], date]] = {
+    r"good friday|viernes santo": lambda year: easter(year) - timedelta(days=2),
+    r"easter monday": lambda year: easter(year) + timedelta(days=1),
+    r"easter(?: sunday)?|pascua|domingo de resurreccion": easter,
+    r"black friday": lambda year: _thanksgiving(year) + timedelta(days=1),
+    r"cyber monday": lambda year: _thanksgiving(year) + timedelta(days=4),
+}
+# Holidays on other calendars: named back and asked about, never guessed.
+UNREAD_HOLIDAYS = (
+    r"\b(?:hanukk?ah|chanukah|diwali|eid(?: al[- ]\w+)?|ramadan|passover|rosh hashanah|"
+    r"yom kippur|(?:chinese|lunar) new year|purim|vesak|navratri)\b"
+)
 HOLIDAY = re.compile(
-    rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?days? (?P<way>before|after) )?(?P<name>"
-    + "|".join(f"(?:{name})" for name in (*FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS))
+    rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?"
+    rf"(?P<unit>days?|weeks?|weekend|{WEEKDAY_WORD}) (?P<way>before|after) )?(?P<name>"
+    + "|".join(
+        f"(?:{name})" for name in (*DERIVED_HOLIDAYS, *FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS)
+    )
     + r")(?![a-z'])"
 )
 
 
 def _holiday_date(name: str, year: int) -> date:
+    for pattern, compute in DERIVED_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return compute(year)
     for pattern, (month, day) in FIXED_HOLIDAYS.items():
         if re.fullmatch(pattern, name):
             return date(year, month, day)
@@ -824,20 +857,59 @@ def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
     return last - timedelta(days=(last.weekday() - weekday) % 7)
 
 
+def _around(holiday: date, unit: str | None, way: str | None, count: int) -> _Day:
+    """The day (or weekend) a number of days or weeks, or a named weekday, from a holiday."""
+    sign = -1 if way == "before" else 1
+    if unit is None:
+        return _Day(holiday)
+    if unit.startswith("day"):
+        return _Day(holiday + timedelta(days=sign * count))
+    if unit.startswith("week") and unit != "weekend":
+        return _Day(holiday + timedelta(weeks=sign * count))
+    weekday = 5 if unit == "weekend" else WEEKDAY_NAMES[unit]
+    step = (sign * (weekday - holiday.weekday())) % 7 or 7
+    day = holiday + timedelta(days=sign * step)
+    return _Day(day, day + timedelta(days=1)) if unit == "weekend" else _Day(day)
+
+
 def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
-    """ "christmas eve", "the day after thanksgiving", "MLK day", "nochebuena": the next one
-    (a holiday a few days past is that one, so it is refused as past, not moved a year)."""
+    """ "christmas eve", "the day after thanksgiving", "the weekend after thanksgiving",
+    "easter", "nochebuena": the next one (a holiday a few days past is that one, so it is
+    refused as past, not moved a year); a holiday of another calendar is asked about."""
     match = HOLIDAY.search(text)
     if match is None:
-        return None
+        unread = re.search(UNREAD_HOLIDAYS, text)
+        return (_Day(unreadable=unread.group(0)), text) if unread else None
     raw = match.group("count") or "1"
     count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
-    offset = {None: 0, "before": -count, "after": count}[match.group("way")]
     for year in (today.year, today.year + 1):
-        day = _holiday_date(match.group("name"), year) + timedelta(days=offset)
-        if day >= today - timedelta(days=7):
-            return _Day(day), _cut(text, match)
+        holiday = _holiday_date(match.group("name"), year)
+        found = _around(holiday, match.group("unit"), match.group("way"), count)
+        if found.day is not None and found.day >= today - timedelta(days=7):
+            return found, _cut(text, match)
     return None
+
+
+NTH = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+
+
+def _nth_weekday_of(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "the last friday of the month", "the first monday in december"."""
+    match = re.search(
+        rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
+        rf"(?:the |this )?(next month|month|{MONTH_WORD})\b",
+        text,
+    )
+    if match is None:
+        return None
+    nth = NTH.get(match.group(1), -1)
+    if match.group(3) in ("month", "next month"):
+        ahead = 1 if match.group(3) == "next month" else 0
+        month, year = (today.month - 1 + ahead) % 12 + 1, today.year + (today.month + ahead > 12)
+    else:
+        month = MONTH_NUMBER[match.group(3)]
+        year = today.year if month >= today.month else today.year + 1
+    return _Day(_nth_weekday(year, month, WEEKDAY_NAMES[match.group(2)], nth)), _cut(text, match)
 
 
 def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
@@ -954,7 +1026,7 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
-    for reader in (_holiday, _week_from, _simple_day, _days_ago, _week_range):
+    for reader in (_holiday, _nth_weekday_of, _week_from, _simple_day, _days_ago, _week_range):
         found = reader(text, today)
         if found is not None:
             return found
@@ -1012,7 +1084,8 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
 # asked about rather than replaced by today.
 DAY_RESIDUE = re.compile(
     r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
-    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)"
+    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)|"
+    r"\bmy (?:next )?days? off\b|\bthe day of (?:the|my|our|his|her) [a-z]+\b"
 )
 
 
@@ -1054,9 +1127,14 @@ VAGUE_DAY = re.compile(
 
 def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     """ "in june", "next month": the whole month (from today if it is this one)."""
-    match = re.search(
-        rf"\b(in|during|sometime in|for|around|next|early|late|mid)[\s-]+({MONTH_WORD})\b", text
+    part = re.search(
+        r"\b(?:the )?(beginning|start|early|middle|mid|end|late)(?: of)?(?: the| this)?[\s-]+"
+        rf"(month|next month|{MONTH_WORD})\b",
+        text,
     )
+    if part is not None:
+        return _month_part(part, today)
+    match = re.search(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b", text)
     if match is not None:
         month = MONTH_NUMBER[match.group(2)]
         this_year = month > today.month or (month == today.month and match.group(1) != "next")
@@ -1071,6 +1149,26 @@ def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     first = max(date(year, month, 1), today)
     following = date(year + month // 12, month % 12 + 1, 1)
     return _Day(first, following - timedelta(days=1)), _cut(text, match)
+
+
+MONTH_THIRDS = {"beginning": (1, 10), "start": (1, 10), "early": (1, 10), "middle": (11, 20)}
+
+
+def _month_part(match: re.Match[str], today: date) -> tuple[_Day, str]:
+    """ "end of the month" (the 21st on), "mid december" (11th-20th), "early january"."""
+    if match.group(2) in ("month", "next month"):
+        ahead = 1 if match.group(2) == "next month" else 0
+        month, year = (today.month - 1 + ahead) % 12 + 1, today.year + (today.month + ahead > 12)
+    else:
+        month = MONTH_NUMBER[match.group(2)]
+        year = today.year if month >= today.month else today.year + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    first_day, last_day = MONTH_THIRDS.get(
+        match.group(1), (11, 20) if match.group(1) == "mid" else (21, last)
+    )
+    first = max(date(year, month, first_day), today)
+    until = date(year, month, last_day)
+    return _Day(first, max(until, first)), _cut(match.string, match)
 
 
 ADJACENT_DAY = re.compile(
@@ -1099,9 +1197,9 @@ SHIFT = re.compile(
 )
 # A day or week named relative to the proposal: "the day before", "the following week".
 DAY_SHIFT = re.compile(
-    r"\b(?:the )?(?:(?P<before>day before|previous day)|(?P<after>day after|following day|next day)"
-    r"|(?P<week>following week|week after))\b"
-    rf"(?!\s+{DAY_AHEAD})"
+    r"(?<!\bmy )(?<!\bmy next )\b(?:the )?(?:(?P<before>day before|previous day)"
+    r"|(?P<after>day after|following day|next day)|(?P<week>following week|week after))\b"
+    rf"(?!\s+(?:off\b|{DAY_AHEAD}))"
 )
 UNIT_MINUTES = {"hour": 60, "hr": 60, "minute": 1, "min": 1, "day": 1440, "week": 10080}
 
@@ -1286,6 +1384,15 @@ def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     if not 1 <= hour <= 23 or minute > 59:
         return None
     return hour, minute, None, _cut(text, match)
+
+
+def shifted(base: datetime, when: When) -> datetime:
+    """The proposal (or appointment) moved by the shift said; a time said with a shift by
+    days keeps the new day and takes that time ("the next day at 3")."""
+    moved = base + timedelta(minutes=when.shift_minutes or 0)
+    if when.at is not None and (when.shift_minutes or 0) % 1440 == 0:
+        moved = moved.replace(hour=when.at.hour, minute=when.at.minute)
+    return moved
 
 
 def with_day(when: When, day: date) -> When:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.agent.dates import When, parse_when, resolve_hour
+from app.agent.dates import When, parse_when, resolve_hour, shifted
 from app.calendar.availability import Schedule
 from app.demo import DEMO_HOURS
 from tests.conftest import PINNED_NOW
@@ -368,7 +368,10 @@ def test_days_ago_are_past_days_not_unreadable(text: str, day: date) -> None:
         ("next weekend", date(2026, 12, 5), date(2026, 12, 6)),
         ("this weekend", SAT, date(2026, 11, 29)),
         ("haircut next march", date(2027, 3, 1), date(2027, 3, 31)),
-        ("early january", date(2027, 1, 1), date(2027, 1, 31)),
+        ("early january", date(2027, 1, 1), date(2027, 1, 10)),
+        ("haircut end of the month at 3", MON, date(2026, 11, 30)),
+        ("mid december", date(2026, 12, 11), date(2026, 12, 20)),
+        ("the weekend after thanksgiving", SAT, date(2026, 11, 29)),
     ],
 )
 def test_ranges_of_days(text: str, day: date, until: date) -> None:
@@ -594,3 +597,60 @@ def test_numeric_dates_are_month_first_unless_the_first_cannot_be_a_month(
 
 def test_at_night_is_the_evening() -> None:
     assert when("friday 7 at night").at == time(19)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("haircut on easter at 10", date(2027, 3, 28)),
+        ("good friday", date(2027, 3, 26)),
+        ("black friday at 10", FRI),
+        ("cyber monday", NEXT_MON),
+        ("the friday after christmas", date(2027, 1, 1)),
+        ("the monday before christmas", date(2026, 12, 21)),
+        ("the last friday of the month at 2", FRI),
+        ("the first monday of december", date(2026, 12, 7)),
+        ("the 2nd tuesday in january", date(2027, 1, 12)),
+    ],
+)
+def test_moving_feasts_and_nth_weekdays(text: str, day: date) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("haircut on hanukkah at 2", "hanukkah"),
+        ("haircut on my day off at 3", "my day off"),
+        ("the day of the game at 3", "the day of the game"),
+    ],
+)
+def test_days_we_cannot_know_are_asked_about(text: str, said: str) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (None, said)
+
+
+def test_a_greeting_is_no_holiday() -> None:
+    assert when("holi quiero un corte el martes").day == TUE
+
+
+@pytest.mark.parametrize(
+    ("text", "moved"),
+    [
+        ("the next day at 3", datetime(2026, 11, 25, 15, tzinfo=LA)),
+        ("the next day", datetime(2026, 11, 25, 10, tzinfo=LA)),
+        ("an hour later", datetime(2026, 11, 24, 11, tzinfo=LA)),
+        ("a week later at 9", datetime(2026, 12, 1, 9, tzinfo=LA)),
+    ],
+)
+def test_shifted_moves_the_proposal_and_takes_a_time_said_with_a_day_shift(
+    text: str, moved: datetime
+) -> None:
+    proposal = datetime(2026, 11, 24, 10, tzinfo=LA)
+    assert shifted(proposal, when(text)) == moved
+
+
+def test_my_next_day_off_is_no_shift() -> None:
+    found = when("haircut on my next day off at 3")
+    assert (found.shift_minutes, found.unreadable) == (None, "my next day off")

@@ -1321,6 +1321,10 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     if soon is not None:
         return When(day=soon.date(), at=soon.time())
     found_day, rest = _parse_day(words, now)
+    if shift and shift % 1440 == 0 and found_day.day and found_day.until:
+        # "away this week, could I come the following week?": the range said, moved on
+        days = timedelta(minutes=shift)
+        found_day, shift = _Day(found_day.day + days, found_day.until + days), None
     day = found_day.day
     rest = " ".join(rest.split())
     part = _parse_part(rest)

@@ -654,3 +654,15 @@ def test_shifted_moves_the_proposal_and_takes_a_time_said_with_a_day_shift(
 def test_my_next_day_off_is_no_shift() -> None:
     found = when("haircut on my next day off at 3")
     assert (found.shift_minutes, found.unreadable) == (None, "my next day off")
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("I'm away this week, could I come the following week?", NEXT_MON, date(2026, 12, 6)),
+        ("next week is bad, the week after?", date(2026, 12, 7), date(2026, 12, 13)),
+    ],
+)
+def test_a_week_shift_said_with_a_range_moves_the_range(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until, found.shift_minutes) == (day, until, None)

@@ -827,6 +827,8 @@ UNREAD_HOLIDAYS = (
     r"yom kippur|(?:chinese|lunar) new year|purim|vesak|navratri)\b"
 )
 HOLIDAY = re.compile(
+    # "happy new year", "feliz navidad" are wishes, not days
+    r"(?<!happy )(?<!merry )(?<!feliz )"
     rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?"
     rf"(?P<unit>days?|weeks?|weekend|{WEEKDAY_WORD}) (?P<way>before|after) )?(?P<name>"
     + "|".join(
@@ -882,8 +884,18 @@ def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
         return (_Day(unreadable=unread.group(0)), text) if unread else None
     raw = match.group("count") or "1"
     count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+    bound = re.search(r"\b(before|by|until|after)\s+$", text[: match.start()])
     for year in (today.year, today.year + 1):
         holiday = _holiday_date(match.group("name"), year)
+        if bound is not None and match.group("unit") is None:
+            # "before christmas": the days up to it; "after thanksgiving": the week after
+            if bound.group(1) == "after":
+                return _Day(holiday + timedelta(days=1), holiday + timedelta(days=7)), _cut(
+                    text, match
+                )
+            if holiday - timedelta(days=1) < today:
+                continue
+            return _Day(today, holiday - timedelta(days=1)), _cut(text, bound)
         found = _around(holiday, match.group("unit"), match.group("way"), count)
         if found.day is not None and found.day >= today - timedelta(days=7):
             return found, _cut(text, match)

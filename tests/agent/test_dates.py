@@ -666,3 +666,19 @@ def test_my_next_day_off_is_no_shift() -> None:
 def test_a_week_shift_said_with_a_range_moves_the_range(text: str, day: date, until: date) -> None:
     found = when(text)
     assert (found.day, found.until, found.shift_minutes) == (day, until, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("i need a haircut before christmas", MON, date(2026, 12, 24)),
+        ("anything after thanksgiving?", FRI, date(2026, 12, 3)),
+        ("thanks, happy new year!", None, None),
+        ("merry christmas and see you tuesday", TUE, None),
+    ],
+)
+def test_before_and_after_a_holiday_and_wishes(
+    text: str, day: date | None, until: date | None
+) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)

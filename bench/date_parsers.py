@@ -184,7 +184,14 @@ def measure(
 
 
 def main() -> int:
-    data = json.loads(CORPUS.read_text())
+    for corpus in (CORPUS, CORPUS.with_name("date_corpus2.json")):
+        print(f"\n{corpus.name}")
+        compare(corpus)
+    return 0
+
+
+def compare(corpus: Path) -> None:
+    data = json.loads(corpus.read_text())
     zone = ZoneInfo(data["zone"])
     now = datetime.fromisoformat(data["clock"]).astimezone(zone)
     hours = Schedule.from_settings(timezone=data["zone"], weekly_hours=DEMO_HOURS).hours
@@ -197,7 +204,6 @@ def main() -> int:
     measure("ctparse", ctparse_reader, phrases, now)
     measure("timefhuman", timefhuman_reader, phrases, now)
     measure("recognizers-text-date-time", recognizers_reader, phrases, now)
-    return 0
 
 
 if __name__ == "__main__":

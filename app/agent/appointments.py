@@ -8,7 +8,7 @@ import re
 from datetime import date, time, timedelta
 from typing import Any
 
-from app.agent.dates import part_of
+from app.agent.dates import part_of, shifted
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
 
@@ -211,7 +211,7 @@ class OwnAppointments(DialogueBase):
         target = self.state["target"]
         current = self.local(target["start"])
         if destination is not None and destination.when.shift_minutes is not None:
-            wanted = current + timedelta(minutes=destination.when.shift_minutes)
+            wanted = shifted(current, destination.when)
             self.state["day"], self.state["at"] = (
                 wanted.date().isoformat(),
                 wanted.strftime("%H:%M"),

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from dateutil import easter as western_easter  # type: ignore[import-untyped]
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
@@ -129,8 +130,11 @@ PARTS = {
     "afternoon": "afternoon",
     "evening": "evening",
     "tonight": "evening",
+    "at night": "evening",
     "after lunch": "afternoon",
     "after work": "evening",
+    "before work": "morning",
+    "after school": "afternoon",
 }
 # Hours (local) that count as each part of the day; matches app/tools/service.py.
 PART_RANGES = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}
@@ -169,6 +173,7 @@ class When:
         )
 
 
+SPANISH_UNITS = {"hora": "hours", "minuto": "minutes", "dia": "days", "semana": "weeks"}
 # Spanish spoken forms → the English ones the rules below read (order matters: longer
 # phrases first; "mañana" alone is tomorrow, "por la mañana" is the morning).
 SPANISH: tuple[tuple[str, Any], ...] = (
@@ -187,9 +192,27 @@ SPANISH: tuple[tuple[str, Any], ...] = (
         r"\b(?:en|dentro de)\s+(\d+|un|una|dos|tres|cuatro|cinco) (dias?|semanas?)\b",
         lambda m: f"in {_spanish_count(m.group(1))} {'weeks' if m.group(2)[0] == 's' else 'days'}",
     ),
+    (
+        r"\b(?:en|dentro de)\s+(una|un|dos|tres|media|\d{1,3}) (horas?|minutos?)\b",
+        lambda m: (
+            f"in {'half an' if m.group(1) == 'media' else _spanish_count(m.group(1))} "
+            f"{SPANISH_UNITS[m.group(2).rstrip('s')]}"
+        ),
+    ),
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
     (r"\bmediodia\b", "noon"),
+    (r"\b(?:el )?cuarto para (?:las |la )?(\d{1,2})\b", r"quarter to \1"),
+    (r"\b(\d{1,2}) menos cuarto\b", r"quarter to \1"),
+    (r"\b(\d{1,2}) menos (\d{1,2}|cinco|diez|veinte)\b", r"\2 to \1"),
+    (
+        r"\b(una|un|dos|tres|media|\d{1,3}) (horas?|minutos?|dias?|semanas?) "
+        r"(mas tarde|despues|antes|mas temprano)\b",
+        lambda m: _spanish_shift(m.group(1), m.group(2), m.group(3)),
+    ),
+    (r"\bel dia (?:anterior|antes)\b", "the day before"),
+    (r"\bel dia (?:siguiente|despues)\b", "the day after"),
+    (r"\bla semana siguiente\b", "the following week"),
     (r"\btemprano\b", "morning"),
     (r"\bmedianoche\b", "midnight"),
     (r"\b(?:la )?semana que viene\b|\b(?:la )?proxima semana\b", "next week"),
@@ -197,6 +220,12 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     (r"\bfin de semana\b", "weekend"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) que viene\b", r"next \1"),
     (r"\b(?:el )?proximo\b", "next"),
+    (
+        r"\bentre (?:las? )?(\d{1,2}(?::\d{2})?) y (?:las? )?(\d{1,2}(?::\d{2})?)\b",
+        r"between \1 and \2",
+    ),
+    (r"\bde (?:las? )?(\d{1,2}(?::\d{2})?) a (?:las? )?(\d{1,2}(?::\d{2})?)\b", r"from \1 to \2"),
+    (r"\b(?:el )?primero de\b", "1 de"),
     (r"\ba las?\b", "at"),
     (
         r"\bat (una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce)\b",
@@ -328,28 +357,73 @@ def _corrected_days(text: str) -> str:
 def _spanish_count(word: str) -> int:
     if word.isdigit():
         return int(word)
-    return 1 if word == "un" else SPANISH_NUMBERS.index(word) + 1
+    return 1 if word in ("un", "una") else SPANISH_NUMBERS.index(word) + 1
+
+
+def _spanish_shift(amount: str, unit: str, way: str) -> str:
+    """ "una hora más tarde" → "1 hours later", "media hora antes" → "half an hours earlier"."""
+    count = "half an" if amount == "media" else str(_spanish_count(amount))
+    english_way = "later" if way in ("mas tarde", "despues") else "earlier"
+    return f"{count} {SPANISH_UNITS[unit.rstrip('s')]} {english_way}"
+
+
+# Compiled once: every message goes through all of them (the per-call cache lookup of
+# re.sub was a fifth of the reader's cost).
+SPANISH_RULES = tuple((re.compile(pattern), english) for pattern, english in SPANISH)
 
 
 def _spanish(text: str) -> str:
-    for pattern, english in SPANISH:
-        text = re.sub(pattern, english, text)
+    for pattern, english in SPANISH_RULES:
+        text = pattern.sub(english, text)
     return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
+
+
+NUMBER_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# An hour in words where a time is expected: "ten am", "two thirty", "at four", "half two".
+WORD_BEFORE_CLOCK = re.compile(
+    rf"\b({NUMBER_WORD})(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))"
+)
+WORD_AFTER_CUE = re.compile(
+    rf"\b(at|around|about|by|after|before|past|to|half)\s+({NUMBER_WORD})\b"
+)
+
+
+# "el jueves no, el viernes", "thursday no, friday at 3": the one said before "no," goes
+# (without the comma, "a las 3 no a las 2" rejects what follows, read by the rules below).
+ANY_WEEKDAY = "|".join(sorted([*WEEKDAY_NAMES, *SHORTENED_DAYS], key=len, reverse=True))
+REJECTED_BEFORE_NO = re.compile(
+    rf"\b(?:on |el |at )?(?:{ANY_WEEKDAY}|\d{{1,2}}(?::\d{{2}})?(?:\s*(?:am|pm))?)"
+    r"[?!.,]*\s+no\s*[,.;!]+"
+    rf"(?=\s*(?:el |on |the |at |a las )?(?:{ANY_WEEKDAY}|\d))"
+)
 
 
 def _words(text: str) -> str:
     text = fold(text).replace("@", " at ")
     text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
-    text = re.sub(r"\b(\d{1,2})\.(\d{2})\b", r"\1:\2", text)  # "10.30"
+    text = re.sub(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", text)  # "10.30", "3.30pm"
+    text = re.sub(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", text)  # "15h30"
+    text = REJECTED_BEFORE_NO.sub(" ", text)
     text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
+    text = re.sub(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ", text)  # spoken fillers
     text = _spanish(_corrected_days(" ".join(text.split())))
-    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes.
+    text = re.sub(r"\bnxt\b", "next", re.sub(r"\bwks?\b", "week", text))
+    # "same time next week" as an answer to a proposal: that proposal, a week on.
+    text = re.sub(r"\bsame (?:time|day(?: and time)?),? next week\b", "one week later", text)
+    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes; a
+    # number kept against a rejected time is itself a time ("4 not 3" is "at 4").
+    text = re.sub(
+        r"(?<!\bat )\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s+(?=(?:and |but )?not (?:at )?\d)",
+        r"at \1 ",
+        text,
+    )
     text = re.sub(
         r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
         " ",
         text,
     )
+
     # Colon-less clock times where a time is expected: "at 1030", "1030am", "1030".
     text = re.sub(
         r"(?:(?<=\bat )|(?<=\baround )|(?<=\bby )|(?<=\bafter )|(?<=\bbefore )|^)"
@@ -358,15 +432,8 @@ def _words(text: str) -> str:
         text,
     )
     text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
-    for word, number in NUMBER_WORDS.items():
-        text = re.sub(
-            rf"\b{word}(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))",
-            str(number),
-            text,
-        )
-        text = re.sub(
-            rf"\b(at|around|about|by|after|before|past|to)\s+{word}\b", rf"\1 {number}", text
-        )
+    text = WORD_BEFORE_CLOCK.sub(lambda m: str(NUMBER_WORDS[m.group(1)]), text)
+    text = WORD_AFTER_CUE.sub(lambda m: f"{m.group(1)} {NUMBER_WORDS[m.group(2)]}", text)
     text = _spoken_clock(text)
     text = _ordinal_days(_relative_counts(text))
     text = re.sub(r"\b(\d{1,2})\s+thirty\b", r"\1:30", text)
@@ -392,12 +459,21 @@ def _spoken_clock(text: str) -> str:
         text,
     )
     text = re.sub(
+        rf"\b(quarter|{MINUTES[1:-1]})\s+after\s+(\d{{1,2}})\b",
+        lambda m: f"{m.group(2)}:{15 if m.group(1) == 'quarter' else minutes(m.group(1)):02d}",
+        text,
+    )
+    text = re.sub(
         rf"\b{MINUTES}\s+(?:minutes?\s+)?(?:to|til|till)\s+(\d{{1,2}})\b",
         lambda m: f"{(int(m.group(2)) - 1) or 12}:{60 - minutes(m.group(1)):02d}",
         text,
     )
     text = re.sub(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", text)
+    text = re.sub(r"\b(noon|midday|lunchtime)\s*-?ish\b", r"around \1", text)
     text = re.sub(r"\barvo\b", "afternoon", text)
+    # British "a week today", "a week on friday"; "monday after next"
+    text = re.sub(rf"\ba week (?:on )?(today|tomorrow|{WEEKDAY_WORD})\b", r"a week from \1", text)
+    text = re.sub(rf"\b(?:the )?({WEEKDAY_WORD}) after next\b", r"a week from next \1", text)
     return re.sub(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", text)
 
 
@@ -428,25 +504,26 @@ def _ordinal_days(text: str) -> str:
 
 COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=True))
 RELATIVE_COUNT = re.compile(
-    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|later|time|hence)\b"
+    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|time|hence)\b"
 )
 
 
 def _relative_counts(text: str) -> str:
-    """ "two days from now", "3 weeks from today", "a couple of days later" → "in N days"."""
+    """ "two days from now", "3 weeks from today", "in a fortnight" → "in N days/weeks"."""
 
     def counted(match: re.Match[str]) -> str:
         raw = match.group(1)
         count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
         return f"in {count} {match.group(2)}"
 
+    text = re.sub(r"\b(?:a|one) fortnight\b", "2 weeks", text)
     return RELATIVE_COUNT.sub(counted, text)
 
 
 # --- time of day --------------------------------------------------------------------
 
 TIME_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("noon", r"\b(?:noon|midday|12 noon|lunchtime|lunch time)\b"),
+    ("noon", r"\b(?:noon|midday|12 noon|lunchtime|lunch time|(?:at|over|during) (?:my )?lunch)\b"),
     ("midnight", r"\bmidnight\b"),
     ("half", r"\bhalf (?:past )?(\d{1,2})\b(?:\s*(am|pm))?"),
     ("quarter_past", r"\bquarter past (\d{1,2})\b(?:\s*(am|pm))?"),
@@ -454,7 +531,10 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
     ("clock", r"\b(\d{1,2}):(\d{2})\s*(am|pm)?"),
     ("ampm", r"\b(\d{1,2})\s*(am|pm)\b"),
     ("oclock", r"\b(\d{1,2})\s*o'?clock\b"),
-    ("before_part", r"\b(\d{1,2})(?=\s+(?:in the |this )?(?:morning|afternoon|evening|tonight)\b)"),
+    (
+        "before_part",
+        r"\b(\d{1,2})(?=\s+(?:in the |this |at )?(?:morning|afternoon|evening|tonight|night)\b)",
+    ),
     (
         "bare",
         r"\b(?:at|around|about|by|after|before|for|say|maybe|like|ish|do|try|it|@)\s+(\d{1,2})\b"
@@ -623,8 +703,12 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
     numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
     if numeric:
-        # month first, as callers in the US write
-        return _dated(today, int(numeric.group(1)), int(numeric.group(2)), numeric.group(3))
+        # month first, as callers in the US write, unless the first cannot be a month
+        # ("25/12"): then it is the day, as written elsewhere
+        first, second = int(numeric.group(1)), int(numeric.group(2))
+        if first > 12 >= second:
+            first, second = second, first
+        return _dated(today, first, second, numeric.group(3))
     words = re.findall(r"[a-z]+|\d+", fragment)
     month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
     numbers = [w for w in words if w.isdigit()]
@@ -691,6 +775,180 @@ def _simple_day(text: str, today: date) -> tuple[_Day, str] | None:
     return None
 
 
+# Holidays by name (US and Mexican usage, English and Spanish): a fixed month and day, or
+# the nth weekday of a month (-1: the last one). The next one from today is meant.
+FIXED_HOLIDAYS = {
+    r"christmas eve|xmas eve|nochebuena": (12, 24),
+    r"christmas(?: day)?|xmas(?: day)?|navidad": (12, 25),
+    r"boxing day": (12, 26),
+    r"new years? eve|new year's eve|nye|nochevieja": (12, 31),
+    r"new years?(?: day)?|new year's(?: day)?|ano nuevo": (1, 1),
+    r"dia de (?:los )?reyes": (1, 6),
+    r"valentines?(?: day)?|valentine's(?: day)?|san valentin": (2, 14),
+    r"st patricks? day|st patrick's day|saint patrick's day": (3, 17),
+    r"juneteenth": (6, 19),
+    r"(?:the )?(?:fourth|4th) of july|independence day": (7, 4),
+    r"halloween": (10, 31),
+    r"dia de (?:los )?muertos": (11, 2),
+    r"veterans day": (11, 11),
+}
+NTH_WEEKDAY_HOLIDAYS = {
+    r"(?:mlk|martin luther king(?: jr)?)(?: day)?": (1, 0, 3),
+    r"presidents?'? day|president's day": (2, 0, 3),
+    r"mother'?s day": (5, 6, 2),
+    r"memorial day": (5, 0, -1),
+    r"father'?s day": (6, 6, 3),
+    r"labou?r day": (9, 0, 1),
+    r"thanksgiving(?: day)?": (11, 3, 4),
+}
+
+
+def easter(year: int) -> date:
+    """Easter Sunday (dateutil; typed here, as dateutil ships no types)."""
+    sunday: date = western_easter.easter(year)
+    return sunday
+
+
+def _thanksgiving(year: int) -> date:
+    return _nth_weekday(year, 11, 3, 4)
+
+
+# Feasts that move with Easter (dateutil computes it), days after Thanksgiving.
+DERIVED_HOLIDAYS: dict[str, Callable[[int], date]] = {
+    r"good friday|viernes santo": lambda year: easter(year) - timedelta(days=2),
+    r"easter monday": lambda year: easter(year) + timedelta(days=1),
+    r"easter(?: sunday)?|pascua|domingo de resurreccion": easter,
+    r"black friday": lambda year: _thanksgiving(year) + timedelta(days=1),
+    r"cyber monday": lambda year: _thanksgiving(year) + timedelta(days=4),
+}
+# Holidays on other calendars: named back and asked about, never guessed.
+UNREAD_HOLIDAYS = (
+    r"\b(?:hanukk?ah|chanukah|diwali|eid(?: al[- ]\w+)?|ramadan|passover|rosh hashanah|"
+    r"yom kippur|(?:chinese|lunar) new year|purim|vesak|navratri)\b"
+)
+HOLIDAY = re.compile(
+    # "happy new year", "feliz navidad" are wishes, not days
+    r"(?<!happy )(?<!merry )(?<!feliz )"
+    rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?"
+    rf"(?P<unit>days?|weeks?|weekend|{WEEKDAY_WORD}) (?P<way>before|after) )?(?P<name>"
+    + "|".join(
+        f"(?:{name})" for name in (*DERIVED_HOLIDAYS, *FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS)
+    )
+    + r")(?![a-z'])"
+)
+
+
+def _holiday_date(name: str, year: int) -> date:
+    for pattern, compute in DERIVED_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return compute(year)
+    for pattern, (month, day) in FIXED_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return date(year, month, day)
+    for pattern, (month, weekday, nth) in NTH_WEEKDAY_HOLIDAYS.items():
+        if re.fullmatch(pattern, name):
+            return _nth_weekday(year, month, weekday, nth)
+    raise ValueError(name)
+
+
+def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date:
+    if nth > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (nth - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _around(holiday: date, unit: str | None, way: str | None, count: int) -> _Day:
+    """The day (or weekend) a number of days or weeks, or a named weekday, from a holiday."""
+    sign = -1 if way == "before" else 1
+    if unit is None:
+        return _Day(holiday)
+    if unit.startswith("day"):
+        return _Day(holiday + timedelta(days=sign * count))
+    if unit.startswith("week") and unit != "weekend":
+        return _Day(holiday + timedelta(weeks=sign * count))
+    weekday = 5 if unit == "weekend" else WEEKDAY_NAMES[unit]
+    step = (sign * (weekday - holiday.weekday())) % 7 or 7
+    day = holiday + timedelta(days=sign * step)
+    return _Day(day, day + timedelta(days=1)) if unit == "weekend" else _Day(day)
+
+
+def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "christmas eve", "the day after thanksgiving", "the weekend after thanksgiving",
+    "easter", "nochebuena": the next one (a holiday a few days past is that one, so it is
+    refused as past, not moved a year); a holiday of another calendar is asked about."""
+    match = HOLIDAY.search(text)
+    if match is None:
+        unread = re.search(UNREAD_HOLIDAYS, text)
+        return (_Day(unreadable=unread.group(0)), text) if unread else None
+    raw = match.group("count") or "1"
+    count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+    bound = re.search(r"\b(before|by|until|after)\s+$", text[: match.start()])
+    for year in (today.year, today.year + 1):
+        holiday = _holiday_date(match.group("name"), year)
+        if bound is not None and match.group("unit") is None:
+            # "before christmas": the days up to it; "after thanksgiving": the week after
+            if bound.group(1) == "after":
+                return _Day(holiday + timedelta(days=1), holiday + timedelta(days=7)), _cut(
+                    text, match
+                )
+            if holiday - timedelta(days=1) < today:
+                continue
+            return _Day(today, holiday - timedelta(days=1)), _cut(text, bound)
+        found = _around(holiday, match.group("unit"), match.group("way"), count)
+        if found.day is not None and found.day >= today - timedelta(days=7):
+            return found, _cut(text, match)
+    return None
+
+
+NTH = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+
+
+def _nth_weekday_of(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "the last friday of the month", "the first monday in december"."""
+    match = re.search(
+        rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
+        rf"(?:the |this )?(next month|month|{MONTH_WORD})\b",
+        text,
+    )
+    if match is None:
+        return None
+    nth = NTH.get(match.group(1), -1)
+    if match.group(3) in ("month", "next month"):
+        ahead = 1 if match.group(3) == "next month" else 0
+        month, year = (today.month - 1 + ahead) % 12 + 1, today.year + (today.month + ahead > 12)
+    else:
+        month = MONTH_NUMBER[match.group(3)]
+        year = today.year if month >= today.month else today.year + 1
+    return _Day(_nth_weekday(year, month, WEEKDAY_NAMES[match.group(2)], nth)), _cut(text, match)
+
+
+def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
+    """ "2 days ago", "a week ago": a past day, so it is refused as past, never moved."""
+    match = re.search(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b", text)
+    if match is None:
+        return None
+    raw = match.group(1)
+    count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
+    days = count * (7 if match.group(2).startswith("week") else 1)
+    return _Day(today - timedelta(days=days)), _cut(text, match)
+
+
+def _weekday_weeks_ahead(
+    text: str, today: date, weekday: tuple[_Day, str, int] | None
+) -> tuple[_Day, str] | None:
+    """ "in two weeks, monday": that weekday in the week N weeks from now."""
+    match = re.search(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b", text)
+    if match is None or weekday is None:
+        return None
+    word = match.group(1)
+    count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
+    target = today + timedelta(weeks=count)
+    day = target - timedelta(days=target.weekday()) + timedelta(days=weekday[2])
+    return _Day(day), _cut(text, match)
+
+
 def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
     match = WEEK_FROM.search(text)
     if match is None:
@@ -706,10 +964,18 @@ def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
 
 def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     monday = today - timedelta(days=today.weekday())
+    # (pattern, first and last weekday, offset in days): the end of a week is Friday to
+    # Sunday, a weekend Saturday and Sunday.
     ranges = (
-        (r"\b(?:the )?(?:end of (?:the |this )?week|(?:this |the )?weekend)\b", 5, 6, 0),
+        (r"\b(?:the )?end of next week\b", 4, 6, 7),
+        (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
+        (r"\bearly next week\b", 0, 2, 7),
+        (r"\blater? next week\b", 3, 6, 7),
+        (r"\b(?:the )?week after next\b", 0, 6, 14),
+        (r"\bnext weekend\b", 5, 6, 7),
+        (r"\b(?:this |the )?weekend\b", 5, 6, 0),
         (r"\b(?:later |sometime |some time )?this week\b", 0, 6, 0),
-        (r"\bnext week(?:end)?\b", 0, 6, 7),
+        (r"\bnext week\b", 0, 6, 7),
         (r"\blast week\b", 0, 6, -7),
     )
     named_day = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
@@ -719,10 +985,6 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
             continue
         if named_day is not None:
             return None  # "tuesday next week", "friday ... this weekend": the weekday wins
-        if "end" in match.group(0) and offset == 7:
-            first = 5  # "next weekend"
-        elif "end of" in match.group(0):
-            first = 4  # the end of the week: Friday and the weekend
         start = monday + timedelta(days=first + offset)
         stop = monday + timedelta(days=last + offset)
         if offset >= 0 and start < today <= stop:
@@ -776,12 +1038,15 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
-    for reader in (_week_from, _simple_day, _week_range):
+    for reader in (_holiday, _nth_weekday_of, _week_from, _simple_day, _days_ago, _week_range):
         found = reader(text, today)
         if found is not None:
             return found
     weekday = _weekday(text, today)
     rest = weekday[1] if weekday else text
+    in_weeks = _weekday_weeks_ahead(rest, today, weekday)
+    if in_weeks is not None:
+        return in_weeks
     explicit = _explicit_date(rest, now)
     if explicit is not None and weekday is not None and not ADJACENT_DAY.search(text):
         # Two separate mentions ("can't make friday, can I do the 30th"): the first one
@@ -831,7 +1096,8 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
 # asked about rather than replaced by today.
 DAY_RESIDUE = re.compile(
     r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
-    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)"
+    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)|"
+    r"\bmy (?:next )?days? off\b|\bthe day of (?:the|my|our|his|her) [a-z]+\b"
 )
 
 
@@ -867,16 +1133,24 @@ MONTH_WORD = (
 VAGUE_DAY = re.compile(
     r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
     r"mid|some)day\b)[a-z]+day\b|\bsoonish\b|\bsome ?day\b|\bsometime soon\b|"
-    r"\bone of these days\b|\bwhenever\b|\bat some point\b"
+    r"\bone of these days\b|\bone day\b|\bwhenever\b|\bat some point\b"
 )
 
 
 def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     """ "in june", "next month": the whole month (from today if it is this one)."""
-    match = re.search(rf"\b(?:in|during|sometime in|for|around)\s+({MONTH_WORD})\b", text)
+    part = re.search(
+        r"\b(?:the )?(beginning|start|early|middle|mid|end|late)(?: of)?(?: the| this)?[\s-]+"
+        rf"(month|next month|{MONTH_WORD})\b",
+        text,
+    )
+    if part is not None:
+        return _month_part(part, today)
+    match = re.search(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b", text)
     if match is not None:
-        month = MONTH_NUMBER[match.group(1)]
-        year = today.year if month >= today.month else today.year + 1
+        month = MONTH_NUMBER[match.group(2)]
+        this_year = month > today.month or (month == today.month and match.group(1) != "next")
+        year = today.year if this_year else today.year + 1
     else:
         match = re.search(r"\b(next|this) month\b", text)
         if match is None:
@@ -887,6 +1161,26 @@ def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     first = max(date(year, month, 1), today)
     following = date(year + month // 12, month % 12 + 1, 1)
     return _Day(first, following - timedelta(days=1)), _cut(text, match)
+
+
+MONTH_THIRDS = {"beginning": (1, 10), "start": (1, 10), "early": (1, 10), "middle": (11, 20)}
+
+
+def _month_part(match: re.Match[str], today: date) -> tuple[_Day, str]:
+    """ "end of the month" (the 21st on), "mid december" (11th-20th), "early january"."""
+    if match.group(2) in ("month", "next month"):
+        ahead = 1 if match.group(2) == "next month" else 0
+        month, year = (today.month - 1 + ahead) % 12 + 1, today.year + (today.month + ahead > 12)
+    else:
+        month = MONTH_NUMBER[match.group(2)]
+        year = today.year if month >= today.month else today.year + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    first_day, last_day = MONTH_THIRDS.get(
+        match.group(1), (11, 20) if match.group(1) == "mid" else (21, last)
+    )
+    first = max(date(year, month, first_day), today)
+    until = date(year, month, last_day)
+    return _Day(first, max(until, first)), _cut(match.string, match)
 
 
 ADJACENT_DAY = re.compile(
@@ -904,17 +1198,30 @@ def ordinal_text(day: int) -> str:
 
 
 RANGE_TIME = r"(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|noon|midday)"
-SHIFT = re.compile(
-    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?)\s+"
-    r"(earlier|later|sooner|before|after)\b"
+# What follows "before"/"after" when it names a day, not a shift: "the day after tomorrow",
+# "2 days before christmas".
+DAY_AHEAD = (
+    r"(?:tomorrow|yesterday|today|next|this|the|my|\d|[a-z]+day\b|[a-z]*mas\b|thanksgiving|new\b)"
 )
+SHIFT = re.compile(
+    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?|days?|weeks?)\s+"
+    r"(earlier|later|sooner|before\b(?!\s+NAMED)|after\b(?!\s+NAMED))\b".replace("NAMED", DAY_AHEAD)
+)
+# A day or week named relative to the proposal: "the day before", "the following week".
+DAY_SHIFT = re.compile(
+    r"(?<!\bmy )(?<!\bmy next )\b(?:the )?(?:(?P<before>day before|previous day)"
+    r"|(?P<after>day after|following day|next day)|(?P<week>following week|week after))\b"
+    rf"(?!\s+(?:off\b|{DAY_AHEAD}))"
+)
+UNIT_MINUTES = {"hour": 60, "hr": 60, "minute": 1, "min": 1, "day": 1440, "week": 10080}
 
 
 # The same with the verb in front: "push it back an hour", "bring it forward 30 minutes".
 SHIFT_VERB = re.compile(
     r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
     r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
-    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*(?P<unit>hours?|hrs?|minutes?|mins?)"
+    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*"
+    r"(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
     r"(?P<half>\s+and a half)?\b"
 )
 
@@ -922,6 +1229,11 @@ SHIFT_VERB = re.compile(
 def _shift(text: str) -> tuple[int | None, str]:
     """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
     text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
+    relative_day = DAY_SHIFT.search(text)
+    if relative_day is not None:
+        unit = "week" if relative_day.group("week") else "day"
+        way = "earlier" if relative_day.group("before") else "later"
+        text = _cut(text, relative_day, f"one {unit} {way}")
     verbed = SHIFT_VERB.search(text)
     if verbed is not None:
         way = "later" if verbed.group("way") in ("back", "later") else "earlier"
@@ -933,7 +1245,7 @@ def _shift(text: str) -> tuple[int | None, str]:
     amounts = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
     amount = 0.5 if amount_word.startswith("half") else amounts.get(amount_word)
     value = float(amount if amount is not None else int(amount_word))
-    minutes = int(value * 60) if unit.startswith(("hour", "hr")) else int(value)
+    minutes = int(value * UNIT_MINUTES[unit.rstrip("s")])
     sign = -1 if direction in ("earlier", "sooner", "before") else 1
     return sign * minutes, _cut(text, match)
 
@@ -950,12 +1262,22 @@ def _range(
         return resolve_hour(found[0], found[1], found[2], part, hours, day)
 
     both = re.search(
-        rf"\b(?:between|from)\s+{RANGE_TIME}\s+(?:and|to|till|until|-)\s+{RANGE_TIME}", text
+        rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
+        rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b",
+        text,
     )
     if both:
-        return clock(both.group(1)), clock(both.group(2)), _cut(text, both)
+        first, last = both.group(1) or both.group(3), both.group(2) or both.group(4)
+        return _first_like_last(clock(first), clock(last)), clock(last), _cut(text, both)
+    negated = re.search(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}", text)
+    if negated:  # "not before 2" is from 2 on
+        bound = clock(negated.group(2))
+        if negated.group(1) in ("before", "earlier than"):
+            return bound, None, _cut(text, negated)
+        return None, bound, _cut(text, negated)
     after = re.search(
-        rf"\b(?:any ?time after|anytime from|after|later than|no earlier than|from)\s+{RANGE_TIME}"
+        rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
+        rf"{RANGE_TIME}"
         rf"|\b{RANGE_TIME}\s+or later\b",
         text,
     )
@@ -969,6 +1291,27 @@ def _range(
     if before:
         return None, clock(before.group(1) or before.group(2)), _cut(text, before)
     return None, None, text
+
+
+def _first_like_last(first: time | None, last: time | None) -> time | None:
+    """ "between 11 and 1": the start is the one before the end (11 AM, not 11 PM)."""
+    if first is None or last is None or first < last or first.hour < 12:
+        return first
+    return first.replace(hour=first.hour - 12)
+
+
+# "early afternoon", "late morning": the part of the day, and the half of it meant.
+HALF_PARTS = {"morning": time(10), "afternoon": time(15), "evening": time(19)}
+HALF_PART = re.compile(r"\b(early|late)[- ](morning|afternoon|evening)\b")
+
+
+def _half_part(text: str) -> tuple[time | None, time | None]:
+    """(after, before) for "late afternoon" (from 3 PM) or "early morning" (before 10)."""
+    match = HALF_PART.search(text)
+    if match is None:
+        return None, None
+    middle = HALF_PARTS[match.group(2)]
+    return (middle, None) if match.group(1) == "late" else (None, middle)
 
 
 def _parse_part(text: str) -> str | None:
@@ -986,14 +1329,23 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     if len(corrected) > 1 and corrected[-1].strip():
         words = corrected[-1]  # "thursday... no wait, friday": what was said last counts
     shift, words = _shift(words)
+    soon = _from_now(words, now)
+    if soon is not None:
+        return When(day=soon.date(), at=soon.time())
     found_day, rest = _parse_day(words, now)
+    if shift and shift % 1440 == 0 and found_day.day and found_day.until:
+        # "away this week, could I come the following week?": the range said, moved on
+        days = timedelta(minutes=shift)
+        found_day, shift = _Day(found_day.day + days, found_day.until + days), None
     day = found_day.day
     rest = " ".join(rest.split())
     part = _parse_part(rest)
     after, before, rest = _range(rest, part, hours, day)
+    if after is None and before is None:
+        after, before = _half_part(rest)
     at = None
     found = _parse_time(" ".join(rest.split()))
-    if found is None and (day is not None or found_day.unreadable):
+    if found is None and (day is not None or found_day.unreadable or part is not None):
         found = _bare_hour(rest)
     if found is not None:
         hour, minute, meridiem, _ = found
@@ -1008,6 +1360,28 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
         shift_minutes=shift,
         unreadable=found_day.unreadable,
     )
+
+
+FROM_NOW = re.compile(
+    r"\bin\s+(?:about\s+|around\s+)?(an?|one|two|three|four|half an?|\d{1,3})\s*"
+    r"(hours?|hrs?|minutes?|mins?)\b"
+)
+
+
+def _from_now(text: str, now: datetime) -> datetime | None:
+    """ "in an hour", "in 45 minutes": that moment today, rounded up to the quarter hour
+    (the slot grid), unless the message names a day of its own."""
+    match = FROM_NOW.search(text)
+    if match is None or _parse_day(_cut(text, match), now)[0] != _Day():
+        return None
+    amount_word, unit = match.groups()
+    amounts = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
+    amount = 0.5 if amount_word.startswith("half") else amounts.get(amount_word)
+    value = float(amount if amount is not None else int(amount_word))
+    moment = now + timedelta(minutes=value * UNIT_MINUTES[unit.rstrip("s")])
+    if moment.second or moment.microsecond:
+        moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return moment + timedelta(minutes=-moment.minute % 15)
 
 
 def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
@@ -1026,6 +1400,15 @@ def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     if not 1 <= hour <= 23 or minute > 59:
         return None
     return hour, minute, None, _cut(text, match)
+
+
+def shifted(base: datetime, when: When) -> datetime:
+    """The proposal (or appointment) moved by the shift said; a time said with a shift by
+    days keeps the new day and takes that time ("the next day at 3")."""
+    moved = base + timedelta(minutes=when.shift_minutes or 0)
+    if when.at is not None and (when.shift_minutes or 0) % 1440 == 0:
+        moved = moved.replace(hour=when.at.hour, minute=when.at.minute)
+    return moved
 
 
 def with_day(when: When, day: date) -> When:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
 from app.agent.appointments import OwnAppointments
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
-from app.agent.dates import fold
+from app.agent.dates import fold, shifted
 from app.agent.engine import Reply, Turn
 from app.agent.profile import asks_about_service, faq_answer, field_asked, hours_lines
 from app.agent.seeking import OFFER_COUNT, SlotSeeking
@@ -475,7 +475,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.execute()
         if message.when.shift_minutes is not None and (offers or self.state.get("proposal")):
             base = self.local(self.state.get("proposal") or offers[0].isoformat())
-            wanted = base + timedelta(minutes=message.when.shift_minutes)
+            wanted = shifted(base, message.when)
             self.state["day"], self.state["at"] = (
                 wanted.date().isoformat(),
                 wanted.strftime("%H:%M"),

@@ -327,6 +327,7 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"outside (our |of )?(business |opening |working )?hours",
         r"\bhours are\b",
         r"\bcerrad[oa]s?\b",
+        r"\bcerramos\b",
         r"no (abrimos|atendemos|trabajamos)",
         r"\bcerramos\b",
         r"fuera de(l)? horario",

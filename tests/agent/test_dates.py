@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.agent.dates import When, parse_when, resolve_hour
+from app.agent.dates import When, parse_when, resolve_hour, shifted
 from app.calendar.availability import Schedule
 from app.demo import DEMO_HOURS
 from tests.conftest import PINNED_NOW
@@ -272,7 +272,7 @@ def test_relative_counts_ordinal_words_and_spanish_past_days(
     ("text", "said"),
     [
         ("haircut on the thirty-fifth at 2", "the 35th"),
-        ("a fortnight from now at 3", "a fortnight from now"),
+        ("3 sleeps from now at 3", "3 sleeps from now"),
         ("cut on the umpteenth at 3", "on the umpteenth"),
         ("haircut on the fourty-fifth at 2", "on the fourty-fifth"),
     ],
@@ -318,3 +318,367 @@ def test_friday_week_and_last_week_weekday() -> None:
     assert when("friday week at 10").day == date(2026, 12, 4)
     assert when("thursday last week at 1").day == date(2026, 11, 19)
     assert when("haircut in 3 months").day == date(2027, 2, 23)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("haircut on christmas eve at 10am", date(2026, 12, 24)),
+        ("xmas day", date(2026, 12, 25)),
+        ("the day after thanksgiving, 11am", FRI),
+        ("3 days before christmas", date(2026, 12, 22)),
+        ("new year's eve at 2", date(2026, 12, 31)),
+        ("new years day", date(2027, 1, 1)),
+        ("on MLK day at 10am", date(2027, 1, 18)),
+        ("memorial day", date(2027, 5, 31)),
+        ("valentine's day please", date(2027, 2, 14)),
+        ("corte en nochebuena a las 11", date(2026, 12, 24)),
+    ],
+)
+def test_holidays_by_name_are_their_next_date(text: str, day: date) -> None:
+    assert when(text).day == day
+
+
+def test_a_holiday_just_past_is_that_day_so_it_is_refused_as_past() -> None:
+    boxing_day = datetime(2026, 12, 26, 9, tzinfo=LA)
+    assert parse_when("christmas at 10", boxing_day, HOURS).day == date(2026, 12, 25)
+
+
+def test_a_surname_is_no_holiday() -> None:
+    assert when("this is Tomas Reyes, haircut tuesday").day == TUE
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("book me for 2 days ago at 3pm", date(2026, 11, 21)),
+        ("a week ago", date(2026, 11, 16)),
+    ],
+)
+def test_days_ago_are_past_days_not_unreadable(text: str, day: date) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("room at the end of next week?", date(2026, 12, 4), date(2026, 12, 6)),
+        ("end of the week", FRI, date(2026, 11, 29)),
+        ("next weekend", date(2026, 12, 5), date(2026, 12, 6)),
+        ("this weekend", SAT, date(2026, 11, 29)),
+        ("haircut next march", date(2027, 3, 1), date(2027, 3, 31)),
+        ("early january", date(2027, 1, 1), date(2027, 1, 10)),
+        ("haircut end of the month at 3", MON, date(2026, 11, 30)),
+        ("mid december", date(2026, 12, 11), date(2026, 12, 20)),
+        ("the weekend after thanksgiving", SAT, date(2026, 11, 29)),
+    ],
+)
+def test_ranges_of_days(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)
+
+
+def test_this_may_is_no_month() -> None:
+    assert when("this may be a silly question").day is None
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("haircut in two weeks, monday at 3", date(2026, 12, 7), time(15)),
+        ("in a week on wednesday at 10", date(2026, 12, 2), time(10)),
+        ("a fortnight from today at 2pm", date(2026, 12, 7), time(14)),
+        ("in a fortnight", date(2026, 12, 7), None),
+        ("haircut thurs 3.30pm", THU, time(15, 30)),
+    ],
+)
+def test_weeks_ahead_and_dotted_times(text: str, day: date, at: time | None) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_no_later_than_is_an_upper_bound() -> None:
+    found = when("consultation wednesday, no later than 11")
+    assert (found.after, found.before) == (None, time(11))
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("actually the day before", -1440),
+        ("the following day", 1440),
+        ("oh wait the following week", 7 * 1440),
+        ("a week later", 7 * 1440),
+        ("can we do it 2 days later", 2 * 1440),
+        ("push it back a week", 7 * 1440),
+        ("an hour before that", -60),
+        ("mejor una hora más tarde", 60),
+        ("media hora antes", -30),
+        ("mejor el día anterior", -1440),
+    ],
+)
+def test_shifts_by_days_and_weeks_relative_to_the_proposal(text: str, minutes: int) -> None:
+    assert when(text).shift_minutes == minutes
+
+
+@pytest.mark.parametrize(
+    "text", ["the day after tomorrow at 3", "the day before christmas", "2 days after monday"]
+)
+def test_a_named_day_after_before_is_no_shift(text: str) -> None:
+    assert when(text).shift_minutes is None
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("4 not 3 sorry", time(16)),
+        ("make it the afternoon instead, 2?", time(14)),
+        ("corte el miércoles a las 6 menos cuarto", time(17, 45)),
+        ("cuarto para las 6 el jueves", time(17, 45)),
+    ],
+)
+def test_corrected_and_spoken_times(text: str, at: time) -> None:
+    assert when(text).at == at
+
+
+def test_one_day_is_a_vague_day_asked_about() -> None:
+    found = when("haircut one day next-ish")
+    assert found.day is None and found.unreadable == "one day"
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "day", "at"),
+    [
+        ("can I come in in an hour?", NOW, MON, time(9)),
+        ("in 45 mins", NOW.replace(minute=20), MON, time(9, 15)),
+        ("in half an hour", NOW.replace(minute=50, second=30), MON, time(9, 30)),
+        ("¿puedo ir dentro de una hora?", NOW, MON, time(9)),
+        ("en media hora", NOW, MON, time(8, 30)),
+    ],
+)
+def test_from_now_is_today_rounded_up_to_the_quarter_hour(
+    text: str, now: datetime, day: date, at: time
+) -> None:
+    found = parse_when(text, now, HOURS)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_from_now_gives_way_to_a_day_named() -> None:
+    assert when("tomorrow in an hour").day == TUE and when("tomorrow in an hour").at is None
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("half twelve on friday", FRI, time(12, 30)),
+        ("haircut quarter after 3 friday", FRI, time(15, 15)),
+        ("wednesday at ten after two", WED, time(14, 10)),
+        ("cut nxt tues 10am", NEXT_TUE, time(10)),
+        ("next wk tuesday at 10", NEXT_TUE, time(10)),
+        ("15h30 tuesday", TUE, time(15, 30)),
+    ],
+)
+def test_more_spoken_and_texted_clock_forms(text: str, day: date, at: time) -> None:
+    found = when(text)
+    assert (found.day, found.at, found.after) == (day, at, None)
+
+
+def test_same_time_next_week_is_a_week_after_the_proposal() -> None:
+    found = when("hmm same time next week instead")
+    assert (found.day, found.shift_minutes) == (None, 7 * 1440)
+
+
+@pytest.mark.parametrize(
+    ("text", "part"), [("thursday before work", "morning"), ("after school", "afternoon")]
+)
+def test_parts_of_the_day_named_by_routine(text: str, part: str) -> None:
+    assert when(text).part == part
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "before"),
+    [
+        ("not before 2 on thursday", time(14), None),
+        ("not after 11 tuesday", None, time(11)),
+        ("between 1-3pm friday", time(13), time(15)),
+        ("10-11am on wednesday", time(10), time(11)),
+        ("between 11 and 1 friday", time(11), time(13)),
+    ],
+)
+def test_negated_and_dashed_ranges(text: str, after: time | None, before: time | None) -> None:
+    found = when(text)
+    assert (found.after, found.before, found.at) == (after, before, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("noonish tomorrow", TUE, time(12)),
+        ("tomorrow at lunch", TUE, time(12)),
+        ("a week today", NEXT_MON, None),
+        ("a week tomorrow at 3", NEXT_TUE, time(15)),
+        ("a week on friday at 10", date(2026, 12, 4), time(10)),
+        ("the monday after next at 10", date(2026, 12, 7), time(10)),
+    ],
+)
+def test_british_and_after_next_days(text: str, day: date, at: time | None) -> None:
+    found = when(text)
+    assert (found.day, found.at) == (day, at)
+
+
+def test_the_week_after_next_is_a_range() -> None:
+    found = when("the week after next")
+    assert (found.day, found.until) == (date(2026, 12, 7), date(2026, 12, 13))
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "at", "after", "before"),
+    [
+        ("entre las 2 y las 4 el martes", TUE, None, time(14), time(16)),
+        ("de 2 a 4 el martes", TUE, None, time(14), time(16)),
+        ("el primero de diciembre", NEXT_TUE, None, None, None),
+        ("el jueves no, el viernes", FRI, None, None, None),
+        ("Friday? no, thursday", THU, None, None, None),
+        ("friday no problem at 3", FRI, time(15), None, None),
+        ("a las 3, no a las 2", None, time(15), None, None),
+        ("um yeah so like thursday at uh three", THU, time(15), None, None),
+    ],
+)
+def test_spanish_ranges_rejections_and_spoken_fillers(
+    text: str, day: date | None, at: time | None, after: time | None, before: time | None
+) -> None:
+    found = when(text)
+    assert (found.day, found.at, found.after, found.before) == (day, at, after, before)
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "before"),
+    [
+        ("late afternoon thursday", time(15), None),
+        ("early afternoon thursday", None, time(15)),
+        ("late morning tuesday", time(10), None),
+        ("early morning friday", None, time(10)),
+    ],
+)
+def test_early_and_late_parts_of_the_day(
+    text: str, after: time | None, before: time | None
+) -> None:
+    found = when(text)
+    assert (found.after, found.before) == (after, before)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("early next week", NEXT_MON, date(2026, 12, 2)),
+        ("late next week", date(2026, 12, 3), date(2026, 12, 6)),
+    ],
+)
+def test_early_and_late_next_week(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("25/12 at 10", date(2026, 12, 25)),
+        ("thurs 26/11 at 2", THU),
+        ("12/3 at 10", date(2026, 12, 3)),
+    ],
+)
+def test_numeric_dates_are_month_first_unless_the_first_cannot_be_a_month(
+    text: str, day: date
+) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+def test_at_night_is_the_evening() -> None:
+    assert when("friday 7 at night").at == time(19)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("haircut on easter at 10", date(2027, 3, 28)),
+        ("good friday", date(2027, 3, 26)),
+        ("black friday at 10", FRI),
+        ("cyber monday", NEXT_MON),
+        ("the friday after christmas", date(2027, 1, 1)),
+        ("the monday before christmas", date(2026, 12, 21)),
+        ("the last friday of the month at 2", FRI),
+        ("the first monday of december", date(2026, 12, 7)),
+        ("the 2nd tuesday in january", date(2027, 1, 12)),
+    ],
+)
+def test_moving_feasts_and_nth_weekdays(text: str, day: date) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (day, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("haircut on hanukkah at 2", "hanukkah"),
+        ("haircut on my day off at 3", "my day off"),
+        ("the day of the game at 3", "the day of the game"),
+    ],
+)
+def test_days_we_cannot_know_are_asked_about(text: str, said: str) -> None:
+    found = when(text)
+    assert (found.day, found.unreadable) == (None, said)
+
+
+def test_a_greeting_is_no_holiday() -> None:
+    assert when("holi quiero un corte el martes").day == TUE
+
+
+@pytest.mark.parametrize(
+    ("text", "moved"),
+    [
+        ("the next day at 3", datetime(2026, 11, 25, 15, tzinfo=LA)),
+        ("the next day", datetime(2026, 11, 25, 10, tzinfo=LA)),
+        ("an hour later", datetime(2026, 11, 24, 11, tzinfo=LA)),
+        ("a week later at 9", datetime(2026, 12, 1, 9, tzinfo=LA)),
+    ],
+)
+def test_shifted_moves_the_proposal_and_takes_a_time_said_with_a_day_shift(
+    text: str, moved: datetime
+) -> None:
+    proposal = datetime(2026, 11, 24, 10, tzinfo=LA)
+    assert shifted(proposal, when(text)) == moved
+
+
+def test_my_next_day_off_is_no_shift() -> None:
+    found = when("haircut on my next day off at 3")
+    assert (found.shift_minutes, found.unreadable) == (None, "my next day off")
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("I'm away this week, could I come the following week?", NEXT_MON, date(2026, 12, 6)),
+        ("next week is bad, the week after?", date(2026, 12, 7), date(2026, 12, 13)),
+    ],
+)
+def test_a_week_shift_said_with_a_range_moves_the_range(text: str, day: date, until: date) -> None:
+    found = when(text)
+    assert (found.day, found.until, found.shift_minutes) == (day, until, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "until"),
+    [
+        ("i need a haircut before christmas", MON, date(2026, 12, 24)),
+        ("anything after thanksgiving?", FRI, date(2026, 12, 3)),
+        ("thanks, happy new year!", None, None),
+        ("merry christmas and see you tuesday", TUE, None),
+    ],
+)
+def test_before_and_after_a_holiday_and_wishes(
+    text: str, day: date | None, until: date | None
+) -> None:
+    found = when(text)
+    assert (found.day, found.until) == (day, until)

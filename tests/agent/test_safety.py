@@ -52,7 +52,7 @@ def test_proposal_states_full_date_and_time_and_nothing_before_yes(phone: Phone,
         "haircut mittwoch at 3",
         "haircut on the 35th at 3",
         "haircut on the thirty-fifth at 3",
-        "haircut a fortnight from now at 3",
+        "haircut 3 sleeps from now at 3",
     ],
 )
 def test_unreadable_day_is_asked_about_never_defaulted(phone: Phone, factory, text: str) -> None:

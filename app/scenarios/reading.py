@@ -329,7 +329,6 @@ SAYS: dict[str, tuple[str, ...]] = {
         r"\bcerrad[oa]s?\b",
         r"\bcerramos\b",
         r"no (abrimos|atendemos|trabajamos)",
-        r"\bcerramos\b",
         r"fuera de(l)? horario",
         r"\bhorario\b",
         r"\babrimos\b",

@@ -5,12 +5,18 @@ appointment on a day you hold one is asked about: instead, or in addition?)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, time, timedelta
 from typing import Any
 
 from app.agent.dates import part_of
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
+
+# Said outright that the new appointment is besides the one held.
+ALSO = re.compile(r"\b(?:in addition|as well|also|add|extra|ademas|tambien|agrega\w*|anade\w*)\b")
+# "same time a week later", "same time next week": seven days after the one held.
+WEEK_LATER = re.compile(r"\b(?:(?:a|one) week later|next week|the week after|following week)\b")
 
 # Where one clause of a message ends and the next begins.
 CLAUSE = re.compile(r"[,.;!?]+\s*|\s+(?:but|instead of|rather than|and then|then)\s+", re.I)
@@ -101,6 +107,8 @@ class OwnAppointments(DialogueBase):
         same_day = [a for a in mine if day is None or self.local(a["start"]).date() == day]
         if wants_shift and day is None:
             same_day = [a for a in mine if a["id"] == self.state.get("last")] or mine[:1]
+        if not same_day and message.instead and len(mine) == 1:
+            same_day = mine  # "friday at 10 instead" with one held: that one moves
         if not same_day:
             return None
         if when.at is not None and day is not None:
@@ -113,6 +121,12 @@ class OwnAppointments(DialogueBase):
                     described = self.describe_appointment(appointment)
                     return self.ask_more(self.t("you_are_booked", described=described))
         held = same_day[0]
+        if (message.kept or ALSO.search(message.text)) and not message.instead:
+            # "keep my 10am and add a consultation at 2": in addition, said so; the one
+            # held is named in the reply so the person hears it stays.
+            self.state["held_start"] = held["start"]
+            kept = self.t("keeping", what=self.yours(held))
+            return f"{kept} {self.seek()}"
         self.state["held"] = held
         self.state["held_start"] = held["start"]
         if when.shift_minutes is not None:
@@ -132,6 +146,8 @@ class OwnAppointments(DialogueBase):
         other_kind = message.type_key is not None and message.type_key != held["type"]
         if message.in_addition or other_kind:
             self.state.pop("awaiting", None)
+            if message.type_key is not None:
+                self.state["type"] = message.type_key  # "in addition, a beard trim"
             held = self.state.pop("held")
             self.state["held_start"] = held["start"]
             shift = self.state.pop("shift", None)
@@ -186,10 +202,11 @@ class OwnAppointments(DialogueBase):
             if destination is not None:
                 self.state["move_to"] = destination.raw
             listed = self.numbered([self.describe_appointment(a) for a in self.state["candidates"]])
-            lead = self.t("which_one")
+            # The list comes first and the question last, so that the reply asks.
             if not matching and source.when.day is not None:
-                lead = self.t("none_on_day", day=self.day_text(source.when.day))
-            return f"{lead} {listed}"
+                day = self.day_text(source.when.day)
+                return self.t("none_on_day", day=day, listed=listed)
+            return self.t("which_one", listed=listed)
         self.state["target"] = picked
         if intent == "cancel":
             return self.ask_confirm()
@@ -217,6 +234,16 @@ class OwnAppointments(DialogueBase):
                 wanted.strftime("%H:%M"),
             )
             return self.seek_exact(wanted, target["type"])
+        if (
+            destination is not None
+            and destination.same_time
+            and WEEK_LATER.search(destination.text)
+        ):
+            # "the same time next week": a week after the appointment, not after today.
+            week_later = current.date() + timedelta(days=7)
+            destination = replace(
+                destination, when=replace(destination.when, day=week_later, until=None)
+            )
         if destination is not None and not destination.when.empty:
             when = destination.when
             refused = self.out_of_range(when.day)

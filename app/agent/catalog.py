@@ -37,7 +37,7 @@ EN: dict[str, Entry] = {
     "ask_name_again": "Sorry, what name should I put the booking under?",
     "which_type": "Sorry, which would you like: {types}?",
     "is_that_for": "Sure. Is that for {types}?",
-    "which_appointment": "Which appointment do you mean? {listed}",
+    "which_appointment": "Your appointments: {listed}. Which appointment do you mean?",
     "when_instead": "What day and time would you like instead? {example}",
     "which_time": "Which time would you like? {offers}",
     "didnt_get_confirm": "Sorry, I didn't get that. {question}",
@@ -45,6 +45,7 @@ EN: dict[str, Entry] = {
     "which_time_short": "Sorry, which time? {offers}",
     "you_are_booked": "You already have {described}.",
     "instead_or_addition": "You already have {what}. Is this instead of it, or in addition to it?",
+    "keeping": "Keeping {what} as it is.",
     "instead_or_addition_again": (
         "Should I move {what} (instead), or keep it and book one more (in addition)?"
     ),
@@ -115,8 +116,10 @@ EN: dict[str, Entry] = {
         "Sorry, I couldn't finish that. Ask me for your appointments to check them."
     ),
     "no_upcoming": "You have no upcoming appointments.",
-    "which_one": "Which one?",
-    "none_on_day": "I don't see an appointment on {day}. Which one do you mean?",
+    "which_one": "Your appointments: {listed}. Which one?",
+    "none_on_day": (
+        "I don't see an appointment on {day}. Your appointments: {listed}. Which one do you mean?"
+    ),
     "move_when": "Sure. When would you like to move {what} to?",
     "moved": {
         "sms": "Done: your {kind} is now {when}.",
@@ -182,7 +185,7 @@ ES: dict[str, Entry] = {
     "ask_name_again": "Perdone, ¿a qué nombre pongo la reserva?",
     "which_type": "Perdone, ¿cuál prefiere: {types}?",
     "is_that_for": "Claro. ¿Es para {types}?",
-    "which_appointment": "¿Qué cita quiere decir? {listed}",
+    "which_appointment": "Sus citas: {listed}. ¿Qué cita quiere decir?",
     "when_instead": "¿Qué día y hora prefiere? {example}",
     "which_time": "¿Qué hora prefiere? {offers}",
     "didnt_get_confirm": "Perdone, no le entendí. {question}",
@@ -190,6 +193,7 @@ ES: dict[str, Entry] = {
     "which_time_short": "Perdone, ¿qué hora? {offers}",
     "you_are_booked": "Ya tiene {described}.",
     "instead_or_addition": "Ya tiene {what}. ¿Es en lugar de esa cita o además de ella?",
+    "keeping": "Mantengo {what} como está.",
     "instead_or_addition_again": (
         "¿Cambio {what} (en lugar de) o la mantengo y reservo otra (además)?"
     ),
@@ -255,8 +259,8 @@ ES: dict[str, Entry] = {
     "failed": "Lo siento, no se pudo: {reason}",
     "claim_withheld": ("Lo siento, no pude terminar eso. Pídame sus citas para revisarlas."),
     "no_upcoming": "No tiene citas próximas.",
-    "which_one": "¿Cuál?",
-    "none_on_day": "No veo ninguna cita el {day}. ¿Cuál quiere decir?",
+    "which_one": "Sus citas: {listed}. ¿Cuál?",
+    "none_on_day": "No veo ninguna cita el {day}. Sus citas: {listed}. ¿Cuál quiere decir?",
     "move_when": "Claro. ¿A cuándo quiere cambiar {what}?",
     "moved": {
         "sms": "Hecho: su cita de {kind} queda cambiada al {when}.",

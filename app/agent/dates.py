@@ -774,7 +774,50 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
     return _Day(_weekday_date(today, weekday, qualifier)), rest, weekday
 
 
+# A day told by an event we cannot know ("the day after the holiday", "after my
+# birthday", "after the long weekend", "payday", "el día después del puente"): the day was
+# said but cannot be read, so it is asked about, never replaced by today or by the weekend.
+# A word of the event's name: not a time, a day or a preposition before them.
+EVENT_WORD = (
+    r"(?!(?:at|around|about|by|on|in|for|to|from|tomorrow|today|tonight|next|this|"
+    r"morning|afternoon|evening|noon)\b)[a-z']+"
+)
+EVENT_DAY = re.compile(
+    r"\b(?:(?:the )?(?:first |next )?(?:day|week|weekend|morning|afternoon|evening|monday|"
+    r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after|before|following) "
+    r"(?:the|my|our|his|her|their|i|we|he|she|they|you)\b"
+    r"(?! (?:\d|noon|midnight|lunch|breakfast|dinner|morning|afternoon|evening|rush|hour|"
+    rf"appointment|one|first|last|next|tomorrow|today)\b)(?: {EVENT_WORD}){{1,2}}|"
+    r"\b(?:the )?day (?:after|before) (?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
+    r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
+    r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
+    rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
+    r"\b(?:despues|antes) del? (?:puente|pago|vacaciones|fiestas?|navidad|mi [a-z]+)\b|"
+    r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)"
+)
+
+
+def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
+    """A day fixed by an event: the rest of the message may still name the day ("after
+    the lunch rush on friday", "after my class tomorrow"); if not, it is unreadable."""
+    event = EVENT_DAY.search(text)
+    if event is None:
+        return None
+    rest = _cut(text, event)
+    found, left = _parse_day_plain(rest, now)
+    if found.day is not None or found.unreadable:
+        return found, left
+    return _Day(unreadable=event.group(0).strip()), left
+
+
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
+    event = _event_day(text, now)
+    if event is not None:
+        return event
+    return _parse_day_plain(text, now)
+
+
+def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
     for reader in (_week_from, _simple_day, _week_range):
         found = reader(text, today)

@@ -147,6 +147,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
             return self.ask_day(message)
+        if message.day_ref and message.when.day is None and not self.state.get("day"):
+            # "that afternoon" with no day said before it: asked, never taken as today.
+            return self.ask_day(
+                replace(message, when=replace(message.when, unreadable=message.day_ref))
+            )
         corrected = self.correct_last(message, awaiting)
         if corrected is not None:
             return corrected
@@ -194,7 +199,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         first_day = first.day if first is not None and first.day is not None else None
         if first_day is None and queued_day:
             first_day = date.fromisoformat(str(queued_day))
-        if follow_message.when.day is None and first_day is not None:
+        if (
+            follow_message.when.day is None
+            and not follow_message.when.unreadable
+            and first_day is not None
+        ):
             # "are you open saturday? if so a haircut at 11": the day carries over.
             when = replace(follow_message.when, day=first_day)
             follow_message = replace(follow_message, when=when)

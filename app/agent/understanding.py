@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from difflib import get_close_matches
 
@@ -288,6 +288,12 @@ class Message:
     # request in progress (the flow decides which).
     instead_of: bool = False
     topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
+    # "same time on thursday": the time of an appointment held, on another day.
+    same_time: bool = False
+    # "keep my haircut friday but ...": the clause about what stays, context only.
+    kept: str | None = None
+    # "that afternoon", "the same day" with no day to refer to: asked, never today.
+    day_ref: str | None = None
 
 
 # What a misspelt request word is corrected against: the words the intents hang on.
@@ -482,6 +488,60 @@ INSTEAD_OF = re.compile(
 )
 
 
+# "same time next week", "a la misma hora el jueves": the held appointment's time, moved.
+SAME_TIME = re.compile(r"\b(?:same (?:time|hour|slot)|misma hora)\b")
+# A second booking beside the held one ("and the same time next week too") is no move.
+ALSO_BOOKING = re.compile(
+    r"^(?:and|plus|also)\b|\b(?:too|as well|also|again|another|in addition|every|each|"
+    r"ademas|tambien|otra)\b"
+)
+# "that afternoon", "the same day", "ese mismo día": a day said elsewhere in the message.
+SAME_DAY = re.compile(
+    r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
+    r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+)
+# A clause about an appointment that stays as it is: context for the request after it.
+KEEP_HEAD = re.compile(
+    r"^(?:please |pls |ok |so )?(?:keep|leave|don'?t (?:touch|change|move|cancel)|"
+    r"do not (?:touch|change|move|cancel)|deja|dejame|dejen|no (?:toques|cambies|muevas|"
+    r"canceles))\b|\b(?:stays|is staying|stays put|is fine as is|as it is|se queda|como esta)$"
+)
+KEEP_BREAK = re.compile(r"\s*[,;.!]+\s*(?:(?:but|and|y|pero)\s+)?|\s+(?:but|and|y|pero)\s+")
+# Requests that can follow what stays ("..., and book", "... but also add").
+AFTER_KEEP = re.compile(
+    r"^(?:(?:also|then|just|please|can you|could you|i'?d like|i want|i need|can i|could i)\s+)*"
+    r"(?:also|book|add|schedule|get|fit|squeeze|put|i'?d|i|can|could|plus|agrega|agregame|"
+    r"anade|anademe|reserva|reservame|agenda|agendame|quiero|tambien|me|cancel|move|change|"
+    r"cancela|cambia)\b"
+)
+
+
+def kept_context(raw: str) -> tuple[str, str | None]:
+    """ "keep my haircut friday but also book a consultation that afternoon": the request
+    is the second clause; the first only says what stays (and which day "that" is)."""
+    text = fold(raw)
+    for match in KEEP_BREAK.finditer(text):
+        head, tail = text[: match.start()].strip(), text[match.end() :].strip()
+        if head and tail and KEEP_HEAD.search(head) and AFTER_KEEP.search(tail):
+            return raw[match.end() :].strip(), raw[: match.start()].strip()
+    return raw, None
+
+
+def day_of_reference(
+    raw: str, when: When, kept: str | None, now: datetime, hours: Hours
+) -> tuple[When, str | None]:
+    """ "that afternoon" takes the day said in the clause kept; with none, it is named
+    back (the engine asks which day) rather than read as today."""
+    found = SAME_DAY.search(fold(raw))
+    if found is None or when.day is not None:
+        return when, None
+    if kept is not None:
+        kept_day = parse_when(kept, now, hours).day
+        if kept_day is not None:
+            return replace(when, day=kept_day), None
+    return when, found.group(0)
+
+
 # "oh I meant thursday", "sorry, make that 11": a correction of what was just settled.
 CORRECTION = re.compile(
     r"\b(?:i meant|i mean|meant to say|make (?:it|that)|change (?:it|that) to|oops|my bad|"
@@ -527,9 +587,11 @@ def split_requests(raw: str) -> tuple[str, str | None]:
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(expand_shorthand(raw))
+    raw, kept = kept_context(expand_shorthand(raw))
+    raw, rest = split_requests(raw)
     text = normalise(raw)
-    when = parse_when(raw, now, hours)
+    when, day_ref = day_of_reference(raw, parse_when(raw, now, hours), kept, now, hours)
+    same_time = bool(SAME_TIME.search(text))
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
@@ -549,6 +611,8 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "info"
     elif BOOK.search(text) or type_key is not None:
         intent = "book"
+    if same_time and intent in (None, "book") and not ALSO_BOOKING.search(text):
+        intent = "move"  # "same time but thursday": the held one's time, on another day
     number = re.fullmatch(r"(?:at |around )?(\d{1,2})", text)
     return Message(
         raw=raw,
@@ -575,4 +639,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         rest=rest,
         topic=topic,
         instead_of=bool(INSTEAD_OF.search(text)),
+        same_time=same_time,
+        kept=kept,
+        day_ref=day_ref,
     )

@@ -247,7 +247,7 @@ def test_cancel_with_several_asks_which(owner: Phone, stranger: Phone, factory) 
     # A new conversation (a text days later): nothing in context, two appointments.
     later = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = later.say("I need to cancel my appointment")
-    assert reply.startswith("Which one?")
+    assert reply.startswith("Your appointments: 1)") and reply.endswith("Which one?")
     assert "1) a haircut on Tue Nov 24 at 10:00 AM" in reply
     assert "2) a consultation on Wed Nov 25 at 9:00 AM" in reply
     reply = later.say("the second one")
@@ -456,7 +456,8 @@ def test_move_asks_which_and_keeps_the_new_time(owner: Phone, factory) -> None:
     owner.say("yes")
     later = Phone(owner.factory, owner.demo, owner.caller, external_id="conv-2")
     reply = later.say("I need to move my appointment to friday at 9")
-    assert reply.startswith("Which one? 1) a haircut on Tue Nov 24 at 10:00 AM")
+    assert reply.startswith("Your appointments: 1) a haircut on Tue Nov 24 at 10:00 AM")
+    assert reply.endswith("Which one?")
     reply = later.say("the haircut")
     assert reply == (
         "Move your haircut from Tue Nov 24 at 10:00 AM to Fri Nov 27 at 9:00 AM? "

@@ -18,6 +18,34 @@ ALSO = re.compile(r"\b(?:in addition|as well|also|add|extra|ademas|tambien|agreg
 # "same time a week later", "same time next week": seven days after the one held.
 WEEK_LATER = re.compile(r"\b(?:(?:a|one) week later|next week|the week after|following week)\b")
 
+# "cancel all except the one on the 26th", "todas menos la del jueves": what stays.
+EXCEPT = re.compile(
+    r"\b(?:except(?: for)?|but not|apart from|other than|besides|aside from|excluding|"
+    r"all but|everything but|but|menos|excepto|salvo|con excepcion de)\b"
+)
+WEEKDAYS = (
+    ("monday", "lunes"),
+    ("tuesday", "martes"),
+    ("wednesday", "miercoles"),
+    ("thursday", "jueves"),
+    ("friday", "viernes"),
+    ("saturday", "sabado"),
+    ("sunday", "domingo"),
+)
+
+
+def bare_weekday(text: str) -> int | None:
+    """The weekday named without "this"/"next"/a date ("the friday one"), if one."""
+    for number, names in enumerate(WEEKDAYS):
+        for name in names:
+            found = re.search(
+                rf"\b(?:(this|next|proximo|este)\s+)?{name}\b(?!\s+(?:the\s+)?\d)", text
+            )
+            if found is not None and found.group(1) is None:
+                return number
+    return None
+
+
 # Where one clause of a message ends and the next begins.
 CLAUSE = re.compile(r"[,.;!?]+\s*|\s+(?:but|instead of|rather than|and then|then)\s+", re.I)
 
@@ -49,7 +77,7 @@ INFINITIVE_BEFORE = frozenset(
 )
 
 
-def _split_at_destination(raw: str) -> list[str]:
+def split_at_destination(raw: str) -> list[str]:
     for match in re.finditer(r"\b(?:to|for|until|till|para|al)\b", raw, flags=re.IGNORECASE):
         before = raw[: match.start()].split()
         if before and before[-1].lower().strip(",.") in INFINITIVE_BEFORE:
@@ -192,6 +220,13 @@ class OwnAppointments(DialogueBase):
             self.clear_flow()
             return self.ask_more(self.t("no_upcoming"))
         if intent == "cancel" and message.every:
+            kept = EXCEPT.split(message.text, maxsplit=1)
+            if len(kept) == 2 and kept[1].strip():
+                # "all except the 26th": the one named stays; the others are cancelled.
+                spared = self.matching(self.read(kept[1]), appointments)
+                others = [a for a in appointments if a not in spared]
+                if spared and others:
+                    return self.confirm_cancel_all(others)
             matching = self.matching(source, appointments) if not source.when.empty else []
             return self.confirm_cancel_all(matching or appointments)
         picked = self.pick_appointment(source, appointments, default=True)
@@ -214,7 +249,7 @@ class OwnAppointments(DialogueBase):
 
     def split_move(self, message: Message) -> tuple[Message, Message | None]:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = _split_at_destination(message.raw)
+        parts = split_at_destination(message.raw)
         if len(parts) == 2:
             before = self.read(parts[0])
             after = self.read(parts[1])
@@ -380,7 +415,13 @@ class OwnAppointments(DialogueBase):
         when = message.when
         found = appointments
         if when.day is not None:
-            found = [a for a in found if self.local(a["start"]).date() == when.day]
+            on_day = [a for a in found if self.local(a["start"]).date() == when.day]
+            weekday = bare_weekday(message.text)
+            if not on_day and weekday is not None:
+                # "the friday one", "if it's wednesday": a weekday picks among the caller's
+                # own appointments by weekday, whichever week they are in.
+                on_day = [a for a in found if self.local(a["start"]).weekday() == weekday]
+            found = on_day
         if when.at is not None:
             found = [a for a in found if self.local(a["start"]).time() == when.at]
         if when.part is not None:

@@ -294,7 +294,7 @@ ES: dict[str, Entry] = {
     "or": "o",
     "minutes": "min",
     "wont_book": "De acuerdo, no la reservo.",
-    "closed_day": "Cerramos los {weekday}.",
+    "closed_day": "El {weekday} estamos cerrados, no abrimos.",
     "open_day": "Abrimos {hours}.",
     "closed_then": "Lo siento, cerramos el {what}.",
 }

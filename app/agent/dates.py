@@ -189,6 +189,14 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     ),
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
+    # "recorrer una hora más tarde", "adelantar una hora": a shift of the one held.
+    (r"\buna hora (?:mas tarde|despues)\b", "an hour later"),
+    (r"\buna hora (?:mas temprano|antes)\b", "an hour earlier"),
+    (r"\b(?:adelantar|adelanta)(?:la|lo|me)?\b(.*?)\buna hora\b", r"\1 an hour earlier"),
+    (
+        r"\b(?:recorrer|recorre|atrasar|atrasa|retrasar|retrasa)(?:la|lo|me)?\b(.*?)\buna hora\b",
+        r"\1 an hour later",
+    ),
     (r"\bmediodia\b", "noon"),
     (r"\btemprano\b", "morning"),
     (r"\bmedianoche\b", "midnight"),
@@ -358,6 +366,8 @@ def _words(text: str) -> str:
         text,
     )
     text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
+    # "make it ten", "make that 11": the number after is a clock time.
+    text = re.sub(r"\bmake (it|that) (?=(?:\d|[a-z]+)\b)(?!at\b|for\b|on\b)", r"make \1 at ", text)
     for word, number in NUMBER_WORDS.items():
         text = re.sub(
             rf"\b{word}(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))",

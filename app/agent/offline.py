@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
-from app.agent.appointments import OwnAppointments
+from app.agent.appointments import OwnAppointments, split_at_destination
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold
 from app.agent.engine import Reply, Turn
@@ -381,6 +381,12 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         candidates = self.state.get("candidates") or []
         if self.state.get("intent") == "cancel" and message.every and candidates:
             return self.confirm_cancel_all(candidates)
+        destination = None
+        if self.state.get("intent") == "move":
+            parts = split_at_destination(message.raw)
+            if len(parts) == 2:
+                # "the friday one, to monday at 10": which one, then where to.
+                message, destination = self.read(parts[0]), self.read(parts[1])
         picked = self.pick_appointment(message, candidates)
         if picked is None and message.yes and len(candidates) == 1:
             picked = candidates[0]
@@ -396,7 +402,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("intent") == "cancel":
             return self.ask_confirm()
         move_to = self.state.pop("move_to", None)
-        destination = self.read(move_to) if move_to else None
+        if destination is None and move_to:
+            destination = self.read(move_to)
         return self.seek_move(destination)
 
     def on_when(self, message: Message) -> str | None:

@@ -18,7 +18,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:hours|opening times?|open(?:ing)? hours|what time do you (?:open|close)|"
             r"when (?:do|are) you (?:open|close)|are you open|closing time|business hours|"
-            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos)\b"
+            r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos|"
+            r"abren|abre|abierto|abiertos|atienden|trabajan)\b"
         ),
     ),
     (
@@ -28,14 +29,15 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"clinic|studio)|located|location|directions|how do i get there|parking|"
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
-            r"direccion|donde estan|donde queda|ubicacion)\b"
+            r"direccion|donde estan|donde queda|ubicacion|online or in person|"
+            r"in person or online|en linea o en persona|presencial)\b"
         ),
     ),
     (
         "prices",
         re.compile(
             r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
-            r"precio|precios|cuanto (?:cuesta|cobran|sale|vale|es)|tarifa)\b"
+            r"precio|precios|cuanto (?:cuesta|cobran?|sale|vale|es)|tarifa)\b"
         ),
     ),
     (
@@ -43,7 +45,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
             r"do (?:you|u|y'?all|you guys|you all) (?:do|offer|provide|teach|treat|fix|sell)|"
-            r"what kinds? of|servicios|que ofrecen|que hacen)\b"
+            r"what kinds? of|what (?:subjects|services|treatments)|servicios|que ofrecen|"
+            r"que hacen)\b"
         ),
     ),
 )

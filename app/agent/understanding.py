@@ -94,7 +94,7 @@ BOOKING_STATE = re.compile(
 REQUEST_VERB = re.compile(
     r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
     r"available|free|open|agendar|agendame|reservar|quiero|quisiera|necesito|puedo|"
-    r"puedes|dame|cambiar|cancelar)\b"
+    r"puedes|puede|podria|podrias|dame|das|da|dar|cambiar|cancelar)\b"
 )
 
 
@@ -103,6 +103,14 @@ REQUEST_VERB = re.compile(
 EMBEDDED_OWN = re.compile(
     r"\b(?:when|what time|what day|which day|what date)\s+(?:is\s+|was\s+)?(?:my|mi)\s+"
     r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b"
+)
+# "which day was my haircut again", "can you confirm my cleaning time", "¿a qué hora era mi
+# corte?": the same question with the appointment named by its type (read() checks the type).
+OWN_TYPE_QUESTION = re.compile(
+    r"\b(?:when|what time|what day|which day|what date|a que hora|que dia|cuando)\s+"
+    r"(?:\w+\s+){0,2}?(?:my|mi)\b|"
+    r"\b(?:confirm|check|remind me (?:of|about)|recuerdame|me recuerdas)\s+"
+    r"(?:\w+\s+){0,2}?(?:my|mi)\b"
 )
 CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
 
@@ -143,7 +151,8 @@ MOVE = re.compile(
     r"bump|slide|rearrange|"
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
-    r"pasar mi cita)\b"
+    r"pasar mi cita|recorrer|recorre|recorrerla|adelantar|adelanta|adelantarla|atrasar|atrasa|"
+    r"retrasar|retrasa|posponer|pospon)\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -586,9 +595,45 @@ def split_requests(raw: str) -> tuple[str, str | None]:
     return raw, None
 
 
+DAY_NAMED = (
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|lunes|martes|mi[eé]rcoles|"
+    r"jueves|viernes|s[aá]bado|domingo|(?:the\s+)?\d{1,2}(?:st|nd|rd|th))"
+)
+# "tuesday the 24th and thursday the 26th, both at 10", "el martes y el jueves a las 11":
+# two days and one time said once, after the second.
+TWO_DAYS = re.compile(
+    rf"^(?P<head>.*?\b{DAY_NAMED}(?:\s+the\s+\d{{1,2}}(?:st|nd|rd|th))?)\s*,?\s+(?:and|y|&)\s+"
+    rf"(?P<tail>(?:on\s+|el\s+|the\s+)?{DAY_NAMED}\b.*)$",
+    re.IGNORECASE,
+)
+
+
+def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
+    """Two days with one time said after the second: each day gets the time (never a
+    day with no time while the time said goes to the other only)."""
+    if rest is None:
+        pair = TWO_DAYS.match(raw)
+        if pair is None or re.search(r"\b(?:between|from|entre)\s+\S+$", pair["head"], re.I):
+            return raw, rest
+        raw, rest = pair["head"], pair["tail"]
+        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        if head_when.day is None or tail_when.day is None or tail_when.at is None:
+            return pair.string, None
+    else:
+        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+    if head_when.day is None or head_when.at is not None or tail_when.day is None:
+        return raw, rest
+    head_text, tail_text = normalise(raw), normalise(rest)
+    if CANCEL.search(head_text) or MOVE.search(head_text) or _has_request(tail_text):
+        return raw, rest  # "cancel friday and book wednesday at 2": two requests, two times
+    if tail_when.at is None or head_when.part is not None:
+        return raw, rest
+    return f"{raw} at {tail_when.at:%H:%M}", rest
+
+
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
     raw, kept = kept_context(expand_shorthand(raw))
-    raw, rest = split_requests(raw)
+    raw, rest = shared_time(*split_requests(raw), now, hours)
     text = normalise(raw)
     when, day_ref = day_of_reference(raw, parse_when(raw, now, hours), kept, now, hours)
     same_time = bool(SAME_TIME.search(text))
@@ -605,6 +650,9 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         LIST.search(text)
         or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", text)
         or asks_about_own_booking(raw, text)
+        or (
+            type_key is not None and OWN_TYPE_QUESTION.search(text) and not CHANGE_VERB.search(text)
+        )
     ):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):

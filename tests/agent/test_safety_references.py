@@ -132,3 +132,41 @@ def test_which_one_lists_then_asks(phone: Phone, factory, text: str) -> None:
     reply = other_conversation(phone).say(text)
     assert reply.rstrip().endswith("?"), reply
     assert "haircut" in reply and "consultation" in reply
+
+
+# --- F2-F5. time-only moves, shared times, all-except, a weekday among one's own --------------
+
+
+def test_a_time_only_change_moves_the_one_held(phone: Phone, factory) -> None:
+    book(phone, "haircut tomorrow at 9am")
+    later = other_conversation(phone)
+    later.say("can we make it ten instead")
+    later.say("yes")
+    assert confirmed(factory) == [("haircut", local(24, 10))]
+
+
+def test_two_days_one_time_books_both_at_that_time(phone: Phone, factory) -> None:
+    reply = phone.say("haircuts on tuesday the 24th and thursday the 26th, both at 10")
+    assert "10:00 AM" in reply or "10 AM" in reply
+    phone.say("yes")
+    phone.say("yes")
+    assert confirmed(factory) == [("haircut", local(24, 10)), ("haircut", local(26, 10))]
+
+
+def test_cancel_all_except_one_spares_that_one(phone: Phone, factory) -> None:
+    book(phone, "haircut tomorrow at 10am")
+    book(phone, "haircut thursday at 10am")
+    book(phone, "consultation monday the 30th at 1pm")
+    later = other_conversation(phone)
+    later.say("cancel all my appointments except the one on the 26th")
+    later.say("yes")
+    assert confirmed(factory) == [("haircut", local(26, 10))]
+
+
+def test_if_its_wednesday_means_the_wednesday_just_listed(phone: Phone, factory) -> None:
+    book(phone, "haircut wednesday december 2 at 10am")
+    later = other_conversation(phone)
+    reply = later.say("when am I booked? if it's wednesday please cancel it")
+    assert "Dec 2" in reply or "December 2nd" in reply
+    later.say("yes")
+    assert confirmed(factory) == []

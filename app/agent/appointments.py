@@ -14,7 +14,10 @@ from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
 
 # Said outright that the new appointment is besides the one held.
-ALSO = re.compile(r"\b(?:in addition|as well|also|add|extra|ademas|tambien|agrega\w*|anade\w*)\b")
+ALSO = re.compile(
+    r"\b(?:in addition|as well|also|add|extra|besides|on top of|ademas|tambien|agrega\w*|"
+    r"anade\w*)\b"
+)
 # "same time a week later", "same time next week": seven days after the one held.
 WEEK_LATER = re.compile(r"\b(?:(?:a|one) week later|next week|the week after|following week)\b")
 
@@ -124,7 +127,8 @@ class OwnAppointments(DialogueBase):
         mine = [a for a in listed if a["id"] != self.sibling]
         if not mine:
             return None
-        moving = self.move_in_clauses(message, mine)
+        also = bool(message.kept or ALSO.search(message.text))
+        moving = None if also else self.move_in_clauses(message, mine)
         if moving is not None:
             self.state["intent"] = "move"
             self.state["target"] = moving[0]
@@ -149,7 +153,7 @@ class OwnAppointments(DialogueBase):
                     described = self.describe_appointment(appointment)
                     return self.ask_more(self.t("you_are_booked", described=described))
         held = same_day[0]
-        if (message.kept or ALSO.search(message.text)) and not message.instead:
+        if also and not message.instead:
             # "keep my 10am and add a consultation at 2": in addition, said so; the one
             # held is named in the reply so the person hears it stays.
             self.state["held_start"] = held["start"]

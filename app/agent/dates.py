@@ -803,7 +803,16 @@ EVENT_DAY = re.compile(
     r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
     rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
     r"\b(?:despues|antes) del? (?:puente|pago|vacaciones|fiestas?|navidad|mi [a-z]+)\b|"
-    r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)"
+    r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
+    r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
+    r"day off|vacation|holidays?|break|trip)\b|"
+    r"\b(?:en|para) (?:mi|su|nuestro|nuestra) (?:cumpleanos|aniversario|boda|graduacion|"
+    r"dia libre|vacaciones|quincena)\b|"
+    r"\b(?:thanksgiving|christmas|easter|new year'?s|halloween|labor day|memorial day|"
+    r"black friday|navidad|nochebuena|ano nuevo|semana santa)(?: (?:weekend|week|day|eve|"
+    r"break|holidays?))?\b|"
+    r"\b(?:once|as soon as|when|after) (?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
+    r"done|back|finished|home)\b"
 )
 
 

@@ -45,7 +45,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
             r"do (?:you|u|y'?all|you guys|you all) (?:do|offer|provide|teach|treat|fix|sell)|"
-            r"what kinds? of|what (?:subjects|services|treatments)|servicios|que ofrecen|"
+            r"what kinds? of|(?:what|which) (?:subjects|services|treatments)|servicios|que ofrecen|"
             r"que hacen)\b"
         ),
     ),

@@ -107,7 +107,7 @@ EMBEDDED_OWN = re.compile(
 # "which day was my haircut again", "can you confirm my cleaning time", "¿a qué hora era mi
 # corte?": the same question with the appointment named by its type (read() checks the type).
 OWN_TYPE_QUESTION = re.compile(
-    r"\b(?:when|what time|what day|which day|what date|a que hora|que dia|cuando)\s+"
+    r"\b(?:when|what time|what day|which day|what date|a que hora|que dia|cuando)(?:'s|s)?\s+"
     r"(?:\w+\s+){0,2}?(?:my|mi)\b|"
     r"\b(?:confirm|check|remind me (?:of|about)|recuerdame|me recuerdas)\s+"
     r"(?:\w+\s+){0,2}?(?:my|mi)\b"
@@ -135,7 +135,8 @@ CANCEL = re.compile(
     r"(?:don't|dont|do not|won't|wont) (?:need|want) (?:my|the|that|it|this)\b.*\banymore|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
-    r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
+    r"(?:be able to\s+)?(?:come|make it|attend|be there|make (?:my|the|our) (?:\w+ )?"
+    r"(?:appointment|booking|reservation))|"
     r"(?:drop|scrap|scratch|ditch|nix|axe|get rid of|call off)\s+(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
     r"(?:can't|cant|cannot|won't|wont) (?:come|make it) anymore|cancelar|cancela|cancelame|"
@@ -152,7 +153,8 @@ MOVE = re.compile(
     r"pull forward|bring (?:\w+ ){1,3}forward|moving|pushing|changing|switching|resched|swap|"
     r"different (?:time|day)|cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
     r"pasar mi cita|recorrer|recorre|recorrerla|adelantar|adelanta|adelantarla|atrasar|atrasa|"
-    r"retrasar|retrasa|posponer|pospon)\b"
+    r"retrasar|retrasa|posponer|pospon|me (?:la|lo) (?:pasas|pasa|puedes pasar|puede pasar)|"
+    r"pasarla|pasarlo)\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -511,6 +513,9 @@ SAME_DAY = re.compile(
 )
 # A clause about an appointment that stays as it is: context for the request after it.
 KEEP_HEAD = re.compile(
+    r"^(?:besides|apart from|in addition to|on top of|along with|as well as|ademas de)\b|"
+    r"^(?:so |ok )?(?:i (?:have|already have|'ve got|ve got|got) )?my [a-z]+(?:'s| is| was)? "
+    r"(?:at|on|is at|is on)\b|"
     r"^(?:please |pls |ok |so )?(?:keep|leave|don'?t (?:touch|change|move|cancel)|"
     r"do not (?:touch|change|move|cancel)|deja|dejame|dejen|no (?:toques|cambies|muevas|"
     r"canceles))\b|\b(?:stays|is staying|stays put|is fine as is|as it is|se queda|como esta)$"

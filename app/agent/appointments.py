@@ -217,6 +217,9 @@ class OwnAppointments(DialogueBase):
         self.clear_flow()
         self.state["intent"] = intent
         source, destination = self.split_move(message) if intent == "move" else (message, None)
+        if intent == "move" and message.same_time:
+            # "thursday would be better for me, same time": all of it says where to.
+            source, destination = self.read(""), message
         appointments = self.my_appointments(message.raw)
         if appointments is None:
             return self.needs_verification()

@@ -366,8 +366,13 @@ def _words(text: str) -> str:
         text,
     )
     text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
-    # "make it ten", "make that 11": the number after is a clock time.
-    text = re.sub(r"\bmake (it|that) (?=(?:\d|[a-z]+)\b)(?!at\b|for\b|on\b)", r"make \1 at ", text)
+    # "make it ten", "can it be 11", "how about 2": the number after is a clock time.
+    text = re.sub(
+        r"\b(make (?:it|that)|(?:can|could|would) (?:it|that) be|(?:can|could) we do|"
+        rf"how about|what about) (?=\d{{1,2}}(?::\d{{2}})?\b|(?:{'|'.join(NUMBER_WORDS)})\b)",
+        r"\1 at ",
+        text,
+    )
     for word, number in NUMBER_WORDS.items():
         text = re.sub(
             rf"\b{word}(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))",
@@ -802,7 +807,10 @@ EVENT_DAY = re.compile(
     r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
     r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
     rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
-    r"\b(?:despues|antes) del? (?:puente|pago|vacaciones|fiestas?|navidad|mi [a-z]+)\b|"
+    r"\b(?:despues|antes|saliendo|regresando|volviendo|pasando) del? (?:puente|pago|"
+    r"vacaciones|fiestas?|navidad|examenes|mi [a-z]+)\b|"
+    r"\b(?:after|before) (?:exams?|finals|midterms|graduation|surgery|vacation|break|"
+    r"(?:the |my )?(?:trip|wedding|funeral|conference|game|match|concert|party|show|move))\b|"
     r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
     r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
     r"day off|vacation|holidays?|break|trip)\b|"

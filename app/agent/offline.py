@@ -289,6 +289,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
 
     def start(self, message: Message) -> str:
         intent = message.intent
+        if self.time_only_change(message):
+            intent = "move"  # "can it be 11?" from someone holding one appointment
         if intent == "list":
             return self.list_appointments(message)
         if intent in ("cancel", "move"):
@@ -303,6 +305,15 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if faq is not None:
             return self.ask_more(faq)
         return self.hint(greeting=message.greeting)
+
+    def time_only_change(self, message: Message) -> bool:
+        """A time with no day, no kind and no request word, from a caller who holds exactly
+        one appointment: a change of that appointment's time, never a second booking."""
+        when = message.when
+        if message.intent is not None or message.type_key or when.at is None or when.day:
+            return False
+        mine = self.my_appointments(message.raw)
+        return mine is not None and len(mine) == 1
 
     def profile_answer(self, message: Message) -> str:
         agent = self.turn.agent
@@ -480,7 +491,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.merge_when(message)
             if message.when.day is None and message.when.at is not None and offers:
                 self.state["day"] = offers[0].date().isoformat()
-            return self.seek()
+            # A new day may be one the caller already holds: asked, never doubled.
+            return self.held_conflict(message) or self.seek()
         if message.yes and awaiting == "choice":
             if len(offers) == 1:
                 self.state["proposal"] = offers[0].isoformat()

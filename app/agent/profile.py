@@ -30,14 +30,15 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
             r"direccion|donde estan|donde queda|ubicacion|online or in person|"
-            r"in person or online|en linea o en persona|presencial)\b"
+            r"in person or online|en linea o en persona|presencial|"
+            r"^(?:do|does|can|could|are|is|will)\b.*\b(?:online|in person|virtual(?:ly)?|zoom))\b"
         ),
     ),
     (
         "prices",
         re.compile(
             r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
-            r"precio|precios|cuanto (?:cuesta|cobran?|sale|vale|es)|tarifa)\b"
+            r"precio|precios|cuanto (?:me |nos |le )?(?:cuesta|cobran?|sale|vale|es)|tarifa)\b"
         ),
     ),
     (

@@ -530,6 +530,13 @@ AFTER_KEEP = re.compile(
 )
 
 
+# The same clause said last: "a consultation friday at 2, and I'm keeping my 10am".
+KEEP_TAIL = re.compile(
+    r"^(?:and |but |while )?(?:i'?m |i am |we'?re |i'll be |i will be |i want to |i'd like to )?"
+    r"(?:keeping|keep|leaving|leave|not (?:cancel|mov|chang)\w*|mantengo|dejo)\b"
+)
+
+
 def kept_context(raw: str) -> tuple[str, str | None]:
     """ "keep my haircut friday but also book a consultation that afternoon": the request
     is the second clause; the first only says what stays (and which day "that" is)."""
@@ -538,6 +545,8 @@ def kept_context(raw: str) -> tuple[str, str | None]:
         head, tail = text[: match.start()].strip(), text[match.end() :].strip()
         if head and tail and KEEP_HEAD.search(head) and AFTER_KEEP.search(tail):
             return raw[match.end() :].strip(), raw[: match.start()].strip()
+        if head and tail and KEEP_TAIL.search(tail):
+            return raw[: match.start()].strip(), raw[match.end() :].strip()
     return raw, None
 
 

@@ -170,3 +170,24 @@ def test_if_its_wednesday_means_the_wednesday_just_listed(phone: Phone, factory)
     assert "Dec 2" in reply or "December 2nd" in reply
     later.say("yes")
     assert confirmed(factory) == []
+
+
+def test_changing_a_new_booking_to_a_held_day_asks_instead_or_in_addition(
+    phone: Phone, factory
+) -> None:
+    book(phone, "haircut tomorrow at 3pm")
+    later = other_conversation(phone)
+    later.say("haircut wednesday at 10")
+    reply = later.say("no, tuesday at 11 instead of 3")
+    assert "Book a" not in reply and "book a" not in reply, reply
+    later.say("yes")
+    assert len(confirmed(factory)) == 1  # moved or asked, never a second one that day
+
+
+def test_a_time_alone_from_someone_holding_one_is_a_move(phone: Phone, factory) -> None:
+    book(phone, "haircut tomorrow at 9am")
+    later = other_conversation(phone)
+    reply = later.say("9 is too early for me, can it be 11?")
+    assert "Move your haircut" in reply or "move your haircut" in reply, reply
+    later.say("yes")
+    assert confirmed(factory) == [("haircut", local(24, 11))]

@@ -19,7 +19,10 @@ ALSO = re.compile(
     r"anade\w*)\b"
 )
 # "same time a week later", "same time next week": seven days after the one held.
-WEEK_LATER = re.compile(r"\b(?:(?:a|one) week later|next week|the week after|following week)\b")
+WEEK_LATER = re.compile(
+    r"\b(?:(?:a|one) week later|next week|the week after|following week|"
+    r"(?:a|one) week (?:from|after) (?:my|the|that|it)\b)"
+)
 
 # "cancel all except the one on the 26th", "todas menos la del jueves": what stays.
 EXCEPT = re.compile(
@@ -217,15 +220,15 @@ class OwnAppointments(DialogueBase):
         self.clear_flow()
         self.state["intent"] = intent
         source, destination = self.split_move(message) if intent == "move" else (message, None)
-        if intent == "move" and message.same_time:
-            # "thursday would be better for me, same time": all of it says where to.
-            source, destination = self.read(""), message
         appointments = self.my_appointments(message.raw)
         if appointments is None:
             return self.needs_verification()
         if not appointments:
             self.clear_flow()
             return self.ask_more(self.t("no_upcoming"))
+        if intent == "move" and message.same_time and not self.matching(source, appointments):
+            # "thursday would be better for me, same time": all of it says where to.
+            source, destination = self.read(""), message
         if intent == "cancel" and message.every:
             kept = EXCEPT.split(message.text, maxsplit=1)
             if len(kept) == 2 and kept[1].strip():

@@ -7,8 +7,12 @@ Clock pinned to Mon 23 Nov 2026 08:00 in Los Angeles (demo hours: weekdays 9-12 
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from app.agent.dates import parse_when
 from tests.agent.test_offline import Phone, confirmed, factory, local
 from tests.agent.test_safety import book, phone
 
@@ -81,6 +85,38 @@ def test_a_day_told_by_an_event_is_asked_about_never_today(
     reply = phone.say("thursday")
     assert any(t in reply for t in ("3:00 PM", "3 PM", "15:00", "3 de la tarde")), reply
     assert confirmed(factory) == []
+
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the week after my trip, 2pm",
+        "haircut on thanksgiving weekend at 11",
+        "once school is out at 3pm",
+        "right after exams at 2pm",
+        "un corte saliendo del puente, a las 11",
+        "en mi cumpleaños a las 12",
+    ],
+)
+def test_event_days_are_unreadable_and_never_a_date(text: str) -> None:
+    when = parse_when(text, NOW)
+    assert when.day is None and when.unreadable, when
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("after my class tomorrow at 5", date(2026, 11, 24)),
+        ("friday after the lunch rush", date(2026, 11, 27)),
+        ("the day after tomorrow at 3", date(2026, 11, 25)),
+    ],
+)
+def test_an_event_beside_a_named_day_keeps_that_day(text: str, day: date) -> None:
+    when = parse_when(text, NOW)
+    assert when.day == day and when.unreadable is None
 
 
 def test_a_day_told_by_an_event_in_a_move_is_asked_about(phone: Phone, factory) -> None:

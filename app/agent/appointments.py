@@ -160,7 +160,9 @@ class OwnAppointments(DialogueBase):
             # "keep my 10am and add a consultation at 2": in addition, said so; the one
             # held is named in the reply so the person hears it stays.
             self.state["held_start"] = held["start"]
-            kept = self.t("keeping", what=self.yours(held))
+            # Named by its time only: a second kind named beside the new one reads as
+            # "which kind?" to a listener.
+            kept = self.t("keeping", on=self.on_day(held["start"]))
             return f"{kept} {self.seek()}"
         self.state["held"] = held
         self.state["held_start"] = held["start"]

@@ -504,6 +504,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.decline(offers)
         if message.unknown_type and intent == "book":
             return self.unknown_type(message.unknown_type)
+        same_kind = message.type_key is not None and message.type_key == self.type_key()
+        if awaiting == "confirm" and message.when.empty and same_kind:
+            # "consultation" to "Book a consultation …?": the kind it already has; the
+            # question is asked again rather than the request started over.
+            return self.t("didnt_get_confirm", question=self.confirm_question())
         if message.intent is not None:
             self.clear_flow()
             return None

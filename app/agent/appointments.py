@@ -5,12 +5,52 @@ appointment on a day you hold one is asked about: instead, or in addition?)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, time, timedelta
 from typing import Any
 
 from app.agent.dates import part_of, shifted
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
+
+# Said outright that the new appointment is besides the one held.
+ALSO = re.compile(
+    r"\b(?:in addition|as well|also|add|extra|besides|on top of|ademas|tambien|agrega\w*|"
+    r"anade\w*)\b"
+)
+# "same time a week later", "same time next week": seven days after the one held.
+WEEK_LATER = re.compile(
+    r"\b(?:(?:a|one) week later|next week|the week after|following week|"
+    r"(?:a|one) week (?:from|after) (?:my|the|that|it)\b)"
+)
+
+# "cancel all except the one on the 26th", "todas menos la del jueves": what stays.
+EXCEPT = re.compile(
+    r"\b(?:except(?: for)?|but not|apart from|other than|besides|aside from|excluding|"
+    r"all but|everything but|but|menos|excepto|salvo|con excepcion de)\b"
+)
+WEEKDAYS = (
+    ("monday", "lunes"),
+    ("tuesday", "martes"),
+    ("wednesday", "miercoles"),
+    ("thursday", "jueves"),
+    ("friday", "viernes"),
+    ("saturday", "sabado"),
+    ("sunday", "domingo"),
+)
+
+
+def bare_weekday(text: str) -> int | None:
+    """The weekday named without "this"/"next"/a date ("the friday one"), if one."""
+    for number, names in enumerate(WEEKDAYS):
+        for name in names:
+            found = re.search(
+                rf"\b(?:(this|next|proximo|este)\s+)?{name}\b(?!\s+(?:the\s+)?\d)", text
+            )
+            if found is not None and found.group(1) is None:
+                return number
+    return None
+
 
 # Where one clause of a message ends and the next begins.
 CLAUSE = re.compile(r"[,.;!?]+\s*|\s+(?:but|instead of|rather than|and then|then)\s+", re.I)
@@ -43,7 +83,7 @@ INFINITIVE_BEFORE = frozenset(
 )
 
 
-def _split_at_destination(raw: str) -> list[str]:
+def split_at_destination(raw: str) -> list[str]:
     for match in re.finditer(r"\b(?:to|for|until|till|para|al)\b", raw, flags=re.IGNORECASE):
         before = raw[: match.start()].split()
         if before and before[-1].lower().strip(",.") in INFINITIVE_BEFORE:
@@ -90,7 +130,8 @@ class OwnAppointments(DialogueBase):
         mine = [a for a in listed if a["id"] != self.sibling]
         if not mine:
             return None
-        moving = self.move_in_clauses(message, mine)
+        also = bool(message.kept or ALSO.search(message.text))
+        moving = None if also else self.move_in_clauses(message, mine)
         if moving is not None:
             self.state["intent"] = "move"
             self.state["target"] = moving[0]
@@ -101,6 +142,8 @@ class OwnAppointments(DialogueBase):
         same_day = [a for a in mine if day is None or self.local(a["start"]).date() == day]
         if wants_shift and day is None:
             same_day = [a for a in mine if a["id"] == self.state.get("last")] or mine[:1]
+        if not same_day and message.instead and len(mine) == 1:
+            same_day = mine  # "friday at 10 instead" with one held: that one moves
         if not same_day:
             return None
         if when.at is not None and day is not None:
@@ -113,6 +156,14 @@ class OwnAppointments(DialogueBase):
                     described = self.describe_appointment(appointment)
                     return self.ask_more(self.t("you_are_booked", described=described))
         held = same_day[0]
+        if also and not message.instead:
+            # "keep my 10am and add a consultation at 2": in addition, said so; the one
+            # held is named in the reply so the person hears it stays.
+            self.state["held_start"] = held["start"]
+            # Named by its time only: a second kind named beside the new one reads as
+            # "which kind?" to a listener.
+            kept = self.t("keeping", on=self.on_day(held["start"]))
+            return f"{kept} {self.seek()}"
         self.state["held"] = held
         self.state["held_start"] = held["start"]
         if when.shift_minutes is not None:
@@ -132,6 +183,8 @@ class OwnAppointments(DialogueBase):
         other_kind = message.type_key is not None and message.type_key != held["type"]
         if message.in_addition or other_kind:
             self.state.pop("awaiting", None)
+            if message.type_key is not None:
+                self.state["type"] = message.type_key  # "in addition, a beard trim"
             held = self.state.pop("held")
             self.state["held_start"] = held["start"]
             shift = self.state.pop("shift", None)
@@ -175,7 +228,17 @@ class OwnAppointments(DialogueBase):
         if not appointments:
             self.clear_flow()
             return self.ask_more(self.t("no_upcoming"))
+        if intent == "move" and message.same_time and not self.matching(source, appointments):
+            # "thursday would be better for me, same time": all of it says where to.
+            source, destination = self.read(""), message
         if intent == "cancel" and message.every:
+            kept = EXCEPT.split(message.text, maxsplit=1)
+            if len(kept) == 2 and kept[1].strip():
+                # "all except the 26th": the one named stays; the others are cancelled.
+                spared = self.matching(self.read(kept[1]), appointments)
+                others = [a for a in appointments if a not in spared]
+                if spared and others:
+                    return self.confirm_cancel_all(others)
             matching = self.matching(source, appointments) if not source.when.empty else []
             return self.confirm_cancel_all(matching or appointments)
         picked = self.pick_appointment(source, appointments, default=True)
@@ -197,7 +260,7 @@ class OwnAppointments(DialogueBase):
 
     def split_move(self, message: Message) -> tuple[Message, Message | None]:
         """'move my Friday appointment to 4pm': Friday picks the appointment, 4pm is new."""
-        parts = _split_at_destination(message.raw)
+        parts = split_at_destination(message.raw)
         if len(parts) == 2:
             before = self.read(parts[0])
             after = self.read(parts[1])
@@ -217,6 +280,16 @@ class OwnAppointments(DialogueBase):
                 wanted.strftime("%H:%M"),
             )
             return self.seek_exact(wanted, target["type"])
+        if (
+            destination is not None
+            and destination.same_time
+            and WEEK_LATER.search(destination.text)
+        ):
+            # "the same time next week": a week after the appointment, not after today.
+            week_later = current.date() + timedelta(days=7)
+            destination = replace(
+                destination, when=replace(destination.when, day=week_later, until=None)
+            )
         if destination is not None and not destination.when.empty:
             when = destination.when
             refused = self.out_of_range(when.day)
@@ -355,7 +428,13 @@ class OwnAppointments(DialogueBase):
         if when.day is not None:
             # "this week", "before friday": a span of days, not its first day.
             last = when.until if when.until is not None and when.until > when.day else when.day
-            found = [a for a in found if when.day <= self.local(a["start"]).date() <= last]
+            on_day = [a for a in found if when.day <= self.local(a["start"]).date() <= last]
+            weekday = bare_weekday(message.text)
+            if not on_day and weekday is not None:
+                # "the friday one", "if it's wednesday": a weekday picks among the caller's
+                # own appointments by weekday, whichever week they are in.
+                on_day = [a for a in found if self.local(a["start"]).weekday() == weekday]
+            found = on_day
         if when.at is not None:
             found = [a for a in found if self.local(a["start"]).time() == when.at]
         if when.part is not None:

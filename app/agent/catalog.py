@@ -48,6 +48,7 @@ EN: dict[str, Entry] = {
     "which_time_short": "Sorry, which time? {offers}",
     "you_are_booked": "You already have {described}.",
     "instead_or_addition": "You already have {what}. Is this instead of it, or in addition to it?",
+    "keeping": "Your appointment {on} stays as it is.",
     "instead_or_addition_again": (
         "Should I move {what} (instead), or keep it and book one more (in addition)?"
     ),
@@ -200,6 +201,7 @@ ES: dict[str, Entry] = {
     "which_time_short": "Perdone, ¿qué hora? {offers}",
     "you_are_booked": "Ya tiene {described}.",
     "instead_or_addition": "Ya tiene {what}. ¿Es en lugar de esa cita o además de ella?",
+    "keeping": "Su cita {on} se queda como está.",
     "instead_or_addition_again": (
         "¿Cambio {what} (en lugar de) o la mantengo y reservo otra (además)?"
     ),

@@ -201,6 +201,14 @@ SPANISH: tuple[tuple[str, Any], ...] = (
     ),
     (r"\b(?:la )?semana pasada\b", "last week"),
     (r"\b(?:el )?(lunes|martes|miercoles|jueves|viernes|sabado|domingo) pasado\b", r"last \1"),
+    # "recorrer una hora más tarde", "adelantar una hora": a shift of the one held.
+    (r"\buna hora (?:mas tarde|despues)\b", "an hour later"),
+    (r"\buna hora (?:mas temprano|antes)\b", "an hour earlier"),
+    (r"\b(?:adelantar|adelanta)(?:la|lo|me)?\b(.*?)\buna hora\b", r"\1 an hour earlier"),
+    (
+        r"\b(?:recorrer|recorre|atrasar|atrasa|retrasar|retrasa)(?:la|lo|me)?\b(.*?)\buna hora\b",
+        r"\1 an hour later",
+    ),
     (r"\bmediodia\b", "noon"),
     (r"\b(?:el )?cuarto para (?:las |la )?(\d{1,2})\b", r"quarter to \1"),
     (r"\b(\d{1,2}) menos cuarto\b", r"quarter to \1"),
@@ -379,6 +387,11 @@ def _spanish(text: str) -> str:
 
 
 NUMBER_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# "make it ten", "can it be 11", "how about 2": the number after is a clock time.
+MAKE_IT_NUMBER = re.compile(
+    r"\b(make (?:it|that)|(?:can|could|would) (?:it|that) be|(?:can|could) we do|"
+    rf"how about|what about) (?=\d{{1,2}}(?::\d{{2}})?\b|(?:{NUMBER_WORD})\b)"
+)
 # An hour in words where a time is expected: "ten am", "two thirty", "at four", "half two".
 WORD_BEFORE_CLOCK = re.compile(
     rf"\b({NUMBER_WORD})(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))"
@@ -432,6 +445,7 @@ def _words(text: str) -> str:
         text,
     )
     text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
+    text = MAKE_IT_NUMBER.sub(r"\1 at ", text)
     text = WORD_BEFORE_CLOCK.sub(lambda m: str(NUMBER_WORDS[m.group(1)]), text)
     text = WORD_AFTER_CUE.sub(lambda m: f"{m.group(1)} {NUMBER_WORDS[m.group(2)]}", text)
     text = _spoken_clock(text)
@@ -1036,7 +1050,75 @@ def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
     return _Day(_weekday_date(today, weekday, qualifier)), rest, weekday
 
 
+# A day told by an event we cannot know ("the day after the holiday", "after my
+# birthday", "after the long weekend", "payday", "el día después del puente"): the day was
+# said but cannot be read, so it is asked about, never replaced by today or by the weekend.
+# A word of the event's name: not a time, a day or a preposition before them.
+EVENT_WORD = (
+    r"(?!(?:at|around|about|by|on|in|for|to|from|tomorrow|today|tonight|next|this|"
+    r"morning|afternoon|evening|noon)\b)[a-z']+"
+)
+EVENT_DAY = re.compile(
+    r"\b(?:(?:the )?(?:first |next )?(?:day|week|weekend|morning|afternoon|evening|monday|"
+    r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after|before|following) "
+    r"(?:the|my|our|his|her|their|i|we|he|she|they|you)\b"
+    r"(?! (?:\d|noon|midnight|lunch|breakfast|dinner|morning|afternoon|evening|rush|hour|"
+    rf"appointment|one|first|last|next|tomorrow|today)\b)(?: {EVENT_WORD}){{1,2}}|"
+    r"\b(?:the )?day (?:after|before) (?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
+    r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
+    r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
+    rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
+    r"\b(?:despues|antes|saliendo|regresando|volviendo|pasando) del? (?:puente|pago|"
+    r"vacaciones|fiestas?|navidad|examenes|mi [a-z]+)\b|"
+    r"\b(?:after|before) (?:exams?|finals|midterms|graduation|surgery|vacation|break|"
+    r"(?:the |my )?(?:trip|wedding|funeral|conference|game|match|concert|party|show|move))\b|"
+    r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
+    r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
+    r"day off|vacation|holidays?|break|trip)\b|"
+    r"\b(?:en|para) (?:mi|su|nuestro|nuestra) (?:cumpleanos|aniversario|boda|graduacion|"
+    r"dia libre|vacaciones|quincena)\b|"
+    r"\b(?:thanksgiving|christmas|easter|new year'?s|halloween|labor day|memorial day|"
+    r"black friday|navidad|nochebuena|ano nuevo|semana santa)(?: (?:weekend|week|day|eve|"
+    r"break|holidays?))?\b|"
+    r"\b(?:once|as soon as|when|after) (?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
+    r"done|back|finished|home)\b"
+)
+
+
+def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
+    """A day fixed by an event: the rest of the message may still name the day ("after
+    the lunch rush on friday", "after my class tomorrow"); if not, it is unreadable."""
+    event = EVENT_DAY.search(text)
+    if event is None:
+        return None
+    rest = _cut(text, event)
+    found, left = _parse_day_plain(rest, now)
+    if found.day is not None or found.unreadable:
+        return found, left
+    said = re.sub(r"^(?:on|for|en|para) ", "", event.group(0).strip())
+    return _Day(unreadable=said), left
+
+
+# "thanksgiving weekend", "christmas break": days around the holiday, not the holiday itself.
+HOLIDAY_SPAN = re.compile(
+    r"\b(?:thanksgiving|christmas|easter|new year'?s|navidad|semana santa)\s+"
+    r"(?:weekend|week|break|holidays?|vacation)\b"
+)
+
+
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
+    # A holiday we can date ("the day after thanksgiving") is read before events we
+    # cannot know ("the day after the holiday").
+    holiday = _holiday(text, now.date())
+    if holiday is not None and holiday[0].day is not None and not HOLIDAY_SPAN.search(text):
+        return holiday
+    event = _event_day(text, now)
+    if event is not None:
+        return event
+    return _parse_day_plain(text, now)
+
+
+def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
     for reader in (_holiday, _nth_weekday_of, _week_from, _simple_day, _days_ago, _week_range):
         found = reader(text, today)
@@ -1230,6 +1312,10 @@ def _shift(text: str) -> tuple[int | None, str]:
     """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
     text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
     relative_day = DAY_SHIFT.search(text)
+    event = EVENT_DAY.search(text)
+    if relative_day is not None and event is not None:
+        # "the day after I get back": a day told by an event, not a shift of the proposal
+        relative_day = None if event.start() <= relative_day.start() < event.end() else relative_day
     if relative_day is not None:
         unit = "week" if relative_day.group("week") else "day"
         way = "earlier" if relative_day.group("before") else "later"

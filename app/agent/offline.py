@@ -22,7 +22,7 @@ from datetime import date, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.agent import phrasing as say
-from app.agent.appointments import OwnAppointments
+from app.agent.appointments import OwnAppointments, split_at_destination
 from app.agent.catalog import CATALOGUES, FOREIGN, detect_language
 from app.agent.dates import fold, shifted
 from app.agent.engine import Reply, Turn
@@ -156,6 +156,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.info(message)
         if message.when.unreadable and message.intent not in ("list",):
             return self.ask_day(message)
+        if message.day_ref and message.when.day is None and not self.state.get("day"):
+            # "that afternoon" with no day said before it: asked, never taken as today.
+            return self.ask_day(
+                replace(message, when=replace(message.when, unreadable=message.day_ref))
+            )
         corrected = self.correct_last(message, awaiting)
         if corrected is not None:
             return corrected
@@ -219,7 +224,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         first_day = first.day if first is not None and first.day is not None else None
         if first_day is None and queued_day:
             first_day = date.fromisoformat(str(queued_day))
-        if follow_message.when.day is None and first_day is not None:
+        if (
+            follow_message.when.day is None
+            and not follow_message.when.unreadable
+            and first_day is not None
+        ):
             # "are you open saturday? if so a haircut at 11": the day carries over.
             when = replace(follow_message.when, day=first_day)
             follow_message = replace(follow_message, when=when)
@@ -308,6 +317,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
 
     def start(self, message: Message) -> str:
         intent = message.intent
+        if self.time_only_change(message):
+            intent = "move"  # "can it be 11?" from someone holding one appointment
         if intent == "list":
             return self.list_appointments(message)
         if intent in ("cancel", "move"):
@@ -322,6 +333,15 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if faq is not None:
             return self.ask_more(faq)
         return self.hint(greeting=message.greeting)
+
+    def time_only_change(self, message: Message) -> bool:
+        """A time with no day, no kind and no request word, from a caller who holds exactly
+        one appointment: a change of that appointment's time, never a second booking."""
+        when = message.when
+        if message.intent is not None or message.type_key or when.at is None or when.day:
+            return False
+        mine = self.my_appointments(message.raw)
+        return mine is not None and len(mine) == 1
 
     def profile_answer(self, message: Message) -> str:
         agent = self.turn.agent
@@ -399,6 +419,12 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         candidates = self.state.get("candidates") or []
         if self.state.get("intent") == "cancel" and message.every and candidates:
             return self.confirm_cancel_all(candidates)
+        destination = None
+        if self.state.get("intent") == "move":
+            parts = split_at_destination(message.raw)
+            if len(parts) == 2:
+                # "the friday one, to monday at 10": which one, then where to.
+                message, destination = self.read(parts[0]), self.read(parts[1])
         picked = self.pick_appointment(message, candidates)
         if picked is None and message.yes and len(candidates) == 1:
             picked = candidates[0]
@@ -414,7 +440,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if self.state.get("intent") == "cancel":
             return self.ask_confirm()
         move_to = self.state.pop("move_to", None)
-        destination = self.read(move_to) if move_to else None
+        if destination is None and move_to:
+            destination = self.read(move_to)
         return self.seek_move(destination)
 
     def on_when(self, message: Message) -> str | None:
@@ -500,7 +527,8 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             self.merge_when(message)
             if message.when.day is None and message.when.at is not None and offers:
                 self.state["day"] = offers[0].date().isoformat()
-            return self.seek()
+            # A new day may be one the caller already holds: asked, never doubled.
+            return self.held_conflict(message) or self.seek()
         if message.yes and awaiting == "choice":
             if len(offers) == 1:
                 self.state["proposal"] = offers[0].isoformat()
@@ -512,6 +540,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             return self.decline(offers)
         if message.unknown_type and intent == "book":
             return self.unknown_type(message.unknown_type)
+        same_kind = message.type_key is not None and message.type_key == self.type_key()
+        if awaiting == "confirm" and message.when.empty and same_kind:
+            # "consultation" to "Book a consultation …?": the kind it already has; the
+            # question is asked again rather than the request started over.
+            return self.t("didnt_get_confirm", question=self.confirm_question())
         if message.intent is not None:
             self.clear_flow()
             return None

@@ -21,7 +21,7 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:are|r) (?:you|u|y'?all)(?: guys| all)? open|(?:you're|youre|you are) open|"
             r"(?:do|does) (?:you|u|y'?all|the \w+)(?: guys)? (?:open|close)|"
             r"when are you open|horario|a que hora (?:abren|cierran)|estan abiertos|"
-            r"abren|cierran|abierto)\b"
+            r"abren|abre|cierran|abierto|abiertos|atienden|trabajan)\b"
         ),
     ),
     (
@@ -32,14 +32,16 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"find you|get to you|where (?:is it|exactly|do i go)|what street|which street|"
             r"where(?:'s| is) (?:it|that)|ubicad[oa]s?|como llego|donde se encuentran|"
             r"direccion|donde estan|donde queda|ubicacion|donde (?:los|las|lo|la|te) encuentro|"
-            r"estacionamiento|aparcamiento|parqueadero)\b"
+            r"estacionamiento|aparcamiento|parqueadero|online or in person|"
+            r"in person or online|en linea o en persona|presencial|"
+            r"^(?:do|does|can|could|are|is|will)\b.*\b(?:online|in person|virtual(?:ly)?|zoom))\b"
         ),
     ),
     (
         "prices",
         re.compile(
             r"\b(?:how much|price|prices|pricing|cost|costs|rates?|fees?|charge|"
-            r"precio|precios|cuanto (?:cuesta|cobran|sale|vale|es)|tarifa)\b"
+            r"precio|precios|cuanto (?:me |nos |le )?(?:cuesta|cobran?|sale|vale|es)|tarifa)\b"
         ),
     ),
     (
@@ -47,7 +49,8 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:services|what do you (?:offer|do|provide)|what can i (?:book|get)|how long|"
             r"do (?:you|u|y'?all|you guys|you all) (?:do|offer|provide|teach|treat|fix|sell)|"
-            r"what kinds? of|servicios|que ofrecen|que hacen)\b"
+            r"what kinds? of|(?:what|which) (?:subjects|services|treatments)|servicios|que ofrecen|"
+            r"que hacen)\b"
         ),
     ),
 )

@@ -100,7 +100,7 @@ REQUEST_VERB = re.compile(
     r"you have|you got|"
     r"available|free|open|agendar|agendame|agendas|agenda|reservar|reservas|apartas|"
     r"quiero|quisiera|necesito|puedo|"
-    r"puedes|dame|cambiar|cancelar)\b"
+    r"puedes|puede|podria|podrias|dame|das|da|dar|cambiar|cancelar)\b"
 )
 
 
@@ -109,6 +109,14 @@ REQUEST_VERB = re.compile(
 EMBEDDED_OWN = re.compile(
     r"\b(?:when|what time|what day|which day|what date)\s+(?:is\s+|was\s+)?(?:my|mi)\s+"
     r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b"
+)
+# "which day was my haircut again", "can you confirm my cleaning time", "¿a qué hora era mi
+# corte?": the same question with the appointment named by its type (read() checks the type).
+OWN_TYPE_QUESTION = re.compile(
+    r"\b(?:when|what time|what day|which day|what date|a que hora|que dia|cuando)(?:'s|s)?\s+"
+    r"(?:\w+\s+){0,2}?(?:my|mi)\b|"
+    r"\b(?:confirm|check|remind me (?:of|about)|recuerdame|me recuerdas)\s+"
+    r"(?:\w+\s+){0,2}?(?:my|mi)\b"
 )
 CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
 
@@ -144,7 +152,8 @@ CANCEL = re.compile(
     r"\b(?:anymore|any more|after all|no more)|"
     r"no (?:voy a |vamos a )?(?:poder|puedo|podre|podemos) (?:ir|llegar|asistir|venir)|"
     r"(?:won't|wont|will not|can't|cant|cannot|unable to|not able to|not going to|not gonna)\s+"
-    r"(?:be able to\s+)?(?:come|make it|attend|be there)|"
+    r"(?:be able to\s+)?(?:come|make it|attend|be there|make (?:my|the|our) (?:\w+ )?"
+    r"(?:appointment|booking|reservation))|"
     r"(?:drop|scrap|scratch|ditch|nix|axe|skip|get rid of|call off|bail on|count me out for)\s+"
     r"(?:my|the|that|it|this|both|all|"
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:'s)?|tomorrow(?:'s)?|today(?:'s)?)|"
@@ -163,7 +172,9 @@ MOVE = re.compile(
     r"different (?:time|day)|(?:do|move|have) it (?:on )?another (?:day|time)|"
     r"cambiar|cambia|mover|mueve|reprogramar|reagendar|reagenda|"
     r"pasar mi cita|pasarla|pasarlo|moverla|moverlo|"
-    r"(?:la|lo) (?:podemos|puedes|puede|podrias|podria) (?:pasar|mover|cambiar))\b"
+    r"(?:la|lo) (?:podemos|puedes|puede|podrias|podria) (?:pasar|mover|cambiar)|"
+    r"recorrer|recorre|recorrerla|adelantar|adelanta|adelantarla|atrasar|atrasa|"
+    r"retrasar|retrasa|posponer|pospon|me (?:la|lo) (?:pasas|pasa|puedes pasar|puede pasar))\b"
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
@@ -308,6 +319,12 @@ class Message:
     # request in progress (the flow decides which).
     instead_of: bool = False
     topic: str | None = None  # "hours" | "address" | "services" | "prices" | "faq"
+    # "same time on thursday": the time of an appointment held, on another day.
+    same_time: bool = False
+    # "keep my haircut friday but ...": the clause about what stays, context only.
+    kept: str | None = None
+    # "that afternoon", "the same day" with no day to refer to: asked, never today.
+    day_ref: str | None = None
 
 
 # What a misspelt request word is corrected against: the words the intents hang on.
@@ -528,6 +545,72 @@ INSTEAD_OF = re.compile(
 )
 
 
+# "same time next week", "a la misma hora el jueves": the held appointment's time, moved.
+SAME_TIME = re.compile(r"\b(?:same (?:time|hour|slot)|misma hora)\b")
+# A second booking beside the held one ("and the same time next week too") is no move.
+ALSO_BOOKING = re.compile(
+    r"^(?:and|plus|also)\b|\b(?:too|as well|also|again|another|in addition|every|each|"
+    r"ademas|tambien|otra)\b"
+)
+# "that afternoon", "the same day", "ese mismo día": a day said elsewhere in the message.
+SAME_DAY = re.compile(
+    r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
+    r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+)
+# A clause about an appointment that stays as it is: context for the request after it.
+KEEP_HEAD = re.compile(
+    r"^(?:besides|apart from|in addition to|on top of|along with|as well as|ademas de)\b|"
+    r"^(?:so |ok )?(?:i (?:have|already have|'ve got|ve got|got) )?my [a-z]+(?:'s| is| was)? "
+    r"(?:at|on|is at|is on)\b|"
+    r"^(?:please |pls |ok |so )?(?:keep|leave|don'?t (?:touch|change|move|cancel)|"
+    r"do not (?:touch|change|move|cancel)|deja|dejame|dejen|no (?:toques|cambies|muevas|"
+    r"canceles))\b|\b(?:stays|is staying|stays put|is fine as is|as it is|se queda|como esta)$"
+)
+KEEP_BREAK = re.compile(r"\s*[,;.!]+\s*(?:(?:but|and|y|pero)\s+)?|\s+(?:but|and|y|pero)\s+")
+# Requests that can follow what stays ("..., and book", "... but also add").
+AFTER_KEEP = re.compile(
+    r"^(?:(?:also|then|just|please|can you|could you|i'?d like|i want|i need|can i|could i)\s+)*"
+    r"(?:also|book|add|schedule|get|fit|squeeze|put|i'?d|i|can|could|plus|agrega|agregame|"
+    r"anade|anademe|reserva|reservame|agenda|agendame|quiero|tambien|me|cancel|move|change|"
+    r"cancela|cambia)\b"
+)
+
+
+# The same clause said last: "a consultation friday at 2, and I'm keeping my 10am".
+KEEP_TAIL = re.compile(
+    r"^(?:and |but |while )?(?:i'?m |i am |we'?re |i'll be |i will be |i want to |i'd like to )?"
+    r"(?:keeping|keep|leaving|leave|not (?:cancel|mov|chang)\w*|mantengo|dejo)\b"
+)
+
+
+def kept_context(raw: str) -> tuple[str, str | None]:
+    """ "keep my haircut friday but also book a consultation that afternoon": the request
+    is the second clause; the first only says what stays (and which day "that" is)."""
+    text = fold(raw)
+    for match in KEEP_BREAK.finditer(text):
+        head, tail = text[: match.start()].strip(), text[match.end() :].strip()
+        if head and tail and KEEP_HEAD.search(head) and AFTER_KEEP.search(tail):
+            return raw[match.end() :].strip(), raw[: match.start()].strip()
+        if head and tail and KEEP_TAIL.search(tail):
+            return raw[: match.start()].strip(), raw[match.end() :].strip()
+    return raw, None
+
+
+def day_of_reference(
+    raw: str, when: When, kept: str | None, now: datetime, hours: Hours
+) -> tuple[When, str | None]:
+    """ "that afternoon" takes the day said in the clause kept; with none, it is named
+    back (the engine asks which day) rather than read as today."""
+    found = SAME_DAY.search(fold(raw))
+    if found is None or when.day is not None:
+        return when, None
+    if kept is not None:
+        kept_day = parse_when(kept, now, hours).day
+        if kept_day is not None:
+            return replace(when, day=kept_day), None
+    return when, found.group(0)
+
+
 # "oh I meant thursday", "sorry, make that 11": a correction of what was just settled.
 CORRECTION = re.compile(
     r"\b(?:i meant|i mean|meant to say|make (?:it|that)|change (?:it|that) to|oops|my bad|"
@@ -651,10 +734,48 @@ def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
     )
 
 
+DAY_NAMED = (
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|lunes|martes|mi[eé]rcoles|"
+    r"jueves|viernes|s[aá]bado|domingo|(?:the\s+)?\d{1,2}(?:st|nd|rd|th))"
+)
+# "tuesday the 24th and thursday the 26th, both at 10", "el martes y el jueves a las 11":
+# two days and one time said once, after the second.
+TWO_DAYS = re.compile(
+    rf"^(?P<head>.*?\b{DAY_NAMED}(?:\s+the\s+\d{{1,2}}(?:st|nd|rd|th))?)\s*,?\s+(?:and|y|&)\s+"
+    rf"(?P<tail>(?:on\s+|el\s+|the\s+)?{DAY_NAMED}\b.*)$",
+    re.IGNORECASE,
+)
+
+
+def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
+    """Two days with one time said after the second: each day gets the time (never a
+    day with no time while the time said goes to the other only)."""
+    if rest is None:
+        pair = TWO_DAYS.match(raw)
+        if pair is None or re.search(r"\b(?:between|from|entre)\s+\S+$", pair["head"], re.I):
+            return raw, rest
+        raw, rest = pair["head"], pair["tail"]
+        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        if head_when.day is None or tail_when.day is None or tail_when.at is None:
+            return pair.string, None
+    else:
+        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+    if head_when.day is None or head_when.at is not None or tail_when.day is None:
+        return raw, rest
+    head_text, tail_text = normalise(raw), normalise(rest)
+    if CANCEL.search(head_text) or MOVE.search(head_text) or _has_request(tail_text):
+        return raw, rest  # "cancel friday and book wednesday at 2": two requests, two times
+    if tail_when.at is None or head_when.part is not None:
+        return raw, rest
+    return f"{raw} at {tail_when.at:%H:%M}", rest
+
+
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
-    raw, rest = split_requests(clean_speech(expand_shorthand(raw)), types)
+    raw, kept = kept_context(clean_speech(expand_shorthand(raw)))
+    raw, rest = shared_time(*split_requests(raw, types), now, hours)
     text = normalise(raw)
-    when = read_when(raw, now, hours)
+    when, day_ref = day_of_reference(raw, read_when(raw, now, hours), kept, now, hours)
+    same_time = bool(SAME_TIME.search(text))
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
@@ -664,12 +785,16 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif asks_list(raw, text, types):
+    elif asks_list(raw, text, types) or (
+        type_key is not None and OWN_TYPE_QUESTION.search(text) and not CHANGE_VERB.search(text)
+    ):
         intent = "list"
     elif (topic == "hours" and not BOOK_VERB.search(text)) or (topic and not (when.day or when.at)):
         intent = "info"
     elif BOOK.search(text) or type_key is not None:
         intent = "book"
+    if same_time and intent in (None, "book") and not ALSO_BOOKING.search(text):
+        intent = "move"  # "same time but thursday": the held one's time, on another day
     number = re.fullmatch(r"(?:at |around )?(\d{1,2})", text)
     return Message(
         raw=raw,
@@ -696,4 +821,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         rest=rest,
         topic=topic,
         instead_of=bool(INSTEAD_OF.search(text)),
+        same_time=same_time,
+        kept=kept,
+        day_ref=day_ref,
     )

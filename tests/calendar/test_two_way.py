@@ -142,6 +142,16 @@ def test_owner_moves_our_outlook_event_and_the_appointment_and_caller_follow(
     )
     assert ms_factory.cache.get((ms_connected.id, "primary", at(25, 0), at(26, 0))) is None
     assert graph.live_events()[event_id]["start_utc"] == at(25, 14)  # nothing written back
+    # Reminders follow the appointment: the old ones skipped, new ones for the new time.
+    reminders = list(
+        db.scalars(
+            select(Notification).where(
+                Notification.appointment_id == appointment_id, Notification.kind == "reminder"
+            )
+        )
+    )
+    assert {r.status for r in reminders if "Nov 24" in r.body} == {"skipped"}
+    assert any(r.status == "scheduled" and "Nov 25" in r.body for r in reminders)
 
 
 def test_owner_deletes_our_outlook_event_and_the_caller_is_told(

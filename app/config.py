@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     # Pending calendar writes: swept by the background jobs every N seconds (0: 30 s).
     calendar_sync_interval_seconds: float = 0.0
     calendar_sync_batch: int = 100
+    # A booking's write to Google / Microsoft 365 runs after its commit on a small thread
+    # pool of the web process, so the caller's answer does not wait for it (False: on
+    # the request's own thread, after the commit, as before).
+    calendar_writes_in_background: bool = True
 
     # Background work (confirmations, reminders, owner notifications, calendar sync):
     # "embedded" runs the jobs in-process inside `serve` (SQLite default, no extra

@@ -19,6 +19,7 @@ from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import ms_oauth_routes, oauth_routes
+from app.calendar.after_commit import BackgroundWrites, run_now
 from app.calendar.backend import CalendarFactory
 from app.calendar.factory import build_calendar_factory, vault_for
 from app.calendar.ms_oauth import MicrosoftIdentity, MicrosoftOAuth
@@ -97,10 +98,13 @@ def create_app(
     microsoft = MicrosoftIdentity(settings) if microsoft_configured(settings) else None
     vault = vault_for(settings)
     sms_sender = sms_sender or build_sender(settings)
+    writes = None
     if calendar_factory is None:
+        # Bookings answer without waiting for the calendar's round trip.
+        writes = BackgroundWrites() if settings.calendar_writes_in_background else None
         # Microsoft 365 for agents connected to it, else Google's (else built-in).
         calendar_factory = build_calendar_factory(
-            settings, vault, sms_sender, clock=clock, identity=microsoft
+            settings, vault, sms_sender, clock=clock, identity=microsoft, writes=writes or run_now
         )
 
     @asynccontextmanager
@@ -127,6 +131,8 @@ def create_app(
             yield
         if jobs is not None:
             await asyncio.to_thread(jobs.stop)
+        if writes is not None:
+            await asyncio.to_thread(writes.close)  # let calendar writes in flight land
         if services.deepgram is not None:
             await services.deepgram.aclose()
         if db_engine is not None:

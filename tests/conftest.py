@@ -71,6 +71,9 @@ def settings(database_url: str) -> Settings:
         redis_url=None,
         # Tests seal the audit log themselves; a background seal would race them.
         audit_seal_interval_seconds=0,
+        # Calendar writes on the request's thread, so a test sees them when it returns
+        # (tests/calendar/test_after_commit.py covers the background pool).
+        calendar_writes_in_background=False,
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from app.calendar.after_commit import Dispatch, run_now
 from app.calendar.google import GoogleCalendarFactory
 from app.calendar.microsoft import MicrosoftCalendarFactory
 from app.calendar.ms_oauth import MicrosoftIdentity, configured
@@ -26,12 +27,13 @@ def build_calendar_factory(
     *,
     clock: Clock,
     identity: MicrosoftIdentity | None = None,
+    writes: Dispatch = run_now,
 ) -> MicrosoftCalendarFactory:
     if identity is None and configured(settings):
         identity = MicrosoftIdentity(settings)
     google = GoogleCalendarFactory(
-        settings, client_config(settings), vault, sms_sender, clock=clock
+        settings, client_config(settings), vault, sms_sender, clock=clock, writes=writes
     )
     return MicrosoftCalendarFactory(
-        settings, identity, vault, sms_sender, clock=clock, fallback=google
+        settings, identity, vault, sms_sender, clock=clock, fallback=google, writes=writes
     )

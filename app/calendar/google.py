@@ -34,7 +34,7 @@ from googleapiclient.errors import HttpError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calendar.after_commit import after_commit
+from app.calendar.after_commit import Dispatch, after_commit, run_now
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.changes import Channel, EventChange, SyncExpired
@@ -262,8 +262,10 @@ class GoogleCalendarFactory:
         clock: Clock,
         http_factory: HttpFactory | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        writes: Dispatch = run_now,
     ) -> None:
         self.settings = settings
+        self.writes = writes  # how post-commit event writes run (app/calendar/after_commit.py)
         self.options = GoogleOptions.from_settings(settings, config) if config else None
         self.vault = vault
         self.sms_sender = sms_sender
@@ -417,6 +419,7 @@ class GoogleCalendar:
         after_commit(
             self.session,
             lambda: sync_one(factory, self.factory, self.factory.clock, appointment_id),
+            self.factory.writes,
         )
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:

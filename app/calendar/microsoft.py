@@ -34,7 +34,7 @@ import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calendar.after_commit import after_commit
+from app.calendar.after_commit import Dispatch, after_commit, run_now
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError, CalendarFactory
 from app.calendar.changes import Channel, EventChange, SyncExpired
@@ -102,8 +102,10 @@ class MicrosoftCalendarFactory:
         fallback: CalendarFactory,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        writes: Dispatch = run_now,
     ) -> None:
         self.settings = settings
+        self.writes = writes  # how post-commit event writes run (app/calendar/after_commit.py)
         self.identity = identity
         self.vault = vault
         self.sms_sender = sms_sender
@@ -228,6 +230,7 @@ class MicrosoftCalendar:
         after_commit(
             self.session,
             lambda: sync_one(factory, self.factory, self.factory.clock, appointment_id),
+            self.factory.writes,
         )
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:

@@ -1,5 +1,6 @@
-"""Connecting an agent to a Microsoft 365 calendar: the same signed connect link as
-Google's, then the authorization code flow with PKCE through MSAL.
+"""Connecting an agent to a Microsoft 365 calendar: Microsoft's side of the shared
+connect flow (app/calendar/connect.py: the same signed link, state and cookie checks
+and storage as Google's), the authorization code flow with PKCE through MSAL.
 
 MSAL's `initiate_auth_code_flow` makes the state, the nonce and the PKCE verifier; the
 whole flow dict stays on the server (oauth_states, encrypted by the token vault), the
@@ -10,23 +11,17 @@ checks state, PKCE and the id_token's nonce. Scopes: `Calendars.ReadWrite` (MSAL
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
-from datetime import datetime, timedelta
 from typing import Any
 
 import msal
 import requests
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.calendar.oauth import ConnectLink, LinkProblem, Outcome, Started, read_link_token
+from app.calendar.connect import ConnectFlow, Consent, Grant, Outcome
 from app.config import Settings
-from app.models import Agent, CalendarConnection, OAuthState
-from app.security import audit
-from app.security.vault import TokenVault, VaultError
+from app.security.vault import TokenVault
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +104,14 @@ def granted_calendar_scope(scope: Any) -> bool:
     return any(n.lower() in (wanted, (GRAPH_RESOURCE + SCOPES[0]).lower()) for n in names)
 
 
-class MicrosoftOAuth:
-    """The two halves of the web flow; HTTP-free so routes and tests share it."""
+class MicrosoftOAuth(ConnectFlow):
+    provider = "microsoft"
 
     def __init__(self, settings: Settings, identity: MicrosoftIdentity, vault: TokenVault) -> None:
-        self.settings = settings
+        super().__init__(settings, vault)
         self.identity = identity
-        self.vault = vault
 
-    def start(self, session: Session, token: str, now: datetime) -> Started | Outcome:
-        link = read_link_token(self.settings, token, now)
-        if link is LinkProblem.EXPIRED:
-            return Outcome.EXPIRED_LINK
-        if not isinstance(link, ConnectLink):
-            return Outcome.INVALID_LINK
-        if session.get(Agent, link.agent_id) is None:
-            return Outcome.UNKNOWN_AGENT
-        previous = session.scalar(select(OAuthState).where(OAuthState.link_nonce == link.nonce))
-        if previous is not None:
-            if previous.used_at is not None:
-                return Outcome.REPLAYED
-            session.delete(previous)  # opened again before finishing: start afresh
-            session.flush()
+    def _consent(self) -> Consent | Outcome:
         try:
             flow = self.identity.app().initiate_auth_code_flow(
                 list(SCOPES), redirect_uri=redirect_uri(self.settings), prompt="select_account"
@@ -138,74 +119,17 @@ class MicrosoftOAuth:
         except (requests.RequestException, ValueError) as exc:
             log.warning("Microsoft authority unavailable: %s", type(exc).__name__)
             return Outcome.EXCHANGE_FAILED
-        session.add(
-            OAuthState(
-                state=flow["state"],
-                agent_id=link.agent_id,
-                # The whole flow (PKCE verifier, nonce) stays here, encrypted.
-                encrypted_code_verifier=self.vault.encrypt(json.dumps(flow)),
-                link_nonce=link.nonce,
-                expires_at=now + timedelta(minutes=self.settings.oauth_state_minutes),
-            )
-        )
-        audit.record(
-            session,
-            "calendar.oauth_started",
-            actor="link",
-            subject=link.agent_id,
-            details={"provider": "microsoft"},
-        )
-        session.commit()
-        return Started(flow["auth_uri"], flow["state"])
+        # The whole flow (PKCE verifier, nonce) is the secret kept on the server.
+        return Consent(flow["auth_uri"], flow["state"], json.dumps(flow))
 
-    def finish(
-        self,
-        session: Session,
-        *,
-        state: str | None,
-        cookie_state: str | None,
-        code: str | None,
-        error: str | None,
-        now: datetime,
-    ) -> Outcome:
-        row = session.get(OAuthState, state) if state else None
-        if (
-            row is None
-            or cookie_state is None
-            or not hmac.compare_digest(cookie_state.encode(), (state or "").encode())
-        ):
-            return Outcome.STATE_MISMATCH
-        if row.used_at is not None:
-            return Outcome.REPLAYED
-        if now >= row.expires_at:
-            return Outcome.EXPIRED_STATE
-        outcome = self._exchange(session, row, code, error)
-        row.used_at = now
-        row.encrypted_code_verifier = None  # single use
-        audit.record(
-            session,
-            "calendar.oauth_finished",
-            actor="microsoft",
-            subject=row.agent_id,
-            details={"outcome": outcome.value, "provider": "microsoft"},
-        )
-        session.commit()
-        return outcome
-
-    def _exchange(
-        self, session: Session, row: OAuthState, code: str | None, error: str | None
-    ) -> Outcome:
-        if error or not code:
-            return Outcome.DENIED
-        if row.encrypted_code_verifier is None:
-            return Outcome.MISSING_VERIFIER
+    def _redeem(self, state: str, secret: str, code: str) -> Grant | Outcome:
         try:
-            flow = json.loads(self.vault.decrypt(row.encrypted_code_verifier))
-        except (VaultError, ValueError):
+            flow = json.loads(secret)
+        except ValueError:
             return Outcome.MISSING_VERIFIER
         try:
             result = self.identity.app().acquire_token_by_auth_code_flow(
-                flow, {"state": row.state, "code": code}
+                flow, {"state": state, "code": code}
             )
         except (ValueError, RuntimeError, requests.RequestException) as exc:
             # State or nonce mismatch (MSAL raises), or the authority did not answer.
@@ -220,26 +144,4 @@ class MicrosoftOAuth:
         if not refresh_token:  # offline_access was not granted
             return Outcome.MISSING_SCOPES
         account = (result.get("id_token_claims") or {}).get("preferred_username")
-        self._store(session, row.agent_id, refresh_token, account)
-        return Outcome.CONNECTED
-
-    def _store(
-        self, session: Session, agent_id: str, refresh_token: str, account: str | None
-    ) -> None:
-        connection = session.scalar(
-            select(CalendarConnection).where(CalendarConnection.agent_id == agent_id)
-        )
-        if connection is None:
-            connection = CalendarConnection(agent_id=agent_id, provider="microsoft")
-            session.add(connection)
-        connection.provider = "microsoft"
-        connection.calendar_id = "primary"
-        connection.account_email = account
-        connection.encrypted_refresh_token = self.vault.encrypt(refresh_token)
-        connection.scopes = " ".join(REQUESTED_SCOPES)
-        connection.status = "active"
-        connection.last_error = None
-        agent = session.get(Agent, agent_id)
-        assert agent is not None
-        agent.calendar_provider = "microsoft"
-        session.flush()
+        return Grant(refresh_token, " ".join(REQUESTED_SCOPES), account, calendar_id="primary")

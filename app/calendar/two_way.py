@@ -11,11 +11,20 @@ event of ours (an appointment's external_event_id):
 
 all audit-logged. Other events only change availability (the cache drop). A row whose
 own write is still pending is left alone: the calendar has not caught up with us yet,
-and its change would undo ours. A move onto a time another booking holds is refused
-by the database (no double booking) and audit-logged for the owner to sort out.
+and its change would undo ours.
+
+Whose calendar wins when the owner moves our event to a time the agent would not offer:
+- outside the agent's hours: the owner's. Hours bound what the agent offers callers,
+  not what the owner may decide about their own day. The appointment moves, the caller
+  is told, and the owner is texted that the new time is outside the agent's hours (a
+  drag in the wrong column is then caught by the person who made it);
+- onto another confirmed booking: ours. Two callers hold confirmations and the database
+  refuses a double booking, so the appointment keeps its time, the event is written back
+  to that time in the owner's calendar, the caller is told nothing (nothing changed for
+  them) and the owner is texted what was refused and what stands.
 
 The owner's change is confirmed to the caller as a change the owner made from their
-dashboard is (notification channel "dashboard": the caller is texted, the owner is not).
+dashboard is (notification channel "dashboard": no owner copy of the caller's text).
 """
 
 from __future__ import annotations
@@ -24,9 +33,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,9 +46,10 @@ from app.calendar.backend import CalendarError, CalendarFactory
 from app.calendar.changes import EventChange, SyncExpired
 from app.clock import Clock
 from app.config import Settings
-from app.models import Agent, Appointment, CalendarConnection, CalendarWatch
+from app.models import Agent, Appointment, CalendarConnection, CalendarWatch, Notification
 from app.notifications import plan as notifications
 from app.security import audit
+from app.tools.service import schedule_for
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +78,7 @@ class SyncReport:
     moved: int = 0
     cancelled: int = 0
     foreign: int = 0
+    refused: list[str] = field(default_factory=list)  # appointments written back
     failed: bool = False
 
 
@@ -121,7 +133,17 @@ class TwoWaySync:
                 # A concurrent first sync made the row: its changes are the same ones.
                 session.rollback()
                 report.failed = True
+                return report
+        self._write_back(report.refused)
         return report
+
+    def _write_back(self, appointment_ids: list[str]) -> None:
+        """Put refused moves back at the booked time in the owner's calendar now; a
+        failure leaves the row pending for the sweeper."""
+        from app.calendar.sync import sync_one
+
+        for appointment_id in appointment_ids:
+            sync_one(self.session_factory, self.calendar_factory, self.clock, appointment_id)
 
     def poll_all(self) -> int:
         """The job engine's poll: every active connection, push or not (a push can be
@@ -210,7 +232,7 @@ class TwoWaySync:
             return
         if (change.start, change.end) == (appointment.start_at, appointment.end_at):
             return  # our own write coming back, or a change to something else
-        if self._move(session, agent, provider, appointment, change.start, change.end):
+        if self._move(session, agent, provider, appointment, change.start, change.end, report):
             report.moved += 1
 
     def _cancel(
@@ -247,31 +269,31 @@ class TwoWaySync:
         appointment: Appointment,
         start: datetime,
         end: datetime,
+        report: SyncReport,
     ) -> bool:
         before = appointment.start_at
+        if _overlaps_another(session, appointment, start, end):
+            self._refuse_move(session, agent, provider, appointment, start)
+            report.refused.append(appointment.id)
+            return False
         try:
+            # PostgreSQL's exclusion constraint also catches a booking made meanwhile.
             with session.begin_nested():
                 appointment.start_at, appointment.end_at = start, end
                 appointment.sync_status = "synced"
                 session.flush()
         except IntegrityError:
-            # Another confirmed booking holds that time: the database refuses a double
-            # booking; the owner sees it in the audit trail and their calendar.
             session.refresh(appointment)
-            audit.record(
-                session,
-                "calendar.owner_move_refused",
-                actor=provider,
-                subject=appointment.id,
-                details={"agent_id": agent.id, "reason": "overlaps another booking"},
-            )
+            self._refuse_move(session, agent, provider, appointment, start)
+            report.refused.append(appointment.id)
             return False
+        outside = not within_hours(agent, start, end)
         audit.record(
             session,
             "appointment.moved_by_owner",
             actor=provider,
             subject=appointment.id,
-            details={"from": before.isoformat(), "to": start.isoformat()},
+            details={"from": before.isoformat(), "to": start.isoformat(), "outside_hours": outside},
         )
         notifications.on_change(
             session,
@@ -282,8 +304,92 @@ class TwoWaySync:
             channel=OWNER_CHANNEL,
             caller=appointment.contact_e164,
         )
+        if outside:
+            zone = ZoneInfo(agent.timezone)
+            self._tell_owner(
+                session,
+                agent,
+                appointment,
+                "owner_outside_hours",
+                start,
+                f"{_who(appointment)}'s {appointment.appointment_type} is now "
+                f"{notifications.when_text(start, zone)}, as you moved it in your calendar. "
+                "That is outside your agent's hours; the caller has been told the new time.",
+            )
         log.info("appointment %s moved in the owner's %s calendar", appointment.id, provider)
         return True
+
+    def _refuse_move(
+        self,
+        session: Session,
+        agent: Agent,
+        provider: str,
+        appointment: Appointment,
+        wanted: datetime,
+    ) -> None:
+        """Another confirmed booking holds the time the owner chose: the booked time
+        stands and goes back into their calendar; the owner is told, the caller not."""
+        now = self.clock()
+        appointment.sync_status = "pending"
+        appointment.next_sync_at = now
+        audit.record(
+            session,
+            "calendar.owner_move_refused",
+            actor=provider,
+            subject=appointment.id,
+            details={
+                "agent_id": agent.id,
+                "reason": "overlaps another booking",
+                "wanted": wanted.isoformat(),
+                "kept": appointment.start_at.isoformat(),
+            },
+        )
+        zone = ZoneInfo(agent.timezone)
+        self._tell_owner(
+            session,
+            agent,
+            appointment,
+            "owner_move_refused",
+            wanted,
+            f"You moved {_who(appointment)}'s {appointment.appointment_type} to "
+            f"{notifications.when_text(wanted, zone)} in your calendar, but another booking "
+            f"holds that time. It stays on {notifications.when_text(appointment.start_at, zone)}"
+            " and is back there in your calendar; the caller was not told of any change.",
+        )
+
+    def _tell_owner(
+        self,
+        session: Session,
+        agent: Agent,
+        appointment: Appointment,
+        kind: str,
+        wanted: datetime,
+        body: str,
+    ) -> None:
+        """One text to the owner's verified phone per appointment, kind and time asked
+        for: a push and a poll reading the same change send it once."""
+        owner = notifications.owner_number(session, agent)
+        key = f"{appointment.id}:{kind}:{int(wanted.timestamp())}"
+        if owner is None or session.scalar(
+            select(Notification.id).where(Notification.dedupe_key == key)
+        ):
+            return
+        now = self.clock()
+        session.add(
+            Notification(
+                agent_id=agent.id,
+                appointment_id=appointment.id,
+                kind=kind,
+                channel="sms",
+                to_e164=owner,
+                from_e164=notifications.sending_number(session, agent.id),
+                body=body,
+                due_at=now,
+                status="scheduled",
+                attempts=0,
+                dedupe_key=key,
+            )
+        )
 
     # --- push channels and subscriptions ---------------------------------------------
 
@@ -374,6 +480,36 @@ class TwoWaySync:
             calendar.stop(channel_id, resource_id)
         except CalendarError as exc:
             log.warning("stopping a push channel failed (it expires by itself): %s", exc)
+
+
+def within_hours(agent: Agent, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies inside one of the agent's opening windows."""
+    schedule = schedule_for(agent)
+    day = schedule.local_day(start)
+    windows = schedule.open_windows(day) + schedule.open_windows(day - timedelta(days=1))
+    return any(w.start <= start and end <= w.end for w in windows)
+
+
+def _overlaps_another(
+    session: Session, appointment: Appointment, start: datetime, end: datetime
+) -> bool:
+    """The rule the PostgreSQL exclusion constraint enforces, asked of any database."""
+    clash = session.scalar(
+        select(Appointment.id)
+        .where(
+            Appointment.agent_id == appointment.agent_id,
+            Appointment.id != appointment.id,
+            Appointment.status == "confirmed",
+            Appointment.start_at < end,
+            Appointment.end_at > start,
+        )
+        .limit(1)
+    )
+    return clash is not None
+
+
+def _who(appointment: Appointment) -> str:
+    return appointment.contact_name or "A caller"
 
 
 def stop_push(session: Session, calendar_factory: CalendarFactory, agent: Agent) -> None:

@@ -23,7 +23,6 @@ import base64
 import hashlib
 import ipaddress
 import json
-import random
 import secrets
 import ssl
 import tempfile
@@ -32,11 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
+
+from app.fakes.http_fake import FakeHandler, FakeService
 
 CLIENT_ID = "00000000-0000-4000-8000-00000000c11d"
 CLIENT_SECRET = "fake-ms-client-secret"
@@ -91,9 +92,7 @@ def _certificate() -> tuple[str, str]:
 
 
 @dataclass
-class FakeGraph:
-    latency: float = 0.0
-    hang: float = 0.5
+class FakeGraph(FakeService):
     retry_after: str = "0"
     mailbox_zone: str = "Pacific Standard Time"
     granted_scope: str = "Calendars.ReadWrite openid"
@@ -105,48 +104,24 @@ class FakeGraph:
     access_tokens: set[str] = field(default_factory=set)
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, nonce)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    handled: list[float] = field(default_factory=list)
-    fault_plan: list[str] = field(default_factory=list)
-    fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("429", "503", "500", "after500")
     fault_filter: Callable[[str, str], bool] = lambda method, path: path.startswith("/v1.0/")
     seed: int = 11
+    scheme = "https"
 
     def __post_init__(self) -> None:
-        self.lock = threading.RLock()
-        self.random = random.Random(self.seed)
+        super().__post_init__()
         self.change_seq = 0
-        self._server: ThreadingHTTPServer | None = None
 
-    # --- lifecycle -------------------------------------------------------------------
+    def handler(self) -> type[FakeHandler]:
+        return _Handler
 
-    def start(self, port: int = 0) -> FakeGraph:
-        fake = self
-
-        class Handler(_Handler):
-            graph = fake
-
+    def wrap(self, server: ThreadingHTTPServer) -> None:
+        # MSAL only talks to https authorities.
         cert_file, key_file = _certificate()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        server.socket = context.wrap_socket(server.socket, server_side=True)
 
     @property
     def authority(self) -> str:
@@ -211,22 +186,9 @@ class FakeGraph:
     def live_events(self) -> dict[str, dict[str, Any]]:
         return {k: e for k, e in self.events.items() if not e.get("deleted")}
 
-    def count(self, method: str, fragment: str) -> int:
-        return sum(1 for m, p in self.requests if m == method and fragment in p)
-
     def _touch(self, event_id: str) -> None:
         self.change_seq += 1
         self.events[event_id]["changed"] = self.change_seq
-
-    def _next_fault(self, method: str, path: str) -> str | None:
-        if not self.fault_filter(method, path):
-            return None
-        with self.lock:
-            if self.fault_plan:
-                return self.fault_plan.pop(0) or None
-            if self.fault_rate and self.random.random() < self.fault_rate:
-                return self.random.choice(self.fault_kinds)
-        return None
 
 
 def _b64(data: bytes) -> str:
@@ -248,78 +210,18 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    graph: FakeGraph
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(FakeHandler):
+    @property
+    def graph(self) -> FakeGraph:
+        assert isinstance(self.service, FakeGraph)
+        return self.service
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        began = time.perf_counter()
-        try:
-            self._answer(method)
-        finally:
-            self.graph.handled.append(time.perf_counter() - began)
-
-    def _answer(self, method: str) -> None:
-        graph = self.graph
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        parsed = urlparse(self.path)
-        graph.requests.append((method, parsed.path))
-        if graph.latency:
-            time.sleep(graph.latency)
-        fault = graph._next_fault(method, parsed.path)
-        if fault in ("429", "503", "500"):
-            self._fault(fault)
-            return
-        if fault == "timeout":
-            time.sleep(graph.hang)
-            self.close_connection = True
-            return
-        status, body = self._route(method, parsed.path, parse_qs(parsed.query), raw)
-        if fault == "after500":
-            self._fault("500")
-            return
-        if fault == "after_timeout":
-            time.sleep(graph.hang)
-            self.close_connection = True
-            return
-        self._send(status, body)
-
-    def _fault(self, fault: str) -> None:
+    def fault_answer(self, fault: str) -> None:
         headers = {} if fault == "500" else {"Retry-After": self.graph.retry_after}
         code = {"429": "TooManyRequests", "503": "ServiceUnavailable"}.get(fault, "InternalError")
-        self._send(int(fault), _error(code, "Injected fault"), headers)
+        self.send(int(fault), _error(code, "Injected fault"), headers)
 
-    def _send(
-        self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
-    ) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _route(
+    def route(
         self, method: str, path: str, query: dict[str, list[str]], raw: bytes
     ) -> tuple[int, dict[str, Any] | None]:
         if path.startswith(f"/{TENANT}/"):

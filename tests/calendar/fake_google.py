@@ -15,17 +15,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote
+
+from app.fakes.http_fake import FakeHandler, FakeService
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 FAULTS = ("429", "500", "503", "403rate", "after500", "timeout", "after_timeout")
@@ -37,63 +36,28 @@ class Fault:
 
 
 @dataclass
-class FakeGoogle:
-    latency: float = 0.0
-    # How long a "timeout" fault holds the answer (longer than the client waits).
-    hang: float = 0.5
+class FakeGoogle(FakeService):
     events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     refresh_tokens: dict[str, bool] = field(default_factory=dict)  # token -> revoked
     access_tokens: set[str] = field(default_factory=set)
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, rt)
     calendars: set[str] = field(default_factory=lambda: {"primary"})
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    # Seconds each request spent inside the fake (latency included), for benchmarks.
-    handled: list[float] = field(default_factory=list)
-    fault_plan: list[str] = field(default_factory=list)
-    fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("429", "500", "503", "403rate", "after500")
     fault_filter: Callable[[str, str], bool] = lambda method, path: "/calendar/" in path
     granted_scope: str = (
         "https://www.googleapis.com/auth/calendar.events.owned "
         "https://www.googleapis.com/auth/calendar.freebusy"
     )
-    seed: int = 7
     # The fake's "now" (channel expiries), injectable like the app's clock.
     now: Callable[[], float] = time.time
-    # Called with (method, path) as each request arrives (tests probe the database then).
-    on_request: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
-        self.lock = threading.RLock()
+        super().__post_init__()
         self.change_seq = 0
         self.channels: dict[str, dict[str, Any]] = {}
-        self.random = random.Random(self.seed)
-        self._server: ThreadingHTTPServer | None = None
 
-    # --- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> FakeGoogle:
-        fake = self
-
-        class Handler(_Handler):
-            google = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[FakeHandler]:
+        return _Handler
 
     @property
     def api_endpoint(self) -> str:
@@ -168,100 +132,26 @@ class FakeGoogle:
             if cal == calendar and e["status"] != "cancelled"
         }
 
-    def count(self, method: str, fragment: str) -> int:
-        return sum(1 for m, p in self.requests if m == method and fragment in p)
 
-    def _next_fault(self, method: str, path: str) -> str | None:
-        if not self.fault_filter(method, path):
-            return None
-        with self.lock:
-            if self.fault_plan:
-                return self.fault_plan.pop(0) or None
-            if self.fault_rate and self.random.random() < self.fault_rate:
-                return self.random.choice(self.fault_kinds)
-        return None
+class _Handler(FakeHandler):
+    @property
+    def google(self) -> FakeGoogle:
+        assert isinstance(self.service, FakeGoogle)
+        return self.service
 
-
-class _Handler(BaseHTTPRequestHandler):
-    google: FakeGoogle
-    protocol_version = "HTTP/1.1"
-    # Keep-alive answers written in pieces meet delayed ACKs (40 ms stalls) otherwise.
-    disable_nagle_algorithm = True
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    # --- plumbing --------------------------------------------------------------------
-
-    def _handle(self, method: str) -> None:
-        began = time.perf_counter()
-        try:
-            self._answer(method)
-        finally:
-            self.google.handled.append(time.perf_counter() - began)
-
-    def _answer(self, method: str) -> None:
-        google = self.google
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        parsed = urlparse(self.path)
-        google.requests.append((method, parsed.path))
-        if google.on_request is not None:
-            google.on_request(method, parsed.path)
-        if google.latency:
-            time.sleep(google.latency)
-        fault = google._next_fault(method, parsed.path)
-        if fault in ("429", "500", "503", "403rate"):
-            self._fault_answer(fault)
-            return
-        if fault == "timeout":
-            time.sleep(google.hang)
-            self.close_connection = True
-            return
-        status, body = self._route(method, parsed.path, parse_qs(parsed.query), raw)
-        if fault == "after500":
-            self._fault_answer("500")
-            return
-        if fault == "after_timeout":
-            time.sleep(google.hang)
-            self.close_connection = True
-            return
-        self._send(status, body)
-
-    def _fault_answer(self, fault: str) -> None:
+    def fault_answer(self, fault: str) -> None:
         if fault == "403rate":
-            self._send(403, _error(403, "Rate Limit Exceeded", "rateLimitExceeded"))
+            self.send(403, _error(403, "Rate Limit Exceeded", "rateLimitExceeded"))
         elif fault == "429":
-            self._send(429, _error(429, "Too many requests", "rateLimitExceeded"))
+            self.send(429, _error(429, "Too many requests", "rateLimitExceeded"))
         else:
-            self._send(int(fault), _error(int(fault), "Backend Error", "backendError"))
-
-    def _send(self, status: int, body: dict[str, Any] | None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write
-        self.flush_headers()
+            self.send(int(fault), _error(int(fault), "Backend Error", "backendError"))
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization", "")
         return header.startswith("Bearer ") and header[7:] in self.google.access_tokens
 
-    def _route(
+    def route(
         self, method: str, path: str, query: dict[str, list[str]], raw: bytes
     ) -> tuple[int, dict[str, Any] | None]:
         if path == "/token" and method == "POST":

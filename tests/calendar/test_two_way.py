@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -142,6 +142,16 @@ def test_owner_moves_our_outlook_event_and_the_appointment_and_caller_follow(
     )
     assert ms_factory.cache.get((ms_connected.id, "primary", at(25, 0), at(26, 0))) is None
     assert graph.live_events()[event_id]["start_utc"] == at(25, 14)  # nothing written back
+    # Reminders follow the appointment: the old ones skipped, new ones for the new time.
+    reminders = list(
+        db.scalars(
+            select(Notification).where(
+                Notification.appointment_id == appointment_id, Notification.kind == "reminder"
+            )
+        )
+    )
+    assert {r.status for r in reminders if "Nov 24" in r.body} == {"skipped"}
+    assert any(r.status == "scheduled" and "Nov 25" in r.body for r in reminders)
 
 
 def test_owner_deletes_our_outlook_event_and_the_caller_is_told(
@@ -157,6 +167,85 @@ def test_owner_deletes_our_outlook_event_and_the_caller_is_told(
     cancelled = db.get(Appointment, appointment_id)
     assert cancelled.status == "cancelled"
     assert any(t.startswith("Cancelled:") for t in caller_texts(db, appointment_id))
+
+
+def owner_texts(db, appointment_id: str, kind: str) -> list[Notification]:  # type: ignore[no-untyped-def]
+    return list(
+        db.scalars(
+            select(Notification).where(
+                Notification.appointment_id == appointment_id, Notification.kind == kind
+            )
+        )
+    )
+
+
+def test_owner_move_onto_another_booking_is_put_back_and_the_owner_told(
+    session: Session, db, demo, ms_factory, clock, graph: FakeGraph, ms_connected, ms_sync, ms_push
+):
+    appointment_id = book(session, demo, ms_factory, clock, at(24, 10))
+    book(session, demo, ms_factory, clock, at(24, 14))  # another confirmed booking
+    event_id = db.get(Appointment, appointment_id).external_event_id
+    subscription = subscribed(ms_sync, graph, ms_connected.id)
+
+    graph.owner_move(event_id, at(24, 14), at(24, 14, 30))
+    assert (
+        ms_push.post("/webhooks/calendar/microsoft", json=note(subscription, event_id)).status_code
+        == 202
+    )
+    kept = db.get(Appointment, appointment_id)
+    assert kept.status == "confirmed" and kept.start_at == at(24, 10)
+    assert kept.sync_status == "synced"
+    # Ours wins: the event is back at the booked time in the owner's Outlook.
+    assert graph.live_events()[event_id]["start_utc"] == at(24, 10)
+    assert not any(t.startswith("Moved:") for t in caller_texts(db, appointment_id))
+    (told,) = owner_texts(db, appointment_id, "owner_move_refused")
+    assert told.to_e164 == demo.caller  # the owner's verified phone in the demo
+    assert "Nov 24 at 2:00 PM" in told.body and "stays on Tue Nov 24 at 10:00 AM" in told.body
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "calendar.owner_move_refused"))
+    assert entry is not None and entry.details["wanted"] == at(24, 14).astimezone(UTC).isoformat()
+
+    # The write-back comes round as a change at the booked time: nothing more happens,
+    # and a poll reading the same refused move again texts nobody twice.
+    assert (
+        ms_push.post(
+            "/webhooks/calendar/microsoft", json=note(subscription, event_id, sequence="2")
+        ).status_code
+        == 202
+    )
+    ms_sync.sync(ms_connected.id)
+    assert len(owner_texts(db, appointment_id, "owner_move_refused")) == 1
+    assert db.get(Appointment, appointment_id).start_at == at(24, 10)
+
+
+def test_owner_move_outside_hours_stands_and_both_are_told(
+    session: Session, db, demo, ms_factory, clock, graph: FakeGraph, ms_connected, ms_sync, ms_push
+):
+    appointment_id = book(session, demo, ms_factory, clock, at(24, 10))
+    event_id = db.get(Appointment, appointment_id).external_event_id
+    subscription = subscribed(ms_sync, graph, ms_connected.id)
+
+    graph.owner_move(event_id, at(24, 20), at(24, 20, 30))  # 8 PM: after hours
+    ms_push.post("/webhooks/calendar/microsoft", json=note(subscription, event_id))
+    moved = db.get(Appointment, appointment_id)
+    assert moved.start_at == at(24, 20) and moved.status == "confirmed"
+    assert graph.live_events()[event_id]["start_utc"] == at(24, 20)  # the owner's choice
+    assert any(t.startswith("Moved:") and "8:00 PM" in t for t in caller_texts(db, appointment_id))
+    (told,) = owner_texts(db, appointment_id, "owner_outside_hours")
+    assert "outside your agent's hours" in told.body and "Nov 24 at 8:00 PM" in told.body
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "appointment.moved_by_owner"))
+    assert entry is not None and entry.details["outside_hours"] is True
+
+
+def test_owner_move_within_hours_texts_only_the_caller(
+    session: Session, db, demo, ms_factory, clock, graph: FakeGraph, ms_connected, ms_sync
+):
+    appointment_id = book(session, demo, ms_factory, clock, at(24, 10))
+    event_id = db.get(Appointment, appointment_id).external_event_id
+    ms_sync.sync(ms_connected.id)
+    graph.owner_move(event_id, at(25, 11), at(25, 11, 30))
+    assert ms_sync.sync(ms_connected.id).moved == 1
+    for kind in ("owner_outside_hours", "owner_move_refused"):
+        assert owner_texts(db, appointment_id, kind) == []
 
 
 def test_foreign_outlook_events_only_change_availability(
@@ -381,3 +470,18 @@ def test_revoked_consent_found_by_the_poll_is_kept_and_texted_once(
     assert ms_sync.poll_all() == 0  # no longer active: not polled again
     assert db.get(CalendarConnection, ms_connected.id).status == "needs_reconsent"
     assert len(sender.sent) == 1 and "/calendar/microsoft/connect?t=" in sender.sent[0][1]
+
+
+def test_google_owner_move_onto_another_booking_is_put_back(
+    session: Session, db, demo, factory, clock, fake: FakeGoogle, connected, g_sync
+):
+    appointment_id = book(session, demo, factory, clock, at(24, 10))
+    book(session, demo, factory, clock, at(24, 15))
+    event_id = db.get(Appointment, appointment_id).external_event_id
+    g_sync.sync(connected.id)
+    fake.owner_move(event_id, at(24, 15, 15), at(24, 15, 45))
+    report = g_sync.sync(connected.id)
+    assert report.refused == [appointment_id] and report.moved == 0
+    assert db.get(Appointment, appointment_id).start_at == at(24, 10)
+    assert fake.live_events()[event_id]["start"]["dateTime"] == "2026-11-24T18:00:00Z"
+    assert len(owner_texts(db, appointment_id, "owner_move_refused")) == 1

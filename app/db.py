@@ -119,6 +119,7 @@ def _create(settings: Settings) -> Engine:
         max_overflow=settings.database_pool_size,
         pool_pre_ping=settings.database_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
+        connect_args={"prepare_threshold": settings.database_prepare_threshold},
     )
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from app.agent.engine import Reply, Turn
 from app.clock import FixedClock
@@ -273,3 +274,26 @@ def test_status_callback_is_recorded_once(sms: TwilioClient, db: Reader):
     assert event.kind == "message-status"
     assert event.payload["status"] == "delivered"
     assert "+14155550123" not in str(event.payload)
+
+
+def test_turn_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
+    sms: TwilioClient, db_engine: Engine, db: Reader, caplog: pytest.LogCaptureFixture
+):
+    """No ping before each checkout: the pool's connections die with a database restart
+    and the next turn's first statement fails; the turn runs again, once, and answers."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    assert messages(sms.post(INBOUND, inbound("one", "SMbefore"))) == ["echo 1: one"]
+    killer = create_engine(db_engine.url, poolclass=NullPool)
+    with killer.connect() as connection:  # every pooled connection of the app, as a restart
+        dropped = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    killer.dispose()
+    assert dropped
+    assert messages(sms.post(INBOUND, inbound("two", "SMafter"))) == ["echo 2: two"]
+    assert "connection was dead; running it again" in caplog.text
+    assert db.count(InboundEvent) == 2

@@ -9,9 +9,9 @@ racing message that committed meanwhile is seen by the new attempt, as for any t
 A turn whose windows are all cached runs once. A turn whose pooled connection turns out
 dead (the database restarted; there is no ping before each use) runs again once, on a
 fresh connection: nothing of the failed attempt committed, and if its COMMIT was lost in
-flight the retry finds the event claimed and answers as before. After `FETCH_ROUNDS` fetches a window
-still unknown is answered honestly ("I can't check the calendar right now"). The LLM
-engine's model requests go the same way (app/agent/llm.py), with their own bound (the
+flight the retry finds the event claimed and answers as before. After `FETCH_ROUNDS`
+fetches a window still unknown is answered honestly ("I can't check the calendar right
+now"). The LLM engine's model requests go the same way (app/agent/llm.py), with their own bound (the
 engine's tool rounds): the attempts of a turn are bounded per kind of read.
 
 Work outside the database that a turn does once, whatever its number of attempts

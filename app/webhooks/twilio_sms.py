@@ -28,6 +28,7 @@ from app.security.idempotency import claim
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.webhooks.budget import answer_within
+from app.webhooks.sms_intake import Intake, take_in
 from app.webhooks.turns import memo, run_turn
 from app.webhooks.twilio_common import TwilioForm, twiml
 
@@ -78,12 +79,14 @@ def _handle(
     caller = try_e164(str(form.get("From", "")), settings.default_region)
     body = str(form.get("Body", ""))
     audit_payload = {"message_sid": message_sid, "from": mask(caller)}
-    event = claim(session, "twilio", message_sid, "sms", payload=None)
+    dialled = try_e164(str(form.get("To", "")), settings.default_region)
+    intake = take_in(session, message_sid, caller, dialled)
+    event = intake.claim
     if not event.is_new:
         log.info("SMS %s is a retry; answering as before", message_sid)
         return event.previous_response or reply(None)
 
-    response = _respond(request, session, settings, form, caller, body, message_sid)
+    response = _respond(request, session, settings, form, intake, caller, body, message_sid)
     assert event.event is not None
     event.event.response = response
     audit.record(
@@ -98,6 +101,7 @@ def _respond(
     session: Session,
     settings: Settings,
     form: FormData,
+    intake: Intake,
     caller: str | None,
     body: str,
     message_sid: str,
@@ -108,7 +112,7 @@ def _respond(
     if keyword is consent.Keyword.OPT_OUT:
         consent.opt_out(session, caller)
         return reply(None)  # the carrier/Twilio confirms STOP; we stay silent from now on
-    if consent.is_opted_out(session, caller):
+    if intake.opted_out:
         if keyword is consent.Keyword.OPT_IN:
             consent.opt_in(session, caller)
             return reply(OPTED_IN)
@@ -137,7 +141,9 @@ def _respond(
     if link is not None:
         return reply(link)
 
-    routed = route(session, caller, str(form.get("To", "")), settings.default_region)
+    routed = route(
+        session, caller, str(form.get("To", "")), settings.default_region, intake.looked_up
+    )
     if isinstance(routed, Unrouted):
         audit.record(
             session,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,8 @@ from app.calendar.availability import (
     find_slots,
 )
 from app.calendar.backend import CalendarBackend, CalendarError
-from app.models import Agent, Appointment, AppointmentStatus, SyncStatus
+from app.calendar.local import LocalCalendar
+from app.models import Agent, Appointment, AppointmentStatus, BusyBlock, SyncStatus
 from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
@@ -135,6 +136,11 @@ class SchedulingTools:
     ) -> list[Row[str, datetime, datetime]]:
         """(type, start, end) of live appointments overlapping the window: plain rows,
         since a busy calendar has many and none of them is changed here."""
+        return list(self.ctx.session.execute(self._appointments_query(start, end, exclude_id)))
+
+    def _appointments_query(
+        self, start: datetime, end: datetime, exclude_id: str | None
+    ) -> Select[str, datetime, datetime]:
         query = select(
             Appointment.appointment_type, Appointment.start_at, Appointment.end_at
         ).where(
@@ -145,15 +151,17 @@ class SchedulingTools:
         )
         if exclude_id is not None:
             query = query.where(Appointment.id != exclude_id)
-        return list(self.ctx.session.execute(query))
+        return query
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = _checked_window(start, end)
-        if fresh or exclude_id is not None or self.ctx.calendar.name != "local":
-            # The check before a write, and external calendars (whose windows are
-            # fetched and cached as asked), always read exactly the window.
+        if isinstance(self.ctx.calendar, LocalCalendar) and (fresh or exclude_id is not None):
+            # The check before a write always reads exactly the window.
+            appointments, external = self._read_local(start, end, exclude_id)
+        elif not isinstance(self.ctx.calendar, LocalCalendar):
+            # External calendars' windows are fetched and cached as asked.
             appointments = self._appointments_between(start, end, exclude_id)
             external = self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
         else:
@@ -173,15 +181,33 @@ class SchedulingTools:
         if seen is None or not (seen.start <= start and end <= seen.end):
             wide_start, wide_end = start - READ_MARGIN, end + READ_MARGIN
             seen = self._seen = _Window(
-                wide_start,
-                wide_end,
-                self._appointments_between(wide_start, wide_end),
-                self.ctx.calendar.busy(self.ctx.agent, wide_start, wide_end),
+                wide_start, wide_end, *self._read_local(wide_start, wide_end)
             )
         return (
             [row for row in seen.appointments if row.start_at < end and row.end_at > start],
             [block for block in seen.busy if block.start < end and block.end > start],
         )
+
+    def _read_local(
+        self, start: datetime, end: datetime, exclude_id: str | None = None
+    ) -> tuple[list[Row[str, datetime, datetime]], list[Interval]]:
+        """The built-in calendar's appointments and the owner's busy blocks overlapping
+        [start, end), in one round trip (a block's row has no type)."""
+        blocks = select(
+            null().label("appointment_type"), BusyBlock.start_at, BusyBlock.end_at
+        ).where(
+            BusyBlock.agent_id == self.ctx.agent.id,
+            BusyBlock.start_at < end,
+            BusyBlock.end_at > start,
+        )
+        rows: list[Row[str, datetime, datetime]] = list(
+            self.ctx.session.execute(
+                union_all(self._appointments_query(start, end, exclude_id), blocks)
+            )
+        )
+        appointments = [row for row in rows if row.appointment_type is not None]
+        busy = [Interval(row.start_at, row.end_at) for row in rows if row.appointment_type is None]
+        return appointments, busy
 
     def _blocked_by(self, type_key: str, start: datetime, end: datetime) -> Interval:
         kind = self.schedule.type_named(type_key)

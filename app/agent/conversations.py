@@ -6,12 +6,15 @@ so a restart between two messages loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, insert, inspect, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, Table, and_, inspect, literal, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app import commit_writes
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
@@ -168,33 +171,22 @@ class ConversationService:
         tool_calls: list[dict[str, object]] | None = None,
         external_id: str | None = None,
     ) -> None:
-        self.session.add(
-            Message(
-                conversation_id=conversation.id,
-                direction=direction,
-                body=body,
-                tool_calls=tool_calls,
-                external_id=external_id,
-            )
-        )
+        message = {"direction": direction, "body": body, "tool_calls": tool_calls}
+        self._write_turn(conversation, [{**message, "external_id": external_id}])
 
     def _write_turn(self, conversation: Conversation, messages: list[dict[str, Any]]) -> None:
-        rows = [
-            {
-                "conversation_id": conversation.id,
-                "tool_calls": None,
-                "external_id": None,
-                "created_at": utcnow(),
-                **message,
-            }
-            for message in messages
-        ]
-        # A new conversation's row first (foreign key); an existing one is updated once at
-        # commit, with whatever else the webhook changes on it. Then a plain Core INSERT:
-        # the ORM's execute path would add bookkeeping to a statement that needs none.
-        if inspect(conversation).pending:
-            self.session.flush()
-        self.session.connection().execute(insert(cast(Table, Message.__table__)), rows)
+        """The messages, and the conversation's row as it stands at commit, written with
+        the transaction's last writes (app/commit_writes.py): no id is read back."""
+        for message in messages:
+            row = {"tool_calls": None, "external_id": None, **message}
+            commit_writes.insert_row(
+                self.session,
+                Message.__table__,
+                {"conversation_id": conversation.id, "created_at": utcnow(), **row},
+            )
+        commit_writes.prepare_at_commit(
+            self.session, conversation, lambda session: _write_conversation(session, conversation)
+        )
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
@@ -222,3 +214,53 @@ class ConversationService:
             .order_by(Appointment.created_at.desc())
             .limit(1)
         )
+
+
+# What a turn changes on its conversation; anything else changed is left to the ORM.
+_TURN_COLUMNS = ("state", "details", "status")
+# The columns' defaults, which an explicit INSERT of None would not apply.
+_DEFAULTS: dict[str, Callable[[], object]] = {
+    "state": dict,
+    "details": dict,
+    "status": lambda: "active",
+}
+_NEW_COLUMNS = ("id", "channel", "external_id", "caller_e164", "agent_id", *_TURN_COLUMNS)
+
+
+def _write_conversation(session: Session, conversation: Conversation) -> None:
+    """The conversation's INSERT (new) or UPDATE (changed), as one of the transaction's
+    last writes; the ORM then holds it as written."""
+    now = utcnow()
+    table = cast(Table, Conversation.__table__)
+    state = inspect(conversation)
+    if state.detached or state.deleted:
+        return
+    if state.pending:
+        # Only when nothing else new may refer to it (the ORM orders such inserts
+        # itself) and its id was chosen in Python.
+        if len(session.new) > 1 or conversation.id is None:
+            return
+        conversation.created_at = conversation.updated_at = now
+        for key, empty in _DEFAULTS.items():
+            if getattr(conversation, key) is None:
+                setattr(conversation, key, empty())
+        row = {key: getattr(conversation, key) for key in (*_NEW_COLUMNS, "created_at")}
+        commit_writes.insert_row(session, table, {**row, "updated_at": now})
+        session.expunge(conversation)
+        make_transient_to_detached(conversation)
+        session.add(conversation)
+        return
+    changed = {key: getattr(conversation, key) for key in _TURN_COLUMNS if _changed(state, key)}
+    if not changed:
+        return
+    for key, value in changed.items():
+        set_committed_value(conversation, key, value)
+    set_committed_value(conversation, "updated_at", now)
+    commit_writes.run_at_commit(
+        session,
+        update(table).where(table.c.id == conversation.id).values(**changed, updated_at=now),
+    )
+
+
+def _changed(state: Any, key: str) -> bool:
+    return bool(state.attrs[key].history.has_changes())

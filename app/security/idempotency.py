@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningInsert
 
+from app import commit_writes
 from app.models import InboundEvent, utcnow
 
 
@@ -98,6 +100,19 @@ class ClaimRequest:
         make_transient_to_detached(event)
         session.add(event)
         return Claim(event)
+
+
+def respond(session: Session, claimed: Claim, response: str) -> None:
+    """Store the answer a retry of this event gets, with the turn's last writes (one
+    round trip at commit: app/commit_writes.py)."""
+    event = claimed.event
+    if event is None:
+        raise ValueError("only a new event's answer is stored")
+    set_committed_value(event, "response", response)
+    table = cast(Table, InboundEvent.__table__)
+    commit_writes.run_at_commit(
+        session, update(table).where(table.c.id == event.id).values(response=response)
+    )
 
 
 def _insert_for(session: Session) -> Callable[..., Any]:

@@ -24,7 +24,7 @@ from app.notifications import replies as reminder_replies
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
-from app.security.idempotency import claim
+from app.security.idempotency import claim, respond
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.webhooks.budget import answer_within
@@ -87,8 +87,7 @@ def _handle(
         return event.previous_response or reply(None)
 
     response = _respond(request, session, settings, form, intake, caller, body, message_sid)
-    assert event.event is not None
-    event.event.response = response
+    respond(session, event, response)
     audit.record(
         session, "webhook.accepted", actor="twilio", subject=message_sid, details=audit_payload
     )

@@ -1,0 +1,99 @@
+"""A transaction's last writes, sent together when the session commits.
+
+A turn ends with writes nothing reads back before the commit: its messages, its
+conversation's row, its audit entries, the event's stored response. They wait on the
+session and go out just before COMMIT: on PostgreSQL as one statement (the others as
+data-modifying CTEs of the last), on SQLite one per table (it has no INSERT in a CTE),
+rows of a table in one multi-VALUES INSERT. They belong to the transaction like any
+write: a rollback drops them, and the ORM's own pending changes are flushed first, so a
+deferred row may refer to any row the ORM added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, event, insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
+
+from app.db import Base
+
+_KEY = "commit_writes"
+
+
+@dataclass
+class _Deferred:
+    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    statements: list[UpdateBase] = field(default_factory=list)
+    # Called at commit, before the ORM's flush: the last moment an object's final
+    # values are known, to turn them into deferred writes.
+    preparers: dict[Any, Callable[[Session], None]] = field(default_factory=dict)
+
+
+def _deferred(session: Session) -> _Deferred:
+    # Begin the transaction now, so a rollback of it also drops these writes.
+    session.connection()
+    found = session.info.get(_KEY)
+    if found is None:
+        found = session.info[_KEY] = _Deferred()
+    return cast(_Deferred, found)
+
+
+def insert_row(session: Session, table: Any, row: dict[str, Any]) -> None:
+    """INSERT `row` at commit; every row of a table must name the same columns."""
+    _deferred(session).rows.setdefault(table, []).append(row)
+
+
+def run_at_commit(session: Session, statement: UpdateBase) -> None:
+    """Run `statement` (an UPDATE or DELETE, nothing returned) at commit, after the
+    deferred INSERTs."""
+    _deferred(session).statements.append(statement)
+
+
+def prepare_at_commit(session: Session, key: Any, prepare: Callable[[Session], None]) -> None:
+    """Call `prepare(session)` at commit, before anything is written (once per key):
+    it may defer writes of what the transaction changed last."""
+    _deferred(session).preparers.setdefault(key, prepare)
+
+
+def _in_table_order(deferred: _Deferred) -> list[UpdateBase]:
+    """INSERTs parents first (foreign keys on SQLite are checked per statement), then
+    the other statements in the order they were deferred."""
+    inserts: list[UpdateBase] = [
+        insert(table).values(deferred.rows[table])
+        for table in Base.metadata.sorted_tables
+        if table in deferred.rows
+    ]
+    return inserts + deferred.statements
+
+
+@event.listens_for(Session, "before_commit")
+def write_deferred(session: Session) -> None:
+    """Send what waits for the commit now (the commit does it anyway)."""
+    deferred = session.info.get(_KEY)
+    if deferred is None:
+        return
+    for prepare in deferred.preparers.values():
+        prepare(session)  # may defer more writes
+    session.info.pop(_KEY)
+    session.flush()
+    statements = _in_table_order(deferred)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        for statement in statements:
+            connection.execute(statement)
+        return
+    # One round trip: PostgreSQL runs every data-modifying CTE once, whether or not it
+    # is referred to, and checks foreign keys at the end of the whole statement.
+    *before, last = statements
+    for number, statement in enumerate(before):
+        last = last.add_cte(statement.cte(f"write_{number}"))
+    connection.execute(last)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    session.info.pop(_KEY, None)

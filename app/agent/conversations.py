@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, inspect, literal, select, update
+from sqlalchemy import ScalarSelect, Select, Table, and_, inspect, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -37,9 +37,20 @@ class ConversationService:
         self.calendar_factory = calendar_factory
         self.now = now
         self.idle_reset = idle_reset
+        self.read_along: Any = None
 
-    def open(self, channel: str, external_id: str, route: Route) -> Conversation:
-        conversation, known_name = self._find(channel, external_id, route)
+    def open(
+        self,
+        channel: str,
+        external_id: str,
+        route: Route,
+        read_along: ScalarSelect[Any] | None = None,
+    ) -> Conversation:
+        """The conversation, found or new. `read_along`: a scalar subquery read in the
+        same round trip, its value then in `self.read_along`."""
+        conversation, known_name, self.read_along = self._find(
+            channel, external_id, route, read_along
+        )
         if conversation is None:
             # The id is set here so the turn can name the conversation before it is
             # written: the row goes out once, with the turn's final state, at commit
@@ -62,23 +73,27 @@ class ConversationService:
         return conversation
 
     def _find(
-        self, channel: str, external_id: str, route: Route
-    ) -> tuple[Conversation | None, str | None]:
+        self, channel: str, external_id: str, route: Route, read_along: ScalarSelect[Any] | None
+    ) -> tuple[Conversation | None, str | None, Any]:
         """The conversation and, for a new one, the caller's known name: one round trip.
 
         One row always comes back (an outer join from a one-row select), so the name is
         there even when the conversation is not."""
         anchor = select(literal(1).label("one")).subquery()
         found = (
-            select(Conversation, self._known_name_query(route).scalar_subquery())
+            select(
+                Conversation,
+                self._known_name_query(route).scalar_subquery(),
+                literal(None) if read_along is None else read_along,
+            )
             .select_from(anchor)
             .outerjoin(
                 Conversation,
                 and_(Conversation.channel == channel, Conversation.external_id == external_id),
             )
         )
-        conversation, known_name = self.session.execute(found).one()
-        return conversation, known_name
+        conversation, known_name, read = self.session.execute(found).one()
+        return conversation, known_name, read
 
     def _idle_too_long(self, conversation: Conversation) -> bool:
         last = (conversation.details or {}).get("last_turn_at")

@@ -170,14 +170,16 @@ def _converse(
         services_of(request).clock(),
         idle_reset=timedelta(minutes=settings.conversation_idle_minutes),
     )
-    conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
+    # The appointment a recent reminder was about comes with the conversation.
+    reminded = reminder_replies.reminded_appointment_id(routed.agent.id, routed.caller, service.now)
+    conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed, reminded)
     # A reply to a reminder: a confirmation is answered there; anything else reaches the
     # engine with state["about_appointment"] set.
     # Without autoflush: a new conversation is written once, with the turn's final state,
     # instead of an INSERT here and an UPDATE at commit (one round trip less).
     with session.no_autoflush:
         confirmed = reminder_replies.answer_sms(
-            session, conversation, routed.agent, body, service.now
+            session, conversation, routed.agent, body, service.now, service.read_along
         )
     if confirmed is not None:
         service.record(conversation, "in", body, external_id=message_sid)

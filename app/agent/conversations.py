@@ -20,7 +20,7 @@ from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
 from app.models import Appointment, Conversation, Message, User, new_id, utcnow
 from app.routing import Route
-from app.tools.service import SchedulingTools, ToolContext
+from app.tools.service import SchedulingTools, ToolContext, upcoming_of
 
 
 class ConversationService:
@@ -38,6 +38,7 @@ class ConversationService:
         self.now = now
         self.idle_reset = idle_reset
         self.read_along: Any = None
+        self.upcoming: list[Appointment] | None = None
 
     def open(
         self,
@@ -75,24 +76,31 @@ class ConversationService:
     def _find(
         self, channel: str, external_id: str, route: Route, read_along: ScalarSelect[Any] | None
     ) -> tuple[Conversation | None, str | None, Any]:
-        """The conversation and, for a new one, the caller's known name: one round trip.
+        """The conversation, for a new one the caller's known name, and the caller's
+        upcoming appointments with this agent (kept in `self.upcoming` for the turn's
+        list_appointments): one round trip.
 
-        One row always comes back (an outer join from a one-row select), so the name is
-        there even when the conversation is not."""
+        At least one row always comes back (outer joins from a one-row select), so the
+        name is there even when the conversation is not; one row per appointment."""
         anchor = select(literal(1).label("one")).subquery()
         found = (
             select(
                 Conversation,
                 self._known_name_query(route).scalar_subquery(),
                 literal(None) if read_along is None else read_along,
+                Appointment,
             )
             .select_from(anchor)
             .outerjoin(
                 Conversation,
                 and_(Conversation.channel == channel, Conversation.external_id == external_id),
             )
+            .outerjoin(Appointment, upcoming_of(route.agent.id, route.caller, self.now))
+            .order_by(Appointment.start_at)
         )
-        conversation, known_name, read = self.session.execute(found).one()
+        rows = self.session.execute(found).all()
+        self.upcoming = [row[3] for row in rows if row[3] is not None]
+        conversation, known_name, read, _ = rows[0]
         return conversation, known_name, read
 
     def _idle_too_long(self, conversation: Conversation) -> bool:
@@ -114,6 +122,7 @@ class ConversationService:
                 channel=channel,
                 conversation_id=conversation.id,
                 may_manage_existing=may_manage_existing,
+                upcoming=self.upcoming,
             )
         )
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Row, Select, null, select, union_all
+from sqlalchemy import ColumnElement, Row, Select, and_, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,18 @@ class ToolContext:
     conversation_id: str | None = None
     # False when the agent's caller-ID policy wants a check the caller has not passed.
     may_manage_existing: bool = True
+    # The caller's upcoming appointments (`upcoming_of`), when read with the conversation.
+    upcoming: list[Appointment] | None = None
+
+
+def upcoming_of(agent_id: str, caller: str | None, now: datetime) -> ColumnElement[bool]:
+    """The caller's confirmed appointments with this agent that have not ended."""
+    return and_(
+        Appointment.agent_id == agent_id,
+        Appointment.contact_e164 == caller,
+        Appointment.status == AppointmentStatus.CONFIRMED,
+        Appointment.end_at > now,
+    )
 
 
 def schedule_for(agent: Agent) -> Schedule:
@@ -108,6 +120,8 @@ class SchedulingTools:
         self.ctx = context
         self.schedule = schedule_for(context.agent)
         self._seen: _Window | None = None
+        # Forgotten at any write, as _seen.
+        self._upcoming = context.upcoming
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -338,7 +352,7 @@ class SchedulingTools:
             conversation_id=self.ctx.conversation_id,
         )
         if not self._insert_guarded(appointment):
-            self._seen = None  # someone else's booking just committed: read again
+            self._seen = self._upcoming = None  # someone else's booking committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
                 return self._booked_result(raced, kind)
@@ -358,14 +372,16 @@ class SchedulingTools:
         refusal = self._refuse_unverified()
         if refusal is not None:
             return refusal
-        query = select(Appointment).where(
-            Appointment.agent_id == self.ctx.agent.id,
-            Appointment.contact_e164 == self.ctx.caller,
-            Appointment.status == AppointmentStatus.CONFIRMED,
-        )
-        if not args.include_past:
-            query = query.where(Appointment.end_at > self.ctx.now)
-        appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
+        appointments = self._upcoming if not args.include_past else None
+        if appointments is None:
+            query = select(Appointment).where(
+                Appointment.agent_id == self.ctx.agent.id,
+                Appointment.contact_e164 == self.ctx.caller,
+                Appointment.status == AppointmentStatus.CONFIRMED,
+            )
+            if not args.include_past:
+                query = query.where(Appointment.end_at > self.ctx.now)
+            appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
         items = [self._appointment_data(a) for a in appointments]
         if not appointments:
             return ToolResult(
@@ -432,7 +448,7 @@ class SchedulingTools:
             return self._unavailable(reason, kind, new_start)
         old_start = appointment.start_at
         if not self._move_guarded(appointment, new_start, new_start + kind.duration):
-            self._seen = None  # someone else's booking just committed: read again
+            self._seen = self._upcoming = None  # someone else's booking committed: read again
             return self._unavailable(Unavailable.BUSY, kind, new_start)
         self._write_through(self.ctx.calendar.update_event, appointment)
         self._audit(
@@ -526,7 +542,7 @@ class SchedulingTools:
         calendar is written after the transaction commits, never inside it (it would
         hold SQLite's write turn through a slow HTTP call).
         """
-        self._seen = None  # what this turn read before the change is out of date
+        self._seen = self._upcoming = None  # what this turn read before is out of date
         if self.ctx.calendar.name != "local":
             appointment.sync_status = SyncStatus.PENDING
             appointment.next_sync_at = None

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from app.agent.engine import Reply, Turn
 from app.clock import FixedClock
 from app.config import Settings
+from app.db import make_engine, make_session_factory
 from app.demo import DemoData
 from app.main import create_app
 from app.models import Appointment, AuditEntry, InboundEvent, Message, SmsOptOut
@@ -277,23 +277,30 @@ def test_status_callback_is_recorded_once(sms: TwilioClient, db: Reader):
 
 
 def test_turn_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
-    sms: TwilioClient, db_engine: Engine, db: Reader, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+    engine: ScriptedEngine,
+    demo: DemoData,
+    db: Reader,
+    caplog: pytest.LogCaptureFixture,
 ):
-    """No ping before each checkout: the pool's connections die with a database restart
-    and the next turn's first statement fails; the turn runs again, once, and answers."""
-    if db_engine.dialect.name != "postgresql":
+    """No ping before each checkout: a pooled connection the server dropped (a restart)
+    fails at the turn's first statement; the turn runs again, once, and answers."""
+    if settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite has no server to drop connections")
-    assert messages(sms.post(INBOUND, inbound("one", "SMbefore"))) == ["echo 1: one"]
-    killer = create_engine(db_engine.url, poolclass=NullPool)
-    with killer.connect() as connection:  # every pooled connection of the app, as a restart
-        dropped = connection.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar()
-    killer.dispose()
-    assert dropped
-    assert messages(sms.post(INBOUND, inbound("two", "SMafter"))) == ["echo 2: two"]
+    own = make_engine(settings)  # its own pool, so only its connection is dropped
+    try:
+        with make_client(settings, make_session_factory(own), clock, engine) as client:
+            sms = TwilioClient(client)
+            assert messages(sms.post(INBOUND, inbound("one", "SMbefore"))) == ["echo 1: one"]
+            with own.connect() as pooled:  # the turn's connection, back in the pool
+                pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
+            with session_factory() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                other.commit()
+            assert messages(sms.post(INBOUND, inbound("two", "SMafter"))) == ["echo 2: two"]
+    finally:
+        own.dispose()
     assert "connection was dead; running it again" in caplog.text
     assert db.count(InboundEvent) == 2

@@ -195,6 +195,19 @@ class ConversationService:
         tool_calls: list[dict[str, object]] | None = None,
         external_id: str | None = None,
     ) -> None:
+        if self.session.in_nested_transaction():
+            # Inside a savepoint (a VAPI tool call) the ORM drops the row if it rolls
+            # back; a deferred write would outlive it.
+            self.session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction=direction,
+                    body=body,
+                    tool_calls=tool_calls,
+                    external_id=external_id,
+                )
+            )
+            return
         message = {"direction": direction, "body": body, "tool_calls": tool_calls}
         self._write_turn(conversation, [{**message, "external_id": external_id}])
 
@@ -257,7 +270,7 @@ def _write_conversation(session: Session, conversation: Conversation) -> None:
     now = utcnow()
     table = cast(Table, Conversation.__table__)
     state = inspect(conversation)
-    if state.detached or state.deleted:
+    if not (state.pending or state.persistent):  # rolled back with a savepoint, or deleted
         return
     if state.pending:
         # Only when nothing else new may refer to it (the ORM orders such inserts

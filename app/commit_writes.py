@@ -3,10 +3,10 @@
 A turn ends with writes nothing reads back before the commit: its messages, its
 conversation's row, its audit entries, the event's stored response. They wait on the
 session and go out just before COMMIT: on PostgreSQL as one statement (the others as
-data-modifying CTEs of the last), on SQLite one per table (it has no INSERT in a CTE),
-rows of a table in one multi-VALUES INSERT. They belong to the transaction like any
-write: a rollback drops them, and the ORM's own pending changes are flushed first, so a
-deferred row may refer to any row the ORM added.
+data-modifying CTEs of the last), on SQLite one executemany per table (it has no INSERT
+in a CTE). They belong to the transaction like any write: a rollback drops them, and
+the ORM's own pending changes are flushed first, so a deferred row may refer to any row
+the ORM added.
 """
 
 from __future__ import annotations
@@ -59,15 +59,9 @@ def prepare_at_commit(session: Session, key: Any, prepare: Callable[[Session], N
     _deferred(session).preparers.setdefault(key, prepare)
 
 
-def _in_table_order(deferred: _Deferred) -> list[UpdateBase]:
-    """INSERTs parents first (foreign keys on SQLite are checked per statement), then
-    the other statements in the order they were deferred."""
-    inserts: list[UpdateBase] = [
-        insert(table).values(deferred.rows[table])
-        for table in Base.metadata.sorted_tables
-        if table in deferred.rows
-    ]
-    return inserts + deferred.statements
+def _tables_in_order(deferred: _Deferred) -> list[Table]:
+    """Parents first: foreign keys on SQLite are checked per statement."""
+    return [table for table in Base.metadata.sorted_tables if table in deferred.rows]
 
 
 @event.listens_for(Session, "before_commit")
@@ -80,15 +74,24 @@ def write_deferred(session: Session) -> None:
         prepare(session)  # may defer more writes
     session.info.pop(_KEY)
     session.flush()
-    statements = _in_table_order(deferred)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        for statement in statements:
+        # A table's rows in one executemany, then the other statements in order.
+        for table in _tables_in_order(deferred):
+            connection.execute(insert(table), deferred.rows[table])
+        for statement in deferred.statements:
             connection.execute(statement)
         return
     # One round trip: PostgreSQL runs every data-modifying CTE once, whether or not it
-    # is referred to, and checks foreign keys at the end of the whole statement.
-    *before, last = statements
+    # is referred to, and checks foreign keys at the end of the whole statement. One
+    # single-row INSERT per row: a multi-VALUES INSERT would be compiled at every commit
+    # (SQLAlchemy cannot cache it), this shape is compiled once per mix of rows.
+    parts: list[UpdateBase] = [
+        insert(table).values(row)
+        for table in _tables_in_order(deferred)
+        for row in deferred.rows[table]
+    ]
+    *before, last = parts + deferred.statements
     for number, statement in enumerate(before):
         last = last.add_cte(statement.cte(f"write_{number}"))
     connection.execute(last)

@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     database_pre_ping: bool = False
     database_pool_recycle_seconds: int = 1800
     # psycopg prepares a statement on a connection after this many executions of it
-    # (0: at once); the server then skips parsing and planning it. None: never (for
+    # (0: at once); the server then skips parsing and planning it. -1: never (for
     # poolers in transaction mode that cannot keep prepared statements).
-    database_prepare_threshold: int | None = 2
+    database_prepare_threshold: int = 2
 
     # Shared rate-limit storage; in-memory when unset.
     redis_url: str | None = None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import CTE, Table, event, insert, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -83,18 +83,31 @@ def write_deferred(session: Session) -> None:
             connection.execute(statement)
         return
     # One round trip: PostgreSQL runs every data-modifying CTE once, whether or not it
-    # is referred to, and checks foreign keys at the end of the whole statement. One
-    # single-row INSERT per row: a multi-VALUES INSERT would be compiled at every commit
-    # (SQLAlchemy cannot cache it), this shape is compiled once per mix of rows.
-    parts: list[UpdateBase] = [
-        insert(table).values(row)
-        for table in _tables_in_order(deferred)
-        for row in deferred.rows[table]
-    ]
-    *before, last = parts + deferred.statements
-    for number, statement in enumerate(before):
-        last = last.add_cte(statement.cte(f"write_{number}"))
-    connection.execute(last)
+    # is referred to, and checks foreign keys at the end of the whole statement.
+    ctes = [cte for table in _tables_in_order(deferred) for cte in _chained(table, deferred.rows)]
+    main: Any = select(literal(1))  # when only rows wait
+    if deferred.statements:
+        *leading, main = deferred.statements
+        ctes += [statement.cte() for statement in leading]
+    for cte in ctes:
+        main = main.add_cte(cte)
+    connection.execute(main)
+
+
+def _chained(table: Table, rows_of: dict[Table, list[dict[str, Any]]]) -> list[CTE]:
+    """A table's rows as single-row INSERT CTEs, each selecting from the one before:
+    sibling CTEs run in no set order, and ids must follow the rows' order (a transcript
+    is read by id); a multi-VALUES INSERT would keep the order but SQLAlchemy cannot
+    cache it, so it would be compiled at every commit."""
+    ctes: list[CTE] = []
+    for row in rows_of[table]:
+        if not ctes:
+            statement = insert(table).values(row)
+        else:
+            values = select(*(literal(value, table.c[key].type) for key, value in row.items()))
+            statement = insert(table).from_select(list(row), values.select_from(ctes[-1]))
+        ctes.append(statement.returning(literal(1).label("done")).cte())
+    return ctes
 
 
 @event.listens_for(Session, "after_rollback")

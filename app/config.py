@@ -33,10 +33,16 @@ class Settings(BaseSettings):
     # Database: SQLite file by default, PostgreSQL in production.
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: int = 10
-    # PostgreSQL: ping a pooled connection before use (one round trip per request), and
-    # replace connections older than this many seconds.
-    database_pre_ping: bool = True
+    # PostgreSQL: replace connections older than this many seconds. No ping before each
+    # use by default (a round trip per request): a webhook turn whose connection turns out
+    # dead is run again once on a fresh one (app/webhooks/turns.py), and a dead
+    # connection empties the pool of its siblings. DATABASE_PRE_PING=true pings anyway.
+    database_pre_ping: bool = False
     database_pool_recycle_seconds: int = 1800
+    # psycopg prepares a statement on a connection after this many executions of it
+    # (0: at once); the server then skips parsing and planning it. -1: never (for
+    # poolers in transaction mode that cannot keep prepared statements).
+    database_prepare_threshold: int = 2
 
     # Shared rate-limit storage; in-memory when unset.
     redis_url: str | None = None

@@ -119,7 +119,14 @@ def _create(settings: Settings) -> Engine:
         max_overflow=settings.database_pool_size,
         pool_pre_ping=settings.database_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
+        connect_args={"prepare_threshold": _prepare_threshold(settings)},
     )
+
+
+def _prepare_threshold(settings: Settings) -> int | None:
+    """psycopg's setting: None never prepares."""
+    threshold = settings.database_prepare_threshold
+    return None if threshold < 0 else threshold
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

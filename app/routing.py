@@ -7,11 +7,13 @@ agent of the user who owns and has verified that number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from app.logs import bind
@@ -52,15 +54,22 @@ def explain(failure: Unrouted, registration_instructions: str, *, again: str = "
 
 
 def route(
-    session: Session, caller_raw: str | None, dialled_raw: str | None, region: str = "US"
+    session: Session,
+    caller_raw: str | None,
+    dialled_raw: str | None,
+    region: str = "US",
+    looked_up: Sequence[Row[Any]] | None = None,
 ) -> Route | Unrouted:
+    """`looked_up`: the rows of `lookup_joined` when a webhook read them already, in a
+    statement of its own (app/webhooks/sms_intake.py); otherwise they are read here."""
     caller = try_e164(caller_raw, region)
     dialled = try_e164(dialled_raw, region)
     if caller is None:
         return Unrouted(RouteFailure.INVALID_CALLER, None)
-    numbers = [caller] if dialled is None else [caller, dialled]
-    # One round trip for both the caller's own phone and the dialled line.
-    rows = {row.e164: row for row in session.execute(_LOOKUP, {"numbers": numbers})}
+    if looked_up is None:
+        # One round trip for both the caller's own phone and the dialled line.
+        looked_up = list(session.execute(_LOOKUP, {"numbers": numbers_of(caller, dialled)}))
+    rows = {row.e164: row for row in looked_up if row.e164 is not None}
     owned = rows.get(caller)
     if owned is not None and owned.purpose != "caller":
         owned = None
@@ -84,9 +93,14 @@ def route(
     return Route(owned.Agent, caller, dialled, True, "caller_id")
 
 
-def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
-    """Both numbers, each with the agent it leads to (the number's own agent, else the
-    owner's first active agent), by the unique index on e164; built once, reused."""
+def numbers_of(caller: str, dialled: str | None) -> list[str]:
+    """The `numbers` parameter of the lookup."""
+    return [caller] if dialled is None else [caller, dialled]
+
+
+def _agent_of_number() -> ColumnElement[bool]:
+    """The agent a number leads to: the number's own agent, else the owner's first
+    active agent."""
     default_agent = (
         select(Agent.id)
         .where(Agent.user_id == PhoneNumber.user_id, Agent.active.is_(True))
@@ -99,16 +113,29 @@ def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
         (PhoneNumber.purpose == "agent_line", PhoneNumber.agent_id),
         else_=func.coalesce(PhoneNumber.agent_id, default_agent),
     )
+    return (Agent.id == target) & Agent.active.is_(True)
+
+
+_LOOKED_UP = (PhoneNumber.e164, PhoneNumber.purpose, PhoneNumber.user_id, PhoneNumber.verified_at)
+
+
+def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
+    """Both numbers, each with the agent it leads to, by the unique index on e164;
+    built once, reused."""
     return (
-        select(
-            PhoneNumber.e164,
-            PhoneNumber.purpose,
-            PhoneNumber.user_id,
-            PhoneNumber.verified_at,
-            Agent,
-        )
-        .outerjoin(Agent, (Agent.id == target) & Agent.active.is_(True))
+        select(*_LOOKED_UP, Agent)
+        .outerjoin(Agent, _agent_of_number())
         .where(PhoneNumber.e164.in_(bindparam("numbers", expanding=True)))
+    )
+
+
+def lookup_joined(statement: Select[Any]) -> Select[Any]:
+    """`statement` (one row) with the lookup's columns added by outer joins: one row per
+    number found, or its one row with the lookup's columns null; `numbers` as above."""
+    return (
+        statement.add_columns(*_LOOKED_UP, Agent)
+        .outerjoin(PhoneNumber, PhoneNumber.e164.in_(bindparam("numbers", expanding=True)))
+        .outerjoin(Agent, _agent_of_number())
     )
 
 

@@ -81,7 +81,8 @@ def main() -> None:
     print(answer.text)
     for number, line in enumerate(seen, 1):
         print(f"{number:3d} {line}")
-    print(f"round trips: {len(seen)} ({engine.dialect.name}; plus a pre-ping per checkout)")
+    ping = "plus a pre-ping per checkout" if engine.pool._pre_ping else "no pre-ping"
+    print(f"round trips: {len(seen)} ({engine.dialect.name}; {ping})")
 
 
 if __name__ == "__main__":

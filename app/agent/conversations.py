@@ -6,18 +6,21 @@ so a restart between two messages loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, insert, inspect, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarSelect, Select, Table, and_, inspect, literal, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app import commit_writes
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
 from app.models import Appointment, Conversation, Message, User, new_id, utcnow
 from app.routing import Route
-from app.tools.service import SchedulingTools, ToolContext
+from app.tools.service import SchedulingTools, ToolContext, upcoming_of
 
 
 class ConversationService:
@@ -34,9 +37,21 @@ class ConversationService:
         self.calendar_factory = calendar_factory
         self.now = now
         self.idle_reset = idle_reset
+        self.read_along: Any = None
+        self.upcoming: list[Appointment] | None = None
 
-    def open(self, channel: str, external_id: str, route: Route) -> Conversation:
-        conversation, known_name = self._find(channel, external_id, route)
+    def open(
+        self,
+        channel: str,
+        external_id: str,
+        route: Route,
+        read_along: ScalarSelect[Any] | None = None,
+    ) -> Conversation:
+        """The conversation, found or new. `read_along`: a scalar subquery read in the
+        same round trip, its value then in `self.read_along`."""
+        conversation, known_name, self.read_along = self._find(
+            channel, external_id, route, read_along
+        )
         if conversation is None:
             # The id is set here so the turn can name the conversation before it is
             # written: the row goes out once, with the turn's final state, at commit
@@ -59,23 +74,34 @@ class ConversationService:
         return conversation
 
     def _find(
-        self, channel: str, external_id: str, route: Route
-    ) -> tuple[Conversation | None, str | None]:
-        """The conversation and, for a new one, the caller's known name: one round trip.
+        self, channel: str, external_id: str, route: Route, read_along: ScalarSelect[Any] | None
+    ) -> tuple[Conversation | None, str | None, Any]:
+        """The conversation, for a new one the caller's known name, and the caller's
+        upcoming appointments with this agent (kept in `self.upcoming` for the turn's
+        list_appointments): one round trip.
 
-        One row always comes back (an outer join from a one-row select), so the name is
-        there even when the conversation is not."""
+        At least one row always comes back (outer joins from a one-row select), so the
+        name is there even when the conversation is not; one row per appointment."""
         anchor = select(literal(1).label("one")).subquery()
         found = (
-            select(Conversation, self._known_name_query(route).scalar_subquery())
+            select(
+                Conversation,
+                self._known_name_query(route).scalar_subquery(),
+                literal(None) if read_along is None else read_along,
+                Appointment,
+            )
             .select_from(anchor)
             .outerjoin(
                 Conversation,
                 and_(Conversation.channel == channel, Conversation.external_id == external_id),
             )
+            .outerjoin(Appointment, upcoming_of(route.agent.id, route.caller, self.now))
+            .order_by(Appointment.start_at)
         )
-        conversation, known_name = self.session.execute(found).one()
-        return conversation, known_name
+        rows = self.session.execute(found).all()
+        self.upcoming = [row[3] for row in rows if row[3] is not None]
+        conversation, known_name, read, _ = rows[0]
+        return conversation, known_name, read
 
     def _idle_too_long(self, conversation: Conversation) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
@@ -96,6 +122,7 @@ class ConversationService:
                 channel=channel,
                 conversation_id=conversation.id,
                 may_manage_existing=may_manage_existing,
+                upcoming=self.upcoming,
             )
         )
 
@@ -168,33 +195,35 @@ class ConversationService:
         tool_calls: list[dict[str, object]] | None = None,
         external_id: str | None = None,
     ) -> None:
-        self.session.add(
-            Message(
-                conversation_id=conversation.id,
-                direction=direction,
-                body=body,
-                tool_calls=tool_calls,
-                external_id=external_id,
+        if self.session.in_nested_transaction():
+            # Inside a savepoint (a VAPI tool call) the ORM drops the row if it rolls
+            # back; a deferred write would outlive it.
+            self.session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction=direction,
+                    body=body,
+                    tool_calls=tool_calls,
+                    external_id=external_id,
+                )
             )
-        )
+            return
+        message = {"direction": direction, "body": body, "tool_calls": tool_calls}
+        self._write_turn(conversation, [{**message, "external_id": external_id}])
 
     def _write_turn(self, conversation: Conversation, messages: list[dict[str, Any]]) -> None:
-        rows = [
-            {
-                "conversation_id": conversation.id,
-                "tool_calls": None,
-                "external_id": None,
-                "created_at": utcnow(),
-                **message,
-            }
-            for message in messages
-        ]
-        # A new conversation's row first (foreign key); an existing one is updated once at
-        # commit, with whatever else the webhook changes on it. Then a plain Core INSERT:
-        # the ORM's execute path would add bookkeeping to a statement that needs none.
-        if inspect(conversation).pending:
-            self.session.flush()
-        self.session.connection().execute(insert(cast(Table, Message.__table__)), rows)
+        """The messages, and the conversation's row as it stands at commit, written with
+        the transaction's last writes (app/commit_writes.py): no id is read back."""
+        for message in messages:
+            row = {"tool_calls": None, "external_id": None, **message}
+            commit_writes.insert_row(
+                self.session,
+                Message.__table__,
+                {"conversation_id": conversation.id, "created_at": utcnow(), **row},
+            )
+        commit_writes.prepare_at_commit(
+            self.session, conversation, lambda session: _write_conversation(session, conversation)
+        )
 
     def caller_name(self, conversation: Conversation, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
@@ -222,3 +251,53 @@ class ConversationService:
             .order_by(Appointment.created_at.desc())
             .limit(1)
         )
+
+
+# What a turn changes on its conversation; anything else changed is left to the ORM.
+_TURN_COLUMNS = ("state", "details", "status")
+# The columns' defaults, which an explicit INSERT of None would not apply.
+_DEFAULTS: dict[str, Callable[[], object]] = {
+    "state": dict,
+    "details": dict,
+    "status": lambda: "active",
+}
+_NEW_COLUMNS = ("id", "channel", "external_id", "caller_e164", "agent_id", *_TURN_COLUMNS)
+
+
+def _write_conversation(session: Session, conversation: Conversation) -> None:
+    """The conversation's INSERT (new) or UPDATE (changed), as one of the transaction's
+    last writes; the ORM then holds it as written."""
+    now = utcnow()
+    table = cast(Table, Conversation.__table__)
+    state = inspect(conversation)
+    if not (state.pending or state.persistent):  # rolled back with a savepoint, or deleted
+        return
+    if state.pending:
+        # Only when nothing else new may refer to it (the ORM orders such inserts
+        # itself) and its id was chosen in Python.
+        if len(session.new) > 1 or conversation.id is None:
+            return
+        conversation.created_at = conversation.updated_at = now
+        for key, empty in _DEFAULTS.items():
+            if getattr(conversation, key) is None:
+                setattr(conversation, key, empty())
+        row = {key: getattr(conversation, key) for key in (*_NEW_COLUMNS, "created_at")}
+        commit_writes.insert_row(session, table, {**row, "updated_at": now})
+        session.expunge(conversation)
+        make_transient_to_detached(conversation)
+        session.add(conversation)
+        return
+    changed = {key: getattr(conversation, key) for key in _TURN_COLUMNS if _changed(state, key)}
+    if not changed:
+        return
+    for key, value in changed.items():
+        set_committed_value(conversation, key, value)
+    set_committed_value(conversation, "updated_at", now)
+    commit_writes.run_at_commit(
+        session,
+        update(table).where(table.c.id == conversation.id).values(**changed, updated_at=now),
+    )
+
+
+def _changed(state: Any, key: str) -> bool:
+    return bool(state.attrs[key].history.has_changes())

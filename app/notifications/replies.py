@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -99,12 +99,11 @@ def remember_reminders(session: Session, sent: list[Notification], now: datetime
     )
 
 
-def reminded_appointment(
-    session: Session, agent_id: str, person: str, now: datetime
-) -> Appointment | None:
-    """The upcoming appointment a recent reminder to this person was about."""
-    return session.scalar(
-        select(Appointment)
+def reminded_appointment_id(agent_id: str, person: str, now: datetime) -> ScalarSelect[str]:
+    """The id of the upcoming appointment a recent reminder to this person was about: a
+    scalar subquery, so a webhook can read it with the conversation."""
+    return (
+        select(Appointment.id)
         .join(Notification, Notification.appointment_id == Appointment.id)
         .where(
             Notification.agent_id == agent_id,
@@ -117,6 +116,7 @@ def reminded_appointment(
         )
         .order_by(Notification.sent_at.desc())
         .limit(1)
+        .scalar_subquery()
     )
 
 
@@ -139,13 +139,19 @@ def confirm_attendance(session: Session, appointment: Appointment, now: datetime
 
 
 def answer_sms(
-    session: Session, conversation: Conversation, agent: Agent, text: str, now: datetime
+    session: Session,
+    conversation: Conversation,
+    agent: Agent,
+    text: str,
+    now: datetime,
+    reminded_id: str | None,
 ) -> str | None:
     """Answer a reply to a reminder ourselves when it is a confirmation; otherwise point
-    the engine at the appointment (state[about_appointment]) and return None."""
-    if not conversation.caller_e164:
+    the engine at the appointment (state[about_appointment]) and return None.
+    `reminded_id`: what `reminded_appointment_id` found for the conversation's caller."""
+    if not conversation.caller_e164 or reminded_id is None:
         return None
-    appointment = reminded_appointment(session, agent.id, conversation.caller_e164, now)
+    appointment = session.get(Appointment, reminded_id)
     if appointment is None:
         return None
     state = dict(conversation.state or {})

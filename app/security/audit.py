@@ -29,14 +29,13 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
-    event,
-    insert,
     select,
     text,
     update,
 )
 from sqlalchemy.orm import Session
 
+from app import commit_writes
 from app.config import DEV_AUDIT_SIGNING_KEY
 from app.models import AuditCheckpoint, AuditEntry, utcnow
 from app.phone import mask
@@ -44,7 +43,6 @@ from app.phone import mask
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-_PENDING_KEY = "pending_audit_entries"
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|api_key|pin|code", re.I)
 _PHONE = re.compile(r"\+\d{7,15}\b")
 # Any integer that fits a signed 64-bit advisory lock key: only sealers take it, never
@@ -135,36 +133,23 @@ def record(
     subject: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    # Begin the transaction now, so a rollback of it also drops these entries.
-    session.connection()
-    pending = session.info.setdefault(_PENDING_KEY, [])
-    pending.append((utcnow(), scrub(actor), action, scrub(subject), scrub(details or {})))
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING_KEY, None)
-    if not pending:
-        return
-    key = _session_key(session)
-    rows = [
+    """Queue an entry, signed now, for the transaction's commit (app/commit_writes.py):
+    one INSERT for all its entries, no read of the chain, no lock; a rollback drops it."""
+    at, actor, subject = utcnow(), scrub(actor), scrub(subject)
+    details = scrub(details or {})
+    mac = entry_mac(_session_key(session), at, actor, action, subject, details)
+    commit_writes.insert_row(
+        session,
+        AuditEntry.__table__,
         {
             "at": at,
             "actor": actor,
             "action": action,
             "subject": subject,
             "details": details,
-            "mac": entry_mac(key, at, actor, action, subject, details),
-        }
-        for at, actor, action, subject, details in pending
-    ]
-    # One INSERT for all entries of the transaction; no read of the chain, no lock.
-    session.connection().execute(insert(cast(Table, AuditEntry.__table__)), rows)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+            "mac": mac,
+        },
+    )
 
 
 # --- sealing ------------------------------------------------------------------------------

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningInsert
 
+from app import commit_writes
 from app.models import InboundEvent, utcnow
 
 
@@ -39,39 +43,76 @@ def claim(
     INSERT that does nothing on a duplicate (a concurrent delivery on PostgreSQL waits for
     the first to commit, then finds its row).
     """
-    now = utcnow()
-    table = InboundEvent.__table__
-    statement = (
-        _insert_for(session)(table)
-        .values(
-            provider=provider, external_id=external_id, kind=kind, payload=payload, created_at=now
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
-        .returning(table.c.id)
-    )
+    request = ClaimRequest(provider, external_id, kind, payload, utcnow())
     # On the table, not the entity: the ORM's bulk-insert path costs more than the INSERT.
-    new_id = session.execute(statement).scalar()
-    if new_id is None:
-        seen = session.execute(
-            select(InboundEvent.response).where(
-                InboundEvent.provider == provider, InboundEvent.external_id == external_id
+    return request.result(session, session.execute(request.insert(session)).scalar())
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """A claim in two halves, so a webhook can learn more in the claim's round trip: its
+    INSERT (returning the new row's id, none on a duplicate) can carry more columns or be
+    a CTE of a larger statement (app/webhooks/sms_intake.py); `result` makes the Claim."""
+
+    provider: str
+    external_id: str
+    kind: str
+    payload: dict[str, Any] | None
+    created_at: datetime
+
+    def insert(self, session: Session) -> ReturningInsert[int]:
+        table = InboundEvent.__table__
+        statement: ReturningInsert[int] = (
+            _insert_for(session)(table)
+            .values(
+                provider=self.provider,
+                external_id=self.external_id,
+                kind=self.kind,
+                payload=self.payload,
+                created_at=self.created_at,
             )
-        ).first()
-        return Claim(None, seen.response if seen else None)
-    # A persistent instance without reading the row back: setting .response later is an
-    # UPDATE at flush, as for any loaded object.
-    event = InboundEvent(
-        id=new_id,
-        provider=provider,
-        external_id=external_id,
-        kind=kind,
-        payload=payload,
-        response=None,
-        created_at=now,
+            .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+            .returning(table.c.id)
+        )
+        return statement
+
+    def result(self, session: Session, new_id: int | None) -> Claim:
+        """The Claim, given what the INSERT returned."""
+        if new_id is None:
+            seen = session.execute(
+                select(InboundEvent.response).where(
+                    InboundEvent.provider == self.provider,
+                    InboundEvent.external_id == self.external_id,
+                )
+            ).first()
+            return Claim(None, seen.response if seen else None)
+        # A persistent instance without reading the row back: setting .response later is
+        # an UPDATE at flush, as for any loaded object.
+        event = InboundEvent(
+            id=new_id,
+            provider=self.provider,
+            external_id=self.external_id,
+            kind=self.kind,
+            payload=self.payload,
+            response=None,
+            created_at=self.created_at,
+        )
+        make_transient_to_detached(event)
+        session.add(event)
+        return Claim(event)
+
+
+def respond(session: Session, claimed: Claim, response: str) -> None:
+    """Store the answer a retry of this event gets, with the turn's last writes (one
+    round trip at commit: app/commit_writes.py)."""
+    event = claimed.event
+    if event is None:
+        raise ValueError("only a new event's answer is stored")
+    set_committed_value(event, "response", response)
+    table = cast(Table, InboundEvent.__table__)
+    commit_writes.run_at_commit(
+        session, update(table).where(table.c.id == event.id).values(response=response)
     )
-    make_transient_to_detached(event)
-    session.add(event)
-    return Claim(event)
 
 
 def _insert_for(session: Session) -> Callable[..., Any]:

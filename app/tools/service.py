@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Row, select
+from sqlalchemy import ColumnElement, Row, Select, and_, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,8 @@ from app.calendar.availability import (
     find_slots,
 )
 from app.calendar.backend import CalendarBackend, CalendarError
-from app.models import Agent, Appointment, AppointmentStatus, SyncStatus
+from app.calendar.local import LocalCalendar
+from app.models import Agent, Appointment, AppointmentStatus, BusyBlock, SyncStatus
 from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
@@ -70,6 +71,18 @@ class ToolContext:
     conversation_id: str | None = None
     # False when the agent's caller-ID policy wants a check the caller has not passed.
     may_manage_existing: bool = True
+    # The caller's upcoming appointments (`upcoming_of`), when read with the conversation.
+    upcoming: list[Appointment] | None = None
+
+
+def upcoming_of(agent_id: str, caller: str | None, now: datetime) -> ColumnElement[bool]:
+    """The caller's confirmed appointments with this agent that have not ended."""
+    return and_(
+        Appointment.agent_id == agent_id,
+        Appointment.contact_e164 == caller,
+        Appointment.status == AppointmentStatus.CONFIRMED,
+        Appointment.end_at > now,
+    )
 
 
 def schedule_for(agent: Agent) -> Schedule:
@@ -107,6 +120,8 @@ class SchedulingTools:
         self.ctx = context
         self.schedule = schedule_for(context.agent)
         self._seen: _Window | None = None
+        # Forgotten at any write, as _seen.
+        self._upcoming = context.upcoming
 
     # --- shared pieces -------------------------------------------------------------
 
@@ -135,6 +150,11 @@ class SchedulingTools:
     ) -> list[Row[str, datetime, datetime]]:
         """(type, start, end) of live appointments overlapping the window: plain rows,
         since a busy calendar has many and none of them is changed here."""
+        return list(self.ctx.session.execute(self._appointments_query(start, end, exclude_id)))
+
+    def _appointments_query(
+        self, start: datetime, end: datetime, exclude_id: str | None
+    ) -> Select[str, datetime, datetime]:
         query = select(
             Appointment.appointment_type, Appointment.start_at, Appointment.end_at
         ).where(
@@ -145,15 +165,17 @@ class SchedulingTools:
         )
         if exclude_id is not None:
             query = query.where(Appointment.id != exclude_id)
-        return list(self.ctx.session.execute(query))
+        return query
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
     ) -> tuple[BusyIndex, Counter[date]]:
         start, end = _checked_window(start, end)
-        if fresh or exclude_id is not None or self.ctx.calendar.name != "local":
-            # The check before a write, and external calendars (whose windows are
-            # fetched and cached as asked), always read exactly the window.
+        if isinstance(self.ctx.calendar, LocalCalendar) and (fresh or exclude_id is not None):
+            # The check before a write always reads exactly the window.
+            appointments, external = self._read_local(start, end, exclude_id)
+        elif not isinstance(self.ctx.calendar, LocalCalendar):
+            # External calendars' windows are fetched and cached as asked.
             appointments = self._appointments_between(start, end, exclude_id)
             external = self.ctx.calendar.busy(self.ctx.agent, start, end, fresh=fresh)
         else:
@@ -173,15 +195,33 @@ class SchedulingTools:
         if seen is None or not (seen.start <= start and end <= seen.end):
             wide_start, wide_end = start - READ_MARGIN, end + READ_MARGIN
             seen = self._seen = _Window(
-                wide_start,
-                wide_end,
-                self._appointments_between(wide_start, wide_end),
-                self.ctx.calendar.busy(self.ctx.agent, wide_start, wide_end),
+                wide_start, wide_end, *self._read_local(wide_start, wide_end)
             )
         return (
             [row for row in seen.appointments if row.start_at < end and row.end_at > start],
             [block for block in seen.busy if block.start < end and block.end > start],
         )
+
+    def _read_local(
+        self, start: datetime, end: datetime, exclude_id: str | None = None
+    ) -> tuple[list[Row[str, datetime, datetime]], list[Interval]]:
+        """The built-in calendar's appointments and the owner's busy blocks overlapping
+        [start, end), in one round trip (a block's row has no type)."""
+        blocks = select(
+            null().label("appointment_type"), BusyBlock.start_at, BusyBlock.end_at
+        ).where(
+            BusyBlock.agent_id == self.ctx.agent.id,
+            BusyBlock.start_at < end,
+            BusyBlock.end_at > start,
+        )
+        rows: list[Row[str, datetime, datetime]] = list(
+            self.ctx.session.execute(
+                union_all(self._appointments_query(start, end, exclude_id), blocks)
+            )
+        )
+        appointments = [row for row in rows if row.appointment_type is not None]
+        busy = [Interval(row.start_at, row.end_at) for row in rows if row.appointment_type is None]
+        return appointments, busy
 
     def _blocked_by(self, type_key: str, start: datetime, end: datetime) -> Interval:
         kind = self.schedule.type_named(type_key)
@@ -312,7 +352,7 @@ class SchedulingTools:
             conversation_id=self.ctx.conversation_id,
         )
         if not self._insert_guarded(appointment):
-            self._seen = None  # someone else's booking just committed: read again
+            self._seen = self._upcoming = None  # someone else's booking committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
                 return self._booked_result(raced, kind)
@@ -332,14 +372,16 @@ class SchedulingTools:
         refusal = self._refuse_unverified()
         if refusal is not None:
             return refusal
-        query = select(Appointment).where(
-            Appointment.agent_id == self.ctx.agent.id,
-            Appointment.contact_e164 == self.ctx.caller,
-            Appointment.status == AppointmentStatus.CONFIRMED,
-        )
-        if not args.include_past:
-            query = query.where(Appointment.end_at > self.ctx.now)
-        appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
+        appointments = self._upcoming if not args.include_past else None
+        if appointments is None:
+            query = select(Appointment).where(
+                Appointment.agent_id == self.ctx.agent.id,
+                Appointment.contact_e164 == self.ctx.caller,
+                Appointment.status == AppointmentStatus.CONFIRMED,
+            )
+            if not args.include_past:
+                query = query.where(Appointment.end_at > self.ctx.now)
+            appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
         items = [self._appointment_data(a) for a in appointments]
         if not appointments:
             return ToolResult(
@@ -406,7 +448,7 @@ class SchedulingTools:
             return self._unavailable(reason, kind, new_start)
         old_start = appointment.start_at
         if not self._move_guarded(appointment, new_start, new_start + kind.duration):
-            self._seen = None  # someone else's booking just committed: read again
+            self._seen = self._upcoming = None  # someone else's booking committed: read again
             return self._unavailable(Unavailable.BUSY, kind, new_start)
         self._write_through(self.ctx.calendar.update_event, appointment)
         self._audit(
@@ -500,7 +542,7 @@ class SchedulingTools:
         calendar is written after the transaction commits, never inside it (it would
         hold SQLite's write turn through a slow HTTP call).
         """
-        self._seen = None  # what this turn read before the change is out of date
+        self._seen = self._upcoming = None  # what this turn read before is out of date
         if self.ctx.calendar.name != "local":
             appointment.sync_status = SyncStatus.PENDING
             appointment.next_sync_at = None

@@ -6,9 +6,12 @@ optimistically inside its write transaction with external reads switched off
 transaction is rolled back (nothing was claimed, written or sent), the window is fetched
 with no transaction open, and the turn runs again from the start: a retried webhook or a
 racing message that committed meanwhile is seen by the new attempt, as for any turn.
-A turn whose windows are all cached runs once. After `FETCH_ROUNDS` fetches a window
-still unknown is answered honestly ("I can't check the calendar right now"). The LLM
-engine's model requests go the same way (app/agent/llm.py), with their own bound (the
+A turn whose windows are all cached runs once. A turn whose pooled connection turns out
+dead (the database restarted; there is no ping before each use) runs again once, on a
+fresh connection: nothing of the failed attempt committed, and if its COMMIT was lost in
+flight the retry finds the event claimed and answers as before. After `FETCH_ROUNDS`
+fetches a window still unknown is answered honestly ("I can't check the calendar right
+now"). The LLM engine's model requests go the same way (app/agent/llm.py), with their own bound (the
 engine's tool rounds): the attempts of a turn are bounded per kind of read.
 
 Work outside the database that a turn does once, whatever its number of attempts
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.calendar import turn_reads
@@ -50,15 +54,19 @@ def run_turn(
         if before is not None:
             before(session)
         fetched: Counter[str] = Counter()
+        reconnected = False
         while True:
             reads.offline = True
             try:
                 return work(session)
+            except DBAPIError as error:
+                if reconnected or not error.connection_invalidated:
+                    raise
+                log.warning("turn's database connection was dead; running it again")
+                reconnected = True
+                _start_over(session)
             except ReadNeeded as needed:
-                session.rollback()
-                # The next attempt starts as a new request would: nothing of this one
-                # (an identity claimed by a row that was rolled back) stays in the session.
-                session.expunge_all()
+                _start_over(session)
                 if needed.kind in reads.spent:
                     raise RuntimeError(f"{needed} asked for after its rounds") from None
                 reads.offline = False
@@ -71,6 +79,13 @@ def run_turn(
     finally:
         turn_reads.end(session)
         session.info.pop(_MEMO, None)
+
+
+def _start_over(session: Session) -> None:
+    session.rollback()
+    # The next attempt starts as a new request would: nothing of this one (an identity
+    # claimed by a row that was rolled back) stays in the session.
+    session.expunge_all()
 
 
 def _fetch(session: Session, needed: ReadNeeded) -> None:

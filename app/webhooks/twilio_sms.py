@@ -24,10 +24,11 @@ from app.notifications import replies as reminder_replies
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, explain, route
 from app.security import audit, consent
-from app.security.idempotency import claim
+from app.security.idempotency import claim, respond
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.webhooks.budget import answer_within
+from app.webhooks.sms_intake import Intake, take_in
 from app.webhooks.turns import memo, run_turn
 from app.webhooks.twilio_common import TwilioForm, twiml
 
@@ -78,14 +79,15 @@ def _handle(
     caller = try_e164(str(form.get("From", "")), settings.default_region)
     body = str(form.get("Body", ""))
     audit_payload = {"message_sid": message_sid, "from": mask(caller)}
-    event = claim(session, "twilio", message_sid, "sms", payload=None)
+    dialled = try_e164(str(form.get("To", "")), settings.default_region)
+    intake = take_in(session, message_sid, caller, dialled)
+    event = intake.claim
     if not event.is_new:
         log.info("SMS %s is a retry; answering as before", message_sid)
         return event.previous_response or reply(None)
 
-    response = _respond(request, session, settings, form, caller, body, message_sid)
-    assert event.event is not None
-    event.event.response = response
+    response = _respond(request, session, settings, form, intake, caller, body, message_sid)
+    respond(session, event, response)
     audit.record(
         session, "webhook.accepted", actor="twilio", subject=message_sid, details=audit_payload
     )
@@ -98,6 +100,7 @@ def _respond(
     session: Session,
     settings: Settings,
     form: FormData,
+    intake: Intake,
     caller: str | None,
     body: str,
     message_sid: str,
@@ -108,7 +111,7 @@ def _respond(
     if keyword is consent.Keyword.OPT_OUT:
         consent.opt_out(session, caller)
         return reply(None)  # the carrier/Twilio confirms STOP; we stay silent from now on
-    if consent.is_opted_out(session, caller):
+    if intake.opted_out:
         if keyword is consent.Keyword.OPT_IN:
             consent.opt_in(session, caller)
             return reply(OPTED_IN)
@@ -137,7 +140,9 @@ def _respond(
     if link is not None:
         return reply(link)
 
-    routed = route(session, caller, str(form.get("To", "")), settings.default_region)
+    routed = route(
+        session, caller, str(form.get("To", "")), settings.default_region, intake.looked_up
+    )
     if isinstance(routed, Unrouted):
         audit.record(
             session,
@@ -165,14 +170,16 @@ def _converse(
         services_of(request).clock(),
         idle_reset=timedelta(minutes=settings.conversation_idle_minutes),
     )
-    conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed)
+    # The appointment a recent reminder was about comes with the conversation.
+    reminded = reminder_replies.reminded_appointment_id(routed.agent.id, routed.caller, service.now)
+    conversation = service.open("sms", f"{routed.agent.id}:{routed.caller}", routed, reminded)
     # A reply to a reminder: a confirmation is answered there; anything else reaches the
     # engine with state["about_appointment"] set.
     # Without autoflush: a new conversation is written once, with the turn's final state,
     # instead of an INSERT here and an UPDATE at commit (one round trip less).
     with session.no_autoflush:
         confirmed = reminder_replies.answer_sms(
-            session, conversation, routed.agent, body, service.now
+            session, conversation, routed.agent, body, service.now, service.read_along
         )
     if confirmed is not None:
         service.record(conversation, "in", body, external_id=message_sid)

@@ -33,7 +33,7 @@ from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
-from app.security.idempotency import claim
+from app.security.idempotency import claim, respond
 from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
@@ -222,8 +222,7 @@ def answer_call(call: Call) -> str:
         log.info("call %s webhook is a retry; answering as before", call.sid)
         return event.previous_response or say_and_hang_up(APOLOGY_HANGUP)
     response = _greet(call)
-    assert event.event is not None
-    event.event.response = response
+    respond(call.session, event, response)
     call.audit("webhook.accepted", stir_verstat=str(call.form.get("StirVerstat") or "absent"))
     call.session.commit()
     return response
@@ -312,8 +311,7 @@ def _take_turn(call: Call, turn: int) -> str:
         log.info("call %s turn %d is a retry; answering as before", call.sid, turn)
         return event.previous_response or _hold(call.settings, turn)
     response = _turn(call, turn)
-    assert event.event is not None
-    event.event.response = response
+    respond(call.session, event, response)
     call.session.commit()
     return response
 

@@ -7,6 +7,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from app import commit_writes
 from app.cli import cli
 from app.config import Settings, get_settings
 from app.models import AuditCheckpoint, AuditEntry, utcnow
@@ -188,7 +189,7 @@ def test_writers_append_without_waiting_for_each_other(session_factory):
     with session_factory() as first, session_factory() as second:
         audit.record(first, "test.first", actor="tester")
         # Insert the first transaction's entry now (what commit does), leaving it open.
-        audit._write_pending(first)
+        commit_writes.write_deferred(first)
         # A global chain lock would make this wait for `first`: fail fast instead.
         second.execute(text("SET LOCAL lock_timeout = '2s'"))
         audit.record(second, "test.second", actor="tester")

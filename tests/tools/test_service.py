@@ -250,4 +250,4 @@ def test_a_nearby_day_in_the_same_turn_is_answered_from_the_same_read(
             run_tool(tools, "check_availability", {"date": date})
     finally:
         event.remove(bind, "before_cursor_execute", count)
-    assert len(reads) == 2  # appointments and busy blocks, once
+    assert len(reads) == 1  # appointments and busy blocks, once, in one query

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.engine import Reply, Turn
 from app.clock import FixedClock
 from app.config import Settings
+from app.db import make_engine, make_session_factory
 from app.demo import DemoData
 from app.main import create_app
 from app.models import Appointment, AuditEntry, InboundEvent, Message, SmsOptOut
@@ -273,3 +274,33 @@ def test_status_callback_is_recorded_once(sms: TwilioClient, db: Reader):
     assert event.kind == "message-status"
     assert event.payload["status"] == "delivered"
     assert "+14155550123" not in str(event.payload)
+
+
+def test_turn_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+    engine: ScriptedEngine,
+    demo: DemoData,
+    db: Reader,
+    caplog: pytest.LogCaptureFixture,
+):
+    """No ping before each checkout: a pooled connection the server dropped (a restart)
+    fails at the turn's first statement; the turn runs again, once, and answers."""
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no server to drop connections")
+    own = make_engine(settings)  # its own pool, so only its connection is dropped
+    try:
+        with make_client(settings, make_session_factory(own), clock, engine) as client:
+            sms = TwilioClient(client)
+            assert messages(sms.post(INBOUND, inbound("one", "SMbefore"))) == ["echo 1: one"]
+            with own.connect() as pooled:  # the turn's connection, back in the pool
+                pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
+            with session_factory() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                other.commit()
+            assert messages(sms.post(INBOUND, inbound("two", "SMafter"))) == ["echo 2: two"]
+    finally:
+        own.dispose()
+    assert "connection was dead; running it again" in caplog.text
+    assert db.count(InboundEvent) == 2

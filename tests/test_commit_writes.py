@@ -1,0 +1,106 @@
+"""A transaction's last writes: sent at commit, dropped with a rollback, one statement on
+PostgreSQL, and a new conversation's row before the messages that refer to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import commit_writes
+from app.agent.conversations import ConversationService
+from app.demo import DemoData
+from app.models import Agent, AuditEntry, Conversation, InboundEvent, Message, new_id
+from app.security import audit
+from app.security.idempotency import claim, respond
+from tests.conftest import Reader
+
+
+def _service(session: Session) -> ConversationService:
+    return ConversationService(session, engine=None, calendar_factory=None, now=None)  # type: ignore[arg-type]
+
+
+def _turn(session: Session, demo: DemoData) -> Conversation:
+    """What an SMS turn writes last: a new conversation, two messages, an audit entry
+    and the event's stored response."""
+    event_claim = claim(session, "twilio", f"SM{new_id('t')}", "sms")
+    agent = session.get(Agent, demo.agent_id)
+    assert agent is not None
+    conversation = Conversation(
+        id=new_id("cnv"), channel="sms", external_id=f"{agent.id}:x", agent_id=agent.id
+    )
+    session.add(conversation)
+    service = _service(session)
+    service.record(conversation, "in", "hello")
+    service.record(conversation, "out", "hi there")
+    conversation.state = {"seen": 1}
+    audit.record(session, "webhook.accepted", actor="twilio", subject="SMx")
+    respond(session, event_claim, "<Response/>")
+    return conversation
+
+
+def test_last_writes_commit_together(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    with session_factory() as session:
+        conversation = _turn(session, demo)
+        session.commit()
+    stored = db.get(Conversation, conversation.id)
+    assert stored.state == {"seen": 1} and stored.details == {} and stored.status == "active"
+    bodies = db.scalars(
+        select(Message.body).where(Message.conversation_id == conversation.id).order_by(Message.id)
+    )
+    assert bodies == ["hello", "hi there"]
+    assert db.scalars(select(InboundEvent.response)) == ["<Response/>"]
+    assert db.scalars(select(AuditEntry.action)) == ["webhook.accepted"]
+
+
+def test_rollback_drops_the_last_writes(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    with session_factory() as session:
+        _turn(session, demo)
+        session.rollback()
+        session.commit()  # nothing deferred is left to write
+    assert db.count(Conversation) == 0 and db.count(Message) == 0
+    assert db.count(InboundEvent) == 0 and db.count(AuditEntry) == 0
+
+
+def test_a_later_change_to_the_conversation_is_written_with_them(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    """The conversation's row is taken at commit, so a change after the messages counts."""
+    with session_factory() as session:
+        conversation = _turn(session, demo)
+        session.commit()
+    with session_factory() as session:
+        again = session.get(Conversation, conversation.id)
+        assert again is not None
+        _service(session).record(again, "in", "later")
+        again.details = {"voice": {"turn": 2}}
+        session.commit()
+    assert db.get(Conversation, conversation.id).details == {"voice": {"turn": 2}}
+
+
+def test_postgresql_sends_them_in_one_statement(
+    session_factory: sessionmaker[Session], demo: DemoData
+):
+    with session_factory() as session:
+        engine = session.get_bind()
+        _turn(session, demo)  # its claim's INSERT has run already
+        sent: list[str] = []
+
+        def count(*args: Any) -> None:
+            sent.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            commit_writes.write_deferred(session)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        session.commit()
+    if engine.dialect.name == "postgresql":
+        assert len(sent) == 1 and sent[0].startswith("WITH")
+    else:  # one INSERT (executemany) per table, then the stored response
+        assert [statement.split()[0] for statement in sent] == ["INSERT"] * 3 + ["UPDATE"]

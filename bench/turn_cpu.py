@@ -53,7 +53,7 @@ TURNS = int(os.environ.get("BENCH_TURNS", 400))
 #     --instr-atstart=no .venv/bin/python bench/turn_cpu.py
 CALLGRIND = os.environ.get("BENCH_CALLGRIND", "")
 BUDGETS = ("sms_turn_budget_seconds", "voice_turn_budget_seconds", "vapi_budget_seconds")
-ONLY_SMS = os.environ.get("BENCH_ONLY_SMS", "") == "1"  # e.g. under py-spy
+PATHS = os.environ.get("BENCH_PATHS", "sms,vapi,voice").split(",")  # e.g. one under py-spy
 PROFILE = os.environ.get("BENCH_PROFILE", "")
 OUT = Path(__file__).resolve().parent / "out"
 BASE = "http://127.0.0.1:19799"
@@ -190,12 +190,13 @@ async def run(url: str, line: str) -> None:
         # Warm-up: imports, caches, first queries.
         await measure(app, "warm-up sms", sms_lines(signer, line, 10**6, 40), "<Message>")
         await measure(app, "static TwiML", static_lines(TURNS), "<Message>")
-        await measure(app, "SMS turn", sms_lines(signer, line, 0, TURNS), "<Message>")
-        if ONLY_SMS:
-            return
-        await measure(app, "VAPI book_appointment", vapi_lines(TURNS), '"results"')
-        await measure(app, "voice call answered", voice_lines(signer, line, TURNS), "<Say")
-        await measure(app, "Gather turn", gather_lines(signer, line, TURNS), "<Say")
+        if "sms" in PATHS:
+            await measure(app, "SMS turn", sms_lines(signer, line, 0, TURNS), "<Message>")
+        if "vapi" in PATHS:
+            await measure(app, "VAPI book_appointment", vapi_lines(TURNS), '"results"')
+        if "voice" in PATHS:
+            await measure(app, "voice call answered", voice_lines(signer, line, TURNS), "<Say")
+            await measure(app, "Gather turn", gather_lines(signer, line, TURNS), "<Say")
 
 
 def main() -> None:

@@ -23,16 +23,12 @@ def test_without_redis_the_limit_counts_in_process_with_no_thread_per_hit() -> N
 
 def test_expired_counts_are_swept_inline_at_most_once_per_period() -> None:
     storage = SweptMemoryStorage()
-    storage.SWEEP_SECONDS = 0.05
-    storage._next_sweep = 0.0
+    storage._next_sweep = float("inf")  # inside the period: no sweep
     storage.incr("old", expiry=0.01)
     time.sleep(0.02)
-    storage.incr("new", expiry=60)  # sweeps: "old" has expired
-    assert "old" not in storage.storage and storage.get("new") == 1
-    storage.incr("brief", expiry=0.001)
-    time.sleep(0.01)
-    storage.incr("new", expiry=60)  # inside the period: no sweep yet
-    assert "brief" in storage.storage  # kept until the next sweep, though expired
-    time.sleep(0.06)
     storage.incr("new", expiry=60)
-    assert "brief" not in storage.storage
+    assert "old" in storage.storage  # expired, kept until the next sweep
+    storage._next_sweep = 0.0  # the period is over: the next hit sweeps
+    storage.incr("new", expiry=60)
+    assert "old" not in storage.storage and storage.get("new") == 2
+    assert storage._next_sweep > 0.0  # and the next sweep is a period away

@@ -23,6 +23,7 @@ def test_without_redis_the_limit_counts_in_process_with_no_thread_per_hit() -> N
 
 def test_expired_counts_are_swept_inline_at_most_once_per_period() -> None:
     storage = SweptMemoryStorage()
+    storage.timer.join()  # limits' one start-up timer has swept (nothing) and ended
     storage._next_sweep = float("inf")  # inside the period: no sweep
     storage.incr("old", expiry=0.01)
     time.sleep(0.02)

@@ -15,8 +15,14 @@ from app.config import Settings
 from app.services import Services, services_of
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+# Plain attribute reads are `async def`: FastAPI runs a sync dependency in a worker
+# thread, one thread hop per request for nothing (every Twilio webhook asks for settings).
+async def get_settings(connection: HTTPConnection) -> Settings:
     return services_of(connection).settings
+
+
+async def get_services(connection: HTTPConnection) -> Services:
+    return services_of(connection)
 
 
 def get_session(connection: HTTPConnection) -> Iterator[Session]:
@@ -24,6 +30,6 @@ def get_session(connection: HTTPConnection) -> Iterator[Session]:
         yield session
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]

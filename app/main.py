@@ -5,6 +5,7 @@ database, clock and engine."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -196,4 +197,18 @@ def create_default_app() -> FastAPI:
     """Entry point for `uvicorn --factory app.main:create_default_app`."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings, background_jobs=True)
+    app = create_app(settings, background_jobs=True)
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, schemas, compiled SQL and regexes, ~200k
+    objects that live as long as the process) out of the garbage collector's sight.
+
+    Otherwise every full collection walks all of them again: ~75 ms of CPU each, several
+    a minute under load, 5-9% of a webhook turn's CPU. Start-up's own garbage is
+    collected first, so nothing collectable is frozen. A server process calls this once;
+    tests, which build many apps in one process, do not."""
+    gc.collect()
+    gc.freeze()

@@ -1,88 +1,212 @@
-"""CPU per turn in one process, no load generator: N SMS turns (each from a new caller
-to the demo agent's dedicated line) and N Gather turns, through the real app in-process
-(TestClient), timed with process CPU time. Steadier than a server under wrk on a shared
-machine, since nothing else's scheduling is counted; the TestClient's own cost is
-included (the same for any version of the app), so compare versions with it, not with
-bench/turn_cost.py.
+"""CPU of a webhook turn in process: the whole ASGI app, no network, no load generator.
 
-    .venv/bin/python bench/turn_cpu.py                               # SQLite
-    BENCH_DB_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/turn_cpu.py
+The same app, data and signed requests as bench/turn_cost.py, called straight through
+ASGI one request at a time on SQLite, so the figure is the server's own CPU per request
+(time.process_time) without wrk, sockets or other processes' noise: steadier than the
+wrk figures on a shared machine, and the place to profile from (BENCH_PROFILE=sms|gather|
+vapi|static writes cProfile stats of that path to bench/out/<path>.prof and prints the top).
+
+    .venv/bin/python bench/turn_cpu.py
+    BENCH_DB=postgres .venv/bin/python bench/turn_cpu.py     # a scratch PostgreSQL database
+    BENCH_TURNS=300 BENCH_PROFILE=sms .venv/bin/python bench/turn_cpu.py
 """
 
 from __future__ import annotations
 
+import asyncio
+import cProfile
 import os
-import secrets
+import pstats
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-from twilio.request_validator import RequestValidator
+import anyio
+import anyio.to_thread
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pydantic import SecretStr
+from turn_cost import (
+    TWILIO_TOKEN,
+    VAPI_SECRET,
+    Signer,
+    database,
+    gather_lines,
+    seed,
+    sms_lines,
+    static_lines,
+    vapi_lines,
+    voice_lines,
+)
 
 from app.config import Settings
-from app.db import make_engine, make_session_factory, upgrade_to_head
-from app.demo import load_demo
-from app.main import create_app
+from app.main import create_app, settle_heap
 
-TOKEN = "bench-twilio-token"
-BASE = "http://127.0.0.1:18100"
-TURNS = int(os.environ.get("BENCH_TURNS", 200))
+TURNS = int(os.environ.get("BENCH_TURNS", 400))
+# Under `valgrind --tool=callgrind --instr-atstart=no`: instrument only that path's batch
+# (callgrind_control toggles it and dumps one file per path), so each dump's Ir count is
+# that path's own instructions: steady where CPU time on a busy machine is not.
+#   BENCH_TURNS=30 BENCH_CALLGRIND=sms,vapi,gather valgrind --tool=callgrind \
+#     --instr-atstart=no .venv/bin/python bench/turn_cpu.py
+CALLGRIND = os.environ.get("BENCH_CALLGRIND", "")
+BUDGETS = ("sms_turn_budget_seconds", "voice_turn_budget_seconds", "vapi_budget_seconds")
+PATHS = os.environ.get("BENCH_PATHS", "sms,vapi,voice").split(",")  # e.g. one under py-spy
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+OUT = Path(__file__).resolve().parent / "out"
+BASE = "http://127.0.0.1:19799"
+
+
+async def call(app: Any, line: str) -> bytes:
+    """One request from a turn_cost line (path, header name, header value, type, body)."""
+    path, header, value, content_type, body = line.split("\t", 4)
+    raw_path, _, query = path.partition("?")
+    headers = [(b"host", b"127.0.0.1:19799"), (b"content-type", content_type.encode())]
+    headers.append((b"content-length", str(len(body)).encode()))
+    if header:
+        headers.append((header.lower().encode(), value.encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 19799),
+    }
+    sent = False
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body.encode(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return b"".join(chunks)
+
+
+def _callgrind(*action: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *action, str(os.getpid())], check=True, capture_output=True
+    )
+
+
+_worker_profiler: list[cProfile.Profile] = []
+_run_sync = anyio.to_thread.run_sync
+
+
+async def _profiled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """anyio's worker-thread hop, profiling the work in the thread when asked
+    (cProfile sees one thread only; requests run one at a time here)."""
+    if not _worker_profiler:
+        return await _run_sync(func, *args, **kwargs)
+
+    def profiled(*inner: Any) -> Any:
+        return _worker_profiler[0].runcall(func, *inner)
+
+    return await _run_sync(profiled, *args, **kwargs)
+
+
+anyio.to_thread.run_sync = _profiled_run_sync
+
+
+async def measure(app: Any, label: str, lines: Iterator[str], expect: str) -> float:
+    batch = list(lines)
+    profiler = cProfile.Profile() if PROFILE and PROFILE in label.lower() else None
+    if profiler:
+        _worker_profiler.append(cProfile.Profile())
+    if profiler:
+        profiler.enable()
+    counted = any(part and label.lower().startswith(part) for part in CALLGRIND.split(","))
+    if counted:
+        _callgrind("-z")  # one action per call: callgrind_control keeps only the last
+        _callgrind("-i", "on")
+    # CPU per request of each fifth of the batch: the lowest is the least disturbed by
+    # other processes (they only ever add: cache misses, frequency, scheduler).
+    chunks = []
+    size = max(1, len(batch) // 5)
+    for first in range(0, len(batch), size):
+        start = time.process_time()
+        for line in batch[first : first + size]:
+            answer = await call(app, line)
+            assert expect.encode() in answer, (label, answer[:300])
+        chunks.append((time.process_time() - start) / len(batch[first : first + size]) * 1000)
+    if counted:
+        _callgrind("-i", "off")
+        _callgrind(f"--dump={label}")
+    if profiler:
+        profiler.disable()
+        worker = _worker_profiler.pop()
+    cpu = min(chunks)
+    middle = sorted(chunks)[len(chunks) // 2]
+    print(
+        f"{label:<24} {len(batch):>5} requests  CPU {cpu:6.2f} ms/req "
+        f"(lowest fifth; median {middle:6.2f})"
+    )
+    if profiler:
+        OUT.mkdir(exist_ok=True)
+        target = OUT / f"{PROFILE}.prof"
+        stats = pstats.Stats(profiler)
+        stats.add(worker)
+        stats.dump_stats(target)
+        stats.sort_stats("cumulative").print_stats(45)
+    return cpu
+
+
+async def run(url: str, line: str) -> None:
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        public_base_url=BASE,
+        bench_endpoints=True,
+        rate_limit_webhook="1000000/minute",
+        rate_limit_default="1000000/minute",
+        rate_limit_pin="1000000/minute",
+        log_level="WARNING",
+        # Under valgrind a turn takes ~50x longer: no turn may fall back to its apology.
+        **(dict.fromkeys(BUDGETS, 600.0) if CALLGRIND else {}),
+        twilio_auth_token=SecretStr(TWILIO_TOKEN),
+        vapi_secret=SecretStr(VAPI_SECRET),
+    )
+    app = create_app(settings)
+    if os.environ.get("BENCH_NO_FREEZE") != "1":
+        settle_heap()  # as create_default_app does for the server
+    signer = Signer(BASE)
+    async with app.router.lifespan_context(app):
+        # Warm-up: imports, caches, first queries.
+        await measure(app, "warm-up sms", sms_lines(signer, line, 10**6, 40), "<Message>")
+        await measure(app, "static TwiML", static_lines(TURNS), "<Message>")
+        if "sms" in PATHS:
+            await measure(app, "SMS turn", sms_lines(signer, line, 0, TURNS), "<Message>")
+        if "vapi" in PATHS:
+            await measure(app, "VAPI book_appointment", vapi_lines(TURNS), '"results"')
+        if "voice" in PATHS:
+            await measure(app, "voice call answered", voice_lines(signer, line, TURNS), "<Say")
+            await measure(app, "Gather turn", gather_lines(signer, line, TURNS), "<Say")
 
 
 def main() -> None:
-    url = os.environ.get("BENCH_DB_URL") or f"sqlite:///{tempfile.mkdtemp()}/turn.db"
-    settings = Settings(
-        database_url=url,
-        twilio_auth_token=TOKEN,
-        public_base_url=BASE,
-        rate_limit_webhook="1000000/minute",
-        audit_seal_interval_seconds=0,
-    )
-    engine = make_engine(settings)
-    upgrade_to_head(engine)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        line = load_demo(session).dedicated_line
-    app = create_app(settings, session_factory=factory)
-
-    def post(client: TestClient, path: str, form: dict[str, str]) -> Any:
-        signature = RequestValidator(TOKEN).compute_signature(BASE + path, form)
-        answer = client.post(path, data=form, headers={"X-Twilio-Signature": signature})
-        assert answer.status_code == 200 and "went wrong" not in answer.text, answer.text
-        return answer
-
-    with TestClient(app, base_url=BASE) as client:
-        for label, turn in (("SMS turn", _sms), ("Gather turn", _gather)):
-            for _ in range(20):  # warm caches (compiled statements, engine tables)
-                turn(client, post, line)
-            spent = sum(turn(client, post, line) for _ in range(TURNS))
-            print(f"{label:12s} {engine.dialect.name:10s} CPU {spent / TURNS * 1000:6.2f} ms/turn")
-
-
-def _sms(client: TestClient, post: Any, line: str) -> float:
-    """The CPU seconds of one SMS turn from a new caller."""
-    run = secrets.randbelow(10**12)
-    form = {
-        "MessageSid": f"SM{run:032d}",
-        "From": f"+1415{run % 10_000_000:07d}",
-        "To": line,
-        "Body": "hi, can I book a consultation tomorrow at 3pm?",
-    }
-    start = time.process_time()
-    post(client, "/webhooks/twilio/sms/inbound", form)
-    return time.process_time() - start
-
-
-def _gather(client: TestClient, post: Any, line: str) -> float:
-    """The CPU seconds of a call's first Gather turn (the call is answered first)."""
-    run = secrets.randbelow(10**12)
-    call = {"CallSid": f"CA{run:032d}", "From": f"+1415{run % 10_000_000:07d}", "To": line}
-    post(client, "/webhooks/twilio/voice/inbound", call)
-    speech = {**call, "SpeechResult": "what times do you have tomorrow afternoon"}
-    start = time.process_time()
-    post(client, "/webhooks/twilio/voice/gather?turn=1", speech)
-    return time.process_time() - start
+    kind = os.environ.get("BENCH_DB", "sqlite")
+    with tempfile.TemporaryDirectory() as folder, database(kind, Path(folder)) as url:
+        print(f"{kind}: {TURNS} requests a path, in process")
+        line = seed(url)
+        asyncio.run(run(url, line))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from difflib import get_close_matches
+from functools import lru_cache
 
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
@@ -390,7 +391,7 @@ def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
     for kind in types:
         aliases = {kind.key.lower(), kind.name.lower()}
         for word in words:
-            if get_close_matches(word, aliases, n=1, cutoff=0.8):
+            if _close_match(word, frozenset(aliases)):
                 return kind.key
             # "consult" for "consultation", "cut" for "haircut" is too loose: prefix of 6+.
             if any(len(word) >= 6 and alias.startswith(word) for alias in aliases):
@@ -413,6 +414,12 @@ def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
             elif plain and plain in squashed:
                 found.append((False, len(text), kind.key))
     return [key for _, _, key in sorted(found)]
+@lru_cache(maxsize=4096)
+def _close_match(word: str, aliases: frozenset[str]) -> bool:
+    """difflib's fuzzy match of one word against a type's names. It costs ~80 us a word
+    and a turn without a type word tries each long word against each type, most of a
+    voice turn's reading: pure, and callers repeat their words, so it is remembered."""
+    return bool(get_close_matches(word, aliases, n=1, cutoff=0.8))
 
 
 def unknown_type_named(text: str, known: str | None) -> str | None:

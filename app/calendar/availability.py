@@ -9,7 +9,7 @@ calendar is.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -186,21 +186,49 @@ def find_slots(
     limit: int | None = None,
 ) -> list[datetime]:
     """Every bookable start (UTC) in [window_start, window_end), earliest first."""
+    slots: list[datetime] = []
+    days = slots_by_day(
+        schedule,
+        kind,
+        busy,
+        now=now,
+        window_start=window_start,
+        window_end=window_end,
+        booked_per_day=booked_per_day,
+    )
+    for _, found in days:
+        slots.extend(found)
+        if limit is not None and len(slots) >= limit:
+            return slots[:limit]
+    return slots
+
+
+def slots_by_day(
+    schedule: Schedule,
+    kind: AppointmentType,
+    busy: BusyIndex,
+    *,
+    now: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    booked_per_day: Mapping[date, int] | None = None,
+) -> Iterator[tuple[date, list[datetime]]]:
+    """find_slots' starts grouped by the local day whose opening hours hold them, one
+    day at a time, so a caller that needs only the first days stops there. A day's
+    windows open on that local day, so its starts are on that day or later."""
     earliest = max(window_start, now + schedule.min_notice)
     latest = min(window_end, now + schedule.horizon)
     step = timedelta(minutes=schedule.step_minutes)
     booked_per_day = booked_per_day or {}
-    slots: list[datetime] = []
     day = schedule.local_day(earliest) - timedelta(days=1)
     last_day = schedule.local_day(latest)
     while day <= last_day:
+        found: list[datetime] = []
         if schedule.daily_cap is None or booked_per_day.get(day, 0) < schedule.daily_cap:
             for window in schedule.open_windows(day):
-                _collect(slots, window, kind, busy, step, earliest, latest)
-                if limit is not None and len(slots) >= limit:
-                    return slots[:limit]
+                _collect(found, window, kind, busy, step, earliest, latest)
+        yield day, found
         day += timedelta(days=1)
-    return slots
 
 
 def _collect(

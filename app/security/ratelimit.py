@@ -5,6 +5,7 @@ Twilio's shared addresses)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,6 +13,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from limits import parse_many
+from limits.storage import MemoryStorage
 from slowapi import Limiter
 from starlette.requests import Request
 
@@ -69,11 +71,40 @@ def client_key(request: Request) -> str:
     return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-process storage, minus its timer thread per hit.
+
+    MemoryStorage starts a 10 ms `threading.Timer` on any hit that finds none alive, and
+    each timer walks every key: at a few hundred turns/s that is a new thread per turn and
+    a scan of every caller counted in the last window, a hundred times a second. Counts
+    are checked for expiry when read (MemoryStorage.get, and the moving-window reads), so
+    the sweep only frees memory: here it runs inline, at most once per SWEEP_SECONDS.
+    """
+
+    STORAGE_SCHEME = ["swept-memory"]  # noqa: RUF012 (limits registers schemes by this list)
+    SWEEP_SECONDS = 5.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **_: str):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+        self._sweeping = threading.Lock()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the parent's private hook
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweeping.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        finally:
+            self._sweeping.release()
+
+
 def build_limiter(settings: Settings) -> Limiter:
     return Limiter(
         key_func=client_key,
         default_limits=[settings.rate_limit_default],
-        storage_uri=settings.redis_url or "memory://",
+        storage_uri=settings.redis_url or "swept-memory://",
         enabled=settings.rate_limit_enabled,
         headers_enabled=False,
         key_prefix=settings.rate_limit_key_prefix,

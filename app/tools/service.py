@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Row, Select, and_, null, select, union_all
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,7 @@ from app.calendar.availability import (
     Unavailable,
     check_slot,
     find_slots,
+    slots_by_day,
 )
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
@@ -101,6 +103,33 @@ def describe(moment: datetime, schedule: Schedule) -> str:
     """`Tue Dec 1, 3:00 PM`: short enough for SMS, plain enough for a model."""
     local = moment.astimezone(schedule.zone)
     return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
+
+
+def _part_filter(part: str | None, zone: ZoneInfo) -> Callable[[datetime], bool]:
+    """Whether a start is in the part of the day asked for (any start when none was)."""
+    if part is None:
+        return lambda _: True
+    low, high = PARTS_OF_DAY[part]
+    return lambda slot: low <= slot.astimezone(zone).time() < high
+
+
+def _first_day_only(
+    days: Iterable[tuple[date, list[datetime]]],
+    keep: Callable[[datetime], bool],
+    local_day: Callable[[datetime], date],
+) -> list[datetime]:
+    """The kept starts on the local day of the first kept one (no date was asked: the
+    soonest day is offered). Days are read only up to that day: a later day's starts are
+    all on later local days, and the slot search is most of a turn's own CPU."""
+    kept: list[datetime] = []
+    first_day: date | None = None
+    for window_day, found in days:
+        if first_day is not None and window_day > first_day:
+            break
+        kept.extend(s for s in found if keep(s))
+        if first_day is None and kept:
+            first_day = local_day(kept[0])
+    return [s for s in kept if local_day(s) == first_day]
 
 
 def _checked_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -286,7 +315,7 @@ class SchedulingTools:
         if args.after is not None:
             start = max(start, self._localize(args.after))
         busy, per_day = self._busy_and_counts(start, end)
-        slots = find_slots(
+        days = slots_by_day(
             self.schedule,
             kind,
             busy,
@@ -295,12 +324,11 @@ class SchedulingTools:
             window_end=end,
             booked_per_day=per_day,
         )
-        if args.part_of_day is not None:
-            low, high = PARTS_OF_DAY[args.part_of_day]
-            slots = [s for s in slots if low <= s.astimezone(zone).time() < high]
-        if args.date is None and slots:
-            first_day = self.schedule.local_day(slots[0])
-            slots = [s for s in slots if self.schedule.local_day(s) == first_day]
+        keep = _part_filter(args.part_of_day, zone)
+        if args.date is None:
+            slots = _first_day_only(days, keep, self.schedule.local_day)
+        else:
+            slots = [s for _, found in days for s in found if keep(s)]
         slots = slots[: args.limit]
         data = {
             "appointment_type": kind.key,

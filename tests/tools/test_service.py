@@ -251,3 +251,68 @@ def test_a_nearby_day_in_the_same_turn_is_answered_from_the_same_read(
     finally:
         event.remove(bind, "before_cursor_execute", count)
     assert len(reads) == 1  # appointments and busy blocks, once, in one query
+
+
+def _soonest_day_by_full_search(tools: SchedulingTools, after: datetime, part: str | None):
+    """What check_availability without a date answered before it stopped at the first
+    day: every slot of the 14 days, filtered by part of day, then the first one's day."""
+    from app.calendar.availability import find_slots
+    from app.tools.service import PARTS_OF_DAY, SEARCH_DAYS_WITHOUT_DATE
+
+    schedule = tools.schedule
+    kind = schedule.types[0]
+    end = PINNED_NOW + timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
+    busy, per_day = tools._busy_and_counts(after, end)
+    slots = find_slots(
+        schedule,
+        kind,
+        busy,
+        now=PINNED_NOW,
+        window_start=after,
+        window_end=end,
+        booked_per_day=per_day,
+    )
+    if part is not None:
+        low, high = PARTS_OF_DAY[part]
+        slots = [s for s in slots if low <= s.astimezone(schedule.zone).time() < high]
+    if slots:
+        first = schedule.local_day(slots[0])
+        slots = [s for s in slots if schedule.local_day(s) == first]
+    return [s.astimezone(schedule.zone).isoformat() for s in slots[:20]]
+
+
+def test_soonest_day_search_stops_early_with_the_same_answer(session: Session, demo: DemoData):
+    """Overnight hours (a window past midnight), a full day and parts of the day: the
+    search that stops at the first free day lists exactly what the full search did."""
+    agent = session.get(Agent, demo.agent_id)
+    assert agent is not None
+    agent.weekly_hours = {
+        "mon": [["22:00", "02:00"]],
+        "tue": [["09:00", "12:00"], ["13:00", "17:00"]],
+        "wed": [["00:00", "23:59"]],
+        "thu": [["18:00", "01:30"]],
+        "sat": [["10:00", "14:00"]],
+    }
+    session.flush()
+    tools = tools_for(session, demo)
+    # Wednesday fully booked by a busy block: the soonest day moves past it.
+    session.add(
+        BusyBlock(
+            agent_id=agent.id,
+            start_at=datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+            end_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
+        )
+    )
+    session.flush()
+    checked = 0
+    # Monday 8 AM Pacific; +16 h: Tuesday's first times come from Monday's hours.
+    for hours_ahead in (0, 5, 16, 17, 26, 30, 49, 75, 100):
+        after = PINNED_NOW + timedelta(hours=hours_ahead)
+        for part in (None, "morning", "afternoon", "evening"):
+            tools = tools_for(session, demo)
+            args = {"after": after.isoformat(), "part_of_day": part, "limit": 20}
+            result = run_tool(tools, "check_availability", {k: v for k, v in args.items() if v})
+            assert result.ok, result.message
+            assert result.data["slots"] == _soonest_day_by_full_search(tools, after, part)
+            checked += bool(result.data["slots"])
+    assert checked >= 20  # most cases find a day: the comparison is not of empty lists

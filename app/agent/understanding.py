@@ -414,6 +414,8 @@ def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
             elif plain and plain in squashed:
                 found.append((False, len(text), kind.key))
     return [key for _, _, key in sorted(found)]
+
+
 @lru_cache(maxsize=4096)
 def _close_match(word: str, aliases: frozenset[str]) -> bool:
     """difflib's fuzzy match of one word against a type's names. It costs ~80 us a word

@@ -161,8 +161,8 @@ EN: dict[str, Entry] = {
     "or": "or",
     "minutes": "min",
     "wont_book": "OK, I won't book it.",
-    "closed_day": "We're closed on {weekdays}.",
-    "open_day": "We're open {hours}.",
+    "closed_day": "We're closed on {weekdays}, so {day} is closed.",
+    "open_day": "On {day} we're open: {hours}.",
     "closed_then": "Sorry, we're closed {what}.",
 }
 
@@ -306,8 +306,8 @@ ES: dict[str, Entry] = {
     "or": "o",
     "minutes": "min",
     "wont_book": "De acuerdo, no la reservo.",
-    "closed_day": "Cerramos los {weekdays}.",
-    "open_day": "Abrimos {hours}.",
+    "closed_day": "Cerramos los {weekdays}, así que el {day} está cerrado.",
+    "open_day": "El {day} abrimos: {hours}.",
     "closed_then": "Lo siento, cerramos el {what}.",
 }
 

@@ -356,9 +356,11 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if topic == "hours" and message.when.day is not None:
             day = message.when.day
             windows = self.schedule.hours.get(day.weekday(), ())
+            # The date asked is named back: "the 30th" is answered as Sat Jan 30.
+            named = self.day_text(day)
             if not windows:
-                return self.t("closed_day", weekdays=say.weekdays(day, self.lang))
-            return self.t("open_day", hours=self.hours_text(day))
+                return self.t("closed_day", weekdays=say.weekdays(day, self.lang), day=named)
+            return self.t("open_day", hours=self.hours_text(day), day=named)
         if topic == "hours":
             names = DAY_ABBREVIATIONS if self.lang == "en" else SPANISH_DAY_ABBREVIATIONS
             lines = hours_lines(dict(self.schedule.hours), names)

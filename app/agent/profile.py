@@ -142,12 +142,17 @@ def _closest(text: str, faq: Sequence[dict[str, str]]) -> tuple[str, str] | None
     # when exactly one entry shares it (two would be a guess).
     # The owner's answer counts too: "do you accept cash?" finds "Do you take cards?" by
     # its answer "We take all major cards and cash."
+    # The questions are asked first: "insurance" in one question settles it even when
+    # another entry's answer mentions insurance too.
     said = _content(fold(text))
     entries = [f"{q} {fold(e['answer'])}" for q, e in zip(questions, answered, strict=True)]
-    sharing = [i for i, entry in enumerate(entries) if _share(said, _content(entry))]
-    if len(sharing) != 1:
-        return None
-    return questions[sharing[0]], answered[sharing[0]]["answer"].strip()
+    for texts in (questions, entries):
+        sharing = [i for i, entry in enumerate(texts) if _share(said, _content(entry))]
+        if len(sharing) == 1:
+            return questions[sharing[0]], answered[sharing[0]]["answer"].strip()
+        if sharing:
+            return None
+    return None
 
 
 FUNCTION_WORDS = frozenset(

@@ -510,3 +510,11 @@ def test_a_list_question_about_a_span_of_days_answers_for_the_span(owner: Phone)
     assert reply == "Yes, you have a haircut on Wed Nov 25 at 10:00 AM."
     reply = other.say("do I have anything next week?")
     assert "Dec 2" in reply and "Nov 25" not in reply
+
+
+def test_hours_on_a_date_name_the_date(owner: Phone) -> None:
+    # Demo hours: Monday to Saturday, closed Sunday; "the 28th" is Saturday Nov 28.
+    reply = owner.say("are you guys open on the 28th")
+    assert "Sat Nov 28" in reply and "open" in reply, reply
+    reply = owner.say("are you open on the 29th?")
+    assert "Sun Nov 29" in reply and "closed" in reply, reply

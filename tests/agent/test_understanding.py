@@ -193,6 +193,14 @@ def test_faq_entries_match_by_their_answers_too() -> None:
     assert faq_answer("do you do tattoos", FAQ_WITH_ANSWERS) is None
 
 
+def test_a_word_in_one_question_wins_over_the_same_word_in_another_answer() -> None:
+    faq = [
+        *FAQ_WITH_ANSWERS,
+        {"question": "How much is a cleaning?", "answer": "A cleaning is $120 without insurance."},
+    ]
+    assert faq_answer("do you accept cigna insurance", faq) == "We accept Delta Dental and Cigna."
+
+
 def test_a_yes_no_question_about_one_profile_field() -> None:
     fields = {"address": "Online, or 12 Elm Court, Austin", "services": "Math tutoring."}
     asked = "are lessons online or in person"

@@ -190,9 +190,15 @@ class _LlmTurn:
         if self.memory.pending:
             # Prepared in an earlier turn: the person has seen the question since.
             self.memory.pending = {**self.memory.pending, "prepared_now": False}
-        today = self.now.astimezone(self.turn.tools.schedule.zone).date()
-        doubt = llm_guard.day_doubt(self.turn.text, today)
-        self.box = ToolBox(self.turn.tools, self.memory, doubt)
+        schedule = self.turn.tools.schedule
+        local_now = self.now.astimezone(schedule.zone)
+        doubt = llm_guard.day_doubt(self.turn.text, local_now.date())
+        said = llm_guard.words_read(self.turn.text, local_now, schedule)
+        if doubt is None and said.when.unreadable:
+            doubt = f"the person named a day that cannot be read ({said.when.unreadable!r})"
+        if said.intent in ("book", "move", "cancel"):
+            self.memory.asked = said.intent
+        self.box = ToolBox(self.turn.tools, self.memory, doubt, said)
         budget = self.engine.options.budgets.get(self.turn.channel, 5.0)
         self.deadline = self.started + budget
 
@@ -508,7 +514,10 @@ class _LlmTurn:
             ask = f"Shall I {pending['summary']}?"
             return ask + (" Reply YES to confirm." if self.turn.channel == "sms" else "")
         said = [self.turn.text] + [body for way, body in self.turn.history[-6:] if way == "in"]
-        held = self.box.also_held(pending, every=confirm.speaks_of_moving(said))
+        # A move asked for in any words the code reads ("can we do it another day?")
+        # counts as well as the phrases confirm knows.
+        moving = confirm.speaks_of_moving(said) or self.memory.asked == "move"
+        held = self.box.also_held(pending, every=moving)
         if held and not confirm.asks_for_another(self.turn.text):
             # Instead of, or in addition to? A yes could not say: ask for the choice.
             pending["choose_with"] = held[0]

@@ -21,7 +21,10 @@ from datetime import date, datetime
 from typing import Any
 
 from app.agent.confirm import fold
+from app.agent.dates import When
 from app.agent.phrasing import article, when
+from app.agent.understanding import Message, read
+from app.calendar.availability import Schedule
 
 # Done-words, folded (no accents, lower case). "any" claims a change without naming it.
 CLAIM_WORDS: dict[str, str] = {
@@ -189,6 +192,21 @@ def day_doubt(text: str, today: date) -> str | None:
         if weekdays and named.weekday() not in weekdays:
             return "the weekday the person named does not match the date they named"
     return None
+
+
+def words_read(text: str, now: datetime, schedule: Schedule) -> Message:
+    """The person's words as the offline engine reads them (typos, shorthand and all):
+    the day (or span) a booking the model prepares must fall on, an unreadable day to ask
+    about, and whether they asked for a change of what they hold rather than a new one,
+    whatever the model made of the words."""
+    return read(text, now, schedule.hours, schedule.types)
+
+
+def on_day_said(said: When, start: date) -> bool:
+    if said.day is None:
+        return True
+    last = said.until if said.until is not None and said.until > said.day else said.day
+    return said.day <= start <= last
 
 
 # --- the engine's own words ----------------------------------------------------------------

@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.agent.llm_guard import on_day_said
+from app.agent.understanding import Message
 from app.tools.registry import TOOLS, function_definitions, run_tool
 from app.tools.schemas import BookAppointmentArgs
 from app.tools.service import SchedulingTools, describe
@@ -111,6 +113,10 @@ class Memory:
     # Changes that committed in this conversation ({"action", "start"}): a reply may
     # restate them (app/agent/llm_guard.py).
     done: list[dict[str, str]] = field(default_factory=list)
+    # The last change the person asked for in words ("move", "cancel", "book"), read in
+    # code, until a change commits: a bare "thursday at 10" after "can we do it another
+    # day?" is still a move.
+    asked: str | None = None
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> Memory:
@@ -119,6 +125,7 @@ class Memory:
             appointments=dict(state.get("appointments") or {}),
             pending=state.get("pending"),
             done=list(state.get("done") or []),
+            asked=state.get("asked"),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -127,17 +134,26 @@ class Memory:
             "appointments": dict(list(self.appointments.items())[-MAX_REMEMBERED:]),
             "pending": self.pending,
             "done": self.done[-MAX_REMEMBERED:],
+            "asked": self.asked,
         }
 
 
 class ToolBox:
     """Runs one model tool call against the caller's tools, through the guardrails."""
 
-    def __init__(self, tools: SchedulingTools, memory: Memory, doubt: str | None = None) -> None:
+    def __init__(
+        self,
+        tools: SchedulingTools,
+        memory: Memory,
+        doubt: str | None = None,
+        said: Message | None = None,
+    ) -> None:
         self.tools = tools
         self.memory = memory
         # Why the person's words this turn cannot name a change's day (llm_guard.day_doubt).
         self.doubt = doubt
+        # This turn's words as the offline engine reads them (llm_guard.words_read).
+        self.said = said
         self.calls: list[dict[str, Any]] = []
         self.zone = tools.schedule.zone
         # Slots a search without a day returned this turn: the model picked "the
@@ -221,6 +237,20 @@ class ToolBox:
             real, summary = self._real_arguments(name, arguments)
         except ValueError as exc:
             return self._refuse(name, arguments, str(exc))
+        if name != "book_appointment" and self._unpicked():
+            return self._refuse(
+                name,
+                arguments,
+                "Not prepared: the person holds several appointments and their words do not "
+                "say which one. List them and ask which one they mean.",
+            )
+        if name == "book_appointment" and not self._on_day_said(real["start"]):
+            return self._refuse(
+                name,
+                arguments,
+                "Not prepared: the person's words this turn name another day. Prepare it on "
+                "the day they named, or say why that day cannot be and ask which day they want.",
+            )
         self.memory.pending = {
             "name": name,
             "arguments": real,
@@ -241,6 +271,20 @@ class ToolBox:
                 "they say yes in their next message."
             ),
         }
+
+    def _unpicked(self) -> bool:
+        """Several appointments known and nothing in this turn's words picks one."""
+        said = self.said
+        if said is None or len(self.memory.appointments) < 2:
+            return False
+        picked = said.when.day or said.type_key or said.choice is not None or said.every
+        return not picked and said.when.at is None and said.when.part is None
+
+    def _on_day_said(self, start: str) -> bool:
+        if self.said is None:
+            return True
+        day = datetime.fromisoformat(start).astimezone(self.zone).date()
+        return on_day_said(self.said.when, day)
 
     def _described(
         self, name: str, arguments: dict[str, Any], real: dict[str, Any]
@@ -334,6 +378,7 @@ class ToolBox:
         result["action"] = CHANGES[pending["name"]]
         if result["ok"] and appointment:
             self.memory.done.append({"action": result["action"], "start": appointment["start"]})
+            self.memory.asked = None
         return result
 
     def as_move(self, pending: dict[str, Any]) -> dict[str, Any]:

@@ -308,3 +308,38 @@ def test_a_booking_when_the_person_spoke_of_moving_asks_instead_or_in_addition(
     model.side_effect = [completion("Done!")]
     owner.say("yes")
     assert booked(session_factory) == [("consultation", datetime(2026, 11, 24, 10), "confirmed")]
+
+
+def test_a_booking_on_another_day_than_the_words_name_is_not_prepared(
+    owner: Caller, model, session_factory
+):
+    # The person says Friday; the model books Tuesday's slot it found.
+    model.side_effect = [
+        completion(calls=[("check_availability", {**AFTERNOON, "limit": 20})]),
+        completion(calls=[("book_appointment", {"slot_id": HAIRCUT_3PM})]),
+        completion("Which day would you like?"),
+    ]
+    assert owner.say("haircut on friday at 3pm") == "Which day would you like?"
+    assert "another day" in tool_results(model)[-1]["message"]
+    model.side_effect = [completion("OK.")]
+    owner.say("yes")
+    assert booked(session_factory) == []
+
+
+def test_a_booking_after_a_move_asked_for_in_other_words_asks_instead_or_in_addition(
+    owner: Caller, model, session_factory, demo: DemoData
+):
+    hold(session_factory, demo, demo.caller, "consultation", datetime(2026, 11, 23, 16))
+    model.side_effect = [completion("Sure, which day and time?")]
+    owner.say("something came up, could we do it another day?")
+    # The next message names only a day and time: still the move asked for.
+    model.side_effect = [
+        completion(calls=[("check_availability", {**AFTERNOON, "limit": 20})]),
+        completion(calls=[("book_appointment", {"slot_id": HAIRCUT_3PM})]),
+        completion("Please confirm."),
+    ]
+    reply = owner.say("tuesday at 3pm")
+    assert "Reply MOVE to move it there, or BOTH to keep both." in reply
+    model.side_effect = [completion("Done!")]
+    owner.say("yes")
+    assert booked(session_factory) == [("consultation", datetime(2026, 11, 23, 16), "confirmed")]

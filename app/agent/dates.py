@@ -1087,9 +1087,14 @@ EVENT_DAY = re.compile(
 
 def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
     """A day fixed by an event: the rest of the message may still name the day ("after
-    the lunch rush on friday", "after my class tomorrow"); if not, it is unreadable."""
+    the lunch rush on friday", "after my class tomorrow"); if not, it is unreadable.
+    A holiday we can date ("the day after thanksgiving") is no such event: the plain
+    reader dates it."""
     event = EVENT_DAY.search(text)
     if event is None:
+        return None
+    holiday = _holiday(text, now.date())
+    if holiday is not None and holiday[0].day is not None and not HOLIDAY_SPAN.search(text):
         return None
     rest = _cut(text, event)
     found, left = _parse_day_plain(rest, now)
@@ -1107,11 +1112,6 @@ HOLIDAY_SPAN = re.compile(
 
 
 def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
-    # A holiday we can date ("the day after thanksgiving") is read before events we
-    # cannot know ("the day after the holiday").
-    holiday = _holiday(text, now.date())
-    if holiday is not None and holiday[0].day is not None and not HOLIDAY_SPAN.search(text):
-        return holiday
     event = _event_day(text, now)
     if event is not None:
         return event

@@ -99,13 +99,7 @@ async def graph_push(
     background: BackgroundTasks,
     validation_token: Annotated[str | None, Query(alias="validationToken", max_length=1024)] = None,
 ) -> Response:
-    if validation_token is not None:
-        # Graph's handshake when the subscription is made: echo the token, as text.
-        return PlainTextResponse(validation_token)
-    notes = await _notifications(request)
-    if notes is None:
-        return Response(status_code=400)
-    return _graph(request, session, background, notes, lifecycle=False)
+    return await _graph_intake(request, session, background, validation_token, lifecycle=False)
 
 
 @router.post(GRAPH_LIFECYCLE_PATH)
@@ -115,12 +109,24 @@ async def graph_lifecycle(
     background: BackgroundTasks,
     validation_token: Annotated[str | None, Query(alias="validationToken", max_length=1024)] = None,
 ) -> Response:
+    return await _graph_intake(request, session, background, validation_token, lifecycle=True)
+
+
+async def _graph_intake(
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    validation_token: str | None,
+    *,
+    lifecycle: bool,
+) -> Response:
     if validation_token is not None:
+        # Graph's handshake when the subscription is made: echo the token, as text.
         return PlainTextResponse(validation_token)
     notes = await _notifications(request)
     if notes is None:
         return Response(status_code=400)
-    return _graph(request, session, background, notes, lifecycle=True)
+    return _graph(request, session, background, notes, lifecycle=lifecycle)
 
 
 async def _notifications(request: Request) -> list[dict[str, Any]] | None:

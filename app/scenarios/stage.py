@@ -40,33 +40,41 @@ class Seeded:
     caller: str
 
 
-def free_ports() -> Iterator[int]:
+def _listening_socket() -> socket.socket:
+    """A socket bound and listening on the first free port of PORTS. The bind itself is
+    the claim, so two runs started at once can never share a port (probing a port and
+    binding it later could: both probes succeed, and one run talked to the other's server)."""
     for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        yield port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        return sock
+    raise RuntimeError("no free port in 18300-18399 for the scenario server")
 
 
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    """Start uvicorn on the first port that binds; another run may take a probed port
-    before we bind it, so a failed start moves on to the next."""
-    for port in free_ports():
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, name="scenario-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if server.started:
-            return server, thread, port
+    sock = _listening_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="scenario-server", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
         server.should_exit = True
         thread.join(timeout=5)
-    raise RuntimeError("no free port in 18300-18399 for the scenario server")
+        sock.close()
+        raise RuntimeError(f"the scenario server did not start on port {port}")
+    return server, thread, port
 
 
 def stage_settings(database_url: str, engine_name: str) -> Settings:

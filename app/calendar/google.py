@@ -31,21 +31,25 @@ from google.oauth2.credentials import Credentials
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.calendar.after_commit import Dispatch, after_commit, run_now
+from app.calendar.after_commit import Dispatch, run_now
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.changes import Channel, EventChange, SyncExpired
 from app.calendar.local import LocalCalendar
-from app.calendar.oauth import SCOPES, text_connect_link
-from app.calendar.turn_reads import ReadNeeded, turn_reads
+from app.calendar.oauth import SCOPES, START_PATH
+from app.calendar.remote import (
+    UNAVAILABLE_MESSAGE,
+    FreeBusyCache,
+    RemoteCalendar,
+    event_text,
+)
 from app.clock import Clock
 from app.config import Settings
 from app.models import Agent, Appointment, CalendarConnection
 from app.notify import SmsSender
-from app.security import audit
 from app.security.vault import TokenVault, VaultError
 
 log = logging.getLogger(__name__)
@@ -53,11 +57,6 @@ log = logging.getLogger(__name__)
 RECONSENT_MESSAGE = (
     "I can't reach the calendar right now: its Google connection needs to be renewed. "
     "The owner has been sent a link to reconnect; please try again later."
-)
-UNAVAILABLE_MESSAGE = "The calendar isn't answering right now; please try again in a minute."
-CANNOT_CHECK_MESSAGE = (
-    "I can't check the calendar right now, so I can't offer or book times yet. "
-    "Please try again in a few minutes."
 )
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _BASE32HEX = str.maketrans("", "", "=")
@@ -73,145 +72,6 @@ def event_id_for(agent_id: str, idempotency_key: str) -> str:
     """
     digest = hashlib.sha256(f"{agent_id}\x00{idempotency_key}".encode()).digest()
     return base64.b32hexencode(digest).decode().translate(_BASE32HEX).lower()
-
-
-class Deadline:
-    """The Google time one request may still spend."""
-
-    def __init__(self, seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._seconds = seconds
-        self._end: float | None = None
-
-    def remaining(self) -> float:
-        if self._end is None:
-            self._end = self._monotonic() + self._seconds
-        return self._end - self._monotonic()
-
-
-class FreeBusyCache:
-    """Short-lived free/busy answers per (connection, window), so one conversation
-    asking about the same day several times costs one Google call."""
-
-    def __init__(self, ttl: float, max_entries: int = 10_000, keep: float = 0.0) -> None:
-        self.ttl = ttl
-        # Entries stay this long past their ttl as the outage fallback (`covering`).
-        self.keep = keep
-        self.max_entries = max_entries
-        self._entries: dict[tuple[Any, ...], tuple[float, list[Interval]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> list[Interval] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def covering(
-        self, connection_id: str, calendar_id: str, start: datetime, end: datetime, age: float
-    ) -> list[Interval] | None:
-        """Busy times in [start, end) from an answer at most `age` seconds old whose
-        window covers it (the fallback when Google does not answer)."""
-        oldest = time.monotonic() - age
-        with self._lock:
-            entries = list(self._entries.items())
-        for (conn, cal, s, e), (expires, busy) in entries:
-            fetched = expires - self.ttl
-            same = (conn, cal) == (connection_id, calendar_id)
-            if same and s <= start and e >= end and fetched >= oldest:
-                return [b for b in busy if b.start < end and b.end > start]
-        return None
-
-    def drop(self, connection_id: str) -> None:
-        """Forget every answer about one connection (its calendar just changed)."""
-        with self._lock:
-            self._entries = {k: v for k, v in self._entries.items() if k[0] != connection_id}
-
-    def put(self, key: tuple[Any, ...], value: list[Interval]) -> None:
-        if self.ttl <= 0 and self.keep <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                now = time.monotonic() - self.keep
-                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-                if len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, value)
-
-
-class WindowReads:
-    """A provider calendar's free/busy answers for one request, or for one turn across
-    its attempts (app/calendar/turn_reads.py): each window is asked once; inside a turn's
-    write transaction it is never asked but raised as `ReadNeeded`; when the provider
-    does not answer, a recent answer covering the window stands in, and failing that the
-    agent says plainly that it cannot check the calendar. Shared by Google and Graph."""
-
-    def __init__(
-        self,
-        session: Session,
-        budget: float,
-        cache: FreeBusyCache,
-        stale_seconds: float,
-        connection_id: str,
-        calendar_id: str,
-    ) -> None:
-        self.cache, self.stale_seconds = cache, stale_seconds
-        self.connection_id, self.calendar_id = connection_id, calendar_id
-        self.reads = turn_reads(session)
-        if self.reads is None:
-            self.deadline = Deadline(budget)
-            self.answers: dict[tuple[Any, ...], list[Interval] | CalendarError] = {}
-        else:
-            if self.reads.deadline is None:
-                self.reads.deadline = Deadline(budget)
-            self.deadline = self.reads.deadline
-            self.answers = self.reads.answers
-
-    def fetch(
-        self, key: tuple[Any, ...], ask: Callable[[], list[Interval]], what: str
-    ) -> list[Interval]:
-        known = self.answers.get(key)
-        if isinstance(known, CalendarError):
-            raise known
-        if known is not None:
-            return known
-        if self.reads is not None and self.reads.offline:
-            # Inside the turn's write transaction: never call out (see turn_reads).
-            if self.reads.exhausted:
-                raise CalendarError(CANNOT_CHECK_MESSAGE)
-            raise ReadNeeded(what, lambda: self._ask_once(key, ask, what))
-        return self._ask_once(key, ask, what)
-
-    def _ask_once(
-        self, key: tuple[Any, ...], ask: Callable[[], list[Interval]], what: str
-    ) -> list[Interval]:
-        try:
-            found = ask()
-        except CalendarError as exc:
-            if str(exc) != UNAVAILABLE_MESSAGE:
-                # Access revoked or a calendar error the provider reported: not an outage
-                # to ride out; never book against a calendar we cannot see.
-                self.answers[key] = exc
-                raise
-            _, _, start, end = key
-            stale = self.cache.covering(
-                self.connection_id, self.calendar_id, start, end, self.stale_seconds
-            )
-            if stale is None:
-                refused = CalendarError(CANNOT_CHECK_MESSAGE)
-                self.answers[key] = refused
-                raise refused from None
-            log.warning(
-                "%s unavailable for connection %s: using a recent answer",
-                what.split(" ")[0],
-                self.connection_id,
-            )
-            found = stale
-        else:
-            self.cache.put(key, found)
-        self.answers[key] = found
-        return found
 
 
 @dataclass
@@ -364,63 +224,19 @@ def _set_timeout(http: Any, timeout: float) -> None:
             connection.sock.settimeout(timeout)
 
 
-class GoogleCalendar:
+class GoogleCalendar(RemoteCalendar):
     name = "google"
+    read_label = "free/busy"
 
     def __init__(
         self, factory: GoogleCalendarFactory, session: Session, connection: CalendarConnection
     ) -> None:
         assert factory.options is not None
+        super().__init__(factory, session, connection, factory.options.budget)
         self.factory = factory
         self.options = factory.options
-        self.session = session
-        self.connection_id = connection.id
-        self.calendar_id = connection.calendar_id
-        self.status = connection.status
-        self.encrypted_token = connection.encrypted_refresh_token
-        # A turn run under TurnReads keeps its answers and its budget across attempts
-        # (and calendar instances); anything else keeps them for this instance.
-        self.windows = WindowReads(
-            session,
-            self.options.budget,
-            factory.cache,
-            factory.stale_seconds,
-            connection.id,
-            connection.calendar_id,
-        )
-        self.deadline = self.windows.deadline
 
-    # --- CalendarBackend -------------------------------------------------------------
-
-    def busy(
-        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
-    ) -> list[Interval]:
-        key = (self.connection_id, self.calendar_id, start, end)
-        google_busy = None if fresh else self.factory.cache.get(key)
-        if google_busy is None:
-            google_busy = self._fetch(key, start, end)
-        return _subtract(google_busy, self._own_events(agent, start, end))
-
-    def _fetch(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
-        """Ask Google once per window in this request (the tools ask before their write
-        transaction, then check again inside it: the second answer is this one)."""
-        return self.windows.fetch(
-            key,
-            lambda: self._query_freebusy(start, end),
-            f"free/busy {start.isoformat()}..{end.isoformat()}",
-        )
-
-    def write_after_commit(self, appointment_id: str) -> None:
-        """Write the appointment to Google once the transaction that changed it has
-        committed (never inside it); a failure leaves it pending for the sweeper."""
-        from app.calendar.sync import sync_one
-
-        factory = sessionmaker(self.session.get_bind(), expire_on_commit=False)
-        after_commit(
-            self.session,
-            lambda: sync_one(factory, self.factory, self.factory.clock, appointment_id),
-            self.factory.writes,
-        )
+    # --- CalendarBackend (busy and write_after_commit: RemoteCalendar) ------------------
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
         event_id = event_id_for(agent.id, appointment.idempotency_key)
@@ -534,7 +350,7 @@ class GoogleCalendar:
 
     # --- pieces ----------------------------------------------------------------------
 
-    def _query_freebusy(self, start: datetime, end: datetime) -> list[Interval]:
+    def read_busy(self, start: datetime, end: datetime) -> list[Interval]:
         body = {
             "timeMin": _rfc3339(start),
             "timeMax": _rfc3339(end),
@@ -575,9 +391,6 @@ class GoogleCalendar:
                 self._patch(event_id, body, "book")
             except HttpError as exc:
                 raise self._failure(exc, "book") from None
-
-    def _own_events(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-        return own_events(self.session, agent, start, end)
 
     def _event_body(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
         summary, description = event_text(agent, appointment)
@@ -685,71 +498,15 @@ class GoogleCalendar:
         return CalendarError(UNAVAILABLE_MESSAGE)
 
     def _lost_access(self) -> None:
-        """invalid_grant: revoked or expired for good. Flag the connection once and text
-        the owner a fresh connect link; bookings wait as pending until they reconnect."""
+        """invalid_grant: revoked or expired for good."""
         self.factory.forget_token(self.connection_id)
-        self.status = "needs_reconsent"
-        connection = self.session.get(CalendarConnection, self.connection_id)
-        if connection is None or connection.status != "active":
-            return
-        connection.status = "needs_reconsent"
-        connection.last_error = "Google access was revoked or has expired (invalid_grant)"
-        agent = self.session.get(Agent, connection.agent_id)
-        audit.record(
-            self.session,
-            "calendar.needs_reconsent",
-            actor="google",
-            subject=connection.agent_id,
-            details={"connection_id": connection.id},
+        self.flag_needs_reconsent(
+            last_error="Google access was revoked or has expired (invalid_grant)",
+            details={},
+            reason="Your scheduling agent lost access to your Google Calendar. Reconnect it",
+            path=START_PATH,
         )
-        if agent is not None:
-            text_connect_link(
-                self.session,
-                self.factory.sms_sender,
-                self.factory.settings,
-                agent,
-                self.factory.clock(),
-                reason="Your scheduling agent lost access to your Google Calendar. Reconnect it",
-            )
-        self.session.flush()
         log.warning("connection %s needs re-consent (invalid_grant)", self.connection_id)
-
-
-def own_events(session: Session, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-    """Our bookings as the external calendar sees them; the tools count them from the
-    database (with buffers), so the calendar's copy must not block them twice."""
-    rows = session.execute(
-        select(Appointment.start_at, Appointment.end_at).where(
-            Appointment.agent_id == agent.id,
-            Appointment.start_at < end,
-            Appointment.end_at > start,
-            or_(
-                Appointment.status == "confirmed",
-                and_(Appointment.status == "cancelled", Appointment.sync_status == "pending"),
-            ),
-        )
-    )
-    return [Interval(s, e) for s, e in rows]
-
-
-def event_text(agent: Agent, appointment: Appointment) -> tuple[str, str]:
-    """The event's title and description in the owner's calendar (any provider)."""
-    kind = next(
-        (t for t in agent.appointment_types or [] if t.get("key") == appointment.appointment_type),
-        {},
-    )
-    type_name = str(kind.get("name") or appointment.appointment_type)
-    who = appointment.contact_name or appointment.contact_e164 or "caller"
-    lines = [f"Booked by your scheduling agent ({appointment.channel})."]
-    if appointment.contact_name:
-        lines.append(f"Name: {appointment.contact_name}")
-    if appointment.contact_e164:
-        # The owner's own calendar may hold the full number; logs never do.
-        lines.append(f"Phone: {appointment.contact_e164}")
-    if appointment.notes:
-        lines.append(f"Notes: {appointment.notes}")
-    lines.append(f"Appointment id: {appointment.id}")
-    return f"{type_name.capitalize()} with {who}", "\n".join(lines)
 
 
 def _google_change(item: dict[str, Any]) -> EventChange:
@@ -786,30 +543,6 @@ def _invalid_grant(exc: RefreshError) -> bool:
         if isinstance(arg, dict) and arg.get("error") == "invalid_grant":
             return True
     return bool(exc.args) and str(exc.args[0]).startswith("invalid_grant")
-
-
-def _subtract(busy: list[Interval], own: list[Interval]) -> list[Interval]:
-    if not own:
-        return list(busy)
-    result: list[Interval] = []
-    own = sorted(own)
-    for interval in busy:
-        pieces = [interval]
-        for mine in own:
-            if mine.start >= interval.end:
-                break
-            next_pieces = []
-            for piece in pieces:
-                if not piece.overlaps(mine):
-                    next_pieces.append(piece)
-                    continue
-                if piece.start < mine.start:
-                    next_pieces.append(Interval(piece.start, mine.start))
-                if mine.end < piece.end:
-                    next_pieces.append(Interval(mine.end, piece.end))
-            pieces = next_pieces
-        result.extend(pieces)
-    return result
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -38,22 +38,13 @@ from app.calendar.after_commit import Dispatch, after_commit, run_now
 from app.calendar.availability import Interval
 from app.calendar.backend import CalendarBackend, CalendarError, CalendarFactory
 from app.calendar.changes import Channel, EventChange, SyncExpired
-from app.calendar.google import (
-    UNAVAILABLE_MESSAGE,
-    FreeBusyCache,
-    WindowReads,
-    _subtract,
-    event_id_for,
-    event_text,
-    own_events,
-)
+from app.calendar.google import event_id_for
 from app.calendar.ms_oauth import RECONSENT_ERRORS, START_PATH, MicrosoftIdentity
-from app.calendar.oauth import text_connect_link
+from app.calendar.remote import UNAVAILABLE_MESSAGE, FreeBusyCache, RemoteCalendar, event_text
 from app.clock import Clock
 from app.config import Settings
 from app.models import Agent, Appointment, CalendarConnection
 from app.notify import SmsSender
-from app.security import audit
 from app.security.vault import TokenVault, VaultError
 
 log = logging.getLogger(__name__)
@@ -190,48 +181,17 @@ class MicrosoftCalendarFactory:
             self._access.pop(connection_id, None)
 
 
-class MicrosoftCalendar:
+class MicrosoftCalendar(RemoteCalendar):
     name = "microsoft"
+    read_label = "calendarView"
 
     def __init__(
         self, factory: MicrosoftCalendarFactory, session: Session, connection: CalendarConnection
     ) -> None:
+        super().__init__(factory, session, connection, factory.budget)
         self.factory = factory
-        self.session = session
-        self.connection_id = connection.id
-        self.calendar_id = connection.calendar_id
-        self.status = connection.status
-        self.encrypted_token = connection.encrypted_refresh_token
-        self.windows = WindowReads(
-            session,
-            factory.budget,
-            factory.cache,
-            factory.stale_seconds,
-            connection.id,
-            connection.calendar_id,
-        )
-        self.deadline = self.windows.deadline
 
-    # --- CalendarBackend -------------------------------------------------------------
-
-    def busy(
-        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
-    ) -> list[Interval]:
-        key = (self.connection_id, self.calendar_id, start, end)
-        outside = None if fresh else self.factory.cache.get(key)
-        if outside is None:
-            outside = self._fetch(key, start, end)
-        return _subtract(outside, self._own_events(agent, start, end))
-
-    def write_after_commit(self, appointment_id: str) -> None:
-        from app.calendar.sync import sync_one
-
-        factory = sessionmaker(self.session.get_bind(), expire_on_commit=False)
-        after_commit(
-            self.session,
-            lambda: sync_one(factory, self.factory, self.factory.clock, appointment_id),
-            self.factory.writes,
-        )
+    # --- CalendarBackend (busy and write_after_commit: RemoteCalendar) ------------------
 
     def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
         body = self._event_body(agent, appointment) | {
@@ -355,15 +315,7 @@ class MicrosoftCalendar:
 
     # --- free/busy -------------------------------------------------------------------
 
-    def _fetch(self, key: tuple[Any, ...], start: datetime, end: datetime) -> list[Interval]:
-        """As Google's, and like it never asked inside a turn's write transaction."""
-        return self.windows.fetch(
-            key,
-            lambda: self._calendar_view(start, end),
-            f"calendarView {start.isoformat()}..{end.isoformat()}",
-        )
-
-    def _calendar_view(self, start: datetime, end: datetime) -> list[Interval]:
+    def read_busy(self, start: datetime, end: datetime) -> list[Interval]:
         params: dict[str, str] | None = {
             "startDateTime": _iso(start),
             "endDateTime": _iso(end),
@@ -387,9 +339,6 @@ class MicrosoftCalendar:
             path, params = str(link), None
 
     # --- pieces ----------------------------------------------------------------------
-
-    def _own_events(self, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
-        return own_events(self.session, agent, start, end)
 
     def _times(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
         return {
@@ -554,35 +503,14 @@ class MicrosoftCalendar:
         return CalendarError(UNAVAILABLE_MESSAGE)
 
     def _lost_access(self, error: str) -> None:
-        """Revoked, expired or consent withdrawn: flag the connection once and text the
-        owner a fresh Microsoft connect link; bookings wait as pending meanwhile."""
+        """Revoked, expired or consent withdrawn."""
         self.factory.forget(self.connection_id)
-        self.status = "needs_reconsent"
-        connection = self.session.get(CalendarConnection, self.connection_id)
-        if connection is None or connection.status != "active":
-            return
-        connection.status = "needs_reconsent"
-        connection.last_error = f"Microsoft access was revoked or has expired ({error})"
-        audit.record(
-            self.session,
-            "calendar.needs_reconsent",
-            actor="microsoft",
-            subject=connection.agent_id,
-            details={"connection_id": connection.id, "error": error},
+        self.flag_needs_reconsent(
+            last_error=f"Microsoft access was revoked or has expired ({error})",
+            details={"error": error},
+            reason="Your scheduling agent lost access to your Microsoft 365 calendar. Reconnect it",
+            path=START_PATH,
         )
-        agent = self.session.get(Agent, connection.agent_id)
-        if agent is not None:
-            text_connect_link(
-                self.session,
-                self.factory.sms_sender,
-                self.factory.settings,
-                agent,
-                self.factory.clock(),
-                reason="Your scheduling agent lost access to your Microsoft 365 calendar. "
-                "Reconnect it",
-                path=START_PATH,
-            )
-        self.session.flush()
         log.warning("connection %s needs re-consent (%s)", self.connection_id, error)
 
 

@@ -374,22 +374,19 @@ def calendar_page(request: Request, agent_id: str, session: ReadSession) -> HTML
 @router.get("/a/{agent_id}/calendar/connect")
 def connect_calendar(request: Request, agent_id: str, session: ReadSession) -> Response:
     """Into the same signed, single-use connect link the operator texts (app/calendar)."""
-    user_id = owner_id(request, session)
-    agent = _agent(session, user_id, agent_id)
-    url = oauth.connect_url(services_of(request).settings, agent.id, services_of(request).clock())
-    response = RedirectResponse(url, status_code=303)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _connect_redirect(request, session, agent_id, oauth.START_PATH)
 
 
 @router.get("/a/{agent_id}/calendar/connect/microsoft")
 def connect_microsoft(request: Request, agent_id: str, session: ReadSession) -> Response:
     """The same signed link, opening Microsoft's sign-in instead of Google's."""
-    user_id = owner_id(request, session)
-    agent = _agent(session, user_id, agent_id)
-    url = oauth.connect_url(
-        services_of(request).settings, agent.id, services_of(request).clock(), MS_START_PATH
-    )
+    return _connect_redirect(request, session, agent_id, MS_START_PATH)
+
+
+def _connect_redirect(request: Request, session: Session, agent_id: str, path: str) -> Response:
+    agent = _agent(session, owner_id(request, session), agent_id)
+    services = services_of(request)
+    url = oauth.connect_url(services.settings, agent.id, services.clock(), path)
     response = RedirectResponse(url, status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ScalarSelect, Select, Table, and_, inspect, literal, select, update
+from sqlalchemy import ScalarSelect, Select, Table, and_, inspect, literal, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -293,9 +293,8 @@ def _write_conversation(session: Session, conversation: Conversation) -> None:
     for key, value in changed.items():
         set_committed_value(conversation, key, value)
     set_committed_value(conversation, "updated_at", now)
-    commit_writes.run_at_commit(
-        session,
-        update(table).where(table.c.id == conversation.id).values(**changed, updated_at=now),
+    commit_writes.update_row(
+        session, table, ("id", conversation.id), {**changed, "updated_at": now}
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -109,9 +109,8 @@ def respond(session: Session, claimed: Claim, response: str) -> None:
     if event is None:
         raise ValueError("only a new event's answer is stored")
     set_committed_value(event, "response", response)
-    table = cast(Table, InboundEvent.__table__)
-    commit_writes.run_at_commit(
-        session, update(table).where(table.c.id == event.id).values(response=response)
+    commit_writes.update_row(
+        session, InboundEvent.__table__, ("id", event.id), {"response": response}
     )
 
 

@@ -77,8 +77,13 @@ class ToolContext:
     upcoming: list[Appointment] | None = None
 
 
-def upcoming_of(agent_id: str, caller: str | None, now: datetime) -> ColumnElement[bool]:
-    """The caller's confirmed appointments with this agent that have not ended."""
+def upcoming_of(
+    agent_id: str | ColumnElement[str],
+    caller: str | ColumnElement[str] | None,
+    now: datetime | ColumnElement[datetime],
+) -> ColumnElement[bool]:
+    """The caller's confirmed appointments with this agent that have not ended (values,
+    or bound parameters for a statement built once)."""
     return and_(
         Appointment.agent_id == agent_id,
         Appointment.contact_e164 == caller,

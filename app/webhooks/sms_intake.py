@@ -44,7 +44,7 @@ def take_in(session: Session, message_sid: str, caller: str | None, dialled: str
         if row is None:  # a retry: its first answer is all it gets
             return Intake(request.result(session, None), False, None)
         return Intake(request.result(session, row.id), bool(row.opted_out), None)
-    params["numbers"] = numbers_of(caller, dialled)
+    params.update(numbers_of(caller, dialled))
     # Through the ORM: routing's rows carry the Agent entity.
     rows = session.execute(_claim_with_everything(session, request), params).all()
     return Intake(request.result(session, rows[0].claim_id), bool(rows[0].opted_out), rows)
@@ -67,7 +67,7 @@ def _claim_with_opt_out(session: Session, request: ClaimRequest) -> Any:
 
 def _claim_with_everything(session: Session, request: ClaimRequest) -> Any:
     """PostgreSQL: the claim's INSERT as a CTE of a one-row SELECT of the opt-out, with
-    the routing lookup's rows joined on (`numbers`)."""
+    the routing lookup's rows joined on (`numbers_of`)."""
     dialect = session.get_bind().dialect.name
     found = _with_everything.get(dialect)
     if found is None:

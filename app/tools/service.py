@@ -88,6 +88,23 @@ _BLOCKS = select(null().label("appointment_type"), _blocks.start_at, _blocks.end
 )
 _LOCAL = union_all(_APPOINTMENTS, _BLOCKS)
 _LOCAL_EXCLUDING = union_all(_APPOINTMENTS_EXCLUDING, _BLOCKS)
+# The caller's appointments (entities: a listed one may be cancelled or moved next).
+_CALLERS = {
+    (include_past, no_number): (
+        select(Appointment)
+        .where(
+            Appointment.agent_id == bindparam("agent_id", type_=String()),
+            Appointment.status == AppointmentStatus.CONFIRMED.value,
+            Appointment.contact_e164.is_(None)
+            if no_number
+            else Appointment.contact_e164 == bindparam("caller", type_=String()),
+            *([] if include_past else [Appointment.end_at > bindparam("now", type_=UTCDateTime())]),
+        )
+        .order_by(Appointment.start_at)
+    )
+    for include_past in (False, True)
+    for no_number in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -441,14 +458,7 @@ class SchedulingTools:
             return refusal
         appointments = self._upcoming if not args.include_past else None
         if appointments is None:
-            query = select(Appointment).where(
-                Appointment.agent_id == self.ctx.agent.id,
-                Appointment.contact_e164 == self.ctx.caller,
-                Appointment.status == AppointmentStatus.CONFIRMED,
-            )
-            if not args.include_past:
-                query = query.where(Appointment.end_at > self.ctx.now)
-            appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
+            appointments = self._callers_appointments(args.include_past)
         items = [self._appointment_data(a) for a in appointments]
         if not appointments:
             return ToolResult(
@@ -460,6 +470,12 @@ class SchedulingTools:
             message=f"Your appointments: {listed}.",
             data={"appointments": items},
         )
+
+    def _callers_appointments(self, include_past: bool) -> list[Appointment]:
+        # No caller: rows without a number, as `contact_e164 == None` always read.
+        query = _CALLERS[include_past, self.ctx.caller is None]
+        params = {"agent_id": self.ctx.agent.id, "caller": self.ctx.caller, "now": self.ctx.now}
+        return list(self.ctx.session.scalars(query, params))
 
     def cancel_appointment(self, args: CancelAppointmentArgs) -> ToolResult:
         refusal = self._refuse_unverified()

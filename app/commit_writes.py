@@ -7,6 +7,10 @@ data-modifying CTEs of the last), on SQLite one executemany per table (it has no
 in a CTE). They belong to the transaction like any write: a rollback drops them, and
 the ORM's own pending changes are flushed first, so a deferred row may refer to any row
 the ORM added.
+
+The statements are built once per shape (which tables, columns and how many rows) and
+kept: a turn's commit then costs neither statement construction nor SQLAlchemy's cache
+key generation, only the parameters, which is most of what a commit used to cost.
 """
 
 from __future__ import annotations
@@ -15,19 +19,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CTE, Table, event, insert, literal, select
+from sqlalchemy import CTE, Column, Table, bindparam, event, insert, literal, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 
 from app.db import Base
 
 _KEY = "commit_writes"
+# Shapes seen by one process are few (a turn writes the same tables every time); the
+# bound only guards against an unforeseen stream of new shapes.
+_MAX_SHAPES = 512
+
+
+@dataclass(frozen=True)
+class _RowUpdate:
+    """UPDATE one row of `table`, found by `key_column`, setting `columns`."""
+
+    table: Table
+    key_column: str
+    columns: tuple[str, ...]
+    key_value: Any
+    values: tuple[Any, ...]
 
 
 @dataclass
 class _Deferred:
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
-    statements: list[UpdateBase] = field(default_factory=list)
+    # In order: _RowUpdate (built per shape and kept) or any UPDATE/DELETE built by the
+    # caller (sent as given).
+    statements: list[_RowUpdate | UpdateBase] = field(default_factory=list)
     # Called at commit, before the ORM's flush: the last moment an object's final
     # values are known, to turn them into deferred writes.
     preparers: dict[Any, Callable[[Session], None]] = field(default_factory=dict)
@@ -47,9 +67,17 @@ def insert_row(session: Session, table: Any, row: dict[str, Any]) -> None:
     _deferred(session).rows.setdefault(table, []).append(row)
 
 
+def update_row(session: Session, table: Any, key: tuple[str, Any], values: dict[str, Any]) -> None:
+    """UPDATE the row of `table` whose column `key[0]` is `key[1]`, setting `values`, at
+    commit after the deferred INSERTs."""
+    _deferred(session).statements.append(
+        _RowUpdate(table, key[0], tuple(values), key[1], tuple(values.values()))
+    )
+
+
 def run_at_commit(session: Session, statement: UpdateBase) -> None:
     """Run `statement` (an UPDATE or DELETE, nothing returned) at commit, after the
-    deferred INSERTs."""
+    deferred INSERTs. Prefer `update_row`, whose statement is built once."""
     _deferred(session).statements.append(statement)
 
 
@@ -59,9 +87,16 @@ def prepare_at_commit(session: Session, key: Any, prepare: Callable[[Session], N
     _deferred(session).preparers.setdefault(key, prepare)
 
 
+_table_order: dict[Table, int] = {}
+
+
 def _tables_in_order(deferred: _Deferred) -> list[Table]:
-    """Parents first: foreign keys on SQLite are checked per statement."""
-    return [table for table in Base.metadata.sorted_tables if table in deferred.rows]
+    """Parents first: foreign keys on SQLite are checked per statement. The metadata's
+    order is computed once per process (again only if a table appears that it lacks)."""
+    if any(table not in _table_order for table in deferred.rows):
+        _table_order.clear()
+        _table_order.update((table, n) for n, table in enumerate(Base.metadata.sorted_tables))
+    return sorted(deferred.rows, key=lambda table: _table_order.get(table, len(_table_order)))
 
 
 @event.listens_for(Session, "before_commit")
@@ -75,37 +110,132 @@ def write_deferred(session: Session) -> None:
     session.info.pop(_KEY)
     session.flush()
     connection = session.connection()
+    tables = _tables_in_order(deferred)
     if connection.dialect.name != "postgresql":
         # A table's rows in one executemany, then the other statements in order.
-        for table in _tables_in_order(deferred):
-            connection.execute(insert(table), deferred.rows[table])
+        for table in tables:
+            connection.execute(_insert_of(table), deferred.rows[table])
         for statement in deferred.statements:
-            connection.execute(statement)
+            if isinstance(statement, _RowUpdate):
+                connection.execute(_update_of(statement, ""), _update_params(statement, ""))
+            else:
+                connection.execute(statement)
         return
-    # One round trip: PostgreSQL runs every data-modifying CTE once, whether or not it
-    # is referred to, and checks foreign keys at the end of the whole statement.
-    ctes = [cte for table in _tables_in_order(deferred) for cte in _chained(table, deferred.rows)]
+    shape = _shape(tables, deferred)
+    combined = _combined.get(shape) if shape is not None else None
+    if combined is None:
+        combined = _combine(tables, deferred)
+        if shape is not None:
+            if len(_combined) >= _MAX_SHAPES:
+                _combined.clear()
+            _combined[shape] = combined
+    connection.execute(combined, _params(tables, deferred))
+
+
+# --- statements, built once per shape --------------------------------------------------
+
+_inserts: dict[Table, Insert] = {}
+_updates: dict[tuple[Table, str, tuple[str, ...], str], Update] = {}
+_combined: dict[tuple[Any, ...], Any] = {}
+
+
+def _insert_of(table: Table) -> Insert:
+    found = _inserts.get(table)
+    if found is None:
+        found = _inserts[table] = insert(table)
+    return found
+
+
+def _update_of(change: _RowUpdate, prefix: str) -> Update:
+    """The UPDATE of `change`'s shape; its parameters are named `prefix` + column
+    (`prefix` + "key" for the row's key), so several can share one statement."""
+    shape = (change.table, change.key_column, change.columns, prefix)
+    found = _updates.get(shape)
+    if found is None:
+        table = change.table
+        found = _updates[shape] = (
+            update(table)
+            .where(table.c[change.key_column] == _bound(f"{prefix}key", table.c[change.key_column]))
+            .values({name: _bound(prefix + name, table.c[name]) for name in change.columns})
+        )
+    return found
+
+
+def _update_params(change: _RowUpdate, prefix: str) -> dict[str, Any]:
+    params = {
+        prefix + name: value for name, value in zip(change.columns, change.values, strict=True)
+    }
+    params[f"{prefix}key"] = change.key_value
+    return params
+
+
+def _bound(name: str, column: Column[Any]) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+def _shape(tables: list[Table], deferred: _Deferred) -> tuple[Any, ...] | None:
+    """What decides the combined statement's text; None when it cannot be kept (a
+    statement the caller built carries its own values)."""
+    parts: list[Any] = []
+    for table in tables:
+        rows = deferred.rows[table]
+        columns = tuple(rows[0])
+        if any(row.keys() != rows[0].keys() for row in rows):
+            raise ValueError(f"rows deferred for {table.name} name different columns")
+        parts.append((table, columns, len(rows)))
+    for statement in deferred.statements:
+        if not isinstance(statement, _RowUpdate):
+            return None
+        parts.append((statement.table, statement.key_column, statement.columns))
+    return tuple(parts)
+
+
+def _row_param(table: Table, index: int, column: str) -> str:
+    return f"{table.name}_{index}_{column}"
+
+
+def _params(tables: list[Table], deferred: _Deferred) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for table in tables:
+        for index, row in enumerate(deferred.rows[table]):
+            for column, value in row.items():
+                params[_row_param(table, index, column)] = value
+    for number, statement in enumerate(deferred.statements):
+        if isinstance(statement, _RowUpdate):
+            params.update(_update_params(statement, f"u{number}_"))
+    return params
+
+
+def _combine(tables: list[Table], deferred: _Deferred) -> Any:
+    """One statement: PostgreSQL runs every data-modifying CTE once, whether or not it
+    is referred to, and checks foreign keys at the end of the whole statement."""
+    ctes = [cte for table in tables for cte in _chained(table, deferred.rows[table])]
+    statements: list[UpdateBase] = [
+        _update_of(statement, f"u{number}_") if isinstance(statement, _RowUpdate) else statement
+        for number, statement in enumerate(deferred.statements)
+    ]
     main: Any = select(literal(1))  # when only rows wait
-    if deferred.statements:
-        *leading, main = deferred.statements
+    if statements:
+        *leading, main = statements
         ctes += [statement.cte() for statement in leading]
     for cte in ctes:
         main = main.add_cte(cte)
-    connection.execute(main)
+    return main
 
 
-def _chained(table: Table, rows_of: dict[Table, list[dict[str, Any]]]) -> list[CTE]:
+def _chained(table: Table, rows: list[dict[str, Any]]) -> list[CTE]:
     """A table's rows as single-row INSERT CTEs, each selecting from the one before:
     sibling CTEs run in no set order, and ids must follow the rows' order (a transcript
     is read by id); a multi-VALUES INSERT would keep the order but SQLAlchemy cannot
-    cache it, so it would be compiled at every commit."""
+    cache it."""
+    columns = list(rows[0])
     ctes: list[CTE] = []
-    for row in rows_of[table]:
+    for index in range(len(rows)):
+        values = [_bound(_row_param(table, index, name), table.c[name]) for name in columns]
         if not ctes:
-            statement = insert(table).values(row)
+            statement = insert(table).values(dict(zip(columns, values, strict=True)))
         else:
-            values = select(*(literal(value, table.c[key].type) for key, value in row.items()))
-            statement = insert(table).from_select(list(row), values.select_from(ctes[-1]))
+            statement = insert(table).from_select(columns, select(*values).select_from(ctes[-1]))
         ctes.append(statement.returning(literal(1).label("done")).cte())
     return ctes
 

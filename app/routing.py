@@ -68,7 +68,7 @@ def route(
         return Unrouted(RouteFailure.INVALID_CALLER, None)
     if looked_up is None:
         # One round trip for both the caller's own phone and the dialled line.
-        looked_up = list(session.execute(_LOOKUP, {"numbers": numbers_of(caller, dialled)}))
+        looked_up = list(session.execute(_LOOKUP, numbers_of(caller, dialled)))
     rows = {row.e164: row for row in looked_up if row.e164 is not None}
     owned = rows.get(caller)
     if owned is not None and owned.purpose != "caller":
@@ -93,9 +93,26 @@ def route(
     return Route(owned.Agent, caller, dialled, True, "caller_id")
 
 
-def numbers_of(caller: str, dialled: str | None) -> list[str]:
-    """The `numbers` parameter of the lookup."""
-    return [caller] if dialled is None else [caller, dialled]
+def numbers_of(caller: str, dialled: str | None) -> dict[str, str | None]:
+    """The lookup's parameters. Two plain parameters, not an expanding list: an
+    expanding IN is rendered again at every execution; a missing dialled number is a
+    NULL, which matches no row."""
+    return {"caller_number": caller, "dialled_number": dialled}
+
+
+def lookup_numbers(
+    caller_raw: str | None, dialled_raw: str | None, region: str = "US"
+) -> dict[str, str | None] | None:
+    """The lookup's parameters for the numbers as given; None when the caller is no
+    number (route() refuses it without a lookup)."""
+    caller = try_e164(caller_raw, region)
+    if caller is None:
+        return None
+    return numbers_of(caller, try_e164(dialled_raw, region))
+
+
+def _numbers() -> ColumnElement[bool]:
+    return PhoneNumber.e164.in_([bindparam("caller_number"), bindparam("dialled_number")])
 
 
 def _agent_of_number() -> ColumnElement[bool]:
@@ -122,19 +139,15 @@ _LOOKED_UP = (PhoneNumber.e164, PhoneNumber.purpose, PhoneNumber.user_id, PhoneN
 def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
     """Both numbers, each with the agent it leads to, by the unique index on e164;
     built once, reused."""
-    return (
-        select(*_LOOKED_UP, Agent)
-        .outerjoin(Agent, _agent_of_number())
-        .where(PhoneNumber.e164.in_(bindparam("numbers", expanding=True)))
-    )
+    return select(*_LOOKED_UP, Agent).outerjoin(Agent, _agent_of_number()).where(_numbers())
 
 
 def lookup_joined(statement: Select[Any]) -> Select[Any]:
     """`statement` (one row) with the lookup's columns added by outer joins: one row per
-    number found, or its one row with the lookup's columns null; `numbers` as above."""
+    number found, or its one row with the lookup's columns null; parameters as above."""
     return (
         statement.add_columns(*_LOOKED_UP, Agent)
-        .outerjoin(PhoneNumber, PhoneNumber.e164.in_(bindparam("numbers", expanding=True)))
+        .outerjoin(PhoneNumber, _numbers())
         .outerjoin(Agent, _agent_of_number())
     )
 

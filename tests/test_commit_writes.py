@@ -104,3 +104,30 @@ def test_postgresql_sends_them_in_one_statement(
         assert len(sent) == 1 and sent[0].startswith("WITH")
     else:  # one INSERT (executemany) per table, then the stored response
         assert [statement.split()[0] for statement in sent] == ["INSERT"] * 3 + ["UPDATE"]
+
+
+def test_rows_of_one_shape_keep_their_own_values(
+    session_factory: sessionmaker[Session], db: Reader
+):
+    """Two updates and two turns of the same shape in one commit: the statement is built
+    once per shape, so each write must still get its own parameters."""
+    with session_factory() as session:
+        first = claim(session, "twilio", "SMfirst", "sms")
+        second = claim(session, "twilio", "SMsecond", "sms")
+        respond(session, first, "<First/>")
+        respond(session, second, "<Second/>")
+        audit.record(session, "test.one", actor="tester")
+        audit.record(session, "test.two", actor="tester")
+        session.commit()
+    with session_factory() as session:  # the same shape again, new values
+        third = claim(session, "twilio", "SMthird", "sms")
+        fourth = claim(session, "twilio", "SMfourth", "sms")
+        respond(session, third, "<Third/>")
+        respond(session, fourth, "<Fourth/>")
+        audit.record(session, "test.three", actor="tester")
+        audit.record(session, "test.four", actor="tester")
+        session.commit()
+    responses = db.scalars(select(InboundEvent.response).order_by(InboundEvent.id))
+    assert responses == ["<First/>", "<Second/>", "<Third/>", "<Fourth/>"]
+    actions = db.scalars(select(AuditEntry.action).order_by(AuditEntry.id))
+    assert actions == ["test.one", "test.two", "test.three", "test.four"]

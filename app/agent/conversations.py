@@ -10,7 +10,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ScalarSelect, Select, Table, and_, inspect, literal, select, update
+from sqlalchemy import (
+    ScalarSelect,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    inspect,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -18,9 +28,13 @@ from app import commit_writes
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
+from app.db import UTCDateTime
 from app.models import Appointment, Conversation, Message, User, new_id, utcnow
 from app.routing import Route
 from app.tools.service import SchedulingTools, ToolContext, upcoming_of
+
+# A scalar subquery, built once, and the parameters of this use of it.
+ReadAlong = tuple[ScalarSelect[Any], dict[str, Any]]
 
 
 class ConversationService:
@@ -45,10 +59,11 @@ class ConversationService:
         channel: str,
         external_id: str,
         route: Route,
-        read_along: ScalarSelect[Any] | None = None,
+        read_along: ReadAlong | None = None,
     ) -> Conversation:
-        """The conversation, found or new. `read_along`: a scalar subquery read in the
-        same round trip, its value then in `self.read_along`."""
+        """The conversation, found or new. `read_along`: a scalar subquery (built once)
+        and its parameters, read in the same round trip, its value then in
+        `self.read_along`."""
         conversation, known_name, self.read_along = self._find(
             channel, external_id, route, read_along
         )
@@ -74,7 +89,7 @@ class ConversationService:
         return conversation
 
     def _find(
-        self, channel: str, external_id: str, route: Route, read_along: ScalarSelect[Any] | None
+        self, channel: str, external_id: str, route: Route, read_along: ReadAlong | None
     ) -> tuple[Conversation | None, str | None, Any]:
         """The conversation, for a new one the caller's known name, and the caller's
         upcoming appointments with this agent (kept in `self.upcoming` for the turn's
@@ -82,23 +97,15 @@ class ConversationService:
 
         At least one row always comes back (outer joins from a one-row select), so the
         name is there even when the conversation is not; one row per appointment."""
-        anchor = select(literal(1).label("one")).subquery()
-        found = (
-            select(
-                Conversation,
-                self._known_name_query(route).scalar_subquery(),
-                literal(None) if read_along is None else read_along,
-                Appointment,
-            )
-            .select_from(anchor)
-            .outerjoin(
-                Conversation,
-                and_(Conversation.channel == channel, Conversation.external_id == external_id),
-            )
-            .outerjoin(Appointment, upcoming_of(route.agent.id, route.caller, self.now))
-            .order_by(Appointment.start_at)
-        )
-        rows = self.session.execute(found).all()
+        along, along_params = read_along if read_along is not None else (None, {})
+        params = {
+            **_name_params(route),
+            **along_params,
+            "channel": channel,
+            "external_id": external_id,
+            "upcoming_now": self.now,
+        }
+        rows = self.session.execute(_found_statement(route.caller_is_owner, along), params).all()
         self.upcoming = [row[3] for row in rows if row[3] is not None]
         conversation, known_name, read, _ = rows[0]
         return conversation, known_name, read
@@ -235,22 +242,61 @@ class ConversationService:
         return name
 
     def known_name(self, route: Route) -> str | None:
-        return self.session.scalar(self._known_name_query(route))
+        statement = _OWNER_NAME if route.caller_is_owner else _CONTACT_NAME
+        return self.session.scalar(statement, _name_params(route))
 
-    @staticmethod
-    def _known_name_query(route: Route) -> Select[str | None]:
-        if route.caller_is_owner:
-            return select(User.name).where(User.id == route.agent.user_id)
-        return (
-            select(Appointment.contact_name)
-            .where(
-                Appointment.agent_id == route.agent.id,
-                Appointment.contact_e164 == route.caller,
-                Appointment.contact_name.is_not(None),
+
+# The statements of finding a conversation, built once: a turn passes only parameters.
+_OWNER_NAME: Select[str | None] = select(User.name).where(User.id == bindparam("owner_id"))
+_CONTACT_NAME: Select[str | None] = (
+    select(Appointment.contact_name)
+    .where(
+        Appointment.agent_id == bindparam("agent_id"),
+        Appointment.contact_e164 == bindparam("caller"),
+        Appointment.contact_name.is_not(None),
+    )
+    .order_by(Appointment.created_at.desc())
+    .limit(1)
+)
+_UPCOMING = upcoming_of(
+    bindparam("agent_id", type_=String()),
+    bindparam("caller", type_=String()),
+    bindparam("upcoming_now", type_=UTCDateTime()),
+)
+_found_statements: dict[tuple[bool, Any], Select[Any]] = {}
+
+
+def _name_params(route: Route) -> dict[str, Any]:
+    return {"owner_id": route.agent.user_id, "agent_id": route.agent.id, "caller": route.caller}
+
+
+def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None) -> Select[Any]:
+    """The conversation (`channel`, `external_id`), the known name, `read_along` and the
+    caller's upcoming appointments; one per variant, kept."""
+    key = (caller_is_owner, read_along)
+    found = _found_statements.get(key)
+    if found is None:
+        anchor = select(literal(1).label("one")).subquery()
+        name = _OWNER_NAME if caller_is_owner else _CONTACT_NAME
+        found = _found_statements[key] = (
+            select(
+                Conversation,
+                name.scalar_subquery(),
+                literal(None) if read_along is None else read_along,
+                Appointment,
             )
-            .order_by(Appointment.created_at.desc())
-            .limit(1)
+            .select_from(anchor)
+            .outerjoin(
+                Conversation,
+                and_(
+                    Conversation.channel == bindparam("channel"),
+                    Conversation.external_id == bindparam("external_id"),
+                ),
+            )
+            .outerjoin(Appointment, _UPCOMING)
+            .order_by(Appointment.start_at)
         )
+    return found
 
 
 # What a turn changes on its conversation; anything else changed is left to the ORM.
@@ -293,9 +339,8 @@ def _write_conversation(session: Session, conversation: Conversation) -> None:
     for key, value in changed.items():
         set_committed_value(conversation, key, value)
     set_committed_value(conversation, "updated_at", now)
-    commit_writes.run_at_commit(
-        session,
-        update(table).where(table.c.id == conversation.id).values(**changed, updated_at=now),
+    commit_writes.update_row(
+        session, table, ("id", conversation.id), {**changed, "updated_at": now}
     )
 
 

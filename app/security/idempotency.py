@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -45,14 +45,25 @@ def claim(
     """
     request = ClaimRequest(provider, external_id, kind, payload, utcnow())
     # On the table, not the entity: the ORM's bulk-insert path costs more than the INSERT.
-    return request.result(session, session.execute(request.insert(session)).scalar())
+    inserted = session.connection().execute(request.insert(session), request.params())
+    return request.result(session, inserted.scalar())
+
+
+_CLAIM_COLUMNS = ("provider", "external_id", "kind", "payload", "created_at")
+# The claim's statements, built once per dialect: their parameters change, not their SQL.
+_claim_inserts: dict[str, ReturningInsert[int]] = {}
+_STORED_RESPONSE = select(InboundEvent.response).where(
+    InboundEvent.provider == bindparam("claim_provider"),
+    InboundEvent.external_id == bindparam("claim_external_id"),
+)
 
 
 @dataclass(frozen=True)
 class ClaimRequest:
     """A claim in two halves, so a webhook can learn more in the claim's round trip: its
-    INSERT (returning the new row's id, none on a duplicate) can carry more columns or be
-    a CTE of a larger statement (app/webhooks/sms_intake.py); `result` makes the Claim."""
+    INSERT (returning the new row's id, none on a duplicate; parameters from `params`)
+    can carry more columns or be a CTE of a larger statement (app/webhooks/sms_intake.py);
+    `result` makes the Claim."""
 
     provider: str
     external_id: str
@@ -61,30 +72,38 @@ class ClaimRequest:
     created_at: datetime
 
     def insert(self, session: Session) -> ReturningInsert[int]:
-        table = InboundEvent.__table__
-        statement: ReturningInsert[int] = (
-            _insert_for(session)(table)
-            .values(
-                provider=self.provider,
-                external_id=self.external_id,
-                kind=self.kind,
-                payload=self.payload,
-                created_at=self.created_at,
+        """The INSERT, the same object for every claim on this dialect."""
+        dialect = session.get_bind().dialect.name
+        found = _claim_inserts.get(dialect)
+        if found is None:
+            table = cast(Table, InboundEvent.__table__)
+            found = _claim_inserts[dialect] = (
+                _insert_for(dialect)(table)
+                .values(
+                    {
+                        name: bindparam(f"claim_{name}", type_=table.c[name].type)
+                        for name in _CLAIM_COLUMNS
+                    }
+                )
+                .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+                .returning(table.c.id)
             )
-            .on_conflict_do_nothing(index_elements=["provider", "external_id"])
-            .returning(table.c.id)
-        )
-        return statement
+        return found
+
+    def params(self) -> dict[str, Any]:
+        return {f"claim_{name}": getattr(self, name) for name in _CLAIM_COLUMNS}
 
     def result(self, session: Session, new_id: int | None) -> Claim:
         """The Claim, given what the INSERT returned."""
         if new_id is None:
-            seen = session.execute(
-                select(InboundEvent.response).where(
-                    InboundEvent.provider == self.provider,
-                    InboundEvent.external_id == self.external_id,
+            seen = (
+                session.connection()
+                .execute(
+                    _STORED_RESPONSE,
+                    {"claim_provider": self.provider, "claim_external_id": self.external_id},
                 )
-            ).first()
+                .first()
+            )
             return Claim(None, seen.response if seen else None)
         # A persistent instance without reading the row back: setting .response later is
         # an UPDATE at flush, as for any loaded object.
@@ -109,13 +128,12 @@ def respond(session: Session, claimed: Claim, response: str) -> None:
     if event is None:
         raise ValueError("only a new event's answer is stored")
     set_committed_value(event, "response", response)
-    table = cast(Table, InboundEvent.__table__)
-    commit_writes.run_at_commit(
-        session, update(table).where(table.c.id == event.id).values(response=response)
+    commit_writes.update_row(
+        session, InboundEvent.__table__, ("id", event.id), {"response": response}
     )
 
 
-def _insert_for(session: Session) -> Callable[..., Any]:
-    if session.get_bind().dialect.name == "postgresql":
+def _insert_for(dialect: str) -> Callable[..., Any]:
+    if dialect == "postgresql":
         return postgresql.insert
     return sqlite.insert

@@ -13,11 +13,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, null, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from app.calendar.availability import (
     AppointmentType,
@@ -31,6 +43,7 @@ from app.calendar.availability import (
 )
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
+from app.db import UTCDateTime
 from app.models import Agent, Appointment, AppointmentStatus, BusyBlock, SyncStatus
 from app.notifications import plan as notifications
 from app.security import audit
@@ -50,6 +63,48 @@ PARTS_OF_DAY = {
 }
 SEARCH_DAYS_WITHOUT_DATE = 14
 READ_MARGIN = timedelta(days=1)
+
+# The availability reads, built once on the tables (plain rows, no ORM entities): a turn
+# passes only the agent, the window and the appointment a move leaves out.
+_appointments = cast(Table, Appointment.__table__).c
+_blocks = cast(Table, BusyBlock.__table__).c
+_WINDOW_START = bindparam("window_start", type_=UTCDateTime())
+_WINDOW_END = bindparam("window_end", type_=UTCDateTime())
+_APPOINTMENTS = select(
+    _appointments.appointment_type, _appointments.start_at, _appointments.end_at
+).where(
+    _appointments.agent_id == bindparam("agent_id", type_=String()),
+    _appointments.status == AppointmentStatus.CONFIRMED.value,
+    _appointments.start_at < _WINDOW_END,
+    _appointments.end_at > _WINDOW_START,
+)
+_APPOINTMENTS_EXCLUDING = _APPOINTMENTS.where(
+    _appointments.id != bindparam("exclude_id", type_=String())
+)
+_BLOCKS = select(null().label("appointment_type"), _blocks.start_at, _blocks.end_at).where(
+    _blocks.agent_id == bindparam("agent_id", type_=String()),
+    _blocks.start_at < _WINDOW_END,
+    _blocks.end_at > _WINDOW_START,
+)
+_LOCAL = union_all(_APPOINTMENTS, _BLOCKS)
+_LOCAL_EXCLUDING = union_all(_APPOINTMENTS_EXCLUDING, _BLOCKS)
+# The caller's appointments (entities: a listed one may be cancelled or moved next).
+_CALLERS = {
+    (include_past, no_number): (
+        select(Appointment)
+        .where(
+            Appointment.agent_id == bindparam("agent_id", type_=String()),
+            Appointment.status == AppointmentStatus.CONFIRMED.value,
+            Appointment.contact_e164.is_(None)
+            if no_number
+            else Appointment.contact_e164 == bindparam("caller", type_=String()),
+            *([] if include_past else [Appointment.end_at > bindparam("now", type_=UTCDateTime())]),
+        )
+        .order_by(Appointment.start_at)
+    )
+    for include_past in (False, True)
+    for no_number in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -77,8 +132,13 @@ class ToolContext:
     upcoming: list[Appointment] | None = None
 
 
-def upcoming_of(agent_id: str, caller: str | None, now: datetime) -> ColumnElement[bool]:
-    """The caller's confirmed appointments with this agent that have not ended."""
+def upcoming_of(
+    agent_id: str | ColumnElement[str],
+    caller: str | ColumnElement[str] | None,
+    now: datetime | ColumnElement[datetime],
+) -> ColumnElement[bool]:
+    """The caller's confirmed appointments with this agent that have not ended (values,
+    or bound parameters for a statement built once)."""
     return and_(
         Appointment.agent_id == agent_id,
         Appointment.contact_e164 == caller,
@@ -179,22 +239,28 @@ class SchedulingTools:
     ) -> list[Row[str, datetime, datetime]]:
         """(type, start, end) of live appointments overlapping the window: plain rows,
         since a busy calendar has many and none of them is changed here."""
-        return list(self.ctx.session.execute(self._appointments_query(start, end, exclude_id)))
+        statement = _APPOINTMENTS_EXCLUDING if exclude_id is not None else _APPOINTMENTS
+        return self._read(statement, self._window_params(start, end, exclude_id))
 
-    def _appointments_query(
+    def _window_params(
         self, start: datetime, end: datetime, exclude_id: str | None
-    ) -> Select[str, datetime, datetime]:
-        query = select(
-            Appointment.appointment_type, Appointment.start_at, Appointment.end_at
-        ).where(
-            Appointment.agent_id == self.ctx.agent.id,
-            Appointment.status == AppointmentStatus.CONFIRMED,
-            Appointment.start_at < end,
-            Appointment.end_at > start,
-        )
-        if exclude_id is not None:
-            query = query.where(Appointment.id != exclude_id)
-        return query
+    ) -> dict[str, object]:
+        return {
+            "agent_id": self.ctx.agent.id,
+            "window_start": start,
+            "window_end": end,
+            "exclude_id": exclude_id,
+        }
+
+    def _read(
+        self, statement: Executable, params: dict[str, object]
+    ) -> list[Row[str, datetime, datetime]]:
+        """Rows of a statement on the tables (built once, no ORM entities), after the
+        flush the ORM would do before an ORM query, so the same rows are seen."""
+        session = self.ctx.session
+        if session.autoflush:
+            session.flush()
+        return list(session.connection().execute(statement, params))
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
@@ -236,18 +302,8 @@ class SchedulingTools:
     ) -> tuple[list[Row[str, datetime, datetime]], list[Interval]]:
         """The built-in calendar's appointments and the owner's busy blocks overlapping
         [start, end), in one round trip (a block's row has no type)."""
-        blocks = select(
-            null().label("appointment_type"), BusyBlock.start_at, BusyBlock.end_at
-        ).where(
-            BusyBlock.agent_id == self.ctx.agent.id,
-            BusyBlock.start_at < end,
-            BusyBlock.end_at > start,
-        )
-        rows: list[Row[str, datetime, datetime]] = list(
-            self.ctx.session.execute(
-                union_all(self._appointments_query(start, end, exclude_id), blocks)
-            )
-        )
+        statement = _LOCAL_EXCLUDING if exclude_id is not None else _LOCAL
+        rows = self._read(statement, self._window_params(start, end, exclude_id))
         appointments = [row for row in rows if row.appointment_type is not None]
         busy = [Interval(row.start_at, row.end_at) for row in rows if row.appointment_type is None]
         return appointments, busy
@@ -402,14 +458,7 @@ class SchedulingTools:
             return refusal
         appointments = self._upcoming if not args.include_past else None
         if appointments is None:
-            query = select(Appointment).where(
-                Appointment.agent_id == self.ctx.agent.id,
-                Appointment.contact_e164 == self.ctx.caller,
-                Appointment.status == AppointmentStatus.CONFIRMED,
-            )
-            if not args.include_past:
-                query = query.where(Appointment.end_at > self.ctx.now)
-            appointments = list(self.ctx.session.scalars(query.order_by(Appointment.start_at)))
+            appointments = self._callers_appointments(args.include_past)
         items = [self._appointment_data(a) for a in appointments]
         if not appointments:
             return ToolResult(
@@ -421,6 +470,12 @@ class SchedulingTools:
             message=f"Your appointments: {listed}.",
             data={"appointments": items},
         )
+
+    def _callers_appointments(self, include_past: bool) -> list[Appointment]:
+        # No caller: rows without a number, as `contact_e164 == None` always read.
+        query = _CALLERS[include_past, self.ctx.caller is None]
+        params = {"agent_id": self.ctx.agent.id, "caller": self.ctx.caller, "now": self.ctx.now}
+        return list(self.ctx.session.scalars(query, params))
 
     def cancel_appointment(self, args: CancelAppointmentArgs) -> ToolResult:
         refusal = self._refuse_unverified()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, exists, literal, select, true
+from sqlalchemy import Row, bindparam, exists, literal, select, true
 from sqlalchemy.orm import Session
 
 from app.models import SmsOptOut, utcnow
@@ -33,20 +33,49 @@ class Intake:
 def take_in(session: Session, message_sid: str, caller: str | None, dialled: str | None) -> Intake:
     """Claim the message and learn what its turn needs first, in one round trip."""
     request = ClaimRequest("twilio", message_sid, "sms", None, utcnow())
+    connection = session.connection()
+    params = request.params()
     if caller is None:  # answered with silence: nothing more to read
-        return Intake(request.result(session, session.scalar(request.insert(session))), False, None)
-    opted_out = exists().where(SmsOptOut.e164 == caller).label("opted_out")
-    if session.get_bind().dialect.name != "postgresql":
-        row = session.execute(request.insert(session).returning(opted_out)).first()
+        new_id = connection.execute(request.insert(session), params).scalar()
+        return Intake(request.result(session, new_id), False, None)
+    params["caller"] = caller
+    if connection.dialect.name != "postgresql":
+        row = connection.execute(_claim_with_opt_out(session, request), params).first()
         if row is None:  # a retry: its first answer is all it gets
             return Intake(request.result(session, None), False, None)
         return Intake(request.result(session, row.id), bool(row.opted_out), None)
-    claimed = request.insert(session).cte("claimed")
-    anchor = select(literal(1).label("one")).subquery()
-    statement = lookup_joined(
-        select(claimed.c.id.label("claim_id"), opted_out)
-        .select_from(anchor)
-        .outerjoin(claimed, true())
-    )
-    rows = session.execute(statement, {"numbers": numbers_of(caller, dialled)}).all()
+    params.update(numbers_of(caller, dialled))
+    # Through the ORM: routing's rows carry the Agent entity.
+    rows = session.execute(_claim_with_everything(session, request), params).all()
     return Intake(request.result(session, rows[0].claim_id), bool(rows[0].opted_out), rows)
+
+
+# Built once per dialect (the claim's INSERT differs): only the parameters change.
+_OPTED_OUT = exists().where(SmsOptOut.e164 == bindparam("caller")).label("opted_out")
+_with_opt_out: dict[str, Any] = {}
+_with_everything: dict[str, Any] = {}
+
+
+def _claim_with_opt_out(session: Session, request: ClaimRequest) -> Any:
+    """SQLite: the claim's INSERT, returning whether the texter opted out."""
+    dialect = session.get_bind().dialect.name
+    found = _with_opt_out.get(dialect)
+    if found is None:
+        found = _with_opt_out[dialect] = request.insert(session).returning(_OPTED_OUT)
+    return found
+
+
+def _claim_with_everything(session: Session, request: ClaimRequest) -> Any:
+    """PostgreSQL: the claim's INSERT as a CTE of a one-row SELECT of the opt-out, with
+    the routing lookup's rows joined on (`numbers_of`)."""
+    dialect = session.get_bind().dialect.name
+    found = _with_everything.get(dialect)
+    if found is None:
+        claimed = request.insert(session).cte("claimed")
+        anchor = select(literal(1).label("one")).subquery()
+        found = _with_everything[dialect] = lookup_joined(
+            select(claimed.c.id.label("claim_id"), _OPTED_OUT)
+            .select_from(anchor)
+            .outerjoin(claimed, true())
+        )
+    return found

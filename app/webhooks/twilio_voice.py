@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
@@ -30,7 +30,7 @@ from app.config import Settings
 from app.deps import SessionDep, SettingsDep
 from app.models import Agent, Conversation
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, route
+from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
 from app.security.idempotency import claim, respond
@@ -191,11 +191,17 @@ class Call:
         )
 
     def conversation(self) -> Conversation | None:
-        return self.session.scalar(
-            select(Conversation).where(
-                Conversation.channel == CHANNEL, Conversation.external_id == self.sid
-            )
-        )
+        return self.session.scalar(_CALL_CONVERSATION, {"call_sid": self.sid})
+
+    def conversation_and_route(self) -> tuple[Conversation | None, Route | Unrouted]:
+        """Both in one round trip: the conversation with the routing lookup's rows."""
+        person, line = self.parties
+        region = self.settings.default_region
+        numbers = lookup_numbers(person, line, region)
+        if numbers is None:  # no number to look up: route() refuses the caller
+            return self.conversation(), route(self.session, person, line, region)
+        rows = self.session.execute(_CALL_WITH_LOOKUP, {"call_sid": self.sid, **numbers}).all()
+        return rows[0][0], route(self.session, person, line, region, looked_up=rows)
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -205,6 +211,20 @@ class Call:
             subject=self.sid or None,
             details={"channel": CHANNEL, "from": mask(self.caller), **details},
         )
+
+
+# Built once: a turn passes only the call's sid (and the numbers to route).
+_CALL_CONVERSATION = select(Conversation).where(
+    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")
+)
+_CALL_WITH_LOOKUP = lookup_joined(
+    select(Conversation)
+    .select_from(select(literal(1).label("one")).subquery())
+    .outerjoin(
+        Conversation,
+        and_(Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")),
+    )
+)
 
 
 @router.post("/inbound", summary="Inbound call (Twilio voice webhook)")
@@ -325,8 +345,7 @@ def _hold(settings: Settings, turn: int) -> str:
 
 
 def _turn(call: Call, turn: int) -> str:
-    conversation = call.conversation()
-    routed = call.route()
+    conversation, routed = call.conversation_and_route()
     if conversation is None or isinstance(routed, Unrouted):
         return say_and_hang_up(ENDED)
     if conversation.status == "ended":

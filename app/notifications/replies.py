@@ -99,25 +99,33 @@ def remember_reminders(session: Session, sent: list[Notification], now: datetime
     )
 
 
+# What every reminder lookup shares, built once: building the whole statement per turn
+# cost more CPU than running it (SQLAlchemy elements are immutable, so one base serves
+# every thread; only the four per-turn comparisons below are built on each call).
+_REMINDED = (
+    select(Appointment.id)
+    .join(Notification, Notification.appointment_id == Appointment.id)
+    .where(
+        Notification.kind.in_(("reminder", "reminder_call")),
+        Notification.status.in_(SENT),
+        Appointment.status == AppointmentStatus.CONFIRMED,
+    )
+    .order_by(Notification.sent_at.desc())
+    .limit(1)
+)
+_NOTIFICATIONS = Notification.__table__.c
+_APPOINTMENTS = Appointment.__table__.c
+
+
 def reminded_appointment_id(agent_id: str, person: str, now: datetime) -> ScalarSelect[str]:
     """The id of the upcoming appointment a recent reminder to this person was about: a
     scalar subquery, so a webhook can read it with the conversation."""
-    return (
-        select(Appointment.id)
-        .join(Notification, Notification.appointment_id == Appointment.id)
-        .where(
-            Notification.agent_id == agent_id,
-            Notification.to_e164 == person,
-            Notification.kind.in_(("reminder", "reminder_call")),
-            Notification.status.in_(SENT),
-            Notification.sent_at >= now - REPLY_WINDOW,
-            Appointment.status == AppointmentStatus.CONFIRMED,
-            Appointment.end_at > now,
-        )
-        .order_by(Notification.sent_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    return _REMINDED.where(
+        _NOTIFICATIONS.agent_id == agent_id,
+        _NOTIFICATIONS.to_e164 == person,
+        _NOTIFICATIONS.sent_at >= now - REPLY_WINDOW,
+        _APPOINTMENTS.end_at > now,
+    ).scalar_subquery()
 
 
 def confirm_attendance(session: Session, appointment: Appointment, now: datetime, via: str) -> None:

@@ -422,10 +422,19 @@ SPANISH_RULES = tuple((re.compile(pattern), english) for pattern, english in SPA
 # Any of the rules at all: when none matches the message, none matches after another
 # rule ran either (no rule ran), so one scan stands for all of them (English messages).
 ANY_SPANISH_RULE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in SPANISH))
+# Every match of a rule above holds one of these (in rule order: "manana" for the first,
+# "mn" for "mnn|mna", ... "el " for "el 3"), so a message with none skips even that scan.
+SPANISH_CUES = (
+    "manana", "mn", "la tarde", "la noche", "esta ", "hoy", "ant", "ayer", "dia", "semana",
+    "hora", "minuto", "pasado", "mediodia", "cuarto", "menos", "el dia", "temprano",
+    "medianoche", "que viene", "proximo", "entre ", "de ", "primero", "a la", "una", "dos",
+    "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez", "once", "doce",
+    "despues", "antes", " y ", " de", "el ",
+)  # fmt: skip
 
 
 def _spanish(text: str) -> str:
-    if ANY_SPANISH_RULE.search(text) is not None:
+    if any(cue in text for cue in SPANISH_CUES) and ANY_SPANISH_RULE.search(text) is not None:
         for pattern, english in SPANISH_RULES:
             text = pattern.sub(english, text)
     return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
@@ -489,6 +498,7 @@ COLONLESS = rewrite(
     r"\1:\2",
 )
 COLONLESS_AMPM = rewrite(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", "m")
+TWO_DIGITS = re.compile(r"\d\d")
 HOUR_THIRTY = rewrite(r"\b(\d{1,2})\s+thirty\b", r"\1:30", "thirty")
 HOUR_FIFTEEN = rewrite(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", "fifteen")
 HOUR_FORTY_FIVE = rewrite(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", "five")
@@ -501,7 +511,8 @@ def _words(text: str) -> str:
     text = _spanish(_corrected_days(" ".join(text.split())))
     text = SAME_NEXT_WEEK(NEXT_SHORT(WEEKS_SHORT(text)))
     text = NOT_VALUE(KEPT_NUMBER(text))
-    text = COLONLESS_AMPM(COLONLESS(text))
+    if TWO_DIGITS.search(text):  # both need two digits in a row ("1030")
+        text = COLONLESS_AMPM(COLONLESS(text))
     text = MAKE_IT_NUMBER.sub(r"\1 at ", text)
     text = WORD_BEFORE_CLOCK.sub(lambda m: str(NUMBER_WORDS[m.group(1)]), text)
     text = WORD_AFTER_CUE.sub(lambda m: f"{m.group(1)} {NUMBER_WORDS[m.group(2)]}", text)

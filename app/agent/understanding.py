@@ -748,9 +748,23 @@ def clean_speech(raw: str) -> str:
     return STUTTER.sub(r"\1", FILLERS.sub("", raw)).strip()
 
 
+# Every marker above holds one of these: an ASCII message without any (lower-cased: the
+# markers are matched in any case) has nothing to split.
+SELF_CORRECTION_CUES = ("sorry", "wait", "mean", "rather", "make that", "perdon", "digo", "decir")
+
+
+def _may_correct_itself(raw: str) -> bool:
+    if not raw.isascii():
+        return True  # case folding beyond ASCII ("ſ" is an "s"): let the pattern decide
+    lowered = raw.lower()
+    return any(cue in lowered for cue in SELF_CORRECTION_CUES)
+
+
 def read_when(raw: str, now: datetime, hours: Hours) -> When:
     """The day and time said, after any self-correction: the part after "no sorry" / "I
     mean" wins for what it names; what it leaves out is kept from before."""
+    if not _may_correct_itself(raw):
+        return parse_when(raw, now, hours)
     parts = SELF_CORRECTION.split(raw)
     if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
         return parse_when(raw, now, hours)

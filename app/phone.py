@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -12,6 +13,13 @@ import phonenumbers
 RECENT_NUMBERS = 4096
 
 
+# A North American number already in E.164 with a valid area-code digit, the form Twilio
+# sends: phonenumbers would parse it to country 1 and this same national number (no
+# national prefix to strip, no leading zero), find its 10 digits possible and format it
+# back unchanged, so it is taken as it is (each new caller's turn paid two parses).
+NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
+
+
 class InvalidPhoneNumber(ValueError):
     pass
 
@@ -19,6 +27,8 @@ class InvalidPhoneNumber(ValueError):
 @lru_cache(maxsize=RECENT_NUMBERS)
 def to_e164(raw: str, region: str = "US") -> str:
     """Normalise a number as typed or as a provider sends it; raise on nonsense."""
+    if NANP_E164.fullmatch(raw):
+        return raw
     try:
         parsed = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException as exc:
@@ -45,9 +55,12 @@ def mask(e164: str | None) -> str:
     digits = e164.lstrip("+")
     if len(digits) <= 4:
         return "•" * len(digits)
-    try:
-        country = str(phonenumbers.parse(e164).country_code)
-    except phonenumbers.NumberParseException:
-        country = ""
+    if NANP_E164.fullmatch(e164):
+        country = "1"
+    else:
+        try:
+            country = str(phonenumbers.parse(e164).country_code)
+        except phonenumbers.NumberParseException:
+            country = ""
     hidden = len(digits) - len(country) - 4
     return f"+{country}{'•' * max(hidden, 0)}{digits[-4:]}"

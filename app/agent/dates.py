@@ -38,6 +38,29 @@ from dateutil import easter as western_easter  # type: ignore[import-untyped]
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One regex rewrite of a message, compiled once. `cue`: a literal every match
+    contains, so a message without it is passed on at the cost of a substring test
+    instead of a regex scan (most rewrites find nothing in most messages)."""
+
+    pattern: re.Pattern[str]
+    replacement: str | Callable[[re.Match[str]], str]
+    cue: str = ""
+
+    def __call__(self, text: str) -> str:
+        if self.cue not in text:
+            return text
+        return self.pattern.sub(self.replacement, text)
+
+
+def rewrite(
+    pattern: str, replacement: str | Callable[[re.Match[str]], str], cue: str = ""
+) -> Rewrite:
+    return Rewrite(re.compile(pattern), replacement, cue)
+
+
 WEEKDAY_NAMES = {
     "monday": 0,
     "mon": 0,
@@ -58,6 +81,10 @@ WEEKDAY_NAMES = {
     "sunday": 6,
     "sun": 6,
 }
+WEEKDAY_WORD = "|".join(sorted(WEEKDAY_NAMES, key=len, reverse=True))
+MONTH_WORD = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+)
 MONTHS = (
     r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
@@ -331,6 +358,8 @@ DAY_VOCABULARY = (
 
 def fold(text: str) -> str:
     """Lower case without accents: "Miércoles" → "miercoles"."""
+    if text.isascii():
+        return text.lower()  # nothing to decompose (most messages): no pass per character
     decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -339,18 +368,28 @@ def fold(text: str) -> str:
 SHORTENED_DAYS = tuple(w for w in DAY_VOCABULARY if w not in ("tonight", "weekend", "manana"))
 
 
+# Each start of four letters or more of a day word → the day words it starts.
+DAYS_BY_PREFIX: dict[str, tuple[str, ...]] = {}
+for _day in SHORTENED_DAYS:
+    for _end in range(4, len(_day) + 1):
+        DAYS_BY_PREFIX[_day[:_end]] = (*DAYS_BY_PREFIX.get(_day[:_end], ()), _day)
+DAY_INITIALS = frozenset(word[0] for word in DAY_VOCABULARY)
+
+
 def _corrected_days(text: str) -> str:
     """Misspelt day words corrected against a small vocabulary (not a hand list of typos);
     a word of four letters or more that starts exactly one day name is that day."""
     words = text.split()
     for index, word in enumerate(words):
         if len(word) >= 4 and word.isalpha() and word not in DAY_VOCABULARY:
-            starts = [d for d in SHORTENED_DAYS if d.startswith(word)]
+            starts = DAYS_BY_PREFIX.get(word, ())
             if len(starts) == 1:
                 words[index] = starts[0]
                 continue
         if len(word) < 5 or not word.isalpha() or word in DAY_VOCABULARY:
             continue
+        if word[0] not in DAY_INITIALS:
+            continue  # whatever the closest day word, it would not keep the first letter
         found = extractOne(
             word,
             DAY_VOCABULARY,
@@ -380,9 +419,24 @@ def _spanish_shift(amount: str, unit: str, way: str) -> str:
 SPANISH_RULES = tuple((re.compile(pattern), english) for pattern, english in SPANISH)
 
 
+# Any of the rules at all: when none matches the message, none matches after another
+# rule ran either (no rule ran), so one scan stands for all of them (English messages).
+ANY_SPANISH_RULE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in SPANISH))
+# Every match of a rule above holds one of these (in rule order: "manana" for the first,
+# "mn" for "mnn|mna", ... "el " for "el 3"), so a message with none skips even that scan.
+SPANISH_CUES = (
+    "manana", "mn", "la tarde", "la noche", "esta ", "hoy", "ant", "ayer", "dia", "semana",
+    "hora", "minuto", "pasado", "mediodia", "cuarto", "menos", "el dia", "temprano",
+    "medianoche", "que viene", "proximo", "entre ", "de ", "primero", "a la", "una", "dos",
+    "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez", "once", "doce",
+    "despues", "antes", " y ", " de", "el ",
+)  # fmt: skip
+
+
 def _spanish(text: str) -> str:
-    for pattern, english in SPANISH_RULES:
-        text = pattern.sub(english, text)
+    if any(cue in text for cue in SPANISH_CUES) and ANY_SPANISH_RULE.search(text) is not None:
+        for pattern, english in SPANISH_RULES:
+            text = pattern.sub(english, text)
     return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
 
 
@@ -411,48 +465,60 @@ REJECTED_BEFORE_NO = re.compile(
 )
 
 
+# The rewrites of _words, in their order (each reads what the one before left).
+AM = rewrite(r"\ba\.?\s?m\b\.?", "am", "m")
+PM = rewrite(r"\bp\.?\s?m\b\.?", "pm", "m")
+DOTTED_CLOCK = rewrite(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", ".")  # "10.30", "3.30pm"
+H_CLOCK = rewrite(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", "h")  # "15h30"
+REJECTED = Rewrite(REJECTED_BEFORE_NO, " ", "no")
+PUNCTUATION = rewrite(r"[^a-z0-9:/\-' ]+", " ")
+SPOKEN_FILLERS = rewrite(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ")  # "uh", "erm"
+WEEKS_SHORT = rewrite(r"\bwks?\b", "week", "wk")
+NEXT_SHORT = rewrite(r"\bnxt\b", "next", "nxt")
+# "same time next week" as an answer to a proposal: that proposal, a week on.
+SAME_NEXT_WEEK = rewrite(
+    r"\bsame (?:time|day(?: and time)?),? next week\b", "one week later", "next week"
+)
+# "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes; a
+# number kept against a rejected time is itself a time ("4 not 3" is "at 4").
+KEPT_NUMBER = rewrite(
+    r"(?<!\bat )\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s+(?=(?:and |but )?not (?:at )?\d)",
+    r"at \1 ",
+    "not ",
+)
+NOT_VALUE = rewrite(
+    r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
+    " ",
+    "not ",
+)
+# Colon-less clock times where a time is expected: "at 1030", "1030am", "1030".
+COLONLESS = rewrite(
+    r"(?:(?<=\bat )|(?<=\baround )|(?<=\bby )|(?<=\bafter )|(?<=\bbefore )|^)"
+    r"([01]?\d|2[0-3])([0-5]\d)\b(?!\s*(?:/|-))",
+    r"\1:\2",
+)
+COLONLESS_AMPM = rewrite(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", "m")
+TWO_DIGITS = re.compile(r"\d\d")
+HOUR_THIRTY = rewrite(r"\b(\d{1,2})\s+thirty\b", r"\1:30", "thirty")
+HOUR_FIFTEEN = rewrite(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", "fifteen")
+HOUR_FORTY_FIVE = rewrite(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", "five")
+
+
 def _words(text: str) -> str:
     text = fold(text).replace("@", " at ")
-    text = re.sub(r"\ba\.?\s?m\b\.?", "am", text)
-    text = re.sub(r"\bp\.?\s?m\b\.?", "pm", text)
-    text = re.sub(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", text)  # "10.30", "3.30pm"
-    text = re.sub(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", text)  # "15h30"
-    text = REJECTED_BEFORE_NO.sub(" ", text)
-    text = re.sub(r"[^a-z0-9:/\-' ]+", " ", text)
-    text = re.sub(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ", text)  # spoken fillers
+    text = H_CLOCK(DOTTED_CLOCK(PM(AM(text))))
+    text = SPOKEN_FILLERS(PUNCTUATION(REJECTED(text)))
     text = _spanish(_corrected_days(" ".join(text.split())))
-    text = re.sub(r"\bnxt\b", "next", re.sub(r"\bwks?\b", "week", text))
-    # "same time next week" as an answer to a proposal: that proposal, a week on.
-    text = re.sub(r"\bsame (?:time|day(?: and time)?),? next week\b", "one week later", text)
-    # "3 not 2", "wednesday not tuesday": the correction wins, the rejected value goes; a
-    # number kept against a rejected time is itself a time ("4 not 3" is "at 4").
-    text = re.sub(
-        r"(?<!\bat )\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s+(?=(?:and |but )?not (?:at )?\d)",
-        r"at \1 ",
-        text,
-    )
-    text = re.sub(
-        r"\b(?:and |but )?not (?:at |on )?(?:\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|[a-z]+day)\b",
-        " ",
-        text,
-    )
-
-    # Colon-less clock times where a time is expected: "at 1030", "1030am", "1030".
-    text = re.sub(
-        r"(?:(?<=\bat )|(?<=\baround )|(?<=\bby )|(?<=\bafter )|(?<=\bbefore )|^)"
-        r"([01]?\d|2[0-3])([0-5]\d)\b(?!\s*(?:/|-))",
-        r"\1:\2",
-        text,
-    )
-    text = re.sub(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", text)
+    text = SAME_NEXT_WEEK(NEXT_SHORT(WEEKS_SHORT(text)))
+    text = NOT_VALUE(KEPT_NUMBER(text))
+    if TWO_DIGITS.search(text):  # both need two digits in a row ("1030")
+        text = COLONLESS_AMPM(COLONLESS(text))
     text = MAKE_IT_NUMBER.sub(r"\1 at ", text)
     text = WORD_BEFORE_CLOCK.sub(lambda m: str(NUMBER_WORDS[m.group(1)]), text)
     text = WORD_AFTER_CUE.sub(lambda m: f"{m.group(1)} {NUMBER_WORDS[m.group(2)]}", text)
     text = _spoken_clock(text)
     text = _ordinal_days(_relative_counts(text))
-    text = re.sub(r"\b(\d{1,2})\s+thirty\b", r"\1:30", text)
-    text = re.sub(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", text)
-    text = re.sub(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", text)
+    text = HOUR_FORTY_FIVE(HOUR_FIFTEEN(HOUR_THIRTY(text)))
     return " ".join(text.split())
 
 
@@ -460,35 +526,50 @@ MINUTE_WORDS = {"five": 5, "ten": 10, "twenty": 20, "twenty five": 25, "twenty-f
 MINUTES = r"(5|10|20|25|five|ten|twenty[- ]five|twenty)"
 
 
+def _minutes(word: str) -> int:
+    return int(word) if word.isdigit() else MINUTE_WORDS[word]
+
+
+MINUTES_PAST = rewrite(
+    rf"\b{MINUTES}\s+(?:minutes?\s+)?past\s+(\d{{1,2}})\b",
+    lambda m: f"{m.group(2)}:{_minutes(m.group(1)):02d}",
+    "past",
+)
+MINUTES_AFTER = rewrite(
+    rf"\b(quarter|{MINUTES[1:-1]})\s+after\s+(\d{{1,2}})\b",
+    lambda m: f"{m.group(2)}:{15 if m.group(1) == 'quarter' else _minutes(m.group(1)):02d}",
+    "after",
+)
+MINUTES_TO = rewrite(
+    rf"\b{MINUTES}\s+(?:minutes?\s+)?(?:to|til|till)\s+(\d{{1,2}})\b",
+    lambda m: f"{(int(m.group(2)) - 1) or 12}:{60 - _minutes(m.group(1)):02d}",
+    "t",
+)
+HOUR_ISH = rewrite(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", "ish")
+NOON_ISH = rewrite(r"\b(noon|midday|lunchtime)\s*-?ish\b", r"around \1", "ish")
+ARVO = rewrite(r"\barvo\b", "afternoon", "arvo")
+# British "a week today", "a week on friday"; "monday after next"
+A_WEEK_ON = rewrite(
+    rf"\ba week (?:on )?(today|tomorrow|{WEEKDAY_WORD})\b", r"a week from \1", "a week "
+)
+AFTER_NEXT = rewrite(
+    rf"\b(?:the )?({WEEKDAY_WORD}) after next\b", r"a week from next \1", " after next"
+)
+DAY_WEEK = rewrite(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", " week")
+
+
 def _spoken_clock(text: str) -> str:
     """ "10 past 3" → "3:10", "twenty to 4" → "3:40", "2ish" → "around 2", "arvo" →
     "afternoon", "friday week" → "a week from friday"."""
+    text = MINUTES_TO(MINUTES_AFTER(MINUTES_PAST(text)))
+    text = ARVO(NOON_ISH(HOUR_ISH(text)))
+    return DAY_WEEK(AFTER_NEXT(A_WEEK_ON(text)))
 
-    def minutes(word: str) -> int:
-        return int(word) if word.isdigit() else MINUTE_WORDS[word]
 
-    text = re.sub(
-        rf"\b{MINUTES}\s+(?:minutes?\s+)?past\s+(\d{{1,2}})\b",
-        lambda m: f"{m.group(2)}:{minutes(m.group(1)):02d}",
-        text,
-    )
-    text = re.sub(
-        rf"\b(quarter|{MINUTES[1:-1]})\s+after\s+(\d{{1,2}})\b",
-        lambda m: f"{m.group(2)}:{15 if m.group(1) == 'quarter' else minutes(m.group(1)):02d}",
-        text,
-    )
-    text = re.sub(
-        rf"\b{MINUTES}\s+(?:minutes?\s+)?(?:to|til|till)\s+(\d{{1,2}})\b",
-        lambda m: f"{(int(m.group(2)) - 1) or 12}:{60 - minutes(m.group(1)):02d}",
-        text,
-    )
-    text = re.sub(r"\b(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?)\s*-?ish\b", r"around \1", text)
-    text = re.sub(r"\b(noon|midday|lunchtime)\s*-?ish\b", r"around \1", text)
-    text = re.sub(r"\barvo\b", "afternoon", text)
-    # British "a week today", "a week on friday"; "monday after next"
-    text = re.sub(rf"\ba week (?:on )?(today|tomorrow|{WEEKDAY_WORD})\b", r"a week from \1", text)
-    text = re.sub(rf"\b(?:the )?({WEEKDAY_WORD}) after next\b", r"a week from next \1", text)
-    return re.sub(rf"\b(?<!next )(?<!this )({WEEKDAY_WORD}) week\b", r"a week from \1", text)
+MONTH_ALONE = re.compile(MONTHS)
+OF_NEXT = re.compile(r"\s+of\b")
+# Every ordinal word holds one of these: a message without any has no ordinal day.
+ORDINAL_CUES = ("th", "first", "second")
 
 
 def _ordinal_days(text: str) -> str:
@@ -503,16 +584,18 @@ def _ordinal_days(text: str) -> str:
         anchored = bool(before) and (
             before[-1] in ("on", "el", "of")
             or before[-1] in WEEKDAY_NAMES
-            or re.fullmatch(MONTHS, before[-1]) is not None
+            or MONTH_ALONE.fullmatch(before[-1]) is not None
             or (before[-1] == "the" and len(before) == 2 and before[0] in ("on", "for", "until"))
             or (len(before) == 2 and before[-1] == "the" and before[0] in WEEKDAY_NAMES)
         )
         after_text = text[match.end() :]
-        if not (anchored or value > 5 or re.match(r"\s+of\b", after_text)):
+        if not (anchored or value > 5 or OF_NEXT.match(after_text)):
             return match.group(0)
         suffix = {1: "st", 2: "nd", 3: "rd"}.get(value % 10, "th") if value // 10 != 1 else "th"
         return f"{value}{suffix}"
 
+    if not any(cue in text for cue in ORDINAL_CUES):
+        return text
     return ORDINAL_PHRASE.sub(number, text)
 
 
@@ -520,6 +603,9 @@ COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=Tr
 RELATIVE_COUNT = re.compile(
     rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|time|hence)\b"
 )
+
+
+FORTNIGHT = rewrite(r"\b(?:a|one) fortnight\b", "2 weeks", "fortnight")
 
 
 def _relative_counts(text: str) -> str:
@@ -530,7 +616,7 @@ def _relative_counts(text: str) -> str:
         count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
         return f"in {count} {match.group(2)}"
 
-    text = re.sub(r"\b(?:a|one) fortnight\b", "2 weeks", text)
+    text = FORTNIGHT(text)
     return RELATIVE_COUNT.sub(counted, text)
 
 
@@ -558,10 +644,14 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+TIME_READERS = tuple((kind, re.compile(pattern)) for kind, pattern in TIME_PATTERNS)
+TIME_ALONE = re.compile(r"(?:at |around |about )?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?")
+
+
 def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
     """(hour, minute, "am"/"pm"/None, remaining text) for the first time found."""
-    for kind, pattern in TIME_PATTERNS:
-        match = re.search(pattern, text)
+    for kind, pattern in TIME_READERS:
+        match = pattern.search(text)
         if match is None:
             continue
         rest = (text[: match.start()] + " " + text[match.end() :]).strip()
@@ -587,7 +677,7 @@ def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
             continue
         return hour, minute, meridiem, rest
     # A message that is nothing but a time: "3", "10:30", "3pm".
-    alone = re.fullmatch(r"(?:at |around |about )?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", text)
+    alone = TIME_ALONE.fullmatch(text)
     if alone:
         hour, minute = int(alone.group(1)), int(alone.group(2) or 0)
         if hour <= 23 and minute <= 59:
@@ -697,11 +787,17 @@ MONTH_NUMBER = {
 }
 
 
+RELATIVE_FRAGMENT = re.compile(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)")
+ISO_FRAGMENT = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+NUMERIC_FRAGMENT = re.compile(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?")
+FRAGMENT_WORDS = re.compile(r"[a-z]+|\d+")
+
+
 def _calendar_day(fragment: str, today: date) -> date | None:
     """A calendar date written out: "Dec 3rd", "3 of december", "12/3", "2026-12-03",
     "in 3 days". Without a year, the next such date from today. None if impossible
     ("feb 30", "the 35th of may"): the caller is then asked, not guessed for."""
-    relative = re.fullmatch(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)", fragment)
+    relative = RELATIVE_FRAGMENT.fullmatch(fragment)
     if relative:
         word = relative.group(1)
         count = 1 if word in ("a", "an") else NUMBER_WORDS.get(word) or int(word)
@@ -712,10 +808,10 @@ def _calendar_day(fragment: str, today: date) -> date | None:
             return _valid_date(today.year + add_years, month_index + 1, min(today.day, 28))
         days = count * (7 if unit.startswith("week") else 1)
         return today + timedelta(days=days)
-    iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", fragment)
+    iso = ISO_FRAGMENT.fullmatch(fragment)
     if iso:
         return _valid_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
-    numeric = re.fullmatch(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?", fragment)
+    numeric = NUMERIC_FRAGMENT.fullmatch(fragment)
     if numeric:
         # month first, as callers in the US write, unless the first cannot be a month
         # ("25/12"): then it is the day, as written elsewhere
@@ -723,7 +819,7 @@ def _calendar_day(fragment: str, today: date) -> date | None:
         if first > 12 >= second:
             first, second = second, first
         return _dated(today, first, second, numeric.group(3))
-    words = re.findall(r"[a-z]+|\d+", fragment)
+    words = FRAGMENT_WORDS.findall(fragment)
     month = next((MONTH_NUMBER[w] for w in words if w in MONTH_NUMBER), None)
     numbers = [w for w in words if w.isdigit()]
     if month is None or not numbers:
@@ -755,7 +851,6 @@ def _dated(today: date, month: int, day: int, year: str | None) -> date | None:
     return None
 
 
-WEEKDAY_WORD = "|".join(sorted(WEEKDAY_NAMES, key=len, reverse=True))
 WEEK_FROM = re.compile(
     rf"\b(?:(a|one|two|2|three|3) )?weeks? (?:from|after) (?:(next|this) )?"
     rf"(today|tomorrow|{WEEKDAY_WORD})\b"
@@ -773,16 +868,22 @@ class _Day:
     unreadable: str | None = None
 
 
-def _simple_day(text: str, today: date) -> tuple[_Day, str] | None:
-    simple = (
-        (r"\b(?:the\s+)?day after tomorrow\b", 2),
-        (r"\b(?:tomorrow|tmrw|tmr|tmrow|2morrow|2moro)\b", 1),
-        (r"\b(?:today|tonight|this (?:morning|afternoon|evening))\b", 0),
-        (r"\b(?:the\s+)?day before yesterday\b", -2),
-        (r"\byesterday\b", -1),
+# (pattern, days from today, a literal every match holds)
+SIMPLE_DAYS = tuple(
+    (re.compile(pattern), offset, cue)
+    for pattern, offset, cue in (
+        (r"\b(?:the\s+)?day after tomorrow\b", 2, "day after tomorrow"),
+        (r"\b(?:tomorrow|tmrw|tmr|tmrow|2morrow|2moro)\b", 1, "m"),
+        (r"\b(?:today|tonight|this (?:morning|afternoon|evening))\b", 0, "t"),
+        (r"\b(?:the\s+)?day before yesterday\b", -2, "yesterday"),
+        (r"\byesterday\b", -1, "yesterday"),
     )
-    for pattern, offset in simple:
-        match = re.search(pattern, text)
+)
+
+
+def _simple_day(text: str, today: date) -> tuple[_Day, str] | None:
+    for pattern, offset, cue in SIMPLE_DAYS:
+        match = pattern.search(text) if cue in text else None
         if match:
             kept = match.group(0).replace("this ", "") if offset == 0 else ""
             return _Day(today + timedelta(days=offset)), _cut(text, match, kept)
@@ -852,15 +953,22 @@ HOLIDAY = re.compile(
 )
 
 
+DERIVED_NAMES = tuple((re.compile(p), compute) for p, compute in DERIVED_HOLIDAYS.items())
+FIXED_NAMES = tuple((re.compile(p), day) for p, day in FIXED_HOLIDAYS.items())
+NTH_WEEKDAY_NAMES = tuple((re.compile(p), nth) for p, nth in NTH_WEEKDAY_HOLIDAYS.items())
+UNREAD_HOLIDAY = re.compile(UNREAD_HOLIDAYS)
+BOUND_BEFORE = re.compile(r"\b(before|by|until|after)\s+$")
+
+
 def _holiday_date(name: str, year: int) -> date:
-    for pattern, compute in DERIVED_HOLIDAYS.items():
-        if re.fullmatch(pattern, name):
+    for pattern, compute in DERIVED_NAMES:
+        if pattern.fullmatch(name):
             return compute(year)
-    for pattern, (month, day) in FIXED_HOLIDAYS.items():
-        if re.fullmatch(pattern, name):
+    for pattern, (month, day) in FIXED_NAMES:
+        if pattern.fullmatch(name):
             return date(year, month, day)
-    for pattern, (month, weekday, nth) in NTH_WEEKDAY_HOLIDAYS.items():
-        if re.fullmatch(pattern, name):
+    for pattern, (month, weekday, nth) in NTH_WEEKDAY_NAMES:
+        if pattern.fullmatch(name):
             return _nth_weekday(year, month, weekday, nth)
     raise ValueError(name)
 
@@ -894,11 +1002,11 @@ def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
     refused as past, not moved a year); a holiday of another calendar is asked about."""
     match = HOLIDAY.search(text)
     if match is None:
-        unread = re.search(UNREAD_HOLIDAYS, text)
+        unread = UNREAD_HOLIDAY.search(text)
         return (_Day(unreadable=unread.group(0)), text) if unread else None
     raw = match.group("count") or "1"
     count = int(raw) if raw.isdigit() else COUNT_WORDS[raw]
-    bound = re.search(r"\b(before|by|until|after)\s+$", text[: match.start()])
+    bound = BOUND_BEFORE.search(text[: match.start()])
     for year in (today.year, today.year + 1):
         holiday = _holiday_date(match.group("name"), year)
         if bound is not None and match.group("unit") is None:
@@ -919,13 +1027,15 @@ def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
 NTH = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
 
 
+NTH_WEEKDAY_OF = re.compile(
+    rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
+    rf"(?:the |this )?(next month|month|{MONTH_WORD})\b"
+)
+
+
 def _nth_weekday_of(text: str, today: date) -> tuple[_Day, str] | None:
     """ "the last friday of the month", "the first monday in december"."""
-    match = re.search(
-        rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
-        rf"(?:the |this )?(next month|month|{MONTH_WORD})\b",
-        text,
-    )
+    match = NTH_WEEKDAY_OF.search(text)
     if match is None:
         return None
     nth = NTH.get(match.group(1), -1)
@@ -938,9 +1048,12 @@ def _nth_weekday_of(text: str, today: date) -> tuple[_Day, str] | None:
     return _Day(_nth_weekday(year, month, WEEKDAY_NAMES[match.group(2)], nth)), _cut(text, match)
 
 
+DAYS_AGO = re.compile(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b")
+
+
 def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
     """ "2 days ago", "a week ago": a past day, so it is refused as past, never moved."""
-    match = re.search(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b", text)
+    match = DAYS_AGO.search(text) if "ago" in text else None
     if match is None:
         return None
     raw = match.group(1)
@@ -949,11 +1062,14 @@ def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
     return _Day(today - timedelta(days=days)), _cut(text, match)
 
 
+IN_WEEKS = re.compile(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b")
+
+
 def _weekday_weeks_ahead(
     text: str, today: date, weekday: tuple[_Day, str, int] | None
 ) -> tuple[_Day, str] | None:
     """ "in two weeks, monday": that weekday in the week N weeks from now."""
-    match = re.search(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b", text)
+    match = IN_WEEKS.search(text)
     if match is None or weekday is None:
         return None
     word = match.group(1)
@@ -976,11 +1092,11 @@ def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
     return _Day(base + timedelta(weeks=count)), _cut(text, match)
 
 
-def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
-    monday = today - timedelta(days=today.weekday())
-    # (pattern, first and last weekday, offset in days): the end of a week is Friday to
-    # Sunday, a weekend Saturday and Sunday.
-    ranges = (
+# (pattern, first and last weekday, offset in days): the end of a week is Friday to
+# Sunday, a weekend Saturday and Sunday. Every pattern holds "week".
+WEEK_RANGES = tuple(
+    (re.compile(pattern), first, last, offset)
+    for pattern, first, last, offset in (
         (r"\b(?:the )?end of next week\b", 4, 6, 7),
         (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
         (r"\bearly next week\b", 0, 2, 7),
@@ -992,9 +1108,17 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
         (r"\bnext week\b", 0, 6, 7),
         (r"\blast week\b", 0, 6, -7),
     )
-    named_day = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
-    for pattern, first, last, offset in ranges:
-        match = re.search(pattern, text)
+)
+NAMED_WEEKDAY = re.compile(rf"\b(?:{WEEKDAY_WORD})\b")
+
+
+def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
+    if "week" not in text:
+        return None
+    monday = today - timedelta(days=today.weekday())
+    named_day = NAMED_WEEKDAY.search(text)
+    for pattern, first, last, offset in WEEK_RANGES:
+        match = pattern.search(text)
         if match is None:
             continue
         if named_day is not None:
@@ -1007,16 +1131,20 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     return None
 
 
+DATE_FRAGMENT_READERS = tuple(re.compile(pattern) for pattern in DATE_FRAGMENTS)
+ORDINAL_DAY = re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)?\b|\b(\d{1,2})(?:st|nd|rd|th)\b")
+
+
 def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
     """A calendar date ("Dec 3rd", "12/3", "the 9th", "in 3 days")."""
-    for pattern in DATE_FRAGMENTS:
-        match = re.search(pattern, text)
+    for pattern in DATE_FRAGMENT_READERS:
+        match = pattern.search(text)
         if match:
             day = _calendar_day(match.group(0).replace("the ", "").strip(), now.date())
             if day is None:
                 return _Day(unreadable=match.group(0).strip()), _cut(text, match)
             return _Day(day), _cut(text, match)
-    ordinal = re.search(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)?\b|\b(\d{1,2})(?:st|nd|rd|th)\b", text)
+    ordinal = ORDINAL_DAY.search(text)
     if ordinal:
         number = int(ordinal.group(1) or ordinal.group(2))
         found = _day_of_month(now.date(), number) if 1 <= number <= 31 else None
@@ -1026,18 +1154,23 @@ def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
     return None
 
 
+QUALIFIED_WEEKDAY = re.compile(
+    rf"\b(?:(this coming|coming|this|next|on|last|past)\s+)?({WEEKDAY_WORD})\b"
+)
+WHICH_WEEK = re.compile(r"\b(next|this|last|past|previous) week\b")
+WHICH_WEEK_WORDS = re.compile(r"\b(?:next|this|last|past|previous) week\b")
+
+
 def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
-    match = re.search(
-        rf"\b(?:(this coming|coming|this|next|on|last|past)\s+)?({WEEKDAY_WORD})\b", text
-    )
+    match = QUALIFIED_WEEKDAY.search(text)
     if match is None:
         return None
     qualifier = match.group(1)
     weekday = WEEKDAY_NAMES[match.group(2)]
-    week = re.search(r"\b(next|this|last|past|previous) week\b", text)
+    week = WHICH_WEEK.search(text)
     if week is not None and qualifier in (None, "on", "coming", "this coming"):
         qualifier = week.group(1)
-    rest = re.sub(r"\b(?:next|this|last|past|previous) week\b", " ", _cut(text, match))
+    rest = WHICH_WEEK_WORDS.sub(" ", _cut(text, match))
     if qualifier in ("last", "past", "previous") and week is not None:
         # "thursday last week": that weekday of the week before this one (a past day).
         monday = today - timedelta(days=today.weekday() + 7)
@@ -1085,6 +1218,9 @@ EVENT_DAY = re.compile(
 )
 
 
+LEADING_PREPOSITION = re.compile(r"^(?:on|for|en|para) ")
+
+
 def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
     """A day fixed by an event: the rest of the message may still name the day ("after
     the lunch rush on friday", "after my class tomorrow"); if not, it is unreadable.
@@ -1100,7 +1236,7 @@ def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
     found, left = _parse_day_plain(rest, now)
     if found.day is not None or found.unreadable:
         return found, left
-    said = re.sub(r"^(?:on|for|en|para) ", "", event.group(0).strip())
+    said = LEADING_PREPOSITION.sub("", event.group(0).strip())
     return _Day(unreadable=said), left
 
 
@@ -1118,6 +1254,11 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     return _parse_day_plain(text, now)
 
 
+DIGIT = re.compile(r"\d")
+LEADING_WORD = re.compile(r"[a-z]+")
+FOREIGN_DAY_WORDS = tuple((word, re.compile(rf"\b{word}\b")) for word in FOREIGN_DAYS)
+
+
 def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
     today = now.date()
     for reader in (_holiday, _nth_weekday_of, _week_from, _simple_day, _days_ago, _week_range):
@@ -1133,8 +1274,8 @@ def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
     if explicit is not None and weekday is not None and not ADJACENT_DAY.search(text):
         # Two separate mentions ("can't make friday, can I do the 30th"): the first one
         # said is this message's day; the engine reads clauses for a move.
-        first_weekday = re.search(rf"\b(?:{WEEKDAY_WORD})\b", text)
-        first_date = re.search(r"\d", text)
+        first_weekday = NAMED_WEEKDAY.search(text)
+        first_date = DIGIT.search(text)
         if first_weekday and first_date and first_weekday.start() < first_date.start():
             return weekday[0], weekday[1]
         return explicit
@@ -1144,7 +1285,7 @@ def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
         adjacent = ADJACENT_DAY.search(text)
         named, rest, wanted = weekday[0], explicit[1], weekday[2]
         if adjacent is not None:
-            wanted = WEEKDAY_NAMES[re.match(r"[a-z]+", adjacent.group(0)).group(0)]  # type: ignore[union-attr]
+            wanted = WEEKDAY_NAMES[LEADING_WORD.match(adjacent.group(0)).group(0)]  # type: ignore[union-attr]
         day = explicit[0].day
         if day is not None and day.weekday() != wanted:
             # Neither wins: the caller is asked which one they meant.
@@ -1158,10 +1299,10 @@ def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
     month = _month_range(text, today)
     if month is not None:
         return month
-    for word in FOREIGN_DAYS:
-        if re.search(rf"\b{word}\b", text):
+    for word, pattern in FOREIGN_DAY_WORDS:
+        if word in text and pattern.search(text):
             return _Day(unreadable=word), text
-    odd = re.search(VAGUE_DAY, text)
+    odd = VAGUE_DAY.search(text)
     if odd is not None:
         return _Day(unreadable=odd.group(0)), text
     slot = _unknown_day_in_slot(text)
@@ -1208,9 +1349,6 @@ def _unknown_day_in_slot(text: str) -> str | None:
     return None
 
 
-MONTH_WORD = (
-    r"january|february|march|april|may|june|july|august|september|october|november|december"
-)
 # A day-like word we do not know ("blursday") or a day left vague ("sometime soonish").
 VAGUE_DAY = re.compile(
     r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
@@ -1219,22 +1357,26 @@ VAGUE_DAY = re.compile(
 )
 
 
+MONTH_PART = re.compile(
+    r"\b(?:the )?(beginning|start|early|middle|mid|end|late)(?: of)?(?: the| this)?[\s-]+"
+    rf"(month|next month|{MONTH_WORD})\b"
+)
+IN_MONTH = re.compile(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b")
+WHICH_MONTH = re.compile(r"\b(next|this) month\b")
+
+
 def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
     """ "in june", "next month": the whole month (from today if it is this one)."""
-    part = re.search(
-        r"\b(?:the )?(beginning|start|early|middle|mid|end|late)(?: of)?(?: the| this)?[\s-]+"
-        rf"(month|next month|{MONTH_WORD})\b",
-        text,
-    )
+    part = MONTH_PART.search(text)
     if part is not None:
         return _month_part(part, today)
-    match = re.search(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b", text)
+    match = IN_MONTH.search(text)
     if match is not None:
         month = MONTH_NUMBER[match.group(2)]
         this_year = month > today.month or (month == today.month and match.group(1) != "next")
         year = today.year if this_year else today.year + 1
     else:
-        match = re.search(r"\b(next|this) month\b", text)
+        match = WHICH_MONTH.search(text)
         if match is None:
             return None
         ahead = 1 if match.group(1) == "next" else 0
@@ -1308,9 +1450,12 @@ SHIFT_VERB = re.compile(
 )
 
 
+HOUR_AND_A_HALF = rewrite(r"\b(an?|one) hour and a half\b", "90 minutes", " and a half")
+
+
 def _shift(text: str) -> tuple[int | None, str]:
     """ "an hour earlier" → -60, "30 minutes later" → 30, "push it back an hour" → 60."""
-    text = re.sub(r"\b(an?|one) hour and a half\b", "90 minutes", text)
+    text = HOUR_AND_A_HALF(text)
     relative_day = DAY_SHIFT.search(text)
     event = EVENT_DAY.search(text)
     if relative_day is not None and event is not None:
@@ -1336,6 +1481,22 @@ def _shift(text: str) -> tuple[int | None, str]:
     return sign * minutes, _cut(text, match)
 
 
+BETWEEN = re.compile(
+    rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
+    rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b"
+)
+NOT_BEFORE = re.compile(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}")
+AFTER = re.compile(
+    rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
+    rf"{RANGE_TIME}"
+    rf"|\b{RANGE_TIME}\s+or later\b"
+)
+BEFORE = re.compile(
+    rf"\b(?:any ?time before|before|earlier than|no later than|by)\s+{RANGE_TIME}"
+    rf"|\b{RANGE_TIME}\s+or earlier\b"
+)
+
+
 def _range(
     text: str, part: str | None, hours: Hours, day: date | None
 ) -> tuple[time | None, time | None, str]:
@@ -1347,33 +1508,20 @@ def _range(
             return None
         return resolve_hour(found[0], found[1], found[2], part, hours, day)
 
-    both = re.search(
-        rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
-        rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b",
-        text,
-    )
+    both = BETWEEN.search(text)
     if both:
         first, last = both.group(1) or both.group(3), both.group(2) or both.group(4)
         return _first_like_last(clock(first), clock(last)), clock(last), _cut(text, both)
-    negated = re.search(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}", text)
+    negated = NOT_BEFORE.search(text) if "not " in text else None
     if negated:  # "not before 2" is from 2 on
         bound = clock(negated.group(2))
         if negated.group(1) in ("before", "earlier than"):
             return bound, None, _cut(text, negated)
         return None, bound, _cut(text, negated)
-    after = re.search(
-        rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
-        rf"{RANGE_TIME}"
-        rf"|\b{RANGE_TIME}\s+or later\b",
-        text,
-    )
+    after = AFTER.search(text)
     if after:
         return clock(after.group(1) or after.group(2)), None, _cut(text, after)
-    before = re.search(
-        rf"\b(?:any ?time before|before|earlier than|no later than|by)\s+{RANGE_TIME}"
-        rf"|\b{RANGE_TIME}\s+or earlier\b",
-        text,
-    )
+    before = BEFORE.search(text)
     if before:
         return None, clock(before.group(1) or before.group(2)), _cut(text, before)
     return None, None, text
@@ -1400,18 +1548,24 @@ def _half_part(text: str) -> tuple[time | None, time | None]:
     return (middle, None) if match.group(1) == "late" else (None, middle)
 
 
+PART_WORDS = tuple((word, re.compile(rf"\b{word}\b"), part) for word, part in PARTS.items())
+
+
 def _parse_part(text: str) -> str | None:
-    for word, part in PARTS.items():
-        if re.search(rf"\b{word}\b", text):
+    for word, pattern, part in PART_WORDS:
+        if word in text and pattern.search(text):
             return part
     return None
+
+
+RESTATED = re.compile(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b")
 
 
 def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     """Read the date, time and part of day in `text`; `now` is local to the agent."""
     hours = hours or {}
     words = _words(text)
-    corrected = re.split(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b", words)
+    corrected = RESTATED.split(words)
     if len(corrected) > 1 and corrected[-1].strip():
         words = corrected[-1]  # "thursday... no wait, friday": what was said last counts
     shift, words = _shift(words)
@@ -1470,16 +1624,19 @@ def _from_now(text: str, now: datetime) -> datetime | None:
     return moment + timedelta(minutes=-moment.minute % 15)
 
 
+COMPACT_CLOCK = re.compile(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])")
+LONE_NUMBER = re.compile(
+    r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|people|persons?|"
+    r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))"
+)
+
+
 def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     """With a day named, a lone number is the hour: "tomorrow 3", "friday 10:30"."""
-    compact = re.search(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])", text)  # "thursday 1030"
+    compact = COMPACT_CLOCK.search(text)  # "thursday 1030"
     if compact is not None:
         return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)
-    match = re.search(
-        r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|people|persons?|"
-        r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))",
-        text,
-    )
+    match = LONE_NUMBER.search(text)
     if match is None:
         return None
     hour, minute = int(match.group(1)), int(match.group(2) or 0)

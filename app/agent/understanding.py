@@ -371,15 +371,24 @@ SHORTHAND = (
 )
 
 
+SHORTHAND_RULES = tuple((re.compile(p, re.IGNORECASE), word) for p, word in SHORTHAND)
+# Any shorthand at all: when none matches the message, none matches after another rule ran
+# either (none ran), so one scan stands for all of them (most messages have none).
+ANY_SHORTHAND = re.compile("|".join(f"(?:{p})" for p, _ in SHORTHAND), re.IGNORECASE)
+NOT_A_WORD = re.compile(r"[^a-z0-9:/'\- ]+")
+
+
 def expand_shorthand(raw: str) -> str:
-    for pattern, word in SHORTHAND:
-        raw = re.sub(pattern, word, raw, flags=re.IGNORECASE)
+    if ANY_SHORTHAND.search(raw) is None:
+        return raw
+    for pattern, word in SHORTHAND_RULES:
+        raw = pattern.sub(word, raw)
     return raw
 
 
 def normalise(text: str) -> str:
     text = expand_shorthand(fold(text))
-    text = re.sub(r"[^a-z0-9:/'\- ]+", " ", text)
+    text = NOT_A_WORD.sub(" ", text)
     return corrected(" ".join(text.split()))
 
 
@@ -399,6 +408,15 @@ def find_type(text: str, types: Sequence[AppointmentType]) -> str | None:
     return None
 
 
+HELD_BEFORE = re.compile(r"\b(?:my|mi|your)\s+$")
+
+
+@lru_cache(maxsize=1024)
+def _alias_pattern(alias: str) -> re.Pattern[str]:
+    """A type's name as a word (plural too): compiled once per name, not per message."""
+    return re.compile(rf"\b{re.escape(alias)}s?\b")
+
+
 def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
     """The types named, first mention first; one the person already holds ("on top of my
     haircut") comes after one they ask for."""
@@ -407,9 +425,9 @@ def _named_types(text: str, types: Sequence[AppointmentType]) -> list[str]:
     for kind in types:
         for alias in {kind.key.lower(), kind.name.lower()}:
             plain = alias.replace(" ", "").replace("-", "").replace("_", "")
-            mention = re.search(rf"\b{re.escape(alias)}s?\b", text)
+            mention = _alias_pattern(alias).search(text) if alias in text else None
             if mention is not None:
-                held = re.search(r"\b(?:my|mi|your)\s+$", text[: mention.start()]) is not None
+                held = HELD_BEFORE.search(text[: mention.start()]) is not None
                 found.append((held, mention.start(), kind.key))
             elif plain and plain in squashed:
                 found.append((False, len(text), kind.key))
@@ -424,21 +442,22 @@ def _close_match(word: str, aliases: frozenset[str]) -> bool:
     return bool(get_close_matches(word, aliases, n=1, cutoff=0.8))
 
 
+THING_ASKED = re.compile(
+    r"\b(?:book|schedule|get|want|need|like|for|do)\s+(?:me\s+)?(?:in\s+)?(?:for\s+)?"
+    r"(?:a|an|some)\s+([a-z]+(?:\s+[a-z]+)?)"
+)
+DAY_NAME = re.compile(r"(?:mon|tues|wednes|thurs|fri|satur|sun)day")
+
+
 def unknown_type_named(text: str, known: str | None) -> str | None:
     """The thing asked for in "book me a massage" when it is no type we offer."""
     if known is not None:
         return None
-    match = re.search(
-        r"\b(?:book|schedule|get|want|need|like|for|do)\s+(?:me\s+)?(?:in\s+)?(?:for\s+)?"
-        r"(?:a|an|some)\s+([a-z]+(?:\s+[a-z]+)?)",
-        text,
-    )
+    match = THING_ASKED.search(text)
     if match is None:
         return None
     words = match.group(1).split()
-    if words[0] in GENERIC_NOUNS or re.fullmatch(
-        r"(?:mon|tues|wednes|thurs|fri|satur|sun)day", words[0]
-    ):
+    if words[0] in GENERIC_NOUNS or DAY_NAME.fullmatch(words[0]):
         return None
     thing = (
         words[0] if len(words) == 1 or words[1] in GENERIC_NOUNS | NAME_STOP else " ".join(words)
@@ -449,24 +468,33 @@ def unknown_type_named(text: str, known: str | None) -> str | None:
     return thing
 
 
+LAST_ONE = re.compile(r"\b(?:last one|the last|last)\b")
+LAST_WEEK_OR_TIME = re.compile(r"\blast (?:week|time)\b")
+# (word, the word alone, the word before "of", position in the list)
+ORDINAL_CHOICES = tuple(
+    (word, re.compile(rf"\b{word}\b"), re.compile(rf"\b{word} of\b"), index)
+    for word, index in ORDINALS.items()
+)
+NUMBERED_CHOICE = re.compile(r"(?:option|number|no|#|the)?\s*#?([1-9])(?:\s*(?:one|please))?")
+CHOICE_WORD = re.compile(r"\b(?:option|number|no|#)")
+
+
 def find_choice(text: str) -> int | None:
-    if re.search(r"\b(?:last one|the last|last)\b", text) and not re.search(
-        r"\blast (?:week|time)\b", text
-    ):
+    if "last" in text and LAST_ONE.search(text) and not LAST_WEEK_OR_TIME.search(text):
         return -1
-    for word, index in ORDINALS.items():
-        if re.search(rf"\b{word}\b", text) and not re.search(rf"\b{word} of\b", text):
+    for word, alone, before_of, index in ORDINAL_CHOICES:
+        if word in text and alone.search(text) and not before_of.search(text):
             return index
-    match = re.fullmatch(r"(?:option|number|no|#|the)?\s*#?([1-9])(?:\s*(?:one|please))?", text)
-    if match and re.search(r"\b(?:option|number|no|#)", text):
+    match = NUMBERED_CHOICE.fullmatch(text)
+    if match and CHOICE_WORD.search(text):
         return int(match.group(1)) - 1
     return None
 
 
-def find_name(raw: str, loose: bool) -> str | None:
-    """A name: explicit ("my name is Dana Reyes", "this is Dana") or, when we just asked
-    for one (`loose`), a short reply made only of name-like words ("Dana")."""
-    patterns = (
+# The ways a name is given; the last four only when a name was just asked for.
+NAME_GIVEN = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
         r"\bmy name(?:'s| is)\s+(.+)",
         r"\bname(?:'s| is)\s+(.+)",
         r"\bthis is\s+(.+)",
@@ -476,11 +504,17 @@ def find_name(raw: str, loose: bool) -> str | None:
         r"\bi am\s+(.+)",
         r"\bunder\s+(.+)",
     )
+)
+
+
+def find_name(raw: str, loose: bool) -> str | None:
+    """A name: explicit ("my name is Dana Reyes", "this is Dana") or, when we just asked
+    for one (`loose`), a short reply made only of name-like words ("Dana")."""
     text = raw.strip().replace("’", "'")
-    for index, pattern in enumerate(patterns):
+    for index, pattern in enumerate(NAME_GIVEN):
         if not loose and index >= 4:
             break
-        match = re.search(pattern, text, flags=re.IGNORECASE)
+        match = pattern.search(text)
         if match:
             name = _name_words(match.group(1))
             if name:
@@ -490,11 +524,15 @@ def find_name(raw: str, loose: bool) -> str | None:
     return None
 
 
+NAME_TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*|\S")
+NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+
+
 def _name_words(fragment: str, whole: bool = False) -> str | None:
-    words = re.findall(r"[A-Za-z][A-Za-z'\-]*|\S", fragment)
+    words = NAME_TOKENS.findall(fragment)
     taken: list[str] = []
     for word in words:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", word) or word.lower() in NAME_STOP:
+        if not NAME_WORD.fullmatch(word) or word.lower() in NAME_STOP:
             if whole and word not in {".", ",", "!"}:
                 return None
             break
@@ -520,6 +558,10 @@ REFERS_BACK = re.compile(
 BARE_MODAL = re.compile(r"(?:can|could|would|will|may|do|should)\s+(?:i|we|you|u)")
 
 
+ADD_OR_PLUS = re.compile(r"\b(?:add|plus)\b")
+DIGIT = re.compile(r"\d")
+
+
 def _has_request(text: str) -> bool:
     return bool(
         CANCEL.search(text)
@@ -528,7 +570,7 @@ def _has_request(text: str) -> bool:
         or BOOK.search(text)
         or profile_topic(text)
         or ASKS.search(text)
-        or re.search(r"\b(?:add|plus)\b", text)
+        or ADD_OR_PLUS.search(text)
     )
 
 
@@ -538,9 +580,9 @@ def _one_booking_for_several(head: str, tail: str) -> bool:
     one request, not two (its times are taken one at a time further on)."""
     if not BOOK.search(head) or CANCEL.search(head) or MOVE.search(head) or ASKS.search(head):
         return False
-    if re.search(r"\d", head) or parse_when(head, datetime(2000, 1, 3)).day is not None:
+    if DIGIT.search(head) or parse_when(head, datetime(2000, 1, 3)).day is not None:
         return False
-    return not _has_request(tail) and bool(re.search(r"\d", tail))
+    return not _has_request(tail) and bool(DIGIT.search(tail))
 
 
 ABBREVIATED = re.compile(
@@ -635,21 +677,35 @@ OTHER_TIME_WANTED = re.compile(
 )
 
 
+KEEP_BUT = re.compile(r"\s*keep\b.*?\bbut\s+")
+BUT_KEEP = re.compile(r",?\s*\b(?:but|and)\s+(?:please\s+)?keep\b")
+RANGE_OPENED = re.compile(r"\b(?:between|from)\s+\S+$")
+INSTEAD_WORD = re.compile(r"\binstead\b")
+TIME_ONLY = re.compile(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?")
+AT_NUMBER = re.compile(r"\b(?:at|a las?)\s+\d")
+WEEKDAY_THEN_NUMBER = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d")
+ANOTHER_DAY = re.compile(r"(?:the one |my |the )?(?:on |for )?\S+day\b.*")
+
+
+def _without_period(match: re.Match[str]) -> str:
+    return match.group(0)[:-1] + " "
+
+
 def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
     # "sat. 10:30am", "Dec. 3": an abbreviation's period ends no sentence.
-    raw = re.sub(ABBREVIATED, lambda m: m.group(0)[:-1] + " ", raw)
+    raw = ABBREVIATED.sub(_without_period, raw) if "." in raw else raw
     text = fold(raw)
-    keep = re.match(r"\s*keep\b.*?\bbut\s+", text)
+    keep = KEEP_BUT.match(text)
     if keep is not None:  # "keep friday but cancel tuesday": only the second is a request
         return raw[keep.end() :].strip(), None
-    kept = re.search(r",?\s*\b(?:but|and)\s+(?:please\s+)?keep\b", text)
+    kept = BUT_KEEP.search(text) if "keep" in text else None
     if kept is not None and kept.start() > 0:  # "cancel tuesday but keep friday": the same
         return raw[: kept.start()].strip(), None
     for match in BREAK.finditer(text):
         head, tail = text[: match.start()].strip(" ,."), text[match.end() :].strip()
-        if not head or not tail or re.search(r"\b(?:between|from)\s+\S+$", head):
+        if not head or not tail or RANGE_OPENED.search(head):
             continue
         if _one_booking_for_several(head, tail):
             continue
@@ -658,25 +714,21 @@ def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str
             continue  # "forget my thursday appointment, cancel it": one request
         if BARE_MODAL.fullmatch(head):
             continue  # "can I also get a consultation": one request, not "can I" + another
-        head_asks = _has_request(head) or bool(
-            re.search(r"\d", head) and not re.search(r"\binstead\b", tail)
-        )
+        head_asks = _has_request(head) or bool(DIGIT.search(head) and not INSTEAD_WORD.search(tail))
         # "a haircut and a consultation on friday": a second type named is a second booking.
         both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
         tail_asks = (
             _has_request(tail)
             or both_typed
             or bool(
-                re.fullmatch(r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?", tail)
-                or re.search(r"\b(?:at|a las?)\s+\d", tail)
-                or re.search(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b.*\d", tail)
+                TIME_ONLY.fullmatch(tail)
+                or AT_NUMBER.search(tail)
+                or WEEKDAY_THEN_NUMBER.search(tail)
             )
         )
         if head_asks and tail_asks:
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
-        if CANCEL.search(head) and re.fullmatch(
-            r"(?:the one |my |the )?(?:on |for )?\S+day\b.*", tail
-        ):
+        if CANCEL.search(head) and ANOTHER_DAY.fullmatch(tail):
             # "cancel the one on thursday and the one on tuesday": the verb holds for both.
             return raw[: match.start()].strip(" ,."), f"cancel {raw[match.end() :].strip()}"
     return raw, None
@@ -696,9 +748,23 @@ def clean_speech(raw: str) -> str:
     return STUTTER.sub(r"\1", FILLERS.sub("", raw)).strip()
 
 
+# Every marker above holds one of these: an ASCII message without any (lower-cased: the
+# markers are matched in any case) has nothing to split.
+SELF_CORRECTION_CUES = ("sorry", "wait", "mean", "rather", "make that", "perdon", "digo", "decir")
+
+
+def _may_correct_itself(raw: str) -> bool:
+    if not raw.isascii():
+        return True  # case folding beyond ASCII ("ſ" is an "s"): let the pattern decide
+    lowered = raw.lower()
+    return any(cue in lowered for cue in SELF_CORRECTION_CUES)
+
+
 def read_when(raw: str, now: datetime, hours: Hours) -> When:
     """The day and time said, after any self-correction: the part after "no sorry" / "I
     mean" wins for what it names; what it leaves out is kept from before."""
+    if not _may_correct_itself(raw):
+        return parse_when(raw, now, hours)
     parts = SELF_CORRECTION.split(raw)
     if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
         return parse_when(raw, now, hours)
@@ -719,26 +785,31 @@ def read_when(raw: str, now: datetime, hours: Hours) -> When:
     )
 
 
+@lru_cache(maxsize=1024)
+def _owned_alias(alias: str) -> re.Pattern[str]:
+    """ "my haircut", "mi corte": compiled once per type name, not per message."""
+    return re.compile(rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b")
+
+
 def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
     """A type name the person owns ("my haircut") read as a booking noun, so "what time
     is my haircut" is the same question as "what time is my appointment". "a haircut"
     stays a request."""
     for kind in types:
         for alias in {kind.key.lower(), kind.name.lower()}:
-            if alias:
-                text = re.sub(
-                    rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b",
-                    r"\1appointment\2",
-                    text,
-                )
+            if alias and alias in text:
+                text = _owned_alias(alias).sub(r"\1appointment\2", text)
     return text
+
+
+WHAT_APPOINTMENTS = re.compile(r"\bwhat appointments\b.*\b(?:i|me)\b")
 
 
 def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
     booking = own_booking_text(text, types)
     return bool(
         LIST.search(booking)
-        or re.search(r"\bwhat appointments\b.*\b(?:i|me)\b", booking)
+        or WHAT_APPOINTMENTS.search(booking)
         or asks_about_own_booking(raw, booking)
     )
 
@@ -756,12 +827,15 @@ TWO_DAYS = re.compile(
 )
 
 
+RANGE_OPENED_ANY = re.compile(r"\b(?:between|from|entre)\s+\S+$", re.IGNORECASE)
+
+
 def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
     """Two days with one time said after the second: each day gets the time (never a
     day with no time while the time said goes to the other only)."""
     if rest is None:
         pair = TWO_DAYS.match(raw)
-        if pair is None or re.search(r"\b(?:between|from|entre)\s+\S+$", pair["head"], re.I):
+        if pair is None or RANGE_OPENED_ANY.search(pair["head"]):
             return raw, rest
         raw, rest = pair["head"], pair["tail"]
         head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
@@ -777,6 +851,9 @@ def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tupl
     if tail_when.at is None or head_when.part is not None:
         return raw, rest
     return f"{raw} at {tail_when.at:%H:%M}", rest
+
+
+NUMBER_ALONE = re.compile(r"(?:at |around )?(\d{1,2})")
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
@@ -804,7 +881,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "book"
     if same_time and intent in (None, "book") and not ALSO_BOOKING.search(text):
         intent = "move"  # "same time but thursday": the held one's time, on another day
-    number = re.fullmatch(r"(?:at |around )?(\d{1,2})", text)
+    number = NUMBER_ALONE.fullmatch(text)
     return Message(
         raw=raw,
         text=text,

@@ -159,10 +159,22 @@ def schedule_for(agent: Agent) -> Schedule:
     )
 
 
+# strftime's %a, %b and %p in the C locale (Python never switches it, nor does the app).
+DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTH_ABBREVIATIONS = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+
+
 def describe(moment: datetime, schedule: Schedule) -> str:
-    """`Tue Dec 1, 3:00 PM`: short enough for SMS, plain enough for a model."""
+    """`Tue Dec 1, 3:00 PM`: short enough for SMS, plain enough for a model. Built from
+    the fields, not strftime: a slot list describes every slot found, each turn."""
     local = moment.astimezone(schedule.zone)
-    return f"{local:%a %b} {local.day}, {local:%I:%M %p}".replace(" 0", " ")
+    hour = local.hour % 12 or 12
+    return (
+        f"{DAY_ABBREVIATIONS[local.weekday()]} {MONTH_ABBREVIATIONS[local.month - 1]} "
+        f"{local.day}, {hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    )
 
 
 def _part_filter(part: str | None, zone: ZoneInfo) -> Callable[[datetime], bool]:

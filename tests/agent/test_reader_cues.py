@@ -1,0 +1,154 @@
+"""The reader skips a regex when the message lacks a literal every match of it holds (a
+"cue"): sound only if no match can be without its cue. Checked on every phrase the
+scenario suites and the date corpora say, and on phrases written for each rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.agent import dates, understanding
+
+ROOT = Path(__file__).resolve().parents[2]
+# At least one phrase each rule rewrites, so a cue that drops a rule is caught even if
+# the suites stopped saying it.
+WRITTEN = [
+    "tomorrow at 3 p.m.",
+    "10 a.m. on friday",
+    "10.30 on monday",
+    "at 15h30",
+    "thursday no, friday at 3",
+    "next wk",
+    "nxt tuesday",
+    "same time next week",
+    "4 not 3",
+    "wednesday not tuesday",
+    "at 1030",
+    "1030am",
+    "ten past 3",
+    "quarter after 2",
+    "twenty to 4",
+    "2ish",
+    "noonish",
+    "arvo",
+    "a week on friday",
+    "monday after next",
+    "friday week",
+    "a fortnight from now",
+    "the twenty-first",
+    "the second of december",
+    "3 thirty",
+    "2 fifteen",
+    "4 forty-five",
+    "an hour and a half later",
+    "not before 2",
+    "pasado mañana a las 3",
+    "mnn por la mañana",
+    "el lunes por la tarde",
+    "de la noche",
+    "esta tarde",
+    "esta mañana",
+    "hoy",
+    "antier",
+    "ayer",
+    "en 2 días",
+    "dentro de una hora",
+    "la semana pasada",
+    "el martes pasado",
+    "una hora más tarde",
+    "una hora antes",
+    "adelantarla una hora",
+    "atrasarla una hora",
+    "al mediodía",
+    "el cuarto para las 3",
+    "a las 3 menos cuarto",
+    "a las 4 menos diez",
+    "dos horas después",
+    "el día anterior",
+    "el día siguiente",
+    "la semana siguiente",
+    "temprano",
+    "a medianoche",
+    "la semana que viene",
+    "esta semana",
+    "el fin de semana",
+    "el jueves que viene",
+    "el próximo lunes",
+    "entre las 2 y las 4",
+    "de 2 a 4",
+    "el primero de diciembre",
+    "a las once",
+    "at dos de la tarde",
+    "después de las 3",
+    "antes de las 5",
+    "a las 3 y media",
+    "a las 3 y cuarto",
+    "el 3 de diciembre",
+    "el dia 5",
+    "wednesday at 4, no sorry, 3",
+    "friday I mean thursday",
+    "at 2, or rather 3",
+    "make that 11",
+    "el jueves, perdón, el viernes",
+    "digo a las 4",
+    "quiero decir el martes",
+]
+
+
+def phrases() -> Iterator[str]:
+    yield from WRITTEN
+    for path in sorted((ROOT / "tests" / "scenarios").rglob("*.yaml")):
+        yield from _strings(yaml.safe_load(path.read_text()))
+    for path in sorted((ROOT / "bench" / "data").glob("date_corpus*.json")):
+        yield from (row["text"] for row in json.loads(path.read_text())["phrases"])
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@pytest.fixture(scope="module")
+def folded() -> list[str]:
+    return sorted({dates.fold(text) for text in phrases()})
+
+
+def test_each_rewrite_match_holds_its_cue(folded: list[str]) -> None:
+    rewrites = [value for value in vars(dates).values() if isinstance(value, dates.Rewrite)]
+    assert len(rewrites) > 20
+    matched = set()
+    for text in folded:
+        for rewrite in rewrites:
+            for match in rewrite.pattern.finditer(text):
+                matched.add(rewrite.pattern.pattern)
+                assert rewrite.cue in match.group(0) or rewrite.cue in text, (text, rewrite)
+    # Every rewrite with a cue was exercised at least once, or the check says nothing.
+    assert {r.pattern.pattern for r in rewrites if r.cue} <= matched
+
+
+def test_each_spanish_rule_match_holds_a_cue(folded: list[str]) -> None:
+    matched = set()
+    for text in folded:
+        for pattern, _ in dates.SPANISH_RULES:
+            for match in pattern.finditer(text):
+                matched.add(pattern.pattern)
+                assert any(cue in match.group(0) for cue in dates.SPANISH_CUES), match
+    assert {pattern.pattern for pattern, _ in dates.SPANISH_RULES} == matched
+
+
+def test_each_self_correction_holds_a_cue() -> None:
+    said = [text for text in phrases() if understanding.SELF_CORRECTION.search(text)]
+    assert len(said) > 7
+    assert all(understanding._may_correct_itself(text) for text in said)
+    assert not understanding._may_correct_itself("tomorrow at 3")
+    assert understanding._may_correct_itself("mañana a las 3")  # not ASCII: the pattern decides

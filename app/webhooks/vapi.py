@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
-from app.calendar.backend import CalendarBackend
+from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
@@ -38,7 +38,7 @@ from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
-from app.security.idempotency import claim
+from app.security.idempotency import claim, respond
 from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.services import services_of
@@ -325,13 +325,17 @@ def _run_and_commit(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
 
 
 def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
-    """Read what the call will check (free/busy) in a read-only transaction."""
+    """Read what the call will check (free/busy) in a read-only transaction. The
+    built-in calendar is read inside the write transaction itself: with no external
+    calendar there is nothing to read ahead, and no transaction is spent on it."""
     if call.name not in PREFETCHED or not call.id:
+        return
+    if not may_be_external(services_of(vapi.request).calendar_factory):
         return
     try:
         with read_only(vapi.session):
             routed = vapi.route()
-            if isinstance(routed, Route):
+            if isinstance(routed, Route) and vapi.calendar(routed.agent).name != "local":
                 tools = _tools(vapi, routed, vapi.conversation(create=False))
                 tools.prefetch(call.name, parse_arguments(call.arguments))
     except Exception:
@@ -341,23 +345,22 @@ def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
 
 
 def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    """The call in its own transaction (nothing else is in it): a failure rolls the
+    whole of it back, claim included, so a retry of the toolCallId runs it again."""
+    if not call.id:
+        return _entry(call, False, "The tool call has no id.")
     try:
-        with vapi.session.begin_nested():
-            if not call.id:
-                return _entry(call, False, "The tool call has no id.")
-            event = claim(
-                vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}
-            )
-            if not event.is_new:
-                return _stored(call, event.previous_response)
-            entry = _execute(vapi, call)
-            assert event.event is not None
-            event.event.response = json.dumps(entry)
-            return entry
+        event = claim(vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name})
+        if not event.is_new:
+            return _stored(call, event.previous_response)
+        entry = _execute(vapi, call)
+        respond(vapi.session, event, json.dumps(entry))
+        return entry
     except ReadNeeded:
         raise  # rolled back and run again once the calendar is read (webhooks/turns.py)
     except Exception:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
+        vapi.session.rollback()
         return _entry(call, False, TOOL_FAILED)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Agent, Appointment, Notification, PhoneNumber, ReminderSettings
@@ -32,6 +32,11 @@ def settings_for(session: Session, agent_id: str) -> ReminderSettings:
     found = session.get(ReminderSettings, agent_id)
     if found is not None:
         return found
+    return default_settings(agent_id)
+
+
+def default_settings(agent_id: str) -> ReminderSettings:
+    """What an agent without a settings row gets."""
     # Column defaults only apply on insert; spell them out for a transient row.
     return ReminderSettings(
         agent_id=agent_id,
@@ -54,6 +59,29 @@ def sending_number(session: Session, agent_id: str) -> str:
         )
     )
     return line or ""
+
+
+# An agent's settings row (None: the defaults) and sending line, in one round trip;
+# built once, as the planner runs at every booking change.
+_SETTINGS_AND_SENDER = (
+    select(
+        ReminderSettings,
+        select(PhoneNumber.e164)
+        .where(PhoneNumber.agent_id == bindparam("agent_id"), PhoneNumber.purpose == "agent_line")
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .select_from(Agent)
+    .outerjoin(ReminderSettings, ReminderSettings.agent_id == Agent.id)
+    .where(Agent.id == bindparam("agent_id"))
+)
+
+
+def settings_and_sender(session: Session, agent_id: str) -> tuple[ReminderSettings, str]:
+    """`settings_for` and `sending_number` together."""
+    row = session.execute(_SETTINGS_AND_SENDER, {"agent_id": agent_id}).one()
+    found, line = row
+    return (found if found is not None else default_settings(agent_id)), line or ""
 
 
 def owner_number(session: Session, agent: Agent) -> str | None:
@@ -81,14 +109,15 @@ class Planner:
         self.agent = agent
         self.now = now
         self.zone = ZoneInfo(agent.timezone)
-        self.settings = settings_for(session, agent.id)
-        self.sender = sending_number(session, agent.id)
+        self.settings, self.sender = settings_and_sender(session, agent.id)
 
     def on_change(
         self, appointment: Appointment, change: Change, *, channel: str, caller: str | None
     ) -> list[Notification]:
         self.session.flush()
-        self._sequence = self._existing(appointment.id)
+        # A booking's row was inserted in this very transaction: no notification can
+        # refer to it yet, so there is none to count.
+        self._sequence = 0 if change == "booked" else self._existing(appointment.id)
         rows: list[Notification] = []
         if change != "booked":
             self.drop_pending(appointment.id, f"appointment {change}")

@@ -13,11 +13,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, null, select, union_all
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, null, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.dml import ReturningInsert
 
 from app.calendar.availability import (
     AppointmentType,
@@ -31,7 +35,15 @@ from app.calendar.availability import (
 )
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
-from app.models import Agent, Appointment, AppointmentStatus, BusyBlock, SyncStatus
+from app.models import (
+    Agent,
+    Appointment,
+    AppointmentStatus,
+    BusyBlock,
+    SyncStatus,
+    new_id,
+    utcnow,
+)
 from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
@@ -142,6 +154,18 @@ def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> s
     copy of the id is another key, so it neither finds this booking nor collides."""
     raw = f"{agent_id}|{caller}|{request_key}"
     return "request:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+_APPOINTMENT_COLUMNS = tuple(c.key for c in Appointment.__table__.columns)
+
+
+@cache
+def _insert_appointment(dialect: str) -> ReturningInsert[str]:
+    """A booking's INSERT, doing nothing on a conflict (built once per dialect)."""
+    table = cast(Table, Appointment.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ReturningInsert[str] = insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return statement
 
 
 class SchedulingTools:
@@ -355,9 +379,14 @@ class SchedulingTools:
         if kind is None:
             return self._type_error(args.appointment_type)
         start = self._localize(args.start)
+        # With the built-in calendar a request key is looked up only when the booking
+        # cannot go ahead (its slot refused, or its key taken at the INSERT): a booking
+        # made under the key holds its slot, so a repeat always gets there, and nothing
+        # external is asked on the way.
+        key_later = request_key is not None and isinstance(self.ctx.calendar, LocalCalendar)
         if request_key is not None:
             key = self._request_key(request_key)
-            existing = self._by_key(key)
+            existing = None if key_later else self._by_key(key)
         else:
             key, existing = self._current_derived(kind, start)
         if existing is not None:
@@ -365,8 +394,12 @@ class SchedulingTools:
 
         reason = self._why_unavailable(kind, start)
         if reason is not None:
+            earlier = self._by_key(key) if key_later else None
+            if earlier is not None:
+                return self._booked_result(earlier, kind)
             return self._unavailable(reason, kind, start)
         appointment = Appointment(
+            id=new_id("apt"),
             agent_id=self.ctx.agent.id,
             appointment_type=kind.key,
             start_at=start,
@@ -379,7 +412,7 @@ class SchedulingTools:
             channel=self.ctx.channel,
             conversation_id=self.ctx.conversation_id,
         )
-        if not self._insert_guarded(appointment):
+        if not self._insert_new(appointment):
             self._seen = self._upcoming = None  # someone else's booking committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
@@ -588,13 +621,36 @@ class SchedulingTools:
         if self.ctx.calendar.name != "local":
             appointment.sync_status = SyncStatus.SYNCED
 
-    def _insert_guarded(self, appointment: Appointment) -> bool:
-        """Insert in a savepoint; False when the database refuses an overlap."""
-        try:
-            with self.ctx.session.begin_nested():
-                self.ctx.session.add(appointment)
-        except IntegrityError:
+    def _insert_new(self, appointment: Appointment) -> bool:
+        """INSERT the new booking; False when its key is taken or (PostgreSQL's
+        exclusion constraint) its time overlaps a booking committed meanwhile. One
+        statement that does nothing on such a conflict: no savepoint around it, and
+        the transaction stays usable either way. The row then stands in the session as
+        if loaded, so later changes to it are UPDATEs."""
+        session = self.ctx.session
+        now = utcnow()
+        row = {
+            **{column: None for column in _APPOINTMENT_COLUMNS},
+            "status": AppointmentStatus.CONFIRMED,
+            "sync_status": SyncStatus.NOT_APPLICABLE,
+            "sync_attempts": 0,
+            **{
+                column: getattr(appointment, column)
+                for column in _APPOINTMENT_COLUMNS
+                if getattr(appointment, column) is not None
+            },
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Rows that refer to this one (the conversation it was made in) go first.
+        session.flush()
+        dialect = session.get_bind().dialect.name
+        if session.execute(_insert_appointment(dialect), row).first() is None:
             return False
+        for column, value in row.items():
+            setattr(appointment, column, value)
+        make_transient_to_detached(appointment)
+        session.add(appointment)
         return True
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:

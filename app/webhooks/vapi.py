@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import Row, and_, bindparam, literal, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -33,12 +33,12 @@ from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
-from app.models import Agent, Conversation
+from app.models import Agent, Conversation, new_id, utcnow
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, route
+from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
-from app.security.idempotency import claim, respond
+from app.security.idempotency import Claim, ClaimRequest, claim, respond
 from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.services import services_of
@@ -92,6 +92,10 @@ class VapiCall:
     message: dict[str, Any]
     _route: Route | Unrouted | None = field(default=None, init=False)
     _calendar: CalendarBackend | None = field(default=None, init=False)
+    # The routing rows and the call's conversation (a 1-tuple: it may be None), when
+    # read ahead with the tool call's claim (`claim_tool_call`).
+    _looked_up: Sequence[Row[Any]] | None = field(default=None, init=False)
+    _found: tuple[Conversation | None] | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -124,6 +128,8 @@ class VapiCall:
         """Drop what was read in an earlier transaction of this message."""
         self._route = None
         self._calendar = None
+        self._looked_up = None
+        self._found = None
 
     def calendar(self, agent: Agent) -> CalendarBackend:
         if self._calendar is None:
@@ -133,9 +139,18 @@ class VapiCall:
     def route(self) -> Route | Unrouted:
         if self._route is None:
             self._route = route(
-                self.session, self.caller_raw, self.dialled_raw, self.settings.default_region
+                self.session,
+                self.caller_raw,
+                self.dialled_raw,
+                self.settings.default_region,
+                looked_up=self._looked_up,
             )
         return self._route
+
+    def read_ahead(self, rows: Sequence[Row[Any]]) -> None:
+        """Keep the routing rows and the conversation read with the claim."""
+        self._looked_up = rows
+        self._found = (rows[0].Conversation if self.call_id else None,)
 
     def service(self) -> ConversationService:
         state = services_of(self.request)
@@ -146,21 +161,41 @@ class VapiCall:
     def conversation(self, create: bool = True) -> Conversation | None:
         if not self.call_id:
             return None
-        found = self.session.scalar(
-            select(Conversation).where(
-                Conversation.channel == CHANNEL, Conversation.external_id == self.call_id
+        if self._found is not None:
+            found = self._found[0]
+        else:
+            found = self.session.scalar(
+                select(Conversation).where(
+                    Conversation.channel == CHANNEL, Conversation.external_id == self.call_id
+                )
             )
-        )
         if found is not None or not create:
             return found
         routed = self.route()
         if isinstance(routed, Route):
-            return self.service().open(CHANNEL, self.call_id, routed)
+            return self._open(routed)
         bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
         bare.state, bare.details = {}, {}
         self.session.add(bare)
         self.session.flush()
         return bare
+
+    def _open(self, routed: Route) -> Conversation:
+        """The call's new conversation, as ConversationService.open makes one (the
+        caller's known name kept); known absent already, so not looked for again."""
+        conversation = Conversation(
+            id=new_id("cnv"),
+            channel=CHANNEL,
+            external_id=self.call_id,
+            caller_e164=routed.caller,
+            agent_id=routed.agent.id,
+            state={},
+            details={"caller_name": self.service().known_name(routed)},
+            status="active",
+        )
+        self.session.add(conversation)
+        self._found = (conversation,)
+        return conversation
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -350,7 +385,7 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     if not call.id:
         return _entry(call, False, "The tool call has no id.")
     try:
-        event = claim(vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name})
+        event = claim_tool_call(vapi, call)
         if not event.is_new:
             return _stored(call, event.previous_response)
         entry = _execute(vapi, call)
@@ -362,6 +397,50 @@ def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
         vapi.session.rollback()
         return _entry(call, False, TOOL_FAILED)
+
+
+def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
+    """Claim the toolCallId and read what running it needs first (the caller's route,
+    the call's conversation): on PostgreSQL in the claim's own round trip (its INSERT
+    a CTE of the read), on SQLite in one statement after it. Reading ahead is harmless:
+    a repeat (no new row) uses none of it, and the call runs as if it read them itself."""
+    request = ClaimRequest(
+        "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}, utcnow()
+    )
+    session = vapi.session
+    caller = vapi.caller
+    if caller is None:  # routing needs no lookup to refuse it
+        return request.result(session, session.scalar(request.insert(session)))
+    numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
+    parameters = {"numbers": numbers, "call_id": vapi.call_id}
+    if session.get_bind().dialect.name != "postgresql":  # no INSERT in a CTE
+        claimed = request.result(session, session.scalar(request.insert(session)))
+        if claimed.is_new:
+            vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
+        return claimed
+    claim_cte = request.insert(session).cte("claimed")
+    statement = lookup_joined(
+        select(claim_cte.c.id.label("claim_id"), Conversation)
+        .select_from(select(literal(1).label("one")).subquery())
+        .outerjoin(claim_cte, true())
+        .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+    )
+    rows = session.execute(statement, parameters).all()
+    claimed = request.result(session, rows[0].claim_id)
+    if claimed.is_new:
+        vapi.read_ahead(rows)
+    return claimed
+
+
+_THE_CALLS_CONVERSATION = and_(
+    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
+)
+# The routing lookup (app/routing.py) with the call's conversation: one row at least.
+_ROUTE_AND_CONVERSATION = lookup_joined(
+    select(Conversation)
+    .select_from(select(literal(1).label("one")).subquery())
+    .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+)
 
 
 def _claim_id(vapi: VapiCall, call: ToolCall) -> str:

@@ -62,7 +62,7 @@ def main() -> None:
     seen: list[str] = []
 
     def statement(_c: Any, _cur: Any, sql: str, *_: Any) -> None:
-        seen.append(" ".join(sql.split())[:150])
+        seen.append(" ".join(sql.split())[: int(os.environ.get("BENCH_WIDTH", 150))])
 
     event.listen(engine, "before_cursor_execute", statement)
     if engine.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE is a statement

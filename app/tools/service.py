@@ -87,6 +87,8 @@ class ToolContext:
     may_manage_existing: bool = True
     # The caller's upcoming appointments (`upcoming_of`), when read with the conversation.
     upcoming: list[Appointment] | None = None
+    # The agent's notification settings and sending line, when read in this transaction.
+    planning: notifications.Planning | None = None
 
 
 def upcoming_of(agent_id: str, caller: str | None, now: datetime) -> ColumnElement[bool]:
@@ -321,6 +323,7 @@ class SchedulingTools:
             now=self.ctx.now,
             channel=self.ctx.channel,
             caller=self.ctx.caller,
+            planning=self.ctx.planning,
         )
 
     # --- tools ---------------------------------------------------------------------

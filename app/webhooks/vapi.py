@@ -34,6 +34,7 @@ from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
 from app.models import Agent, Conversation, new_id, utcnow
+from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
 from app.security import audit
@@ -151,6 +152,13 @@ class VapiCall:
         """Keep the routing rows and the conversation read with the claim."""
         self._looked_up = rows
         self._found = (rows[0].Conversation if self.call_id else None,)
+
+    def planning(self, agent: Agent) -> Planning | None:
+        """The agent's notification settings, when read ahead with its route."""
+        for row in self._looked_up or ():
+            if row.Agent is agent:
+                return planning_of(agent.id, row.ReminderSettings, row.agent_line)
+        return None
 
     def service(self) -> ConversationService:
         state = services_of(self.request)
@@ -419,11 +427,13 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
     claim_cte = request.insert(session).cte("claimed")
-    statement = lookup_joined(
-        select(claim_cte.c.id.label("claim_id"), Conversation)
-        .select_from(select(literal(1).label("one")).subquery())
-        .outerjoin(claim_cte, true())
-        .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+    statement = with_planning(
+        lookup_joined(
+            select(claim_cte.c.id.label("claim_id"), Conversation)
+            .select_from(select(literal(1).label("one")).subquery())
+            .outerjoin(claim_cte, true())
+            .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+        )
     )
     rows = session.execute(statement, parameters).all()
     claimed = request.result(session, rows[0].claim_id)
@@ -435,11 +445,14 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
 _THE_CALLS_CONVERSATION = and_(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
 )
-# The routing lookup (app/routing.py) with the call's conversation: one row at least.
-_ROUTE_AND_CONVERSATION = lookup_joined(
-    select(Conversation)
-    .select_from(select(literal(1).label("one")).subquery())
-    .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+# The routing lookup (app/routing.py) with the call's conversation and what a booking's
+# notifications need of each agent found: one row at least.
+_ROUTE_AND_CONVERSATION = with_planning(
+    lookup_joined(
+        select(Conversation)
+        .select_from(select(literal(1).label("one")).subquery())
+        .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+    )
 )
 
 
@@ -514,6 +527,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
             channel=CHANNEL,
             conversation_id=conversation.id if conversation is not None else None,
             may_manage_existing=may_manage_existing(routed.agent, False, verified),
+            planning=vapi.planning(routed.agent),
         )
     )
 

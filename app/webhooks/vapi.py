@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Row, and_, bindparam, literal, select, true
+from sqlalchemy import Row, Select, and_, bindparam, case, literal, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -33,7 +33,7 @@ from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
-from app.models import Agent, Conversation, new_id, utcnow
+from app.models import Agent, Appointment, Conversation, User, new_id, utcnow
 from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
@@ -153,12 +153,22 @@ class VapiCall:
         self._looked_up = rows
         self._found = (rows[0].Conversation if self.call_id else None,)
 
+    def _read_along(self, agent: Agent) -> Row[Any] | None:
+        """The row read ahead with the claim that leads to `agent`."""
+        return next((row for row in self._looked_up or () if row.Agent is agent), None)
+
     def planning(self, agent: Agent) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""
-        for row in self._looked_up or ():
-            if row.Agent is agent:
-                return planning_of(agent.id, row.ReminderSettings, row.agent_line)
-        return None
+        row = self._read_along(agent)
+        return None if row is None else planning_of(agent.id, row.ReminderSettings, row.agent_line)
+
+    def known_name(self, routed: Route) -> str | None:
+        """The caller's known name for a new conversation, read ahead when it could be."""
+        row = self._read_along(routed.agent)
+        if row is None:
+            return self.service().known_name(routed)
+        name: str | None = row.owner_name if routed.caller_is_owner else row.contact_name
+        return name
 
     def service(self) -> ConversationService:
         state = services_of(self.request)
@@ -198,7 +208,7 @@ class VapiCall:
             caller_e164=routed.caller,
             agent_id=routed.agent.id,
             state={},
-            details={"caller_name": self.service().known_name(routed)},
+            details={"caller_name": self.known_name(routed)},
             status="active",
         )
         self.session.add(conversation)
@@ -420,19 +430,21 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     if caller is None:  # routing needs no lookup to refuse it
         return request.result(session, session.scalar(request.insert(session)))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
-    parameters = {"numbers": numbers, "call_id": vapi.call_id}
+    parameters = {"numbers": numbers, "call_id": vapi.call_id, "caller": caller}
     if session.get_bind().dialect.name != "postgresql":  # no INSERT in a CTE
         claimed = request.result(session, session.scalar(request.insert(session)))
         if claimed.is_new:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
     claim_cte = request.insert(session).cte("claimed")
-    statement = with_planning(
-        lookup_joined(
-            select(claim_cte.c.id.label("claim_id"), Conversation)
-            .select_from(select(literal(1).label("one")).subquery())
-            .outerjoin(claim_cte, true())
-            .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+    statement = _with_known_names(
+        with_planning(
+            lookup_joined(
+                select(claim_cte.c.id.label("claim_id"), Conversation)
+                .select_from(select(literal(1).label("one")).subquery())
+                .outerjoin(claim_cte, true())
+                .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+            )
         )
     )
     rows = session.execute(statement, parameters).all()
@@ -445,13 +457,40 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
 _THE_CALLS_CONVERSATION = and_(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
 )
-# The routing lookup (app/routing.py) with the call's conversation and what a booking's
-# notifications need of each agent found: one row at least.
-_ROUTE_AND_CONVERSATION = with_planning(
-    lookup_joined(
-        select(Conversation)
-        .select_from(select(literal(1).label("one")).subquery())
-        .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+
+
+def _with_known_names(statement: Select[Any]) -> Select[Any]:
+    """`statement` (the lookup, with the call's conversation) with what a new
+    conversation keeps as the caller's name for each agent found, read only when the
+    call has no conversation yet: the owner's name (the caller owns the agent), else
+    the newest name the caller booked under (ConversationService.known_name)."""
+    owner = select(User.name).where(User.id == Agent.user_id)
+    booked = (
+        select(Appointment.contact_name)
+        .where(
+            Appointment.agent_id == Agent.id,
+            Appointment.contact_e164 == bindparam("caller"),
+            Appointment.contact_name.is_not(None),
+        )
+        .order_by(Appointment.created_at.desc())
+        .limit(1)
+    )
+    new = Conversation.id.is_(None)
+    return statement.add_columns(
+        case((new, owner.correlate(Agent).scalar_subquery())).label("owner_name"),
+        case((new, booked.correlate(Agent).scalar_subquery())).label("contact_name"),
+    )
+
+
+# The routing lookup (app/routing.py) with the call's conversation, and what a booking's
+# notifications and a new conversation need of each agent found: one row at least.
+_ROUTE_AND_CONVERSATION = _with_known_names(
+    with_planning(
+        lookup_joined(
+            select(Conversation)
+            .select_from(select(literal(1).label("one")).subquery())
+            .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+        )
     )
 )
 

@@ -19,13 +19,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Row, Select, and_, bindparam, case, literal, select, true
+from sqlalchemy import Row, Select, Table, and_, bindparam, case, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
@@ -33,7 +36,15 @@ from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
-from app.models import Agent, Appointment, Conversation, User, new_id, utcnow
+from app.models import (
+    Agent,
+    Appointment,
+    Conversation,
+    InboundEvent,
+    User,
+    new_id,
+    utcnow,
+)
 from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
@@ -426,32 +437,63 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
         "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}, utcnow()
     )
     session = vapi.session
+    dialect = session.get_bind().dialect.name
+    claim_values = {
+        "provider": request.provider,
+        "external_id": request.external_id,
+        "kind": request.kind,
+        "payload": request.payload,
+        "created_at": request.created_at,
+    }
     caller = vapi.caller
     if caller is None:  # routing needs no lookup to refuse it
-        return request.result(session, session.scalar(request.insert(session)))
+        return request.result(session, session.scalar(_claim_insert(dialect), claim_values))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
     parameters = {"numbers": numbers, "call_id": vapi.call_id, "caller": caller}
-    if session.get_bind().dialect.name != "postgresql":  # no INSERT in a CTE
-        claimed = request.result(session, session.scalar(request.insert(session)))
+    if dialect != "postgresql":  # no INSERT in a CTE
+        claimed = request.result(session, session.scalar(_claim_insert(dialect), claim_values))
         if claimed.is_new:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
-    claim_cte = request.insert(session).cte("claimed")
-    statement = _with_known_names(
-        with_planning(
-            lookup_joined(
-                select(claim_cte.c.id.label("claim_id"), Conversation)
-                .select_from(select(literal(1).label("one")).subquery())
-                .outerjoin(claim_cte, true())
-                .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
-            )
-        )
-    )
-    rows = session.execute(statement, parameters).all()
+    rows = session.execute(_claim_and_read(), {**claim_values, **parameters}).all()
     claimed = request.result(session, rows[0].claim_id)
     if claimed.is_new:
         vapi.read_ahead(rows)
     return claimed
+
+
+@cache
+def _claim_insert(dialect: str) -> ReturningInsert[int]:
+    """ClaimRequest.insert's statement (app/security/idempotency.py) with its values as
+    parameters: built once per process, not at every call."""
+    table = cast(Table, InboundEvent.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ReturningInsert[int] = (
+        insert(table)
+        .values({column: bindparam(column) for column in _CLAIMED_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+        .returning(table.c.id)
+    )
+    return statement
+
+
+_CLAIMED_COLUMNS = ("provider", "external_id", "kind", "payload", "created_at")
+
+
+@cache
+def _claim_and_read() -> Select[Any]:
+    """PostgreSQL: the claim as a CTE of `_ROUTE_AND_CONVERSATION`'s read (built once)."""
+    claimed = _claim_insert("postgresql").cte("claimed")
+    return _with_known_names(
+        with_planning(
+            lookup_joined(
+                select(claimed.c.id.label("claim_id"), Conversation)
+                .select_from(select(literal(1).label("one")).subquery())
+                .outerjoin(claimed, true())
+                .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+            )
+        )
+    )
 
 
 _THE_CALLS_CONVERSATION = and_(

@@ -43,6 +43,13 @@ class CalendarFactory(Protocol):
     def __call__(self, session: Session, agent: Agent) -> CalendarBackend: ...
 
 
+def may_be_external(factory: object) -> bool:
+    """Whether `factory` may give some agent an external calendar. Only the factories
+    that know their configuration say no (no OAuth client set up: everyone gets the
+    built-in calendar); any other factory might, so the answer is yes."""
+    return getattr(factory, "external_calendars", True) is not False
+
+
 def default_calendar_factory(session: Session, agent: Agent) -> CalendarBackend:
     """The built-in calendar for everyone. create_app() wires the Google-aware factory
     (app.calendar.google.GoogleCalendarFactory), which falls back to this per agent."""

@@ -147,6 +147,11 @@ class GoogleCalendarFactory:
     def enabled(self) -> bool:
         return self.options is not None and self.vault is not None
 
+    @property
+    def external_calendars(self) -> bool:
+        """Whether any agent can get Google (otherwise all get the built-in calendar)."""
+        return self.enabled
+
     def __call__(self, session: Session, agent: Agent) -> CalendarBackend:
         if not self.enabled or agent.calendar_provider != "google":
             return LocalCalendar(session)

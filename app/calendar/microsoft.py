@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calendar.after_commit import Dispatch, after_commit, run_now
 from app.calendar.availability import Interval
-from app.calendar.backend import CalendarBackend, CalendarError, CalendarFactory
+from app.calendar.backend import (
+    CalendarBackend,
+    CalendarError,
+    CalendarFactory,
+    may_be_external,
+)
 from app.calendar.changes import Channel, EventChange, SyncExpired
 from app.calendar.google import event_id_for
 from app.calendar.ms_oauth import RECONSENT_ERRORS, START_PATH, MicrosoftIdentity
@@ -127,6 +132,12 @@ class MicrosoftCalendarFactory:
     @property
     def enabled(self) -> bool:
         return self.identity is not None and self.vault is not None
+
+    @property
+    def external_calendars(self) -> bool:
+        """Whether any agent can get Microsoft 365, or an external calendar of the
+        fallback's."""
+        return self.enabled or may_be_external(self.fallback)
 
     def __call__(self, session: Session, agent: Agent) -> CalendarBackend:
         if not self.enabled or agent.calendar_provider != "microsoft":

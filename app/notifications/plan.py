@@ -9,11 +9,11 @@ reminders (status "skipped", with the reason) and a move schedules new ones.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from app.models import Agent, Appointment, Notification, PhoneNumber, ReminderSettings
 from app.notifications.timing import earliest_send, parse_hhmm, reminder_due
@@ -32,6 +32,11 @@ def settings_for(session: Session, agent_id: str) -> ReminderSettings:
     found = session.get(ReminderSettings, agent_id)
     if found is not None:
         return found
+    return default_settings(agent_id)
+
+
+def default_settings(agent_id: str) -> ReminderSettings:
+    """What an agent without a settings row gets."""
     # Column defaults only apply on insert; spell them out for a transient row.
     return ReminderSettings(
         agent_id=agent_id,
@@ -56,6 +61,56 @@ def sending_number(session: Session, agent_id: str) -> str:
     return line or ""
 
 
+# An agent's settings row (None: the defaults) and sending line, in one round trip;
+# built once, as the planner runs at every booking change.
+_SETTINGS_AND_SENDER = (
+    select(
+        ReminderSettings,
+        select(PhoneNumber.e164)
+        .where(PhoneNumber.agent_id == bindparam("agent_id"), PhoneNumber.purpose == "agent_line")
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .select_from(Agent)
+    .outerjoin(ReminderSettings, ReminderSettings.agent_id == Agent.id)
+    .where(Agent.id == bindparam("agent_id"))
+)
+
+
+# What the planner reads (`settings_and_sender`), as an agent's own read.
+Planning = tuple[ReminderSettings, str]
+
+
+def settings_and_sender(session: Session, agent_id: str) -> Planning:
+    """`settings_for` and `sending_number` together."""
+    found, line = session.execute(_SETTINGS_AND_SENDER, {"agent_id": agent_id}).one()
+    return planning_of(agent_id, found, line)
+
+
+def planning_of(agent_id: str, found: ReminderSettings | None, line: str | None) -> Planning:
+    return (found if found is not None else default_settings(agent_id)), line or ""
+
+
+_LINE = aliased(PhoneNumber)
+_AGENTS_LINE = (
+    select(_LINE.e164)
+    .where(_LINE.agent_id == Agent.id, _LINE.purpose == "agent_line")
+    .limit(1)
+    .correlate(Agent)
+    .scalar_subquery()
+    .label("agent_line")
+)
+
+
+def with_planning(statement: Select[Any]) -> Select[Any]:
+    """`statement`, which selects agents (`Agent`), with each agent's settings row and
+    sending line added: what the planner reads, read along (`planning_of(row.Agent.id,
+    row.ReminderSettings, row.agent_line)`)."""
+    return statement.add_columns(ReminderSettings, _AGENTS_LINE).outerjoin(
+        ReminderSettings, ReminderSettings.agent_id == Agent.id
+    )
+
+
 def owner_number(session: Session, agent: Agent) -> str | None:
     """The owner's verified phone: owner notifications go nowhere else."""
     return session.scalar(
@@ -76,19 +131,23 @@ def when_text(moment: datetime, zone: ZoneInfo) -> str:
 
 
 class Planner:
-    def __init__(self, session: Session, agent: Agent, now: datetime) -> None:
+    def __init__(
+        self, session: Session, agent: Agent, now: datetime, planning: Planning | None = None
+    ) -> None:
+        """`planning`: the agent's settings and line when read in this transaction."""
         self.session = session
         self.agent = agent
         self.now = now
         self.zone = ZoneInfo(agent.timezone)
-        self.settings = settings_for(session, agent.id)
-        self.sender = sending_number(session, agent.id)
+        self.settings, self.sender = planning or settings_and_sender(session, agent.id)
 
     def on_change(
         self, appointment: Appointment, change: Change, *, channel: str, caller: str | None
     ) -> list[Notification]:
         self.session.flush()
-        self._sequence = self._existing(appointment.id)
+        # A booking's row was inserted in this very transaction: no notification can
+        # refer to it yet, so there is none to count.
+        self._sequence = 0 if change == "booked" else self._existing(appointment.id)
         rows: list[Notification] = []
         if change != "booked":
             self.drop_pending(appointment.id, f"appointment {change}")
@@ -228,7 +287,8 @@ def on_change(
     now: datetime,
     channel: str,
     caller: str | None,
+    planning: Planning | None = None,
 ) -> list[Notification]:
-    return Planner(session, agent, now).on_change(
+    return Planner(session, agent, now, planning).on_change(
         appointment, change, channel=channel, caller=caller
     )

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -27,9 +28,11 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import ReturningInsert
 
 from app.calendar.availability import (
     AppointmentType,
@@ -44,7 +47,15 @@ from app.calendar.availability import (
 from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
 from app.db import UTCDateTime
-from app.models import Agent, Appointment, AppointmentStatus, BusyBlock, SyncStatus
+from app.models import (
+    Agent,
+    Appointment,
+    AppointmentStatus,
+    BusyBlock,
+    SyncStatus,
+    new_id,
+    utcnow,
+)
 from app.notifications import plan as notifications
 from app.security import audit
 from app.tools.schemas import (
@@ -130,6 +141,8 @@ class ToolContext:
     may_manage_existing: bool = True
     # The caller's upcoming appointments (`upcoming_of`), when read with the conversation.
     upcoming: list[Appointment] | None = None
+    # The agent's notification settings and sending line, when read in this transaction.
+    planning: notifications.Planning | None = None
 
 
 def upcoming_of(
@@ -214,6 +227,18 @@ def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> s
     copy of the id is another key, so it neither finds this booking nor collides."""
     raw = f"{agent_id}|{caller}|{request_key}"
     return "request:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+_APPOINTMENT_COLUMNS = tuple(c.key for c in Appointment.__table__.columns)
+
+
+@cache
+def _insert_appointment(dialect: str) -> ReturningInsert[str]:
+    """A booking's INSERT, doing nothing on a conflict (built once per dialect)."""
+    table = cast(Table, Appointment.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ReturningInsert[str] = insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return statement
 
 
 class SchedulingTools:
@@ -365,6 +390,7 @@ class SchedulingTools:
             now=self.ctx.now,
             channel=self.ctx.channel,
             caller=self.ctx.caller,
+            planning=self.ctx.planning,
         )
 
     # --- tools ---------------------------------------------------------------------
@@ -423,9 +449,14 @@ class SchedulingTools:
         if kind is None:
             return self._type_error(args.appointment_type)
         start = self._localize(args.start)
+        # With the built-in calendar a request key is looked up only when the booking
+        # cannot go ahead (its slot refused, or its key taken at the INSERT): a booking
+        # made under the key holds its slot, so a repeat always gets there, and nothing
+        # external is asked on the way.
+        key_later = request_key is not None and isinstance(self.ctx.calendar, LocalCalendar)
         if request_key is not None:
             key = self._request_key(request_key)
-            existing = self._by_key(key)
+            existing = None if key_later else self._by_key(key)
         else:
             key, existing = self._current_derived(kind, start)
         if existing is not None:
@@ -433,8 +464,12 @@ class SchedulingTools:
 
         reason = self._why_unavailable(kind, start)
         if reason is not None:
+            earlier = self._by_key(key) if key_later else None
+            if earlier is not None:
+                return self._booked_result(earlier, kind)
             return self._unavailable(reason, kind, start)
         appointment = Appointment(
+            id=new_id("apt"),
             agent_id=self.ctx.agent.id,
             appointment_type=kind.key,
             start_at=start,
@@ -447,7 +482,7 @@ class SchedulingTools:
             channel=self.ctx.channel,
             conversation_id=self.ctx.conversation_id,
         )
-        if not self._insert_guarded(appointment):
+        if not self._insert_new(appointment):
             self._seen = self._upcoming = None  # someone else's booking committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
@@ -655,13 +690,36 @@ class SchedulingTools:
         if self.ctx.calendar.name != "local":
             appointment.sync_status = SyncStatus.SYNCED
 
-    def _insert_guarded(self, appointment: Appointment) -> bool:
-        """Insert in a savepoint; False when the database refuses an overlap."""
-        try:
-            with self.ctx.session.begin_nested():
-                self.ctx.session.add(appointment)
-        except IntegrityError:
+    def _insert_new(self, appointment: Appointment) -> bool:
+        """INSERT the new booking; False when its key is taken or (PostgreSQL's
+        exclusion constraint) its time overlaps a booking committed meanwhile. One
+        statement that does nothing on such a conflict: no savepoint around it, and
+        the transaction stays usable either way. The row then stands in the session as
+        if loaded, so later changes to it are UPDATEs."""
+        session = self.ctx.session
+        now = utcnow()
+        row = {
+            **{column: None for column in _APPOINTMENT_COLUMNS},
+            "status": AppointmentStatus.CONFIRMED,
+            "sync_status": SyncStatus.NOT_APPLICABLE,
+            "sync_attempts": 0,
+            **{
+                column: getattr(appointment, column)
+                for column in _APPOINTMENT_COLUMNS
+                if getattr(appointment, column) is not None
+            },
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Rows that refer to this one (the conversation it was made in) go first.
+        session.flush()
+        dialect = session.get_bind().dialect.name
+        if session.execute(_insert_appointment(dialect), row).first() is None:
             return False
+        for column, value in row.items():
+            setattr(appointment, column, value)
+        make_transient_to_detached(appointment)
+        session.add(appointment)
         return True
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:

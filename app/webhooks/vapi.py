@@ -16,29 +16,41 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import Row, Select, Table, and_, bindparam, case, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
-from app.calendar.backend import CalendarBackend
+from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
 from app.config import Settings
 from app.db import read_only
-from app.models import Agent, Conversation
+from app.models import (
+    Agent,
+    Appointment,
+    Conversation,
+    InboundEvent,
+    User,
+    new_id,
+    utcnow,
+)
+from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, route
+from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
-from app.security.idempotency import claim
+from app.security.idempotency import Claim, ClaimRequest, claim, respond
 from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.services import services_of
@@ -92,6 +104,10 @@ class VapiCall:
     message: dict[str, Any]
     _route: Route | Unrouted | None = field(default=None, init=False)
     _calendar: CalendarBackend | None = field(default=None, init=False)
+    # The routing rows and the call's conversation (a 1-tuple: it may be None), when
+    # read ahead with the tool call's claim (`claim_tool_call`).
+    _looked_up: Sequence[Row[Any]] | None = field(default=None, init=False)
+    _found: tuple[Conversation | None] | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -124,6 +140,8 @@ class VapiCall:
         """Drop what was read in an earlier transaction of this message."""
         self._route = None
         self._calendar = None
+        self._looked_up = None
+        self._found = None
 
     def calendar(self, agent: Agent) -> CalendarBackend:
         if self._calendar is None:
@@ -133,9 +151,35 @@ class VapiCall:
     def route(self) -> Route | Unrouted:
         if self._route is None:
             self._route = route(
-                self.session, self.caller_raw, self.dialled_raw, self.settings.default_region
+                self.session,
+                self.caller_raw,
+                self.dialled_raw,
+                self.settings.default_region,
+                looked_up=self._looked_up,
             )
         return self._route
+
+    def read_ahead(self, rows: Sequence[Row[Any]]) -> None:
+        """Keep the routing rows and the conversation read with the claim."""
+        self._looked_up = rows
+        self._found = (rows[0].Conversation if self.call_id else None,)
+
+    def _read_along(self, agent: Agent) -> Row[Any] | None:
+        """The row read ahead with the claim that leads to `agent`."""
+        return next((row for row in self._looked_up or () if row.Agent is agent), None)
+
+    def planning(self, agent: Agent) -> Planning | None:
+        """The agent's notification settings, when read ahead with its route."""
+        row = self._read_along(agent)
+        return None if row is None else planning_of(agent.id, row.ReminderSettings, row.agent_line)
+
+    def known_name(self, routed: Route) -> str | None:
+        """The caller's known name for a new conversation, read ahead when it could be."""
+        row = self._read_along(routed.agent)
+        if row is None:
+            return self.service().known_name(routed)
+        name: str | None = row.owner_name if routed.caller_is_owner else row.contact_name
+        return name
 
     def service(self) -> ConversationService:
         state = services_of(self.request)
@@ -146,21 +190,41 @@ class VapiCall:
     def conversation(self, create: bool = True) -> Conversation | None:
         if not self.call_id:
             return None
-        found = self.session.scalar(
-            select(Conversation).where(
-                Conversation.channel == CHANNEL, Conversation.external_id == self.call_id
+        if self._found is not None:
+            found = self._found[0]
+        else:
+            found = self.session.scalar(
+                select(Conversation).where(
+                    Conversation.channel == CHANNEL, Conversation.external_id == self.call_id
+                )
             )
-        )
         if found is not None or not create:
             return found
         routed = self.route()
         if isinstance(routed, Route):
-            return self.service().open(CHANNEL, self.call_id, routed)
+            return self._open(routed)
         bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
         bare.state, bare.details = {}, {}
         self.session.add(bare)
         self.session.flush()
         return bare
+
+    def _open(self, routed: Route) -> Conversation:
+        """The call's new conversation, as ConversationService.open makes one (the
+        caller's known name kept); known absent already, so not looked for again."""
+        conversation = Conversation(
+            id=new_id("cnv"),
+            channel=CHANNEL,
+            external_id=self.call_id,
+            caller_e164=routed.caller,
+            agent_id=routed.agent.id,
+            state={},
+            details={"caller_name": self.known_name(routed)},
+            status="active",
+        )
+        self.session.add(conversation)
+        self._found = (conversation,)
+        return conversation
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -325,13 +389,17 @@ def _run_and_commit(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
 
 
 def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
-    """Read what the call will check (free/busy) in a read-only transaction."""
+    """Read what the call will check (free/busy) in a read-only transaction. The
+    built-in calendar is read inside the write transaction itself: with no external
+    calendar there is nothing to read ahead, and no transaction is spent on it."""
     if call.name not in PREFETCHED or not call.id:
+        return
+    if not may_be_external(services_of(vapi.request).calendar_factory):
         return
     try:
         with read_only(vapi.session):
             routed = vapi.route()
-            if isinstance(routed, Route):
+            if isinstance(routed, Route) and vapi.calendar(routed.agent).name != "local":
                 tools = _tools(vapi, routed, vapi.conversation(create=False))
                 tools.prefetch(call.name, parse_arguments(call.arguments))
     except Exception:
@@ -341,24 +409,132 @@ def _prefetch(vapi: VapiCall, call: ToolCall) -> None:
 
 
 def _run_once(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
+    """The call in its own transaction (nothing else is in it): a failure rolls the
+    whole of it back, claim included, so a retry of the toolCallId runs it again."""
+    if not call.id:
+        return _entry(call, False, "The tool call has no id.")
     try:
-        with vapi.session.begin_nested():
-            if not call.id:
-                return _entry(call, False, "The tool call has no id.")
-            event = claim(
-                vapi.session, "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}
-            )
-            if not event.is_new:
-                return _stored(call, event.previous_response)
-            entry = _execute(vapi, call)
-            assert event.event is not None
-            event.event.response = json.dumps(entry)
-            return entry
+        event = claim_tool_call(vapi, call)
+        if not event.is_new:
+            return _stored(call, event.previous_response)
+        entry = _execute(vapi, call)
+        respond(vapi.session, event, json.dumps(entry))
+        return entry
     except ReadNeeded:
         raise  # rolled back and run again once the calendar is read (webhooks/turns.py)
     except Exception:
         log.exception("VAPI tool call %s (%s) failed", call.id, call.name)
+        vapi.session.rollback()
         return _entry(call, False, TOOL_FAILED)
+
+
+def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
+    """Claim the toolCallId and read what running it needs first (the caller's route,
+    the call's conversation): on PostgreSQL in the claim's own round trip (its INSERT
+    a CTE of the read), on SQLite in one statement after it. Reading ahead is harmless:
+    a repeat (no new row) uses none of it, and the call runs as if it read them itself."""
+    request = ClaimRequest(
+        "vapi", _claim_id(vapi, call), "tool-call", {"name": call.name}, utcnow()
+    )
+    session = vapi.session
+    dialect = session.get_bind().dialect.name
+    claim_values = {
+        "provider": request.provider,
+        "external_id": request.external_id,
+        "kind": request.kind,
+        "payload": request.payload,
+        "created_at": request.created_at,
+    }
+    caller = vapi.caller
+    if caller is None:  # routing needs no lookup to refuse it
+        return request.result(session, session.scalar(_claim_insert(dialect), claim_values))
+    numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
+    parameters = {"numbers": numbers, "call_id": vapi.call_id, "caller": caller}
+    if dialect != "postgresql":  # no INSERT in a CTE
+        claimed = request.result(session, session.scalar(_claim_insert(dialect), claim_values))
+        if claimed.is_new:
+            vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
+        return claimed
+    rows = session.execute(_claim_and_read(), {**claim_values, **parameters}).all()
+    claimed = request.result(session, rows[0].claim_id)
+    if claimed.is_new:
+        vapi.read_ahead(rows)
+    return claimed
+
+
+@cache
+def _claim_insert(dialect: str) -> ReturningInsert[int]:
+    """ClaimRequest.insert's statement (app/security/idempotency.py) with its values as
+    parameters: built once per process, not at every call."""
+    table = cast(Table, InboundEvent.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ReturningInsert[int] = (
+        insert(table)
+        .values({column: bindparam(column) for column in _CLAIMED_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+        .returning(table.c.id)
+    )
+    return statement
+
+
+_CLAIMED_COLUMNS = ("provider", "external_id", "kind", "payload", "created_at")
+
+
+@cache
+def _claim_and_read() -> Select[Any]:
+    """PostgreSQL: the claim as a CTE of `_ROUTE_AND_CONVERSATION`'s read (built once)."""
+    claimed = _claim_insert("postgresql").cte("claimed")
+    return _with_known_names(
+        with_planning(
+            lookup_joined(
+                select(claimed.c.id.label("claim_id"), Conversation)
+                .select_from(select(literal(1).label("one")).subquery())
+                .outerjoin(claimed, true())
+                .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+            )
+        )
+    )
+
+
+_THE_CALLS_CONVERSATION = and_(
+    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
+)
+
+
+def _with_known_names(statement: Select[Any]) -> Select[Any]:
+    """`statement` (the lookup, with the call's conversation) with what a new
+    conversation keeps as the caller's name for each agent found, read only when the
+    call has no conversation yet: the owner's name (the caller owns the agent), else
+    the newest name the caller booked under (ConversationService.known_name)."""
+    owner = select(User.name).where(User.id == Agent.user_id)
+    booked = (
+        select(Appointment.contact_name)
+        .where(
+            Appointment.agent_id == Agent.id,
+            Appointment.contact_e164 == bindparam("caller"),
+            Appointment.contact_name.is_not(None),
+        )
+        .order_by(Appointment.created_at.desc())
+        .limit(1)
+    )
+    new = Conversation.id.is_(None)
+    return statement.add_columns(
+        case((new, owner.correlate(Agent).scalar_subquery())).label("owner_name"),
+        case((new, booked.correlate(Agent).scalar_subquery())).label("contact_name"),
+    )
+
+
+# The routing lookup (app/routing.py) with the call's conversation, and what a booking's
+# notifications and a new conversation need of each agent found: one row at least.
+_ROUTE_AND_CONVERSATION = _with_known_names(
+    with_planning(
+        lookup_joined(
+            select(Conversation)
+            .select_from(select(literal(1).label("one")).subquery())
+            .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
+        )
+    )
+)
 
 
 def _claim_id(vapi: VapiCall, call: ToolCall) -> str:
@@ -432,6 +608,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
             channel=CHANNEL,
             conversation_id=conversation.id if conversation is not None else None,
             may_manage_existing=may_manage_existing(routed.agent, False, verified),
+            planning=vapi.planning(routed.agent),
         )
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.engine import Reply, Turn
@@ -367,6 +367,46 @@ def test_vapi_booking_is_confirmed_by_sms_to_the_number_that_called(
     assert (confirmation.channel, confirmation.to_e164) == ("sms", "+14155550123")
     assert confirmation.body.startswith("Confirmed: your")
     assert confirmation.status == "scheduled"  # a worker delivers it
+
+
+def test_a_new_call_keeps_the_name_the_caller_is_known_by(
+    vapi: Vapi, session: Session, demo: DemoData
+):
+    """A tool call opening its call's conversation keeps the caller's name: the owner's
+    own, or the newest a caller on the agent's line booked under."""
+    vapi.results(tool_message([call("n1", "list_appointments")], call_id="call_owner"))
+    assert conversation_of(session, "call_owner").details["caller_name"] == "Sam Rivera"
+    dialled = tool_message([], call_id="call_booker")
+    dialled["message"]["customer"] = {"number": UNKNOWN}
+    dialled["message"]["call"]["customer"] = {"number": UNKNOWN}
+    dialled["message"]["phoneNumber"] = {"number": demo.dedicated_line}
+    booking = copy.deepcopy(dialled)
+    booking["message"]["toolCallList"] = [
+        call("n2", "book_appointment", start="2026-11-24T15:00:00")
+    ]
+    booking["message"]["toolCallList"][0]["function"]["arguments"]["name"] = "Robin Park"
+    assert "result" in vapi.results(booking)[0]
+    later = copy.deepcopy(dialled)
+    later["message"]["call"]["id"] = "call_booker_again"
+    later["message"]["toolCallList"] = [call("n3", "list_appointments")]
+    vapi.results(later)
+    assert conversation_of(session, "call_booker").details["caller_name"] is None
+    assert conversation_of(session, "call_booker_again").details["caller_name"] == "Robin Park"
+
+
+def test_a_repeat_whose_claim_is_gone_still_books_once(vapi: Vapi, session: Session):
+    """The booking's own key answers a repeated toolCallId even when its stored event is
+    gone (pruned): the slot it holds is refused, and the key finds the booking."""
+    message = tool_message([call("k1", "book_appointment", start="2026-11-24T15:00:00")])
+    first = vapi.results(message)[0]["result"]
+    session.rollback()
+    session.execute(delete(InboundEvent))
+    session.commit()
+    again = vapi.results(message)[0]
+    assert again.get("result") == first, again
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+    assert actions(session).count("appointment.booked") == 1
 
 
 def test_pin_verification_holds_only_for_its_call(vapi: Vapi, session: Session, demo):

@@ -449,7 +449,7 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     if caller is None:  # routing needs no lookup to refuse it
         return request.result(session, session.scalar(_claim_insert(dialect), claim_values))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
-    parameters = {"numbers": numbers, "call_id": vapi.call_id, "caller": caller}
+    parameters = {**numbers, "call_id": vapi.call_id, "caller": caller}
     if dialect != "postgresql":  # no INSERT in a CTE
         claimed = request.result(session, session.scalar(_claim_insert(dialect), claim_values))
         if claimed.is_new:

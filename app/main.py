@@ -138,15 +138,19 @@ def create_app(
     app.state.services = services
 
     document_forms(twilio_sms.router, twilio_voice.router, twilio_notifications.router)
-    app.include_router(health.router)
+    # A request is matched against the included routers in this order, each walked route
+    # by route (twice for the one that matches), so the turns come first: an SMS, a
+    # Gather or a VAPI tool call would otherwise walk the admin API's routes each time.
+    # No path of one router can match another's, so the order changes no answer.
     app.include_router(twilio_sms.router)
+    app.include_router(twilio_voice.router)
+    app.include_router(vapi.router)
+    app.include_router(tool_endpoints.router)
+    app.include_router(twilio_notifications.router)
+    app.include_router(twilio_media.router)
+    app.include_router(health.router)
     app.include_router(metrics.router)
     admin.install(app)
-    app.include_router(twilio_voice.router)
-    app.include_router(twilio_media.router)
-    app.include_router(vapi.router)
-    app.include_router(twilio_notifications.router)
-    app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
         services.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
         app.include_router(bench_stats.router)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import admin, bench_stats, dashboard, health, metrics
-from app.access_log import AccessLogMiddleware
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import ms_oauth_routes, oauth_routes
@@ -29,8 +26,9 @@ from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory, read_only
+from app.edge import EdgeMiddleware
 from app.jobs.runtime import build_env, start_embedded
-from app.logs import configure_logging, request_id
+from app.logs import configure_logging
 from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
@@ -51,31 +49,6 @@ from app.webhooks import vapi_tools as tool_endpoints
 from app.webhooks.forms import document_forms
 
 log = logging.getLogger(__name__)
-
-
-class RequestIdMiddleware:
-    """A request id on every log line and in the X-Request-ID response header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else secrets.token_hex(8)
-        token = request_id.set(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id.reset(token)
 
 
 def create_app(
@@ -165,15 +138,19 @@ def create_app(
     app.state.services = services
 
     document_forms(twilio_sms.router, twilio_voice.router, twilio_notifications.router)
-    app.include_router(health.router)
+    # A request is matched against the included routers in this order, each walked route
+    # by route (twice for the one that matches), so the turns come first: an SMS, a
+    # Gather or a VAPI tool call would otherwise walk the admin API's routes each time.
+    # No path of one router can match another's, so the order changes no answer.
     app.include_router(twilio_sms.router)
+    app.include_router(twilio_voice.router)
+    app.include_router(vapi.router)
+    app.include_router(tool_endpoints.router)
+    app.include_router(twilio_notifications.router)
+    app.include_router(twilio_media.router)
+    app.include_router(health.router)
     app.include_router(metrics.router)
     admin.install(app)
-    app.include_router(twilio_voice.router)
-    app.include_router(twilio_media.router)
-    app.include_router(vapi.router)
-    app.include_router(twilio_notifications.router)
-    app.include_router(tool_endpoints.router)
     if settings.bench_endpoints:
         services.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
         app.include_router(bench_stats.router)
@@ -184,11 +161,10 @@ def create_app(
     app.include_router(calendar_push.router)
     dashboard.install(app)
 
-    app.add_middleware(RequestIdMiddleware)
+    # Guards and request id, CORS when configured, then outermost the security headers,
+    # metrics and access line, so every refusal by the guards gets all three.
     hardening.install(app, settings, services.limiter, json_prefixes=("/admin/",))
-    app.add_middleware(metrics.MetricsMiddleware)
-    # Outermost: every request gets one access line, refusals by the layers above too.
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(EdgeMiddleware, hsts=settings.public_base_url.startswith("https://"))
     install_tracing(app, session_factory.kw.get("bind"), settings)
     return app
 

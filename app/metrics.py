@@ -8,7 +8,6 @@ every app built in one process (tests build many) counts into the same series.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -24,7 +23,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.models import Appointment, AuditEntry
 
@@ -83,32 +82,12 @@ def metrics() -> Response:
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP request by method, route template and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope.get("method", "")
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """One HTTP request, by method, route template (after routing) and status."""
+    route = getattr(scope.get("route"), "path", "unmatched")
+    method = scope.get("method", "")
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
 
 
 def observe_engine_turn(meta: dict[str, Any]) -> None:

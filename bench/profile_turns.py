@@ -6,7 +6,7 @@ and prints the functions with the largest inclusive share of the samples, filter
 frames of this project and the libraries on the hot path.
 
     .venv/bin/python bench/profile_turns.py                 # SQLite
-    BENCH_DB=postgresql BENCH_PATH=vapi .venv/bin/python bench/profile_turns.py
+    BENCH_DB=postgresql BENCH_PATH=vapi .venv/bin/python bench/profile_turns.py   # or gather
     BENCH_TOP=40 BENCH_SECONDS=10 ...   (the SVG and stacks land in bench/out/)
 """
 
@@ -28,9 +28,11 @@ from turn_cost import (
     Bench,
     Signer,
     database,
+    gather_lines,
     seed,
     sms_lines,
     vapi_lines,
+    voice_lines,
 )
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -79,8 +81,13 @@ def main() -> None:
                 ],
                 stdout=subprocess.DEVNULL,
             )
-            lines = sms_lines(signer, line, 0, REQUESTS) if path == "sms" else vapi_lines(REQUESTS)
-            expect = "<Message>" if path == "sms" else '"results"'
+            if path == "gather":  # every Gather turn belongs to a call answered first
+                bench.run("calls", voice_lines(signer, line, REQUESTS), "<Say", seconds=SECONDS)
+            lines, expect = {
+                "sms": (sms_lines(signer, line, 0, REQUESTS), "<Message>"),
+                "vapi": (vapi_lines(REQUESTS), '"results"'),
+                "gather": (gather_lines(signer, line, REQUESTS), "<Say"),
+            }[path]
             print(bench.run(path, lines, expect).line(None))
             spy.wait(timeout=SECONDS + 30)
     summarise(raw)

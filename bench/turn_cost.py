@@ -68,12 +68,20 @@ class Run:
     def rate(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / self.requests
+
     def line(self, baseline: Run | None) -> str:
         ratio = f"ratio {self.rate / baseline.rate:6.3f}" if baseline else "baseline    "
+        # CPU per request as a multiple of a static request's: what a turn costs the
+        # server, however busy the machine (throughput ratios move with the load).
+        multiple = self.cpu_per_request / baseline.cpu_per_request if baseline else None
+        cost = f" = {multiple:5.1f}x static" if multiple is not None else ""
         trips = f"{self.trips / self.requests:5.1f}" if self.trips is not None else "  n/a"
         return (
             f"{self.label:<22} {self.rate:8.0f} req/s  {ratio}  p50 {self.p50:7.2f} ms  "
-            f"p99 {self.p99:7.2f} ms  CPU {1000 * self.cpu / self.requests:6.2f} ms/req  "
+            f"p99 {self.p99:7.2f} ms  CPU {1000 * self.cpu_per_request:6.2f} ms/req{cost}  "
             f"({self.cpu / self.seconds:4.2f} cores)  db trips/req {trips}  bad {self.bad}"
             + (f"  INCLUDES {self.repeats} RETRIES" if self.repeats else "")
         )
@@ -244,7 +252,10 @@ def measure(kind: str) -> None:
             saturated = static.cpu / static.seconds
             print(static.line(None))
             verdict = "saturated" if saturated >= 0.85 * SERVER_WORKERS else "NOT saturated"
-            print(f"  baseline server CPU {saturated:.2f} cores: {verdict}")
+            # Not saturated on a quiet machine: the client or the connections limit it.
+            # On a busy one, the other processes' load says why.
+            load = os.getloadavg()[0]
+            print(f"  baseline server CPU {saturated:.2f} cores: {verdict} (load {load:.1f})")
             sms = bench.run("SMS turn", sms_lines(signer, line, 0, REQUESTS), "<Message>")
             print(sms.line(static))
             vapi = bench.run("VAPI book_appointment", vapi_lines(REQUESTS), '"results"')

@@ -139,11 +139,16 @@ def greeting_for(agent: Agent, name: str | None) -> str:
 
 
 async def within_budget(
-    request: Request, work: Callable[[Session], str], on_failure: str, what: str
+    request: Request,
+    work: Callable[[Session], str],
+    on_failure: str | Callable[[], str],
+    what: str,
 ) -> Response:
-    """TwiML from `work`, or `on_failure` if it fails or runs past the voice budget."""
+    """TwiML from `work`, or `on_failure` (TwiML, or what builds it: built only when a
+    turn fails) if it fails or runs past the voice budget."""
     seconds = services_of(request).settings.voice_turn_budget_seconds
-    answer = await answer_within(request, work, seconds, f"voice {what}", lambda: on_failure)
+    fallback = on_failure if callable(on_failure) else lambda: on_failure
+    answer = await answer_within(request, work, seconds, f"voice {what}", fallback)
     return twiml(answer)
 
 
@@ -295,7 +300,7 @@ async def gather_result(request: Request, form: TwilioForm, turn: str = "1") -> 
     return await within_budget(
         request,
         lambda session: take_turn(Call(request, session, form), number),
-        _retry_prompt(request, number),
+        lambda: _retry_prompt(request, number),
         f"turn {number}",
     )
 

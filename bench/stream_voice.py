@@ -168,6 +168,7 @@ class Bench:
             ratio = percentile(stream, q) / percentile(gather, q)
             print(f"  ratio streamed/gather at p{int(q * 100)}: {ratio:.2f}")
         print(f"  target p99 <= 15 ms: {'met' if percentile(stream, 0.99) <= 15 else 'MISSED'}")
+        phases(figures["phases"], figures["gc_spans"])
 
     async def concurrent(self, http: httpx.AsyncClient) -> None:
         before = await self.fake_stats(http)
@@ -252,6 +253,55 @@ class Bench:
         return now["closed_streams"] - before["closed_streams"] >= opened
 
 
+# A streamed turn's phases, each from the stamp before it (bench/_stream_server.py).
+PHASES = [
+    ("turn_in", "utterance queued -> turn task runs"),
+    ("thread_in", "hop to the worker thread"),
+    ("commit_in", "turn before its commit (engine, writes)"),
+    ("commit_out", "commit"),
+    ("thread_out", "after the commit, in the thread"),
+    ("turn_out", "hop back to the loop"),
+    ("tts_call", "reply read, synthesis asked for"),
+    ("tts_sent", "synthesis request out (httpx)"),
+    ("tts_head", "synthesis response headers"),
+    ("tts_byte", "first audio bytes"),
+    ("frame", "first frame sent to Twilio"),
+]
+
+
+def phases(turns: list[dict[str, float]], gc_spans: list[list[float]]) -> None:
+    """Where a streamed turn's time goes, and what the slowest twentieth spend it on."""
+    complete = [t for t in turns if all(name in t for name, _ in PHASES)]
+    if not complete:
+        print("  (no phase stamps)")
+        return
+    order = ["ended", *(name for name, _ in PHASES)]
+
+    def spans(turn: dict[str, float]) -> list[float]:
+        return [(turn[b] - turn[a]) * 1000 for a, b in zip(order, order[1:], strict=False)]
+
+    def gc_in(turn: dict[str, float]) -> float:
+        start, end = turn["ended"], turn["frame"]
+        return 1000 * sum(max(0.0, min(end, e) - max(start, s)) for s, e in gc_spans)
+
+    slow = sorted(complete, key=lambda t: t["frame"] - t["ended"])[-max(1, len(complete) // 20) :]
+    print(f"  phases of {len(complete)} streamed turns (ms): p50, p99, mean of the slowest 5%")
+    columns = list(zip(*(spans(t) for t in complete), strict=True))
+    slow_columns = list(zip(*(spans(t) for t in slow), strict=True))
+    for (_, label), column, slow_column in zip(PHASES, columns, slow_columns, strict=True):
+        mean_slow = sum(slow_column) / len(slow_column)
+        print(
+            f"    {label:<42} {percentile(list(column), 0.5):7.2f} "
+            f"{percentile(list(column), 0.99):7.2f} {mean_slow:7.2f}"
+        )
+    print(
+        f"    {'garbage collection within the turn':<42} "
+        f"{percentile([gc_in(t) for t in complete], 0.5):7.2f} "
+        f"{percentile([gc_in(t) for t in complete], 0.99):7.2f} "
+        f"{sum(gc_in(t) for t in slow) / len(slow):7.2f}"
+    )
+
+
 def play_calls(server: str, fake: str, indices: list[int]) -> dict[str, float]:
     """One client process: its share of the concurrent calls, for SECONDS."""
 
@@ -292,7 +342,8 @@ async def run(server: str, fake: str) -> None:
     limits = httpx.Limits(max_connections=CALLS + 20)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         await bench.turn_latency(http)
-        await bench.concurrent(http)
+        if CALLS:
+            await bench.concurrent(http)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
-
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.agent.engine import Reply, Turn  # noqa: E402

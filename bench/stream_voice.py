@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import random
@@ -278,7 +279,7 @@ def phases(turns: list[dict[str, float]], gc_spans: list[list[float]]) -> None:
     order = ["ended", *(name for name, _ in PHASES)]
 
     def spans(turn: dict[str, float]) -> list[float]:
-        return [(turn[b] - turn[a]) * 1000 for a, b in zip(order, order[1:], strict=False)]
+        return [(turn[b] - turn[a]) * 1000 for a, b in itertools.pairwise(order)]
 
     def gc_in(turn: dict[str, float]) -> float:
         start, end = turn["ended"], turn["frame"]

@@ -149,11 +149,11 @@ def time_phases(figures: Figures) -> None:
     speak = voice_deepgram.Deepgram.speak
     media = voice_call.StreamCall._media
 
-    async def timed_turn(self: twilio_media.CallDialogue, heard: str) -> Any:
+    async def timed_turn(self: twilio_media.CallDialogue, *args: Any) -> Any:
         call = self.websocket.state.stream_call
         stamps = {"ended": call._utterance_ended_at or 0.0, "turn_in": time.perf_counter()}
         TURN.set(stamps)
-        said = await turn(self, heard)
+        said = await turn(self, *args)
         stamps["turn_out"] = time.perf_counter()
         return said
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import multiprocessing as mp
 import os
 import random
@@ -30,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -254,53 +253,58 @@ class Bench:
         return now["closed_streams"] - before["closed_streams"] >= opened
 
 
-# A streamed turn's phases, each from the stamp before it (bench/_stream_server.py).
-PHASES = [
-    ("turn_in", "utterance queued -> turn task runs"),
-    ("thread_in", "hop to the worker thread"),
-    ("commit_in", "turn before its commit (engine, writes)"),
-    ("commit_out", "commit"),
-    ("thread_out", "after the commit, in the thread"),
-    ("turn_out", "hop back to the loop"),
-    ("tts_call", "reply read, synthesis asked for"),
+# A streamed turn's stamps (bench/_stream_server.py), each as time since the utterance
+# ended, and the spans that can make the tail.
+STAMPS = [
+    ("turn_in", "turn task runs"),
+    ("thread_in", "worker thread begins"),
+    ("commit_in", "commit begins (engine, writes done)"),
+    ("tts_call", "synthesis asked for"),
     ("tts_sent", "synthesis request out (httpx)"),
+    ("commit_out", "commit returned"),
+    ("thread_out", "worker thread ends"),
+    ("turn_out", "loop has the turn's answer"),
     ("tts_head", "synthesis response headers"),
     ("tts_byte", "first audio bytes"),
     ("frame", "first frame sent to Twilio"),
+]
+SPANS = [
+    ("thread_in", "turn_in", "hop to the worker thread"),
+    ("commit_in", "thread_in", "turn before its commit"),
+    ("commit_out", "commit_in", "commit (flush + COMMIT)"),
+    ("turn_out", "thread_out", "hop back to the loop"),
+    ("tts_byte", "tts_call", "synthesis round trip (ask -> 1st byte)"),
+    ("frame", "turn_out", "answer on the loop -> 1st frame"),
 ]
 
 
 def phases(turns: list[dict[str, float]], gc_spans: list[list[float]]) -> None:
     """Where a streamed turn's time goes, and what the slowest twentieth spend it on."""
-    complete = [t for t in turns if all(name in t for name, _ in PHASES)]
+    complete = [t for t in turns if all(name in t for name, _ in STAMPS)]
     if not complete:
         print("  (no phase stamps)")
         return
-    order = ["ended", *(name for name, _ in PHASES)]
-
-    def spans(turn: dict[str, float]) -> list[float]:
-        return [(turn[b] - turn[a]) * 1000 for a, b in itertools.pairwise(order)]
 
     def gc_in(turn: dict[str, float]) -> float:
         start, end = turn["ended"], turn["frame"]
-        return 1000 * sum(max(0.0, min(end, e) - max(start, s)) for s, e in gc_spans)
+        return sum(max(0.0, min(end, e) - max(start, s)) for s, e in gc_spans)
 
     slow = sorted(complete, key=lambda t: t["frame"] - t["ended"])[-max(1, len(complete) // 20) :]
-    print(f"  phases of {len(complete)} streamed turns (ms): p50, p99, mean of the slowest 5%")
-    columns = list(zip(*(spans(t) for t in complete), strict=True))
-    slow_columns = list(zip(*(spans(t) for t in slow), strict=True))
-    for (_, label), column, slow_column in zip(PHASES, columns, slow_columns, strict=True):
-        mean_slow = sum(slow_column) / len(slow_column)
-        print(
-            f"    {label:<42} {percentile(list(column), 0.5):7.2f} "
-            f"{percentile(list(column), 0.99):7.2f} {mean_slow:7.2f}"
-        )
-    print(
-        f"    {'garbage collection within the turn':<42} "
-        f"{percentile([gc_in(t) for t in complete], 0.5):7.2f} "
-        f"{percentile([gc_in(t) for t in complete], 0.99):7.2f} "
-        f"{sum(gc_in(t) for t in slow) / len(slow):7.2f}"
-    )
+
+    def row(label: str, of: Callable[[dict[str, float]], float]) -> None:
+        column = [of(t) * 1000 for t in complete]
+        mean_slow = sum(of(t) * 1000 for t in slow) / len(slow)
+        p50, p99 = percentile(column, 0.5), percentile(column, 0.99)
+        print(f"    {label:<42} {p50:7.2f} {p99:7.2f} {mean_slow:7.2f}")
+
+    print(f"  {len(complete)} streamed turns (ms): p50, p99, mean of the slowest 5%")
+    print("   since the utterance ended:")
+    for name, label in STAMPS:
+        row(label, lambda t, name=name: t[name] - t["ended"])
+    print("   spans:")
+    for end, start, label in SPANS:
+        row(label, lambda t, end=end, start=start: t[end] - t[start])
+    row("garbage collection within the turn", gc_in)
 
 
 def play_calls(server: str, fake: str, indices: list[int]) -> dict[str, float]:

@@ -5,7 +5,10 @@ fake Deepgram in another process, and callers played by app/stream_sim.StreamedC
    first reply audio frame sent to Twilio, with the engine and Deepgram answering at once
    (target p99 <= 15 ms), side by side with the Gather turn's server time in the same run,
    and the worker thread's CPU per turn. BENCH_TURN_CALLS (8) calls talk at once, each
-   pausing 0.1-0.6 s (seeded) between turns as callers do, not in lockstep.
+   pausing 0.1-0.6 s (seeded) between turns as callers do, not in lockstep. Each turn's
+   phases are stamped in the server (thread hops, the commit, the synthesis round trip,
+   garbage collection) and reported at p50, p99 and over the slowest 5% of turns, so the
+   tail can be told apart from the machine's load. BENCH_CALLS=0 runs only this part.
 2. BENCH_CALLS (50) concurrent streamed calls for BENCH_SECONDS (15) each: the server's
    event-loop lag p99 (target <= 5 ms) over the whole run and over the steady part (all
    calls streaming, the 50 dials and greetings done), server CPU per call-second, frames

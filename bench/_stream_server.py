@@ -9,6 +9,7 @@ lag sampler. GET /_bench/stream_stats reports (and with ?reset=1 restarts) the f
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import resource
 import sys
@@ -21,11 +22,15 @@ sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from app.agent.engine import Reply, Turn  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.voice import call as voice_call  # noqa: E402
+from app.voice import deepgram as voice_deepgram  # noqa: E402
 from app.voice.fake_deepgram import FAKE_KEY, loopback_socket  # noqa: E402
+from app.webhooks import twilio_media  # noqa: E402
 
 TWILIO_TOKEN = "bench-twilio-token"
 REPLY = "Sure. I have 3 PM on Tuesday, November 24th. Shall I book it?"
@@ -52,6 +57,9 @@ class Figures:
         self.gc_ms: list[float] = []  # each garbage collection's CPU (its thread's)
         self.frames_out = 0
         self.streams = 0
+        # One dict per streamed turn: perf_counter() of each phase's end (see Phases).
+        self.phases: list[dict[str, float]] = []
+        self.gc_spans: list[tuple[float, float]] = []  # perf_counter() start, end
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu_start = usage.ru_utime + usage.ru_stime
 
@@ -64,6 +72,8 @@ class Figures:
             "lag_ms": self.lag_ms,
             "lag_at": self.lag_at,
             "gc_ms": self.gc_ms,
+            "phases": self.phases,
+            "gc_spans": self.gc_spans,
             "frames_out": self.frames_out,
             "streams": self.streams,
             "cpu_seconds": usage.ru_utime + usage.ru_stime - self.cpu_start,
@@ -104,11 +114,106 @@ def time_collections(figures: Figures) -> None:
 
     def on_collection(phase: str, _: dict[str, int]) -> None:
         if phase == "start":
-            started[:] = [time.thread_time()]
+            started[:] = [time.thread_time(), time.perf_counter()]
         elif started:
             figures.gc_ms.append((time.thread_time() - started[0]) * 1000)
+            figures.gc_spans.append((started[1], time.perf_counter()))
 
     gc.callbacks.append(on_collection)
+
+
+TURN: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
+    "bench_turn", default=None
+)
+
+
+def time_phases(figures: Figures) -> None:
+    """Stamp each streamed turn's phases (perf_counter) by wrapping the code on its path;
+    the turn's dict rides a context variable into its worker thread and synthesis tasks:
+
+    ended       the final transcript event ended the utterance (the code's own stamp)
+    turn_in     the call's turn task took the utterance and called the dialogue
+    thread_in   the worker thread began the turn
+    commit_in   the turn's last commit began (engine, claims and writes done)
+    commit_out  it returned
+    thread_out  the worker thread ended
+    turn_out    the loop had the turn's answer
+    tts_call    the first phrase's synthesis was asked for (speak())
+    tts_sent    its HTTP request went out (httpx's request hook)
+    tts_head    the response's headers arrived
+    tts_byte    its first audio bytes
+    frame       the first frame was sent to Twilio"""
+    turn = twilio_media.CallDialogue.turn
+    take_turn = twilio_media.CallDialogue._take_turn
+    commit = Session.commit
+    speak = voice_deepgram.Deepgram.speak
+    media = voice_call.StreamCall._media
+
+    async def timed_turn(self: twilio_media.CallDialogue, *args: Any) -> Any:
+        call = self.websocket.state.stream_call
+        stamps = {"ended": call._utterance_ended_at or 0.0, "turn_in": time.perf_counter()}
+        TURN.set(stamps)
+        said = await turn(self, *args)
+        stamps["turn_out"] = time.perf_counter()
+        return said
+
+    def timed_take_turn(self: twilio_media.CallDialogue, session: Session, *args: Any) -> str:
+        stamps = TURN.get()
+        if stamps is not None:
+            stamps["thread_in"] = time.perf_counter()
+        try:
+            return take_turn(self, session, *args)
+        finally:
+            if stamps is not None:
+                stamps["thread_out"] = time.perf_counter()
+
+    def timed_commit(self: Session) -> None:
+        stamps = TURN.get()
+        started = time.perf_counter()
+        commit(self)
+        if stamps is not None and "thread_in" in stamps and "thread_out" not in stamps:
+            stamps["commit_in"], stamps["commit_out"] = started, time.perf_counter()
+
+    async def timed_speak(self: voice_deepgram.Deepgram, text: str) -> Any:
+        stamps = TURN.get()
+        first = stamps is not None and "tts_call" not in stamps
+        if first:
+            stamps["tts_call"] = time.perf_counter()
+        async for chunk in speak(self, text):
+            if first and "tts_byte" not in stamps:
+                stamps["tts_byte"] = time.perf_counter()
+            yield chunk
+
+    async def timed_media(self: voice_call.StreamCall, frame: bytes) -> None:
+        stamps = TURN.get()
+        if self._utterance_ended_at is not None and stamps is not None:
+            stamps["frame"] = time.perf_counter()
+            figures.phases.append(stamps)
+        await media(self, frame)
+
+    async def on_request(_: Any) -> None:
+        stamps = TURN.get()
+        if stamps is not None and "tts_sent" not in stamps:
+            stamps["tts_sent"] = time.perf_counter()
+
+    async def on_response(_: Any) -> None:
+        stamps = TURN.get()
+        if stamps is not None and "tts_head" not in stamps:
+            stamps["tts_head"] = time.perf_counter()
+
+    twilio_media.CallDialogue.turn = timed_turn  # type: ignore[method-assign]
+    twilio_media.CallDialogue._take_turn = timed_take_turn  # type: ignore[method-assign]
+    Session.commit = timed_commit  # type: ignore[method-assign]
+    voice_deepgram.Deepgram.speak = timed_speak  # type: ignore[method-assign]
+    voice_call.StreamCall._media = timed_media  # type: ignore[method-assign]
+    hooks = {"request": [on_request], "response": [on_response]}
+    original_init = voice_deepgram.Deepgram.__init__
+
+    def hooked_init(self: voice_deepgram.Deepgram, settings: Settings) -> None:
+        original_init(self, settings)
+        self._http.event_hooks = hooks
+
+    voice_deepgram.Deepgram.__init__ = hooked_init  # type: ignore[method-assign]
 
 
 def main(port: int, database_url: str, fake_url: str) -> None:
@@ -125,8 +230,9 @@ def main(port: int, database_url: str, fake_url: str) -> None:
         rate_limit_default="1000000/minute",
         log_level="WARNING",
     )
-    app = create_app(settings, engine=InstantEngine())
     figures = Figures()
+    time_phases(figures)
+    app = create_app(settings, engine=InstantEngine())
     time_collections(figures)
 
     async def stream_stats(reset: int = 0) -> JSONResponse:

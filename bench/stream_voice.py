@@ -5,7 +5,10 @@ fake Deepgram in another process, and callers played by app/stream_sim.StreamedC
    first reply audio frame sent to Twilio, with the engine and Deepgram answering at once
    (target p99 <= 15 ms), side by side with the Gather turn's server time in the same run,
    and the worker thread's CPU per turn. BENCH_TURN_CALLS (8) calls talk at once, each
-   pausing 0.1-0.6 s (seeded) between turns as callers do, not in lockstep.
+   pausing 0.1-0.6 s (seeded) between turns as callers do, not in lockstep. Each turn's
+   phases are stamped in the server (thread hops, the commit, the synthesis round trip,
+   garbage collection) and reported at p50, p99 and over the slowest 5% of turns, so the
+   tail can be told apart from the machine's load. BENCH_CALLS=0 runs only this part.
 2. BENCH_CALLS (50) concurrent streamed calls for BENCH_SECONDS (15) each: the server's
    event-loop lag p99 (target <= 5 ms) over the whole run and over the steady part (all
    calls streaming, the 50 dials and greetings done), server CPU per call-second, frames
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,6 +171,7 @@ class Bench:
             ratio = percentile(stream, q) / percentile(gather, q)
             print(f"  ratio streamed/gather at p{int(q * 100)}: {ratio:.2f}")
         print(f"  target p99 <= 15 ms: {'met' if percentile(stream, 0.99) <= 15 else 'MISSED'}")
+        phases(figures["phases"], figures["gc_spans"])
 
     async def concurrent(self, http: httpx.AsyncClient) -> None:
         before = await self.fake_stats(http)
@@ -252,6 +256,60 @@ class Bench:
         return now["closed_streams"] - before["closed_streams"] >= opened
 
 
+# A streamed turn's stamps (bench/_stream_server.py), each as time since the utterance
+# ended, and the spans that can make the tail.
+STAMPS = [
+    ("turn_in", "turn task runs"),
+    ("thread_in", "worker thread begins"),
+    ("commit_in", "commit begins (engine, writes done)"),
+    ("tts_call", "synthesis asked for"),
+    ("tts_sent", "synthesis request out (httpx)"),
+    ("commit_out", "commit returned"),
+    ("thread_out", "worker thread ends"),
+    ("turn_out", "loop has the turn's answer"),
+    ("tts_head", "synthesis response headers"),
+    ("tts_byte", "first audio bytes"),
+    ("frame", "first frame sent to Twilio"),
+]
+SPANS = [
+    ("thread_in", "turn_in", "hop to the worker thread"),
+    ("commit_in", "thread_in", "turn before its commit"),
+    ("commit_out", "commit_in", "commit (flush + COMMIT)"),
+    ("turn_out", "thread_out", "hop back to the loop"),
+    ("tts_byte", "tts_call", "synthesis round trip (ask -> 1st byte)"),
+    ("frame", "turn_out", "answer on the loop -> 1st frame"),
+]
+
+
+def phases(turns: list[dict[str, float]], gc_spans: list[list[float]]) -> None:
+    """Where a streamed turn's time goes, and what the slowest twentieth spend it on."""
+    complete = [t for t in turns if all(name in t for name, _ in STAMPS)]
+    if not complete:
+        print("  (no phase stamps)")
+        return
+
+    def gc_in(turn: dict[str, float]) -> float:
+        start, end = turn["ended"], turn["frame"]
+        return sum(max(0.0, min(end, e) - max(start, s)) for s, e in gc_spans)
+
+    slow = sorted(complete, key=lambda t: t["frame"] - t["ended"])[-max(1, len(complete) // 20) :]
+
+    def row(label: str, of: Callable[[dict[str, float]], float]) -> None:
+        column = [of(t) * 1000 for t in complete]
+        mean_slow = sum(of(t) * 1000 for t in slow) / len(slow)
+        p50, p99 = percentile(column, 0.5), percentile(column, 0.99)
+        print(f"    {label:<42} {p50:7.2f} {p99:7.2f} {mean_slow:7.2f}")
+
+    print(f"  {len(complete)} streamed turns (ms): p50, p99, mean of the slowest 5%")
+    print("   since the utterance ended:")
+    for name, label in STAMPS:
+        row(label, lambda t, name=name: t[name] - t["ended"])
+    print("   spans:")
+    for end, start, label in SPANS:
+        row(label, lambda t, end=end, start=start: t[end] - t[start])
+    row("garbage collection within the turn", gc_in)
+
+
 def play_calls(server: str, fake: str, indices: list[int]) -> dict[str, float]:
     """One client process: its share of the concurrent calls, for SECONDS."""
 
@@ -292,7 +350,8 @@ async def run(server: str, fake: str) -> None:
     limits = httpx.Limits(max_connections=CALLS + 20)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         await bench.turn_latency(http)
-        await bench.concurrent(http)
+        if CALLS:
+            await bench.concurrent(http)
 
 
 def main() -> None:

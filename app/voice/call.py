@@ -4,9 +4,10 @@ Audio from Twilio goes to Deepgram as it arrives. Deepgram's final transcripts b
 the caller's utterance; its end (speech_final or UtteranceEnd) runs one engine turn. The
 reply is synthesised phrase by phrase and streamed back as it arrives, each phrase
 followed by a `mark`: Twilio echoes a mark once the audio before it has played, so the
-marks say what the caller actually heard. Words from the caller while the agent talks are
-a barge-in: `clear` empties Twilio's buffer, synthesis stops, and the transcript keeps
-only the phrases that were played.
+marks say what the caller actually heard. The reply's first phrase is requested while its
+turn commits, but sent only once the turn has returned that same reply, committed. Words
+from the caller while the agent talks are a barge-in: `clear` empties Twilio's buffer,
+synthesis stops, and the transcript keeps only the phrases that were played.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ class Said:
     hang_up: bool = False
 
 
+# Told, on the event loop, what a turn is about to commit as its answer.
+Foresee = Callable[[Said], None]
+
+
 class Dialogue(Protocol):
-    async def turn(self, heard: str) -> Said: ...
+    async def turn(self, heard: str, foreseen: Foresee) -> Said: ...
     async def interrupted(self, heard: str, question_heard: bool) -> None: ...
 
 
@@ -163,6 +168,9 @@ class StreamCall:
         self.speaking_task: asyncio.Task[None] | None = None
         self.silence_task: asyncio.Task[None] | None = None
         self.outcome: asyncio.Future[Outcome] | None = None
+        # The answer a running turn is committing, and its first phrase's synthesis.
+        self._foreseeing = False
+        self._ahead: tuple[str, Prefetch] | None = None
         self.marks = 0
         self.frames_out = 0
         self.barge_ins = 0
@@ -189,6 +197,7 @@ class StreamCall:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*[t for t in tasks if t is not None], return_exceptions=True)
+            self._drop_ahead()  # the turn task is done: nothing more is foreseen
 
     def _finish(self, outcome: Outcome) -> None:
         if self.outcome is not None and not self.outcome.done():
@@ -273,13 +282,51 @@ class StreamCall:
                 self._start_silence_timer()
             heard = await self.utterances.get()
             self._stop_silence_timer()
-            said = await self.dialogue.turn("" if heard is SILENCE else str(heard))
+            self._foreseeing = True
+            try:
+                said = await self.dialogue.turn(
+                    "" if heard is SILENCE else str(heard), self._foresee
+                )
+            finally:
+                self._foreseeing = False
+
+    def _foresee(self, said: Said) -> None:
+        """The running turn is about to commit `said`: synthesise its first phrase now,
+        alongside the commit, rather than after it. Nothing of it is sent unless the turn
+        returns this same reply (a failed commit answers with an apology instead, and a
+        turn run again may answer differently: then this audio is dropped)."""
+        if not self._foreseeing:
+            return
+        self._drop_ahead()
+        first = phrases(said.text)[:1]
+        if first:
+            self._ahead = (said.text, Prefetch(self.speaker, first[0]))
+
+    def _take_ahead(self, text: str) -> Prefetch | None:
+        """The first phrase's synthesis started while the turn committed, if it is of
+        `text`, the reply the turn returned."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        foreseen, synthesis = ahead
+        if foreseen == text:
+            return synthesis
+        synthesis.cancel()
+        return None
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
 
     async def _say(self, said: Said) -> bool:
         """Speak `said`; True once all of it was played, False if the caller cut in."""
         playback = Playback(phrases(said.text))
         self.playback = playback
-        self.speaking_task = asyncio.create_task(self._synthesise(playback))
+        first = self._take_ahead(said.text)
+        self.speaking_task = asyncio.create_task(self._synthesise(playback, first))
+        if first is not None:  # also when the task is cancelled before it ever runs
+            self.speaking_task.add_done_callback(lambda _: first.cancel())
         try:
             await playback.finished.wait()
         except asyncio.CancelledError:
@@ -287,19 +334,19 @@ class StreamCall:
             raise
         return self.playback is playback and len(playback.played) == len(playback.phrases)
 
-    async def _synthesise(self, playback: Playback) -> None:
+    async def _synthesise(self, playback: Playback, first: Prefetch | None) -> None:
         try:
-            await self._stream_phrases(playback)
+            await self._stream_phrases(playback, first)
         except DeepgramUnavailable as exc:
             log.warning("stream %s: %s", self.stream_sid, exc)
             self._finish(Outcome.FALLBACK)
 
-    async def _stream_phrases(self, playback: Playback) -> None:
+    async def _stream_phrases(self, playback: Playback, first: Prefetch | None = None) -> None:
         # The next phrase is requested as soon as this one's audio begins, so there is no
         # gap between phrases however long Deepgram takes, and the first phrase's request
         # is not slowed by the second's on the way to the reply's first frame.
         current: Prefetch | None = None
-        ahead: Prefetch | None = None
+        ahead = first  # the first phrase's, if already requested
         try:
             for index, phrase in enumerate(playback.phrases):
                 current = ahead or Prefetch(self.speaker, phrase)

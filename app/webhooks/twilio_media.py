@@ -43,7 +43,7 @@ from app.security import audit
 from app.security.idempotency import claim
 from app.security.stream_token import StreamTokens, TokenRejected
 from app.services import services_of
-from app.voice.call import Outcome, Said, StreamCall
+from app.voice.call import Foresee, Outcome, Said, StreamCall
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, ListenOptions
 from app.webhooks import twilio_voice as voice
 from app.webhooks.twilio_common import TwilioForm
@@ -370,13 +370,16 @@ class CallDialogue:
         session.commit()
         return Said(greeting)
 
-    async def turn(self, heard: str) -> Said:
+    async def turn(self, heard: str, foreseen: Foresee) -> Said:
         self.turn_number += 1
         number = self.turn_number
         seconds = services_of(self.websocket).settings.voice_turn_budget_seconds
         form = FormData([*self.form.multi_items(), ("SpeechResult", heard)])
+        ahead = _on_loop(foreseen)
         work = asyncio.ensure_future(
-            _in_thread(self.websocket, lambda session: self._take_turn(session, form, number))
+            _in_thread(
+                self.websocket, lambda session: self._take_turn(session, form, number, ahead)
+            )
         )
         self.in_flight = work
         try:
@@ -389,10 +392,12 @@ class CallDialogue:
             return Said(voice.APOLOGY_RETRY)
         return said_in(twiml)
 
-    def _take_turn(self, session: Session, form: FormData, number: int) -> str:
+    def _take_turn(
+        self, session: Session, form: FormData, number: int, ahead: Callable[[str], None]
+    ) -> str:
         started = time.thread_time()
         try:
-            return voice.take_turn(voice.Call(self.websocket, session, form), number)
+            return voice.take_turn(voice.Call(self.websocket, session, form), number, ahead)
         finally:
             # The worker thread's own CPU: what a turn costs the process (benchmarks).
             self.turn_cpu_seconds.append(time.thread_time() - started)
@@ -429,6 +434,21 @@ class CallDialogue:
         if not question_heard:
             conversation.state = withdraw_unheard(dict(conversation.state or {}))
         session.commit()
+
+
+def _on_loop(foreseen: Foresee) -> Callable[[str], None]:
+    """take_turn's before_commit, in the worker thread: the answer about to be committed,
+    read there and handed to the loop, whose synthesis then overlaps the commit. Only a
+    head start: a failure here costs the turn nothing."""
+    loop = asyncio.get_running_loop()
+
+    def ahead(twiml: str) -> None:
+        try:
+            loop.call_soon_threadsafe(foreseen, said_in(twiml))
+        except Exception:  # the call ended (its loop closed) or the answer is unreadable
+            log.debug("a streamed turn's answer not foreseen", exc_info=True)
+
+    return ahead
 
 
 def said_in(twiml: str) -> Said:

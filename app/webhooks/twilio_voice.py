@@ -321,13 +321,15 @@ def _retry_prompt(request: Request, turn: int) -> str:
     return str(document)
 
 
-def take_turn(call: Call, turn: int) -> str:
+def take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | None = None) -> str:
     """One turn (Gather or a media stream's), with no calendar call while its write
-    transaction is open (app/webhooks/turns.py)."""
-    return run_turn(call.session, lambda _: _take_turn(call, turn))
+    transaction is open (app/webhooks/turns.py). `before_commit` sees the answer just
+    before the turn commits it (a media stream starts synthesis then; it speaks only
+    an answer that take_turn returned, so only a committed one)."""
+    return run_turn(call.session, lambda _: _take_turn(call, turn, before_commit))
 
 
-def _take_turn(call: Call, turn: int) -> str:
+def _take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | None) -> str:
     if not call.sid:
         return say_and_hang_up(ENDED)
     event = claim(call.session, "twilio", f"{call.sid}:turn:{turn}", "voice-turn")
@@ -337,6 +339,8 @@ def _take_turn(call: Call, turn: int) -> str:
         return event.previous_response or _hold(call.settings, turn)
     response = _turn(call, turn)
     respond(call.session, event, response)
+    if before_commit is not None:
+        before_commit(response)
     call.session.commit()
     return response
 

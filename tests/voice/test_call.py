@@ -10,7 +10,15 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from app.voice.call import GIL_SWITCH_SECONDS, Playback, StreamCall, loop_ready_for_streams, phrases
+from app.voice.call import (
+    GIL_SWITCH_SECONDS,
+    Foresee,
+    Playback,
+    Said,
+    StreamCall,
+    loop_ready_for_streams,
+    phrases,
+)
 
 
 def played(text: str, count: int) -> Playback:
@@ -110,3 +118,83 @@ def test_streams_get_a_short_gil_switch_and_a_frozen_start_up_heap() -> None:
         assert gc.get_freeze_count() > 0
     assert sys.getswitchinterval() == before
     assert gc.get_freeze_count() == 0
+
+
+# --- a reply synthesised while its turn commits -------------------------------------------
+
+
+class Committing:
+    """A dialogue whose turn foresees `foreseen`, then commits until `committed` is set,
+    then answers `answer`."""
+
+    def __init__(self, foreseen: str, answer: str) -> None:
+        self.foreseen = foreseen
+        self.answer = answer
+        self.committing = asyncio.Event()
+        self.committed = asyncio.Event()
+
+    async def turn(self, heard: str, foreseen: Foresee) -> Said:
+        foreseen(Said(self.foreseen))
+        self.committing.set()
+        await self.committed.wait()
+        return Said(self.answer)
+
+    async def interrupted(self, heard: str, question_heard: bool) -> None:
+        pass
+
+
+def foreseen_turn(foreseen: str, answer: str) -> tuple[list[str], list[str], list[str], int]:
+    """One turn through StreamCall: the phrases asked for (all, and while the turn was
+    still committing), the audio sent (decoded), and how many media messages went out
+    while the turn was still committing."""
+    asked: list[str] = []
+    sent: list[str] = []
+
+    async def speaker(phrase: str) -> AsyncIterator[bytes]:
+        asked.append(phrase)
+        yield phrase.encode().ljust(160, b"\xff")
+
+    async def send(message: str) -> None:
+        sent.append(message)
+
+    async def scenario() -> tuple[list[str], int]:
+        dialogue = Committing(foreseen, answer)
+        call = StreamCall("MZ1", send, cast(Any, None), speaker, dialogue, 8.0)
+        call.outcome = asyncio.get_running_loop().create_future()
+        call.utterances.put_nowait("yes")
+        turns = asyncio.create_task(call._turns(Said("")))
+        await dialogue.committing.wait()
+        for _ in range(20):  # let the synthesis asked for ahead run its course
+            await asyncio.sleep(0)
+        during_commit = list(asked), sum('"media"' in message for message in sent)
+        dialogue.committed.set()
+        while not any('"mark"' in message for message in sent):
+            await asyncio.sleep(0)
+        turns.cancel()
+        call._drop_ahead()
+        return during_commit
+
+    asked_ahead, sent_ahead = asyncio.run(scenario())
+    audio = [
+        base64.b64decode(json.loads(message)["media"]["payload"]).rstrip(b"\xff").decode()
+        for message in sent
+        if '"media"' in message
+    ]
+    return asked, asked_ahead, audio, sent_ahead
+
+
+def test_the_first_phrase_is_synthesised_during_the_commit_and_sent_after_it() -> None:
+    booked = "You're booked for 3 PM on Tuesday, November 24th."
+    asked, asked_ahead, audio, sent_ahead = foreseen_turn(booked, booked)
+    assert asked_ahead == ["You're booked for 3 PM on Tuesday,"]  # while committing
+    assert sent_ahead == 0  # but nothing went out before the turn returned
+    assert audio[0] == "You're booked for 3 PM on Tuesday,"
+    assert asked.count(asked[0]) == 1  # the audio asked for ahead is the audio sent
+
+
+def test_audio_foreseen_for_a_reply_the_turn_did_not_return_is_never_sent() -> None:
+    apology = "Sorry, something went wrong on my side."
+    asked, asked_ahead, audio, _ = foreseen_turn("You're booked for 3 PM on Tuesday.", apology)
+    assert asked_ahead == ["You're booked for 3 PM on Tuesday."]
+    assert asked[1] == "Sorry,"  # the reply returned is synthesised on its own
+    assert audio[0] == "Sorry," and not any("booked" in text for text in audio)

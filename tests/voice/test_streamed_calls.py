@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -10,12 +11,12 @@ from datetime import datetime
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.demo import DemoData
-from app.models import Agent, Appointment, AuditEntry, Conversation, Message
+from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent, Message
 from app.security.pins import hash_pin
 from app.security.stream_token import StreamTokens
 from app.stream_sim import StreamedCall, StreamRefused
@@ -390,3 +391,97 @@ def test_stream_answer_carries_a_token_and_the_way_back(
         parameter.get("value", ""), call.sid, time.time()
     )
     assert root.findtext("Redirect") == "https://agent.example.com/webhooks/twilio/media/resume"
+
+
+def books(session: Session) -> bool:
+    """Whether this commit is a turn's that answers "you're booked" (the answer is stored
+    on the turn's event at its commit)."""
+    return any(
+        isinstance(item, InboundEvent) and "booked" in (item.response or "")
+        for item in session.identity_map.values()
+    )
+
+
+def test_a_reply_synthesised_during_a_failed_commit_is_never_played(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    """A turn's first phrase is synthesised while the turn commits; when the commit fails
+    the caller hears the apology, never the booking that was not made."""
+    call = new_call()
+    failing = threading.Event()
+
+    def fail_once_synthesised(session: Session) -> None:
+        if not failing.is_set() or not books(session):
+            return
+        failing.clear()
+        # Hold the commit until the booked reply's synthesis has reached Deepgram, so the
+        # audio exists when the commit fails.
+        deadline = time.monotonic() + 5
+        while not any("booked" in text for text in fake.spoken):
+            assert time.monotonic() < deadline, fake.spoken
+            time.sleep(0.01)
+        raise RuntimeError("the database went away at commit")
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("I'd like to book a consultation tomorrow at 3pm")
+        await call.hear("Shall I go ahead")
+        failing.set()
+        call.say("yes")
+        await call.hear("say that again")
+        await asyncio.sleep(0.3)  # time enough for any stray audio to arrive
+        await call.hang_up()
+
+    event.listen(Session, "before_commit", fail_once_synthesised)
+    try:
+        run(scenario)
+    finally:
+        event.remove(Session, "before_commit", fail_once_synthesised)
+    assert any("booked" in text for text in fake.spoken)  # synthesised ahead...
+    assert not any("booked" in text for text in call.heard)  # ...but never played
+    assert db.scalar(select(Appointment)) is None
+    assert not any("booked" in body for _, body in transcript(db, call.sid))
+
+
+def test_a_reply_is_spoken_from_the_synthesis_started_during_its_commit(
+    new_call: Callable[..., StreamedCall], fake: FakeDeepgram, db: Reader
+) -> None:
+    """The first phrase is asked for before the commit ends, once: no second request."""
+    call = new_call()
+    asked_before_commit: list[bool] = []
+
+    def note(_: Session) -> None:
+        if any("booked" in text for text in fake.spoken) and not asked_before_commit:
+            asked_before_commit.append(True)
+
+    def hold_booking_commit(session: Session) -> None:
+        # The booking's commit waits until its reply's synthesis was asked for.
+        if books(session):
+            deadline = time.monotonic() + 5
+            while not any("booked" in text for text in fake.spoken):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+            note(session)
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await call.dial(http)
+        await call.open_stream()
+        await call.hear("How can I help")
+        call.say("I'd like to book a consultation tomorrow at 3pm")
+        await call.hear("Shall I go ahead")
+        call.say("yes")
+        await call.hear("booked")
+        await call.hang_up()
+
+    event.listen(Session, "before_commit", hold_booking_commit)
+    try:
+        run(scenario)
+    finally:
+        event.remove(Session, "before_commit", hold_booking_commit)
+    assert asked_before_commit == [True]
+    booked = [text for text in fake.spoken if "booked" in text]
+    assert len(booked) == 1  # the audio asked for ahead is the audio played
+    assert db.scalar(select(Appointment)) is not None

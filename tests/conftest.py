@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
@@ -86,6 +88,20 @@ def db_engine(settings: Settings) -> Iterator[Engine]:
 
 
 def _empty_tables(engine: Engine) -> None:
+    """Every table emptied. On PostgreSQL a turn the previous test left running past its
+    budget (tests of the budget do) may still be committing: TRUNCATE's table locks can
+    deadlock with it, and PostgreSQL then aborts one side; a moment later it has finished."""
+    for attempt in range(5):
+        try:
+            _truncate(engine)
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _truncate(engine: Engine) -> None:
     tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":

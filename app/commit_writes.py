@@ -93,10 +93,13 @@ _table_order: dict[Table, int] = {}
 def _tables_in_order(deferred: _Deferred) -> list[Table]:
     """Parents first: foreign keys on SQLite are checked per statement. The metadata's
     order is computed once per process (again only if a table appears that it lacks)."""
-    if any(table not in _table_order for table in deferred.rows):
-        _table_order.clear()
-        _table_order.update((table, n) for n, table in enumerate(Base.metadata.sorted_tables))
-    return sorted(deferred.rows, key=lambda table: _table_order.get(table, len(_table_order)))
+    global _table_order
+    order = _table_order
+    if any(table not in order for table in deferred.rows):
+        # A new dict swapped in whole: another thread's commit may be sorting by the old.
+        order = {table: n for n, table in enumerate(Base.metadata.sorted_tables)}
+        _table_order = order
+    return sorted(deferred.rows, key=lambda table: order.get(table, len(order)))
 
 
 @event.listens_for(Session, "before_commit")

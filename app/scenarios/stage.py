@@ -5,7 +5,6 @@ and the agent, caller and calendar each scenario starts from."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from app.agent.engine import Engine
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import Base, make_engine, make_session_factory, upgrade_to_head
+from app.loopback import listening_socket
 from app.models import Agent, Appointment, BusyBlock, PhoneNumber, User, utcnow
 from app.scenarios.model import Booking, Scenario
 
@@ -40,24 +40,10 @@ class Seeded:
     caller: str
 
 
-def _listening_socket() -> socket.socket:
-    """A socket bound and listening on the first free port of PORTS. The bind itself is
-    the claim, so two runs started at once can never share a port (probing a port and
-    binding it later could: both probes succeed, and one run talked to the other's server)."""
-    for port in PORTS:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            sock.close()
-            continue
-        sock.listen(128)
-        return sock
-    raise RuntimeError("no free port in 18300-18399 for the scenario server")
-
-
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    sock = _listening_socket()
+    sock = listening_socket(PORTS)
+    if sock is None:
+        raise RuntimeError("no free port in 18300-18399 for the scenario server")
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.loopback import listening_socket
 from app.voice import simulated_audio
 
 FAKE_KEY = "fake-deepgram-key"
@@ -224,18 +225,10 @@ PORTS = range(18700, 18800)  # the loopback ports set aside for local servers he
 
 def loopback_socket(port: int = 0) -> socket.socket:
     """A listening socket on 127.0.0.1: `port`, or the first free one in PORTS."""
-    candidates = [port] if port else random.sample(PORTS, len(PORTS))
-    for candidate in candidates:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", candidate))
-        except OSError:
-            sock.close()
-            continue
-        sock.listen(128)
-        return sock
-    raise RuntimeError("no free port in 18700-18799")
+    sock = listening_socket([port] if port else random.sample(PORTS, len(PORTS)))
+    if sock is None:
+        raise RuntimeError("no free port in 18700-18799")
+    return sock
 
 
 @contextmanager

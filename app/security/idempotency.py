@@ -58,6 +58,25 @@ _STORED_RESPONSE = select(InboundEvent.response).where(
 )
 
 
+def claim_insert(dialect: str) -> ReturningInsert[int]:
+    """The claim's INSERT on `dialect` (parameters: ClaimRequest.params), built once."""
+    found = _claim_inserts.get(dialect)
+    if found is None:
+        table = cast(Table, InboundEvent.__table__)
+        found = _claim_inserts[dialect] = (
+            _insert_for(dialect)(table)
+            .values(
+                {
+                    name: bindparam(f"claim_{name}", type_=table.c[name].type)
+                    for name in _CLAIM_COLUMNS
+                }
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+            .returning(table.c.id)
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class ClaimRequest:
     """A claim in two halves, so a webhook can learn more in the claim's round trip: its
@@ -73,22 +92,7 @@ class ClaimRequest:
 
     def insert(self, session: Session) -> ReturningInsert[int]:
         """The INSERT, the same object for every claim on this dialect."""
-        dialect = session.get_bind().dialect.name
-        found = _claim_inserts.get(dialect)
-        if found is None:
-            table = cast(Table, InboundEvent.__table__)
-            found = _claim_inserts[dialect] = (
-                _insert_for(dialect)(table)
-                .values(
-                    {
-                        name: bindparam(f"claim_{name}", type_=table.c[name].type)
-                        for name in _CLAIM_COLUMNS
-                    }
-                )
-                .on_conflict_do_nothing(index_elements=["provider", "external_id"])
-                .returning(table.c.id)
-            )
-        return found
+        return claim_insert(session.get_bind().dialect.name)
 
     def params(self) -> dict[str, Any]:
         return {f"claim_{name}": getattr(self, name) for name in _CLAIM_COLUMNS}

@@ -20,15 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Row, Select, Table, and_, bindparam, case, literal, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, Select, and_, bindparam, case, literal, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
@@ -40,7 +38,6 @@ from app.models import (
     Agent,
     Appointment,
     Conversation,
-    InboundEvent,
     User,
     new_id,
     utcnow,
@@ -50,7 +47,7 @@ from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
-from app.security.idempotency import Claim, ClaimRequest, claim, respond
+from app.security.idempotency import Claim, ClaimRequest, claim, claim_insert, respond
 from app.security.ratelimit import CallerLimit
 from app.security.vapi_auth import VapiBody
 from app.services import services_of
@@ -438,20 +435,14 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     )
     session = vapi.session
     dialect = session.get_bind().dialect.name
-    claim_values = {
-        "provider": request.provider,
-        "external_id": request.external_id,
-        "kind": request.kind,
-        "payload": request.payload,
-        "created_at": request.created_at,
-    }
+    claim_values = request.params()
     caller = vapi.caller
     if caller is None:  # routing needs no lookup to refuse it
-        return request.result(session, session.scalar(_claim_insert(dialect), claim_values))
+        return request.result(session, session.scalar(claim_insert(dialect), claim_values))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
     parameters = {**numbers, "call_id": vapi.call_id, "caller": caller}
     if dialect != "postgresql":  # no INSERT in a CTE
-        claimed = request.result(session, session.scalar(_claim_insert(dialect), claim_values))
+        claimed = request.result(session, session.scalar(claim_insert(dialect), claim_values))
         if claimed.is_new:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
@@ -463,27 +454,9 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
 
 
 @cache
-def _claim_insert(dialect: str) -> ReturningInsert[int]:
-    """ClaimRequest.insert's statement (app/security/idempotency.py) with its values as
-    parameters: built once per process, not at every call."""
-    table = cast(Table, InboundEvent.__table__)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement: ReturningInsert[int] = (
-        insert(table)
-        .values({column: bindparam(column) for column in _CLAIMED_COLUMNS})
-        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
-        .returning(table.c.id)
-    )
-    return statement
-
-
-_CLAIMED_COLUMNS = ("provider", "external_id", "kind", "payload", "created_at")
-
-
-@cache
 def _claim_and_read() -> Select[Any]:
     """PostgreSQL: the claim as a CTE of `_ROUTE_AND_CONVERSATION`'s read (built once)."""
-    claimed = _claim_insert("postgresql").cte("claimed")
+    claimed = claim_insert("postgresql").cte("claimed")
     return _with_known_names(
         with_planning(
             lookup_joined(

@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dateutil import easter as western_easter  # type: ignore[import-untyped]
@@ -432,15 +433,25 @@ def _corrected_days(text: str) -> str:
             continue
         if word[0] not in DAY_INITIALS:
             continue  # whatever the closest day word, it would not keep the first letter
-        found = extractOne(
-            word,
-            DAY_VOCABULARY,
-            scorer=DamerauLevenshtein.normalized_similarity,
-            score_cutoff=0.75,
-        )
-        if found is not None and found[0][0] == word[0]:  # typos keep the first letter
-            words[index] = found[0]
+        found = _day_word(word)
+        if found is not None:
+            words[index] = found
     return " ".join(words)
+
+
+@lru_cache(maxsize=4096)
+def _day_word(word: str) -> str | None:
+    """The day word `word` is a misspelling of. Pure, and people repeat their words:
+    remembered per word (rapidfuzz's call costs more than its distances)."""
+    found = extractOne(
+        word,
+        DAY_VOCABULARY,
+        scorer=DamerauLevenshtein.normalized_similarity,
+        score_cutoff=0.75,
+    )
+    if found is not None and found[0][0] == word[0]:  # typos keep the first letter
+        return str(found[0])
+    return None
 
 
 def _spanish_count(word: str) -> int:
@@ -476,7 +487,7 @@ SPANISH_CUES = (
 
 
 def _spanish(text: str) -> str:
-    if any(cue in text for cue in SPANISH_CUES) and ANY_SPANISH_RULE.search(text) is not None:
+    if any(map(text.__contains__, SPANISH_CUES)) and ANY_SPANISH_RULE.search(text) is not None:
         for pattern, english in SPANISH_RULES:
             text = pattern.sub(english, text)
     return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
@@ -643,7 +654,7 @@ def _ordinal_days(text: str) -> str:
         suffix = {1: "st", 2: "nd", 3: "rd"}.get(value % 10, "th") if value // 10 != 1 else "th"
         return f"{value}{suffix}"
 
-    if not any(cue in text for cue in ORDINAL_CUES):
+    if not any(map(text.__contains__, ORDINAL_CUES)):
         return text
     return ORDINAL_PHRASE.sub(number, text)
 

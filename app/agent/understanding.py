@@ -363,17 +363,25 @@ def corrected(text: str) -> str:
     for index, word in enumerate(words):
         if len(word) < 5 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
             continue  # known, or a known word's inflection ("appointments")
-        found = extractOne(
-            word,
-            INTENT_VOCABULARY,
-            scorer=DamerauLevenshtein.normalized_similarity,
-            # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
-            # own rounding of the cutoff drops: the bound sits just below it.
-            score_cutoff=0.79,
-        )
+        found = _intent_word(word)
         if found is not None:
-            words[index] = found[0]
+            words[index] = found
     return " ".join(words)
+
+
+@lru_cache(maxsize=4096)
+def _intent_word(word: str) -> str | None:
+    """The intent word `word` is a misspelling of. Pure, and people repeat their words:
+    remembered per word (rapidfuzz's call costs more than its distances, ~2 us a word)."""
+    found = extractOne(
+        word,
+        INTENT_VOCABULARY,
+        scorer=DamerauLevenshtein.normalized_similarity,
+        # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
+        # own rounding of the cutoff drops: the bound sits just below it.
+        score_cutoff=0.79,
+    )
+    return None if found is None else found[0]
 
 
 # Texting shorthand read as the words it stands for ("what time do u close").
@@ -787,8 +795,7 @@ SELF_CORRECTION_CUES = ("sorry", "wait", "mean", "rather", "make that", "perdon"
 def _may_correct_itself(raw: str) -> bool:
     if not raw.isascii():
         return True  # case folding beyond ASCII ("ſ" is an "s"): let the pattern decide
-    lowered = raw.lower()
-    return any(cue in lowered for cue in SELF_CORRECTION_CUES)
+    return any(map(raw.lower().__contains__, SELF_CORRECTION_CUES))
 
 
 def read_when(raw: str, now: datetime, hours: Hours) -> When:
@@ -898,9 +905,10 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
-    if CANCEL.search(text) and OTHER_TIME_WANTED.search(text):
+    cancels = CANCEL.search(text) is not None
+    if cancels and OTHER_TIME_WANTED.search(text):
         intent = "move"  # "can't make it friday, can I do monday at 10 instead?"
-    elif CANCEL.search(text):
+    elif cancels:
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
@@ -915,13 +923,15 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
     if same_time and intent in (None, "book") and not ALSO_BOOKING.search(text):
         intent = "move"  # "same time but thursday": the held one's time, on another day
     number = NUMBER_ALONE.fullmatch(text)
+    no = NO.search(text) is not None
+    instead = INSTEAD.search(text) is not None
     return Message(
         raw=raw,
         text=text,
         when=when,
         intent=intent,
-        yes=bool(YES.search(text) or YES_ANYWHERE.search(text)) and not NO.search(text),
-        no=bool(NO.search(text)),
+        yes=bool(YES.search(text) or YES_ANYWHERE.search(text)) and not no,
+        no=no,
         later=bool(LATER.search(text)),
         earlier=bool(EARLIER.search(text)),
         goodbye=bool(GOODBYE.search(text) or GOODBYE_ES.search(text)),
@@ -935,8 +945,8 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         name=find_name(raw, loose=False),
         mentions_existing=bool(REFERS_TO_EXISTING.search(text)),
         every=bool(CANCEL_ALL.search(text)),
-        instead=bool(INSTEAD.search(text)),
-        in_addition=bool(IN_ADDITION.search(text)) and not INSTEAD.search(text),
+        instead=instead,
+        in_addition=bool(IN_ADDITION.search(text)) and not instead,
         rest=rest,
         topic=topic,
         instead_of=bool(INSTEAD_OF.search(text)),

@@ -150,8 +150,11 @@ ASK_TO_LOOK = re.compile(
 
 
 def asks_about_own_booking(raw: str, text: str) -> bool:
-    if profile_topic(text) is not None:
-        return False
+    return profile_topic(text) is None and _asks_own_booking_as_question(raw, text)
+
+
+def _asks_own_booking_as_question(raw: str, text: str) -> bool:
+    """asks_about_own_booking for a text that asks no business question."""
     looked = ASK_TO_LOOK.sub("", text)
     if looked != text:
         return OWN.search(looked) is not None and BOOKING_STATE.search(looked) is not None
@@ -845,13 +848,14 @@ def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
 WHAT_APPOINTMENTS = re.compile(r"\bwhat appointments\b.*\b(?:i|me)\b", re.ASCII)
 
 
-def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
+def asks_list(raw: str, text: str, types: Sequence[AppointmentType], topic: str | None) -> bool:
+    """`topic`: profile_topic(text), which the caller has read already."""
     booking = own_booking_text(text, types)
-    return bool(
-        LIST.search(booking)
-        or WHAT_APPOINTMENTS.search(booking)
-        or asks_about_own_booking(raw, booking)
-    )
+    if LIST.search(booking) or WHAT_APPOINTMENTS.search(booking):
+        return True
+    if booking != text:
+        return asks_about_own_booking(raw, booking)
+    return topic is None and _asks_own_booking_as_question(raw, booking)
 
 
 DAY_NAMED = (
@@ -912,7 +916,7 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif asks_list(raw, text, types) or (
+    elif asks_list(raw, text, types, topic) or (
         type_key is not None and OWN_TYPE_QUESTION.search(text) and not CHANGE_VERB.search(text)
     ):
         intent = "list"

@@ -6,10 +6,20 @@ same check_availability call alone, so the ratio is what understanding and wordi
 Also the date reader alone vs a bare dateparser.parse of the same phrase.
 
     .venv/bin/python bench/offline_engine.py   # target: engine turn p99 <= 2x the tool call
+
+Instruction counts (steady on a busy machine): under callgrind, only the named batches
+are instrumented, one dump each (`callgrind_annotate` or the dump's `summary:` line gives
+its Ir; divide by BENCH_ROUNDS). `read` is understanding.read alone, as a turn calls it.
+
+    BENCH_ROUNDS=40 BENCH_CALLGRIND=turn,read,tool valgrind --tool=callgrind \
+      --instr-atstart=no --callgrind-out-file=bench/out/engine.%p .venv/bin/python \
+      bench/offline_engine.py
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +34,7 @@ import dateparser
 from app.agent.dates import parse_when
 from app.agent.engine import Turn
 from app.agent.offline import OfflineEngine
+from app.agent.understanding import read
 from app.calendar.local import LocalCalendar
 from app.config import Settings
 from app.db import make_engine, make_session_factory, upgrade_to_head
@@ -34,7 +45,8 @@ from app.tools.service import SchedulingTools, ToolContext
 from bench.stats import report
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
-ROUNDS = 400
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 400))
+CALLGRIND = [part for part in os.environ.get("BENCH_CALLGRIND", "").split(",") if part]
 PHRASES = [
     "Hi, can I book a haircut tomorrow at 3pm?",
     "what consultation times do you have next Tuesday morning?",
@@ -43,12 +55,25 @@ PHRASES = [
 ]
 
 
-def timed(rounds: int, work: Callable[[int], object]) -> list[float]:
+def _callgrind(*action: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *action, str(os.getpid())], check=True, capture_output=True
+    )
+
+
+def timed(rounds: int, work: Callable[[int], object], label: str = "") -> list[float]:
+    counted = label in CALLGRIND
+    if counted:
+        _callgrind("-z")  # one action per call: callgrind_control keeps only the last
+        _callgrind("-i", "on")
     samples = []
     for i in range(rounds):
         start = time.perf_counter()
         work(i)
         samples.append((time.perf_counter() - start) * 1000)
+    if counted:
+        _callgrind("-i", "off")
+        _callgrind(f"--dump={label}")
     return samples
 
 
@@ -97,10 +122,19 @@ def main() -> int:
                     settings={"RELATIVE_BASE": local_now.replace(tzinfo=None)},
                 )
 
-            for work in (engine_turn, tool_only, reader, bare_dateparser):
+            def understanding_read(i: int) -> object:
+                return read(PHRASES[i % len(PHRASES)], local_now, tools.schedule.hours, types)
+
+            types = list(tools.schedule.types)
+            for work in (engine_turn, tool_only, reader, bare_dateparser, understanding_read):
                 timed(30, work)  # warm-up: imports, caches, first queries
-            tool = report("baseline: check_availability tool call", timed(ROUNDS, tool_only))
-            turn = report("offline engine turn (read + tool + reply)", timed(ROUNDS, engine_turn))
+            tool = report(
+                "baseline: check_availability tool call", timed(ROUNDS, tool_only, "tool")
+            )
+            turn = report(
+                "offline engine turn (read + tool + reply)", timed(ROUNDS, engine_turn, "turn")
+            )
+            report("understanding.read(phrase)", timed(ROUNDS, understanding_read, "read"))
             parse = report("baseline: dateparser.parse(phrase)", timed(ROUNDS, bare_dateparser))
             ours = report("parse_when(phrase)", timed(ROUNDS, reader))
             session.rollback()

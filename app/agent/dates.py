@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dateutil import easter as western_easter  # type: ignore[import-untyped]
@@ -55,10 +56,52 @@ class Rewrite:
         return self.pattern.sub(self.replacement, text)
 
 
+@dataclass(frozen=True, slots=True)
+class Cued:
+    """A rule's pattern and literals one of which every match of it holds (derived from
+    the pattern's structure and checked by tests/agent/test_reader_cues.py), so a message
+    holding none is passed over at the cost of a few substring tests instead of a regex
+    scan: worth it for the long alternations and lookbehinds most messages never match."""
+
+    pattern: re.Pattern[str]
+    cues: tuple[str, ...]
+
+    def may_match(self, text: str) -> bool:
+        return any(map(text.__contains__, self.cues))
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text) if self.may_match(text) else None
+
+    def sub(self, replacement: str | Callable[[re.Match[str]], str], text: str) -> str:
+        return self.pattern.sub(replacement, text) if self.may_match(text) else text
+
+    def split(self, text: str) -> list[str]:
+        return self.pattern.split(text) if self.may_match(text) else [text]
+
+
+def cued(pattern: re.Pattern[str], cues: str) -> Cued:
+    """`cues` separated by "|" (a cue may hold spaces)."""
+    return Cued(pattern, tuple(cues.split("|")))
+
+
+def _rule(pattern: str) -> re.Pattern[str]:
+    """A rule over the words `_words` leaves: lower-case ASCII letters, digits and
+    `:/-'`. Compiled ASCII-only: on such text \\b, \\w, \\d and \\s mean the same as in
+    Unicode mode, and sre tests each character against a small table instead of
+    Unicode's (a tenth of the reader's instructions)."""
+    return re.compile(pattern, re.ASCII)
+
+
 def rewrite(
-    pattern: str, replacement: str | Callable[[re.Match[str]], str], cue: str = ""
+    pattern: str,
+    replacement: str | Callable[[re.Match[str]], str],
+    cue: str = "",
+    *,
+    folded: bool = False,
 ) -> Rewrite:
-    return Rewrite(re.compile(pattern), replacement, cue)
+    """`folded`: the rewrite runs before punctuation is dropped, on the folded message
+    (which may hold any character), so it keeps Unicode semantics."""
+    return Rewrite(re.compile(pattern) if folded else _rule(pattern), replacement, cue)
 
 
 WEEKDAY_NAMES = {
@@ -132,7 +175,7 @@ TENS = {"twenty": 20, "thirty": 30, "forty": 40}
 ORDINAL_WORD = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
 # A day of the month in words: "the twenty-first", "monday the third", "the 3rd of". Low
 # ordinals alone ("the second") stay words: they answer a list just offered.
-ORDINAL_PHRASE = re.compile(
+ORDINAL_PHRASE = _rule(
     rf"\b(?:(?P<tens>twenty|thirty|forty)[- ]?)?(?P<unit>{ORDINAL_WORD})\b"
     r"(?!\s+(?:one|option|choice|available|opening|slot|time|thing|appointment)\b)"
 )
@@ -390,15 +433,25 @@ def _corrected_days(text: str) -> str:
             continue
         if word[0] not in DAY_INITIALS:
             continue  # whatever the closest day word, it would not keep the first letter
-        found = extractOne(
-            word,
-            DAY_VOCABULARY,
-            scorer=DamerauLevenshtein.normalized_similarity,
-            score_cutoff=0.75,
-        )
-        if found is not None and found[0][0] == word[0]:  # typos keep the first letter
-            words[index] = found[0]
+        found = _day_word(word)
+        if found is not None:
+            words[index] = found
     return " ".join(words)
+
+
+@lru_cache(maxsize=4096)
+def _day_word(word: str) -> str | None:
+    """The day word `word` is a misspelling of. Pure, and people repeat their words:
+    remembered per word (rapidfuzz's call costs more than its distances)."""
+    found = extractOne(
+        word,
+        DAY_VOCABULARY,
+        scorer=DamerauLevenshtein.normalized_similarity,
+        score_cutoff=0.75,
+    )
+    if found is not None and found[0][0] == word[0]:  # typos keep the first letter
+        return str(found[0])
+    return None
 
 
 def _spanish_count(word: str) -> int:
@@ -416,12 +469,12 @@ def _spanish_shift(amount: str, unit: str, way: str) -> str:
 
 # Compiled once: every message goes through all of them (the per-call cache lookup of
 # re.sub was a fifth of the reader's cost).
-SPANISH_RULES = tuple((re.compile(pattern), english) for pattern, english in SPANISH)
+SPANISH_RULES = tuple((_rule(pattern), english) for pattern, english in SPANISH)
 
 
 # Any of the rules at all: when none matches the message, none matches after another
 # rule ran either (no rule ran), so one scan stands for all of them (English messages).
-ANY_SPANISH_RULE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in SPANISH))
+ANY_SPANISH_RULE = _rule("|".join(f"(?:{pattern})" for pattern, _ in SPANISH))
 # Every match of a rule above holds one of these (in rule order: "manana" for the first,
 # "mn" for "mnn|mna", ... "el " for "el 3"), so a message with none skips even that scan.
 SPANISH_CUES = (
@@ -434,7 +487,7 @@ SPANISH_CUES = (
 
 
 def _spanish(text: str) -> str:
-    if any(cue in text for cue in SPANISH_CUES) and ANY_SPANISH_RULE.search(text) is not None:
+    if any(map(text.__contains__, SPANISH_CUES)) and ANY_SPANISH_RULE.search(text) is not None:
         for pattern, english in SPANISH_RULES:
             text = pattern.sub(english, text)
     return " ".join(SPANISH_WORDS.get(word, word) for word in text.split())
@@ -442,16 +495,21 @@ def _spanish(text: str) -> str:
 
 NUMBER_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
 # "make it ten", "can it be 11", "how about 2": the number after is a clock time.
-MAKE_IT_NUMBER = re.compile(
-    r"\b(make (?:it|that)|(?:can|could|would) (?:it|that) be|(?:can|could) we do|"
-    rf"how about|what about) (?=\d{{1,2}}(?::\d{{2}})?\b|(?:{NUMBER_WORD})\b)"
+MAKE_IT_NUMBER = cued(
+    _rule(
+        r"\b(make (?:it|that)|(?:can|could|would) (?:it|that) be|(?:can|could) we do|"
+        rf"how about|what about) (?=\d{{1,2}}(?::\d{{2}})?\b|(?:{NUMBER_WORD})\b)"
+    ),
+    " be|make | we do|how about|what about",
 )
 # An hour in words where a time is expected: "ten am", "two thirty", "at four", "half two".
-WORD_BEFORE_CLOCK = re.compile(
-    rf"\b({NUMBER_WORD})(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))"
+WORD_BEFORE_CLOCK = cued(
+    _rule(rf"\b({NUMBER_WORD})(?=\s*(?:am|pm|o'?clock|thirty|fifteen|forty[- ]five))"),
+    "one|six|ten|two|five|four|nine|eight|seven|three|eleven|twelve",
 )
-WORD_AFTER_CUE = re.compile(
-    rf"\b(at|around|about|by|after|before|past|to|half)\s+({NUMBER_WORD})\b"
+WORD_AFTER_CUE = cued(
+    _rule(rf"\b(at|around|about|by|after|before|past|to|half)\s+({NUMBER_WORD})\b"),
+    "one|six|ten|two|five|four|nine|eight|seven|three|eleven|twelve",
 )
 
 
@@ -466,10 +524,12 @@ REJECTED_BEFORE_NO = re.compile(
 
 
 # The rewrites of _words, in their order (each reads what the one before left).
-AM = rewrite(r"\ba\.?\s?m\b\.?", "am", "m")
-PM = rewrite(r"\bp\.?\s?m\b\.?", "pm", "m")
-DOTTED_CLOCK = rewrite(r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", ".")  # "10.30", "3.30pm"
-H_CLOCK = rewrite(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", "h")  # "15h30"
+AM = rewrite(r"\ba\.?\s?m\b\.?", "am", "m", folded=True)
+PM = rewrite(r"\bp\.?\s?m\b\.?", "pm", "m", folded=True)
+DOTTED_CLOCK = rewrite(
+    r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", ".", folded=True
+)  # "10.30", "3.30pm"
+H_CLOCK = rewrite(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", "h", folded=True)  # "15h30"
 REJECTED = Rewrite(REJECTED_BEFORE_NO, " ", "no")
 PUNCTUATION = rewrite(r"[^a-z0-9:/\-' ]+", " ")
 SPOKEN_FILLERS = rewrite(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ")  # "uh", "erm"
@@ -498,7 +558,7 @@ COLONLESS = rewrite(
     r"\1:\2",
 )
 COLONLESS_AMPM = rewrite(r"\b([01]?\d|2[0-3])([0-5]\d)\s*(am|pm)\b", r"\1:\2 \3", "m")
-TWO_DIGITS = re.compile(r"\d\d")
+TWO_DIGITS = _rule(r"\d\d")
 HOUR_THIRTY = rewrite(r"\b(\d{1,2})\s+thirty\b", r"\1:30", "thirty")
 HOUR_FIFTEEN = rewrite(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", "fifteen")
 HOUR_FORTY_FIVE = rewrite(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", "five")
@@ -566,8 +626,8 @@ def _spoken_clock(text: str) -> str:
     return DAY_WEEK(AFTER_NEXT(A_WEEK_ON(text)))
 
 
-MONTH_ALONE = re.compile(MONTHS)
-OF_NEXT = re.compile(r"\s+of\b")
+MONTH_ALONE = _rule(MONTHS)
+OF_NEXT = _rule(r"\s+of\b")
 # Every ordinal word holds one of these: a message without any has no ordinal day.
 ORDINAL_CUES = ("th", "first", "second")
 
@@ -594,14 +654,15 @@ def _ordinal_days(text: str) -> str:
         suffix = {1: "st", 2: "nd", 3: "rd"}.get(value % 10, "th") if value // 10 != 1 else "th"
         return f"{value}{suffix}"
 
-    if not any(cue in text for cue in ORDINAL_CUES):
+    if not any(map(text.__contains__, ORDINAL_CUES)):
         return text
     return ORDINAL_PHRASE.sub(number, text)
 
 
 COUNT = "|".join(sorted((re.escape(w) for w in COUNT_WORDS), key=len, reverse=True))
-RELATIVE_COUNT = re.compile(
-    rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|time|hence)\b"
+RELATIVE_COUNT = cued(
+    _rule(rf"\b(?:in\s+)?(\d+|{COUNT})\s+(days?|weeks?)\s+(?:from (?:now|today)|time|hence)\b"),
+    "time|from |hence",
 )
 
 
@@ -644,8 +705,8 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-TIME_READERS = tuple((kind, re.compile(pattern)) for kind, pattern in TIME_PATTERNS)
-TIME_ALONE = re.compile(r"(?:at |around |about )?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?")
+TIME_READERS = tuple((kind, _rule(pattern)) for kind, pattern in TIME_PATTERNS)
+TIME_ALONE = _rule(r"(?:at |around |about )?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?")
 
 
 def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
@@ -787,10 +848,10 @@ MONTH_NUMBER = {
 }
 
 
-RELATIVE_FRAGMENT = re.compile(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)")
-ISO_FRAGMENT = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-NUMERIC_FRAGMENT = re.compile(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?")
-FRAGMENT_WORDS = re.compile(r"[a-z]+|\d+")
+RELATIVE_FRAGMENT = _rule(r"in\s+(\w+)\s+(days?|weeks?|months?|years?)")
+ISO_FRAGMENT = _rule(r"(\d{4})-(\d{2})-(\d{2})")
+NUMERIC_FRAGMENT = _rule(r"(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?")
+FRAGMENT_WORDS = _rule(r"[a-z]+|\d+")
 
 
 def _calendar_day(fragment: str, today: date) -> date | None:
@@ -851,9 +912,12 @@ def _dated(today: date, month: int, day: int, year: str | None) -> date | None:
     return None
 
 
-WEEK_FROM = re.compile(
-    rf"\b(?:(a|one|two|2|three|3) )?weeks? (?:from|after) (?:(next|this) )?"
-    rf"(today|tomorrow|{WEEKDAY_WORD})\b"
+WEEK_FROM = cued(
+    _rule(
+        rf"\b(?:(a|one|two|2|three|3) )?weeks? (?:from|after) (?:(next|this) )?"
+        rf"(today|tomorrow|{WEEKDAY_WORD})\b"
+    ),
+    "week",
 )
 
 
@@ -870,7 +934,7 @@ class _Day:
 
 # (pattern, days from today, a literal every match holds)
 SIMPLE_DAYS = tuple(
-    (re.compile(pattern), offset, cue)
+    (_rule(pattern), offset, cue)
     for pattern, offset, cue in (
         (r"\b(?:the\s+)?day after tomorrow\b", 2, "day after tomorrow"),
         (r"\b(?:tomorrow|tmrw|tmr|tmrow|2morrow|2moro)\b", 1, "m"),
@@ -941,23 +1005,32 @@ UNREAD_HOLIDAYS = (
     r"\b(?:hanukk?ah|chanukah|diwali|eid(?: al[- ]\w+)?|ramadan|passover|rosh hashanah|"
     r"yom kippur|(?:chinese|lunar) new year|purim|vesak|navratri)\b"
 )
-HOLIDAY = re.compile(
-    # "happy new year", "feliz navidad" are wishes, not days
-    r"(?<!happy )(?<!merry )(?<!feliz )"
-    rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?"
-    rf"(?P<unit>days?|weeks?|weekend|{WEEKDAY_WORD}) (?P<way>before|after) )?(?P<name>"
-    + "|".join(
-        f"(?:{name})" for name in (*DERIVED_HOLIDAYS, *FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS)
-    )
-    + r")(?![a-z'])"
+HOLIDAY = cued(
+    _rule(
+        # "happy new year", "feliz navidad" are wishes, not days
+        r"(?<!happy )(?<!merry )(?<!feliz )"
+        rf"\b(?:(?:the )?(?:(?P<count>\d{{1,2}}|{COUNT}) )?"
+        rf"(?P<unit>days?|weeks?|weekend|{WEEKDAY_WORD}) (?P<way>before|after) )?(?P<name>"
+        + "|".join(
+            f"(?:{name})" for name in (*DERIVED_HOLIDAYS, *FIXED_HOLIDAYS, *NTH_WEEKDAY_HOLIDAYS)
+        )
+        + r")(?![a-z'])"
+    ),
+    "lk|ye|xmas|r day|easter|father|mother|pascua|dia de |navidad| of july|ano nuevo|"
+    "christmas|halloween|ochevieja|president|t patrick|valentine|boxing day|juneteenth|"
+    "nochebuena|good friday|black friday|cyber monday|memorial day|san valentin|thanksgiving|"
+    "veterans day|viernes santo|independence day|artin luther king|domingo de resurreccion",
 )
 
 
-DERIVED_NAMES = tuple((re.compile(p), compute) for p, compute in DERIVED_HOLIDAYS.items())
-FIXED_NAMES = tuple((re.compile(p), day) for p, day in FIXED_HOLIDAYS.items())
-NTH_WEEKDAY_NAMES = tuple((re.compile(p), nth) for p, nth in NTH_WEEKDAY_HOLIDAYS.items())
-UNREAD_HOLIDAY = re.compile(UNREAD_HOLIDAYS)
-BOUND_BEFORE = re.compile(r"\b(before|by|until|after)\s+$")
+DERIVED_NAMES = tuple((_rule(p), compute) for p, compute in DERIVED_HOLIDAYS.items())
+FIXED_NAMES = tuple((_rule(p), day) for p, day in FIXED_HOLIDAYS.items())
+NTH_WEEKDAY_NAMES = tuple((_rule(p), nth) for p, nth in NTH_WEEKDAY_HOLIDAYS.items())
+UNREAD_HOLIDAY = cued(
+    _rule(UNREAD_HOLIDAYS),
+    "eid|hanuk|purim|vesak|diwali|ramadan|navratri|passover| new year|yom kippur|rosh hashanah",
+)
+BOUND_BEFORE = _rule(r"\b(before|by|until|after)\s+$")
 
 
 def _holiday_date(name: str, year: int) -> date:
@@ -1027,9 +1100,12 @@ def _holiday(text: str, today: date) -> tuple[_Day, str] | None:
 NTH = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
 
 
-NTH_WEEKDAY_OF = re.compile(
-    rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
-    rf"(?:the |this )?(next month|month|{MONTH_WORD})\b"
+NTH_WEEKDAY_OF = cued(
+    _rule(
+        rf"\b(?:the )?(first|1st|second|2nd|third|3rd|fourth|4th|last) ({WEEKDAY_WORD}) (?:of|in) "
+        rf"(?:the |this )?(next month|month|{MONTH_WORD})\b"
+    ),
+    "1st|2nd|3rd|4th|last|first|third|fourth|second",
 )
 
 
@@ -1048,7 +1124,7 @@ def _nth_weekday_of(text: str, today: date) -> tuple[_Day, str] | None:
     return _Day(_nth_weekday(year, month, WEEKDAY_NAMES[match.group(2)], nth)), _cut(text, match)
 
 
-DAYS_AGO = re.compile(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b")
+DAYS_AGO = _rule(rf"\b(\d{{1,2}}|{COUNT})\s+(days?|weeks?)\s+ago\b")
 
 
 def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
@@ -1062,7 +1138,7 @@ def _days_ago(text: str, today: date) -> tuple[_Day, str] | None:
     return _Day(today - timedelta(days=days)), _cut(text, match)
 
 
-IN_WEEKS = re.compile(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b")
+IN_WEEKS = _rule(r"\bin\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+weeks?\b")
 
 
 def _weekday_weeks_ahead(
@@ -1095,7 +1171,7 @@ def _week_from(text: str, today: date) -> tuple[_Day, str] | None:
 # (pattern, first and last weekday, offset in days): the end of a week is Friday to
 # Sunday, a weekend Saturday and Sunday. Every pattern holds "week".
 WEEK_RANGES = tuple(
-    (re.compile(pattern), first, last, offset)
+    (_rule(pattern), first, last, offset)
     for pattern, first, last, offset in (
         (r"\b(?:the )?end of next week\b", 4, 6, 7),
         (r"\b(?:the )?end of (?:the |this )?week\b", 4, 6, 0),
@@ -1109,7 +1185,7 @@ WEEK_RANGES = tuple(
         (r"\blast week\b", 0, 6, -7),
     )
 )
-NAMED_WEEKDAY = re.compile(rf"\b(?:{WEEKDAY_WORD})\b")
+NAMED_WEEKDAY = _rule(rf"\b(?:{WEEKDAY_WORD})\b")
 
 
 def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
@@ -1131,8 +1207,8 @@ def _week_range(text: str, today: date) -> tuple[_Day, str] | None:
     return None
 
 
-DATE_FRAGMENT_READERS = tuple(re.compile(pattern) for pattern in DATE_FRAGMENTS)
-ORDINAL_DAY = re.compile(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)?\b|\b(\d{1,2})(?:st|nd|rd|th)\b")
+DATE_FRAGMENT_READERS = tuple(_rule(pattern) for pattern in DATE_FRAGMENTS)
+ORDINAL_DAY = _rule(r"\bthe\s+(\d{1,2})(?:st|nd|rd|th)?\b|\b(\d{1,2})(?:st|nd|rd|th)\b")
 
 
 def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
@@ -1154,11 +1230,11 @@ def _explicit_date(text: str, now: datetime) -> tuple[_Day, str] | None:
     return None
 
 
-QUALIFIED_WEEKDAY = re.compile(
+QUALIFIED_WEEKDAY = _rule(
     rf"\b(?:(this coming|coming|this|next|on|last|past)\s+)?({WEEKDAY_WORD})\b"
 )
-WHICH_WEEK = re.compile(r"\b(next|this|last|past|previous) week\b")
-WHICH_WEEK_WORDS = re.compile(r"\b(?:next|this|last|past|previous) week\b")
+WHICH_WEEK = _rule(r"\b(next|this|last|past|previous) week\b")
+WHICH_WEEK_WORDS = _rule(r"\b(?:next|this|last|past|previous) week\b")
 
 
 def _weekday(text: str, today: date) -> tuple[_Day, str, int] | None:
@@ -1191,34 +1267,40 @@ EVENT_WORD = (
     r"(?!(?:at|around|about|by|on|in|for|to|from|tomorrow|today|tonight|next|this|"
     r"morning|afternoon|evening|noon)\b)[a-z']+"
 )
-EVENT_DAY = re.compile(
-    r"\b(?:(?:the )?(?:first |next )?(?:day|week|weekend|morning|afternoon|evening|monday|"
-    r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after|before|following) "
-    r"(?:the|my|our|his|her|their|i|we|he|she|they|you)\b"
-    r"(?! (?:\d|noon|midnight|lunch|breakfast|dinner|morning|afternoon|evening|rush|hour|"
-    rf"appointment|one|first|last|next|tomorrow|today)\b)(?: {EVENT_WORD}){{1,2}}|"
-    r"\b(?:the )?day (?:after|before) (?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
-    r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
-    r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
-    rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
-    r"\b(?:despues|antes|saliendo|regresando|volviendo|pasando) del? (?:puente|pago|"
-    r"vacaciones|fiestas?|navidad|examenes|mi [a-z]+)\b|"
-    r"\b(?:after|before) (?:exams?|finals|midterms|graduation|surgery|vacation|break|"
-    r"(?:the |my )?(?:trip|wedding|funeral|conference|game|match|concert|party|show|move))\b|"
-    r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
-    r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
-    r"day off|vacation|holidays?|break|trip)\b|"
-    r"\b(?:en|para) (?:mi|su|nuestro|nuestra) (?:cumpleanos|aniversario|boda|graduacion|"
-    r"dia libre|vacaciones|quincena)\b|"
-    r"\b(?:thanksgiving|christmas|easter|new year'?s|halloween|labor day|memorial day|"
-    r"black friday|navidad|nochebuena|ano nuevo|semana santa)(?: (?:weekend|week|day|eve|"
-    r"break|holidays?))?\b|"
-    r"\b(?:once|as soon as|when|after) (?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
-    r"done|back|finished|home)\b"
+EVENT_DAY = cued(
+    _rule(
+        r"\b(?:(?:the )?(?:first |next )?(?:day|week|weekend|morning|afternoon|evening|monday|"
+        r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after|before|following) "
+        r"(?:the|my|our|his|her|their|i|we|he|she|they|you)\b"
+        r"(?! (?:\d|noon|midnight|lunch|breakfast|dinner|morning|afternoon|evening|rush|hour|"
+        rf"appointment|one|first|last|next|tomorrow|today)\b)(?: {EVENT_WORD}){{1,2}}|"
+        r"\b(?:the )?day (?:after|before) (?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
+        r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
+        r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
+        rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
+        r"\b(?:despues|antes|saliendo|regresando|volviendo|pasando) del? (?:puente|pago|"
+        r"vacaciones|fiestas?|navidad|examenes|mi [a-z]+)\b|"
+        r"\b(?:after|before) (?:exams?|finals|midterms|graduation|surgery|vacation|break|"
+        r"(?:the |my )?(?:trip|wedding|funeral|conference|game|match|concert|party|show|move))\b|"
+        r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
+        r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
+        r"day off|vacation|holidays?|break|trip)\b|"
+        r"\b(?:en|para) (?:mi|su|nuestro|nuestra) (?:cumpleanos|aniversario|boda|graduacion|"
+        r"dia libre|vacaciones|quincena)\b|"
+        r"\b(?:thanksgiving|christmas|easter|new year'?s|halloween|labor day|memorial day|"
+        r"black friday|navidad|nochebuena|ano nuevo|semana santa)(?: (?:weekend|week|day|eve|"
+        r"break|holidays?))?\b|"
+        r"\b(?:once|as soon as|when|after) (?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
+        r"done|back|finished|home)\b"
+    ),
+    "day|boda|once|trip|when|after|antes|break|before|easter|despues|dia de |navidad|"
+    "pasando|wedding|new year|quincena|saliendo|vacation|ano nuevo|christmas|dia libre|"
+    "following|halloween|volviendo|as soon as|cumpleanos|graduacion|graduation|nochebuena|"
+    "regresando|vacaciones|aniversario|anniversary|semana santa|thanksgiving",
 )
 
 
-LEADING_PREPOSITION = re.compile(r"^(?:on|for|en|para) ")
+LEADING_PREPOSITION = _rule(r"^(?:on|for|en|para) ")
 
 
 def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
@@ -1241,9 +1323,12 @@ def _event_day(text: str, now: datetime) -> tuple[_Day, str] | None:
 
 
 # "thanksgiving weekend", "christmas break": days around the holiday, not the holiday itself.
-HOLIDAY_SPAN = re.compile(
-    r"\b(?:thanksgiving|christmas|easter|new year'?s|navidad|semana santa)\s+"
-    r"(?:weekend|week|break|holidays?|vacation)\b"
+HOLIDAY_SPAN = cued(
+    _rule(
+        r"\b(?:thanksgiving|christmas|easter|new year'?s|navidad|semana santa)\s+"
+        r"(?:weekend|week|break|holidays?|vacation)\b"
+    ),
+    "easter|navidad|new year|christmas|semana santa|thanksgiving",
 )
 
 
@@ -1254,9 +1339,9 @@ def _parse_day(text: str, now: datetime) -> tuple[_Day, str]:
     return _parse_day_plain(text, now)
 
 
-DIGIT = re.compile(r"\d")
-LEADING_WORD = re.compile(r"[a-z]+")
-FOREIGN_DAY_WORDS = tuple((word, re.compile(rf"\b{word}\b")) for word in FOREIGN_DAYS)
+DIGIT = _rule(r"\d")
+LEADING_WORD = _rule(r"[a-z]+")
+FOREIGN_DAY_WORDS = tuple((word, _rule(rf"\b{word}\b")) for word in FOREIGN_DAYS)
 
 
 def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
@@ -1317,15 +1402,18 @@ def _parse_day_plain(text: str, now: datetime) -> tuple[_Day, str]:
 # Words that only make sense around a day, left over when no reader took one ("a
 # fortnight from now", "3 sleeps from today"): the day was said but not read, so it is
 # asked about rather than replaced by today.
-DAY_RESIDUE = re.compile(
-    r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
-    r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)|"
-    r"\bmy (?:next )?days? off\b|\bthe day of (?:the|my|our|his|her) [a-z]+\b"
+DAY_RESIDUE = cued(
+    _rule(
+        r"\b(?:[a-z0-9]+ )?(?:[a-z]+ )?(?:from now|from today|ago|hence)\b|"
+        r"\b(?:on|for|el|para) the [a-z-]+(?:st|nd|rd|th)\b(?! (?:one|option|time|slot)\b)|"
+        r"\bmy (?:next )?days? off\b|\bthe day of (?:the|my|our|his|her) [a-z]+\b"
+    ),
+    "ago| off| the |hence|from now|from today|the day of ",
 )
 
 
 # Where a day goes: after "el"/"on"/"this"/"next", before a time ("el juernes a las 11").
-DAY_SLOT = re.compile(
+DAY_SLOT = _rule(
     r"\b(?:el|on|this|next|este|para)\s+([a-z]{4,})\b(?=\s+(?:at\b|\d|morning|afternoon|evening))"
 )
 WEEKDAY_VOCABULARY = tuple(w for w in DAY_VOCABULARY if w not in ("tonight", "weekend", "manana"))
@@ -1350,19 +1438,19 @@ def _unknown_day_in_slot(text: str) -> str | None:
 
 
 # A day-like word we do not know ("blursday") or a day left vague ("sometime soonish").
-VAGUE_DAY = re.compile(
+VAGUE_DAY = _rule(
     r"\b(?!(?:mon|tues|wednes|thurs|fri|satur|sun|to|yester|birth|holi|every|week|work|"
     r"mid|some)day\b)[a-z]+day\b|\bsoonish\b|\bsome ?day\b|\bsometime soon\b|"
     r"\bone of these days\b|\bone day\b|\bwhenever\b|\bat some point\b"
 )
 
 
-MONTH_PART = re.compile(
+MONTH_PART = _rule(
     r"\b(?:the )?(beginning|start|early|middle|mid|end|late)(?: of)?(?: the| this)?[\s-]+"
     rf"(month|next month|{MONTH_WORD})\b"
 )
-IN_MONTH = re.compile(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b")
-WHICH_MONTH = re.compile(r"\b(next|this) month\b")
+IN_MONTH = _rule(rf"\b(in|during|sometime in|for|around|next)[\s-]+({MONTH_WORD})\b")
+WHICH_MONTH = _rule(r"\b(next|this) month\b")
 
 
 def _month_range(text: str, today: date) -> tuple[_Day, str] | None:
@@ -1407,7 +1495,7 @@ def _month_part(match: re.Match[str], today: date) -> tuple[_Day, str]:
     return _Day(first, max(until, first)), _cut(match.string, match)
 
 
-ADJACENT_DAY = re.compile(
+ADJACENT_DAY = _rule(
     rf"\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?(?:(?:{MONTHS})\.?\s+)?\d{{1,2}}"
     rf"(?:st|nd|rd|th|/\d{{1,2}})?\b|\b(?:{WEEKDAY_WORD})\b[\s,]*(?:the\s+)?\d{{1,2}}"
     rf"(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})\b"
@@ -1427,26 +1515,37 @@ RANGE_TIME = r"(\d{1,2}(?::\d{2})?(?:\s*(?:am|pm))?|noon|midday)"
 DAY_AHEAD = (
     r"(?:tomorrow|yesterday|today|next|this|the|my|\d|[a-z]+day\b|[a-z]*mas\b|thanksgiving|new\b)"
 )
-SHIFT = re.compile(
-    r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?|days?|weeks?)\s+"
-    r"(earlier|later|sooner|before\b(?!\s+NAMED)|after\b(?!\s+NAMED))\b".replace("NAMED", DAY_AHEAD)
+SHIFT = cued(
+    _rule(
+        r"\b(an?|one|two|three|half an?|\d{1,3})\s*(hours?|hrs?|minutes?|mins?|days?|weeks?)\s+"
+        r"(earlier|later|sooner|before\b(?!\s+NAMED)|after\b(?!\s+NAMED))\b".replace(
+            "NAMED", DAY_AHEAD
+        )
+    ),
+    "after|later|before|sooner|earlier",
 )
 # A day or week named relative to the proposal: "the day before", "the following week".
-DAY_SHIFT = re.compile(
-    r"(?<!\bmy )(?<!\bmy next )\b(?:the )?(?:(?P<before>day before|previous day)"
-    r"|(?P<after>day after|following day|next day)|(?P<week>following week|week after))\b"
-    rf"(?!\s+(?:off\b|{DAY_AHEAD}))"
+DAY_SHIFT = cued(
+    _rule(
+        r"(?<!\bmy )(?<!\bmy next )\b(?:the )?(?:(?P<before>day before|previous day)"
+        r"|(?P<after>day after|following day|next day)|(?P<week>following week|week after))\b"
+        rf"(?!\s+(?:off\b|{DAY_AHEAD}))"
+    ),
+    "next day|day after|day before|week after|previous day|following day|following week",
 )
 UNIT_MINUTES = {"hour": 60, "hr": 60, "minute": 1, "min": 1, "day": 1440, "week": 10080}
 
 
 # The same with the verb in front: "push it back an hour", "bring it forward 30 minutes".
-SHIFT_VERB = re.compile(
-    r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
-    r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
-    r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*"
-    r"(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
-    r"(?P<half>\s+and a half)?\b"
+SHIFT_VERB = cued(
+    _rule(
+        r"\b(?P<verb>push(?:ed)?|move|moved|bring|pull|put)\s+(?:it|that|me|this|my \w+)?\s*"
+        r"(?P<way>back|forward|up|later|earlier)\s+(?:by\s+)?"
+        r"(?P<amount>an?|one|two|three|half an?|\d{1,3})\s*"
+        r"(?P<unit>hours?|hrs?|minutes?|mins?|days?|weeks?)"
+        r"(?P<half>\s+and a half)?\b"
+    ),
+    "put|move|pull|push|bring",
 )
 
 
@@ -1481,19 +1580,28 @@ def _shift(text: str) -> tuple[int | None, str]:
     return sign * minutes, _cut(text, match)
 
 
-BETWEEN = re.compile(
-    rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
-    rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b"
+BETWEEN = cued(
+    _rule(
+        rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
+        rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b"
+    ),
+    "am|pm|from|between",
 )
-NOT_BEFORE = re.compile(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}")
-AFTER = re.compile(
-    rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
-    rf"{RANGE_TIME}"
-    rf"|\b{RANGE_TIME}\s+or later\b"
+NOT_BEFORE = _rule(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}")
+AFTER = cued(
+    _rule(
+        rf"\b(?:any ?time after|anytime from|after|(?<!no )later than|no earlier than|from)\s+"
+        rf"{RANGE_TIME}"
+        rf"|\b{RANGE_TIME}\s+or later\b"
+    ),
+    "from|after|or later|later than|no earlier than",
 )
-BEFORE = re.compile(
-    rf"\b(?:any ?time before|before|earlier than|no later than|by)\s+{RANGE_TIME}"
-    rf"|\b{RANGE_TIME}\s+or earlier\b"
+BEFORE = cued(
+    _rule(
+        rf"\b(?:any ?time before|before|earlier than|no later than|by)\s+{RANGE_TIME}"
+        rf"|\b{RANGE_TIME}\s+or earlier\b"
+    ),
+    "by|before|or earlier|earlier than|no later than",
 )
 
 
@@ -1536,7 +1644,7 @@ def _first_like_last(first: time | None, last: time | None) -> time | None:
 
 # "early afternoon", "late morning": the part of the day, and the half of it meant.
 HALF_PARTS = {"morning": time(10), "afternoon": time(15), "evening": time(19)}
-HALF_PART = re.compile(r"\b(early|late)[- ](morning|afternoon|evening)\b")
+HALF_PART = _rule(r"\b(early|late)[- ](morning|afternoon|evening)\b")
 
 
 def _half_part(text: str) -> tuple[time | None, time | None]:
@@ -1548,7 +1656,7 @@ def _half_part(text: str) -> tuple[time | None, time | None]:
     return (middle, None) if match.group(1) == "late" else (None, middle)
 
 
-PART_WORDS = tuple((word, re.compile(rf"\b{word}\b"), part) for word, part in PARTS.items())
+PART_WORDS = tuple((word, _rule(rf"\b{word}\b"), part) for word, part in PARTS.items())
 
 
 def _parse_part(text: str) -> str | None:
@@ -1558,7 +1666,10 @@ def _parse_part(text: str) -> str | None:
     return None
 
 
-RESTATED = re.compile(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b")
+RESTATED = cued(
+    _rule(r"\b(?:no wait|wait no|i mean|i meant|correction|make that)\b"),
+    "i mean|no wait|wait no|make that|correction",
+)
 
 
 def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
@@ -1602,7 +1713,7 @@ def parse_when(text: str, now: datetime, hours: Hours | None = None) -> When:
     )
 
 
-FROM_NOW = re.compile(
+FROM_NOW = _rule(
     r"\bin\s+(?:about\s+|around\s+)?(an?|one|two|three|four|half an?|\d{1,3})\s*"
     r"(hours?|hrs?|minutes?|mins?)\b"
 )
@@ -1624,8 +1735,8 @@ def _from_now(text: str, now: datetime) -> datetime | None:
     return moment + timedelta(minutes=-moment.minute % 15)
 
 
-COMPACT_CLOCK = re.compile(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])")
-LONE_NUMBER = re.compile(
+COMPACT_CLOCK = _rule(r"\b([01]?\d|2[0-3])([0-5]\d)\b(?![/-])")
+LONE_NUMBER = _rule(
     r"\b(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:(?:st|nd|rd|th)\b|/|-|days?|weeks?|people|persons?|"
     r"of\b|minutes?|mins?|hours?|hrs?|months?|years?|kids?|appointments?|haircuts?))"
 )

@@ -19,41 +19,52 @@ from app.agent.dates import Hours, When, fold, parse_when
 from app.agent.profile import profile_topic
 from app.calendar.availability import AppointmentType
 
+# Patterns compiled with re.ASCII read only the normalised text (`normalise` leaves lower-case
+# ASCII letters, digits and :/'- alone), where ASCII and Unicode \b, \w, \d and \s agree and
+# sre tests characters against a small table instead of Unicode's. Those that also read
+# the raw or merely folded message (CANCEL, MOVE, BOOK, LIST, ... in split_requests) stay
+# Unicode. tests/agent/test_reader_cues.py checks the text they read is ASCII.
 YES = re.compile(
     r"^(?:yes|yeah|yea|yep|yup|ya|y|sure|ok|okay|k|correct|confirm(?:ed)?|please do|si|vale|"
     r"claro|de acuerdo|perfecto|esta bien|confirmo|adelante|"
     r"do it|go ahead|go for it|book it|perfect|great|absolutely|definitely|of course|"
-    r"that works|works for me|sounds good|sounds great|fine|alright|all right|right)\b"
+    r"that works|works for me|sounds good|sounds great|fine|alright|all right|right)\b",
+    re.ASCII,
 )
 YES_ANYWHERE = re.compile(
     r"\b(?:that works|works for me|sounds good|sounds great|go ahead|please do|book it|"
-    r"that's fine|thats fine|that one)\b"
+    r"that's fine|thats fine|that one)\b",
+    re.ASCII,
 )
 NO = re.compile(
     r"^(?:no|nope|nah|not really|not that|negative|don't|dont|doesn't|doesnt|can't|cant|"
     r"mejor no)\b|"
-    r"\b(?:doesn't work|doesnt work|won't work|wont work|can't make|cant make|no good)\b"
+    r"\b(?:doesn't work|doesnt work|won't work|wont work|can't make|cant make|no good)\b",
+    re.ASCII,
 )
-LATER = re.compile(r"\b(?:later|after that|afterwards|any time after)\b")
-EARLIER = re.compile(r"\b(?:earlier|sooner|before that)\b")
+LATER = re.compile(r"\b(?:later|after that|afterwards|any time after)\b", re.ASCII)
+EARLIER = re.compile(r"\b(?:earlier|sooner|before that)\b", re.ASCII)
 GOODBYE = re.compile(
     r"\b(?:bye|goodbye|good bye|bye bye|that's all|thats all|that is all|that's it|thats it|"
     r"nothing else|no thanks|no thank you|all set|i'm done|im done|i am done|we're done|"
-    r"hang up|have a good (?:one|day|night))\b"
+    r"hang up|have a good (?:one|day|night))\b",
+    re.ASCII,
 )
-THANKS = re.compile(r"^(?:ok(?:ay)? )?(?:thanks|thank you|thx|ty|cheers|great thanks)\b")
+THANKS = re.compile(r"^(?:ok(?:ay)? )?(?:thanks|thank you|thx|ty|cheers|great thanks)\b", re.ASCII)
 RESET = re.compile(
     r"\b(?:never ?mind|nvm|forget (?:it|that|about it)|start over|scratch that|stop that|"
-    r"olvidalo|olvida(?:lo)? eso|da igual|dejalo)\b"
+    r"olvidalo|olvida(?:lo)? eso|da igual|dejalo)\b",
+    re.ASCII,
 )
 GREETING = re.compile(
     r"^(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|yo|hola|buenos dias|"
-    r"buenas tardes|buenas)\b"
+    r"buenas tardes|buenas)\b",
+    re.ASCII,
 )
-THANKS_ES = re.compile(r"^(?:ok )?(?:gracias|muchas gracias)\b")
-GOODBYE_ES = re.compile(r"\b(?:adios|hasta luego|eso es todo|nada mas)\b")
+THANKS_ES = re.compile(r"^(?:ok )?(?:gracias|muchas gracias)\b", re.ASCII)
+GOODBYE_ES = re.compile(r"\b(?:adios|hasta luego|eso es todo|nada mas)\b", re.ASCII)
 # A second request after the first: "cancel friday and book wednesday instead".
-BOOK_VERB = re.compile(r"\b(?:book|schedule|appointment|appt|reserve|come in|get in)\b")
+BOOK_VERB = re.compile(r"\b(?:book|schedule|appointment|appt|reserve|come in|get in)\b", re.ASCII)
 SECOND_REQUEST = re.compile(
     r"(?:,|\band\b|\bthen\b|\balso\b|\bplus\b|\by\b)\s*(?:then\s+|also\s+|luego\s+)?"
     r"(?:(?:can|could) you\s+|please\s+|i(?:'d| would)? (?:like|want|need) to\s+)?"
@@ -83,25 +94,29 @@ LIST = re.compile(
 QUESTION_FORM = re.compile(
     r"^(?:did|does|do|is|was|has|have|had|am|are|what|whats|when|whens|which|remind|"
     r"(?:just |only )?(?:checking|confirming|wondering)|"
-    r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b"
+    r"para cuando|cuando|que|a que|sigue|esta|tengo|quedo|me (?:puedes|podrias) decir)\b",
+    re.ASCII,
 )
 OWN = re.compile(
     r"\b(?:my|mine|i|i'm|im|me|mi|mis|our)\b|"
-    r"\b(?:the|that|this) (?:booking|appointment|appt|reservation)\b"
+    r"\b(?:the|that|this) (?:booking|appointment|appt|reservation)\b",
+    re.ASCII,
 )
 BOOKING_STATE = re.compile(
     r"\b(?:appointments?|appts?|bookings?|booked|reservations?|reserved|scheduled|"
     r"coming in|come in|be there|show up|"
     r"on the (?:books|calendar|schedule|list)|go(?:ne)? through|went through|"
     r"still (?:on|happening|going ahead|good|valid|there|confirmed)|confirmed|"
-    r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b"
+    r"work(?:ed)?|citas?|quedo|reservad[oa]|agendad[oa]|apuntad[oa])\b",
+    re.ASCII,
 )
 REQUEST_VERB = re.compile(
     r"\b(?:book|schedule|reserve|make|get|can|could|may|want|need|like|cancel|move|change|"
     r"you have|you got|"
     r"available|free|open|agendar|agendame|agendas|agenda|reservar|reservas|apartas|"
     r"quiero|quisiera|necesito|puedo|"
-    r"puedes|puede|podria|podrias|dame|das|da|dar|cambiar|cancelar)\b"
+    r"puedes|puede|podria|podrias|dame|das|da|dar|cambiar|cancelar)\b",
+    re.ASCII,
 )
 
 
@@ -109,7 +124,8 @@ REQUEST_VERB = re.compile(
 # tell me", "not sure what time my booking was".
 EMBEDDED_OWN = re.compile(
     r"\b(?:when|what time|what day|which day|what date)\s+(?:is\s+|was\s+)?(?:my|mi)\s+"
-    r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b"
+    r"(?:\w+\s+)?(?:appointment|appt|booking|reservation|cita|turno)s?\b",
+    re.ASCII,
 )
 # "which day was my haircut again", "can you confirm my cleaning time", "¿a qué hora era mi
 # corte?": the same question with the appointment named by its type (read() checks the type).
@@ -117,21 +133,28 @@ OWN_TYPE_QUESTION = re.compile(
     r"\b(?:when|what time|what day|which day|what date|a que hora|que dia|cuando)(?:'s|s)?\s+"
     r"(?:\w+\s+){0,2}?(?:my|mi)\b|"
     r"\b(?:confirm|check|remind me (?:of|about)|recuerdame|me recuerdas)\s+"
-    r"(?:\w+\s+){0,2}?(?:my|mi)\b"
+    r"(?:\w+\s+){0,2}?(?:my|mi)\b",
+    re.ASCII,
 )
-CHANGE_VERB = re.compile(r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b")
+CHANGE_VERB = re.compile(
+    r"\b(?:book|schedule|reserve|make|cancel|move|change|agendar|reservar)\b", re.ASCII
+)
 
 
 # "can you check if I'm booked": asking the agent to look is a question, not a request.
 ASK_TO_LOOK = re.compile(
     r"^(?:(?:can|could|would) (?:you|u) (?:please )?|please )?(?:check|see|look|confirm)"
-    r"(?: up)?(?: if| whether| that| when| what)?\s+"
+    r"(?: up)?(?: if| whether| that| when| what)?\s+",
+    re.ASCII,
 )
 
 
 def asks_about_own_booking(raw: str, text: str) -> bool:
-    if profile_topic(text) is not None:
-        return False
+    return profile_topic(text) is None and _asks_own_booking_as_question(raw, text)
+
+
+def _asks_own_booking_as_question(raw: str, text: str) -> bool:
+    """asks_about_own_booking for a text that asks no business question."""
     looked = ASK_TO_LOOK.sub("", text)
     if looked != text:
         return OWN.search(looked) is not None and BOOKING_STATE.search(looked) is not None
@@ -164,7 +187,8 @@ CANCEL = re.compile(
 )
 CANCEL_ALL = re.compile(
     r"\b(?:all (?:of )?(?:them|my|those|the)|all|both|everything|every one|each one|"
-    r"todas|todos|las dos|ambas)\b"
+    r"todas|todos|las dos|ambas)\b",
+    re.ASCII,
 )
 MOVE = re.compile(
     r"\b(?:move|reschedule|re-schedule|rebook|change|push|shift|switch|postpone|bring forward|"
@@ -179,11 +203,13 @@ MOVE = re.compile(
 )
 INSTEAD = re.compile(
     r"\b(?:instead|replace|swap|move it|move that|move the|not both|rather|in place of|"
-    r"en lugar|en vez|cambiarla|mover la)\b"
+    r"en lugar|en vez|cambiarla|mover la)\b",
+    re.ASCII,
 )
 IN_ADDITION = re.compile(
     r"\b(?:in addition|addition|another|also|as well|both|extra|second one|keep (?:it|both|that)|"
-    r"add|plus|ademas|otra|las dos|ambas)\b"
+    r"add|plus|ademas|otra|las dos|ambas)\b",
+    re.ASCII,
 )
 BOOK = re.compile(
     r"\b(?:book|schedule|appointment|appt|come in|coming in|stop by|openings?|opening|available|"
@@ -195,7 +221,7 @@ BOOK = re.compile(
     r"necesito|hay hueco|tienen)\b"
 )
 REFERS_TO_EXISTING = re.compile(
-    r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b"
+    r"\b(?:my|it|that|the)\b.*\b(?:appointment|booking|appt|one)\b|\bit\b", re.ASCII
 )
 
 ORDINALS = {
@@ -340,17 +366,25 @@ def corrected(text: str) -> str:
     for index, word in enumerate(words):
         if len(word) < 5 or word in NOT_TYPOS or word.startswith(INTENT_VOCABULARY):
             continue  # known, or a known word's inflection ("appointments")
-        found = extractOne(
-            word,
-            INTENT_VOCABULARY,
-            scorer=DamerauLevenshtein.normalized_similarity,
-            # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
-            # own rounding of the cutoff drops: the bound sits just below it.
-            score_cutoff=0.79,
-        )
+        found = _intent_word(word)
         if found is not None:
-            words[index] = found[0]
+            words[index] = found
     return " ".join(words)
+
+
+@lru_cache(maxsize=4096)
+def _intent_word(word: str) -> str | None:
+    """The intent word `word` is a misspelling of. Pure, and people repeat their words:
+    remembered per word (rapidfuzz's call costs more than its distances, ~2 us a word)."""
+    found = extractOne(
+        word,
+        INTENT_VOCABULARY,
+        scorer=DamerauLevenshtein.normalized_similarity,
+        # Two edits in ten letters ("resceduel") is exactly 0.8, which rapidfuzz's
+        # own rounding of the cutoff drops: the bound sits just below it.
+        score_cutoff=0.79,
+    )
+    return None if found is None else found[0]
 
 
 # Texting shorthand read as the words it stands for ("what time do u close").
@@ -444,9 +478,10 @@ def _close_match(word: str, aliases: frozenset[str]) -> bool:
 
 THING_ASKED = re.compile(
     r"\b(?:book|schedule|get|want|need|like|for|do)\s+(?:me\s+)?(?:in\s+)?(?:for\s+)?"
-    r"(?:a|an|some)\s+([a-z]+(?:\s+[a-z]+)?)"
+    r"(?:a|an|some)\s+([a-z]+(?:\s+[a-z]+)?)",
+    re.ASCII,
 )
-DAY_NAME = re.compile(r"(?:mon|tues|wednes|thurs|fri|satur|sun)day")
+DAY_NAME = re.compile(r"(?:mon|tues|wednes|thurs|fri|satur|sun)day", re.ASCII)
 
 
 def unknown_type_named(text: str, known: str | None) -> str | None:
@@ -468,15 +503,17 @@ def unknown_type_named(text: str, known: str | None) -> str | None:
     return thing
 
 
-LAST_ONE = re.compile(r"\b(?:last one|the last|last)\b")
-LAST_WEEK_OR_TIME = re.compile(r"\blast (?:week|time)\b")
+LAST_ONE = re.compile(r"\b(?:last one|the last|last)\b", re.ASCII)
+LAST_WEEK_OR_TIME = re.compile(r"\blast (?:week|time)\b", re.ASCII)
 # (word, the word alone, the word before "of", position in the list)
 ORDINAL_CHOICES = tuple(
     (word, re.compile(rf"\b{word}\b"), re.compile(rf"\b{word} of\b"), index)
     for word, index in ORDINALS.items()
 )
-NUMBERED_CHOICE = re.compile(r"(?:option|number|no|#|the)?\s*#?([1-9])(?:\s*(?:one|please))?")
-CHOICE_WORD = re.compile(r"\b(?:option|number|no|#)")
+NUMBERED_CHOICE = re.compile(
+    r"(?:option|number|no|#|the)?\s*#?([1-9])(?:\s*(?:one|please))?", re.ASCII
+)
+CHOICE_WORD = re.compile(r"\b(?:option|number|no|#)", re.ASCII)
 
 
 def find_choice(text: str) -> int | None:
@@ -592,16 +629,18 @@ ABBREVIATED = re.compile(
 # "thursday instead of friday", "3 instead of 2": a change to something held.
 INSTEAD_OF = re.compile(
     r"\b(?:instead of|rather than|in place of)\s+(?:my |the |our )?"
-    r"(?:\w+day|tomorrow|today|\d|noon|this|that)"
+    r"(?:\w+day|tomorrow|today|\d|noon|this|that)",
+    re.ASCII,
 )
 
 
 # "same time next week", "a la misma hora el jueves": the held appointment's time, moved.
-SAME_TIME = re.compile(r"\b(?:same (?:time|hour|slot)|misma hora)\b")
+SAME_TIME = re.compile(r"\b(?:same (?:time|hour|slot)|misma hora)\b", re.ASCII)
 # A second booking beside the held one ("and the same time next week too") is no move.
 ALSO_BOOKING = re.compile(
     r"^(?:and|plus|also)\b|\b(?:too|as well|also|again|another|in addition|every|each|"
-    r"ademas|tambien|otra)\b"
+    r"ademas|tambien|otra)\b",
+    re.ASCII,
 )
 # "that afternoon", "the same day", "ese mismo día": a day said elsewhere in the message.
 SAME_DAY = re.compile(
@@ -665,7 +704,8 @@ def day_of_reference(
 # "oh I meant thursday", "sorry, make that 11": a correction of what was just settled.
 CORRECTION = re.compile(
     r"\b(?:i meant|i mean|meant to say|make (?:it|that)|change (?:it|that) to|oops|my bad|"
-    r"wrong day|wrong time|quise decir|queria decir|perdon,? (?:el|a las))\b"
+    r"wrong day|wrong time|quise decir|queria decir|perdon,? (?:el|a las))\b",
+    re.ASCII,
 )
 
 
@@ -673,7 +713,9 @@ CORRECTION = re.compile(
 OTHER_TIME_WANTED = re.compile(
     r"\b(?:instead|(?:can|could) (?:i|we) (?:do|come|make it|have|get)|how about|what about|"
     r"move (?:it|that) to|(?:maybe|perhaps) (?:on )?(?:\w+day|tomorrow)|en lugar|en vez|"
-    r"mejor (?:el|a las|para)|(?:puede|podria) ser|(?:can|could) it be|is (?:\w+day|tomorrow) ok)\b"
+    r"mejor (?:el|a las|para)|(?:puede|podria) ser|(?:can|could) it be|"
+    r"is (?:\w+day|tomorrow) ok)\b",
+    re.ASCII,
 )
 
 
@@ -756,8 +798,7 @@ SELF_CORRECTION_CUES = ("sorry", "wait", "mean", "rather", "make that", "perdon"
 def _may_correct_itself(raw: str) -> bool:
     if not raw.isascii():
         return True  # case folding beyond ASCII ("ſ" is an "s"): let the pattern decide
-    lowered = raw.lower()
-    return any(cue in lowered for cue in SELF_CORRECTION_CUES)
+    return any(map(raw.lower().__contains__, SELF_CORRECTION_CUES))
 
 
 def read_when(raw: str, now: datetime, hours: Hours) -> When:
@@ -788,7 +829,9 @@ def read_when(raw: str, now: datetime, hours: Hours) -> When:
 @lru_cache(maxsize=1024)
 def _owned_alias(alias: str) -> re.Pattern[str]:
     """ "my haircut", "mi corte": compiled once per type name, not per message."""
-    return re.compile(rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b")
+    return re.compile(
+        rf"\b((?:my|mi|mis|our|nuestra)\s+(?:\w+\s+)?){re.escape(alias)}(s?)\b", re.ASCII
+    )
 
 
 def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
@@ -802,16 +845,17 @@ def own_booking_text(text: str, types: Sequence[AppointmentType]) -> str:
     return text
 
 
-WHAT_APPOINTMENTS = re.compile(r"\bwhat appointments\b.*\b(?:i|me)\b")
+WHAT_APPOINTMENTS = re.compile(r"\bwhat appointments\b.*\b(?:i|me)\b", re.ASCII)
 
 
-def asks_list(raw: str, text: str, types: Sequence[AppointmentType]) -> bool:
+def asks_list(raw: str, text: str, types: Sequence[AppointmentType], topic: str | None) -> bool:
+    """`topic`: profile_topic(text), which the caller has read already."""
     booking = own_booking_text(text, types)
-    return bool(
-        LIST.search(booking)
-        or WHAT_APPOINTMENTS.search(booking)
-        or asks_about_own_booking(raw, booking)
-    )
+    if LIST.search(booking) or WHAT_APPOINTMENTS.search(booking):
+        return True
+    if booking != text:
+        return asks_about_own_booking(raw, booking)
+    return topic is None and _asks_own_booking_as_question(raw, booking)
 
 
 DAY_NAMED = (
@@ -853,7 +897,7 @@ def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tupl
     return f"{raw} at {tail_when.at:%H:%M}", rest
 
 
-NUMBER_ALONE = re.compile(r"(?:at |around )?(\d{1,2})")
+NUMBER_ALONE = re.compile(r"(?:at |around )?(\d{1,2})", re.ASCII)
 
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
@@ -865,13 +909,14 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
     type_key = find_type(text, types)
     topic = profile_topic(text)
     intent = None
-    if CANCEL.search(text) and OTHER_TIME_WANTED.search(text):
+    cancels = CANCEL.search(text) is not None
+    if cancels and OTHER_TIME_WANTED.search(text):
         intent = "move"  # "can't make it friday, can I do monday at 10 instead?"
-    elif CANCEL.search(text):
+    elif cancels:
         intent = "cancel"
     elif MOVE.search(text):
         intent = "move"
-    elif asks_list(raw, text, types) or (
+    elif asks_list(raw, text, types, topic) or (
         type_key is not None and OWN_TYPE_QUESTION.search(text) and not CHANGE_VERB.search(text)
     ):
         intent = "list"
@@ -882,13 +927,15 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
     if same_time and intent in (None, "book") and not ALSO_BOOKING.search(text):
         intent = "move"  # "same time but thursday": the held one's time, on another day
     number = NUMBER_ALONE.fullmatch(text)
+    no = NO.search(text) is not None
+    instead = INSTEAD.search(text) is not None
     return Message(
         raw=raw,
         text=text,
         when=when,
         intent=intent,
-        yes=bool(YES.search(text) or YES_ANYWHERE.search(text)) and not NO.search(text),
-        no=bool(NO.search(text)),
+        yes=bool(YES.search(text) or YES_ANYWHERE.search(text)) and not no,
+        no=no,
         later=bool(LATER.search(text)),
         earlier=bool(EARLIER.search(text)),
         goodbye=bool(GOODBYE.search(text) or GOODBYE_ES.search(text)),
@@ -902,8 +949,8 @@ def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]
         name=find_name(raw, loose=False),
         mentions_existing=bool(REFERS_TO_EXISTING.search(text)),
         every=bool(CANCEL_ALL.search(text)),
-        instead=bool(INSTEAD.search(text)),
-        in_addition=bool(IN_ADDITION.search(text)) and not INSTEAD.search(text),
+        instead=instead,
+        in_addition=bool(IN_ADDITION.search(text)) and not instead,
         rest=rest,
         topic=topic,
         instead_of=bool(INSTEAD_OF.search(text)),

@@ -249,14 +249,19 @@ def _collect(
     if start < earliest_s:
         # Keep slots on the window's grid (9:00, 9:15, ...) after the notice cut-off.
         start += step_s * -(-(earliest_s - start) // step_s)
+    # BusyIndex.conflict_end and _moment, inlined: this loop runs once per step of
+    # every open window searched, a few dozen times a turn.
+    busy_starts, busy_ends = busy._starts, busy._ends
+    bisect_left, moment, append = bisect.bisect_left, datetime.fromtimestamp, slots.append
     while start < latest_s and start + duration <= window_end:
-        conflict_end = busy.conflict_end(start - before, start + duration + after)
-        if conflict_end is None:
-            slots.append(_moment(start))
-            start += step_s
-        else:
+        position = bisect_left(busy_starts, start + duration + after)
+        if position and busy_ends[position - 1] > start - before:
             # Jump past the conflict, staying on the grid.
+            conflict_end = busy_ends[position - 1]
             start += step_s * max(1, -(-(conflict_end + before - start) // step_s))
+        else:
+            append(moment(start, UTC))
+            start += step_s
 
 
 def check_slot(

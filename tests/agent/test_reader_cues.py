@@ -5,8 +5,11 @@ scenario suites and the date corpora say, and on phrases written for each rule."
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 import pytest
 import yaml
@@ -152,3 +155,70 @@ def test_each_self_correction_holds_a_cue() -> None:
     assert all(understanding._may_correct_itself(text) for text in said)
     assert not understanding._may_correct_itself("tomorrow at 3")
     assert understanding._may_correct_itself("mañana a las 3")  # not ASCII: the pattern decides
+
+
+# --- cues checked against a pattern's structure --------------------------------------
+# Every match of a sequence holds each of its literal runs (zero-width \b, ^ and $ do not
+# break a run) and whatever its groups and at-least-once repeats hold; every match of an
+# alternation holds what one of its branches holds. Read off sre's parse tree.
+
+
+def _always_holds_cue(items: list[tuple[object, object]], cues: tuple[str, ...]) -> bool:
+    run: list[str] = []
+    for op, value in [*items, (None, None)]:
+        if op is sre.LITERAL:
+            run.append(chr(value))  # type: ignore[arg-type]
+            continue
+        if op is sre.AT:
+            continue
+        if any(cue in "".join(run) for cue in cues):
+            return True
+        run = []
+        if op is sre.SUBPATTERN:
+            inner = [list(value[-1])]  # type: ignore[index]
+        elif op is sre.BRANCH:
+            inner = [list(branch) for branch in value[1]]  # type: ignore[index]
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and value[0] >= 1:  # type: ignore[index]
+            inner = [list(value[2])]  # type: ignore[index]
+        else:
+            continue
+        if all(_always_holds_cue(branch, cues) for branch in inner):
+            return True
+    return False
+
+
+def cued_rules() -> list[tuple[str, dates.Cued]]:
+    return [(name, value) for name, value in vars(dates).items() if isinstance(value, dates.Cued)]
+
+
+def test_cues_are_held_by_every_match_by_construction() -> None:
+    """Every possible match of a cued rule (not only the suites') holds one of its cues."""
+    assert len(cued_rules()) > 10
+    for name, rule in cued_rules():
+        assert not rule.pattern.flags & re.IGNORECASE, name
+        tree = list(sre_parse.parse(rule.pattern.pattern, rule.pattern.flags))
+        assert _always_holds_cue(tree, rule.cues), name
+    # The check itself: a cue that a branch can do without is caught.
+    loose = re.compile(r"\b(?:after|before|by)\s+\d")
+    assert not _always_holds_cue(list(sre_parse.parse(loose.pattern)), ("after", "before"))
+    assert _always_holds_cue(list(sre_parse.parse(loose.pattern)), ("after", "before", "by"))
+
+
+def test_each_cued_match_holds_its_cue(folded: list[str]) -> None:
+    matched = set()
+    for text in folded:
+        words = dates._words(text)
+        for name, rule in cued_rules():
+            for match in rule.pattern.finditer(words):
+                matched.add(name)
+                assert rule.may_match(match.group(0)), (name, match.group(0))
+    assert len(matched) > 10
+
+
+def test_rules_read_ascii_only(folded: list[str]) -> None:
+    """The rules compiled ASCII-only read what `_words` and `normalise` leave, which is
+    always plain ASCII (their patterns drop everything else)."""
+    for text in folded:
+        assert dates._words(text).isascii(), text
+        assert understanding.normalise(text).isascii(), text
+    assert dates._words("¿Mañana a las 3? ☺ ſ").isascii()

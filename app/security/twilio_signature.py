@@ -7,9 +7,10 @@ X-Forwarded-Host that any client can send.
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import parse_qsl, urlparse
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from twilio.request_validator import (
@@ -100,7 +101,7 @@ async def read_form(request: Request) -> FormData:
     except ValueError:
         detail = f"Too many fields. Maximum number of fields is {MAX_FIELDS}."
         raise HTTPException(status_code=400, detail=detail) from None
-    return FormData(pairs)
+    return FormData(cast(list[tuple[str, str | UploadFile]], pairs))  # list is invariant
 
 
 def _bind_sids(form: FormData) -> None:

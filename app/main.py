@@ -117,6 +117,10 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Telephony-first scheduling agent: SMS, voice and VAPI on one number.",
+        # Traces are ours (app/telemetry.py, when configured), metrics are Prometheus's
+        # (app/metrics.py): FastAPI's own would ask OpenTelemetry for its providers on
+        # every request only to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     services = Services(
         settings=settings,

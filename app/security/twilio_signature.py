@@ -79,10 +79,14 @@ class TwilioVerifier:
         """RequestValidator.validate's verdict for a form body, its own signatures
         computed one at a time: validate() signs the URL both without and with its port
         (Twilio signs either) before comparing, where a genuine request matches the
-        first. The signing is twilio's (compute_signature, remove_port, add_port)."""
+        URL as configured, tried first. The signing is twilio's (compute_signature,
+        remove_port, add_port)."""
         parsed = urlparse(url)
+        as_configured, other = add_port(parsed), remove_port(parsed)
+        if not parsed.port:
+            as_configured, other = other, as_configured
         try:
-            for signed_url in (remove_port(parsed), add_port(parsed)):
+            for signed_url in (as_configured, other):
                 computed = self._validator.compute_signature(signed_url, form, algorithm)
                 if compare(computed, signature):
                     return True

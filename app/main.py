@@ -13,7 +13,7 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import admin, bench_stats, dashboard, health, metrics
+from app import admin, bench_stats, dashboard, dispatch, health, metrics
 from app.agent.engine import Engine
 from app.agent.factory import build_engine
 from app.calendar import ms_oauth_routes, oauth_routes
@@ -117,6 +117,10 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Telephony-first scheduling agent: SMS, voice and VAPI on one number.",
+        # Traces are ours (app/telemetry.py, when configured), metrics are Prometheus's
+        # (app/metrics.py): FastAPI's own would ask OpenTelemetry for its providers on
+        # every request only to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     services = Services(
         settings=settings,
@@ -138,15 +142,16 @@ def create_app(
     app.state.services = services
 
     document_forms(twilio_sms.router, twilio_voice.router, twilio_notifications.router)
-    # A request is matched against the included routers in this order, each walked route
-    # by route (twice for the one that matches), so the turns come first: an SMS, a
-    # Gather or a VAPI tool call would otherwise walk the admin API's routes each time.
+    # The webhook turns' routes are found by their exact path (app/dispatch.py); the
+    # rest are matched against the included routers in this order, each walked route by
+    # route, so the turns' routers still come first (the tools' path has a parameter).
     # No path of one router can match another's, so the order changes no answer.
-    app.include_router(twilio_sms.router)
-    app.include_router(twilio_voice.router)
-    app.include_router(vapi.router)
+    exact = dispatch.install(app)
+    exact.add(twilio_sms.router)
+    exact.add(twilio_voice.router)
+    exact.add(vapi.router)
     app.include_router(tool_endpoints.router)
-    app.include_router(twilio_notifications.router)
+    exact.add(twilio_notifications.router)
     app.include_router(twilio_media.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -154,8 +159,8 @@ def create_app(
     if settings.bench_endpoints:
         services.round_trips = bench_stats.count_round_trips(session_factory.kw["bind"])
         app.include_router(bench_stats.router)
-        app.include_router(vapi.bench_router)
-        app.include_router(twilio_sms.bench_router)
+        exact.add(vapi.bench_router)
+        exact.add(twilio_sms.bench_router)
     app.include_router(oauth_routes.router)
     app.include_router(ms_oauth_routes.router)
     app.include_router(calendar_push.router)

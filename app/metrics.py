@@ -82,12 +82,22 @@ def metrics() -> Response:
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
+# Each series' child, found by its label values: `labels()` checks and joins the values
+# under the metric's lock on every call, for a handful of series that never go away.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(scope: Scope, status: int, seconds: float) -> None:
     """One HTTP request, by method, route template (after routing) and status."""
-    route = getattr(scope.get("route"), "path", "unmatched")
-    method = scope.get("method", "")
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    key = (scope.get("method", ""), getattr(scope.get("route"), "path", "unmatched"), status)
+    series = _request_series.get(key)
+    if series is None:
+        method, route, _ = key
+        series = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+        _request_series[key] = series
+    count, latency = series
+    count.inc()
+    latency.observe(seconds)
 
 
 def observe_engine_turn(meta: dict[str, Any]) -> None:

@@ -151,15 +151,18 @@ class Decision:
     retry_after: int = 0
 
 
+ALLOWED = Decision(True)
+
+
 class KeyLimit(CallerLimit):
     """A limit per identity (an API key, an address) that also says when to come back."""
 
     def check(self, identity: str) -> Decision:
         if not self._limiter.enabled:
-            return Decision(True)
+            return ALLOWED
         strategy = self._limiter.limiter
         for item in self._limits:
             if not strategy.hit(item, *self._identity(identity)):
                 reset_at = strategy.get_window_stats(item, *self._identity(identity)).reset_time
                 return Decision(False, max(1, int(reset_at - time.time() + 0.999)))
-        return Decision(True)
+        return ALLOWED

@@ -6,9 +6,17 @@ import asyncio
 from urllib.parse import urlencode
 
 import pytest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from twilio.request_validator import RequestValidator
 
-from app.security.twilio_signature import SignatureRejected, TwilioVerifier, public_url
+from app.security.twilio_signature import (
+    MAX_FIELDS,
+    SignatureRejected,
+    TwilioVerifier,
+    public_url,
+    read_form,
+)
 
 # Twilio's published example (tests/fixtures/twilio/README.md).
 VECTOR_PARAMS = {
@@ -95,8 +103,6 @@ def test_tampered_params_wrong_token_or_no_signature_are_rejected(signature, par
 
 
 def test_repeated_keys_and_blank_values_are_signed_as_sent():
-    from twilio.request_validator import RequestValidator
-
     params = [("MediaUrl", "a"), ("MediaUrl", "b"), ("Body", ""), *VECTOR_PARAMS.items()]
 
     class Multi(dict):  # what the signer sees: every value of a repeated key
@@ -110,3 +116,95 @@ def test_repeated_keys_and_blank_values_are_signed_as_sent():
     assert form.getlist("MediaUrl") == ["a", "b"]  # type: ignore[attr-defined]
     with pytest.raises(SignatureRejected):
         verify(signature, [p for p in params if p != ("MediaUrl", "b")])
+
+
+def form_request(body: bytes, headers: dict[str, str] | None = None) -> Request:
+    request = make_request(
+        "/myapp.php",
+        "foo=1&bar=2",
+        body,
+        {"content-type": "application/x-www-form-urlencoded", **(headers or {})},
+    )
+    request.scope["app"] = None  # inside an app, Starlette's parser refuses with a 400
+    return request
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"a=1;b=2&c=3",  # a semicolon is data, not a separator
+        b"a=1&&b=&c",  # empty pieces skipped, blank values kept
+        b"a+b=%C3%A9+x&%3D=%26",
+        "é=ü".encode(),  # raw bytes: read as Latin-1, as Starlette reads them
+        b"a=1&a=2&a=",
+        b"=x&y",
+        b"a=%ZZ%C3",  # a broken escape stays, an invalid UTF-8 one is replaced
+        b"a==b",
+        urlencode({**VECTOR_PARAMS, "Body": "Réservez demain à 15h ✓ & +1 (555)"}).encode(),
+    ],
+)
+def test_the_form_reads_as_starlettes_parser_reads_it(body: bytes) -> None:
+    async def both() -> tuple[list[tuple[str, object]], list[tuple[str, object]]]:
+        ours = await read_form(form_request(body))
+        starlettes = await form_request(body).form()
+        return ours.multi_items(), starlettes.multi_items()
+
+    ours, starlettes = asyncio.run(both())
+    assert ours == starlettes
+
+
+def test_a_form_of_too_many_fields_is_a_400_as_starlettes() -> None:
+    body = "&".join(f"f{i}=x" for i in range(MAX_FIELDS + 1)).encode()
+    with pytest.raises(HTTPException) as ours:
+        asyncio.run(read_form(form_request(body)))
+
+    async def starlettes_form() -> object:
+        return await form_request(body).form()
+
+    with pytest.raises(HTTPException) as starlettes:
+        asyncio.run(starlettes_form())
+    assert (ours.value.status_code, ours.value.detail) == (400, starlettes.value.detail)
+    form = asyncio.run(read_form(form_request(body.rpartition(b"&")[0])))
+    assert len(form) == MAX_FIELDS
+
+
+def _sign(url: str, algorithm: str, token: str = "12345") -> str:
+    return RequestValidator(token).compute_signature(url, VECTOR_PARAMS, algorithm)
+
+
+@pytest.mark.parametrize("base", ["https://mycompany.com", "https://mycompany.com:8443"])
+@pytest.mark.parametrize(
+    ("signed_url", "algorithm", "token"),
+    [
+        ("https://mycompany.com/myapp.php?foo=1&bar=2", "HMAC_SHA1", "12345"),
+        ("https://mycompany.com:443/myapp.php?foo=1&bar=2", "HMAC_SHA1", "12345"),
+        ("https://mycompany.com:8443/myapp.php?foo=1&bar=2", "HMAC_SHA1", "12345"),
+        ("https://mycompany.com/myapp.php?foo=1&bar=2", "HMAC_SHA256", "12345"),
+        ("https://mycompany.com:443/myapp.php?foo=1&bar=2", "HMAC_SHA256", "12345"),
+        ("https://mycompany.com/myapp.php?foo=1&bar=2", "HMAC_SHA1", "54321"),
+        ("https://mycompany.com/myapp.php?foo=2&bar=2", "HMAC_SHA1", "12345"),
+        ("https://other.example/myapp.php?foo=1&bar=2", "HMAC_SHA256", "12345"),
+    ],
+)
+@pytest.mark.parametrize("header_algorithm", ["HMAC_SHA1", "HMAC_SHA256", "HMAC_SHA512"])
+def test_the_verdict_is_request_validators(
+    base: str, signed_url: str, algorithm: str, token: str, header_algorithm: str
+) -> None:
+    """One signature computed at a time, the same verdict as validate() computing both."""
+    signature = _sign(signed_url, algorithm, token)
+    headers = {
+        "x-twilio-signature": signature,
+        "x-twilio-webhooks-signature-settings": f"key=k1,algorithm={header_algorithm}",
+    }
+    request = form_request(urlencode(VECTOR_PARAMS).encode(), headers)
+    expected = RequestValidator("12345").validate(
+        public_url(base, request), VECTOR_PARAMS, signature, header_algorithm
+    )
+    verifier = TwilioVerifier("12345", base)
+    try:
+        asyncio.run(verifier.verified_form(request))
+        accepted = True
+    except SignatureRejected:
+        accepted = False
+    assert accepted == expected

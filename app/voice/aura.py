@@ -19,7 +19,7 @@ import json
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlencode, urlsplit
 
 import h11
@@ -119,7 +119,7 @@ class Aura:
         self._idle: deque[_Connection] = deque()  # the most recently used on the right
         self._closed = False
 
-    async def speak(self, text: str) -> AsyncIterator[bytes]:
+    async def speak(self, text: str) -> AsyncGenerator[bytes]:
         """μ-law 8 kHz audio for `text` as it arrives. ConnectionLost if the connection
         failed (perhaps after some audio), SynthesisRefused for an error answer."""
         body = json.dumps({"text": text}).encode()

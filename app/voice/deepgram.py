@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,9 +221,11 @@ class Deepgram:
         for attempt in range(2):
             started = False
             try:
-                async for chunk in self._aura.speak(text):
-                    started = True
-                    yield chunk
+                # Closed here even if our reader stops midway: its connection with it.
+                async with aclosing(self._aura.speak(text)) as chunks:
+                    async for chunk in chunks:
+                        started = True
+                        yield chunk
                 return
             except ConnectionLost as exc:
                 if started or attempt:

@@ -233,6 +233,8 @@ class Deepgram:
                 log.info("speech synthesis: %s on a pooled connection, sent again", exc)
             except SynthesisRefused as exc:
                 raise DeepgramUnavailable(f"speech synthesis refused: {exc}") from exc
+            except Exception as exc:  # anything else: the call goes on with <Gather>
+                raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
 
 
 def build_deepgram(settings: Settings) -> Deepgram | None:

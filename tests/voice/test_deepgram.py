@@ -4,11 +4,13 @@ any audio; anything else is Deepgram being unavailable. The listener's audio chu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
 import pytest
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.voice.aura import Aura
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, Listener
 from tests.voice.scripted_http import (
     AUDIO,
@@ -64,6 +66,19 @@ def test_a_failure_after_audio_began_is_not_retried(settings: Settings) -> None:
 def test_an_error_answer_is_not_retried(settings: Settings) -> None:
     with pytest.raises(DeepgramUnavailable, match="refused: HTTP 401"):
         speak(settings, [UNAUTHORISED, AUDIO])
+
+
+def test_any_other_failure_is_deepgram_unavailable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Aura, text: str) -> AsyncGenerator[bytes]:
+        raise ValueError("a fault of ours")
+        yield b""  # an async generator, as Aura.speak is
+
+    monkeypatch.setattr(Aura, "speak", broken)
+    # Not left to end the speaking task silently: the call goes on with <Gather>.
+    with pytest.raises(DeepgramUnavailable, match="ValueError"):
+        speak(settings, [AUDIO])
 
 
 def test_unreachable_is_deepgram_unavailable(settings: Settings) -> None:

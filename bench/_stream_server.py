@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.agent.engine import Reply, Turn  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.voice import aura as voice_aura  # noqa: E402
 from app.voice import call as voice_call  # noqa: E402
 from app.voice import deepgram as voice_deepgram  # noqa: E402
 from app.voice.fake_deepgram import FAKE_KEY, loopback_socket  # noqa: E402
@@ -139,7 +140,7 @@ def time_phases(figures: Figures) -> None:
     thread_out  the worker thread ended
     turn_out    the loop had the turn's answer
     tts_call    the first phrase's synthesis was asked for (speak())
-    tts_sent    its HTTP request went out (httpx's request hook)
+    tts_sent    its HTTP request went out
     tts_head    the response's headers arrived
     tts_byte    its first audio bytes
     frame       the first frame was sent to Twilio"""
@@ -191,29 +192,29 @@ def time_phases(figures: Figures) -> None:
             figures.phases.append(stamps)
         await media(self, frame)
 
-    async def on_request(_: Any) -> None:
+    send = voice_aura._Connection.send
+    next_event = voice_aura._Connection.next_event
+
+    def timed_send(self: voice_aura._Connection, *args: Any) -> None:
+        send(self, *args)
         stamps = TURN.get()
         if stamps is not None and "tts_sent" not in stamps:
             stamps["tts_sent"] = time.perf_counter()
 
-    async def on_response(_: Any) -> None:
+    async def timed_next_event(self: voice_aura._Connection, *args: Any) -> Any:
+        event = await next_event(self, *args)
         stamps = TURN.get()
         if stamps is not None and "tts_head" not in stamps:
             stamps["tts_head"] = time.perf_counter()
+        return event
 
     twilio_media.CallDialogue.turn = timed_turn  # type: ignore[method-assign]
     twilio_media.CallDialogue._take_turn = timed_take_turn  # type: ignore[method-assign]
     Session.commit = timed_commit  # type: ignore[method-assign]
     voice_deepgram.Deepgram.speak = timed_speak  # type: ignore[method-assign]
     voice_call.StreamCall._media = timed_media  # type: ignore[method-assign]
-    hooks = {"request": [on_request], "response": [on_response]}
-    original_init = voice_deepgram.Deepgram.__init__
-
-    def hooked_init(self: voice_deepgram.Deepgram, settings: Settings) -> None:
-        original_init(self, settings)
-        self._http.event_hooks = hooks
-
-    voice_deepgram.Deepgram.__init__ = hooked_init  # type: ignore[method-assign]
+    voice_aura._Connection.send = timed_send  # type: ignore[method-assign]
+    voice_aura._Connection.next_event = timed_next_event  # type: ignore[method-assign]
 
 
 def main(port: int, database_url: str, fake_url: str) -> None:

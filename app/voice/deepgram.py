@@ -1,4 +1,6 @@
-"""Deepgram through the official SDK (deepgram-sdk 7): live transcription and Aura speech.
+"""Deepgram: live transcription through the official SDK (deepgram-sdk 7), and Aura
+speech through app/voice/aura.py (a lighter request than the SDK's, made for every phrase
+on the event loop).
 
 Both base URLs are settings (DEEPGRAM_API_URL for REST, DEEPGRAM_WS_URL for the
 WebSocket), so tests, the simulator and benchmarks talk to a local fake. The rest of the
@@ -11,16 +13,16 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1 import client as sdk_listen
 
 from app.config import Settings
+from app.voice.aura import Aura, ConnectionLost, SynthesisRefused
 
 log = logging.getLogger(__name__)
 
@@ -141,24 +143,22 @@ class Deepgram:
     def __init__(self, settings: Settings) -> None:
         assert settings.deepgram_api_key is not None
         self.settings = settings
-        # Our own pool, sized for every call's phrases at once: httpx keeps only 20 idle
-        # connections by default, so under load each phrase paid a new TCP (and, to the
-        # real Deepgram, TLS) connection on the event loop.
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(SYNTHESIS_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-            limits=httpx.Limits(
-                max_connections=None,
-                max_keepalive_connections=KEEPALIVE,
-                # Below common server idle timeouts (uvicorn's is 5 s), so a connection is
-                # rarely reused just as the server closes it.
-                keepalive_expiry=KEEPALIVE_SECONDS,
-            ),
+        key = settings.deepgram_api_key.get_secret_value()
+        # A pool sized for every call's phrases at once, so under load a phrase does not
+        # pay a new TCP (and, to the real Deepgram, TLS) connection on the event loop.
+        self._aura = Aura(
+            settings.deepgram_api_url,
+            key,
+            settings.deepgram_tts_model,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=SYNTHESIS_TIMEOUT_SECONDS,
+            # Below common server idle timeouts (uvicorn's is 5 s), so a connection is
+            # rarely reused just as the server closes it.
+            keepalive_seconds=KEEPALIVE_SECONDS,
+            max_idle=KEEPALIVE,
         )
         self._client = AsyncDeepgramClient(
-            api_key=settings.deepgram_api_key.get_secret_value(),
-            httpx_client=self._http,
-            # With a client of ours the SDK sets no timeout of its own unless given one.
-            timeout=SYNTHESIS_TIMEOUT_SECONDS,
+            api_key=key,
             environment=DeepgramClientEnvironment(
                 base=settings.deepgram_api_url.rstrip("/"),
                 production=settings.deepgram_ws_url.rstrip("/"),
@@ -168,13 +168,13 @@ class Deepgram:
         )
         # The SDK rebuilds its headers for every request, looking its own version up in
         # the installed packages' metadata (a scan of sys.path, milliseconds on the event
-        # loop before each phrase is synthesised). They never change: build them once.
+        # loop as each call opens its socket). They never change: build them once.
         wrapper = self._client._client_wrapper
         headers = wrapper.get_headers()
         wrapper.get_headers = lambda: dict(headers)  # type: ignore[method-assign]
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._aura.aclose()
 
     @asynccontextmanager
     async def listen(self, options: ListenOptions) -> AsyncIterator[Listener]:
@@ -221,28 +221,20 @@ class Deepgram:
         for attempt in range(2):
             started = False
             try:
-                async for chunk in self._synthesise(text):
-                    started = True
-                    yield chunk
+                # Closed here even if our reader stops midway: its connection with it.
+                async with aclosing(self._aura.speak(text)) as chunks:
+                    async for chunk in chunks:
+                        started = True
+                        yield chunk
                 return
-            except httpx.TransportError as exc:
+            except ConnectionLost as exc:
                 if started or attempt:
-                    raise DeepgramUnavailable(
-                        f"speech synthesis failed: {type(exc).__name__}"
-                    ) from exc
+                    raise DeepgramUnavailable(f"speech synthesis failed: {exc}") from exc
                 log.info("speech synthesis: %s on a pooled connection, sent again", exc)
-            except Exception as exc:
+            except SynthesisRefused as exc:
+                raise DeepgramUnavailable(f"speech synthesis refused: {exc}") from exc
+            except Exception as exc:  # anything else: the call goes on with <Gather>
                 raise DeepgramUnavailable(f"speech synthesis failed: {type(exc).__name__}") from exc
-
-    def _synthesise(self, text: str) -> AsyncIterator[bytes]:
-        chunks: AsyncIterator[bytes] = self._client.speak.v1.audio.generate(
-            text=text,
-            model=self.settings.deepgram_tts_model,
-            encoding=ENCODING,
-            sample_rate=SAMPLE_RATE,
-            container="none",
-        )
-        return chunks
 
 
 def build_deepgram(settings: Settings) -> Deepgram | None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
@@ -57,6 +59,9 @@ START_TIMEOUT_SECONDS = 5.0
 POLICY_VIOLATION = 1008
 INTERRUPTED = "[interrupted]"
 RESUMED = "Sorry, the line broke up for a moment. Could you say that again?"
+# Threads for streamed calls' engine turns: more than turns are ever at once in a process
+# (a turn waiting on a calendar's API holds one), created only as they are needed.
+TURN_THREADS = 32
 T = TypeVar("T")
 
 
@@ -285,6 +290,14 @@ async def _audit(websocket: WebSocket, call_sid: str, action: str, **details: ob
 
 
 async def _in_thread(websocket: WebSocket, work: Callable[[Session], T]) -> T:
+    return await anyio.to_thread.run_sync(_in_session(websocket, work))
+
+
+def _in_session(websocket: WebSocket, work: Callable[[Session], T]) -> Callable[[], T]:
+    """`work` with a session of its own, in the caller's context (a worker thread sees
+    the request's context variables, as with anyio's threads)."""
+    context = contextvars.copy_context()
+
     def run() -> T:
         with services_of(websocket).session_factory() as session:
             try:
@@ -293,7 +306,36 @@ async def _in_thread(websocket: WebSocket, work: Callable[[Session], T]) -> T:
                 session.rollback()
                 raise
 
-    return await anyio.to_thread.run_sync(run)
+    return lambda: context.run(run)
+
+
+_turn_threads = ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="streamed-turn")
+
+
+def _answer_of(job: Future[T]) -> asyncio.Future[T]:
+    """The job's outcome on the loop, handed over in one callback (a loop iteration):
+    anyio's threads, a task and a shield took four, and each iteration may wait up to the
+    GIL switch interval while another call's turn runs Python in its thread. Cancelling
+    the answer leaves the job running."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+
+    def hand_over() -> None:
+        if answer.cancelled():
+            return
+        if job.cancelled():  # never started: the process is shutting down
+            answer.cancel()
+        elif (error := job.exception()) is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(job.result())
+
+    def report(_: Future[T]) -> None:  # in the worker thread, or here if already done
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(hand_over)
+
+    job.add_done_callback(report)
+    return answer
 
 
 # --- engine turns, through the Gather path's own step -------------------------------------
@@ -310,18 +352,18 @@ class CallDialogue:
         self.form = FormData([("CallSid", call_sid)])
         self.turn_number = 0
         self.failure = ""
-        self.in_flight: asyncio.Future[str] | None = None
+        self.in_flight: Future[str] | None = None
         self.turn_cpu_seconds: list[float] = []
 
     async def settle(self) -> None:
         """Let a turn still running commit before Twilio moves on to /resume, so the
         Gather turns that follow are numbered after it."""
-        work = self.in_flight
-        if work is None or work.done():
+        job = self.in_flight
+        if job is None or job.done():
             return
         seconds = services_of(self.websocket).settings.voice_turn_budget_seconds
         with anyio.move_on_after(seconds), contextlib.suppress(Exception):
-            await asyncio.shield(work)
+            await _answer_of(job)
 
     def _call(self, session: Session) -> voice.Call:
         return voice.Call(self.websocket, session, self.form)
@@ -376,17 +418,16 @@ class CallDialogue:
         seconds = services_of(self.websocket).settings.voice_turn_budget_seconds
         form = FormData([*self.form.multi_items(), ("SpeechResult", heard)])
         ahead = _on_loop(foreseen)
-        work = asyncio.ensure_future(
-            _in_thread(
+        job = _turn_threads.submit(
+            _in_session(
                 self.websocket, lambda session: self._take_turn(session, form, number, ahead)
             )
         )
-        self.in_flight = work
+        # Not cancelled with the call: settle() lets it commit before /resume.
+        self.in_flight = job
         try:
-            with anyio.fail_after(seconds):
-                # Shielded: a call ending mid-turn must not leave the thread's commit racing
-                # /resume (settle() waits for it).
-                twiml = await asyncio.shield(work)
+            async with asyncio.timeout(seconds):
+                twiml = await _answer_of(job)
         except Exception:
             log.exception("stream %s turn %d failed", self.call_sid, number)
             return Said(voice.APOLOGY_RETRY)

@@ -1,64 +1,107 @@
-"""Speech synthesis through the SDK: a pooled connection that was closed under us is
-retried once before any audio; anything else is Deepgram being unavailable."""
+"""Speech synthesis: a pooled connection that was closed under us is retried once before
+any audio; anything else is Deepgram being unavailable. The listener's audio chunks."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
-import httpx
 import pytest
-import respx
 from pydantic import SecretStr
 
 from app.config import Settings
+from app.voice.aura import Aura
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, Listener
+from tests.voice.scripted_http import (
+    AUDIO,
+    CUT_OFF,
+    NO_ANSWER,
+    UNAUTHORISED,
+    ScriptedServer,
+    scripted_server,
+)
 
-API = "http://deepgram.test"
 
+def speak(settings: Settings, script: list[str], text: str = "Hello.") -> ScriptedServer:
+    """`text` spoken through a server answering as scripted; the audio must be whole."""
 
-def speak(settings: Settings, text: str) -> bytes:
-    deepgram = Deepgram(
-        settings.model_copy(
-            update={"deepgram_api_key": SecretStr("dg-test"), "deepgram_api_url": API}
-        )
-    )
+    async def main() -> ScriptedServer:
+        async with scripted_server(*script) as server:
+            deepgram = Deepgram(
+                settings.model_copy(
+                    update={
+                        "deepgram_api_key": SecretStr("dg-test"),
+                        "deepgram_api_url": server.url,
+                    }
+                )
+            )
+            try:
+                audio = b"".join([chunk async for chunk in deepgram.speak(text)])
+            finally:
+                await deepgram.aclose()
+            assert audio == server.audio
+            return server
 
-    async def collect() -> bytes:
-        try:
-            return b"".join([chunk async for chunk in deepgram.speak(text)])
-        finally:
-            await deepgram.aclose()
-
-    return asyncio.run(collect())
+    return asyncio.run(main())
 
 
 def test_a_connection_closed_before_any_audio_is_retried_once(settings: Settings) -> None:
-    with respx.mock(base_url=API) as mock:
-        route = mock.post("/v1/speak").mock(
-            side_effect=[httpx.ReadError("closed"), httpx.Response(200, content=b"\xff" * 320)]
-        )
-        assert speak(settings, "Hello.") == b"\xff" * 320
-    assert route.call_count == 2
-    sent = route.calls[-1].request
-    assert sent.url.params["encoding"] == "mulaw" and sent.url.params["sample_rate"] == "8000"
+    server = speak(settings, [NO_ANSWER, AUDIO])
+    assert [r.connection for r in server.received] == [1, 2]
+    sent = server.received[-1]
+    assert "encoding=mulaw" in sent.target and "sample_rate=8000" in sent.target
     assert sent.headers["authorization"] == "Token dg-test"
 
 
 def test_a_second_failure_is_deepgram_unavailable(settings: Settings) -> None:
-    with respx.mock(base_url=API) as mock:
-        mock.post("/v1/speak").mock(side_effect=httpx.ConnectError("refused"))
-        with pytest.raises(DeepgramUnavailable, match="ConnectError"):
-            speak(settings, "Hello.")
+    with pytest.raises(DeepgramUnavailable, match="speech synthesis failed"):
+        speak(settings, [NO_ANSWER, NO_ANSWER, AUDIO])
+
+
+def test_a_failure_after_audio_began_is_not_retried(settings: Settings) -> None:
+    with pytest.raises(DeepgramUnavailable, match="speech synthesis failed"):
+        speak(settings, [CUT_OFF, AUDIO])
 
 
 def test_an_error_answer_is_not_retried(settings: Settings) -> None:
-    with respx.mock(base_url=API) as mock:
-        route = mock.post("/v1/speak").mock(
-            return_value=httpx.Response(401, json={"err_code": "INVALID_AUTH"})
+    with pytest.raises(DeepgramUnavailable, match="refused: HTTP 401"):
+        speak(settings, [UNAUTHORISED, AUDIO])
+
+
+def test_any_other_failure_is_deepgram_unavailable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Aura, text: str) -> AsyncGenerator[bytes]:
+        raise ValueError("a fault of ours")
+        yield b""  # an async generator, as Aura.speak is
+
+    monkeypatch.setattr(Aura, "speak", broken)
+    # Not left to end the speaking task silently: the call goes on with <Gather>.
+    with pytest.raises(DeepgramUnavailable, match="ValueError"):
+        speak(settings, [AUDIO])
+
+
+def test_unreachable_is_deepgram_unavailable(settings: Settings) -> None:
+    async def main() -> str:
+        async with scripted_server(AUDIO) as server:
+            return server.url
+
+    url = asyncio.run(main())  # closed: nothing listens there any more
+    deepgram = Deepgram(
+        settings.model_copy(
+            update={"deepgram_api_key": SecretStr("dg-test"), "deepgram_api_url": url}
         )
-        with pytest.raises(DeepgramUnavailable):
-            speak(settings, "Hello.")
-    assert route.call_count == 1
+    )
+
+    async def collect() -> None:
+        try:
+            async for _ in deepgram.speak("Hello."):
+                pass
+        finally:
+            await deepgram.aclose()
+
+    with pytest.raises(DeepgramUnavailable, match="ConnectionRefusedError"):
+        asyncio.run(collect())
 
 
 class Socket:

@@ -21,6 +21,7 @@ from app.security.pins import hash_pin
 from app.security.stream_token import StreamTokens
 from app.stream_sim import StreamedCall, StreamRefused
 from app.voice.fake_deepgram import FakeDeepgram
+from app.webhooks import twilio_media
 from tests.conftest import Reader, TwilioClient
 from tests.voice.conftest import run
 
@@ -485,3 +486,31 @@ def test_a_reply_is_spoken_from_the_synthesis_started_during_its_commit(
     booked = [text for text in fake.spoken if "booked" in text]
     assert len(booked) == 1  # the audio asked for ahead is the audio played
     assert db.scalar(select(Appointment)) is not None
+
+
+def test_a_turns_answer_reaches_the_loop_and_a_wait_given_up_leaves_the_turn_running() -> None:
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def turn() -> str:
+        started.set()
+        release.wait(5)
+        finished.append("committed")
+        return "<Response/>"
+
+    async def main() -> None:
+        job = twilio_media._turn_threads.submit(turn)
+        waiting = twilio_media._answer_of(job)
+        assert await asyncio.to_thread(started.wait, 5)
+        waiting.cancel()  # the call ended, or the turn's budget ran out
+        release.set()
+        # What settle() does: wait for the same turn, which went on to its end.
+        assert await twilio_media._answer_of(job) == "<Response/>"
+        assert finished == ["committed"]
+        # An answer already there, and a failure, are handed over as well.
+        assert await twilio_media._answer_of(job) == "<Response/>"
+        failed = twilio_media._turn_threads.submit(lambda: 1 // 0)
+        with pytest.raises(ZeroDivisionError):
+            await twilio_media._answer_of(failed)
+
+    asyncio.run(main())

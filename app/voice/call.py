@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import gc
 import json
 import logging
@@ -204,11 +205,14 @@ class StreamCall:
             self.outcome.set_result(outcome)
 
     async def _from_twilio(self, messages: AsyncIterator[dict[str, Any]]) -> None:
+        send_audio = self.listener.send
         try:
             async for message in messages:
                 event = message.get("event")
                 if event == "media":
-                    await self.listener.send(base64.b64decode(message["media"]["payload"]))
+                    # 50 times a second per call: binascii's decoder itself, without
+                    # base64.b64decode's wrapper (which does the same, non-strict).
+                    await send_audio(binascii.a2b_base64(message["media"]["payload"]))
                 elif event == "mark":
                     self._on_mark(str(message.get("mark", {}).get("name", "")))
                 elif event == "dtmf":

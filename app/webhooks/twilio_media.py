@@ -43,7 +43,7 @@ from app.security import audit
 from app.security.idempotency import claim
 from app.security.stream_token import StreamTokens, TokenRejected
 from app.services import services_of
-from app.voice.call import Foresee, Outcome, Said, StreamCall
+from app.voice.call import Foresee, Outcome, Said, StreamCall, freeze_when_warm
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, ListenOptions
 from app.webhooks import twilio_voice as voice
 from app.webhooks.twilio_common import TwilioForm
@@ -172,6 +172,7 @@ async def media_stream(websocket: WebSocket) -> None:
     await dialogue.settle()
     # Twilio then follows the <Redirect> after <Connect>: /resume.
     await _close(websocket)
+    freeze_when_warm()
 
 
 async def _close(websocket: WebSocket, code: int = 1000) -> None:

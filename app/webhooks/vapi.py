@@ -463,11 +463,11 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     claim_values = request.params()
     caller = vapi.caller
     if caller is None:  # routing needs no lookup to refuse it
-        return request.result(session, session.scalar(claim_insert(dialect), claim_values))
+        return request.result(session, _claim_alone(session, dialect, claim_values))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
     parameters = {**numbers, "call_id": vapi.call_id, "caller": caller}
     if dialect != "postgresql":  # no INSERT in a CTE
-        claimed = request.result(session, session.scalar(claim_insert(dialect), claim_values))
+        claimed = request.result(session, _claim_alone(session, dialect, claim_values))
         if claimed.is_new:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
@@ -475,6 +475,13 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     claimed = request.result(session, rows[0].claim_id)
     if claimed.is_new:
         vapi.read_ahead(rows)
+    return claimed
+
+
+def _claim_alone(session: Session, dialect: str, values: dict[str, Any]) -> int | None:
+    """The claim's INSERT on its own: a statement on the table, run on the session's
+    connection (the ORM's execution would add nothing to it)."""
+    claimed: int | None = session.connection().scalar(claim_insert(dialect), values)
     return claimed
 
 

@@ -4,18 +4,33 @@ Called by the scheduling tools right after a booking, move or cancellation, insi
 same transaction: the rows commit or roll back with the change they describe, and a
 worker delivers them later. A move or cancellation skips the appointment's pending
 reminders (status "skipped", with the reason) and a move schedules new ones.
+
+The rows are written at commit with the transaction's other last writes
+(`app/commit_writes.py`: on PostgreSQL in the same statement), not at once: nothing
+reads them back before the commit except a later change to the same appointment in
+the same transaction, which finds them among the rows this transaction planned.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, Table, bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Agent, Appointment, Notification, PhoneNumber, ReminderSettings
+from app import commit_writes
+from app.models import (
+    Agent,
+    Appointment,
+    Notification,
+    PhoneNumber,
+    ReminderSettings,
+    new_id,
+    utcnow,
+)
 from app.notifications.timing import earliest_send, parse_hhmm, reminder_due
 
 Change = Literal["booked", "moved", "cancelled"]
@@ -26,6 +41,12 @@ CONFIRM_CHANNELS = ("voice", "vapi", "dashboard", "admin")
 # The owner made these themselves: no message to the owner about them.
 OWNER_CHANNELS = ("dashboard",)
 REMINDER_KINDS = ("reminder", "reminder_call")
+
+_NOTIFICATIONS = cast(Table, Notification.__table__)
+# Every column of a planned row, so all rows of a commit have one shape.
+_UNSET_ROW: dict[str, Any] = dict.fromkeys(column.key for column in _NOTIFICATIONS.columns)
+# session.info key: this transaction's planned rows, not yet written.
+_PLANNED = "notifications_planned"
 
 
 def settings_for(session: Session, agent_id: str) -> ReminderSettings:
@@ -51,6 +72,35 @@ def default_settings(agent_id: str) -> ReminderSettings:
     )
 
 
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """What the planner uses of an agent's reminder settings (its row or the defaults),
+    read as plain columns: no ORM entity is loaded or built for a booking."""
+
+    reminders_enabled: bool
+    offsets_minutes: tuple[int, ...]
+    quiet_start: time
+    quiet_end: time
+    confirmations_enabled: bool
+    owner_notifications: bool
+    reminder_calls: bool
+
+    @classmethod
+    def of(cls, settings: ReminderSettings) -> ReminderPolicy:
+        return cls(
+            reminders_enabled=settings.reminders_enabled,
+            offsets_minutes=tuple(settings.offsets_minutes),
+            quiet_start=parse_hhmm(settings.quiet_start),
+            quiet_end=parse_hhmm(settings.quiet_end),
+            confirmations_enabled=settings.confirmations_enabled,
+            owner_notifications=settings.owner_notifications,
+            reminder_calls=settings.reminder_calls,
+        )
+
+
+DEFAULT_POLICY = ReminderPolicy.of(default_settings(""))
+
+
 def sending_number(session: Session, agent_id: str) -> str:
     """The agent's dedicated line, or "" for the shared agent number (AGENT_NUMBER)."""
     line = session.scalar(
@@ -61,35 +111,23 @@ def sending_number(session: Session, agent_id: str) -> str:
     return line or ""
 
 
-# An agent's settings row (None: the defaults) and sending line, in one round trip;
-# built once, as the planner runs at every booking change.
-_SETTINGS_AND_SENDER = (
-    select(
-        ReminderSettings,
-        select(PhoneNumber.e164)
-        .where(PhoneNumber.agent_id == bindparam("agent_id"), PhoneNumber.purpose == "agent_line")
-        .limit(1)
-        .scalar_subquery(),
-    )
-    .select_from(Agent)
-    .outerjoin(ReminderSettings, ReminderSettings.agent_id == Agent.id)
-    .where(Agent.id == bindparam("agent_id"))
+# The settings columns the policy is made of, labelled so they can ride along any
+# statement that selects agents; a NULL `reminder_settings_agent` means no row.
+_POLICY_COLUMNS = (
+    ReminderSettings.agent_id.label("reminder_settings_agent"),
+    *(
+        getattr(ReminderSettings, name).label(f"reminder_{name}")
+        for name in (
+            "reminders_enabled",
+            "offsets_minutes",
+            "quiet_start",
+            "quiet_end",
+            "confirmations_enabled",
+            "owner_notifications",
+            "reminder_calls",
+        )
+    ),
 )
-
-
-# What the planner reads (`settings_and_sender`), as an agent's own read.
-Planning = tuple[ReminderSettings, str]
-
-
-def settings_and_sender(session: Session, agent_id: str) -> Planning:
-    """`settings_for` and `sending_number` together."""
-    found, line = session.execute(_SETTINGS_AND_SENDER, {"agent_id": agent_id}).one()
-    return planning_of(agent_id, found, line)
-
-
-def planning_of(agent_id: str, found: ReminderSettings | None, line: str | None) -> Planning:
-    return (found if found is not None else default_settings(agent_id)), line or ""
-
 
 _LINE = aliased(PhoneNumber)
 _AGENTS_LINE = (
@@ -103,12 +141,42 @@ _AGENTS_LINE = (
 
 
 def with_planning(statement: Select[Any]) -> Select[Any]:
-    """`statement`, which selects agents (`Agent`), with each agent's settings row and
-    sending line added: what the planner reads, read along (`planning_of(row.Agent.id,
-    row.ReminderSettings, row.agent_line)`)."""
-    return statement.add_columns(ReminderSettings, _AGENTS_LINE).outerjoin(
+    """`statement`, which selects agents (`Agent`), with each agent's reminder settings
+    and sending line added: what the planner reads, read along (`planning_of(row)`)."""
+    return statement.add_columns(*_POLICY_COLUMNS, _AGENTS_LINE).outerjoin(
         ReminderSettings, ReminderSettings.agent_id == Agent.id
     )
+
+
+# An agent's settings (NULLs: the defaults) and sending line, in one round trip; built
+# once, as the planner runs at every booking change.
+_SETTINGS_AND_SENDER = with_planning(select(Agent.id)).where(Agent.id == bindparam("agent_id"))
+
+
+# What the planner reads (`settings_and_sender`), as an agent's own read.
+Planning = tuple[ReminderPolicy, str]
+
+
+def settings_and_sender(session: Session, agent_id: str) -> Planning:
+    """The agent's reminder policy and sending line together."""
+    return planning_of(session.execute(_SETTINGS_AND_SENDER, {"agent_id": agent_id}).one())
+
+
+def planning_of(row: Any) -> Planning:
+    """The planning in a row read `with_planning`."""
+    line: str = row.agent_line or ""
+    if row.reminder_settings_agent is None:
+        return DEFAULT_POLICY, line
+    policy = ReminderPolicy(
+        reminders_enabled=row.reminder_reminders_enabled,
+        offsets_minutes=tuple(row.reminder_offsets_minutes),
+        quiet_start=parse_hhmm(row.reminder_quiet_start),
+        quiet_end=parse_hhmm(row.reminder_quiet_end),
+        confirmations_enabled=row.reminder_confirmations_enabled,
+        owner_notifications=row.reminder_owner_notifications,
+        reminder_calls=row.reminder_reminder_calls,
+    )
+    return policy, line
 
 
 def owner_number(session: Session, agent: Agent) -> str | None:
@@ -143,14 +211,17 @@ class Planner:
 
     def on_change(
         self, appointment: Appointment, change: Change, *, channel: str, caller: str | None
-    ) -> list[Notification]:
-        self.session.flush()
+    ) -> list[dict[str, Any]]:
+        """The rows planned for `change` (written at commit)."""
         # A booking's row was inserted in this very transaction: no notification can
-        # refer to it yet, so there is none to count.
-        self._sequence = 0 if change == "booked" else self._existing(appointment.id)
-        rows: list[Notification] = []
-        if change != "booked":
+        # refer to it yet, so there is none to count or to skip.
+        if change == "booked":
+            self._sequence = 0
+        else:
+            self.session.flush()
+            self._sequence = self._existing(appointment.id)
             self.drop_pending(appointment.id, f"appointment {change}")
+        rows: list[dict[str, Any]] = []
         if change != "cancelled":
             rows += self.reminders(appointment)
         if channel in CONFIRM_CHANNELS and caller and self.settings.confirmations_enabled:
@@ -178,10 +249,26 @@ class Planner:
                     self._owner_text(appointment, change),
                 )
             )
-        self.session.add_all(rows)
+        self._write(rows)
         return rows
 
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.session.in_nested_transaction():
+            # A savepoint may roll back alone; rows kept for the commit would outlive it.
+            self.session.connection().execute(insert(_NOTIFICATIONS), rows)
+            return
+        _planning_rows(self.session).extend(rows)
+
     def drop_pending(self, appointment_id: str, reason: str) -> None:
+        for row in _planned(self.session):
+            if (
+                row["appointment_id"] == appointment_id
+                and row["kind"] in REMINDER_KINDS
+                and row["status"] == "scheduled"
+            ):
+                row.update(status="skipped", reason=reason, status_at=self.now)
         self.session.execute(
             update(Notification)
             .where(
@@ -193,10 +280,11 @@ class Planner:
             .execution_options(synchronize_session=False)
         )
 
-    def reminders(self, appointment: Appointment) -> list[Notification]:
-        if not self.settings.reminders_enabled or not appointment.contact_e164:
+    def reminders(self, appointment: Appointment) -> list[dict[str, Any]]:
+        to = appointment.contact_e164
+        if not self.settings.reminders_enabled or not to:
             return []
-        quiet = parse_hhmm(self.settings.quiet_start), parse_hhmm(self.settings.quiet_end)
+        quiet = self.settings.quiet_start, self.settings.quiet_end
         kind = "reminder_call" if self.settings.reminder_calls else "reminder"
         rows, seen = [], set()
         for offset in sorted(set(self.settings.offsets_minutes), reverse=True):
@@ -207,26 +295,29 @@ class Planner:
             row = self._row(
                 appointment,
                 kind,
-                appointment.contact_e164,
+                to,
                 due,
                 self._reminder_text(appointment, kind),
                 suffix=str(offset),
             )
-            row.not_before = max(
+            row["not_before"] = max(
                 earliest_send(due, appointment.start_at, self.zone, *quiet), self.now
             )
             rows.append(row)
         return rows
 
     def _existing(self, appointment_id: str) -> int:
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(Notification)
-                .where(Notification.appointment_id == appointment_id)
-            )
-            or 0
+        """How many notifications the appointment has: written, or planned in this
+        transaction (their keys are numbered on from them)."""
+        written: int | None = self.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.appointment_id == appointment_id)
         )
+        planned = sum(
+            1 for row in _planned(self.session) if row["appointment_id"] == appointment_id
+        )
+        return (written or 0) + planned
 
     def _row(
         self,
@@ -236,21 +327,26 @@ class Planner:
         due: datetime,
         body: str,
         suffix: str = "",
-    ) -> Notification:
+    ) -> dict[str, Any]:
+        """A notification row with every column (the model's defaults spelled out)."""
         self._sequence += 1
-        return Notification(
-            agent_id=self.agent.id,
-            appointment_id=appointment.id,
-            kind=kind,
-            channel="call" if kind == "reminder_call" else "sms",
-            to_e164=to,
-            from_e164=self.sender,
-            body=body,
-            due_at=due,
-            status="scheduled",
-            attempts=0,
-            dedupe_key=f"{appointment.id}:{self._sequence}:{kind}:{suffix}",
-        )
+        return {
+            **_UNSET_ROW,
+            "id": new_id("ntf"),
+            "agent_id": self.agent.id,
+            "appointment_id": appointment.id,
+            "kind": kind,
+            "channel": "call" if kind == "reminder_call" else "sms",
+            "to_e164": to,
+            "from_e164": self.sender,
+            "body": body,
+            "due_at": due,
+            "send_at": due,
+            "status": "scheduled",
+            "attempts": 0,
+            "dedupe_key": f"{appointment.id}:{self._sequence}:{kind}:{suffix}",
+            "created_at": utcnow(),
+        }
 
     def _what(self, appointment: Appointment) -> str:
         return f"{appointment.appointment_type} with {self.agent.name}"
@@ -288,7 +384,34 @@ def on_change(
     channel: str,
     caller: str | None,
     planning: Planning | None = None,
-) -> list[Notification]:
+) -> list[dict[str, Any]]:
+    """Plan the notifications of `change`; they are written when the session commits."""
     return Planner(session, agent, now, planning).on_change(
         appointment, change, channel=channel, caller=caller
     )
+
+
+def _planned(session: Session) -> list[dict[str, Any]]:
+    """The rows this transaction planned and has not written yet."""
+    planned: list[dict[str, Any]] = session.info.get(_PLANNED, [])
+    return planned
+
+
+def _planning_rows(session: Session) -> list[dict[str, Any]]:
+    """The transaction's planned rows, to add to: written at its commit."""
+    planned = session.info.get(_PLANNED)
+    if planned is None:
+        planned = session.info[_PLANNED] = []
+        commit_writes.prepare_at_commit(session, _PLANNED, _write_planned)
+    return cast(list[dict[str, Any]], planned)
+
+
+def _write_planned(session: Session) -> None:
+    """At commit: the planned rows join the transaction's last writes."""
+    for row in session.info.pop(_PLANNED, ()):
+        commit_writes.insert_row(session, _NOTIFICATIONS, row)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_planned(session: Session) -> None:
+    session.info.pop(_PLANNED, None)

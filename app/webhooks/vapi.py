@@ -20,13 +20,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Row, Select, and_, bindparam, case, literal, select, true
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    inspect,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
@@ -168,7 +180,7 @@ class VapiCall:
     def planning(self, agent: Agent) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""
         row = self._read_along(agent)
-        return None if row is None else planning_of(agent.id, row.ReminderSettings, row.agent_line)
+        return None if row is None else planning_of(row)
 
     def known_name(self, routed: Route) -> str | None:
         """The caller's known name for a new conversation, read ahead when it could be."""
@@ -222,6 +234,19 @@ class VapiCall:
         self.session.add(conversation)
         self._found = (conversation,)
         return conversation
+
+    def write_now(self, conversation: Conversation) -> None:
+        """INSERT a new conversation at once, without the ORM's unit of work: a booking
+        refers to it, so it cannot wait for the last writes. The ORM then holds it as
+        written (later changes are UPDATEs, as for one it loaded)."""
+        if inspect(conversation).persistent:
+            return
+        conversation.created_at = conversation.updated_at = utcnow()
+        row = {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
+        self.session.connection().execute(_INSERT_CONVERSATION, row)
+        self.session.expunge(conversation)
+        make_transient_to_detached(conversation)
+        self.session.add(conversation)
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -438,11 +463,11 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     claim_values = request.params()
     caller = vapi.caller
     if caller is None:  # routing needs no lookup to refuse it
-        return request.result(session, session.scalar(claim_insert(dialect), claim_values))
+        return request.result(session, _claim_alone(session, dialect, claim_values))
     numbers = numbers_of(caller, try_e164(vapi.dialled_raw, vapi.settings.default_region))
     parameters = {**numbers, "call_id": vapi.call_id, "caller": caller}
     if dialect != "postgresql":  # no INSERT in a CTE
-        claimed = request.result(session, session.scalar(claim_insert(dialect), claim_values))
+        claimed = request.result(session, _claim_alone(session, dialect, claim_values))
         if claimed.is_new:
             vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
         return claimed
@@ -450,6 +475,13 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     claimed = request.result(session, rows[0].claim_id)
     if claimed.is_new:
         vapi.read_ahead(rows)
+    return claimed
+
+
+def _claim_alone(session: Session, dialect: str, values: dict[str, Any]) -> int | None:
+    """The claim's INSERT on its own: a statement on the table, run on the session's
+    connection (the ORM's execution would add nothing to it)."""
+    claimed: int | None = session.connection().scalar(claim_insert(dialect), values)
     return claimed
 
 
@@ -468,6 +500,10 @@ def _claim_and_read() -> Select[Any]:
         )
     )
 
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CONVERSATION_COLUMNS = tuple(column.key for column in _CONVERSATIONS.columns)
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
 
 _THE_CALLS_CONVERSATION = and_(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
@@ -543,6 +579,8 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     conversation = vapi.conversation()
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
+    if call.name == "book_appointment" and conversation is not None:
+        vapi.write_now(conversation)
     tools = _tools(vapi, routed, conversation)
     # VAPI may resend a tool call: the same toolCallId from the same caller books once.
     result = run_tool(tools, call.name, arguments, request_key=call.id[:128])

@@ -38,21 +38,21 @@ def parse_body(body: bytes) -> Any:
 
 
 def depth(value: Any) -> int:
-    """How deeply containers nest in `value`, counted without recursion."""
+    """How deeply containers nest in `value`, counted a level at a time without
+    recursion. Only containers are visited: a VAPI message is mostly strings and numbers
+    (its transcript and assistant), so that is most of the walk saved."""
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, level)
+    level = [value] if isinstance(value, (dict, list)) else []
+    while level:
+        deepest += 1
         if deepest > MAX_DEPTH:
             return deepest
-        stack.extend((child, level + 1) for child in children)
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
     return deepest
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -10,6 +10,12 @@ from sqlalchemy.orm import Session
 
 from app.demo import DemoData
 from app.models import Notification, ReminderSettings
+from app.notifications.plan import (
+    DEFAULT_POLICY,
+    ReminderPolicy,
+    default_settings,
+    settings_and_sender,
+)
 from app.tools.schemas import (
     BookAppointmentArgs,
     CancelAppointmentArgs,
@@ -61,6 +67,7 @@ def test_rows_roll_back_with_the_booking(session: Session, demo: DemoData):
 
 def test_sms_booking_gets_reminders_but_no_confirmation(session: Session, demo: DemoData):
     book(session, demo, channel="sms")
+    session.commit()
     assert sorted(n.kind for n in rows(session)) == ["reminder", "reminder"]
 
 
@@ -98,6 +105,7 @@ def test_cancelling_drops_pending_reminders(session: Session, demo: DemoData):
 def test_reminders_already_past_are_not_written(session: Session, demo: DemoData):
     soon = datetime(2026, 11, 23, 10, 0, tzinfo=LA)  # 2 h after "now" (08:00)
     book(session, demo, start=soon, channel="sms")
+    session.commit()
     assert rows(session) == []
 
 
@@ -115,6 +123,7 @@ def test_agent_settings_offsets_off_switch_calls_and_owner_messages(
     )
     session.flush()
     book(session, demo)
+    session.commit()
     found = {(n.kind, n.channel, n.to_e164) for n in rows(session)}
     assert found == {("reminder_call", "call", PERSON), ("owner_booked", "sms", demo.caller)}
     owner = next(n for n in rows(session) if n.kind == "owner_booked")
@@ -125,12 +134,67 @@ def test_agent_settings_offsets_off_switch_calls_and_owner_messages(
     assert settings is not None
     settings.reminders_enabled = False
     second = book(session, demo, start=THU_10AM)
+    session.commit()
     kinds = [n.kind for n in rows(session) if n.appointment_id == second]
     assert kinds == ["owner_booked"]
 
 
 def test_due_times_are_stored_in_utc(session: Session, demo: DemoData):
     book(session, demo)
+    session.commit()
     reminder = next(n for n in rows(session) if n.kind == "reminder")
     assert reminder.due_at.tzinfo is not None
     assert reminder.due_at - WED_3PM.astimezone(UTC) in (timedelta(days=-1), timedelta(hours=-2))
+
+
+def test_rows_wait_for_the_commit_and_join_its_last_writes(session: Session, demo: DemoData):
+    book(session, demo)
+    assert rows(session) == []  # planned: written with the transaction's last writes
+    session.commit()
+    assert len(rows(session)) == 3
+
+
+def test_rows_planned_in_a_savepoint_roll_back_with_it(session: Session, demo: DemoData):
+    savepoint = session.begin_nested()
+    book(session, demo)
+    assert len(rows(session)) == 3  # written at once: the savepoint may roll back alone
+    savepoint.rollback()
+    session.commit()
+    assert rows(session) == []
+
+
+def test_a_rollback_forgets_the_planned_rows(session: Session, demo: DemoData):
+    book(session, demo)
+    session.rollback()
+    book(session, demo, start=THU_10AM, channel="sms")
+    session.commit()
+    assert sorted(n.kind for n in rows(session)) == ["reminder", "reminder"]
+
+
+def test_planning_is_the_agents_settings_row_or_the_defaults(session: Session, demo: DemoData):
+    assert settings_and_sender(session, demo.agent_id) == (DEFAULT_POLICY, AGENT_LINE)
+    session.add(
+        ReminderSettings(
+            agent_id=demo.agent_id,
+            reminders_enabled=False,
+            offsets_minutes=[30, 90],
+            quiet_start="22:30",
+            quiet_end="07:15",
+            confirmations_enabled=False,
+            owner_notifications=True,
+            reminder_calls=True,
+        )
+    )
+    session.flush()
+    policy, line = settings_and_sender(session, demo.agent_id)
+    assert line == AGENT_LINE
+    assert policy == ReminderPolicy(
+        reminders_enabled=False,
+        offsets_minutes=(30, 90),
+        quiet_start=time(22, 30),
+        quiet_end=time(7, 15),
+        confirmations_enabled=False,
+        owner_notifications=True,
+        reminder_calls=True,
+    )
+    assert ReminderPolicy.of(default_settings(demo.agent_id)) == DEFAULT_POLICY

@@ -92,6 +92,9 @@ def test_nesting_within_the_bound_is_read(vapi: Vapi):
 def test_parse_body_bounds():
     assert depth({"a": [1, {"b": []}]}) == 4
     assert depth("flat") == 0
+    # The deepest branch counts, wherever it sits among scalars and shallower ones.
+    assert depth(["x", 1, {"a": [[], {"b": {}}], "c": "y"}, [], None]) == 5
+    assert depth({"wide": [{"k": i} for i in range(1000)]}) == 3
     assert parse_body(b'{"a": 1}') == {"a": 1}
     for bad in (b"{", nested(MAX_DEPTH + 1), nested(50_000)):
         with pytest.raises(PayloadRejected):

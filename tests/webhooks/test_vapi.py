@@ -394,6 +394,33 @@ def test_a_new_call_keeps_the_name_the_caller_is_known_by(
     assert conversation_of(session, "call_booker_again").details["caller_name"] == "Robin Park"
 
 
+def test_a_booking_opens_its_call_s_conversation_once_and_refers_to_it(
+    vapi: Vapi, session: Session, demo: DemoData
+):
+    """The new call's conversation is written before the booking that refers to it;
+    a later call in the same message and the recorded replies update that same row."""
+    message = tool_message(
+        [
+            call("w1", "book_appointment", start="2026-11-24T15:00:00"),
+            call("w2", "book_appointment", start="2026-11-24T15:00:00"),
+            call("w3", "check_availability", date="2026-11-24"),
+        ],
+        call_id="call_new",
+    )
+    results = vapi.results(message)
+    assert ["result" in r for r in results] == [True, False, True], results
+    conversation = conversation_of(session, "call_new")
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 1
+    assert (conversation.channel, conversation.agent_id) == ("vapi", demo.agent_id)
+    assert conversation.caller_e164 == "+14155550123"
+    assert conversation.details["caller_name"] == "Sam Rivera"
+    assert conversation.status == "active" and conversation.state == {}
+    assert conversation.created_at is not None and conversation.updated_at is not None
+    [appointment] = session.scalars(select(Appointment)).all()
+    assert appointment.conversation_id == conversation.id
+    assert [m.external_id for m in conversation.messages] == ["w1", "w2", "w3"]
+
+
 def test_a_repeat_whose_claim_is_gone_still_books_once(vapi: Vapi, session: Session):
     """The booking's own key answers a repeated toolCallId even when its stored event is
     gone (pruned): the slot it holds is refused, and the key finds the booking."""

@@ -177,13 +177,19 @@ def _create(settings: Settings) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    from app.pg_cursor import LazyDescriptionCursor
+
     return create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=settings.database_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
-        connect_args={"prepare_threshold": _prepare_threshold(settings)},
+        connect_args={
+            "prepare_threshold": _prepare_threshold(settings),
+            # Its description is made only when read (app/pg_cursor.py).
+            "cursor_factory": LazyDescriptionCursor,
+        },
     )
 
 

@@ -54,10 +54,11 @@ class _Deferred:
 
 
 def _deferred(session: Session) -> _Deferred:
-    # Begin the transaction now, so a rollback of it also drops these writes.
-    session.connection()
     found = session.info.get(_KEY)
     if found is None:
+        # Begin the transaction now, so a rollback of it also drops these writes (the
+        # rollback or the commit removes them: while they wait, it has begun).
+        session.connection()
         found = session.info[_KEY] = _Deferred()
     return cast(_Deferred, found)
 

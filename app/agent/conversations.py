@@ -17,12 +17,11 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    inspect,
     literal,
     select,
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from app import commit_writes
 from app.agent.engine import Channel, Engine, Reply, Turn
@@ -315,7 +314,7 @@ def _write_conversation(session: Session, conversation: Conversation) -> None:
     last writes; the ORM then holds it as written."""
     now = utcnow()
     table = cast(Table, Conversation.__table__)
-    state = inspect(conversation)
+    state = instance_state(conversation)  # inspect()'s answer, without its dispatch
     if not (state.pending or state.persistent):  # rolled back with a savepoint, or deleted
         return
     if state.pending:

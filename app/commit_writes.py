@@ -88,6 +88,21 @@ def prepare_at_commit(session: Session, key: Any, prepare: Callable[[Session], N
     _deferred(session).preparers.setdefault(key, prepare)
 
 
+def waiting_values(session: Session, table: Any) -> list[dict[str, Any]]:
+    """What the writes of `table` waiting for this session's commit will write: each
+    INSERT's row and each `update_row`'s values (with the key), in order. For checks of
+    a transaction's effects before it commits; nothing is sent."""
+    deferred = session.info.get(_KEY)
+    if deferred is None:
+        return []
+    found = [dict(row) for row in deferred.rows.get(table, [])]
+    for change in deferred.statements:
+        if isinstance(change, _RowUpdate) and change.table is table:
+            values = dict(zip(change.columns, change.values, strict=True))
+            found.append({**values, change.key_column: change.key_value})
+    return found
+
+
 _table_order: dict[Table, int] = {}
 
 

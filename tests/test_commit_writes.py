@@ -165,3 +165,17 @@ def test_a_changed_conversation_leaves_the_orm_nothing_to_flush_unless_more_chan
     stored = db.get(Conversation, conversation.id)
     assert stored.details == {"voice": {"turn": 2}} and stored.state == {"seen": 3}
     assert stored.caller_e164 == "+15550001111"
+
+
+def test_waiting_values_show_what_the_commit_will_write_and_nothing_after(
+    session_factory: sessionmaker[Session], demo: DemoData
+):
+    with session_factory() as session:
+        conversation = _turn(session, demo)
+        (stored,) = commit_writes.waiting_values(session, InboundEvent.__table__)
+        assert stored["response"] == "<Response/>" and "id" in stored
+        bodies = [row["body"] for row in commit_writes.waiting_values(session, Message.__table__)]
+        assert bodies == ["hello", "hi there"]
+        assert conversation.id
+        session.commit()
+        assert commit_writes.waiting_values(session, InboundEvent.__table__) == []

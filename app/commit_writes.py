@@ -54,10 +54,11 @@ class _Deferred:
 
 
 def _deferred(session: Session) -> _Deferred:
-    # Begin the transaction now, so a rollback of it also drops these writes.
-    session.connection()
     found = session.info.get(_KEY)
     if found is None:
+        # Begin the transaction now, so a rollback of it also drops these writes (the
+        # rollback or the commit removes them: while they wait, it has begun).
+        session.connection()
         found = session.info[_KEY] = _Deferred()
     return cast(_Deferred, found)
 
@@ -85,6 +86,21 @@ def prepare_at_commit(session: Session, key: Any, prepare: Callable[[Session], N
     """Call `prepare(session)` at commit, before anything is written (once per key):
     it may defer writes of what the transaction changed last."""
     _deferred(session).preparers.setdefault(key, prepare)
+
+
+def waiting_values(session: Session, table: Any) -> list[dict[str, Any]]:
+    """What the writes of `table` waiting for this session's commit will write: each
+    INSERT's row and each `update_row`'s values (with the key), in order. For checks of
+    a transaction's effects before it commits; nothing is sent."""
+    deferred = session.info.get(_KEY)
+    if deferred is None:
+        return []
+    found = [dict(row) for row in deferred.rows.get(table, [])]
+    for change in deferred.statements:
+        if isinstance(change, _RowUpdate) and change.table is table:
+            values = dict(zip(change.columns, change.values, strict=True))
+            found.append({**values, change.key_column: change.key_value})
+    return found
 
 
 _table_order: dict[Table, int] = {}

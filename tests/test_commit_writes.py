@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import commit_writes
@@ -131,3 +131,51 @@ def test_rows_of_one_shape_keep_their_own_values(
     assert responses == ["<First/>", "<Second/>", "<Third/>", "<Fourth/>"]
     actions = db.scalars(select(AuditEntry.action).order_by(AuditEntry.id))
     assert actions == ["test.one", "test.two", "test.three", "test.four"]
+
+
+def test_a_changed_conversation_leaves_the_orm_nothing_to_flush_unless_more_changed(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    """Its turn columns go with the last writes; the ORM's unit of work is not run for a
+    conversation that has nothing else to write, and still is when it has."""
+    with session_factory() as session:
+        conversation = _turn(session, demo)
+        session.commit()
+    flushes: list[int] = []
+    listener = lambda *_: flushes.append(1)  # noqa: E731
+    event.listen(Session, "before_flush", listener)
+    try:
+        with session_factory() as session:
+            again = session.get(Conversation, conversation.id)
+            assert again is not None
+            _service(session).record(again, "in", "later")
+            again.details = {"voice": {"turn": 2}}
+            session.commit()
+            assert not inspect(again).modified and not flushes
+        with session_factory() as session:
+            third = session.get(Conversation, conversation.id)
+            assert third is not None
+            _service(session).record(third, "in", "and later")
+            third.state = {"seen": 3}
+            third.caller_e164 = "+15550001111"  # not a turn column: the ORM writes it
+            session.commit()
+            assert flushes
+    finally:
+        event.remove(Session, "before_flush", listener)
+    stored = db.get(Conversation, conversation.id)
+    assert stored.details == {"voice": {"turn": 2}} and stored.state == {"seen": 3}
+    assert stored.caller_e164 == "+15550001111"
+
+
+def test_waiting_values_show_what_the_commit_will_write_and_nothing_after(
+    session_factory: sessionmaker[Session], demo: DemoData
+):
+    with session_factory() as session:
+        conversation = _turn(session, demo)
+        (stored,) = commit_writes.waiting_values(session, InboundEvent.__table__)
+        assert stored["response"] == "<Response/>" and "id" in stored
+        bodies = [row["body"] for row in commit_writes.waiting_values(session, Message.__table__)]
+        assert bodies == ["hello", "hi there"]
+        assert conversation.id
+        session.commit()
+        assert commit_writes.waiting_values(session, InboundEvent.__table__) == []

@@ -8,10 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, literal, select, text
 
 from app.config import Settings
-from app.db import make_engine, make_session_factory, read_only, upgrade_to_head
+from app.db import (
+    StatementCache,
+    make_engine,
+    make_session_factory,
+    read_only,
+    upgrade_to_head,
+)
 from tests.conftest import _postgres_database
 
 
@@ -78,3 +84,37 @@ def test_replicas_migrating_together_on_postgresql_both_reach_head():
         finally:
             for engine in engines:
                 engine.dispose()
+
+
+def test_statement_cache_finds_a_statement_built_once_by_its_key_and_others_as_before(
+    tmp_path: Path,
+):
+    engine = make_engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/c.db"))
+    cache = engine.get_execution_options()["compiled_cache"]
+    assert isinstance(cache, StatementCache)
+    constant = select(literal(1).label("one")).where(bindparam("n", type_=Integer()) > 0)
+    with engine.connect() as connection:
+        assert connection.execute(constant, {"n": 1}).scalar() == 1
+        assert connection.execute(constant, {"n": 0}).scalar() is None
+        (key,) = [k for k in cache._by_identity if k[0] == id(constant._generate_cache_key().key)]
+        # A statement of the same text built again has another key object: it is found
+        # in the shared cache by value, compiled once, and gives its own answer.
+        again = select(literal(2).label("one")).where(bindparam("n", type_=Integer()) > 0)
+        assert connection.execute(again, {"n": 1}).scalar() == 2
+        assert connection.execute(constant, {"n": 1}).scalar() == 1
+    assert len(cache) == 1  # both shapes share one compiled statement
+    assert key in cache._by_identity
+
+
+def test_statement_cache_forgets_identities_past_its_bound_and_still_answers():
+    cache = StatementCache(10)
+    dialect, compiled = object(), object()
+    keys = [(dialect, (n,), (), False, False) for n in range(StatementCache.MAX_IDENTITIES + 5)]
+    for key in keys:
+        cache[key] = compiled
+    assert len(cache._by_identity) <= StatementCache.MAX_IDENTITIES
+    # Forgotten by identity, found by value while the shared cache holds it; then by
+    # identity again.
+    assert cache.get(keys[-1]) is compiled
+    assert cache.get((dialect, (keys[-1][1][0],), (), False, False)) is compiled
+    assert cache.get((dialect, ("never",), (), False, False)) is None

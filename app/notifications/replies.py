@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ScalarSelect, bindparam, select
+from sqlalchemy import ScalarSelect, bindparam, literal, select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -108,8 +108,10 @@ _REMINDED = (
     .where(
         Notification.agent_id == bindparam("reminded_agent_id"),
         Notification.to_e164 == bindparam("reminded_person"),
-        Notification.kind.in_(("reminder", "reminder_call")),
-        Notification.status.in_(SENT),
+        # Lists of literals, not one expanding parameter each: an expanding IN is
+        # rendered again at every execution.
+        Notification.kind.in_([literal(kind) for kind in ("reminder", "reminder_call")]),
+        Notification.status.in_([literal(status) for status in SENT]),
         Notification.sent_at >= bindparam("reminded_since"),
         Appointment.status == AppointmentStatus.CONFIRMED,
         Appointment.end_at > bindparam("reminded_now"),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -19,13 +20,43 @@ from app.models import InboundEvent, utcnow
 
 @dataclass(frozen=True)
 class Claim:
-    event: InboundEvent | None
+    # The new event's row id; None when this event was seen before.
+    event_id: int | None
     # Set when this event was seen before: what we answered then (None: still running).
     previous_response: str | None = None
+    # What `event` is made from, when a caller asks for the entity (most only store the
+    # response, by id: `respond`).
+    request: ClaimRequest | None = field(default=None, repr=False, compare=False)
+    session: Session | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_new(self) -> bool:
-        return self.event is not None
+        return self.event_id is not None
+
+    @cached_property
+    def event(self) -> InboundEvent | None:
+        """The new event as a persistent entity, made when first asked for, without
+        reading the row back: setting .response is then an UPDATE at flush, as for any
+        loaded object."""
+        if self.event_id is None or self.request is None or self.session is None:
+            return None
+        request = self.request
+        event = InboundEvent(
+            id=self.event_id,
+            provider=request.provider,
+            external_id=request.external_id,
+            kind=request.kind,
+            payload=request.payload,
+            response=None,
+            created_at=request.created_at,
+        )
+        make_transient_to_detached(event)
+        self.session.add(event)
+        return event
+
+    def event_if_made(self) -> InboundEvent | None:
+        """`event` if a caller asked for it already (asking makes it)."""
+        return cast(InboundEvent | None, self.__dict__.get("event"))
 
 
 def claim(
@@ -109,31 +140,19 @@ class ClaimRequest:
                 .first()
             )
             return Claim(None, seen.response if seen else None)
-        # A persistent instance without reading the row back: setting .response later is
-        # an UPDATE at flush, as for any loaded object.
-        event = InboundEvent(
-            id=new_id,
-            provider=self.provider,
-            external_id=self.external_id,
-            kind=self.kind,
-            payload=self.payload,
-            response=None,
-            created_at=self.created_at,
-        )
-        make_transient_to_detached(event)
-        session.add(event)
-        return Claim(event)
+        return Claim(new_id, request=self, session=session)
 
 
 def respond(session: Session, claimed: Claim, response: str) -> None:
     """Store the answer a retry of this event gets, with the turn's last writes (one
     round trip at commit: app/commit_writes.py)."""
-    event = claimed.event
-    if event is None:
+    if claimed.event_id is None:
         raise ValueError("only a new event's answer is stored")
-    set_committed_value(event, "response", response)
+    made = claimed.event_if_made()
+    if made is not None:  # the entity holds the response as written
+        set_committed_value(made, "response", response)
     commit_writes.update_row(
-        session, InboundEvent.__table__, ("id", event.id), {"response": response}
+        session, InboundEvent.__table__, ("id", claimed.event_id), {"response": response}
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import InboundEvent
-from app.security.idempotency import claim
+from app.security.idempotency import claim, respond
 from tests.conftest import Reader
 
 
@@ -41,3 +41,26 @@ def test_racing_deliveries_run_once(session_factory: sessionmaker[Session], db: 
     assert outcomes.count(True) == 1
     (event,) = db.scalars(select(InboundEvent))
     assert event.response == "done"
+
+
+def test_a_claim_makes_its_entity_only_when_asked_and_stores_the_response_either_way(
+    session: Session, db: Reader
+):
+    by_id = claim(session, "twilio", "SMbyid", "sms")
+    assert by_id.is_new and by_id.event_if_made() is None
+    assert not [o for o in session if isinstance(o, InboundEvent)]  # nothing in the session
+    respond(session, by_id, "<Response>one</Response>")
+
+    asked = claim(session, "twilio", "SMasked", "sms")
+    entity = asked.event
+    assert entity is not None and entity in session and asked.event is entity
+    assert entity.id == asked.event_id and entity.external_id == "SMasked"
+    respond(session, asked, "<Response>two</Response>")
+    assert entity.response == "<Response>two</Response>"
+    session.commit()
+
+    stored = {e.external_id: e.response for e in db.scalars(select(InboundEvent))}
+    assert stored == {"SMbyid": "<Response>one</Response>", "SMasked": "<Response>two</Response>"}
+    assert claim(session, "twilio", "SMbyid", "sms").previous_response == (
+        "<Response>one</Response>"
+    )

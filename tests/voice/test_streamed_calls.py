@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import commit_writes
 from app.config import Settings
 from app.demo import DemoData
 from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent, Message
@@ -396,10 +397,11 @@ def test_stream_answer_carries_a_token_and_the_way_back(
 
 def books(session: Session) -> bool:
     """Whether this commit is a turn's that answers "you're booked" (the answer is stored
-    on the turn's event at its commit)."""
+    on the turn's event with the last writes: seen by a before_commit listener inserted
+    ahead of theirs)."""
     return any(
-        isinstance(item, InboundEvent) and "booked" in (item.response or "")
-        for item in session.identity_map.values()
+        "booked" in (values.get("response") or "")
+        for values in commit_writes.waiting_values(session, InboundEvent.__table__)
     )
 
 
@@ -435,7 +437,8 @@ def test_a_reply_synthesised_during_a_failed_commit_is_never_played(
         await asyncio.sleep(0.3)  # time enough for any stray audio to arrive
         await call.hang_up()
 
-    event.listen(Session, "before_commit", fail_once_synthesised)
+    # insert=True: before the last writes go out (they leave the session as they do).
+    event.listen(Session, "before_commit", fail_once_synthesised, insert=True)
     try:
         run(scenario)
     finally:
@@ -477,7 +480,7 @@ def test_a_reply_is_spoken_from_the_synthesis_started_during_its_commit(
         await call.hear("booked")
         await call.hang_up()
 
-    event.listen(Session, "before_commit", hold_booking_commit)
+    event.listen(Session, "before_commit", hold_booking_commit, insert=True)
     try:
         run(scenario)
     finally:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import CTE, Column, Table, bindparam, event, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 
 from app.db import Base
@@ -262,3 +262,11 @@ def _chained(table: Table, rows: list[dict[str, Any]]) -> list[CTE]:
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
     session.info.pop(_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_at_end(session: Session, transaction: SessionTransaction) -> None:
+    # close() ends the transaction without an after_rollback: what waited for its
+    # commit must not be written by the session's next one.
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)

@@ -67,6 +67,21 @@ def test_rollback_drops_the_last_writes(
     assert db.count(InboundEvent) == 0 and db.count(AuditEntry) == 0
 
 
+def test_closing_the_session_drops_the_last_writes(
+    session_factory: sessionmaker[Session], demo: DemoData, db: Reader
+):
+    """A session closed without commit (a turn abandoned mid-way) ends its transaction:
+    what waited for its commit must not ride on the session's next transaction."""
+    with session_factory() as session:
+        _turn(session, demo)
+        session.close()
+        audit.record(session, "later.work", actor="test", subject="x")
+        session.commit()
+    assert db.count(Conversation) == 0 and db.count(Message) == 0
+    assert db.count(InboundEvent) == 0
+    assert db.scalars(select(AuditEntry.action)) == ["later.work"]
+
+
 def test_a_later_change_to_the_conversation_is_written_with_them(
     session_factory: sessionmaker[Session], demo: DemoData, db: Reader
 ):

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where alembic/ and data/ live: the checkout, or APP_HOME when the package is installed
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # (0: at once); the server then skips parsing and planning it. -1: never (for
     # poolers in transaction mode that cannot keep prepared statements).
     database_prepare_threshold: int = 2
+    # Webhook and call turns whose Python runs at once in one process; the rest wait
+    # their turn without using the CPU (app/webhooks/turns.py). More adds GIL hand-offs,
+    # not throughput; a turn waiting on a calendar or a model gives its slot back.
+    turn_concurrency: int = Field(default=4, ge=1)
 
     # Shared rate-limit storage; in-memory when unset.
     redis_url: str | None = None

@@ -47,6 +47,7 @@ from app.webhooks import (
 )
 from app.webhooks import vapi_tools as tool_endpoints
 from app.webhooks.forms import document_forms
+from app.webhooks.turns import limit_turns
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def create_app(
     if session_factory is None:
         db_engine = make_engine(settings)
         session_factory = make_session_factory(db_engine)
+    limit_turns(session_factory, settings.turn_concurrency)
 
     # Token vault and Google client: a malformed or missing key fails here, at start-up.
     google_config = client_config(settings)

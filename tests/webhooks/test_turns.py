@@ -209,3 +209,81 @@ def _at(day: int, hour: int) -> Any:
     from tests.calendar.test_google_e2e import at
 
     return at(day, hour)
+
+
+def _limited(session_factory: sessionmaker[Session], size: int) -> sessionmaker[Session]:
+    factory = sessionmaker(session_factory.kw["bind"], expire_on_commit=False)
+    turns.limit_turns(factory, size)
+    return factory
+
+
+def _run_turns_at_once(factory: sessionmaker[Session], works: list[Any]) -> list[Any]:
+    answers: list[Any] = [None] * len(works)
+
+    def run(index: int) -> None:
+        with factory() as session:
+            answers[index] = turns.run_turn(session, works[index])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    return answers
+
+
+def test_only_the_configured_number_of_turns_run_at_once(
+    session_factory: sessionmaker[Session],
+):
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work(session: Session) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.05)
+        with lock:
+            running -= 1
+        return "done"
+
+    answers = _run_turns_at_once(_limited(session_factory, 2), [work] * 6)
+    assert answers == ["done"] * 6
+    assert most == 2
+
+
+def test_a_turn_waiting_on_a_calendar_gives_its_slot_back(
+    session_factory: sessionmaker[Session],
+):
+    """One slot: the first turn's fetch waits for a second turn, which can only run if
+    the first gave the slot back while fetching."""
+    factory = _limited(session_factory, 1)
+    second_done = threading.Event()
+    outcomes: list[str] = []
+
+    def second(session: Session) -> str:
+        second_done.set()
+        return "second"
+
+    def fetch() -> None:
+        outcomes.append("second ran" if second_done.wait(5) else "second still waiting")
+
+    def first(session: Session) -> str:
+        if outcomes:
+            return "first, with the window"
+        threading.Thread(target=_run_turns_at_once, args=(factory, [second])).start()
+        raise ReadNeeded("a window", fetch)
+
+    with factory() as session:
+        assert turns.run_turn(session, first) == "first, with the window"
+    assert outcomes == ["second ran"]
+
+
+def test_the_app_limits_its_turns_as_configured(settings: Settings):
+    app = create_app(settings.model_copy(update={"turn_concurrency": 3}))
+    with app.state.services.session_factory() as session:
+        slots = session.info[turns._SLOTS]
+    assert isinstance(slots, turns.TurnSlots) and slots.size == 3

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -48,11 +48,16 @@ _SLOTS = "turn_slots"
 
 
 class TurnSlots:
-    """How many turn attempts may run at once in this process."""
+    """How many turn attempts may run at once in this process, handed out first come,
+    first served: a slot given back goes straight to the longest waiter, so a turn that
+    arrives later cannot overtake one already waiting (a plain semaphore lets it, which
+    doubled the p99 of turns under load)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._free = threading.BoundedSemaphore(size)
+        self._free = size
+        self._waiting: deque[threading.Lock] = deque()
+        self._lock = threading.Lock()
         self._holder = threading.local()
 
     @contextmanager
@@ -60,13 +65,30 @@ class TurnSlots:
         if getattr(self._holder, "held", False):  # a turn inside a turn: its own slot
             yield
             return
-        self._free.acquire()
+        self._acquire()
         self._holder.held = True
         try:
             yield
         finally:
             self._holder.held = False
-            self._free.release()
+            self._release()
+
+    def _acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        handed.acquire()  # released by _release(): the slot is ours
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._free += 1
 
 
 def limit_turns(session_factory: sessionmaker[Session], size: int) -> None:

@@ -287,3 +287,34 @@ def test_the_app_limits_its_turns_as_configured(settings: Settings):
     with app.state.services.session_factory() as session:
         slots = session.info[turns._SLOTS]
     assert isinstance(slots, turns.TurnSlots) and slots.size == 3
+
+
+def test_turns_waiting_for_a_slot_get_it_in_the_order_they_came():
+    slots = turns.TurnSlots(1)
+    order: list[int] = []
+    first_in = threading.Event()
+    let_go = threading.Event()
+
+    def hold() -> None:
+        with slots.held():
+            first_in.set()
+            let_go.wait(5)
+
+    def wait_then_run(number: int) -> None:
+        with slots.held():
+            order.append(number)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    first_in.wait(5)
+    waiters = []
+    for number in range(4):
+        waiter = threading.Thread(target=wait_then_run, args=(number,))
+        waiter.start()
+        while len(slots._waiting) < number + 1:  # this one queues before the next starts
+            threading.Event().wait(0.001)
+        waiters.append(waiter)
+    let_go.set()
+    for thread in [holder, *waiters]:
+        thread.join(5)
+    assert order == [0, 1, 2, 3]

@@ -86,15 +86,21 @@ class ReminderPolicy:
     reminder_calls: bool
 
     @classmethod
-    def of(cls, settings: ReminderSettings) -> ReminderPolicy:
+    def of(cls, settings: ReminderSettings | Any, prefix: str = "") -> ReminderPolicy:
+        """From a settings entity, or from a row whose columns are its attributes'
+        names after `prefix`."""
+
+        def value(name: str) -> Any:
+            return getattr(settings, prefix + name)
+
         return cls(
-            reminders_enabled=settings.reminders_enabled,
-            offsets_minutes=tuple(settings.offsets_minutes),
-            quiet_start=parse_hhmm(settings.quiet_start),
-            quiet_end=parse_hhmm(settings.quiet_end),
-            confirmations_enabled=settings.confirmations_enabled,
-            owner_notifications=settings.owner_notifications,
-            reminder_calls=settings.reminder_calls,
+            reminders_enabled=value("reminders_enabled"),
+            offsets_minutes=tuple(value("offsets_minutes")),
+            quiet_start=parse_hhmm(value("quiet_start")),
+            quiet_end=parse_hhmm(value("quiet_end")),
+            confirmations_enabled=value("confirmations_enabled"),
+            owner_notifications=value("owner_notifications"),
+            reminder_calls=value("reminder_calls"),
         )
 
 
@@ -167,16 +173,7 @@ def planning_of(row: Any) -> Planning:
     line: str = row.agent_line or ""
     if row.reminder_settings_agent is None:
         return DEFAULT_POLICY, line
-    policy = ReminderPolicy(
-        reminders_enabled=row.reminder_reminders_enabled,
-        offsets_minutes=tuple(row.reminder_offsets_minutes),
-        quiet_start=parse_hhmm(row.reminder_quiet_start),
-        quiet_end=parse_hhmm(row.reminder_quiet_end),
-        confirmations_enabled=row.reminder_confirmations_enabled,
-        owner_notifications=row.reminder_owner_notifications,
-        reminder_calls=row.reminder_reminder_calls,
-    )
-    return policy, line
+    return ReminderPolicy.of(row, prefix="reminder_"), line
 
 
 def owner_number(session: Session, agent: Agent) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.logs import bind
 from app.models import Agent, PhoneNumber
 from app.phone import try_e164
+from app.turn_rows import AgentView, agent_columns, agent_of
 
 
 class RouteFailure(StrEnum):
@@ -30,7 +30,8 @@ class RouteFailure(StrEnum):
 
 @dataclass(frozen=True)
 class Route:
-    agent: Agent
+    # The agent's row as read at this turn, not the ORM entity (app/turn_rows.py).
+    agent: AgentView
     caller: str
     dialled: str | None
     # True when the caller owns the agent (texting their own assistant).
@@ -75,22 +76,24 @@ def route(
         owned = None
     line = rows.get(dialled) if dialled is not None else None
 
-    if line is not None and line.purpose == "agent_line" and line.Agent is not None:
+    line_agent = agent_of(line) if line is not None and line.purpose == "agent_line" else None
+    if line_agent is not None:
         is_owner = (
             owned is not None
             and owned.verified_at is not None
-            and owned.user_id == line.Agent.user_id
+            and owned.user_id == line_agent.user_id
         )
-        bind(agent_id=line.Agent.id)
-        return Route(line.Agent, caller, dialled, is_owner, "dedicated_line")
+        bind(agent_id=line_agent.id)
+        return Route(line_agent, caller, dialled, is_owner, "dedicated_line")
     if owned is None:
         return Unrouted(RouteFailure.UNKNOWN_CALLER, caller)
     if owned.verified_at is None:
         return Unrouted(RouteFailure.UNVERIFIED_CALLER, caller)
-    if owned.Agent is None:
+    owned_agent = agent_of(owned)
+    if owned_agent is None:
         return Unrouted(RouteFailure.NO_AGENT, caller)
-    bind(agent_id=owned.Agent.id)
-    return Route(owned.Agent, caller, dialled, True, "caller_id")
+    bind(agent_id=owned_agent.id)
+    return Route(owned_agent, caller, dialled, True, "caller_id")
 
 
 def numbers_of(caller: str, dialled: str | None) -> dict[str, str | None]:
@@ -133,20 +136,27 @@ def _agent_of_number() -> ColumnElement[bool]:
     return (Agent.id == target) & Agent.active.is_(True)
 
 
-_LOOKED_UP = (PhoneNumber.e164, PhoneNumber.purpose, PhoneNumber.user_id, PhoneNumber.verified_at)
+# Each number's routing columns, then its agent's (`agent_of` reads them by label).
+_LOOKED_UP = (
+    PhoneNumber.e164,
+    PhoneNumber.purpose,
+    PhoneNumber.user_id,
+    PhoneNumber.verified_at,
+    *agent_columns(),
+)
 
 
-def _lookup_statement() -> Select[str, str, str, datetime | None, Agent]:
+def _lookup_statement() -> Select[Any]:
     """Both numbers, each with the agent it leads to, by the unique index on e164;
     built once, reused."""
-    return select(*_LOOKED_UP, Agent).outerjoin(Agent, _agent_of_number()).where(_numbers())
+    return select(*_LOOKED_UP).outerjoin(Agent, _agent_of_number()).where(_numbers())
 
 
 def lookup_joined(statement: Select[Any]) -> Select[Any]:
     """`statement` (one row) with the lookup's columns added by outer joins: one row per
     number found, or its one row with the lookup's columns null; parameters as above."""
     return (
-        statement.add_columns(*_LOOKED_UP, Agent)
+        statement.add_columns(*_LOOKED_UP)
         .outerjoin(PhoneNumber, _numbers())
         .outerjoin(Agent, _agent_of_number())
     )

@@ -16,12 +16,12 @@ from app.agent.dates import When
 from app.agent.engine import Turn
 from app.agent.state import FLOW_KEYS, load_state
 from app.agent.understanding import Message, read
-from app.models import Agent
 from app.tools.registry import run_tool
 from app.tools.schemas import ToolResult
+from app.turn_rows import AgentLike
 
 
-def agent_language(agent: Agent) -> str:
+def agent_language(agent: AgentLike) -> str:
     """The profile's language ("es-MX" → "es"); English for anything we do not speak."""
     code = (agent.language or "en").split("-")[0].lower()
     return code if code in CATALOGUES else "en"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from app.models import Agent
 from app.tools.service import SchedulingTools
+from app.turn_rows import AgentLike
 
 Channel = Literal["sms", "voice"]
 
@@ -22,7 +22,7 @@ class Turn:
     text: str
     channel: Channel
     now: datetime
-    agent: Agent
+    agent: AgentLike
     tools: SchedulingTools
     # Engine-owned, JSON-serialisable; persisted between turns by the caller.
     state: dict[str, Any]

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from app.models import Agent
 from app.security.caller_id import STRICT
+from app.turn_rows import AgentLike
 
 PromptChannel = Literal["sms", "voice", "vapi"]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -21,12 +21,12 @@ SMS_LIMIT = 320
 MAX_FAQ = 20
 
 
-def language_name(agent: Agent) -> str:
+def language_name(agent: AgentLike) -> str:
     code = (agent.language or "en-US").split("-")[0].lower()
     return LANGUAGES.get(code, code)
 
 
-def system_prompt(agent: Agent, now: datetime, channel: PromptChannel) -> str:
+def system_prompt(agent: AgentLike, now: datetime, channel: PromptChannel) -> str:
     sections = [
         _persona(agent, channel),
         _clock(agent, now),
@@ -41,7 +41,7 @@ def system_prompt(agent: Agent, now: datetime, channel: PromptChannel) -> str:
     return "\n".join(s for s in sections if s)
 
 
-def _persona(agent: Agent, channel: PromptChannel) -> str:
+def _persona(agent: AgentLike, channel: PromptChannel) -> str:
     language = language_name(agent)
     if channel == "sms":
         style = (
@@ -64,7 +64,7 @@ def _persona(agent: Agent, channel: PromptChannel) -> str:
     return "\n".join(lines)
 
 
-def _clock(agent: Agent, now: datetime) -> str:
+def _clock(agent: AgentLike, now: datetime) -> str:
     today = now.astimezone(ZoneInfo(agent.timezone))
     return (
         f"Time zone: {agent.timezone}. Today is {today:%A, %B} {today.day}, {today:%Y} "
@@ -72,7 +72,7 @@ def _clock(agent: Agent, now: datetime) -> str:
     )
 
 
-def _offer(agent: Agent) -> str:
+def _offer(agent: AgentLike) -> str:
     types = "; ".join(
         f"{t.get('name') or t.get('key')} ({t.get('duration_minutes', '?')} minutes)"
         for t in agent.appointment_types or []
@@ -117,7 +117,7 @@ def _tools(channel: PromptChannel) -> str:
     )
 
 
-def _security(agent: Agent, channel: PromptChannel) -> str:
+def _security(agent: AgentLike, channel: PromptChannel) -> str:
     if agent.caller_id_policy != STRICT:
         return ""
     if channel == "vapi" and agent.pin_hash:
@@ -136,7 +136,7 @@ def _security(agent: Agent, channel: PromptChannel) -> str:
     )
 
 
-def _knowledge(agent: Agent) -> str:
+def _knowledge(agent: AgentLike) -> str:
     lines = []
     if agent.address.strip():
         lines.append(f"Address: {agent.address.strip()}")

@@ -8,7 +8,8 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from app.calendar.availability import Interval
-from app.models import Agent, Appointment
+from app.models import Appointment
+from app.turn_rows import AgentLike
 
 
 class CalendarError(Exception):
@@ -19,20 +20,20 @@ class CalendarBackend(Protocol):
     name: str
 
     def busy(
-        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
+        self, agent: AgentLike, start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[Interval]:
         """Busy time in [start, end) that is not one of our own appointments rows.
 
         `fresh`: bypass any cache (the re-check just before a booking is written)."""
         ...
 
-    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+    def create_event(self, agent: AgentLike, appointment: Appointment) -> str | None:
         """Write the appointment to the calendar; the external event id, if any."""
         ...
 
-    def update_event(self, agent: Agent, appointment: Appointment) -> None: ...
+    def update_event(self, agent: AgentLike, appointment: Appointment) -> None: ...
 
-    def delete_event(self, agent: Agent, appointment: Appointment) -> None: ...
+    def delete_event(self, agent: AgentLike, appointment: Appointment) -> None: ...
 
     def write_after_commit(self, appointment_id: str) -> None:
         """External calendars: write the row's state once its transaction commits."""
@@ -40,7 +41,7 @@ class CalendarBackend(Protocol):
 
 
 class CalendarFactory(Protocol):
-    def __call__(self, session: Session, agent: Agent) -> CalendarBackend: ...
+    def __call__(self, session: Session, agent: AgentLike) -> CalendarBackend: ...
 
 
 def may_be_external(factory: object) -> bool:
@@ -50,7 +51,7 @@ def may_be_external(factory: object) -> bool:
     return getattr(factory, "external_calendars", True) is not False
 
 
-def default_calendar_factory(session: Session, agent: Agent) -> CalendarBackend:
+def default_calendar_factory(session: Session, agent: AgentLike) -> CalendarBackend:
     """The built-in calendar for everyone. create_app() wires the Google-aware factory
     (app.calendar.google.GoogleCalendarFactory), which falls back to this per agent."""
     from app.calendar.local import LocalCalendar

@@ -48,9 +48,10 @@ from app.calendar.remote import (
 )
 from app.clock import Clock
 from app.config import Settings
-from app.models import Agent, Appointment, CalendarConnection
+from app.models import Appointment, CalendarConnection
 from app.notify import SmsSender
 from app.security.vault import TokenVault, VaultError
+from app.turn_rows import AgentLike
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class GoogleCalendarFactory:
         """Whether any agent can get Google (otherwise all get the built-in calendar)."""
         return self.enabled
 
-    def __call__(self, session: Session, agent: Agent) -> CalendarBackend:
+    def __call__(self, session: Session, agent: AgentLike) -> CalendarBackend:
         if not self.enabled or agent.calendar_provider != "google":
             return LocalCalendar(session)
         connection = session.scalar(
@@ -243,7 +244,7 @@ class GoogleCalendar(RemoteCalendar):
 
     # --- CalendarBackend (busy and write_after_commit: RemoteCalendar) ------------------
 
-    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+    def create_event(self, agent: AgentLike, appointment: Appointment) -> str | None:
         event_id = event_id_for(agent.id, appointment.idempotency_key)
         body = self._event_body(agent, appointment) | {"id": event_id}
         try:
@@ -260,7 +261,7 @@ class GoogleCalendar(RemoteCalendar):
             self._reconcile(event_id, body)
         return event_id
 
-    def update_event(self, agent: Agent, appointment: Appointment) -> None:
+    def update_event(self, agent: AgentLike, appointment: Appointment) -> None:
         event_id = appointment.external_event_id or event_id_for(
             agent.id, appointment.idempotency_key
         )
@@ -273,7 +274,7 @@ class GoogleCalendar(RemoteCalendar):
             # The event never landed (its insert is still pending): write it now.
             appointment.external_event_id = self.create_event(agent, appointment)
 
-    def delete_event(self, agent: Agent, appointment: Appointment) -> None:
+    def delete_event(self, agent: AgentLike, appointment: Appointment) -> None:
         # With no recorded id the insert may still have landed (lost answer): the
         # deterministic id finds it either way.
         event_id = appointment.external_event_id or event_id_for(
@@ -397,7 +398,7 @@ class GoogleCalendar(RemoteCalendar):
             except HttpError as exc:
                 raise self._failure(exc, "book") from None
 
-    def _event_body(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
+    def _event_body(self, agent: AgentLike, appointment: Appointment) -> dict[str, Any]:
         summary, description = event_text(agent, appointment)
         return {
             "summary": summary,

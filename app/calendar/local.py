@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.calendar.availability import Interval
-from app.models import Agent, Appointment, BusyBlock
+from app.models import Appointment, BusyBlock
+from app.turn_rows import AgentLike
 
 
 class LocalCalendar:
@@ -18,7 +19,7 @@ class LocalCalendar:
         self.session = session
 
     def busy(
-        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
+        self, agent: AgentLike, start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[Interval]:
         rows = self.session.execute(
             select(BusyBlock.start_at, BusyBlock.end_at).where(
@@ -29,13 +30,13 @@ class LocalCalendar:
         )
         return [Interval(s, e) for s, e in rows]
 
-    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+    def create_event(self, agent: AgentLike, appointment: Appointment) -> str | None:
         return None  # the appointments row is the event
 
-    def update_event(self, agent: Agent, appointment: Appointment) -> None:
+    def update_event(self, agent: AgentLike, appointment: Appointment) -> None:
         return None
 
-    def delete_event(self, agent: Agent, appointment: Appointment) -> None:
+    def delete_event(self, agent: AgentLike, appointment: Appointment) -> None:
         return None
 
     def write_after_commit(self, appointment_id: str) -> None:

@@ -48,9 +48,10 @@ from app.calendar.ms_oauth import RECONSENT_ERRORS, START_PATH, MicrosoftIdentit
 from app.calendar.remote import UNAVAILABLE_MESSAGE, FreeBusyCache, RemoteCalendar, event_text
 from app.clock import Clock
 from app.config import Settings
-from app.models import Agent, Appointment, CalendarConnection
+from app.models import Appointment, CalendarConnection
 from app.notify import SmsSender
 from app.security.vault import TokenVault, VaultError
+from app.turn_rows import AgentLike
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class MicrosoftCalendarFactory:
         fallback's."""
         return self.enabled or may_be_external(self.fallback)
 
-    def __call__(self, session: Session, agent: Agent) -> CalendarBackend:
+    def __call__(self, session: Session, agent: AgentLike) -> CalendarBackend:
         if not self.enabled or agent.calendar_provider != "microsoft":
             return self.fallback(session, agent)
         connection = session.scalar(
@@ -204,7 +205,7 @@ class MicrosoftCalendar(RemoteCalendar):
 
     # --- CalendarBackend (busy and write_after_commit: RemoteCalendar) ------------------
 
-    def create_event(self, agent: Agent, appointment: Appointment) -> str | None:
+    def create_event(self, agent: AgentLike, appointment: Appointment) -> str | None:
         body = self._event_body(agent, appointment) | {
             "transactionId": event_id_for(agent.id, appointment.idempotency_key)
         }
@@ -218,7 +219,7 @@ class MicrosoftCalendar(RemoteCalendar):
             self._json("PATCH", f"me/events/{event_id}", self._times(agent, appointment), "book")
         return event_id
 
-    def update_event(self, agent: Agent, appointment: Appointment) -> None:
+    def update_event(self, agent: AgentLike, appointment: Appointment) -> None:
         if appointment.external_event_id is None:
             # Its create may have landed with the answer lost: the transactionId finds it.
             appointment.external_event_id = self.create_event(agent, appointment)
@@ -243,7 +244,7 @@ class MicrosoftCalendar(RemoteCalendar):
                 self._json("POST", "me/calendar/events", body, "move")["id"]
             )
 
-    def delete_event(self, agent: Agent, appointment: Appointment) -> None:
+    def delete_event(self, agent: AgentLike, appointment: Appointment) -> None:
         event_id = appointment.external_event_id
         if event_id is None:
             # A create whose answer was lost may still have landed; the transactionId
@@ -351,13 +352,13 @@ class MicrosoftCalendar(RemoteCalendar):
 
     # --- pieces ----------------------------------------------------------------------
 
-    def _times(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
+    def _times(self, agent: AgentLike, appointment: Appointment) -> dict[str, Any]:
         return {
             "start": _graph_time(appointment.start_at, agent.timezone),
             "end": _graph_time(appointment.end_at, agent.timezone),
         }
 
-    def _event_body(self, agent: Agent, appointment: Appointment) -> dict[str, Any]:
+    def _event_body(self, agent: AgentLike, appointment: Appointment) -> dict[str, Any]:
         subject, description = event_text(agent, appointment)
         return {
             "subject": subject,

@@ -30,10 +30,11 @@ from app.calendar.connect import (
     make_link_token,
 )
 from app.config import Settings
-from app.models import Agent, PhoneNumber
+from app.models import PhoneNumber
 from app.notify import SmsSender, send_sms
 from app.security import audit
 from app.security.vault import TokenVault
+from app.turn_rows import AgentLike
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def connect_url(settings: Settings, agent_id: str, now: datetime, path: str = ST
     return f"{settings.public_base_url}{path}?{urlencode({'t': token})}"
 
 
-def caller_numbers(session: Session, agent: Agent) -> list[str]:
+def caller_numbers(session: Session, agent: AgentLike) -> list[str]:
     """The owner's verified own phones (purpose "caller"): where the link is texted."""
     return list(
         session.scalars(
@@ -102,7 +103,7 @@ def text_connect_link(
     session: Session,
     sender: SmsSender,
     settings: Settings,
-    agent: Agent,
+    agent: AgentLike,
     now: datetime,
     reason: str = "Connect your Google Calendar to your scheduling agent",
     path: str = START_PATH,

@@ -33,6 +33,7 @@ from app.config import Settings
 from app.models import Agent, Appointment, CalendarConnection
 from app.notify import SmsSender
 from app.security import audit
+from app.turn_rows import AgentLike
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class RemoteFactory(Protocol):
     sms_sender: SmsSender
     settings: Settings
 
-    def __call__(self, session: Session, agent: Agent) -> CalendarBackend: ...
+    def __call__(self, session: Session, agent: AgentLike) -> CalendarBackend: ...
 
 
 class RemoteCalendar:
@@ -228,7 +229,7 @@ class RemoteCalendar:
         self._remote = factory
 
     def busy(
-        self, agent: Agent, start: datetime, end: datetime, *, fresh: bool = False
+        self, agent: AgentLike, start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[Interval]:
         key = (self.connection_id, self.calendar_id, start, end)
         outside = None if fresh else self._remote.cache.get(key)
@@ -292,7 +293,9 @@ class RemoteCalendar:
         self.session.flush()
 
 
-def own_events(session: Session, agent: Agent, start: datetime, end: datetime) -> list[Interval]:
+def own_events(
+    session: Session, agent: AgentLike, start: datetime, end: datetime
+) -> list[Interval]:
     """Our bookings as the external calendar sees them; the tools count them from the
     database (with buffers), so the calendar's copy must not block them twice."""
     rows = session.execute(
@@ -309,7 +312,7 @@ def own_events(session: Session, agent: Agent, start: datetime, end: datetime) -
     return [Interval(s, e) for s, e in rows]
 
 
-def event_text(agent: Agent, appointment: Appointment) -> tuple[str, str]:
+def event_text(agent: AgentLike, appointment: Appointment) -> tuple[str, str]:
     """The event's title and description in the owner's calendar (any provider)."""
     kind = next(
         (t for t in agent.appointment_types or [] if t.get("key") == appointment.appointment_type),

@@ -32,6 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.notifications.timing import earliest_send, parse_hhmm, reminder_due
+from app.turn_rows import AgentLike
 
 Change = Literal["booked", "moved", "cancelled"]
 # Channels whose conversation did not already confirm in writing.
@@ -176,7 +177,7 @@ def planning_of(row: Any) -> Planning:
     return ReminderPolicy.of(row, prefix="reminder_"), line
 
 
-def owner_number(session: Session, agent: Agent) -> str | None:
+def owner_number(session: Session, agent: AgentLike) -> str | None:
     """The owner's verified phone: owner notifications go nowhere else."""
     return session.scalar(
         select(PhoneNumber.e164)
@@ -197,7 +198,7 @@ def when_text(moment: datetime, zone: ZoneInfo) -> str:
 
 class Planner:
     def __init__(
-        self, session: Session, agent: Agent, now: datetime, planning: Planning | None = None
+        self, session: Session, agent: AgentLike, now: datetime, planning: Planning | None = None
     ) -> None:
         """`planning`: the agent's settings and line when read in this transaction."""
         self.session = session
@@ -373,7 +374,7 @@ class Planner:
 
 def on_change(
     session: Session,
-    agent: Agent,
+    agent: AgentLike,
     appointment: Appointment,
     change: Change,
     *,

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from app.models import (
-    Agent,
     Appointment,
     AppointmentStatus,
     Attendance,
@@ -31,6 +30,7 @@ from app.models import (
 )
 from app.notifications.plan import when_text
 from app.security import audit
+from app.turn_rows import AgentLike
 
 ABOUT = "about_appointment"
 CONFIRMATIONS = {
@@ -157,7 +157,7 @@ def confirm_attendance(session: Session, appointment: Appointment, now: datetime
 def answer_sms(
     session: Session,
     conversation: Conversation,
-    agent: Agent,
+    agent: AgentLike,
     text: str,
     now: datetime,
     reminded_id: str | None,

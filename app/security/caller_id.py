@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.models import Agent
 from app.phone import mask
 from app.security import audit
 from app.security.pins import digits_from_speech, verify_pin
 from app.security.ratelimit import CallerLimit
+from app.turn_rows import AgentLike
 
 # Only full attestation means the carrier knows the caller owns the number.
 ATTESTED = frozenset({"TN-Validation-Passed-A", "TN-Validation-Passed-A-Diverted"})
@@ -29,11 +29,11 @@ def is_attested(stir_verstat: str | None) -> bool:
     return (stir_verstat or "").strip() in ATTESTED
 
 
-def needs_pin(agent: Agent, attested: bool) -> bool:
+def needs_pin(agent: AgentLike, attested: bool) -> bool:
     return agent.caller_id_policy == STRICT and not attested
 
 
-def may_manage_existing(agent: Agent, attested: bool, pin_verified: bool) -> bool:
+def may_manage_existing(agent: AgentLike, attested: bool, pin_verified: bool) -> bool:
     return pin_verified or not needs_pin(agent, attested)
 
 
@@ -50,7 +50,7 @@ class PinCheck:
     Conversation.details), where the attempts and the verified flag live."""
 
     session: Session
-    agent: Agent
+    agent: AgentLike
     caller: str
     call_state: dict[str, Any]
     caller_limit: CallerLimit

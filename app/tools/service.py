@@ -48,7 +48,6 @@ from app.calendar.backend import CalendarBackend, CalendarError
 from app.calendar.local import LocalCalendar
 from app.db import UTCDateTime
 from app.models import (
-    Agent,
     Appointment,
     AppointmentStatus,
     BusyBlock,
@@ -66,6 +65,7 @@ from app.tools.schemas import (
     RescheduleAppointmentArgs,
     ToolResult,
 )
+from app.turn_rows import AgentLike
 
 PARTS_OF_DAY = {
     "morning": (time(0, 0), time(12, 0)),
@@ -131,7 +131,7 @@ class _Window:
 @dataclass
 class ToolContext:
     session: Session
-    agent: Agent
+    agent: AgentLike
     calendar: CalendarBackend
     now: datetime
     caller: str | None
@@ -160,7 +160,7 @@ def upcoming_of(
     )
 
 
-def schedule_for(agent: Agent) -> Schedule:
+def schedule_for(agent: AgentLike) -> Schedule:
     return Schedule.from_settings(
         timezone=agent.timezone,
         weekly_hours=agent.weekly_hours or {},
@@ -663,7 +663,7 @@ class SchedulingTools:
         )
 
     def _write_through(
-        self, write: Callable[[Agent, Appointment], str | None], appointment: Appointment
+        self, write: Callable[[AgentLike, Appointment], str | None], appointment: Appointment
     ) -> None:
         """Write to the calendar backend; on failure the change stays pending for sync.
 

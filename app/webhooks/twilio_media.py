@@ -45,6 +45,7 @@ from app.security import audit
 from app.security.idempotency import claim
 from app.security.stream_token import StreamTokens, TokenRejected
 from app.services import services_of
+from app.turn_rows import AgentLike
 from app.voice.call import Foresee, Outcome, Said, StreamCall, freeze_when_warm
 from app.voice.deepgram import Deepgram, DeepgramUnavailable, ListenOptions
 from app.webhooks import twilio_voice as voice
@@ -68,7 +69,7 @@ T = TypeVar("T")
 # --- the answer to the inbound call ------------------------------------------------------
 
 
-def streams(agent: Agent, deepgram: Deepgram | None) -> bool:
+def streams(agent: AgentLike, deepgram: Deepgram | None) -> bool:
     """Stream only agents that asked for it, and only when Deepgram is configured."""
     return agent.voice_mode == "stream" and deepgram is not None
 
@@ -510,7 +511,7 @@ def said_in(twiml: str) -> Said:
     return Said(text or voice.APOLOGY_RETRY, hang_up=hang_up)
 
 
-def keyterms(session: Session, agent: Agent) -> tuple[str, ...]:
+def keyterms(session: Session, agent: AgentLike) -> tuple[str, ...]:
     """Words the recogniser should expect: appointment type names and the owner's name."""
     names = [str(t.get("name") or t.get("key") or "") for t in agent.appointment_types or []]
     owner = session.get(User, agent.user_id)

@@ -31,6 +31,7 @@ from app.security.idempotency import claim
 from app.services import services_of
 from app.tools.schemas import CancelAppointmentArgs
 from app.tools.service import SchedulingTools, ToolContext
+from app.turn_rows import AgentLike
 from app.webhooks import twilio_voice
 from app.webhooks.twilio_common import TwilioForm, twiml
 
@@ -162,7 +163,7 @@ def _talk_to_agent(call: twilio_voice.Call, appointment: Appointment, when: str)
 def _cancel(
     session: Session,
     request: Request,
-    agent: Agent,
+    agent: AgentLike,
     appointment: Appointment,
     person: str,
     now: datetime,

@@ -28,7 +28,7 @@ from app.agent.conversations import ConversationService
 from app.agent.engine import Reply
 from app.config import Settings
 from app.deps import SessionDep, SettingsDep
-from app.models import Agent, Conversation
+from app.models import Conversation
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
 from app.security import audit
@@ -38,6 +38,7 @@ from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.tools.registry import TOOLS
+from app.turn_rows import AgentLike
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
@@ -83,14 +84,14 @@ GENERIC_HINTS = (
 # --- TwiML ---------------------------------------------------------------------------
 
 
-def say_and_hang_up(text: str, agent: Agent | None = None) -> str:
+def say_and_hang_up(text: str, agent: AgentLike | None = None) -> str:
     document = VoiceResponse()
     document.say(text, **_voice_of(agent))
     document.hangup()
     return str(document)
 
 
-def prompt(settings: Settings, agent: Agent, text: str, turn: int, *, pin: bool = False) -> str:
+def prompt(settings: Settings, agent: AgentLike, text: str, turn: int, *, pin: bool = False) -> str:
     """<Say> inside <Gather>, so a caller who starts talking cuts the prompt short."""
     document = VoiceResponse()
     speech: dict[str, Any] = {"speech_timeout": "auto"}
@@ -115,18 +116,18 @@ def prompt(settings: Settings, agent: Agent, text: str, turn: int, *, pin: bool 
     return str(document)
 
 
-def _voice_of(agent: Agent | None) -> dict[str, str]:
+def _voice_of(agent: AgentLike | None) -> dict[str, str]:
     if agent is None:
         return {}
     return {"language": agent.language, **({"voice": agent.voice} if agent.voice else {})}
 
 
-def _hints(agent: Agent) -> str:
+def _hints(agent: AgentLike) -> str:
     names = [str(t.get("name") or t.get("key")) for t in agent.appointment_types or []]
     return ", ".join([*names, GENERIC_HINTS])
 
 
-def greeting_for(agent: Agent, name: str | None) -> str:
+def greeting_for(agent: AgentLike, name: str | None) -> str:
     greeting = agent.greeting.strip() or f"Hi, this is {agent.name}."
     if name:
         greeting = f"Hi {name.split()[0]}! {greeting}"
@@ -389,7 +390,7 @@ class Dialogue:
     turn: int
 
     @property
-    def agent(self) -> Agent:
+    def agent(self) -> AgentLike:
         return self.routed.agent
 
     def next_prompt(self, text: str, *, pin: bool = False) -> str:

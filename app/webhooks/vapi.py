@@ -65,6 +65,7 @@ from app.security.vapi_auth import VapiBody
 from app.services import services_of
 from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
+from app.turn_rows import AgentLike
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
@@ -152,7 +153,7 @@ class VapiCall:
         self._looked_up = None
         self._found = None
 
-    def calendar(self, agent: Agent) -> CalendarBackend:
+    def calendar(self, agent: AgentLike) -> CalendarBackend:
         if self._calendar is None:
             self._calendar = services_of(self.request).calendar_factory(self.session, agent)
         return self._calendar
@@ -173,11 +174,11 @@ class VapiCall:
         self._looked_up = rows
         self._found = (rows[0].Conversation if self.call_id else None,)
 
-    def _read_along(self, agent: Agent) -> Row[Any] | None:
+    def _read_along(self, agent: AgentLike) -> Row[Any] | None:
         """The row read ahead with the claim that leads to `agent`."""
-        return next((row for row in self._looked_up or () if row.Agent is agent), None)
+        return next((row for row in self._looked_up or () if row.agent__id == agent.id), None)
 
-    def planning(self, agent: Agent) -> Planning | None:
+    def planning(self, agent: AgentLike) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""
         row = self._read_along(agent)
         return None if row is None else planning_of(row)

@@ -15,9 +15,9 @@ from typing import Any
 
 from app.agent.prompt import system_prompt as build_system_prompt
 from app.config import Settings
-from app.models import Agent
 from app.security.caller_id import STRICT
 from app.tools.registry import function_definitions
+from app.turn_rows import AgentLike
 from app.webhooks.twilio_voice import greeting_for
 
 VAPI_PATH = "/webhooks/vapi"
@@ -57,7 +57,7 @@ def server_for(settings: Settings) -> dict[str, Any]:
     return server
 
 
-def needs_pin_tool(agent: Agent) -> bool:
+def needs_pin_tool(agent: AgentLike) -> bool:
     return agent.caller_id_policy == STRICT and bool(agent.pin_hash)
 
 
@@ -67,7 +67,7 @@ def _definitions() -> tuple[str, ...]:
     return tuple(json.dumps(definition) for definition in function_definitions())
 
 
-def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
+def tools_for(settings: Settings, agent: AgentLike) -> list[dict[str, Any]]:
     definitions = [json.loads(definition) for definition in _definitions()]
     if needs_pin_tool(agent):
         definitions.append(VERIFY_PIN_DEFINITION)
@@ -80,13 +80,13 @@ def tools_for(settings: Settings, agent: Agent) -> list[dict[str, Any]]:
     return [*functions, {"type": "endCall"}]
 
 
-def system_prompt(agent: Agent, now: datetime) -> str:
+def system_prompt(agent: AgentLike, now: datetime) -> str:
     # The one prompt builder every model speaking for an agent uses.
     return build_system_prompt(agent, now, "vapi")
 
 
 def build_assistant(
-    settings: Settings, agent: Agent, caller_name: str | None, now: datetime
+    settings: Settings, agent: AgentLike, caller_name: str | None, now: datetime
 ) -> dict[str, Any]:
     language = (agent.language or "en-US").split("-")[0]
     return {

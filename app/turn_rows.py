@@ -1,22 +1,28 @@
-"""What a turn reads of its agent, as a plain read-only row instead of the ORM entity.
+"""What a turn reads of its agent and conversation: plain rows, not ORM entities.
 
 A turn reads its agent at every webhook (routing), never changes it, and the ORM's
 loading of the entity (identity map, instance state, some twenty attributes, three JSON
 columns decoded) was a visible part of its CPU. Routing selects the columns below and
 builds an `AgentView`; code that changes an agent (admin API, dashboard) keeps the
 entity. Consumers that serve both take `AgentLike`, which the entity satisfies too.
+The conversation of an SMS or Gather turn is likewise a `ConversationRow`, written back
+with the transaction's last writes; the VAPI path keeps the entity (`ConversationLike`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Label, Text, cast
+from sqlalchemy import Label, Table, Text, event, insert
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.orm import Session, SessionTransaction
 
-from app.models import Agent
+from app import commit_writes
+from app.models import Agent, Conversation, new_id, utcnow
 
 
 class AgentLike(Protocol):
@@ -112,9 +118,9 @@ def agent_columns() -> tuple[Label[Any], ...]:
     distinct text (`parsed_json`): the row is still read at every turn, so an owner's
     edit is seen at the next one."""
     return tuple(
-        (cast(getattr(Agent, name), Text) if name in _JSON_FIELDS else getattr(Agent, name)).label(
-            PREFIX + name
-        )
+        (
+            sql_cast(getattr(Agent, name), Text) if name in _JSON_FIELDS else getattr(Agent, name)
+        ).label(PREFIX + name)
         for name in AGENT_FIELDS
     )
 
@@ -148,3 +154,180 @@ def parsed_json(text: str | None) -> Any:
             _PARSED.clear()
         found = _PARSED[text] = json.loads(text)
     return found
+
+
+# --- the conversation ----------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class ConversationRow:
+    """A conversation's row for one turn (SMS, Gather, a media stream): read as columns,
+    changed in place, and written back with the transaction's last writes
+    (app/commit_writes.py): an INSERT for a new one, else an UPDATE of what changed.
+    Equal only to itself (it keys its own write at commit)."""
+
+    id: str
+    channel: str
+    external_id: str
+    caller_e164: str | None
+    agent_id: str | None
+    state: dict[str, Any]
+    details: dict[str, Any]
+    status: str
+    # (state, details, status) as the database holds them; None: not written yet.
+    stored: tuple[Any, Any, Any] | None = None
+
+
+ConversationLike = Conversation | ConversationRow
+
+CONVERSATION_FIELDS = (
+    "id",
+    "channel",
+    "external_id",
+    "caller_e164",
+    "agent_id",
+    "state",
+    "details",
+    "status",
+)
+_CONVERSATION_PREFIX = "conversation__"
+_conversation_values = attrgetter(*(_CONVERSATION_PREFIX + name for name in CONVERSATION_FIELDS))
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_INSERT_CONVERSATION = insert(_CONVERSATIONS)
+# The columns' defaults, which an explicit INSERT of None would not apply.
+_EMPTY: dict[str, Callable[[], object]] = {
+    "state": dict,
+    "details": dict,
+    "status": lambda: "active",
+}
+_UNWRITTEN = "unwritten_conversations"
+
+
+def conversation_columns() -> tuple[Label[Any], ...]:
+    """The columns a `ConversationRow` is made of, labelled to ride along any statement."""
+    return tuple(
+        getattr(Conversation, name).label(_CONVERSATION_PREFIX + name)
+        for name in CONVERSATION_FIELDS
+    )
+
+
+def conversation_of(session: Session, row: Any) -> ConversationRow | None:
+    """The conversation in a row that selected `conversation_columns()` (None when an
+    outer join found none), written back at commit if the turn changes it."""
+    key, channel, external_id, caller, agent_id, state, details, status = _conversation_values(row)
+    if key is None:
+        return None
+    found = ConversationRow(
+        key,
+        channel,
+        external_id,
+        caller,
+        agent_id,
+        state,
+        details,
+        status,
+        (state, details, status),
+    )
+    _write_at_commit(session, found)
+    return found
+
+
+def new_conversation(
+    session: Session,
+    *,
+    channel: str,
+    external_id: str,
+    caller_e164: str | None,
+    agent_id: str | None,
+    details: dict[str, Any],
+) -> ConversationRow:
+    """A conversation not yet in the database, with its id chosen here so the turn can
+    name it: its row goes out once, with the turn's final state, at commit, or earlier
+    when something that refers to it is written first (`write_unwritten`)."""
+    found = ConversationRow(
+        new_id("cnv"), channel, external_id, caller_e164, agent_id, {}, details, "active"
+    )
+    session.info.setdefault(_UNWRITTEN, []).append(found)
+    _write_at_commit(session, found)
+    return found
+
+
+def write_unwritten(session: Session) -> None:
+    """INSERT now the new conversations of this transaction that are not written yet:
+    call it before writing a row that refers to one (an appointment booked in it)."""
+    for conversation in session.info.pop(_UNWRITTEN, ()):
+        _insert_now(session, conversation)
+
+
+def _write_at_commit(session: Session, conversation: ConversationRow) -> None:
+    commit_writes.prepare_at_commit(
+        session, conversation, lambda at_commit: _write(at_commit, conversation)
+    )
+
+
+def _write(session: Session, conversation: ConversationRow) -> None:
+    """The conversation's INSERT (new) or UPDATE (changed), as one of the last writes."""
+    if conversation.stored is None:
+        if session.new:
+            # The ORM's pending rows are flushed before the last writes, and one may
+            # refer to this conversation: it goes first.
+            write_unwritten(session)
+            return
+        _fill_defaults(conversation)
+        commit_writes.insert_row(session, _CONVERSATIONS, _new_row(conversation))
+        _mark_stored(session, conversation)
+        return
+    current = (conversation.state, conversation.details, conversation.status)
+    changed = {
+        name: value
+        for name, value, stored in zip(_TURN_FIELDS, current, conversation.stored, strict=True)
+        if value != stored
+    }
+    if not changed:
+        return
+    conversation.stored = current
+    commit_writes.update_row(
+        session, _CONVERSATIONS, ("id", conversation.id), {**changed, "updated_at": utcnow()}
+    )
+
+
+_TURN_FIELDS = ("state", "details", "status")
+
+
+def _insert_now(session: Session, conversation: ConversationRow) -> None:
+    if conversation.stored is not None:
+        return
+    _fill_defaults(conversation)
+    session.connection().execute(_INSERT_CONVERSATION, _new_row(conversation))
+    _mark_stored(session, conversation)
+
+
+def _fill_defaults(conversation: ConversationRow) -> None:
+    for name, empty in _EMPTY.items():
+        if getattr(conversation, name) is None:
+            setattr(conversation, name, empty())
+
+
+def _new_row(conversation: ConversationRow) -> dict[str, Any]:
+    now = utcnow()
+    row = {name: getattr(conversation, name) for name in CONVERSATION_FIELDS}
+    return {**row, "created_at": now, "updated_at": now}
+
+
+def _mark_stored(session: Session, conversation: ConversationRow) -> None:
+    conversation.stored = (conversation.state, conversation.details, conversation.status)
+    unwritten = session.info.get(_UNWRITTEN)
+    if unwritten and conversation in unwritten:
+        unwritten.remove(conversation)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_unwritten(session: Session) -> None:
+    session.info.pop(_UNWRITTEN, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_unwritten_at_end(session: Session, transaction: SessionTransaction) -> None:
+    # close() ends the transaction without an after_rollback (as in app/commit_writes.py).
+    if transaction.parent is None:
+        session.info.pop(_UNWRITTEN, None)

@@ -28,9 +28,17 @@ from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
 from app.db import UTCDateTime
-from app.models import Appointment, Conversation, Message, User, new_id, utcnow
+from app.models import Appointment, Conversation, Message, User, utcnow
 from app.routing import Route
 from app.tools.service import SchedulingTools, ToolContext, upcoming_of
+from app.turn_rows import (
+    ConversationLike,
+    ConversationRow,
+    conversation_columns,
+    conversation_of,
+    new_conversation,
+    write_unwritten,
+)
 
 # A scalar subquery, built once, and the parameters of this use of it.
 ReadAlong = tuple[ScalarSelect[Any], dict[str, Any]]
@@ -59,28 +67,22 @@ class ConversationService:
         external_id: str,
         route: Route,
         read_along: ReadAlong | None = None,
-    ) -> Conversation:
-        """The conversation, found or new. `read_along`: a scalar subquery (built once)
-        and its parameters, read in the same round trip, its value then in
-        `self.read_along`."""
+    ) -> ConversationRow:
+        """The conversation, found or new, as a plain row written back at commit.
+        `read_along`: a scalar subquery (built once) and its parameters, read in the same
+        round trip, its value then in `self.read_along`."""
         conversation, known_name, self.read_along = self._find(
             channel, external_id, route, read_along
         )
         if conversation is None:
-            # The id is set here so the turn can name the conversation before it is
-            # written: the row goes out once, with the turn's final state, at commit
-            # (or earlier when a tool flushes a write that refers to it).
-            conversation = Conversation(
-                id=new_id("cnv"),
+            conversation = new_conversation(
+                self.session,
                 channel=channel,
                 external_id=external_id,
                 caller_e164=route.caller,
                 agent_id=route.agent.id,
-                state={},
                 details={"caller_name": known_name},
-                status="active",
             )
-            self.session.add(conversation)
         elif self._idle_too_long(conversation):
             # A text days later starts a new request, not the end of an old one.
             conversation.state = {}
@@ -89,7 +91,7 @@ class ConversationService:
 
     def _find(
         self, channel: str, external_id: str, route: Route, read_along: ReadAlong | None
-    ) -> tuple[Conversation | None, str | None, Any]:
+    ) -> tuple[ConversationRow | None, str | None, Any]:
         """The conversation, for a new one the caller's known name, and the caller's
         upcoming appointments with this agent (kept in `self.upcoming` for the turn's
         list_appointments): one round trip.
@@ -105,18 +107,18 @@ class ConversationService:
             "upcoming_now": self.now,
         }
         rows = self.session.execute(_found_statement(route.caller_is_owner, along), params).all()
-        self.upcoming = [row[3] for row in rows if row[3] is not None]
-        conversation, known_name, read, _ = rows[0]
-        return conversation, known_name, read
+        self.upcoming = [row.Appointment for row in rows if row.Appointment is not None]
+        first = rows[0]
+        return conversation_of(self.session, first), first.known_name, first.read_along
 
-    def _idle_too_long(self, conversation: Conversation) -> bool:
+    def _idle_too_long(self, conversation: ConversationLike) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
         if self.idle_reset is None or last is None:
             return False
         return self.now - datetime.fromisoformat(last) > self.idle_reset
 
     def tools_for(
-        self, conversation: Conversation, route: Route, channel: str, may_manage_existing: bool
+        self, conversation: ConversationLike, route: Route, channel: str, may_manage_existing: bool
     ) -> SchedulingTools:
         return SchedulingTools(
             ToolContext(
@@ -134,7 +136,7 @@ class ConversationService:
 
     def take_turn(
         self,
-        conversation: Conversation,
+        conversation: ConversationLike,
         route: Route,
         text: str,
         *,
@@ -179,7 +181,7 @@ class ConversationService:
         )
         return reply
 
-    def history(self, conversation: Conversation) -> list[tuple[str, str]]:
+    def history(self, conversation: ConversationLike) -> list[tuple[str, str]]:
         """The recent transcript, for engines that ask for it (one indexed query)."""
         limit = getattr(self.engine, "history_messages", 0)
         if not limit:
@@ -194,7 +196,7 @@ class ConversationService:
 
     def record(
         self,
-        conversation: Conversation,
+        conversation: ConversationLike,
         direction: str,
         body: str,
         *,
@@ -203,7 +205,9 @@ class ConversationService:
     ) -> None:
         if self.session.in_nested_transaction():
             # Inside a savepoint (a VAPI tool call) the ORM drops the row if it rolls
-            # back; a deferred write would outlive it.
+            # back; a deferred write would outlive it. It refers to the conversation,
+            # which must be written first.
+            write_unwritten(self.session)
             self.session.add(
                 Message(
                     conversation_id=conversation.id,
@@ -217,7 +221,7 @@ class ConversationService:
         message = {"direction": direction, "body": body, "tool_calls": tool_calls}
         self._write_turn(conversation, [{**message, "external_id": external_id}])
 
-    def _write_turn(self, conversation: Conversation, messages: list[dict[str, Any]]) -> None:
+    def _write_turn(self, conversation: ConversationLike, messages: list[dict[str, Any]]) -> None:
         """The messages, and the conversation's row as it stands at commit, written with
         the transaction's last writes (app/commit_writes.py): no id is read back."""
         for message in messages:
@@ -227,11 +231,14 @@ class ConversationService:
                 Message.__table__,
                 {"conversation_id": conversation.id, "created_at": utcnow(), **row},
             )
-        commit_writes.prepare_at_commit(
-            self.session, conversation, lambda session: _write_conversation(session, conversation)
-        )
+        if isinstance(conversation, Conversation):  # a row writes itself (app/turn_rows.py)
+            commit_writes.prepare_at_commit(
+                self.session,
+                conversation,
+                lambda session: _write_conversation(session, conversation),
+            )
 
-    def caller_name(self, conversation: Conversation, route: Route) -> str | None:
+    def caller_name(self, conversation: ConversationLike, route: Route) -> str | None:
         """Looked up once per conversation; the engine keeps names it learns in its state."""
         details = conversation.details or {}
         if "caller_name" not in details:
@@ -277,11 +284,12 @@ def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None
     if found is None:
         anchor = select(literal(1).label("one")).subquery()
         name = _OWNER_NAME if caller_is_owner else _CONTACT_NAME
-        found = _found_statements[key] = (
+        found = _found_statements[key] = cast(
+            Select[Any],
             select(
-                Conversation,
-                name.scalar_subquery(),
-                literal(None) if read_along is None else read_along,
+                *conversation_columns(),
+                name.scalar_subquery().label("known_name"),
+                (literal(None) if read_along is None else read_along).label("read_along"),
                 Appointment,
             )
             .select_from(anchor)
@@ -293,7 +301,7 @@ def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None
                 ),
             )
             .outerjoin(Appointment, _UPCOMING)
-            .order_by(Appointment.start_at)
+            .order_by(Appointment.start_at),
         )
     return found
 

@@ -10,14 +10,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import metrics
-from app.models import Conversation
 from app.security import audit
+from app.turn_rows import ConversationLike
 
 RECENT_TURNS = 10
 
 
 def record_engine_turn(
-    session: Session, conversation: Conversation, meta: dict[str, Any], now: datetime
+    session: Session, conversation: ConversationLike, meta: dict[str, Any], now: datetime
 ) -> None:
     summary = dict((conversation.details or {}).get("llm") or {})
     usage = dict(summary.get("usage") or {"prompt": 0, "completion": 0})

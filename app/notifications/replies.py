@@ -30,7 +30,7 @@ from app.models import (
 )
 from app.notifications.plan import when_text
 from app.security import audit
-from app.turn_rows import AgentLike
+from app.turn_rows import AgentLike, ConversationLike
 
 ABOUT = "about_appointment"
 CONFIRMATIONS = {
@@ -156,7 +156,7 @@ def confirm_attendance(session: Session, appointment: Appointment, now: datetime
 
 def answer_sms(
     session: Session,
-    conversation: Conversation,
+    conversation: ConversationLike,
     agent: AgentLike,
     text: str,
     now: datetime,

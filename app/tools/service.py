@@ -65,7 +65,7 @@ from app.tools.schemas import (
     RescheduleAppointmentArgs,
     ToolResult,
 )
-from app.turn_rows import AgentLike
+from app.turn_rows import AgentLike, write_unwritten
 
 PARTS_OF_DAY = {
     "morning": (time(0, 0), time(12, 0)),
@@ -712,6 +712,7 @@ class SchedulingTools:
             "updated_at": now,
         }
         # Rows that refer to this one (the conversation it was made in) go first.
+        write_unwritten(session)
         session.flush()
         dialect = session.get_bind().dialect.name
         if session.execute(_insert_appointment(dialect), row).first() is None:

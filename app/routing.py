@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.logs import bind
 from app.models import Agent, PhoneNumber
 from app.phone import try_e164
-from app.turn_rows import AgentView, agent_columns, agent_of
+from app.turn_rows import AgentView, agent_bundle
 
 
 class RouteFailure(StrEnum):
@@ -76,7 +76,7 @@ def route(
         owned = None
     line = rows.get(dialled) if dialled is not None else None
 
-    line_agent = agent_of(line) if line is not None and line.purpose == "agent_line" else None
+    line_agent = line.Agent if line is not None and line.purpose == "agent_line" else None
     if line_agent is not None:
         is_owner = (
             owned is not None
@@ -89,7 +89,7 @@ def route(
         return Unrouted(RouteFailure.UNKNOWN_CALLER, caller)
     if owned.verified_at is None:
         return Unrouted(RouteFailure.UNVERIFIED_CALLER, caller)
-    owned_agent = agent_of(owned)
+    owned_agent = owned.Agent
     if owned_agent is None:
         return Unrouted(RouteFailure.NO_AGENT, caller)
     bind(agent_id=owned_agent.id)
@@ -136,13 +136,13 @@ def _agent_of_number() -> ColumnElement[bool]:
     return (Agent.id == target) & Agent.active.is_(True)
 
 
-# Each number's routing columns, then its agent's (`agent_of` reads them by label).
+# Each number's routing columns, then its agent's view (the row's "Agent").
 _LOOKED_UP = (
     PhoneNumber.e164,
     PhoneNumber.purpose,
     PhoneNumber.user_id,
     PhoneNumber.verified_at,
-    *agent_columns(),
+    agent_bundle(),
 )
 
 

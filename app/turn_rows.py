@@ -12,14 +12,13 @@ with the transaction's last writes; the VAPI path keeps the entity (`Conversatio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Label, Table, Text, event, insert
+from sqlalchemy import Table, Text, event, insert
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Bundle, Session, SessionTransaction
 
 from app import commit_writes
 from app.models import Agent, Conversation, new_id, utcnow
@@ -107,37 +106,40 @@ class AgentView:
 
 AGENT_FIELDS: tuple[str, ...] = tuple(AgentView.__dataclass_fields__)
 _JSON_FIELDS = frozenset({"weekly_hours", "appointment_types", "faq"})
-# Labelled so they can ride along any statement: "agent__id", "agent__name", ...
-PREFIX = "agent__"
-AGENT_ID_LABEL = f"{PREFIX}id"
-
-
-def agent_columns() -> tuple[Label[Any], ...]:
-    """The columns an `AgentView` is made of. JSON columns are read as their text (a
-    cast, so PostgreSQL's driver does not decode them either) and parsed once per
-    distinct text (`parsed_json`): the row is still read at every turn, so an owner's
-    edit is seen at the next one."""
-    return tuple(
-        (
-            sql_cast(getattr(Agent, name), Text) if name in _JSON_FIELDS else getattr(Agent, name)
-        ).label(PREFIX + name)
-        for name in AGENT_FIELDS
-    )
-
-
-_values_of = attrgetter(*(PREFIX + name for name in AGENT_FIELDS))
 _JSON_POSITIONS = tuple(i for i, name in enumerate(AGENT_FIELDS) if name in _JSON_FIELDS)
 
 
-def agent_of(row: Any) -> AgentView | None:
-    """The view in a row that selected `agent_columns()`; None when its agent is NULL
-    (an outer join that found none)."""
-    values = list(_values_of(row))
-    if values[0] is None:
-        return None
-    for position in _JSON_POSITIONS:
-        values[position] = parsed_json(values[position])
-    return AgentView(*values)
+class _AgentBundle(Bundle[Any]):
+    """The agent's columns as one element of a result row, an `AgentView` (None when an
+    outer join found no agent): built from the row by position, as the ORM reads any
+    column, without an entity. A row's element is reached by the bundle's name."""
+
+    def create_row_processor(
+        self, query: Any, procs: Sequence[Callable[[Any], Any]], labels: Sequence[str]
+    ) -> Callable[[Any], AgentView | None]:
+        def agent(row: Any) -> AgentView | None:
+            values = [proc(row) for proc in procs]
+            if values[0] is None:
+                return None
+            for position in _JSON_POSITIONS:
+                values[position] = parsed_json(values[position])
+            return AgentView(*values)
+
+        return agent
+
+
+def agent_bundle() -> Bundle[Any]:
+    """What a statement selects for an agent's view, as the row's element "Agent" (the
+    name the entity had there). JSON columns are read as their text (a cast, so
+    PostgreSQL's driver does not decode them either) and parsed once per distinct text
+    (`parsed_json`): the row is still read at every turn, so an owner's edit is seen at
+    the next one."""
+    return _AgentBundle("Agent", *(_agent_column(name) for name in AGENT_FIELDS))
+
+
+def _agent_column(name: str) -> Any:
+    column = getattr(Agent, name)
+    return sql_cast(column, Text).label(name) if name in _JSON_FIELDS else column
 
 
 # Parsed JSON by its text. Agents are few and edited rarely, so this stays small; the
@@ -190,8 +192,6 @@ CONVERSATION_FIELDS = (
     "details",
     "status",
 )
-_CONVERSATION_PREFIX = "conversation__"
-_conversation_values = attrgetter(*(_CONVERSATION_PREFIX + name for name in CONVERSATION_FIELDS))
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _INSERT_CONVERSATION = insert(_CONVERSATIONS)
 # The columns' defaults, which an explicit INSERT of None would not apply.
@@ -203,32 +203,40 @@ _EMPTY: dict[str, Callable[[], object]] = {
 _UNWRITTEN = "unwritten_conversations"
 
 
-def conversation_columns() -> tuple[Label[Any], ...]:
-    """The columns a `ConversationRow` is made of, labelled to ride along any statement."""
-    return tuple(
-        getattr(Conversation, name).label(_CONVERSATION_PREFIX + name)
-        for name in CONVERSATION_FIELDS
+class _ConversationBundle(Bundle[Any]):
+    """The conversation's columns as one element of a result row, a `ConversationRow`
+    (None when an outer join found none), built as `_AgentBundle` builds its view."""
+
+    def create_row_processor(
+        self, query: Any, procs: Sequence[Callable[[Any], Any]], labels: Sequence[str]
+    ) -> Callable[[Any], ConversationRow | None]:
+        def conversation(row: Any) -> ConversationRow | None:
+            key, channel, external_id, caller, agent_id, state, details, status = (
+                proc(row) for proc in procs
+            )
+            if key is None:
+                return None
+            stored = (state, details, status)
+            return ConversationRow(
+                key, channel, external_id, caller, agent_id, state, details, status, stored
+            )
+
+        return conversation
+
+
+def conversation_bundle() -> Bundle[Any]:
+    """What a statement selects for a `ConversationRow`: the row's element
+    "Conversation" (the name the entity had there); hand it to `conversation_of`."""
+    return _ConversationBundle(
+        "Conversation", *(getattr(Conversation, name) for name in CONVERSATION_FIELDS)
     )
 
 
-def conversation_of(session: Session, row: Any) -> ConversationRow | None:
-    """The conversation in a row that selected `conversation_columns()` (None when an
-    outer join found none), written back at commit if the turn changes it."""
-    key, channel, external_id, caller, agent_id, state, details, status = _conversation_values(row)
-    if key is None:
-        return None
-    found = ConversationRow(
-        key,
-        channel,
-        external_id,
-        caller,
-        agent_id,
-        state,
-        details,
-        status,
-        (state, details, status),
-    )
-    _write_at_commit(session, found)
+def conversation_of(session: Session, found: ConversationRow | None) -> ConversationRow | None:
+    """The conversation a statement read (`conversation_bundle`), written back at
+    commit if the turn changes it."""
+    if found is not None:
+        _write_at_commit(session, found)
     return found
 
 

@@ -34,7 +34,7 @@ from app.tools.service import SchedulingTools, ToolContext, upcoming_of
 from app.turn_rows import (
     ConversationLike,
     ConversationRow,
-    conversation_columns,
+    conversation_bundle,
     conversation_of,
     new_conversation,
     write_unwritten,
@@ -109,7 +109,7 @@ class ConversationService:
         rows = self.session.execute(_found_statement(route.caller_is_owner, along), params).all()
         self.upcoming = [row.Appointment for row in rows if row.Appointment is not None]
         first = rows[0]
-        return conversation_of(self.session, first), first.known_name, first.read_along
+        return conversation_of(self.session, first.Conversation), first.known_name, first.read_along
 
     def _idle_too_long(self, conversation: ConversationLike) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
@@ -287,7 +287,7 @@ def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None
         found = _found_statements[key] = cast(
             Select[Any],
             select(
-                *conversation_columns(),
+                conversation_bundle(),
                 name.scalar_subquery().label("known_name"),
                 (literal(None) if read_along is None else read_along).label("read_along"),
                 Appointment,

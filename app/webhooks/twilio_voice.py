@@ -38,7 +38,7 @@ from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.tools.registry import TOOLS
-from app.turn_rows import AgentLike, ConversationRow, conversation_columns, conversation_of
+from app.turn_rows import AgentLike, ConversationRow, conversation_bundle, conversation_of
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
@@ -197,8 +197,8 @@ class Call:
         )
 
     def conversation(self) -> ConversationRow | None:
-        found = self.session.execute(_CALL_CONVERSATION, {"call_sid": self.sid}).first()
-        return None if found is None else conversation_of(self.session, found)
+        found = self.session.scalar(_CALL_CONVERSATION, {"call_sid": self.sid})
+        return conversation_of(self.session, found)
 
     def conversation_and_route(self) -> tuple[ConversationRow | None, Route | Unrouted]:
         """Both in one round trip: the conversation with the routing lookup's rows."""
@@ -208,7 +208,7 @@ class Call:
         if numbers is None:  # no number to look up: route() refuses the caller
             return self.conversation(), route(self.session, person, line, region)
         rows = self.session.execute(_CALL_WITH_LOOKUP, {"call_sid": self.sid, **numbers}).all()
-        conversation = conversation_of(self.session, rows[0])
+        conversation = conversation_of(self.session, rows[0].Conversation)
         return conversation, route(self.session, person, line, region, looked_up=rows)
 
     def audit(self, action: str, **details: object) -> None:
@@ -222,11 +222,11 @@ class Call:
 
 
 # Built once: a turn passes only the call's sid (and the numbers to route).
-_CALL_CONVERSATION = select(*conversation_columns()).where(
+_CALL_CONVERSATION = select(conversation_bundle()).where(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")
 )
 _CALL_WITH_LOOKUP = lookup_joined(
-    select(*conversation_columns())
+    select(conversation_bundle())
     .select_from(select(literal(1).label("one")).subquery())
     .outerjoin(
         Conversation,

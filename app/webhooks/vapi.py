@@ -176,7 +176,7 @@ class VapiCall:
 
     def _read_along(self, agent: AgentLike) -> Row[Any] | None:
         """The row read ahead with the claim that leads to `agent`."""
-        return next((row for row in self._looked_up or () if row.agent__id == agent.id), None)
+        return next((row for row in self._looked_up or () if row.Agent is agent), None)
 
     def planning(self, agent: AgentLike) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""

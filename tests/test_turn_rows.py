@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import Engine, event, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.demo import DemoData
+from app.models import Agent, Appointment, Conversation, new_id, utcnow
+from app.routing import Route, route
+from app.turn_rows import (
+    AgentView,
+    ConversationRow,
+    conversation_bundle,
+    conversation_of,
+    new_conversation,
+    write_unwritten,
+)
+
+STRANGER = "+14155550999"
+
+
+@contextmanager
+def statements_of(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+def _routed(session: Session, demo: DemoData) -> Route:
+    routed = route(session, STRANGER, demo.dedicated_line)
+    assert isinstance(routed, Route)
+    return routed
+
+
+def test_routing_reads_the_agent_as_a_view_equal_to_the_entity(
+    session: Session, demo: DemoData
+) -> None:
+    routed = _routed(session, demo)
+    assert isinstance(routed.agent, AgentView)
+    # No entity was loaded for the turn's read.
+    assert not any(isinstance(obj, Agent) for obj in session.identity_map.values())
+    entity = session.get(Agent, demo.agent_id)
+    assert entity is not None
+    assert routed.agent == AgentView.of(entity)
+    assert routed.agent.weekly_hours and routed.agent.appointment_types
+
+
+def test_json_is_parsed_once_per_text_and_an_edit_is_seen_at_the_next_route(
+    session_factory: sessionmaker[Session], demo: DemoData
+) -> None:
+    with session_factory() as session:
+        hours = _routed(session, demo).agent.weekly_hours
+    with session_factory() as session:
+        assert _routed(session, demo).agent.weekly_hours is hours  # the same text, parsed once
+    with session_factory() as session:
+        agent = session.get(Agent, demo.agent_id)
+        assert agent is not None
+        agent.weekly_hours = {"mon": [["10:00", "11:00"]]}
+        session.commit()
+    with session_factory() as session:
+        assert _routed(session, demo).agent.weekly_hours == {"mon": [["10:00", "11:00"]]}
+
+
+def _new(session: Session, routed: Route) -> ConversationRow:
+    return new_conversation(
+        session,
+        channel="sms",
+        external_id=f"{routed.agent.id}:{routed.caller}",
+        caller_e164=routed.caller,
+        agent_id=routed.agent.id,
+        details={"caller_name": None},
+    )
+
+
+def _load(session: Session, conversation_id: str) -> ConversationRow | None:
+    found = session.scalar(select(conversation_bundle()).where(Conversation.id == conversation_id))
+    return conversation_of(session, found)
+
+
+def test_a_new_conversation_is_inserted_once_with_its_final_state(
+    session_factory: sessionmaker[Session], demo: DemoData, db_engine: Engine
+) -> None:
+    with session_factory() as session:
+        conversation = _new(session, _routed(session, demo))
+        conversation.state = {"intent": "book"}
+        with statements_of(db_engine) as seen:
+            session.commit()
+    assert seen.count("INSERT") == 1 and "UPDATE" not in seen
+    with session_factory() as session:
+        stored = session.get(Conversation, conversation.id)
+        assert stored is not None
+        assert (stored.state, stored.details, stored.status) == (
+            {"intent": "book"},
+            {"caller_name": None},
+            "active",
+        )
+
+
+def test_a_loaded_conversation_is_updated_only_when_it_changed(
+    session_factory: sessionmaker[Session], demo: DemoData, db_engine: Engine
+) -> None:
+    with session_factory() as session:
+        conversation_id = _new(session, _routed(session, demo)).id
+        session.commit()
+    with session_factory() as session:
+        found = _load(session, conversation_id)
+        assert found is not None and found.stored is not None
+        found.details = dict(found.details)  # equal: nothing to write
+        with statements_of(db_engine) as seen:
+            session.commit()
+    assert "UPDATE" not in seen
+    with session_factory() as session:
+        found = _load(session, conversation_id)
+        assert found is not None
+        found.status = "ended"
+        session.commit()
+    with session_factory() as session:
+        stored = session.get(Conversation, conversation_id)
+        assert stored is not None and stored.status == "ended"
+
+
+def test_a_row_that_refers_to_a_new_conversation_finds_it_written(
+    session_factory: sessionmaker[Session], demo: DemoData
+) -> None:
+    with session_factory() as session:
+        conversation = _new(session, _routed(session, demo))
+        write_unwritten(session)
+        start = utcnow() + timedelta(days=3)
+        session.execute(
+            insert(Appointment).values(
+                id=new_id("apt"),
+                agent_id=demo.agent_id,
+                appointment_type="haircut",
+                start_at=start,
+                end_at=start + timedelta(minutes=30),
+                idempotency_key="k",
+                conversation_id=conversation.id,
+            )
+        )
+        conversation.state = {"last": "booked"}
+        session.commit()
+    with session_factory() as session:
+        stored = session.get(Conversation, conversation.id)
+        assert stored is not None and stored.state == {"last": "booked"}
+
+
+def test_a_rolled_back_conversation_is_not_written_by_the_next_transaction(
+    session_factory: sessionmaker[Session], demo: DemoData
+) -> None:
+    with session_factory() as session:
+        conversation = _new(session, _routed(session, demo))
+        session.rollback()
+        write_unwritten(session)
+        session.commit()
+    with session_factory() as session:
+        assert session.get(Conversation, conversation.id) is None

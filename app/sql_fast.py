@@ -72,6 +72,7 @@ class Compiled:
 
     def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
         _refuse_unsupported(compiled, dialect)
+        self.compiled = compiled
         self.sql: str = compiled.string
         self.positional: bool = compiled.positional
         self.defaults = _defaults_of(compiled)
@@ -314,28 +315,59 @@ def execute_many(
     return _run(connection, compiled, [compiled.parameters(row) for row in rows], True)
 
 
+class ExecutionContext:
+    """What cursor and error event listeners get as the execution context: they keep
+    their own state on it between before and after (OpenTelemetry's span does), and
+    SQLAlchemy's error handling reads whether it was an executemany."""
+
+    def __init__(
+        self, connection: Connection, cursor: Any, compiled: Compiled, parameters: Any, many: bool
+    ) -> None:
+        self.root_connection = connection
+        self.dialect = connection.dialect
+        self.cursor = cursor
+        self.compiled = compiled.compiled
+        self.statement = compiled.sql
+        self.parameters = parameters
+        self.executemany = many
+
+    def handle_dbapi_exception(self, error: BaseException) -> None:
+        """As DefaultExecutionContext's: nothing to undo."""
+
+
+def _send(
+    dialect: Dialect, cursor: Any, sql: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """As the dialect's do_execute(many), after its listeners (one may send it itself)."""
+    if dialect._has_events:
+        listeners = dialect.dispatch.do_executemany if many else dialect.dispatch.do_execute
+        for listener in listeners:
+            if listener(cursor, sql, parameters, context):
+                return
+    if many:
+        dialect.do_executemany(cursor, sql, parameters, context)
+    else:
+        dialect.do_execute(cursor, sql, parameters, context)
+
+
 def _run(connection: Connection, compiled: Compiled, parameters: Any, many: bool) -> FastResult:
-    if connection.dialect._has_events:
-        raise Unsupported("the dialect's do_execute events need an execution context")
     cursor = connection.connection.cursor()
     sql = compiled.sql
+    context = ExecutionContext(connection, cursor, compiled, parameters, many)
     try:
         has_events = connection._has_events or connection.engine._has_events
         if has_events:
             for listener in connection.dispatch.before_cursor_execute:
-                sql, parameters = listener(connection, cursor, sql, parameters, None, many)
-        if many:
-            cursor.executemany(sql, parameters)
-        else:
-            cursor.execute(sql, parameters)
+                sql, parameters = listener(connection, cursor, sql, parameters, context, many)
+        _send(connection.dialect, cursor, sql, parameters, context, many)
         if has_events:
             connection.dispatch.after_cursor_execute(
-                connection, cursor, sql, parameters, None, many
+                connection, cursor, sql, parameters, context, many
             )
         rows = compiled.rows(cursor)
         rowcount = cursor.rowcount
         cursor.close()
     except BaseException as error:
-        connection._handle_dbapi_exception(error, sql, parameters, cursor, None)
+        connection._handle_dbapi_exception(error, sql, parameters, cursor, context)  # type: ignore[arg-type]
         raise  # it raises; this is for the type checker
     return FastResult(rows, rowcount)

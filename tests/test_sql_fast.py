@@ -385,3 +385,30 @@ def test_a_statement_is_compiled_once_per_dialect(session: Session):
     first = sql_fast.compiled_for(statement, dialect, keys, False)
     assert sql_fast.compiled_for(statement, dialect, keys, False) is first
     assert sql_fast.compiled_for(statement, dialect, keys, True) is not first
+
+
+def test_cursor_listeners_share_one_context_and_dialect_listeners_run(session: Session):
+    """Listeners keep state on the context between before and after (OpenTelemetry's
+    span does); a dialect's do_execute listener sees the statement first."""
+    engine = session.get_bind()
+    seen: list[Any] = []
+
+    def before(_c: Any, _cur: Any, sql: str, params: Any, context: Any, _many: bool) -> None:
+        context.mark = sql
+
+    def after(_c: Any, _cur: Any, sql: str, _p: Any, context: Any, _many: bool) -> None:
+        seen.append(context.mark == sql and not context.executemany)
+
+    def do_execute(_cursor: Any, sql: str, _params: Any, _context: Any) -> None:
+        seen.append(sql)  # returns None: the dialect still sends it
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine.dialect, "do_execute", do_execute)  # type: ignore[union-attr]
+    try:
+        assert sql_fast.execute(session, select(literal(7).label("n"))).scalar() == 7
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+        event.remove(engine.dialect, "do_execute", do_execute)  # type: ignore[union-attr]
+    assert seen[-2].startswith("SELECT") and seen[-1] is True

@@ -159,6 +159,8 @@ def _binds_of(compiled: SQLCompiler, defaulted: set[str]) -> tuple[_Bind, ...]:
     binds = []
     for name in order:
         bind = by_name[name]
+        if bind.callable is not None:
+            raise Unsupported(f"the value of {bind.key!r} is computed per execution")
         fixed = _NO_VALUE if bind.required and name not in defaulted else bind.effective_value
         binds.append(
             _Bind(escaped.get(name, name), bind.key, name, fixed, processors.get(name))  # type: ignore[arg-type]

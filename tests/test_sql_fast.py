@@ -355,6 +355,12 @@ def test_an_expanding_parameter_is_refused(session: Session):
         sql_fast.execute(session, statement, {"ids": ["a"]})
 
 
+def test_a_value_computed_per_execution_is_refused(session: Session):
+    statement = select(bindparam("now", callable_=lambda: 1).label("now"))
+    with pytest.raises(sql_fast.Unsupported):
+        sql_fast.execute(session, statement)
+
+
 def test_a_driver_error_is_sqlalchemys_and_the_transaction_can_roll_back(
     session_factory: sessionmaker[Session], seeded: DemoData
 ):

@@ -23,6 +23,7 @@ from sqlalchemy import CTE, Column, Table, bindparam, event, insert, literal, se
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 
+from app import sql_fast
 from app.db import Base
 
 _KEY = "commit_writes"
@@ -132,23 +133,26 @@ def write_deferred(session: Session) -> None:
     tables = _tables_in_order(deferred)
     if connection.dialect.name != "postgresql":
         # A table's rows in one executemany, then the other statements in order.
+        # The kept statements compiled once, sent on the cursor (app/sql_fast.py).
         for table in tables:
-            connection.execute(_insert_of(table), deferred.rows[table])
+            sql_fast.execute_many(connection, _insert_of(table), deferred.rows[table])
         for statement in deferred.statements:
             if isinstance(statement, _RowUpdate):
-                connection.execute(_update_of(statement, ""), _update_params(statement, ""))
+                params = _update_params(statement, "")
+                sql_fast.execute(connection, _update_of(statement, ""), params)
             else:
                 connection.execute(statement)
         return
     shape = _shape(tables, deferred)
-    combined = _combined.get(shape) if shape is not None else None
+    if shape is None:  # built for this commit: SQLAlchemy compiles it as any other
+        connection.execute(_combine(tables, deferred), _params(tables, deferred))
+        return
+    combined = _combined.get(shape)
     if combined is None:
-        combined = _combine(tables, deferred)
-        if shape is not None:
-            if len(_combined) >= _MAX_SHAPES:
-                _combined.clear()
-            _combined[shape] = combined
-    connection.execute(combined, _params(tables, deferred))
+        if len(_combined) >= _MAX_SHAPES:
+            _combined.clear()
+        combined = _combined[shape] = _combine(tables, deferred)
+    sql_fast.execute(connection, combined, _params(tables, deferred))
 
 
 # --- statements, built once per shape --------------------------------------------------

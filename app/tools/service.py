@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import ReturningInsert
 
+from app import sql_fast
 from app.calendar.availability import (
     AppointmentType,
     BusyIndex,
@@ -297,7 +298,10 @@ class SchedulingTools:
         session = self.ctx.session
         if session.autoflush:
             session.flush()
-        return list(session.connection().execute(statement, params))
+        # Compiled once, sent on the session's cursor (app/sql_fast.py): its rows are
+        # named tuples, read like a Row (by label, by index, unpacked).
+        rows = sql_fast.execute(session, statement, params).rows
+        return cast(list[Row[str, datetime, datetime]], rows)
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False

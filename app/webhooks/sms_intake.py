@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, exists, literal, select, true
 from sqlalchemy.orm import Session
 
+from app import sql_fast
 from app.models import SmsOptOut, utcnow
 from app.routing import lookup_joined, numbers_of
 from app.security.idempotency import Claim, ClaimRequest
@@ -36,11 +37,11 @@ def take_in(session: Session, message_sid: str, caller: str | None, dialled: str
     connection = session.connection()
     params = request.params()
     if caller is None:  # answered with silence: nothing more to read
-        new_id = connection.execute(request.insert(session), params).scalar()
+        new_id = sql_fast.execute(connection, request.insert(session), params).scalar()
         return Intake(request.result(session, new_id), False, None)
     params["caller"] = caller
     if connection.dialect.name != "postgresql":
-        row = connection.execute(_claim_with_opt_out(session, request), params).first()
+        row = sql_fast.execute(connection, _claim_with_opt_out(session, request), params).first()
         if row is None:  # a retry: its first answer is all it gets
             return Intake(request.result(session, None), False, None)
         return Intake(request.result(session, row.id), bool(row.opted_out), None)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date, time, timedelta
 from typing import Any
 
+from app.agent import phrasing as say
 from app.agent.dates import part_of, shifted
 from app.agent.dialogue import DialogueBase
 from app.agent.understanding import Message, find_choice
@@ -277,7 +278,7 @@ class OwnAppointments(DialogueBase):
             wanted = shifted(current, destination.when)
             self.state["day"], self.state["at"] = (
                 wanted.date().isoformat(),
-                wanted.strftime("%H:%M"),
+                say.hh_mm(wanted),
             )
             return self.seek_exact(wanted, target["type"])
         if (
@@ -301,7 +302,7 @@ class OwnAppointments(DialogueBase):
                     if self.state.get("day")
                     else current.date()
                 )
-                self.state["day"], self.state["at"] = day.isoformat(), when.at.strftime("%H:%M")
+                self.state["day"], self.state["at"] = day.isoformat(), say.hh_mm(when.at)
                 return self.seek_exact(self.at_local(day, when.at), target["type"])
             if when.day is not None:
                 self.state["day"] = when.day.isoformat()

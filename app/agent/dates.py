@@ -1585,7 +1585,7 @@ BETWEEN = cued(
         rf"\b(?:between|from)\s+{RANGE_TIME}\s*(?:\s(?:and|to|till|until)\s|-)\s*{RANGE_TIME}"
         rf"|\b(\d{{1,2}}(?::\d{{2}})?)\s*-\s*(\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm))\b"
     ),
-    "am|pm|from|between",
+    "-|from|between",
 )
 NOT_BEFORE = _rule(rf"\bnot (before|earlier than|after|later than)\s+{RANGE_TIME}")
 AFTER = cued(

@@ -152,7 +152,7 @@ class DialogueBase:
                 self.state.pop("at", None)
                 self.state.pop("part", None)
         if when.at is not None:
-            self.state["at"] = when.at.strftime("%H:%M")
+            self.state["at"] = say.hh_mm(when.at)
             self.state.pop("part", None)
         if when.part is not None:
             self.state["part"] = when.part
@@ -161,7 +161,7 @@ class DialogueBase:
         for key in ("after", "before"):
             bound = getattr(when, key)
             if bound is not None:
-                self.state[key] = bound.strftime("%H:%M")
+                self.state[key] = say.hh_mm(bound)
                 self.state.pop("at", None)
         if when.until is not None:
             self.state["until"] = when.until.isoformat()

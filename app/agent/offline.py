@@ -271,7 +271,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
         if kept_type:
             self.state["type"] = kept_type
         if message.when.at is not None:
-            self.state["at"] = message.when.at.strftime("%H:%M")
+            self.state["at"] = say.hh_mm(message.when.at)
         if message.when.part is not None:
             self.state["part"] = message.when.part
         self.state.pop("offers", None)
@@ -507,7 +507,7 @@ class _Dialogue(SlotSeeking, OwnAppointments):
             wanted = shifted(base, message.when)
             self.state["day"], self.state["at"] = (
                 wanted.date().isoformat(),
-                wanted.strftime("%H:%M"),
+                say.hh_mm(wanted),
             )
             target = self.state.get("target")
             key = target["type"] if target else self.type_key()

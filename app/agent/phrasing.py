@@ -8,9 +8,16 @@ abbreviations, no ids, no "reply YES".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 SMS_LIMIT = 320
+# strftime's %A and %B in the C locale (Python never switches it, nor does the app), whose
+# %a and %b are their first three letters: a table look-up, not a strftime, each reply.
+EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+EN_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
 ES_DAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 ES_MONTHS = [
     "enero",
@@ -71,8 +78,8 @@ def day_text(day: date, channel: str, lang: str = "en") -> str:
             return f"{ES_DAYS[day.weekday()]} {day.day} de {ES_MONTHS[day.month - 1]}"
         return f"{ES_DAYS[day.weekday()][:3]} {day.day} {ES_MONTHS[day.month - 1][:3]}"
     if channel == "voice":
-        return f"{day:%A}, {day:%B} {ordinal(day.day)}"
-    return f"{day:%a %b} {day.day}"
+        return f"{EN_DAYS[day.weekday()]}, {EN_MONTHS[day.month - 1]} {ordinal(day.day)}"
+    return f"{EN_DAYS[day.weekday()][:3]} {EN_MONTHS[day.month - 1][:3]} {day.day}"
 
 
 def when(moment: datetime, channel: str, lang: str = "en") -> str:
@@ -85,6 +92,11 @@ def when(moment: datetime, channel: str, lang: str = "en") -> str:
     if channel == "voice":
         return f"{clock(moment, channel)} on {day_text(moment.date(), channel)}"
     return f"{day_text(moment.date(), channel)} at {clock(moment, channel)}"
+
+
+def hh_mm(moment: time | datetime) -> str:
+    """`moment.strftime("%H:%M")` without strftime: how the dialogue state keeps a time."""
+    return f"{moment.hour:02d}:{moment.minute:02d}"
 
 
 def join_or(items: Sequence[str], word: str = "or", lang: str = "en") -> str:
@@ -118,7 +130,7 @@ def weekdays(day: date, lang: str = "en") -> str:
     if lang == "es":
         name = ES_DAYS[day.weekday()]
         return name + "s" if name.endswith("o") else name
-    return f"{day:%A}s"
+    return f"{EN_DAYS[day.weekday()]}s"
 
 
 def numbered(items: Sequence[str], channel: str, lang: str = "en") -> str:

@@ -10,7 +10,7 @@ from datetime import time
 
 from rapidfuzz import fuzz, process
 
-from app.agent.dates import fold
+from app.agent.dates import cued, fold
 
 TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -54,13 +54,26 @@ TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+# Literals one of which every match of the topic's pattern holds (checked against the
+# pattern's structure by tests/agent/test_reader_cues.py): most messages ask no business
+# question, and a few substring tests cost less than the four long alternations.
+TOPIC_CUES = {
+    "hours": "hours|open|clos|horario|abre|abier|cierran|atienden|trabajan",
+    "address": "address|where|locat|direction|get there|park|find you|get to you|street|"
+    "ubica|llego|donde|direccion|estacionamiento|aparcamiento|parqueadero|online|in person|"
+    "en linea|presencial|virtual|zoom",
+    "prices": "how much|price|pricing|cost|rate|fee|charge|precio|cuanto|tarifa",
+    "services": "services|what do you|what can i|how long|do |what kind|subjects|treatments|"
+    "servicios|que ofrecen|que hacen",
+}
+CUED_TOPICS = tuple((topic, cued(pattern, TOPIC_CUES[topic])) for topic, pattern in TOPICS)
 FAQ_CUTOFF = 72
 
 
 def profile_topic(text: str) -> str | None:
     """Which business question `text` (normalised) asks, if any."""
-    for topic, pattern in TOPICS:
-        if pattern.search(text):
+    for topic, rule in CUED_TOPICS:
+        if rule.search(text):
             return topic
     return None
 

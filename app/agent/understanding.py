@@ -410,9 +410,26 @@ SHORTHAND_RULES = tuple((re.compile(p, re.IGNORECASE), word) for p, word in SHOR
 # either (none ran), so one scan stands for all of them (most messages have none).
 ANY_SHORTHAND = re.compile("|".join(f"(?:{p})" for p, _ in SHORTHAND), re.IGNORECASE)
 NOT_A_WORD = re.compile(r"[^a-z0-9:/'\- ]+")
+# Every word a shorthand rule matches, lower-cased: each rule matches one whole word
+# (tests/agent/test_reader_cues.py spells out each rule's words from its pattern).
+SHORTHAND_WORDS = frozenset(
+    {"u", "ur", "r", "pls", "plz", "pleez", "wanna", "gonna", "gotta", "appt", "appts", "tmrw"}
+    | {"tmrow", "tmw", "2moro", "2morrow", "d", "q", "xfa", "xfavor", "porfa"}
+)
+WORD_RUN = re.compile(r"\w+", re.ASCII)
+
+
+def ascii_words(text: str) -> list[str] | None:
+    """The words (\\w runs) of an ASCII text, lower-cased: what a case-insensitive `\\b`
+    rule can match there. None for other text, where case folding goes beyond ASCII ("ſ"
+    is an "s") and only the pattern can tell."""
+    return WORD_RUN.findall(text.lower()) if text.isascii() else None
 
 
 def expand_shorthand(raw: str) -> str:
+    words = ascii_words(raw)
+    if words is not None and SHORTHAND_WORDS.isdisjoint(words):
+        return raw  # a word list costs a quarter of the case-insensitive scan
     if ANY_SHORTHAND.search(raw) is None:
         return raw
     for pattern, word in SHORTHAND_RULES:
@@ -787,7 +804,16 @@ SELF_CORRECTION = re.compile(
 
 
 def clean_speech(raw: str) -> str:
-    return STUTTER.sub(r"\1", FILLERS.sub("", raw)).strip()
+    text = FILLERS.sub("", raw)
+    return (STUTTER.sub(r"\1", text) if _may_stutter(text) else text).strip()
+
+
+def _may_stutter(text: str) -> bool:
+    """Whether STUTTER can match: its group is a whole word (\\b before it, whitespace
+    after), and what repeats it is the next word, whole (\\b after), so an ASCII text
+    with no word said twice in a row has none; the backreference scan costs more."""
+    words = ascii_words(text)
+    return words is None or any(map(str.__eq__, words, words[1:]))
 
 
 # Every marker above holds one of these: an ASCII message without any (lower-cased: the

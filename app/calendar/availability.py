@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -58,6 +58,14 @@ class AppointmentType:
         )
 
 
+# Schedules built from an agent's settings, by the settings' repr (below). Bounded: a
+# process serves few agents, and an edited agent leaves its old entry behind.
+_BUILT: dict[str, Schedule] = {}
+_BUILT_MAX = 256
+# A schedule's remembered days of opening windows (searches move on with the calendar).
+_DAYS_KEPT = 512
+
+
 @dataclass(frozen=True)
 class Schedule:
     zone: ZoneInfo
@@ -68,11 +76,48 @@ class Schedule:
     horizon: timedelta = timedelta(days=60)
     daily_cap: int | None = None
     types: Sequence[AppointmentType] = field(default_factory=tuple)
+    # Pure functions of the fields above, remembered per schedule: a schedule built from
+    # the same settings is the same object turn after turn (from_settings).
+    _day_windows: dict[date, tuple[_Window, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _named: dict[str, AppointmentType | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(
         cls,
         *,
+        timezone: str,
+        weekly_hours: Mapping[str, Sequence[Sequence[str]]],
+        appointment_types: Iterable[Mapping[str, Any]] = (),
+        step_minutes: int = 15,
+        min_notice_minutes: int = 60,
+        horizon_days: int = 60,
+        daily_cap: int | None = None,
+    ) -> Schedule:
+        """The schedule of these settings, built once per distinct settings: the agent's
+        row is read every turn (an edit is seen at the next one), its parsing is not
+        redone. Keyed by repr, which tells the settings' JSON values apart exactly (1 from
+        1.0 and True, key order included), so equal keys build equal schedules."""
+        types = tuple(appointment_types)
+        settings = (timezone, weekly_hours, types, step_minutes, min_notice_minutes)
+        key = repr((cls, *settings, horizon_days, daily_cap))
+        built = _BUILT.get(key)
+        if built is None:
+            built = cls._build(
+                timezone, weekly_hours, types, step_minutes, min_notice_minutes, horizon_days,
+                daily_cap,
+            )  # fmt: skip
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[key] = built
+        return built
+
+    @classmethod
+    def _build(
+        cls,
         timezone: str,
         weekly_hours: Mapping[str, Sequence[Sequence[str]]],
         appointment_types: Iterable[Mapping[str, Any]] = (),
@@ -98,25 +143,49 @@ class Schedule:
         )
 
     def type_named(self, key: str) -> AppointmentType | None:
+        if key in self._named:
+            return self._named[key]
         wanted = key.strip().lower()
-        for kind in self.types:
-            if wanted in (kind.key.lower(), kind.name.lower()):
-                return kind
-        return None
+        found = next((k for k in self.types if wanted in (k.key.lower(), k.name.lower())), None)
+        if len(self._named) < 64:  # keys come from messages and models: keep a few
+            self._named[key] = found
+        return found
 
     def open_windows(self, day: date) -> list[Interval]:
         """The day's business hours in UTC (DST-correct for that very day)."""
-        windows = []
-        for opens, closes in self.hours.get(day.weekday(), ()):
-            start = datetime.combine(day, opens, self.zone).astimezone(UTC)
-            end_day = day if closes > opens else day + timedelta(days=1)
-            end = datetime.combine(end_day, closes, self.zone).astimezone(UTC)
-            if end > start:
-                windows.append(Interval(start, end))
+        return [window.interval for window in self._windows(day)]
+
+    def _windows(self, day: date) -> tuple[_Window, ...]:
+        """open_windows(day) with their epoch seconds, worked out once per day."""
+        windows = self._day_windows.get(day)
+        if windows is None:
+            windows = tuple(_opening_windows(day, self.hours.get(day.weekday(), ()), self.zone))
+            if len(self._day_windows) >= _DAYS_KEPT:
+                self._day_windows.clear()
+            self._day_windows[day] = windows
         return windows
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
+
+
+class _Window(NamedTuple):
+    """An opening window in UTC, and its ends in whole epoch seconds for the slot search."""
+
+    interval: Interval
+    start: int
+    end: int
+
+
+def _opening_windows(
+    day: date, hours: Iterable[tuple[time, time]], zone: ZoneInfo
+) -> Iterator[_Window]:
+    for opens, closes in hours:
+        start = datetime.combine(day, opens, zone).astimezone(UTC)
+        end_day = day if closes > opens else day + timedelta(days=1)
+        end = datetime.combine(end_day, closes, zone).astimezone(UTC)
+        if end > start:
+            yield _Window(Interval(start, end), _epoch(start), _epoch(end))
 
 
 class BusyIndex:
@@ -218,50 +287,60 @@ def slots_by_day(
     windows open on that local day, so its starts are on that day or later."""
     earliest = max(window_start, now + schedule.min_notice)
     latest = min(window_end, now + schedule.horizon)
-    step = timedelta(minutes=schedule.step_minutes)
+    grid = _Grid(kind, busy, schedule.step_minutes * 60, _epoch(earliest), _epoch(latest))
     booked_per_day = booked_per_day or {}
     day = schedule.local_day(earliest) - timedelta(days=1)
     last_day = schedule.local_day(latest)
     while day <= last_day:
         found: list[datetime] = []
         if schedule.daily_cap is None or booked_per_day.get(day, 0) < schedule.daily_cap:
-            for window in schedule.open_windows(day):
-                _collect(found, window, kind, busy, step, earliest, latest)
+            for window in schedule._windows(day):
+                grid.collect(found, window.start, window.end)
         yield day, found
         day += timedelta(days=1)
 
 
-def _collect(
-    slots: list[datetime],
-    window: Interval,
-    kind: AppointmentType,
-    busy: BusyIndex,
-    step: timedelta,
-    earliest: datetime,
-    latest: datetime,
-) -> None:
-    step_s = int(step.total_seconds())
-    duration = kind.duration_minutes * 60
-    before = kind.buffer_before_minutes * 60
-    after = kind.buffer_after_minutes * 60
-    start, window_end = _epoch(window.start), _epoch(window.end)
-    earliest_s, latest_s = _epoch(earliest), _epoch(latest)
-    if start < earliest_s:
-        # Keep slots on the window's grid (9:00, 9:15, ...) after the notice cut-off.
-        start += step_s * -(-(earliest_s - start) // step_s)
-    # BusyIndex.conflict_end and _moment, inlined: this loop runs once per step of
-    # every open window searched, a few dozen times a turn.
-    busy_starts, busy_ends = busy._starts, busy._ends
-    bisect_left, moment, append = bisect.bisect_left, datetime.fromtimestamp, slots.append
-    while start < latest_s and start + duration <= window_end:
-        position = bisect_left(busy_starts, start + duration + after)
-        if position and busy_ends[position - 1] > start - before:
-            # Jump past the conflict, staying on the grid.
-            conflict_end = busy_ends[position - 1]
-            start += step_s * max(1, -(-(conflict_end + before - start) // step_s))
-        else:
-            append(moment(start, UTC))
-            start += step_s
+class _Grid:
+    """The free starts of opening windows: the window's grid (9:00, 9:15, ...) from the
+    notice cut-off, minus the starts whose appointment (buffers included) would overlap a
+    busy span. Worked out per gap between busy spans, not per step: each free run of the
+    grid is one range."""
+
+    def __init__(
+        self, kind: AppointmentType, busy: BusyIndex, step: int, earliest: int, latest: int
+    ) -> None:
+        self.step, self.earliest, self.latest = step, earliest, latest
+        self.duration = kind.duration_minutes * 60
+        self.before = kind.buffer_before_minutes * 60
+        self.after = kind.buffer_after_minutes * 60
+        self.busy_starts, self.busy_ends = busy._starts, busy._ends
+
+    def collect(self, slots: list[datetime], window_start: int, window_end: int) -> None:
+        step, before = self.step, self.before
+        start = window_start
+        if start < self.earliest:
+            # Keep slots on the window's grid after the notice cut-off.
+            start += step * -(-(self.earliest - start) // step)
+        last = min(self.latest - 1, window_end - self.duration)  # the latest start allowed
+        starts, ends = self.busy_starts, self.busy_ends
+        # Spans ending by `start - before` cannot overlap this start or any later one.
+        span = bisect.bisect_right(ends, start - before)
+        while start <= last:
+            if span < len(starts):
+                # Starts up to here end (with the buffer after) before the next span opens.
+                free_last = min(last, starts[span] - self.duration - self.after)
+            else:
+                free_last = last
+            if start <= free_last:
+                stop = start + step * ((free_last - start) // step + 1)
+                slots.extend([datetime.fromtimestamp(s, UTC) for s in range(start, stop, step)])
+                start = stop
+            if span == len(starts):
+                return
+            if start - before < ends[span]:
+                # Overlapping the span: the first start on the grid after it (and its buffer).
+                start += step * -(-(ends[span] + before - start) // step)
+            span += 1
 
 
 def check_slot(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from itertools import islice
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -183,7 +184,11 @@ MONTH_ABBREVIATIONS = (
 def describe(moment: datetime, schedule: Schedule) -> str:
     """`Tue Dec 1, 3:00 PM`: short enough for SMS, plain enough for a model. Built from
     the fields, not strftime: a slot list describes every slot found, each turn."""
-    local = moment.astimezone(schedule.zone)
+    return _describe_local(moment.astimezone(schedule.zone))
+
+
+def _describe_local(local: datetime) -> str:
+    """describe() of a moment already in the agent's zone."""
     hour = local.hour % 12 or 12
     return (
         f"{DAY_ABBREVIATIONS[local.weekday()]} {MONTH_ABBREVIATIONS[local.month - 1]} "
@@ -424,14 +429,15 @@ class SchedulingTools:
         )
         keep = _part_filter(args.part_of_day, zone)
         if args.date is None:
-            slots = _first_day_only(days, keep, self.schedule.local_day)
+            slots = _first_day_only(days, keep, self.schedule.local_day)[: args.limit]
         else:
-            slots = [s for _, found in days for s in found if keep(s)]
-        slots = slots[: args.limit]
+            # Only the starts returned are made: the days after them are not searched.
+            slots = list(islice((s for _, found in days for s in found if keep(s)), args.limit))
+        local = [s.astimezone(zone) for s in slots]
         data = {
             "appointment_type": kind.key,
             "timezone": str(zone.key),
-            "slots": [s.astimezone(zone).isoformat() for s in slots],
+            "slots": [s.isoformat() for s in local],
         }
         if not slots:
             when = f"on {args.date:%a %b} {args.date.day}" if args.date else "soon"
@@ -439,7 +445,7 @@ class SchedulingTools:
             return ToolResult(
                 ok=True, message=f"No {kind.name} times free {when}{part}.", data=data
             )
-        listed = ", ".join(describe(s, self.schedule) for s in slots)
+        listed = ", ".join(map(_describe_local, local))
         return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
 
     def book_appointment(

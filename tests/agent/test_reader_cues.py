@@ -14,7 +14,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 import pytest
 import yaml
 
-from app.agent import dates, understanding
+from app.agent import dates, profile, understanding
 
 ROOT = Path(__file__).resolve().parents[2]
 # At least one phrase each rule rewrites, so a cue that drops a rule is caught even if
@@ -188,7 +188,8 @@ def _always_holds_cue(items: list[tuple[object, object]], cues: tuple[str, ...])
 
 
 def cued_rules() -> list[tuple[str, dates.Cued]]:
-    return [(name, value) for name, value in vars(dates).items() if isinstance(value, dates.Cued)]
+    rules = [(name, value) for name, value in vars(dates).items() if isinstance(value, dates.Cued)]
+    return rules + [(f"topic {topic}", rule) for topic, rule in profile.CUED_TOPICS]
 
 
 def test_cues_are_held_by_every_match_by_construction() -> None:
@@ -222,3 +223,48 @@ def test_rules_read_ascii_only(folded: list[str]) -> None:
         assert dates._words(text).isascii(), text
         assert understanding.normalise(text).isascii(), text
     assert dates._words("¿Mañana a las 3? ☺ ſ").isascii()
+
+
+# --- whole-word rules checked by the words they can match ------------------------------
+
+
+def _language(items: list[tuple[object, object]]) -> set[str]:
+    """Every string a finite pattern (literals, alternations, groups, `?`; zero-width
+    \\b and lookaheads add nothing) matches."""
+    strings = {""}
+    for op, value in items:
+        if op is sre.LITERAL:
+            options = {chr(value)}  # type: ignore[arg-type]
+        elif op in (sre.AT, sre.ASSERT):
+            continue
+        elif op is sre.SUBPATTERN:
+            options = _language(list(value[-1]))  # type: ignore[index]
+        elif op is sre.BRANCH:
+            options = set().union(*(_language(list(b)) for b in value[1]))  # type: ignore[index]
+        elif op is sre.MAX_REPEAT and value[:2] == (0, 1):  # type: ignore[index]
+            options = {"", *_language(list(value[2]))}  # type: ignore[index]
+        else:
+            raise AssertionError(f"not a finite word rule: {op}")
+        strings = {s + o for s in strings for o in options}
+    return strings
+
+
+def test_shorthand_words_are_every_word_a_rule_matches() -> None:
+    """expand_shorthand skips an ASCII message none of whose words is one of these."""
+    words: set[str] = set()
+    for pattern, _ in understanding.SHORTHAND:
+        tree = list(sre_parse.parse(pattern))
+        assert tree[0] == (sre.AT, sre.AT_BOUNDARY), pattern  # \b, then one whole word
+        words |= _language(tree)
+    assert all(re.fullmatch(r"\w+", word, re.ASCII) for word in words)
+    assert {word.lower() for word in words} == understanding.SHORTHAND_WORDS
+    assert understanding.expand_shorthand("see U tmrw") == "see you tomorrow"
+
+
+def test_each_stutter_is_a_word_said_twice_in_a_row(folded: list[str]) -> None:
+    said = [text for text in [*phrases(), "On  ON tuesday", "the the"] if text.isascii()]
+    stutters = [text for text in said if understanding.STUTTER.search(text)]
+    assert len(stutters) > 3
+    assert all(understanding._may_stutter(text) for text in stutters)
+    assert not understanding._may_stutter("on tuesday, on friday")
+    assert understanding._may_stutter("mañana mañana")  # not ASCII: the pattern decides

@@ -1,0 +1,138 @@
+"""The slot search works per gap between busy spans; it must find exactly the starts the
+step-by-step search found (every grid step probed against the busy index), on any hours,
+busy blocks, buffers, notice and window. The old search is kept here as the reference."""
+
+from __future__ import annotations
+
+import bisect
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.calendar.availability import (
+    AppointmentType,
+    BusyIndex,
+    Interval,
+    Schedule,
+    find_slots,
+    slots_by_day,
+)
+
+MONDAY = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the week before a US DST change
+ZONES = ("America/Los_Angeles", "Europe/London", "Asia/Kolkata", "Australia/Lord_Howe")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def stepped_slots(
+    schedule: Schedule,
+    kind: AppointmentType,
+    busy: BusyIndex,
+    now: datetime,
+    window_start: datetime,
+    window_end: datetime,
+) -> list[datetime]:
+    """The search before this round: one busy-index probe per grid step."""
+    earliest = max(window_start, now + schedule.min_notice)
+    latest = min(window_end, now + schedule.horizon)
+    step = schedule.step_minutes * 60
+    duration, before = kind.duration_minutes * 60, kind.buffer_before_minutes * 60
+    after = kind.buffer_after_minutes * 60
+    earliest_s, latest_s = int(earliest.timestamp()), int(latest.timestamp())
+    slots: list[datetime] = []
+    day = schedule.local_day(earliest) - timedelta(days=1)
+    while day <= schedule.local_day(latest):
+        for window in schedule.open_windows(day):
+            start, end = int(window.start.timestamp()), int(window.end.timestamp())
+            if start < earliest_s:
+                start += step * -(-(earliest_s - start) // step)
+            while start < latest_s and start + duration <= end:
+                position = bisect.bisect_left(busy._starts, start + duration + after)
+                if position and busy._ends[position - 1] > start - before:
+                    conflict_end = busy._ends[position - 1]
+                    start += step * max(1, -(-(conflict_end + before - start) // step))
+                else:
+                    slots.append(datetime.fromtimestamp(start, UTC))
+                    start += step
+        day += timedelta(days=1)
+    return slots
+
+
+def clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+windows = st.lists(
+    st.tuples(st.integers(0, 95), st.integers(1, 96)).map(
+        lambda w: [clock(w[0] * 15 % 1440), clock(w[1] * 15 % 1440)]
+    ),
+    max_size=3,
+)
+busy_spans = st.lists(
+    st.tuples(st.integers(0, 7 * 24 * 60), st.integers(1, 8 * 60)), max_size=25
+).map(
+    lambda spans: [
+        Interval(MONDAY + timedelta(minutes=at), MONDAY + timedelta(minutes=at + length))
+        for at, length in spans
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    hours=st.lists(windows, min_size=7, max_size=7),
+    step=st.sampled_from([5, 10, 15, 20, 30, 45, 60]),
+    notice=st.integers(0, 36 * 60),
+    duration=st.integers(5, 180),
+    before=st.integers(0, 45),
+    after=st.integers(0, 45),
+    busy=busy_spans,
+    offset=st.integers(-24 * 60, 3 * 24 * 60),
+    length=st.integers(0, 5 * 24 * 60),
+    now_offset=st.integers(-600, 24 * 60),
+)
+def test_same_slots_as_the_stepped_search(
+    zone: str,
+    hours: list[list[list[str]]],
+    step: int,
+    notice: int,
+    duration: int,
+    before: int,
+    after: int,
+    busy: list[Interval],
+    offset: int,
+    length: int,
+    now_offset: int,
+) -> None:
+    schedule = Schedule.from_settings(
+        timezone=zone,
+        weekly_hours=dict(zip(WEEKDAYS, hours, strict=True)),
+        step_minutes=step,
+        min_notice_minutes=notice,
+        horizon_days=4,
+    )
+    kind = AppointmentType("visit", "Visit", duration, before, after)
+    index = BusyIndex(busy)
+    now = MONDAY + timedelta(minutes=now_offset, seconds=now_offset % 7)
+    start = MONDAY + timedelta(minutes=offset)
+    end = start + timedelta(minutes=length)
+    expected = stepped_slots(schedule, kind, index, now, start, end)
+    found = find_slots(schedule, kind, index, now=now, window_start=start, window_end=end)
+    assert found == expected
+    by_day = slots_by_day(schedule, kind, index, now=now, window_start=start, window_end=end)
+    assert [slot for _, slots in by_day for slot in slots] == expected
+
+
+def test_schedule_of_the_same_settings_is_built_once() -> None:
+    hours = {"mon": [["09:00", "17:00"]]}
+    first = Schedule.from_settings(timezone="Europe/London", weekly_hours=hours)
+    again = Schedule.from_settings(timezone="Europe/London", weekly_hours={**hours})
+    shorter = {"mon": [["09:00", "16:00"]]}
+    edited = Schedule.from_settings(timezone="Europe/London", weekly_hours=shorter)
+    assert again is first
+    assert edited is not first and edited.hours[0] != first.hours[0]
+    # Values that compare equal but build different schedules are different settings.
+    as_int = Schedule.from_settings(timezone="UTC", weekly_hours={}, daily_cap=1)
+    as_bool = Schedule.from_settings(timezone="UTC", weekly_hours={}, daily_cap=True)
+    assert as_bool is not as_int and as_bool.daily_cap is True

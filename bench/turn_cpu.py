@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import SecretStr
@@ -43,7 +46,6 @@ from turn_cost import (
 
 from app.config import Settings
 from app.main import create_app, settle_heap
-from app.webhooks import budget
 
 TURNS = int(os.environ.get("BENCH_TURNS", 400))
 # Under `valgrind --tool=callgrind --instr-atstart=no`: instrument only that path's batch
@@ -106,22 +108,22 @@ def _callgrind(*action: str) -> None:
 
 
 _worker_profiler: list[cProfile.Profile] = []
-_in_thread = budget.in_thread
+_run_sync = anyio.to_thread.run_sync
 
 
-async def _profiled_in_thread(work: Callable[[], Any], seconds: float) -> Any:
-    """The turn's worker-thread hop, profiling the work in the thread when asked
+async def _profiled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """anyio's worker-thread hop, profiling the work in the thread when asked
     (cProfile sees one thread only; requests run one at a time here)."""
     if not _worker_profiler:
-        return await _in_thread(work, seconds)
+        return await _run_sync(func, *args, **kwargs)
 
-    def profiled() -> Any:
-        return _worker_profiler[0].runcall(work)
+    def profiled(*inner: Any) -> Any:
+        return _worker_profiler[0].runcall(func, *inner)
 
-    return await _in_thread(profiled, seconds)
+    return await _run_sync(profiled, *args, **kwargs)
 
 
-budget.in_thread = _profiled_in_thread
+anyio.to_thread.run_sync = _profiled_run_sync
 
 
 async def measure(app: Any, label: str, lines: Iterator[str], expect: str) -> float:

@@ -53,6 +53,21 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return found
 
 
+def thread_switches(pid: int) -> dict[int, int]:
+    """Context switches (voluntary and not) of each live thread of one process: under
+    load, each is a GIL or lock hand-off between the event loop and the turns' threads."""
+    found: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue
+        found[int(task.name)] = sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+    return found
+
+
 def thread_names(pid: int) -> dict[int, str]:
     """Python's name of each thread of a process (py-spy's dump; threads Python did not
     start, e.g. a driver's, are missing)."""

@@ -37,7 +37,15 @@ from urllib.parse import urlencode
 
 import httpx
 from _phone_server import VAPI_SECRET, caller_number, prepare_database
-from _proc import cpu_seconds, postgres_database, serve, thread_cpu, thread_kind, thread_names
+from _proc import (
+    cpu_seconds,
+    postgres_database,
+    serve,
+    thread_cpu,
+    thread_kind,
+    thread_names,
+    thread_switches,
+)
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings
@@ -71,6 +79,8 @@ class Run:
     repeats: int = 0
     # CPU seconds by part of the server (event loop, turn workers, background jobs).
     parts: dict[str, float] = field(default_factory=dict)
+    # Context switches of the event loop's thread and of the turns' worker threads.
+    switches: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -102,7 +112,10 @@ class Run:
             f"{kind} {1000 * seconds / self.requests:.2f}"
             for kind, seconds in sorted(self.parts.items())
         )
-        return f"\n    ms/req by thread: {shares}"
+        switched = "  ".join(
+            f"{kind} {count / self.requests:.1f}" for kind, count in sorted(self.switches.items())
+        )
+        return f"\n    ms/req by thread: {shares}\n    context switches/req: {switched}"
 
 
 class Signer:
@@ -204,6 +217,7 @@ class Bench:
         distinct = sum(1 for _ in data.open())
         trips_before, cpu_before = self.trips(), cpu_seconds(self.pid)
         threads_before = thread_cpu(self.pid) if self.workers == 1 else {}
+        switches_before = thread_switches(self.pid) if self.workers == 1 else {}
         command = [
             "wrk",
             f"-t{WRK_THREADS}",
@@ -221,7 +235,11 @@ class Bench:
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         cpu = cpu_seconds(self.pid) - cpu_before
-        parts = self.cpu_by_part(threads_before, cpu) if self.workers == 1 else {}
+        parts, switches = (
+            self.cpu_by_part(threads_before, cpu, switches_before)
+            if self.workers == 1
+            else ({}, {})
+        )
         trips_after = self.trips()
         summary = json.loads(output.strip().splitlines()[-1])
         repeats = max(0, summary["requests"] - distinct) if "static" not in label else 0
@@ -237,20 +255,28 @@ class Bench:
             trips,
             repeats,
             parts,
+            switches,
         )
 
-    def cpu_by_part(self, before: dict[int, float], cpu: float) -> dict[str, float]:
+    def cpu_by_part(
+        self, before: dict[int, float], cpu: float, switches_before: dict[int, int]
+    ) -> tuple[dict[str, float], dict[str, int]]:
         """The run's CPU by part of the server (one process only): threads alive at the
         end, less what they had used before it; "other" is the rest of the process's
-        CPU (threads that ended, unnamed threads)."""
+        CPU (threads that ended, unnamed threads). Then the context switches of the loop
+        and the workers."""
         after, names = thread_cpu(self.pid), thread_names(self.pid)
+        switched_after = thread_switches(self.pid)
         parts = {"loop": 0.0, "workers": 0.0, "jobs": 0.0}
+        switches = {"loop": 0, "workers": 0}
         for tid, seconds in after.items():
             kind = thread_kind(self.pid, tid, names.get(tid))
             if kind in parts:
                 parts[kind] += seconds - before.get(tid, 0.0)
+            if kind in switches:
+                switches[kind] += switched_after.get(tid, 0) - switches_before.get(tid, 0)
         parts["other"] = max(0.0, cpu - sum(parts.values()))
-        return parts
+        return parts, switches
 
 
 def seed(url: str) -> str:

@@ -41,6 +41,61 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in _children(pid))
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU time of each live thread of one process, by thread id."""
+    found: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        found[int(task.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def thread_switches(pid: int) -> dict[int, int]:
+    """Context switches (voluntary and not) of each live thread of one process: under
+    load, each is a GIL or lock hand-off between the event loop and the turns' threads."""
+    found: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue
+        found[int(task.name)] = sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+    return found
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python's name of each thread of a process (py-spy's dump; threads Python did not
+    start, e.g. a driver's, are missing)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    dump = subprocess.run(
+        [str(spy), "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True
+    ).stdout
+    names: dict[int, str] = {}
+    for line in dump.splitlines():
+        if line.startswith("Thread ") and '"' in line:
+            tid, name = line.split()[1], line.split('"')[1]
+            if tid.isdigit():
+                names[int(tid)] = name
+    return names
+
+
+def thread_kind(pid: int, tid: int, name: str | None) -> str:
+    """Which part of the server a thread's CPU belongs to: the event loop, the turns'
+    worker threads, the background jobs, or other."""
+    if tid == pid:
+        return "loop"
+    if name is None:
+        return "other"
+    if name.startswith("job:"):
+        return "jobs"
+    return "workers" if "worker" in name.lower() or name.startswith("turn") else "other"
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     name = f"bench_{os.getpid()}_{secrets.token_hex(3)}"

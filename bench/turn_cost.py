@@ -15,6 +15,11 @@ Gather turn (calls answered in a phase before it).
     .venv/bin/python bench/turn_cost.py                   # SQLite and PostgreSQL
     BENCH_DB=postgresql BENCH_SERVER_WORKERS=2 .venv/bin/python bench/turn_cost.py
     BENCH_SECONDS=10 BENCH_REQUESTS=20000 BENCH_CONNECTIONS=32 ...
+    BENCH_PATHS=sms,vapi,voice,gather   (static always runs: it is the baseline)
+
+With one server process, each line is followed by its CPU per request split by thread:
+the event loop ("loop"), the turns' worker threads, the background jobs, and threads
+that ended during the run ("other").
 """
 
 from __future__ import annotations
@@ -25,14 +30,22 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 from _phone_server import VAPI_SECRET, caller_number, prepare_database
-from _proc import cpu_seconds, postgres_database, serve
+from _proc import (
+    cpu_seconds,
+    postgres_database,
+    serve,
+    thread_cpu,
+    thread_kind,
+    thread_names,
+    thread_switches,
+)
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings
@@ -45,6 +58,7 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", 20_000))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 32))
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", 2))
 SERVER_WORKERS = int(os.environ.get("BENCH_SERVER_WORKERS", 1))
+PATHS = os.environ.get("BENCH_PATHS", "sms,vapi,voice,gather").split(",")
 VAPI_AGENTS = 32
 TWILIO_TOKEN = "bench-twilio-token"
 FORM = "application/x-www-form-urlencoded"
@@ -63,6 +77,10 @@ class Run:
     # Requests past the end of the distinct set: retries, answered from the stored
     # response, so they make the path look cheaper; such a line is marked.
     repeats: int = 0
+    # CPU seconds by part of the server (event loop, turn workers, background jobs).
+    parts: dict[str, float] = field(default_factory=dict)
+    # Context switches of the event loop's thread and of the turns' worker threads.
+    switches: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -84,7 +102,20 @@ class Run:
             f"p99 {self.p99:7.2f} ms  CPU {1000 * self.cpu_per_request:6.2f} ms/req{cost}  "
             f"({self.cpu / self.seconds:4.2f} cores)  db trips/req {trips}  bad {self.bad}"
             + (f"  INCLUDES {self.repeats} RETRIES" if self.repeats else "")
+            + self.split()
         )
+
+    def split(self) -> str:
+        if not self.parts:
+            return ""
+        shares = "  ".join(
+            f"{kind} {1000 * seconds / self.requests:.2f}"
+            for kind, seconds in sorted(self.parts.items())
+        )
+        switched = "  ".join(
+            f"{kind} {count / self.requests:.1f}" for kind, count in sorted(self.switches.items())
+        )
+        return f"\n    ms/req by thread: {shares}\n    context switches/req: {switched}"
 
 
 class Signer:
@@ -185,6 +216,8 @@ class Bench:
         data.write_text("\n".join(lines) + "\n")
         distinct = sum(1 for _ in data.open())
         trips_before, cpu_before = self.trips(), cpu_seconds(self.pid)
+        threads_before = thread_cpu(self.pid) if self.workers == 1 else {}
+        switches_before = thread_switches(self.pid) if self.workers == 1 else {}
         command = [
             "wrk",
             f"-t{WRK_THREADS}",
@@ -202,6 +235,11 @@ class Bench:
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         cpu = cpu_seconds(self.pid) - cpu_before
+        parts, switches = (
+            self.cpu_by_part(threads_before, cpu, switches_before)
+            if self.workers == 1
+            else ({}, {})
+        )
         trips_after = self.trips()
         summary = json.loads(output.strip().splitlines()[-1])
         repeats = max(0, summary["requests"] - distinct) if "static" not in label else 0
@@ -216,7 +254,29 @@ class Bench:
             cpu,
             trips,
             repeats,
+            parts,
+            switches,
         )
+
+    def cpu_by_part(
+        self, before: dict[int, float], cpu: float, switches_before: dict[int, int]
+    ) -> tuple[dict[str, float], dict[str, int]]:
+        """The run's CPU by part of the server (one process only): threads alive at the
+        end, less what they had used before it; "other" is the rest of the process's
+        CPU (threads that ended, unnamed threads). Then the context switches of the loop
+        and the workers."""
+        after, names = thread_cpu(self.pid), thread_names(self.pid)
+        switched_after = thread_switches(self.pid)
+        parts = {"loop": 0.0, "workers": 0.0, "jobs": 0.0}
+        switches = {"loop": 0, "workers": 0}
+        for tid, seconds in after.items():
+            kind = thread_kind(self.pid, tid, names.get(tid))
+            if kind in parts:
+                parts[kind] += seconds - before.get(tid, 0.0)
+            if kind in switches:
+                switches[kind] += switched_after.get(tid, 0) - switches_before.get(tid, 0)
+        parts["other"] = max(0.0, cpu - sum(parts.values()))
+        return parts, switches
 
 
 def seed(url: str) -> str:
@@ -256,19 +316,25 @@ def measure(kind: str) -> None:
             # On a busy one, the other processes' load says why.
             load = os.getloadavg()[0]
             print(f"  baseline server CPU {saturated:.2f} cores: {verdict} (load {load:.1f})")
-            sms = bench.run("SMS turn", sms_lines(signer, line, 0, REQUESTS), "<Message>")
-            print(sms.line(static))
-            vapi = bench.run("VAPI book_appointment", vapi_lines(REQUESTS), '"results"')
-            print(vapi.line(static))
-            voice = bench.run("voice call answered", voice_lines(signer, line, REQUESTS), "<Say")
-            print(voice.line(static))
-            calls = min(voice.requests, REQUESTS)
-            # A quarter of the time: a Gather turn is cheaper than answering, and every
-            # turn must belong to a call answered above (or it is a retry, marked).
-            gather = bench.run(
-                "Gather turn", gather_lines(signer, line, calls), "<Say", seconds=SECONDS // 4
-            )
-            print(gather.line(static))
+            if "sms" in PATHS:
+                sms = bench.run("SMS turn", sms_lines(signer, line, 0, REQUESTS), "<Message>")
+                print(sms.line(static))
+            if "vapi" in PATHS:
+                vapi = bench.run("VAPI book_appointment", vapi_lines(REQUESTS), '"results"')
+                print(vapi.line(static))
+            if "voice" in PATHS or "gather" in PATHS:
+                voice = bench.run(
+                    "voice call answered", voice_lines(signer, line, REQUESTS), "<Say"
+                )
+                print(voice.line(static))
+            if "gather" in PATHS:
+                calls = min(voice.requests, REQUESTS)
+                # A quarter of the time: a Gather turn is cheaper than answering, and every
+                # turn must belong to a call answered above (or it is a retry, marked).
+                gather = bench.run(
+                    "Gather turn", gather_lines(signer, line, calls), "<Say", seconds=SECONDS // 4
+                )
+                print(gather.line(static))
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    literal,
     null,
     select,
     union_all,
@@ -52,6 +53,7 @@ from app.models import (
     Appointment,
     AppointmentStatus,
     BusyBlock,
+    Conversation,
     SyncStatus,
     new_id,
     utcnow,
@@ -143,6 +145,10 @@ class ToolContext:
     upcoming: list[Appointment] | None = None
     # The agent's notification settings and sending line, when read in this transaction.
     planning: notifications.Planning | None = None
+    # The conversation `conversation_id` names when it is not written yet and not in the
+    # session: a booking writes it with its own INSERT (one statement on PostgreSQL), and
+    # the session then holds it as written.
+    new_conversation: Conversation | None = None
 
 
 def upcoming_of(
@@ -232,6 +238,12 @@ def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> s
 _APPOINTMENT_COLUMNS = tuple(c.key for c in Appointment.__table__.columns)
 
 
+def _conversation_row(conversation: Conversation) -> dict[str, object]:
+    """Every column of a new conversation, stamped now, in the table's column order."""
+    conversation.created_at = conversation.updated_at = utcnow()
+    return {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
+
+
 @cache
 def _insert_appointment(dialect: str) -> ReturningInsert[str]:
     """A booking's INSERT, doing nothing on a conflict (built once per dialect)."""
@@ -239,6 +251,33 @@ def _insert_appointment(dialect: str) -> ReturningInsert[str]:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement: ReturningInsert[str] = insert(table).on_conflict_do_nothing().returning(table.c.id)
     return statement
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CONVERSATION_COLUMNS = tuple(column.key for column in _CONVERSATIONS.columns)
+_INSERT_CONVERSATION = sqlite.insert(_CONVERSATIONS)
+# Parameter names of the combined statement: both tables have an id, timestamps, ...
+_CONVERSATION_PARAMS = tuple(f"new_conversation_{column}" for column in _CONVERSATION_COLUMNS)
+
+
+@cache
+def _insert_appointment_and_conversation() -> ReturningInsert[str]:
+    """PostgreSQL: the booking's INSERT with its new conversation's as a data-modifying
+    CTE, one round trip (built once). The CTE runs whether or not the booking conflicts,
+    as the conversation's own INSERT did, and the booking's foreign key to it is checked
+    at the end of the statement, when the conversation is there."""
+    conversation = (
+        postgresql.insert(_CONVERSATIONS)
+        .values(
+            {
+                column.key: bindparam(name, type_=column.type)
+                for column, name in zip(_CONVERSATIONS.columns, _CONVERSATION_PARAMS, strict=True)
+            }
+        )
+        .returning(literal(1).label("written"))
+        .cte("new_conversation")
+    )
+    return _insert_appointment("postgresql").add_cte(conversation)
 
 
 class SchedulingTools:
@@ -713,14 +752,36 @@ class SchedulingTools:
         }
         # Rows that refer to this one (the conversation it was made in) go first.
         session.flush()
-        dialect = session.get_bind().dialect.name
-        if session.execute(_insert_appointment(dialect), row).first() is None:
+        if self._execute_insert(row) is None:
             return False
         for column, value in row.items():
             setattr(appointment, column, value)
         make_transient_to_detached(appointment)
         session.add(appointment)
         return True
+
+    def _execute_insert(self, row: dict[str, object]) -> str | None:
+        """The booking's INSERT (its id, or None on a conflict), with the conversation it
+        refers to when that is not written yet: in the same statement on PostgreSQL,
+        just before it on SQLite (no INSERT in a CTE there)."""
+        session = self.ctx.session
+        dialect = session.get_bind().dialect.name
+        conversation = self.ctx.new_conversation
+        if conversation is None:
+            return session.execute(_insert_appointment(dialect), row).scalar()
+        self.ctx.new_conversation = None  # written once, whatever the booking's fate
+        written = _conversation_row(conversation)
+        if dialect == "postgresql":
+            params = dict(zip(_CONVERSATION_PARAMS, written.values(), strict=True))
+            statement = _insert_appointment_and_conversation()
+            booked = session.execute(statement, {**row, **params}).scalar()
+        else:
+            session.connection().execute(_INSERT_CONVERSATION, written)
+            booked = session.execute(_insert_appointment(dialect), row).scalar()
+        # Held as written: later changes to it are UPDATEs, as for one it loaded.
+        make_transient_to_detached(conversation)
+        session.add(conversation)
+        return booked
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:
         """Move in a savepoint (the change itself inside it, or the savepoint's own

@@ -20,25 +20,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import (
     Row,
     Select,
-    Table,
     and_,
     bindparam,
     case,
-    insert,
     inspect,
     literal,
     select,
     true,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
@@ -235,18 +233,21 @@ class VapiCall:
         self._found = (conversation,)
         return conversation
 
-    def write_now(self, conversation: Conversation) -> None:
-        """INSERT a new conversation at once, without the ORM's unit of work: a booking
-        refers to it, so it cannot wait for the last writes. The ORM then holds it as
-        written (later changes are UPDATEs, as for one it loaded)."""
-        if inspect(conversation).persistent:
-            return
-        conversation.created_at = conversation.updated_at = utcnow()
-        row = {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
-        self.session.connection().execute(_INSERT_CONVERSATION, row)
+    def hold_for_booking(self, conversation: Conversation | None) -> Conversation | None:
+        """A new conversation taken out of the session for the booking to write with its
+        own INSERT (`ToolContext.new_conversation`): a booking refers to it, and left in
+        the session the ORM would flush it at the slot check's read. None when there is
+        nothing to hold (no conversation, or one already written)."""
+        if conversation is None or not inspect(conversation).pending:
+            return None
         self.session.expunge(conversation)
-        make_transient_to_detached(conversation)
-        self.session.add(conversation)
+        return conversation
+
+    def release(self, held: Conversation | None) -> None:
+        """A held conversation the booking did not write (refused before its INSERT)
+        goes back to the session, to be written with the last writes."""
+        if held is not None and inspect(held).transient:
+            self.session.add(held)
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -501,10 +502,6 @@ def _claim_and_read() -> Select[Any]:
     )
 
 
-_CONVERSATIONS = cast(Table, Conversation.__table__)
-_CONVERSATION_COLUMNS = tuple(column.key for column in _CONVERSATIONS.columns)
-_INSERT_CONVERSATION = insert(_CONVERSATIONS)
-
 _THE_CALLS_CONVERSATION = and_(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
 )
@@ -579,11 +576,11 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     conversation = vapi.conversation()
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    if call.name == "book_appointment" and conversation is not None:
-        vapi.write_now(conversation)
-    tools = _tools(vapi, routed, conversation)
+    held = vapi.hold_for_booking(conversation) if call.name == "book_appointment" else None
+    tools = _tools(vapi, routed, conversation, held)
     # VAPI may resend a tool call: the same toolCallId from the same caller books once.
     result = run_tool(tools, call.name, arguments, request_key=call.id[:128])
+    vapi.release(held)
     if conversation is not None:
         vapi.service().record(
             conversation,
@@ -603,7 +600,12 @@ def _call_state(conversation: Conversation | None) -> dict[str, Any]:
     return dict((conversation.details or {}).get("vapi") or {})
 
 
-def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> SchedulingTools:
+def _tools(
+    vapi: VapiCall,
+    routed: Route,
+    conversation: Conversation | None,
+    unwritten: Conversation | None = None,
+) -> SchedulingTools:
     # One calendar per call message: the free/busy read before the write transaction
     # is the one the booking checks inside it.
     # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
@@ -620,6 +622,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
             conversation_id=conversation.id if conversation is not None else None,
             may_manage_existing=may_manage_existing(routed.agent, False, verified),
             planning=vapi.planning(routed.agent),
+            new_conversation=unwritten,
         )
     )
 

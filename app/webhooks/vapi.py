@@ -68,12 +68,10 @@ from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
 from app.webhooks.vapi_payload import (
-    PayloadRejected,
     ToolCall,
     as_dict,
     first,
     message_of,
-    parse_body,
     tool_calls_of,
 )
 
@@ -264,10 +262,9 @@ class VapiCall:
 
 @router.post("/webhooks/vapi", summary="VAPI server URL (all server messages)")
 async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
-    try:
-        message = message_of(parse_body(body))
-    except PayloadRejected as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    if body.problem is not None:
+        return JSONResponse({"error": body.problem}, status_code=400)
+    message = message_of(body.payload)
     kind = str(message.get("type") or "")
     handler = HANDLERS.get(kind)
     if handler is None:

@@ -21,6 +21,7 @@ from app.main import create_app
 from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent, Notification
 from app.security.pins import hash_pin
 from app.security.vapi_auth import sign
+from app.webhooks import vapi_payload
 from tests.conftest import PUBLIC_BASE_URL, load_fixture
 
 SECRET = "test-vapi-secret"
@@ -419,6 +420,31 @@ def test_a_booking_opens_its_call_s_conversation_once_and_refers_to_it(
     [appointment] = session.scalars(select(Appointment)).all()
     assert appointment.conversation_id == conversation.id
     assert [m.external_id for m in conversation.messages] == ["w1", "w2", "w3"]
+
+
+def test_a_tool_calls_body_is_decoded_once(vapi: Vapi, monkeypatch: pytest.MonkeyPatch):
+    """The credential's dependency decodes the body for the log binding and the handler
+    alike: the JSON text is read once a request (tool arguments as an object here)."""
+    message = tool_message([call("j1", "check_availability", date="2026-11-24")])
+    body = json.dumps(message).encode()
+    decoded: list[bytes] = []
+    loads = vapi_payload.json.loads
+
+    def counted(text: Any, *args: Any, **kw: Any) -> Any:
+        if text == body:
+            decoded.append(text)
+        return loads(text, *args, **kw)
+
+    monkeypatch.setattr(vapi_payload.json, "loads", counted)
+    response = vapi.post(body)
+    assert response.status_code == 200 and "result" in response.json()["results"][0]
+    assert len(decoded) == 1
+
+
+def test_an_unreadable_body_is_a_one_line_400(vapi: Vapi):
+    response = vapi.post(b'{"message": ')
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is not JSON"}
 
 
 def test_a_new_call_s_conversation_is_written_with_its_booking(vapi: Vapi, session: Session):

@@ -192,7 +192,9 @@ class VapiCall:
             self.session, state.engine, state.calendar_factory, state.clock()
         )
 
-    def conversation(self, create: bool = True) -> Conversation | None:
+    def conversation(self, create: bool = True, add: bool = True) -> Conversation | None:
+        """The call's conversation; a new one is opened when `create`, and left out of
+        the session when not `add` (a booking writes it: `unwritten`)."""
         if not self.call_id:
             return None
         if self._found is not None:
@@ -207,14 +209,14 @@ class VapiCall:
             return found
         routed = self.route()
         if isinstance(routed, Route):
-            return self._open(routed)
+            return self._open(routed, add)
         bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
         bare.state, bare.details = {}, {}
         self.session.add(bare)
         self.session.flush()
         return bare
 
-    def _open(self, routed: Route) -> Conversation:
+    def _open(self, routed: Route, add: bool = True) -> Conversation:
         """The call's new conversation, as ConversationService.open makes one (the
         caller's known name kept); known absent already, so not looked for again."""
         conversation = Conversation(
@@ -227,22 +229,23 @@ class VapiCall:
             details={"caller_name": self.known_name(routed)},
             status="active",
         )
-        self.session.add(conversation)
+        if add:
+            self.session.add(conversation)
         self._found = (conversation,)
         return conversation
 
-    def hold_for_booking(self, conversation: Conversation | None) -> Conversation | None:
-        """A new conversation taken out of the session for the booking to write with its
-        own INSERT (`ToolContext.new_conversation`): a booking refers to it, and left in
-        the session the ORM would flush it at the slot check's read. None when there is
-        nothing to hold (no conversation, or one already written)."""
-        if conversation is None or not inspect(conversation).pending:
+    @staticmethod
+    def unwritten(conversation: Conversation | None) -> Conversation | None:
+        """A new conversation opened out of the session (`conversation(add=False)`), for
+        the booking to write with its own INSERT (`ToolContext.new_conversation`): a
+        booking refers to it, and in the session the ORM would flush it at the slot
+        check's read. None when there is none (no conversation, or one written)."""
+        if conversation is None or not inspect(conversation).transient:
             return None
-        self.session.expunge(conversation)
         return conversation
 
     def release(self, held: Conversation | None) -> None:
-        """A held conversation the booking did not write (refused before its INSERT)
+        """An unwritten conversation the booking did not write (refused before its INSERT)
         goes back to the session, to be written with the last writes."""
         if held is not None and inspect(held).transient:
             self.session.add(held)
@@ -570,10 +573,11 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         arguments = parse_arguments(call.arguments)
     except ValueError as exc:
         return _entry(call, False, f"Invalid arguments for {call.name}: {exc}")
-    conversation = vapi.conversation()
+    booking = call.name == "book_appointment"
+    conversation = vapi.conversation(add=not booking)
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    held = vapi.hold_for_booking(conversation) if call.name == "book_appointment" else None
+    held = vapi.unwritten(conversation) if booking else None
     tools = _tools(vapi, routed, conversation, held)
     # VAPI may resend a tool call: the same toolCallId from the same caller books once.
     result = run_tool(tools, call.name, arguments, request_key=call.id[:128])

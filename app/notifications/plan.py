@@ -206,6 +206,7 @@ class Planner:
         self.now = now
         self.zone = ZoneInfo(agent.timezone)
         self.settings, self.sender = planning or settings_and_sender(session, agent.id)
+        self._when_made: tuple[datetime, str] | None = None
 
     def on_change(
         self, appointment: Appointment, change: Change, *, channel: str, caller: str | None
@@ -346,18 +347,26 @@ class Planner:
             "created_at": utcnow(),
         }
 
+    def _when(self, appointment: Appointment) -> str:
+        """`when_text` of the appointment's start, made once for all of a change's
+        messages (a booking's confirmation and reminders all name it)."""
+        start = appointment.start_at
+        if self._when_made is None or self._when_made[0] != start:
+            self._when_made = (start, when_text(start, self.zone))
+        return self._when_made[1]
+
     def _what(self, appointment: Appointment) -> str:
         return f"{appointment.appointment_type} with {self.agent.name}"
 
     def _confirmation_text(self, appointment: Appointment, change: Change) -> str:
-        when = when_text(appointment.start_at, self.zone)
+        when = self._when(appointment)
         if change == "cancelled":
             return f"Cancelled: your {self._what(appointment)} on {when}."
         verb = "Moved" if change == "moved" else "Confirmed"
         return f"{verb}: your {self._what(appointment)} on {when}. Reply here to change it."
 
     def _reminder_text(self, appointment: Appointment, kind: str) -> str:
-        when = when_text(appointment.start_at, self.zone)
+        when = self._when(appointment)
         if kind == "reminder_call":
             return f"This is a reminder: your {self._what(appointment)} is {when}."
         return (
@@ -367,7 +376,7 @@ class Planner:
 
     def _owner_text(self, appointment: Appointment, change: Change) -> str:
         who = appointment.contact_name or "A caller"
-        when = when_text(appointment.start_at, self.zone)
+        when = self._when(appointment)
         preposition = "to" if change == "moved" else "on"
         return f"{who} {change} {appointment.appointment_type} {preposition} {when}."
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import Headers
@@ -26,6 +25,7 @@ from app.config import Settings
 from app.logs import bind
 from app.security.rejections import audit_rejection
 from app.services import services_of
+from app.webhooks.vapi_payload import PayloadRejected, as_dict, message_of, parse_body
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-signature"
@@ -107,8 +107,19 @@ class VapiAuthenticator:
         return None
 
 
-async def verified_vapi_body(request: Request) -> bytes:
-    """The raw body of a request that carries a valid VAPI credential."""
+@dataclass(frozen=True)
+class VapiRequestBody:
+    """A VAPI request's body once its credential passed, decoded once for the handler
+    and the log binding: `payload` is the JSON value, or None with `problem` saying
+    why the body cannot be read (the handler answers 400 with it)."""
+
+    raw: bytes
+    payload: Any
+    problem: str | None
+
+
+async def verified_vapi_body(request: Request) -> VapiRequestBody:
+    """The body of a request that carries a valid VAPI credential, decoded."""
     settings: Settings = services_of(request).settings
     body = await request.body()
     try:
@@ -117,18 +128,18 @@ async def verified_vapi_body(request: Request) -> bytes:
         log.warning("VAPI request rejected on %s: %s", request.url.path, exc.reason)
         await audit_rejection(request, "vapi", exc.reason)
         raise HTTPException(status_code=exc.status_code, detail=exc.reason) from None
-    _bind_call(body)
-    return body
-
-
-def _bind_call(body: bytes) -> None:
-    """Every later log line of this webhook names the VAPI call it is about."""
     try:
-        call = json.loads(body).get("message", {}).get("call", {})
-    except (ValueError, AttributeError, RecursionError):
-        return  # the handler answers a malformed body with its own one-line error
-    call_id = call.get("id") if isinstance(call, dict) else None
+        payload = parse_body(body)
+    except PayloadRejected as exc:
+        return VapiRequestBody(body, None, str(exc))
+    _bind_call(payload)
+    return VapiRequestBody(body, payload, None)
+
+
+def _bind_call(payload: Any) -> None:
+    """Every later log line of this webhook names the VAPI call it is about."""
+    call_id = as_dict(message_of(payload).get("call")).get("id")
     bind(call_sid=call_id if isinstance(call_id, str) else None, channel="vapi")
 
 
-VapiBody = Annotated[bytes, Depends(verified_vapi_body)]
+VapiBody = Annotated[VapiRequestBody, Depends(verified_vapi_body)]

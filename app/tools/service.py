@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    literal,
     null,
     select,
     union_all,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -53,6 +55,7 @@ from app.models import (
     Appointment,
     AppointmentStatus,
     BusyBlock,
+    Conversation,
     SyncStatus,
     new_id,
     utcnow,
@@ -145,6 +148,10 @@ class ToolContext:
     upcoming: list[Appointment] | None = None
     # The agent's notification settings and sending line, when read in this transaction.
     planning: notifications.Planning | None = None
+    # The conversation `conversation_id` names when it is not written yet and not in the
+    # session: a booking writes it with its own INSERT (one statement on PostgreSQL), and
+    # the session then holds it as written.
+    new_conversation: Conversation | None = None
 
 
 def upcoming_of(
@@ -236,6 +243,21 @@ def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> s
 
 
 _APPOINTMENT_COLUMNS = tuple(c.key for c in Appointment.__table__.columns)
+# A new booking's row before its own values: every column, the model's defaults spelled
+# out (an explicit INSERT of None would not apply them).
+_NEW_APPOINTMENT: dict[str, object] = {
+    **dict.fromkeys(_APPOINTMENT_COLUMNS),
+    "status": AppointmentStatus.CONFIRMED,
+    "sync_status": SyncStatus.NOT_APPLICABLE,
+    "sync_attempts": 0,
+}
+_APPOINTMENT_CLASS = manager_of_class(Appointment)
+
+
+def _conversation_row(conversation: Conversation) -> dict[str, object]:
+    """Every column of a new conversation, stamped now, in the table's column order."""
+    conversation.created_at = conversation.updated_at = utcnow()
+    return {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
 
 
 @cache
@@ -245,6 +267,33 @@ def _insert_appointment(dialect: str) -> ReturningInsert[str]:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement: ReturningInsert[str] = insert(table).on_conflict_do_nothing().returning(table.c.id)
     return statement
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CONVERSATION_COLUMNS = tuple(column.key for column in _CONVERSATIONS.columns)
+_INSERT_CONVERSATION = sqlite.insert(_CONVERSATIONS)
+# Parameter names of the combined statement: both tables have an id, timestamps, ...
+_CONVERSATION_PARAMS = tuple(f"new_conversation_{column}" for column in _CONVERSATION_COLUMNS)
+
+
+@cache
+def _insert_appointment_and_conversation() -> ReturningInsert[str]:
+    """PostgreSQL: the booking's INSERT with its new conversation's as a data-modifying
+    CTE, one round trip (built once). The CTE runs whether or not the booking conflicts,
+    as the conversation's own INSERT did, and the booking's foreign key to it is checked
+    at the end of the statement, when the conversation is there."""
+    conversation = (
+        postgresql.insert(_CONVERSATIONS)
+        .values(
+            {
+                column.key: bindparam(name, type_=column.type)
+                for column, name in zip(_CONVERSATIONS.columns, _CONVERSATION_PARAMS, strict=True)
+            }
+        )
+        .returning(literal(1).label("written"))
+        .cte("new_conversation")
+    )
+    return _insert_appointment("postgresql").add_cte(conversation)
 
 
 class SchedulingTools:
@@ -478,21 +527,22 @@ class SchedulingTools:
             if earlier is not None:
                 return self._booked_result(earlier, kind)
             return self._unavailable(reason, kind, start)
-        appointment = Appointment(
-            id=new_id("apt"),
-            agent_id=self.ctx.agent.id,
-            appointment_type=kind.key,
-            start_at=start,
-            end_at=start + kind.duration,
-            status=AppointmentStatus.CONFIRMED,
-            contact_e164=self.ctx.caller,
-            contact_name=args.name,
-            notes=args.notes,
-            idempotency_key=key,
-            channel=self.ctx.channel,
-            conversation_id=self.ctx.conversation_id,
+        appointment = self._insert_new(
+            {
+                "id": new_id("apt"),
+                "agent_id": self.ctx.agent.id,
+                "appointment_type": kind.key,
+                "start_at": start,
+                "end_at": start + kind.duration,
+                "contact_e164": self.ctx.caller,
+                "contact_name": args.name,
+                "notes": args.notes,
+                "idempotency_key": key,
+                "channel": self.ctx.channel,
+                "conversation_id": self.ctx.conversation_id,
+            }
         )
-        if not self._insert_new(appointment):
+        if appointment is None:
             self._seen = self._upcoming = None  # someone else's booking committed: read again
             raced = self._by_key(key)
             if raced is not None:  # the same request, committed by a concurrent retry
@@ -700,38 +750,51 @@ class SchedulingTools:
         if self.ctx.calendar.name != "local":
             appointment.sync_status = SyncStatus.SYNCED
 
-    def _insert_new(self, appointment: Appointment) -> bool:
-        """INSERT the new booking; False when its key is taken or (PostgreSQL's
-        exclusion constraint) its time overlaps a booking committed meanwhile. One
-        statement that does nothing on such a conflict: no savepoint around it, and
-        the transaction stays usable either way. The row then stands in the session as
-        if loaded, so later changes to it are UPDATEs."""
+    def _insert_new(self, values: dict[str, object]) -> Appointment | None:
+        """INSERT the new booking (`values`: its columns that are set); None when its key
+        is taken or (PostgreSQL's exclusion constraint) its time overlaps a booking
+        committed meanwhile. One statement that does nothing on such a conflict: no
+        savepoint around it, and the transaction stays usable either way. The row then
+        stands in the session as if loaded, so later changes to it are UPDATEs."""
         session = self.ctx.session
         now = utcnow()
-        row = {
-            **{column: None for column in _APPOINTMENT_COLUMNS},
-            "status": AppointmentStatus.CONFIRMED,
-            "sync_status": SyncStatus.NOT_APPLICABLE,
-            "sync_attempts": 0,
-            **{
-                column: getattr(appointment, column)
-                for column in _APPOINTMENT_COLUMNS
-                if getattr(appointment, column) is not None
-            },
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = {**_NEW_APPOINTMENT, **values, "created_at": now, "updated_at": now}
         # Rows that refer to this one (the conversation it was made in) go first.
         write_unwritten(session)
         session.flush()
-        dialect = session.get_bind().dialect.name
-        if session.execute(_insert_appointment(dialect), row).first() is None:
-            return False
-        for column, value in row.items():
-            setattr(appointment, column, value)
+        if self._execute_insert(row) is None:
+            return None
+        # As a query's load makes it: the row's values as its committed state (the
+        # constructor's instrumented sets would only be reset by this).
+        appointment: Appointment = _APPOINTMENT_CLASS.new_instance()
+        appointment.__dict__.update(row)
         make_transient_to_detached(appointment)
         session.add(appointment)
-        return True
+        return appointment
+
+    def _execute_insert(self, row: dict[str, object]) -> str | None:
+        """The booking's INSERT (its id, or None on a conflict), with the conversation it
+        refers to when that is not written yet: in the same statement on PostgreSQL,
+        just before it on SQLite (no INSERT in a CTE there). Statements on the tables,
+        run on the session's connection: the ORM's execution would add nothing to them."""
+        session = self.ctx.session
+        connection = session.connection()
+        dialect = connection.dialect.name
+        conversation = self.ctx.new_conversation
+        if conversation is None:
+            return connection.scalar(_insert_appointment(dialect), row)
+        self.ctx.new_conversation = None  # written once, whatever the booking's fate
+        written = _conversation_row(conversation)
+        if dialect == "postgresql":
+            params = dict(zip(_CONVERSATION_PARAMS, written.values(), strict=True))
+            booked = connection.scalar(_insert_appointment_and_conversation(), {**row, **params})
+        else:
+            connection.execute(_INSERT_CONVERSATION, written)
+            booked = connection.scalar(_insert_appointment(dialect), row)
+        # Held as written: later changes to it are UPDATEs, as for one it loaded.
+        make_transient_to_detached(conversation)
+        session.add(conversation)
+        return booked
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:
         """Move in a savepoint (the change itself inside it, or the savepoint's own

@@ -20,25 +20,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import (
     Row,
     Select,
-    Table,
     and_,
     bindparam,
     case,
-    insert,
     inspect,
     literal,
     select,
     true,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from app.agent.conversations import ConversationService
@@ -71,12 +69,10 @@ from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
 from app.webhooks.vapi_assistant import VERIFY_PIN, build_assistant
 from app.webhooks.vapi_payload import (
-    PayloadRejected,
     ToolCall,
     as_dict,
     first,
     message_of,
-    parse_body,
     tool_calls_of,
 )
 
@@ -197,7 +193,9 @@ class VapiCall:
             self.session, state.engine, state.calendar_factory, state.clock()
         )
 
-    def conversation(self, create: bool = True) -> Conversation | None:
+    def conversation(self, create: bool = True, add: bool = True) -> Conversation | None:
+        """The call's conversation; a new one is opened when `create`, and left out of
+        the session when not `add` (a booking writes it: `unwritten`)."""
         if not self.call_id:
             return None
         if self._found is not None:
@@ -212,14 +210,14 @@ class VapiCall:
             return found
         routed = self.route()
         if isinstance(routed, Route):
-            return self._open(routed)
+            return self._open(routed, add)
         bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
         bare.state, bare.details = {}, {}
         self.session.add(bare)
         self.session.flush()
         return bare
 
-    def _open(self, routed: Route) -> Conversation:
+    def _open(self, routed: Route, add: bool = True) -> Conversation:
         """The call's new conversation, as ConversationService.open makes one (the
         caller's known name kept); known absent already, so not looked for again."""
         conversation = Conversation(
@@ -232,22 +230,26 @@ class VapiCall:
             details={"caller_name": self.known_name(routed)},
             status="active",
         )
-        self.session.add(conversation)
+        if add:
+            self.session.add(conversation)
         self._found = (conversation,)
         return conversation
 
-    def write_now(self, conversation: Conversation) -> None:
-        """INSERT a new conversation at once, without the ORM's unit of work: a booking
-        refers to it, so it cannot wait for the last writes. The ORM then holds it as
-        written (later changes are UPDATEs, as for one it loaded)."""
-        if inspect(conversation).persistent:
-            return
-        conversation.created_at = conversation.updated_at = utcnow()
-        row = {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
-        self.session.connection().execute(_INSERT_CONVERSATION, row)
-        self.session.expunge(conversation)
-        make_transient_to_detached(conversation)
-        self.session.add(conversation)
+    @staticmethod
+    def unwritten(conversation: Conversation | None) -> Conversation | None:
+        """A new conversation opened out of the session (`conversation(add=False)`), for
+        the booking to write with its own INSERT (`ToolContext.new_conversation`): a
+        booking refers to it, and in the session the ORM would flush it at the slot
+        check's read. None when there is none (no conversation, or one written)."""
+        if conversation is None or not inspect(conversation).transient:
+            return None
+        return conversation
+
+    def release(self, held: Conversation | None) -> None:
+        """An unwritten conversation the booking did not write (refused before its INSERT)
+        goes back to the session, to be written with the last writes."""
+        if held is not None and inspect(held).transient:
+            self.session.add(held)
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -264,10 +266,9 @@ class VapiCall:
 
 @router.post("/webhooks/vapi", summary="VAPI server URL (all server messages)")
 async def vapi_server_message(request: Request, body: VapiBody) -> JSONResponse:
-    try:
-        message = message_of(parse_body(body))
-    except PayloadRejected as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    if body.problem is not None:
+        return JSONResponse({"error": body.problem}, status_code=400)
+    message = message_of(body.payload)
     kind = str(message.get("type") or "")
     handler = HANDLERS.get(kind)
     if handler is None:
@@ -502,10 +503,6 @@ def _claim_and_read() -> Select[Any]:
     )
 
 
-_CONVERSATIONS = cast(Table, Conversation.__table__)
-_CONVERSATION_COLUMNS = tuple(column.key for column in _CONVERSATIONS.columns)
-_INSERT_CONVERSATION = insert(_CONVERSATIONS)
-
 _THE_CALLS_CONVERSATION = and_(
     Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
 )
@@ -577,14 +574,15 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         arguments = parse_arguments(call.arguments)
     except ValueError as exc:
         return _entry(call, False, f"Invalid arguments for {call.name}: {exc}")
-    conversation = vapi.conversation()
+    booking = call.name == "book_appointment"
+    conversation = vapi.conversation(add=not booking)
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    if call.name == "book_appointment" and conversation is not None:
-        vapi.write_now(conversation)
-    tools = _tools(vapi, routed, conversation)
+    held = vapi.unwritten(conversation) if booking else None
+    tools = _tools(vapi, routed, conversation, held)
     # VAPI may resend a tool call: the same toolCallId from the same caller books once.
     result = run_tool(tools, call.name, arguments, request_key=call.id[:128])
+    vapi.release(held)
     if conversation is not None:
         vapi.service().record(
             conversation,
@@ -604,7 +602,12 @@ def _call_state(conversation: Conversation | None) -> dict[str, Any]:
     return dict((conversation.details or {}).get("vapi") or {})
 
 
-def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> SchedulingTools:
+def _tools(
+    vapi: VapiCall,
+    routed: Route,
+    conversation: Conversation | None,
+    unwritten: Conversation | None = None,
+) -> SchedulingTools:
     # One calendar per call message: the free/busy read before the write transaction
     # is the one the booking checks inside it.
     # VAPI passes no STIR/SHAKEN verdict: the caller ID counts as unattested.
@@ -621,6 +624,7 @@ def _tools(vapi: VapiCall, routed: Route, conversation: Conversation | None) -> 
             conversation_id=conversation.id if conversation is not None else None,
             may_manage_existing=may_manage_existing(routed.agent, False, verified),
             planning=vapi.planning(routed.agent),
+            new_conversation=unwritten,
         )
     )
 

@@ -21,7 +21,7 @@ from app.security.vapi_auth import VapiBody
 from app.tools.registry import TOOLS
 from app.webhooks.vapi import failed_results, run_budgeted, tool_calls
 from app.webhooks.vapi_assistant import VERIFY_PIN
-from app.webhooks.vapi_payload import PayloadRejected, parse_body, tool_calls_of
+from app.webhooks.vapi_payload import tool_calls_of
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 CALLER_KEYS = ("caller", "caller_number", "customer_number")
@@ -32,10 +32,9 @@ async def call_tool(name: str, request: Request, body: VapiBody) -> JSONResponse
     if name not in TOOLS and name != VERIFY_PIN:
         known = ", ".join([*TOOLS, VERIFY_PIN])
         return JSONResponse({"error": f"unknown tool {name!r}; known: {known}"}, status_code=404)
-    try:
-        payload = parse_body(body)
-    except PayloadRejected as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    if body.problem is not None:
+        return JSONResponse({"error": body.problem}, status_code=400)
+    payload = body.payload
     if not isinstance(payload, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     message = payload.get("message")

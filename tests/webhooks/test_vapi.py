@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.engine import Reply, Turn
@@ -21,6 +21,7 @@ from app.main import create_app
 from app.models import Agent, Appointment, AuditEntry, Conversation, InboundEvent, Notification
 from app.security.pins import hash_pin
 from app.security.vapi_auth import sign
+from app.webhooks import vapi_payload
 from tests.conftest import PUBLIC_BASE_URL, load_fixture
 
 SECRET = "test-vapi-secret"
@@ -419,6 +420,77 @@ def test_a_booking_opens_its_call_s_conversation_once_and_refers_to_it(
     [appointment] = session.scalars(select(Appointment)).all()
     assert appointment.conversation_id == conversation.id
     assert [m.external_id for m in conversation.messages] == ["w1", "w2", "w3"]
+
+
+def test_a_tool_calls_body_is_decoded_once(vapi: Vapi, monkeypatch: pytest.MonkeyPatch):
+    """The credential's dependency decodes the body for the log binding and the handler
+    alike: the JSON text is read once a request (tool arguments as an object here)."""
+    message = tool_message([call("j1", "check_availability", date="2026-11-24")])
+    body = json.dumps(message).encode()
+    decoded: list[bytes] = []
+    loads = vapi_payload.json.loads
+
+    def counted(text: Any, *args: Any, **kw: Any) -> Any:
+        if text == body:
+            decoded.append(text)
+        return loads(text, *args, **kw)
+
+    monkeypatch.setattr(vapi_payload.json, "loads", counted)
+    response = vapi.post(body)
+    assert response.status_code == 200 and "result" in response.json()["results"][0]
+    assert len(decoded) == 1
+
+
+def test_an_unreadable_body_is_a_one_line_400(vapi: Vapi):
+    response = vapi.post(b'{"message": ')
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is not JSON"}
+
+
+def test_a_new_call_s_conversation_is_written_with_its_booking(vapi: Vapi, session: Session):
+    """The booking's INSERT carries its new conversation: one statement on PostgreSQL
+    (a data-modifying CTE), the statement just before it on SQLite; never an ORM flush
+    of its own elsewhere in the turn."""
+    statements: list[str] = []
+
+    def seen(_c, _cur, sql, *_):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(sql.split()))
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        message = tool_message([call("f1", "book_appointment", start="2026-11-24T15:00:00")])
+        assert "result" in vapi.results(message)[0]
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+    writing = [i for i, sql in enumerate(statements) if "INSERT INTO conversations" in sql]
+    booking = [i for i, sql in enumerate(statements) if "INSERT INTO appointments" in sql]
+    assert len(writing) == 1 and len(booking) == 1, statements
+    if bind.dialect.name == "postgresql":
+        assert writing == booking
+        assert statements[booking[0]].startswith("WITH new_conversation AS (INSERT INTO")
+    else:
+        assert writing[0] == booking[0] - 1
+    [appointment] = session.scalars(select(Appointment)).all()
+    assert appointment.conversation_id == conversation_of(session, "call_test").id
+
+
+def test_a_new_call_s_refused_booking_still_opens_its_conversation(
+    vapi: Vapi, session: Session, demo: DemoData
+):
+    """Refused before its INSERT (outside hours), the booking writes no conversation:
+    the call's conversation is written with the turn's last writes, its reply with it."""
+    message = tool_message(
+        [call("r1", "book_appointment", start="2026-11-24T03:00:00")], call_id="call_refused"
+    )
+    [result] = vapi.results(message)
+    assert "error" in result and "Can't book" in result["error"], result
+    conversation = conversation_of(session, "call_refused")
+    assert (conversation.agent_id, conversation.status) == (demo.agent_id, "active")
+    assert conversation.details["caller_name"] == "Sam Rivera" and conversation.state == {}
+    assert conversation.created_at is not None and conversation.updated_at is not None
+    assert [m.external_id for m in conversation.messages] == ["r1"]
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 0
 
 
 def test_a_repeat_whose_claim_is_gone_still_books_once(vapi: Vapi, session: Session):

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from twilio.twiml.voice_response import VoiceResponse
 
 from app.agent.conversations import ConversationService
 from app.agent.engine import Reply
@@ -39,6 +38,7 @@ from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.tools.registry import TOOLS
 from app.webhooks import twilio_media  # imports this module back; used at call time only
+from app.webhooks import voice_twiml as twiml_text
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
@@ -78,47 +78,54 @@ NO_PIN = (
 GENERIC_HINTS = (
     "appointment, book, cancel, reschedule, move, tomorrow, next week, morning, afternoon"
 )
+# The parts of TwiML that never change, written once.
+EMPTY = twiml_text.response()
+_HANGUP = twiml_text.element("Hangup")
+_PAUSE = twiml_text.element("Pause", {"length": 1})
+_APOLOGY_RETRY_SAY = twiml_text.element("Say", text=APOLOGY_RETRY)
 
 
 # --- TwiML ---------------------------------------------------------------------------
 
 
 def say_and_hang_up(text: str, agent: Agent | None = None) -> str:
-    document = VoiceResponse()
-    document.say(text, **_voice_of(agent))
-    document.hangup()
-    return str(document)
+    return twiml_text.response(_say(text, agent), _HANGUP)
 
 
 def prompt(settings: Settings, agent: Agent, text: str, turn: int, *, pin: bool = False) -> str:
     """<Say> inside <Gather>, so a caller who starts talking cuts the prompt short."""
-    document = VoiceResponse()
-    speech: dict[str, Any] = {"speech_timeout": "auto"}
+    attributes = {
+        **_speech_attributes(settings),
+        "input": "dtmf speech" if pin else "speech",
+        "action": f"{settings.public_base_url}{GATHER_PATH}?turn={turn}",
+        "method": "POST",
+        "actionOnEmptyResult": True,
+        "timeout": settings.twilio_gather_timeout_seconds,
+        "language": agent.language,
+        "hints": None if pin else _hints(agent),
+        "finishOnKey": "#" if pin else None,
+    }
+    return twiml_text.response(twiml_text.element("Gather", attributes, inner=_say(text, agent)))
+
+
+def _speech_attributes(settings: Settings) -> dict[str, object]:
     if settings.twilio_speech_model:
         # Twilio only honours speechTimeout="auto" with its default model.
-        speech = {
-            "speech_model": settings.twilio_speech_model,
-            "speech_timeout": settings.twilio_speech_timeout_seconds,
+        return {
+            "speechModel": settings.twilio_speech_model,
+            "speechTimeout": settings.twilio_speech_timeout_seconds,
         }
-    gather = document.gather(
-        input="dtmf speech" if pin else "speech",
-        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn}",
-        method="POST",
-        action_on_empty_result=True,
-        timeout=settings.twilio_gather_timeout_seconds,
-        language=agent.language,
-        hints=None if pin else _hints(agent),
-        finish_on_key="#" if pin else None,
-        **speech,
-    )
-    gather.say(text, **_voice_of(agent))
-    return str(document)
+    return {"speechTimeout": "auto"}
 
 
-def _voice_of(agent: Agent | None) -> dict[str, str]:
+def _say(text: str, agent: Agent | None) -> str:
+    return twiml_text.element("Say", _voice_of(agent), text)
+
+
+def _voice_of(agent: Agent | None) -> dict[str, object]:
     if agent is None:
         return {}
-    return {"language": agent.language, **({"voice": agent.voice} if agent.voice else {})}
+    return {"language": agent.language, "voice": agent.voice or None}
 
 
 def _hints(agent: Agent) -> str:
@@ -308,17 +315,18 @@ async def gather_result(request: Request, form: TwilioForm, turn: str = "1") -> 
 def _retry_prompt(request: Request, turn: int) -> str:
     """What the caller hears when a turn fails: an apology, and the next turn's Gather,
     built without the database (which may be what failed)."""
-    document = VoiceResponse()
-    settings: Settings = services_of(request).settings
-    gather = document.gather(
-        input="speech",
-        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
-        method="POST",
-        action_on_empty_result=True,
-        timeout=settings.twilio_gather_timeout_seconds,
-    )
-    gather.say(APOLOGY_RETRY)
-    return str(document)
+    return retry_prompt(services_of(request).settings, turn)
+
+
+def retry_prompt(settings: Settings, turn: int) -> str:
+    attributes = {
+        "input": "speech",
+        "action": f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
+        "method": "POST",
+        "actionOnEmptyResult": True,
+        "timeout": settings.twilio_gather_timeout_seconds,
+    }
+    return twiml_text.response(twiml_text.element("Gather", attributes, inner=_APOLOGY_RETRY_SAY))
 
 
 def take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | None = None) -> str:
@@ -347,10 +355,8 @@ def _take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | Non
 
 def _hold(settings: Settings, turn: int) -> str:
     """The first delivery of this turn is still running: come back for its answer."""
-    document = VoiceResponse()
-    document.pause(length=1)
-    document.redirect(f"{settings.public_base_url}{GATHER_PATH}?turn={turn}", method="POST")
-    return str(document)
+    url = f"{settings.public_base_url}{GATHER_PATH}?turn={turn}"
+    return twiml_text.response(_PAUSE, twiml_text.element("Redirect", {"method": "POST"}, url))
 
 
 def _turn(call: Call, turn: int) -> str:
@@ -490,7 +496,7 @@ def call_status(form: TwilioForm, session: SessionDep, settings: SettingsDep) ->
     except Exception:
         session.rollback()
         log.exception("call status for %s not recorded", form.get("CallSid") or "(no sid)")
-    return twiml(VoiceResponse())
+    return twiml(EMPTY)
 
 
 def _record_status(session: Session, settings: Settings, form: FormData) -> None:

@@ -133,6 +133,9 @@ def _hints(agent: Agent) -> str:
     return ", ".join([*names, GENERIC_HINTS])
 
 
+APOLOGY_HANGUP_TWIML = say_and_hang_up(APOLOGY_HANGUP)
+
+
 def greeting_for(agent: Agent, name: str | None) -> str:
     greeting = agent.greeting.strip() or f"Hi, this is {agent.name}."
     if name:
@@ -242,17 +245,20 @@ _CALL_WITH_LOOKUP = lookup_joined(
 @router.post("/inbound", summary="Inbound call (Twilio voice webhook)")
 async def inbound_call(request: Request, form: TwilioForm) -> Response:
     return await within_budget(
-        request, lambda session: answer_call(Call(request, session, form)), APOLOGY_HANGUP, "call"
+        request,
+        lambda session: answer_call(Call(request, session, form)),
+        APOLOGY_HANGUP_TWIML,
+        "call",
     )
 
 
 def answer_call(call: Call) -> str:
     if not call.sid:
-        return say_and_hang_up(APOLOGY_HANGUP)
+        return APOLOGY_HANGUP_TWIML
     event = claim(call.session, "twilio", f"{call.sid}:call", "voice-call")
     if not event.is_new:
         log.info("call %s webhook is a retry; answering as before", call.sid)
-        return event.previous_response or say_and_hang_up(APOLOGY_HANGUP)
+        return event.previous_response or APOLOGY_HANGUP_TWIML
     response = _greet(call)
     respond(call.session, event, response)
     call.audit("webhook.accepted", stir_verstat=str(call.form.get("StirVerstat") or "absent"))
@@ -273,17 +279,29 @@ def _greet(call: Call) -> str:
         return say_and_hang_up(unrouted_text(routed, settings))
     service = call.service()
     conversation = service.open(CHANNEL, call.sid, routed)
+    details = conversation.details or {}
     voice_state = initial_voice_state(call)
     streamed = twilio_media.streams(routed.agent, services_of(call.request).deepgram)
     if streamed:
         # The stream greets the caller; it routes each turn with the dialled number.
         voice_state["to"] = str(call.form.get("To", ""))
-    conversation.details = {**(conversation.details or {}), "voice": voice_state}
+    conversation.details = {**details, "voice": voice_state}
     if streamed:
         return twilio_media.connect_stream(settings, call.sid)
-    greeting = greeting_for(routed.agent, service.known_name(routed))
+    greeting = greeting_for(routed.agent, _known_name(service, routed, details))
     service.record(conversation, "out", greeting)
     return prompt(settings, routed.agent, greeting, turn=1)
+
+
+def _known_name(service: ConversationService, routed: Route, details: dict[str, Any]) -> str | None:
+    """The caller's known name. open() read it with a new conversation, in the same round
+    trip, into its details: asking again cost a query, and the flush of the pending
+    conversation before it. Only a conversation made before the call was answered (by
+    a status callback) lacks it."""
+    if "caller_name" in details:
+        name: str | None = details["caller_name"]
+        return name
+    return service.known_name(routed)
 
 
 def initial_voice_state(call: Call) -> dict[str, Any]:
@@ -563,4 +581,4 @@ async def fallback(request: Request) -> Response:
         )
     except Exception:
         log.exception("twilio voice fallback: unreadable request")
-    return twiml(say_and_hang_up(APOLOGY_HANGUP))
+    return twiml(APOLOGY_HANGUP_TWIML)

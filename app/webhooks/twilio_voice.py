@@ -14,20 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fastapi import APIRouter, Request
-from sqlalchemy import and_, bindparam, literal, select
+from sqlalchemy import Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from app import commit_writes
 from app.agent.conversations import ConversationService
 from app.agent.engine import Reply
 from app.config import Settings
-from app.deps import SessionDep, SettingsDep
-from app.models import Agent, Conversation
+from app.models import Agent, Conversation, utcnow
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
 from app.security import audit
@@ -508,13 +508,23 @@ def refused_for_verification(reply: Reply) -> bool:
 
 
 @router.post("/status", summary="Call status callback")
-def call_status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
+async def call_status(request: Request, form: TwilioForm) -> Response:
+    # Like every voice webhook, one hop to a worker thread with its own session (a sync
+    # endpoint with a session dependency took three: the dependency's entry and exit, and
+    # the endpoint). Whatever happens, Twilio gets the empty answer.
+    settings = services_of(request).settings
+    return await within_budget(
+        request, lambda session: _status_answer(session, settings, form), EMPTY, "call status"
+    )
+
+
+def _status_answer(session: Session, settings: Settings, form: FormData) -> str:
     try:
         _record_status(session, settings, form)
     except Exception:
         session.rollback()
         log.exception("call status for %s not recorded", form.get("CallSid") or "(no sid)")
-    return twiml(EMPTY)
+    return EMPTY
 
 
 def _record_status(session: Session, settings: Settings, form: FormData) -> None:
@@ -526,28 +536,59 @@ def _record_status(session: Session, settings: Settings, form: FormData) -> None
     event = claim(session, "twilio", f"callstatus:{sid}:{sequence}:{status}", "call-status")
     if not event.is_new:
         return
-    conversation = session.scalar(
-        select(Conversation)
-        .where(Conversation.channel == CHANNEL, Conversation.external_id == sid)
-        .with_for_update()
-    )
-    if conversation is None:
-        # A call we never answered (unknown caller, failure): keep its outcome anyway.
-        caller = try_e164(str(form.get("From", "")), settings.default_region)
-        conversation = Conversation(channel=CHANNEL, external_id=sid, caller_e164=caller, state={})
-        session.add(conversation)
-    details = dict(conversation.details or {})
-    if _is_newer(details.get("call_status"), status, sequence):
-        details["call_status"] = {
-            "status": status,
-            "sequence": sequence,
-            "duration_seconds": _int(form.get("CallDuration"), default=None),
-            "timestamp": str(form.get("Timestamp") or "") or None,
-        }
-        conversation.details = details
-        if status in FINAL_STATUSES:
-            conversation.status = "ended"
+    # The row's id and details as columns, locked: no entity and no unit of work for a
+    # change to two columns.
+    found = session.execute(_CALL_DETAILS_FOR_UPDATE, {"call_sid": sid}).first()
+    if found is None:
+        _record_unanswered_status(session, settings, form, sid, status, sequence)
+    else:
+        details = dict(found.details or {})
+        if _is_newer(details.get("call_status"), status, sequence):
+            details["call_status"] = _status_of(form, status, sequence)
+            changed: dict[str, Any] = {"details": details, "updated_at": utcnow()}
+            if status in FINAL_STATUSES:
+                changed["status"] = "ended"
+            commit_writes.update_row(session, _CONVERSATIONS, ("id", found.id), changed)
     session.commit()
+
+
+def _record_unanswered_status(
+    session: Session, settings: Settings, form: FormData, sid: str, status: str, sequence: int
+) -> None:
+    """A call we never answered (unknown caller, failure): keep its outcome anyway."""
+    caller = try_e164(str(form.get("From", "")), settings.default_region)
+    details = {"call_status": _status_of(form, status, sequence)}
+    ended = {"status": "ended"} if status in FINAL_STATUSES else {}
+    session.add(
+        Conversation(
+            channel=CHANNEL,
+            external_id=sid,
+            caller_e164=caller,
+            state={},
+            details=details,
+            **ended,
+        )
+    )
+
+
+def _status_of(form: FormData, status: str, sequence: int) -> dict[str, Any]:
+    return {
+        "status": status,
+        "sequence": sequence,
+        "duration_seconds": _int(form.get("CallDuration"), default=None),
+        "timestamp": str(form.get("Timestamp") or "") or None,
+    }
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CALL_DETAILS_FOR_UPDATE = (
+    select(_CONVERSATIONS.c.id, _CONVERSATIONS.c.details)
+    .where(
+        _CONVERSATIONS.c.channel == CHANNEL,
+        _CONVERSATIONS.c.external_id == bindparam("call_sid"),
+    )
+    .with_for_update()
+)
 
 
 def _is_newer(stored: dict[str, Any] | None, status: str, sequence: int) -> bool:

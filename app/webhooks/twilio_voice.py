@@ -14,21 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fastapi import APIRouter, Request
-from sqlalchemy import and_, bindparam, literal, select
+from sqlalchemy import Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from twilio.twiml.voice_response import VoiceResponse
 
+from app import commit_writes
 from app.agent.conversations import ConversationService
 from app.agent.engine import Reply
 from app.config import Settings
-from app.deps import SessionDep, SettingsDep
-from app.models import Conversation
+from app.models import Conversation, utcnow
 from app.phone import mask, try_e164
 from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
 from app.security import audit
@@ -40,6 +39,7 @@ from app.services import services_of
 from app.tools.registry import TOOLS
 from app.turn_rows import AgentLike, ConversationRow, conversation_bundle, conversation_of
 from app.webhooks import twilio_media  # imports this module back; used at call time only
+from app.webhooks import voice_twiml as twiml_text
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
@@ -79,52 +79,62 @@ NO_PIN = (
 GENERIC_HINTS = (
     "appointment, book, cancel, reschedule, move, tomorrow, next week, morning, afternoon"
 )
+# The parts of TwiML that never change, written once.
+EMPTY = twiml_text.response()
+_HANGUP = twiml_text.element("Hangup")
+_PAUSE = twiml_text.element("Pause", {"length": 1})
+_APOLOGY_RETRY_SAY = twiml_text.element("Say", text=APOLOGY_RETRY)
 
 
 # --- TwiML ---------------------------------------------------------------------------
 
 
 def say_and_hang_up(text: str, agent: AgentLike | None = None) -> str:
-    document = VoiceResponse()
-    document.say(text, **_voice_of(agent))
-    document.hangup()
-    return str(document)
+    return twiml_text.response(_say(text, agent), _HANGUP)
 
 
 def prompt(settings: Settings, agent: AgentLike, text: str, turn: int, *, pin: bool = False) -> str:
     """<Say> inside <Gather>, so a caller who starts talking cuts the prompt short."""
-    document = VoiceResponse()
-    speech: dict[str, Any] = {"speech_timeout": "auto"}
+    attributes = {
+        **_speech_attributes(settings),
+        "input": "dtmf speech" if pin else "speech",
+        "action": f"{settings.public_base_url}{GATHER_PATH}?turn={turn}",
+        "method": "POST",
+        "actionOnEmptyResult": True,
+        "timeout": settings.twilio_gather_timeout_seconds,
+        "language": agent.language,
+        "hints": None if pin else _hints(agent),
+        "finishOnKey": "#" if pin else None,
+    }
+    return twiml_text.response(twiml_text.element("Gather", attributes, inner=_say(text, agent)))
+
+
+def _speech_attributes(settings: Settings) -> dict[str, object]:
     if settings.twilio_speech_model:
         # Twilio only honours speechTimeout="auto" with its default model.
-        speech = {
-            "speech_model": settings.twilio_speech_model,
-            "speech_timeout": settings.twilio_speech_timeout_seconds,
+        return {
+            "speechModel": settings.twilio_speech_model,
+            "speechTimeout": settings.twilio_speech_timeout_seconds,
         }
-    gather = document.gather(
-        input="dtmf speech" if pin else "speech",
-        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn}",
-        method="POST",
-        action_on_empty_result=True,
-        timeout=settings.twilio_gather_timeout_seconds,
-        language=agent.language,
-        hints=None if pin else _hints(agent),
-        finish_on_key="#" if pin else None,
-        **speech,
-    )
-    gather.say(text, **_voice_of(agent))
-    return str(document)
+    return {"speechTimeout": "auto"}
 
 
-def _voice_of(agent: AgentLike | None) -> dict[str, str]:
+def _say(text: str, agent: AgentLike | None) -> str:
+    return twiml_text.element("Say", _voice_of(agent), text)
+
+
+def _voice_of(agent: AgentLike | None) -> dict[str, object]:
     if agent is None:
         return {}
-    return {"language": agent.language, **({"voice": agent.voice} if agent.voice else {})}
+    return {"language": agent.language, "voice": agent.voice or None}
 
 
 def _hints(agent: AgentLike) -> str:
     names = [str(t.get("name") or t.get("key")) for t in agent.appointment_types or []]
     return ", ".join([*names, GENERIC_HINTS])
+
+
+APOLOGY_HANGUP_TWIML = say_and_hang_up(APOLOGY_HANGUP)
 
 
 def greeting_for(agent: AgentLike, name: str | None) -> str:
@@ -238,17 +248,20 @@ _CALL_WITH_LOOKUP = lookup_joined(
 @router.post("/inbound", summary="Inbound call (Twilio voice webhook)")
 async def inbound_call(request: Request, form: TwilioForm) -> Response:
     return await within_budget(
-        request, lambda session: answer_call(Call(request, session, form)), APOLOGY_HANGUP, "call"
+        request,
+        lambda session: answer_call(Call(request, session, form)),
+        APOLOGY_HANGUP_TWIML,
+        "call",
     )
 
 
 def answer_call(call: Call) -> str:
     if not call.sid:
-        return say_and_hang_up(APOLOGY_HANGUP)
+        return APOLOGY_HANGUP_TWIML
     event = claim(call.session, "twilio", f"{call.sid}:call", "voice-call")
     if not event.is_new:
         log.info("call %s webhook is a retry; answering as before", call.sid)
-        return event.previous_response or say_and_hang_up(APOLOGY_HANGUP)
+        return event.previous_response or APOLOGY_HANGUP_TWIML
     response = _greet(call)
     respond(call.session, event, response)
     call.audit("webhook.accepted", stir_verstat=str(call.form.get("StirVerstat") or "absent"))
@@ -269,17 +282,29 @@ def _greet(call: Call) -> str:
         return say_and_hang_up(unrouted_text(routed, settings))
     service = call.service()
     conversation = service.open(CHANNEL, call.sid, routed)
+    details = conversation.details or {}
     voice_state = initial_voice_state(call)
     streamed = twilio_media.streams(routed.agent, services_of(call.request).deepgram)
     if streamed:
         # The stream greets the caller; it routes each turn with the dialled number.
         voice_state["to"] = str(call.form.get("To", ""))
-    conversation.details = {**(conversation.details or {}), "voice": voice_state}
+    conversation.details = {**details, "voice": voice_state}
     if streamed:
         return twilio_media.connect_stream(settings, call.sid)
-    greeting = greeting_for(routed.agent, service.known_name(routed))
+    greeting = greeting_for(routed.agent, _known_name(service, routed, details))
     service.record(conversation, "out", greeting)
     return prompt(settings, routed.agent, greeting, turn=1)
+
+
+def _known_name(service: ConversationService, routed: Route, details: dict[str, Any]) -> str | None:
+    """The caller's known name. open() read it with a new conversation, in the same round
+    trip, into its details: asking again cost a query, and the flush of the pending
+    conversation before it. Only a conversation made before the call was answered (by
+    a status callback) lacks it."""
+    if "caller_name" in details:
+        name: str | None = details["caller_name"]
+        return name
+    return service.known_name(routed)
 
 
 def initial_voice_state(call: Call) -> dict[str, Any]:
@@ -311,17 +336,18 @@ async def gather_result(request: Request, form: TwilioForm, turn: str = "1") -> 
 def _retry_prompt(request: Request, turn: int) -> str:
     """What the caller hears when a turn fails: an apology, and the next turn's Gather,
     built without the database (which may be what failed)."""
-    document = VoiceResponse()
-    settings: Settings = services_of(request).settings
-    gather = document.gather(
-        input="speech",
-        action=f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
-        method="POST",
-        action_on_empty_result=True,
-        timeout=settings.twilio_gather_timeout_seconds,
-    )
-    gather.say(APOLOGY_RETRY)
-    return str(document)
+    return retry_prompt(services_of(request).settings, turn)
+
+
+def retry_prompt(settings: Settings, turn: int) -> str:
+    attributes = {
+        "input": "speech",
+        "action": f"{settings.public_base_url}{GATHER_PATH}?turn={turn + 1}",
+        "method": "POST",
+        "actionOnEmptyResult": True,
+        "timeout": settings.twilio_gather_timeout_seconds,
+    }
+    return twiml_text.response(twiml_text.element("Gather", attributes, inner=_APOLOGY_RETRY_SAY))
 
 
 def take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | None = None) -> str:
@@ -350,10 +376,8 @@ def _take_turn(call: Call, turn: int, before_commit: Callable[[str], None] | Non
 
 def _hold(settings: Settings, turn: int) -> str:
     """The first delivery of this turn is still running: come back for its answer."""
-    document = VoiceResponse()
-    document.pause(length=1)
-    document.redirect(f"{settings.public_base_url}{GATHER_PATH}?turn={turn}", method="POST")
-    return str(document)
+    url = f"{settings.public_base_url}{GATHER_PATH}?turn={turn}"
+    return twiml_text.response(_PAUSE, twiml_text.element("Redirect", {"method": "POST"}, url))
 
 
 def _turn(call: Call, turn: int) -> str:
@@ -487,13 +511,23 @@ def refused_for_verification(reply: Reply) -> bool:
 
 
 @router.post("/status", summary="Call status callback")
-def call_status(form: TwilioForm, session: SessionDep, settings: SettingsDep) -> Response:
+async def call_status(request: Request, form: TwilioForm) -> Response:
+    # Like every voice webhook, one hop to a worker thread with its own session (a sync
+    # endpoint with a session dependency took three: the dependency's entry and exit, and
+    # the endpoint). Whatever happens, Twilio gets the empty answer.
+    settings = services_of(request).settings
+    return await within_budget(
+        request, lambda session: _status_answer(session, settings, form), EMPTY, "call status"
+    )
+
+
+def _status_answer(session: Session, settings: Settings, form: FormData) -> str:
     try:
         _record_status(session, settings, form)
     except Exception:
         session.rollback()
         log.exception("call status for %s not recorded", form.get("CallSid") or "(no sid)")
-    return twiml(VoiceResponse())
+    return EMPTY
 
 
 def _record_status(session: Session, settings: Settings, form: FormData) -> None:
@@ -505,28 +539,59 @@ def _record_status(session: Session, settings: Settings, form: FormData) -> None
     event = claim(session, "twilio", f"callstatus:{sid}:{sequence}:{status}", "call-status")
     if not event.is_new:
         return
-    conversation = session.scalar(
-        select(Conversation)
-        .where(Conversation.channel == CHANNEL, Conversation.external_id == sid)
-        .with_for_update()
-    )
-    if conversation is None:
-        # A call we never answered (unknown caller, failure): keep its outcome anyway.
-        caller = try_e164(str(form.get("From", "")), settings.default_region)
-        conversation = Conversation(channel=CHANNEL, external_id=sid, caller_e164=caller, state={})
-        session.add(conversation)
-    details = dict(conversation.details or {})
-    if _is_newer(details.get("call_status"), status, sequence):
-        details["call_status"] = {
-            "status": status,
-            "sequence": sequence,
-            "duration_seconds": _int(form.get("CallDuration"), default=None),
-            "timestamp": str(form.get("Timestamp") or "") or None,
-        }
-        conversation.details = details
-        if status in FINAL_STATUSES:
-            conversation.status = "ended"
+    # The row's id and details as columns, locked: no entity and no unit of work for a
+    # change to two columns.
+    found = session.execute(_CALL_DETAILS_FOR_UPDATE, {"call_sid": sid}).first()
+    if found is None:
+        _record_unanswered_status(session, settings, form, sid, status, sequence)
+    else:
+        details = dict(found.details or {})
+        if _is_newer(details.get("call_status"), status, sequence):
+            details["call_status"] = _status_of(form, status, sequence)
+            changed: dict[str, Any] = {"details": details, "updated_at": utcnow()}
+            if status in FINAL_STATUSES:
+                changed["status"] = "ended"
+            commit_writes.update_row(session, _CONVERSATIONS, ("id", found.id), changed)
     session.commit()
+
+
+def _record_unanswered_status(
+    session: Session, settings: Settings, form: FormData, sid: str, status: str, sequence: int
+) -> None:
+    """A call we never answered (unknown caller, failure): keep its outcome anyway."""
+    caller = try_e164(str(form.get("From", "")), settings.default_region)
+    details = {"call_status": _status_of(form, status, sequence)}
+    ended = {"status": "ended"} if status in FINAL_STATUSES else {}
+    session.add(
+        Conversation(
+            channel=CHANNEL,
+            external_id=sid,
+            caller_e164=caller,
+            state={},
+            details=details,
+            **ended,
+        )
+    )
+
+
+def _status_of(form: FormData, status: str, sequence: int) -> dict[str, Any]:
+    return {
+        "status": status,
+        "sequence": sequence,
+        "duration_seconds": _int(form.get("CallDuration"), default=None),
+        "timestamp": str(form.get("Timestamp") or "") or None,
+    }
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CALL_DETAILS_FOR_UPDATE = (
+    select(_CONVERSATIONS.c.id, _CONVERSATIONS.c.details)
+    .where(
+        _CONVERSATIONS.c.channel == CHANNEL,
+        _CONVERSATIONS.c.external_id == bindparam("call_sid"),
+    )
+    .with_for_update()
+)
 
 
 def _is_newer(stored: dict[str, Any] | None, status: str, sequence: int) -> bool:
@@ -560,4 +625,4 @@ async def fallback(request: Request) -> Response:
         )
     except Exception:
         log.exception("twilio voice fallback: unreadable request")
-    return twiml(say_and_hang_up(APOLOGY_HANGUP))
+    return twiml(APOLOGY_HANGUP_TWIML)

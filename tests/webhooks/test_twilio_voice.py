@@ -28,6 +28,7 @@ from app.main import create_app
 from app.models import Agent, Appointment, AuditEntry, Conversation, Message
 from app.security.pins import hash_pin
 from app.tools.registry import run_tool
+from app.webhooks import twilio_voice
 from tests.conftest import PUBLIC_BASE_URL, TwilioClient, load_fixture
 
 CALL_SID = "CA0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -280,6 +281,19 @@ def test_retried_inbound_webhook_answers_the_same_and_opens_one_conversation(
     assert session.scalar(select(func.count()).select_from(Conversation)) == 1
 
 
+def test_a_call_that_fails_to_answer_still_gets_twiml(
+    phone: Phone, session: Session, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(call: twilio_voice.Call) -> str:
+        raise RuntimeError("greeting exploded")
+
+    monkeypatch.setattr(twilio_voice, "_greet", broken)
+    answer = phone.dial()  # parsed as TwiML: Twilio would play its error for plain text
+    assert answer.text == twilio_voice.APOLOGY_HANGUP
+    assert answer.hangup and answer.gather is None
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
 def test_unknown_caller_hears_how_to_register_and_the_call_ends(
     voice_client: TestClient, session: Session, demo: DemoData
 ):
@@ -510,6 +524,56 @@ def test_status_in_order_moves_forward(phone: Phone, session: Session):
     conversation = session.scalar(select(Conversation))
     assert conversation.details["call_status"]["status"] == "in-progress"
     assert conversation.status == "active"
+
+
+@pytest.mark.parametrize(("last", "ended"), [("ringing", False), ("no-answer", True)])
+def test_status_of_a_call_never_answered_is_kept(
+    phone: Phone, session: Session, last: str, ended: bool
+):
+    status(phone, last, 2, CallDuration="0")
+    conversation = session.scalar(select(Conversation))
+    assert conversation is not None
+    assert conversation.details == {
+        "call_status": {
+            "status": last,
+            "sequence": 2,
+            "duration_seconds": 0,
+            "timestamp": "Sun, 22 Nov 2026 18:04:58 +0000",
+        }
+    }
+    assert conversation.status == ("ended" if ended else "active")
+    assert conversation.caller_e164 == "+14155550123" and conversation.agent_id is None
+
+
+def test_a_status_callback_that_fails_still_answers_twiml(
+    phone: Phone, session: Session, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(*_: object) -> None:
+        raise RuntimeError("status exploded")
+
+    monkeypatch.setattr(twilio_voice, "_record_status", broken)
+    status(phone, "completed", 3)
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
+def test_a_final_status_after_an_ended_call_keeps_it_ended(phone: Phone, session: Session):
+    phone.dial()
+    status(phone, "completed", 3)
+    status(phone, "completed", 4, CallDuration="200")
+    conversation = session.scalar(select(Conversation))
+    assert conversation is not None and conversation.status == "ended"
+    assert conversation.details["call_status"]["duration_seconds"] == 200
+
+
+def test_a_call_whose_status_came_first_is_greeted_by_name(phone: Phone, session: Session):
+    # The status callback made the conversation, without the name a new one is opened with.
+    status(phone, "ringing", 0)
+    answer = phone.dial()
+    assert answer.text.startswith("Hi Sam! This is Sam's scheduling line.")
+    conversation = session.scalar(select(Conversation))
+    assert conversation is not None
+    assert conversation.details["call_status"]["status"] == "ringing"
+    assert conversation.details["voice"]["attested"] is True
 
 
 def test_fallback_always_answers_twiml(voice_client: TestClient):

@@ -101,15 +101,14 @@ class Schedule:
         row is read every turn (an edit is seen at the next one), its parsing is not
         redone. Keyed by repr, which tells the settings' JSON values apart exactly (1 from
         1.0 and True, key order included), so equal keys build equal schedules."""
-        types = tuple(appointment_types)
-        settings = (timezone, weekly_hours, types, step_minutes, min_notice_minutes)
-        key = repr((cls, *settings, horizon_days, daily_cap))
+        settings = (
+            timezone, weekly_hours, tuple(appointment_types), step_minutes,
+            min_notice_minutes, horizon_days, daily_cap,
+        )  # fmt: skip
+        key = repr((cls, *settings))
         built = _BUILT.get(key)
         if built is None:
-            built = cls._build(
-                timezone, weekly_hours, types, step_minutes, min_notice_minutes, horizon_days,
-                daily_cap,
-            )  # fmt: skip
+            built = cls._build(*settings)
             if len(_BUILT) >= _BUILT_MAX:
                 _BUILT.clear()
             _BUILT[key] = built
@@ -120,11 +119,11 @@ class Schedule:
         cls,
         timezone: str,
         weekly_hours: Mapping[str, Sequence[Sequence[str]]],
-        appointment_types: Iterable[Mapping[str, Any]] = (),
-        step_minutes: int = 15,
-        min_notice_minutes: int = 60,
-        horizon_days: int = 60,
-        daily_cap: int | None = None,
+        appointment_types: Iterable[Mapping[str, Any]],
+        step_minutes: int,
+        min_notice_minutes: int,
+        horizon_days: int,
+        daily_cap: int | None,
     ) -> Schedule:
         hours: dict[int, list[tuple[time, time]]] = {}
         for name, windows in weekly_hours.items():

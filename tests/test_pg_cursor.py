@@ -7,6 +7,7 @@ import os
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import make_engine
@@ -16,10 +17,12 @@ URL = os.environ.get("TEST_DATABASE_URL", "")
 pytestmark = pytest.mark.skipif(
     not URL.startswith("postgresql"), reason="PostgreSQL only (TEST_DATABASE_URL)"
 )
+# psycopg takes a libpq URL: no "+psycopg" driver suffix (SQLAlchemy's spelling).
+LIBPQ_URL = make_url(URL).set(drivername="postgresql").render_as_string(False) if URL else ""
 
 
 def _connect() -> psycopg.Connection[object]:
-    return psycopg.connect(URL, cursor_factory=LazyDescriptionCursor)
+    return psycopg.connect(LIBPQ_URL, cursor_factory=LazyDescriptionCursor)
 
 
 def test_description_has_psycopgs_columns_and_none_without_a_result():
@@ -28,7 +31,7 @@ def test_description_has_psycopgs_columns_and_none_without_a_result():
         cursor.execute("SELECT 1 AS one, 'a'::text AS letter")
         description = cursor.description
         assert isinstance(description, LazyDescription) and len(description) == 2
-        with psycopg.connect(URL) as plain, plain.cursor() as reference:
+        with psycopg.connect(LIBPQ_URL) as plain, plain.cursor() as reference:
             reference.execute("SELECT 1 AS one, 'a'::text AS letter")
             expected = reference.description
         assert expected is not None

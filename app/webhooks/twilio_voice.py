@@ -23,13 +23,20 @@ from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from app import commit_writes
+from app import commit_writes, sql_fast
 from app.agent.conversations import ConversationService
 from app.agent.engine import Reply
 from app.config import Settings
 from app.models import Conversation, utcnow
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
+from app.routing import (
+    Route,
+    Unrouted,
+    looked_up_at,
+    lookup_joined_columns,
+    lookup_numbers,
+    route,
+)
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
 from app.security.idempotency import claim, respond
@@ -37,7 +44,14 @@ from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.tools.registry import TOOLS
-from app.turn_rows import AgentLike, ConversationRow, conversation_bundle, conversation_of
+from app.turn_rows import (
+    CONVERSATION_COLUMNS,
+    CONVERSATION_WIDTH,
+    AgentLike,
+    ConversationRow,
+    conversation_at,
+    conversation_of,
+)
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks import voice_twiml as twiml_text
 from app.webhooks.budget import answer_within
@@ -207,8 +221,8 @@ class Call:
         )
 
     def conversation(self) -> ConversationRow | None:
-        found = self.session.scalar(_CALL_CONVERSATION, {"call_sid": self.sid})
-        return conversation_of(self.session, found)
+        row = sql_fast.read(self.session, _CALL_CONVERSATION, {"call_sid": self.sid}).first()
+        return conversation_of(self.session, None if row is None else conversation_at(row, 0))
 
     def conversation_and_route(self) -> tuple[ConversationRow | None, Route | Unrouted]:
         """Both in one round trip: the conversation with the routing lookup's rows."""
@@ -217,9 +231,13 @@ class Call:
         numbers = lookup_numbers(person, line, region)
         if numbers is None:  # no number to look up: route() refuses the caller
             return self.conversation(), route(self.session, person, line, region)
-        rows = self.session.execute(_CALL_WITH_LOOKUP, {"call_sid": self.sid, **numbers}).all()
-        conversation = conversation_of(self.session, rows[0].Conversation)
-        return conversation, route(self.session, person, line, region, looked_up=rows)
+        # A Core statement on the session's cursor (app/sql_fast.py), read by position:
+        # the conversation's columns, then each number's routing row and agent.
+        params = {"call_sid": self.sid, **numbers}
+        rows = sql_fast.read(self.session, _CALL_WITH_LOOKUP, params).rows
+        conversation = conversation_of(self.session, conversation_at(rows[0], 0))
+        looked_up = [looked_up_at(row, CONVERSATION_WIDTH) for row in rows]
+        return conversation, route(self.session, person, line, region, looked_up=looked_up)
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -232,16 +250,14 @@ class Call:
 
 
 # Built once: a turn passes only the call's sid (and the numbers to route).
-_CALL_CONVERSATION = select(conversation_bundle()).where(
-    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")
-)
-_CALL_WITH_LOOKUP = lookup_joined(
-    select(conversation_bundle())
+# The conversations table, where a call is a conversation.
+_CALLS = cast(Table, Conversation.__table__)
+_OF_THE_CALL = and_(_CALLS.c.channel == CHANNEL, _CALLS.c.external_id == bindparam("call_sid"))
+_CALL_CONVERSATION = select(*CONVERSATION_COLUMNS).where(_OF_THE_CALL)
+_CALL_WITH_LOOKUP = lookup_joined_columns(
+    select(*CONVERSATION_COLUMNS)
     .select_from(select(literal(1).label("one")).subquery())
-    .outerjoin(
-        Conversation,
-        and_(Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")),
-    )
+    .outerjoin(_CALLS, _OF_THE_CALL)
 )
 
 

@@ -332,6 +332,11 @@ def entity_at(session: Session, entity: type[E], row: Sequence[Any], offset: int
 _attrs_of: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
 
 
+def column_keys(entity: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """(attribute, column) of a mapped class's columns, in `entity_columns`' order."""
+    return _column_attrs(entity)
+
+
 def _column_attrs(entity: type[Any]) -> tuple[tuple[str, Any], ...]:
     found = _attrs_of.get(entity)
     if found is None:

@@ -6,7 +6,7 @@ so a restart between two messages loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from app.turn_rows import (
     CONVERSATION_WIDTH,
     ConversationLike,
     ConversationRow,
+    column_keys,
     conversation_at,
     conversation_of,
     entity_at,
@@ -115,13 +116,7 @@ class ConversationService:
         statement = _found_statement(route.caller_is_owner, along)
         rows = sql_fast.read(self.session, statement, params).rows
         first = rows[0]
-        if first[_APPOINTMENT_AT] is None:  # the usual case: none (an outer join's NULLs)
-            self.upcoming = []
-        else:
-            self.upcoming = [
-                cast(Appointment, entity_at(self.session, Appointment, row, _APPOINTMENT_AT))
-                for row in rows
-            ]
+        self.upcoming = upcoming_in(self.session, rows, _APPOINTMENT_AT)
         found = conversation_at(first, 0)
         return conversation_of(self.session, found), first[_KNOWN_NAME_AT], first[_READ_ALONG_AT]
 
@@ -323,7 +318,34 @@ def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None
 
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _APPOINTMENTS = cast(Table, Appointment.__table__)
-_APPOINTMENT_COLUMNS = entity_columns(Appointment, "appointment_")
+UPCOMING_COLUMNS = entity_columns(Appointment, "appointment_")
+"""An upcoming appointment's columns, read along with a turn's other rows (`upcoming_in`)."""
+_APPOINTMENT_COLUMNS = UPCOMING_COLUMNS
+_APPOINTMENT_AGENT_ID = [key for key, _column in column_keys(Appointment)].index("agent_id")
+
+
+def upcoming_in(
+    session: Session, rows: Sequence[Any], offset: int, agent_id: str | None = None
+) -> list[Appointment]:
+    """The caller's upcoming appointments read along (`UPCOMING_COLUMNS` from `offset`,
+    rows in their order, NULL where an outer join found none), as entities the session
+    holds as if a query had loaded them; with `agent_id`, only that agent's, each once
+    (the rows repeat them when more than one number was looked up)."""
+    if all(row[offset] is None for row in rows):  # the usual case: none
+        return []
+    found: list[Appointment] = []
+    seen: set[str] = set()
+    for row in rows:
+        key = row[offset]
+        if key is None or key in seen:
+            continue
+        if agent_id is not None and row[offset + _APPOINTMENT_AGENT_ID] != agent_id:
+            continue
+        seen.add(key)
+        found.append(cast(Appointment, entity_at(session, Appointment, row, offset)))
+    return found
+
+
 _KNOWN_NAME_AT = CONVERSATION_WIDTH
 _READ_ALONG_AT = CONVERSATION_WIDTH + 1
 _APPOINTMENT_AT = CONVERSATION_WIDTH + 2

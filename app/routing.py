@@ -168,8 +168,8 @@ _LOOKED_UP = (
 
 
 def _lookup_statement() -> Select[Any]:
-    """Both numbers, each with the agent it leads to, by the unique index on e164;
-    built once, reused."""
+    """The lookup through the ORM (`agent_bundle`): what `_LOOKUP` replaced, kept as the
+    reference tests compare it with (tests/test_sql_fast.py)."""
     return select(*_LOOKED_UP).outerjoin(Agent, _agent_of_number()).where(_numbers())
 
 

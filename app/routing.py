@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, case, func, select
+from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from app import sql_fast
 from app.logs import bind
 from app.models import Agent, PhoneNumber
 from app.phone import try_e164
-from app.turn_rows import AgentView, agent_bundle
+from app.turn_rows import AGENT_COLUMNS, AgentView, agent_at, agent_bundle
 
 
 class RouteFailure(StrEnum):
@@ -54,22 +56,36 @@ def explain(failure: Unrouted, registration_instructions: str, *, again: str = "
     return f"This number isn't registered with a scheduling agent. {registration_instructions}"
 
 
+class LookedUp(NamedTuple):
+    """One number's routing row and the agent it leads to (what `route` reads of it)."""
+
+    e164: str | None
+    purpose: str | None
+    user_id: str | None
+    verified_at: datetime | None
+    Agent: AgentView | None
+
+
 def route(
     session: Session,
     caller_raw: str | None,
     dialled_raw: str | None,
     region: str = "US",
-    looked_up: Sequence[Row[Any]] | None = None,
+    looked_up: Sequence[LookedUp | Row[Any]] | None = None,
 ) -> Route | Unrouted:
-    """`looked_up`: the rows of `lookup_joined` when a webhook read them already, in a
-    statement of its own (app/webhooks/sms_intake.py); otherwise they are read here."""
+    """`looked_up`: the lookup's rows when a webhook read them already, in a statement
+    of its own (`looked_up_at` of a `LOOKUP_COLUMNS` statement, or the rows of
+    `lookup_joined`); otherwise they are read here."""
     caller = try_e164(caller_raw, region)
     dialled = try_e164(dialled_raw, region)
     if caller is None:
         return Unrouted(RouteFailure.INVALID_CALLER, None)
     if looked_up is None:
-        # One round trip for both the caller's own phone and the dialled line.
-        looked_up = list(session.execute(_LOOKUP, numbers_of(caller, dialled)))
+        # One round trip for both the caller's own phone and the dialled line: a Core
+        # statement on the session's cursor (app/sql_fast.py), after the flush the ORM's
+        # execution would do.
+        found = sql_fast.read(session, _LOOKUP, numbers_of(caller, dialled)).rows
+        looked_up = [looked_up_at(row, 0) for row in found]
     rows = {row.e164: row for row in looked_up if row.e164 is not None}
     owned = rows.get(caller)
     if owned is not None and owned.purpose != "caller":
@@ -114,26 +130,31 @@ def lookup_numbers(
     return numbers_of(caller, try_e164(dialled_raw, region))
 
 
-def _numbers() -> ColumnElement[bool]:
-    return PhoneNumber.e164.in_([bindparam("caller_number"), bindparam("dialled_number")])
+def _numbers(phones: Any = PhoneNumber) -> ColumnElement[bool]:
+    """`phones`: the mapped class, or its table (in a Core statement)."""
+    numbers: ColumnElement[bool] = phones.e164.in_(
+        [bindparam("caller_number"), bindparam("dialled_number")]
+    )
+    return numbers
 
 
-def _agent_of_number() -> ColumnElement[bool]:
+def _agent_of_number(phones: Any = PhoneNumber, agents: Any = Agent) -> ColumnElement[bool]:
     """The agent a number leads to: the number's own agent, else the owner's first
-    active agent."""
+    active agent. `phones`, `agents`: the mapped classes, or the tables' columns."""
     default_agent = (
-        select(Agent.id)
-        .where(Agent.user_id == PhoneNumber.user_id, Agent.active.is_(True))
-        .order_by(Agent.created_at)
+        select(agents.id)
+        .where(agents.user_id == phones.user_id, agents.active.is_(True))
+        .order_by(agents.created_at)
         .limit(1)
-        .correlate(PhoneNumber)
+        .correlate(phones if phones is PhoneNumber else _PHONES)
         .scalar_subquery()
     )
     target = case(
-        (PhoneNumber.purpose == "agent_line", PhoneNumber.agent_id),
-        else_=func.coalesce(PhoneNumber.agent_id, default_agent),
+        (phones.purpose == "agent_line", phones.agent_id),
+        else_=func.coalesce(phones.agent_id, default_agent),
     )
-    return (Agent.id == target) & Agent.active.is_(True)
+    leads_to: ColumnElement[bool] = (agents.id == target) & agents.active.is_(True)
+    return leads_to
 
 
 # Each number's routing columns, then its agent's view (the row's "Agent").
@@ -147,8 +168,8 @@ _LOOKED_UP = (
 
 
 def _lookup_statement() -> Select[Any]:
-    """Both numbers, each with the agent it leads to, by the unique index on e164;
-    built once, reused."""
+    """The lookup through the ORM (`agent_bundle`): what `_LOOKUP` replaced, kept as the
+    reference tests compare it with (tests/test_sql_fast.py)."""
     return select(*_LOOKED_UP).outerjoin(Agent, _agent_of_number()).where(_numbers())
 
 
@@ -162,4 +183,42 @@ def lookup_joined(statement: Select[Any]) -> Select[Any]:
     )
 
 
-_LOOKUP = _lookup_statement()
+# --- the same lookup as a Core statement, its rows read by position ----------------------
+
+_PHONES = cast(Table, PhoneNumber.__table__)
+_AGENTS = cast(Table, Agent.__table__)
+LOOKUP_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    _PHONES.c.e164.label("number_e164"),
+    _PHONES.c.purpose.label("number_purpose"),
+    _PHONES.c.user_id.label("number_user_id"),
+    _PHONES.c.verified_at.label("number_verified_at"),
+    *AGENT_COLUMNS,
+)
+"""A number's routing columns, then its agent's (`looked_up_at`)."""
+LOOKUP_WIDTH = len(LOOKUP_COLUMNS)
+
+
+def looked_up_at(row: Sequence[Any], offset: int) -> LookedUp:
+    """The `LookedUp` of `row`'s `LOOKUP_COLUMNS` from `offset` on."""
+    return LookedUp(
+        row[offset], row[offset + 1], row[offset + 2], row[offset + 3], agent_at(row, offset + 4)
+    )
+
+
+def lookup_joined_columns(statement: Select[Any]) -> Select[Any]:
+    """`lookup_joined` for a Core statement: `LOOKUP_COLUMNS` added by outer joins on
+    the tables (one row per number found, or the statement's one row with them null)."""
+    return (
+        statement.add_columns(*LOOKUP_COLUMNS)
+        .outerjoin(_PHONES, _numbers(_PHONES.c))
+        .outerjoin(_AGENTS, _agent_of_number(_PHONES.c, _AGENTS.c))
+    )
+
+
+_LOOKUP = (
+    select(*LOOKUP_COLUMNS)
+    .select_from(_PHONES)
+    .outerjoin(_AGENTS, _agent_of_number(_PHONES.c, _AGENTS.c))
+    .where(_numbers(_PHONES.c))
+)
+"""Both numbers, each with the agent it leads to, by the unique index on e164."""

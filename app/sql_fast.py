@@ -302,6 +302,17 @@ def execute(
     return _run(connection, compiled, compiled.parameters(given), False)
 
 
+def read(
+    session: Session, statement: Executable, params: Mapping[str, Any] | None = None
+) -> FastResult:
+    """`execute` for a read that `session.execute` ran before: first the flush the ORM
+    does ahead of a query when autoflush is on (so the rows are what the ORM would see),
+    then the statement."""
+    if session.autoflush:
+        session.flush()
+    return execute(session, statement, params)
+
+
 def execute_many(
     on: Session | Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
 ) -> FastResult:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Table, Text, event, insert
+from sqlalchemy import ColumnElement, Table, Text, event, insert, inspect
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.orm import Bundle, Session, SessionTransaction
+from sqlalchemy.orm import Bundle, Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from app import commit_writes
 from app.models import Agent, Conversation, new_id, utcnow
+
+E = TypeVar("E")
 
 
 class AgentLike(Protocol):
@@ -142,6 +145,33 @@ def _agent_column(name: str) -> Any:
     return sql_cast(column, Text).label(name) if name in _JSON_FIELDS else column
 
 
+# --- views from plain rows, by position -------------------------------------------------
+# A Core statement sent through app/sql_fast.py selects these columns (labels unique in
+# any statement that also selects another table's) and builds the view from the row at
+# the offset where they start: no Bundle, no ORM execution.
+
+_AGENTS = cast(Table, Agent.__table__)
+AGENT_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
+    (sql_cast(_AGENTS.c[name], Text) if name in _JSON_FIELDS else _AGENTS.c[name]).label(
+        f"agent_{name}"
+    )
+    for name in AGENT_FIELDS
+)
+"""The agent's columns, in `AgentView`'s order (JSON as its text, as `agent_bundle`)."""
+AGENT_WIDTH = len(AGENT_FIELDS)
+
+
+def agent_at(row: Sequence[Any], offset: int) -> AgentView | None:
+    """The `AgentView` of `row`'s `AGENT_COLUMNS` from `offset` on; None when an outer
+    join found no agent (its id is NULL)."""
+    if row[offset] is None:
+        return None
+    values = list(row[offset : offset + AGENT_WIDTH])
+    for position in _JSON_POSITIONS:
+        values[position] = parsed_json(values[position])
+    return AgentView(*values)
+
+
 # Parsed JSON by its text. Agents are few and edited rarely, so this stays small; the
 # bound only keeps a process that sees many edits from growing.
 _PARSED: dict[str | None, Any] = {}
@@ -230,6 +260,95 @@ def conversation_bundle() -> Bundle[Any]:
     return _ConversationBundle(
         "Conversation", *(getattr(Conversation, name) for name in CONVERSATION_FIELDS)
     )
+
+
+CONVERSATION_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
+    _CONVERSATIONS.c[name].label(f"conversation_{name}") for name in CONVERSATION_FIELDS
+)
+"""The conversation's columns, in `ConversationRow`'s order (`conversation_at`)."""
+CONVERSATION_WIDTH = len(CONVERSATION_FIELDS)
+
+
+def conversation_at(row: Sequence[Any], offset: int) -> ConversationRow | None:
+    """The `ConversationRow` of `row`'s `CONVERSATION_COLUMNS` from `offset` on (None
+    when an outer join found none), as read: hand it to `conversation_of`."""
+    key, channel, external_id, caller, agent_id, state, details, status = row[
+        offset : offset + CONVERSATION_WIDTH
+    ]
+    if key is None:
+        return None
+    return ConversationRow(
+        key,
+        channel,
+        external_id,
+        caller,
+        agent_id,
+        state,
+        details,
+        status,
+        (state, details, status),
+    )
+
+
+# --- an entity from a row, as a query's load makes it ---------------------------------
+
+
+def entity_columns(entity: type[Any], prefix: str) -> tuple[ColumnElement[Any], ...]:
+    """Every column of a mapped class's table, labelled `<prefix><attribute>`, in the
+    order `entity_at` reads them."""
+    return tuple(column.label(f"{prefix}{key}") for key, column in _column_attrs(entity))
+
+
+def entity_at(session: Session, entity: type[E], row: Sequence[Any], offset: int) -> E | None:
+    """The entity whose `entity_columns` start at `offset` in `row`, held by `session` as
+    a query's load holds it: the one already in its identity map (its unloaded
+    attributes filled from the row), else a new persistent object whose values are its
+    committed state (no attribute events, nothing to flush). None when an outer join
+    found no row (its primary key is NULL)."""
+    attrs = _column_attrs(entity)
+    values = row[offset : offset + len(attrs)]
+    mapper = inspect(entity)
+    key = mapper.identity_key_from_primary_key([values[i] for i in _primary_positions(entity)])
+    if key[1][0] is None:
+        return None
+    found = session.identity_map.get(key)
+    if found is not None:
+        state = instance_state(found)
+        unloaded = state.unloaded
+        if unloaded:
+            for (name, _column), value in zip(attrs, values, strict=True):
+                if name in unloaded:
+                    set_committed_value(found, name, value)
+        return cast(E, found)
+    made = mapper.class_manager.new_instance()
+    made.__dict__.update(
+        (name, value) for (name, _column), value in zip(attrs, values, strict=True)
+    )
+    make_transient_to_detached(made)
+    session.add(made)
+    return cast(E, made)
+
+
+_attrs_of: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
+
+
+def column_keys(entity: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """(attribute, column) of a mapped class's columns, in `entity_columns`' order."""
+    return _column_attrs(entity)
+
+
+def _column_attrs(entity: type[Any]) -> tuple[tuple[str, Any], ...]:
+    found = _attrs_of.get(entity)
+    if found is None:
+        found = _attrs_of[entity] = tuple(
+            (prop.key, prop.columns[0]) for prop in inspect(entity).column_attrs
+        )
+    return found
+
+
+def _primary_positions(entity: type[Any]) -> list[int]:
+    columns = [column for _key, column in _column_attrs(entity)]
+    return [columns.index(column) for column in inspect(entity).primary_key]
 
 
 def conversation_of(session: Session, found: ConversationRow | None) -> ConversationRow | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.orm import Session
 
 from app.demo import DemoData
@@ -83,3 +85,24 @@ def test_unrouted_callers_are_told_what_to_do():
     unverified = Unrouted(RouteFailure.UNVERIFIED_CALLER, "+14155550999")
     assert explain(unverified, steps, again="call").endswith("Verify it, then call again.")
     assert "no scheduling agent" in explain(Unrouted(RouteFailure.NO_AGENT, None), steps)
+
+
+def test_a_number_added_in_the_session_is_routed_as_the_orm_query_saw_it(
+    session: Session, demo: DemoData
+):
+    """The lookup runs on the session's cursor, after the flush an ORM query would do
+    (autoflush): a pending number is seen; without autoflush it is not."""
+    session.add(
+        PhoneNumber(
+            e164="+14155550321",
+            purpose="caller",
+            user_id=demo.user_id,
+            verified_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )
+    with session.no_autoflush:
+        assert route(session, "+14155550321", SHARED) == Unrouted(
+            RouteFailure.UNKNOWN_CALLER, "+14155550321"
+        )
+    result = route(session, "+14155550321", SHARED)
+    assert isinstance(result, Route) and result.agent.id == demo.agent_id

@@ -26,9 +26,11 @@ from app.models import (
     Message,
     SmsOptOut,
 )
+from app.routing import Unrouted
 from app.security import idempotency
 from app.security.idempotency import ClaimRequest, claim_insert
 from app.tools import service
+from app.tools import service as service_module
 from app.webhooks import sms_intake
 
 Sent = list[tuple[str, Any]]
@@ -43,6 +45,13 @@ class _ThroughSqlalchemy:
     def execute(on: Any, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
         connection = on.connection() if isinstance(on, Session) else on
         return connection.execute(statement, params)
+
+    @staticmethod
+    def read(session: Session, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+        if session.autoflush:
+            session.flush()
+        result = session.connection().execute(statement, params)
+        return sql_fast.FastResult(list(result), result.rowcount)
 
     @staticmethod
     def execute_many(on: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -190,13 +199,11 @@ def test_the_intakes_insert_and_opt_out_read_the_same(
     seeded: DemoData,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    if db_engine.dialect.name == "postgresql":
-        pytest.skip("the PostgreSQL intake reads routing's entities through the ORM")
     for caller in ("+15550001111", seeded.caller, None):
 
         def run(session: Session, caller: str | None = caller) -> list[Any]:
             intake = sms_intake.take_in(session, "SM-intake", caller, seeded.dedicated_line)
-            return [(intake.claim.is_new, intake.opted_out)]
+            return [(intake.claim.is_new, intake.opted_out, intake.looked_up)]
 
         (fast_sent, fast), (sent, reference) = _both_ways(
             session_factory, db_engine, run, monkeypatch
@@ -204,7 +211,10 @@ def test_the_intakes_insert_and_opt_out_read_the_same(
         now = datetime.now(UTC)
         assert [_masked(s, now) for s in fast_sent] == [_masked(s, now) for s in sent]
         assert fast == reference
-        assert fast[0] == (True, caller == "+15550001111")
+        assert fast[0][:2] == (True, caller == "+15550001111")
+        # PostgreSQL reads routing's rows with the claim (SQLite's route() reads them).
+        read_along = db_engine.dialect.name == "postgresql" and caller is not None
+        assert (fast[0][2] is not None) == read_along
 
 
 @pytest.mark.parametrize("statement_name", ["_LOCAL", "_LOCAL_EXCLUDING", "_APPOINTMENTS"])
@@ -418,3 +428,323 @@ def test_cursor_listeners_share_one_context_and_dialect_listeners_run(session: S
         event.remove(engine, "after_cursor_execute", after)
         event.remove(engine.dialect, "do_execute", do_execute)  # type: ignore[union-attr]
     assert seen[-2].startswith("SELECT") and seen[-1] is True
+
+
+# --- the turn's lookups: Core statements read by position, against the ORM bundles -----
+# Each converted statement against the statement it replaced (selecting the ORM bundles
+# `agent_bundle()` / `conversation_bundle()` and the Appointment entity, run through
+# `session.execute`): the same routes, views, conversation rows, names and entities.
+
+SHARED_LINE = "+15005550006"
+STRANGER = "+14155550999"
+CONTACT = "+14155550444"
+
+
+def _orm_looked_up(session: Session, caller: str, dialled: str | None) -> list[Any]:
+    from app.routing import _lookup_statement, numbers_of
+
+    return list(session.execute(_lookup_statement(), numbers_of(caller, dialled)))
+
+
+def _as_looked_up(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return [(r.e164, r.purpose, r.user_id, r.verified_at, r.Agent) for r in rows]
+
+
+def _numbers_to_route(session: Session, demo: DemoData) -> list[tuple[str, str | None]]:
+    """Every kind of answer: the owner on the shared line, a stranger on the dedicated
+    line and on the shared one, an unverified number, a user without an agent."""
+    from app.models import PhoneNumber, User
+
+    user = User(name="No agent yet")
+    session.add(user)
+    session.flush()
+    session.add_all(
+        [
+            PhoneNumber(e164="+14155550777", purpose="caller", user_id=demo.user_id),
+            PhoneNumber(e164="+14155550888", purpose="caller", user_id=user.id, verified_at=START),
+        ]
+    )
+    session.flush()
+    return [
+        (demo.caller, SHARED_LINE),
+        (demo.caller, demo.dedicated_line),
+        (STRANGER, demo.dedicated_line),
+        (STRANGER, SHARED_LINE),
+        (STRANGER, None),
+        ("+14155550777", SHARED_LINE),
+        ("+14155550888", SHARED_LINE),
+    ]
+
+
+def test_routing_reads_the_same_rows_and_routes_as_the_orm_lookup(
+    session: Session, seeded: DemoData
+):
+    from app import routing
+
+    agents = []
+    for caller, dialled in _numbers_to_route(session, seeded):
+        reference = _orm_looked_up(session, caller, dialled)
+        fast = [
+            routing.looked_up_at(row, 0)
+            for row in sql_fast.read(session, routing._LOOKUP, routing.numbers_of(caller, dialled))
+        ]
+        assert sorted(_as_looked_up(fast), key=str) == sorted(_as_looked_up(reference), key=str)
+        expected = routing.route(session, caller, dialled, looked_up=reference)
+        assert routing.route(session, caller, dialled) == expected
+        assert routing.route(session, caller, dialled, looked_up=fast) == expected
+        agents += [r.Agent for r in fast + reference if r.Agent is not None]
+    assert agents and all(type(agent).__name__ == "AgentView" for agent in agents)
+
+
+def test_the_postgresql_intake_reads_the_same_claim_opt_out_and_routing_rows(
+    session_factory: sessionmaker[Session], db_engine: Engine, seeded: DemoData
+):
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's intake reads no routing rows (no INSERT in a CTE)")
+    from app.routing import lookup_joined, numbers_of
+
+    request = _request("SM-lookups")
+    for caller, dialled in (
+        (seeded.caller, seeded.dedicated_line),
+        ("+15550001111", SHARED_LINE),
+        (STRANGER, None),
+    ):
+        with session_factory() as session:
+            fast = sms_intake.take_in(session, "SM-lookups", caller, dialled)
+            session.rollback()
+        with session_factory() as session:
+            claimed = request.insert(session).cte("claimed")
+            anchor = select(literal(1).label("one")).subquery()
+            old = lookup_joined(
+                select(claimed.c.id.label("claim_id"), sms_intake._OPTED_OUT)
+                .select_from(anchor)
+                .outerjoin(claimed, sms_intake.true())
+            )
+            params = {**request.params(), "caller": caller, **numbers_of(caller, dialled)}
+            rows = session.execute(old, params).all()
+            session.rollback()
+        assert fast.claim.is_new and rows[0].claim_id is not None
+        assert fast.opted_out == bool(rows[0].opted_out) == (caller == "+15550001111")
+        assert fast.looked_up is not None
+        assert sorted(_as_looked_up(fast.looked_up), key=str) == sorted(
+            _as_looked_up(rows), key=str
+        )
+
+
+def _orm_found_statement(caller_is_owner: bool, read_along: Any) -> Any:
+    """The conversation lookup as it was: the conversation's bundle and the Appointment
+    entity, through the ORM."""
+    from sqlalchemy import and_
+
+    from app.agent import conversations
+    from app.turn_rows import conversation_bundle
+
+    anchor = select(literal(1).label("one")).subquery()
+    name = conversations._OWNER_NAME if caller_is_owner else conversations._CONTACT_NAME
+    return (
+        select(
+            conversation_bundle(),
+            name.scalar_subquery().label("known_name"),
+            (literal(None) if read_along is None else read_along).label("read_along"),
+            Appointment,
+        )
+        .select_from(anchor)
+        .outerjoin(
+            Conversation,
+            and_(
+                Conversation.channel == bindparam("channel"),
+                Conversation.external_id == bindparam("external_id"),
+            ),
+        )
+        .outerjoin(Appointment, conversations._UPCOMING)
+        .order_by(Appointment.start_at)
+    )
+
+
+def _conversation_fields(found: Any) -> tuple[Any, ...] | None:
+    from app.turn_rows import CONVERSATION_FIELDS
+
+    if found is None:
+        return None
+    return (*(getattr(found, name) for name in CONVERSATION_FIELDS), found.stored)
+
+
+def test_the_conversation_lookup_reads_the_same_conversation_name_and_appointments(
+    session_factory: sessionmaker[Session], seeded: DemoData
+):
+    """A new caller and a returning one, as the owner and as a contact, with and without
+    the reminder read-along; the returning one has an upcoming appointment (an entity in
+    the session, as the ORM's load made it)."""
+    from app.agent.conversations import ConversationService
+    from app.models import Notification
+    from app.notifications.replies import reminded_appointment_id
+    from app.routing import route
+
+    now = START - timedelta(days=2)
+    with session_factory() as session:
+        appointment_id = session.scalar(select(Appointment.id))
+        session.add(
+            Conversation(
+                id="cnv_lookups",
+                channel="sms",
+                external_id=f"{seeded.agent_id}:{seeded.caller}",
+                caller_e164=seeded.caller,
+                agent_id=seeded.agent_id,
+                state={"about_appointment": appointment_id},
+                details={"caller_name": "Pat"},
+            )
+        )
+        session.add(
+            Notification(
+                agent_id=seeded.agent_id,
+                appointment_id=appointment_id,
+                kind="reminder",
+                to_e164=seeded.caller,
+                from_e164=seeded.dedicated_line,
+                due_at=now,
+                status="sent",
+                sent_at=now - timedelta(hours=1),
+                dedupe_key="lookups",
+            )
+        )
+        session.add(
+            Appointment(
+                agent_id=seeded.agent_id,
+                appointment_type="consultation",
+                start_at=START + timedelta(days=1),
+                end_at=START + timedelta(days=1, minutes=30),
+                idempotency_key="k-contact",
+                contact_e164=CONTACT,
+                contact_name="Lee",
+            )
+        )
+        session.commit()
+    seen = []
+    for caller, dialled in (
+        (seeded.caller, SHARED_LINE),
+        (seeded.caller, seeded.dedicated_line),
+        (STRANGER, seeded.dedicated_line),
+        (CONTACT, seeded.dedicated_line),
+    ):
+        for reminded in (False, True):
+            with session_factory() as session:
+                routed = route(session, caller, dialled)
+                assert not isinstance(routed, Unrouted)
+                along = reminded_appointment_id(routed.agent.id, routed.caller, now)
+                read_along = along if reminded else None
+                external_id = f"{routed.agent.id}:{routed.caller}"
+                service = ConversationService(session, None, None, now)  # type: ignore[arg-type]
+                found, name, read = service._find("sms", external_id, routed, read_along)
+                upcoming = service.upcoming
+                statement = _orm_found_statement(routed.caller_is_owner, read_along and along[0])
+                params = {
+                    "owner_id": routed.agent.user_id,
+                    "agent_id": routed.agent.id,
+                    "caller": routed.caller,
+                    **(along[1] if reminded else {}),
+                    "channel": "sms",
+                    "external_id": external_id,
+                    "upcoming_now": now,
+                }
+                rows = session.execute(statement, params).all()
+                expected = [row.Appointment for row in rows if row.Appointment is not None]
+                # The same entities: the ORM's load found them in the identity map.
+                assert upcoming is not None
+                assert [id(a) for a in upcoming] == [id(a) for a in expected]
+                assert not session.dirty and not session.new
+                assert _conversation_fields(found) == _conversation_fields(rows[0].Conversation)
+                assert (name, read) == (rows[0].known_name, rows[0].read_along)
+                seen.append((found is not None, name, read, len(upcoming)))
+    assert (True, "Sam Rivera", appointment_id, 1) in seen  # the owner, reminded
+    assert (False, None, None, 0) in seen  # a stranger
+    assert (False, "Lee", None, 1) in seen  # a contact, known by a booking
+
+
+def test_the_gather_lookup_reads_the_same_conversation_route_and_appointments(
+    session_factory: sessionmaker[Session], seeded: DemoData
+):
+    """The conversation and route against the ORM bundles' statement; the upcoming
+    appointments read along against list_appointments' own query (the same entities)."""
+    from sqlalchemy import and_
+
+    from app.agent.conversations import ConversationService
+    from app.routing import lookup_joined, lookup_numbers, route
+    from app.turn_rows import conversation_bundle
+    from app.webhooks import twilio_voice
+
+    now = START - timedelta(days=2)
+    with session_factory() as session:
+        session.add(
+            Conversation(
+                id="cnv_call",
+                channel=twilio_voice.CHANNEL,
+                external_id="CA-lookups",
+                caller_e164=seeded.caller,
+                agent_id=seeded.agent_id,
+                state={"turn": 2},
+                details={"caller_name": "Pat"},
+            )
+        )
+        for days in (3, 1):  # read in their order, not the order written
+            session.add(
+                Appointment(
+                    agent_id=seeded.agent_id,
+                    appointment_type="consultation",
+                    start_at=START + timedelta(days=days),
+                    end_at=START + timedelta(days=days, minutes=30),
+                    idempotency_key=f"k-call-{days}",
+                    contact_e164=seeded.caller,
+                )
+            )
+        session.commit()
+    old = lookup_joined(
+        select(conversation_bundle())
+        .select_from(select(literal(1).label("one")).subquery())
+        .outerjoin(
+            Conversation,
+            and_(
+                Conversation.channel == twilio_voice.CHANNEL,
+                Conversation.external_id == bindparam("call_sid"),
+            ),
+        )
+    )
+    counts = []
+    for sid, caller, line in (
+        ("CA-lookups", seeded.caller, seeded.dedicated_line),
+        ("CA-lookups", seeded.caller, SHARED_LINE),
+        ("CA-new", STRANGER, seeded.dedicated_line),
+        ("CA-new", STRANGER, SHARED_LINE),
+    ):
+        with session_factory() as session:
+            form = {"CallSid": sid, "From": caller, "To": line}
+            call = twilio_voice.Call(None, session, form)  # type: ignore[arg-type]
+            numbers = lookup_numbers(caller, line)
+            assert numbers is not None
+            service = ConversationService(session, None, None, now)  # type: ignore[arg-type]
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(twilio_voice.Call, "settings", _Region())
+                found, routed = call.conversation_and_route(service)
+                alone = call.conversation()
+            rows = session.execute(old, {"call_sid": sid, **numbers}).all()
+            assert _conversation_fields(found) == _conversation_fields(rows[0].Conversation)
+            assert _conversation_fields(alone) == _conversation_fields(found)
+            assert routed == route(session, caller, line, looked_up=rows)
+            assert (found is not None) == (sid == "CA-lookups")
+            if isinstance(routed, Unrouted):
+                assert service.upcoming is None
+                continue
+            listed = list(
+                session.scalars(
+                    service_module._CALLERS[False, False],
+                    {"agent_id": routed.agent.id, "caller": routed.caller, "now": now},
+                )
+            )
+            assert service.upcoming is not None
+            assert [id(a) for a in service.upcoming] == [id(a) for a in listed]
+            assert not session.dirty and not session.new
+            counts.append(len(listed))
+    assert counts == [3, 3, 0]  # the seeded one and two more; a stranger has none
+
+
+class _Region:
+    default_region = "US"

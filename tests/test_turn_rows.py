@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, bindparam, event, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.demo import DemoData
@@ -167,3 +167,90 @@ def test_a_rolled_back_conversation_is_not_written_by_the_next_transaction(
         session.commit()
     with session_factory() as session:
         assert session.get(Conversation, conversation.id) is None
+
+
+# --- views and entities from plain rows, by position -----------------------------------
+
+
+def test_views_are_built_from_a_row_at_an_offset(session: Session, demo: DemoData) -> None:
+    from app import sql_fast
+    from app.turn_rows import (
+        AGENT_COLUMNS,
+        CONVERSATION_COLUMNS,
+        CONVERSATION_WIDTH,
+        agent_at,
+        conversation_at,
+    )
+
+    conversation = Conversation(
+        id="cnv_rows", channel="sms", external_id="x", state={"a": 1}, details={"b": 2}
+    )
+    session.add(conversation)
+    session.flush()
+    statement = (
+        select(*CONVERSATION_COLUMNS, *AGENT_COLUMNS)
+        .select_from(Conversation.__table__)
+        .outerjoin(Agent.__table__, Agent.__table__.c.id == bindparam("agent_id"))
+        .where(Conversation.__table__.c.id == "cnv_rows")
+    )
+    row = sql_fast.execute(session, statement, {"agent_id": demo.agent_id}).one()
+    found = conversation_at(row, 0)
+    assert found is not None
+    assert (found.id, found.state, found.details, found.status) == (
+        "cnv_rows",
+        {"a": 1},
+        {"b": 2},
+        "active",
+    )
+    assert found.stored == ({"a": 1}, {"b": 2}, "active")
+    entity = session.get(Agent, demo.agent_id)
+    assert entity is not None
+    assert agent_at(row, CONVERSATION_WIDTH) == AgentView.of(entity)
+    # An outer join that found nothing: no view.
+    missing = sql_fast.execute(session, statement, {"agent_id": "agt_none"}).one()
+    assert agent_at(missing, CONVERSATION_WIDTH) is None
+    assert conversation_at((None,) * CONVERSATION_WIDTH, 0) is None
+
+
+def test_an_entity_from_a_row_is_held_as_a_load_holds_it(
+    session_factory: sessionmaker[Session], demo: DemoData
+) -> None:
+    from sqlalchemy import inspect as sa_inspect
+
+    from app import sql_fast
+    from app.turn_rows import entity_at, entity_columns
+
+    start = utcnow() + timedelta(days=3)
+    with session_factory() as session:
+        session.add(
+            Appointment(
+                id="apt_rows",
+                agent_id=demo.agent_id,
+                appointment_type="haircut",
+                start_at=start,
+                end_at=start + timedelta(minutes=30),
+                idempotency_key="k-rows",
+            )
+        )
+        session.commit()
+    statement = select(literal(0).label("zero"), *entity_columns(Appointment, "a_")).where(
+        Appointment.__table__.c.id == bindparam("id")
+    )
+    with session_factory() as session:
+        row = sql_fast.execute(session, statement, {"id": "apt_rows"}).one()
+        made = entity_at(session, Appointment, row, 1)
+        assert made is not None
+        state = sa_inspect(made)
+        assert state.persistent and not state.modified and not state.unloaded
+        assert session.get(Appointment, "apt_rows") is made  # in the identity map
+        assert made.start_at == start and made.idempotency_key == "k-rows"
+        # Read again: the same object, as the ORM's load answers.
+        assert entity_at(session, Appointment, row, 1) is made
+        made.notes = "changed"  # a change is a change: flushed as an UPDATE
+        assert session.dirty
+        session.commit()
+    with session_factory() as session:
+        stored = session.get(Appointment, "apt_rows")
+        assert stored is not None and stored.notes == "changed"
+        nothing = (None,) * (1 + len(entity_columns(Appointment, "a_")))
+        assert entity_at(session, Appointment, nothing, 1) is None

@@ -6,7 +6,7 @@ so a restart between two messages loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from app import commit_writes
+from app import commit_writes, sql_fast
 from app.agent.engine import Channel, Engine, Reply, Turn
 from app.agent.turn_log import record_engine_turn
 from app.calendar.backend import CalendarFactory
@@ -32,10 +32,15 @@ from app.models import Appointment, Conversation, Message, User, utcnow
 from app.routing import Route
 from app.tools.service import SchedulingTools, ToolContext, upcoming_of
 from app.turn_rows import (
+    CONVERSATION_COLUMNS,
+    CONVERSATION_WIDTH,
     ConversationLike,
     ConversationRow,
-    conversation_bundle,
+    column_keys,
+    conversation_at,
     conversation_of,
+    entity_at,
+    entity_columns,
     new_conversation,
     write_unwritten,
 )
@@ -106,10 +111,14 @@ class ConversationService:
             "external_id": external_id,
             "upcoming_now": self.now,
         }
-        rows = self.session.execute(_found_statement(route.caller_is_owner, along), params).all()
-        self.upcoming = [row.Appointment for row in rows if row.Appointment is not None]
+        # A Core statement on the session's cursor (app/sql_fast.py), read by position,
+        # after the flush the ORM's execution would do.
+        statement = _found_statement(route.caller_is_owner, along)
+        rows = sql_fast.read(self.session, statement, params).rows
         first = rows[0]
-        return conversation_of(self.session, first.Conversation), first.known_name, first.read_along
+        self.upcoming = upcoming_in(self.session, rows, _APPOINTMENT_AT)
+        found = conversation_at(first, 0)
+        return conversation_of(self.session, found), first[_KNOWN_NAME_AT], first[_READ_ALONG_AT]
 
     def _idle_too_long(self, conversation: ConversationLike) -> bool:
         last = (conversation.details or {}).get("last_turn_at")
@@ -278,7 +287,8 @@ def _name_params(route: Route) -> dict[str, Any]:
 
 def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None) -> Select[Any]:
     """The conversation (`channel`, `external_id`), the known name, `read_along` and the
-    caller's upcoming appointments; one per variant, kept."""
+    caller's upcoming appointments; one per variant, kept. A row: the conversation's
+    `CONVERSATION_COLUMNS`, the name, `read_along`, the appointment's columns."""
     key = (caller_is_owner, read_along)
     found = _found_statements.get(key)
     if found is None:
@@ -287,23 +297,58 @@ def _found_statement(caller_is_owner: bool, read_along: ScalarSelect[Any] | None
         found = _found_statements[key] = cast(
             Select[Any],
             select(
-                conversation_bundle(),
+                *CONVERSATION_COLUMNS,
                 name.scalar_subquery().label("known_name"),
                 (literal(None) if read_along is None else read_along).label("read_along"),
-                Appointment,
+                *_APPOINTMENT_COLUMNS,
             )
             .select_from(anchor)
             .outerjoin(
-                Conversation,
+                _CONVERSATIONS,
                 and_(
-                    Conversation.channel == bindparam("channel"),
-                    Conversation.external_id == bindparam("external_id"),
+                    _CONVERSATIONS.c.channel == bindparam("channel"),
+                    _CONVERSATIONS.c.external_id == bindparam("external_id"),
                 ),
             )
-            .outerjoin(Appointment, _UPCOMING)
-            .order_by(Appointment.start_at),
+            .outerjoin(_APPOINTMENTS, _UPCOMING)
+            .order_by(_APPOINTMENTS.c.start_at),
         )
     return found
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+UPCOMING_COLUMNS = entity_columns(Appointment, "appointment_")
+"""An upcoming appointment's columns, read along with a turn's other rows (`upcoming_in`)."""
+_APPOINTMENT_COLUMNS = UPCOMING_COLUMNS
+_APPOINTMENT_AGENT_ID = [key for key, _column in column_keys(Appointment)].index("agent_id")
+
+
+def upcoming_in(
+    session: Session, rows: Sequence[Any], offset: int, agent_id: str | None = None
+) -> list[Appointment]:
+    """The caller's upcoming appointments read along (`UPCOMING_COLUMNS` from `offset`,
+    rows in their order, NULL where an outer join found none), as entities the session
+    holds as if a query had loaded them; with `agent_id`, only that agent's, each once
+    (the rows repeat them when more than one number was looked up)."""
+    if all(row[offset] is None for row in rows):  # the usual case: none
+        return []
+    found: list[Appointment] = []
+    seen: set[str] = set()
+    for row in rows:
+        key = row[offset]
+        if key is None or key in seen:
+            continue
+        if agent_id is not None and row[offset + _APPOINTMENT_AGENT_ID] != agent_id:
+            continue
+        seen.add(key)
+        found.append(cast(Appointment, entity_at(session, Appointment, row, offset)))
+    return found
+
+
+_KNOWN_NAME_AT = CONVERSATION_WIDTH
+_READ_ALONG_AT = CONVERSATION_WIDTH + 1
+_APPOINTMENT_AT = CONVERSATION_WIDTH + 2
 
 
 # What a turn changes on its conversation; anything else changed is left to the ORM.

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, literal, select, true
+from sqlalchemy import bindparam, exists, literal, select, true
 from sqlalchemy.orm import Session
 
 from app import sql_fast
 from app.models import SmsOptOut, utcnow
-from app.routing import lookup_joined, numbers_of
+from app.routing import LookedUp, looked_up_at, lookup_joined_columns, numbers_of
 from app.security.idempotency import Claim, ClaimRequest
 
 
@@ -28,7 +28,7 @@ class Intake:
     claim: Claim
     opted_out: bool
     # The routing lookup's rows when read with the claim (PostgreSQL); None: route() reads.
-    looked_up: Sequence[Row[Any]] | None
+    looked_up: Sequence[LookedUp] | None
 
 
 def take_in(session: Session, message_sid: str, caller: str | None, dialled: str | None) -> Intake:
@@ -46,9 +46,11 @@ def take_in(session: Session, message_sid: str, caller: str | None, dialled: str
             return Intake(request.result(session, None), False, None)
         return Intake(request.result(session, row.id), bool(row.opted_out), None)
     params.update(numbers_of(caller, dialled))
-    # Through the ORM: routing's rows carry the Agent entity.
-    rows = session.execute(_claim_with_everything(session, request), params).all()
-    return Intake(request.result(session, rows[0].claim_id), bool(rows[0].opted_out), rows)
+    # The claim, the opt-out, then the lookup's columns (routing's rows, by position).
+    rows = sql_fast.read(session, _claim_with_everything(session, request), params).rows
+    first = rows[0]
+    looked_up = [looked_up_at(row, 2) for row in rows]
+    return Intake(request.result(session, first[0]), bool(first[1]), looked_up)
 
 
 # Built once per dialect (the claim's INSERT differs): only the parameters change.
@@ -74,7 +76,7 @@ def _claim_with_everything(session: Session, request: ClaimRequest) -> Any:
     if found is None:
         claimed = request.insert(session).cte("claimed")
         anchor = select(literal(1).label("one")).subquery()
-        found = _with_everything[dialect] = lookup_joined(
+        found = _with_everything[dialect] = lookup_joined_columns(
             select(claimed.c.id.label("claim_id"), _OPTED_OUT)
             .select_from(anchor)
             .outerjoin(claimed, true())

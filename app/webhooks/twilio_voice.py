@@ -17,19 +17,28 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from fastapi import APIRouter, Request
-from sqlalchemy import Table, and_, bindparam, literal, select
+from sqlalchemy import String, Table, and_, bindparam, literal, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from app import commit_writes
-from app.agent.conversations import ConversationService
+from app import commit_writes, sql_fast
+from app.agent.conversations import UPCOMING_COLUMNS, ConversationService, upcoming_in
 from app.agent.engine import Reply
 from app.config import Settings
-from app.models import Conversation, utcnow
+from app.db import UTCDateTime
+from app.models import Agent, Appointment, Conversation, utcnow
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, lookup_joined, lookup_numbers, route
+from app.routing import (
+    LOOKUP_WIDTH,
+    Route,
+    Unrouted,
+    looked_up_at,
+    lookup_joined_columns,
+    lookup_numbers,
+    route,
+)
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, is_attested, may_manage_existing
 from app.security.idempotency import claim, respond
@@ -37,7 +46,15 @@ from app.security.pins import digits_from_speech
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
 from app.tools.registry import TOOLS
-from app.turn_rows import AgentLike, ConversationRow, conversation_bundle, conversation_of
+from app.tools.service import upcoming_of
+from app.turn_rows import (
+    CONVERSATION_COLUMNS,
+    CONVERSATION_WIDTH,
+    AgentLike,
+    ConversationRow,
+    conversation_at,
+    conversation_of,
+)
 from app.webhooks import twilio_media  # imports this module back; used at call time only
 from app.webhooks import voice_twiml as twiml_text
 from app.webhooks.budget import answer_within
@@ -207,19 +224,31 @@ class Call:
         )
 
     def conversation(self) -> ConversationRow | None:
-        found = self.session.scalar(_CALL_CONVERSATION, {"call_sid": self.sid})
-        return conversation_of(self.session, found)
+        row = sql_fast.read(self.session, _CALL_CONVERSATION, {"call_sid": self.sid}).first()
+        return conversation_of(self.session, None if row is None else conversation_at(row, 0))
 
-    def conversation_and_route(self) -> tuple[ConversationRow | None, Route | Unrouted]:
-        """Both in one round trip: the conversation with the routing lookup's rows."""
+    def conversation_and_route(
+        self, service: ConversationService
+    ) -> tuple[ConversationRow | None, Route | Unrouted]:
+        """Both in one round trip: the conversation with the routing lookup's rows, and
+        the caller's upcoming appointments with the agent each number leads to (kept in
+        `service.upcoming` for the turn's list_appointments, as an SMS turn's are)."""
         person, line = self.parties
         region = self.settings.default_region
         numbers = lookup_numbers(person, line, region)
         if numbers is None:  # no number to look up: route() refuses the caller
             return self.conversation(), route(self.session, person, line, region)
-        rows = self.session.execute(_CALL_WITH_LOOKUP, {"call_sid": self.sid, **numbers}).all()
-        conversation = conversation_of(self.session, rows[0].Conversation)
-        return conversation, route(self.session, person, line, region, looked_up=rows)
+        # A Core statement on the session's cursor (app/sql_fast.py), read by position:
+        # the conversation's columns, a number's routing row and agent, an appointment.
+        params = {"call_sid": self.sid, **numbers, "upcoming_now": service.now}
+        rows = sql_fast.read(self.session, _CALL_WITH_LOOKUP, params).rows
+        conversation = conversation_of(self.session, conversation_at(rows[0], 0))
+        by_number = {row[CONVERSATION_WIDTH]: row for row in rows}  # a number's rows repeat
+        looked_up = [looked_up_at(row, CONVERSATION_WIDTH) for row in by_number.values()]
+        routed = route(self.session, person, line, region, looked_up=looked_up)
+        if isinstance(routed, Route):
+            service.upcoming = upcoming_in(self.session, rows, _UPCOMING_AT, routed.agent.id)
+        return conversation, routed
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -232,17 +261,30 @@ class Call:
 
 
 # Built once: a turn passes only the call's sid (and the numbers to route).
-_CALL_CONVERSATION = select(conversation_bundle()).where(
-    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")
-)
-_CALL_WITH_LOOKUP = lookup_joined(
-    select(conversation_bundle())
-    .select_from(select(literal(1).label("one")).subquery())
-    .outerjoin(
-        Conversation,
-        and_(Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_sid")),
+# The conversations table, where a call is a conversation.
+_CALLS = cast(Table, Conversation.__table__)
+_OF_THE_CALL = and_(_CALLS.c.channel == CHANNEL, _CALLS.c.external_id == bindparam("call_sid"))
+_CALL_CONVERSATION = select(*CONVERSATION_COLUMNS).where(_OF_THE_CALL)
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+# Each number's agent's upcoming appointments with the caller (`upcoming_of`).
+_CALL_WITH_LOOKUP = (
+    lookup_joined_columns(
+        select(*CONVERSATION_COLUMNS)
+        .select_from(select(literal(1).label("one")).subquery())
+        .outerjoin(_CALLS, _OF_THE_CALL)
     )
+    .add_columns(*UPCOMING_COLUMNS)
+    .outerjoin(
+        _APPOINTMENTS,
+        upcoming_of(
+            cast(Table, Agent.__table__).c.id,
+            bindparam("caller_number", type_=String()),
+            bindparam("upcoming_now", type_=UTCDateTime()),
+        ),
+    )
+    .order_by(_APPOINTMENTS.c.start_at)
 )
+_UPCOMING_AT = CONVERSATION_WIDTH + LOOKUP_WIDTH
 
 
 @router.post("/inbound", summary="Inbound call (Twilio voice webhook)")
@@ -381,14 +423,15 @@ def _hold(settings: Settings, turn: int) -> str:
 
 
 def _turn(call: Call, turn: int) -> str:
-    conversation, routed = call.conversation_and_route()
+    service = call.service()
+    conversation, routed = call.conversation_and_route(service)
     if conversation is None or isinstance(routed, Unrouted):
         return say_and_hang_up(ENDED)
     if conversation.status == "ended":
         return say_and_hang_up(ENDED, routed.agent)
     state: dict[str, Any] = dict((conversation.details or {}).get("voice") or {})
     state["turn"] = turn
-    dialogue = Dialogue(call, call.service(), conversation, routed, state, turn)
+    dialogue = Dialogue(call, service, conversation, routed, state, turn)
     heard = str(call.form.get("SpeechResult") or "").strip()
     heard = heard or str(call.form.get("Digits") or "").strip()
     if not heard:

@@ -15,9 +15,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.twiml import GenericNode
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from app.config import Settings
+from app.webhooks import twilio_sms as sms
 from app.webhooks import twilio_voice as voice
 from app.webhooks import voice_twiml
 
@@ -198,3 +200,13 @@ def test_what_the_escaping_looks_like() -> None:
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         '<Say voice="a&quot;b&#10;" x="true">&lt;b&gt;&amp;🙂&#55296;</Say></Response>'
     )
+
+
+@EXAMPLES
+@given(text=OPTIONAL_TEXT)
+def test_an_sms_reply_is_the_packages(text: str | None) -> None:
+    """The SMS webhook's answer (app/webhooks/twilio_sms.py) is written the same way."""
+    document = MessagingResponse()
+    if text:
+        document.message(text)
+    assert sms.reply(text) == str(document)

@@ -762,8 +762,11 @@ class SchedulingTools:
         """INSERT the new booking (`values`: its columns that are set); None when its key
         is taken or (PostgreSQL's exclusion constraint) its time overlaps a booking
         committed meanwhile. One statement that does nothing on such a conflict: no
-        savepoint around it, and the transaction stays usable either way. The row then
-        stands in the session as if loaded, so later changes to it are UPDATEs."""
+        savepoint around it, and the transaction stays usable either way. With an
+        external calendar the row then stands in the session as if loaded (the write
+        through marks it for sync: an UPDATE); the built-in calendar changes nothing on
+        it, so its entity stays out of the session (a later read in the transaction
+        loads the row as any other), and commit has no ORM object to look after."""
         session = self.ctx.session
         now = utcnow()
         row = {**_NEW_APPOINTMENT, **values, "created_at": now, "updated_at": now}
@@ -783,6 +786,8 @@ class SchedulingTools:
         # constructor's instrumented sets would only be reset by this).
         appointment: Appointment = _APPOINTMENT_CLASS.new_instance()
         appointment.__dict__.update(row)
+        if isinstance(self.ctx.calendar, LocalCalendar):
+            return appointment
         make_transient_to_detached(appointment)
         session.add(appointment)
         return appointment
@@ -794,21 +799,21 @@ class SchedulingTools:
         one it refers to when that is not written yet: in the same statement on
         PostgreSQL, just before it on SQLite (no INSERT in a CTE there). Statements on
         the tables, compiled once and sent on the session's cursor (app/sql_fast.py)."""
-        session = self.ctx.session
-        dialect = session.get_bind().dialect.name
+        connection = self.ctx.session.connection()
+        dialect = connection.dialect.name
         if conversation is None:
             booked: str | None = sql_fast.execute(
-                session, _insert_appointment(dialect), row
+                connection, _insert_appointment(dialect), row
             ).scalar()
             return booked
         written = _conversation_row(conversation)
         if dialect == "postgresql":
             params = dict(zip(_CONVERSATION_PARAMS, written.values(), strict=True))
             statement = _insert_appointment_and_conversation()
-            booked = sql_fast.execute(session, statement, {**row, **params}).scalar()
+            booked = sql_fast.execute(connection, statement, {**row, **params}).scalar()
         else:
-            sql_fast.execute(session, _INSERT_CONVERSATION, written)
-            booked = sql_fast.execute(session, _insert_appointment(dialect), row).scalar()
+            sql_fast.execute(connection, _INSERT_CONVERSATION, written)
+            booked = sql_fast.execute(connection, _insert_appointment(dialect), row).scalar()
         return booked
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:

@@ -670,3 +670,26 @@ def test_past_the_budget_a_booking_is_never_reported_as_failed(
     assert results[0]["error"].startswith("Still confirming")
     assert "problem" not in results[0]["error"]
     assert results[1]["error"].startswith("The scheduling system had a problem")
+
+
+def test_a_booking_puts_no_orm_entity_in_the_session(
+    vapi: Vapi, session: Session, session_factory: sessionmaker[Session]
+):
+    """The claim's read-ahead, the call's new conversation and the booking (built-in
+    calendar) are plain rows: no entity is loaded, added or attached in the turn."""
+    entities: list[object] = []
+    hooks = ("transient_to_pending", "detached_to_persistent", "loaded_as_persistent")
+
+    def seen(_session: Session, instance: object) -> None:
+        entities.append(instance)
+
+    for hook in hooks:
+        event.listen(session_factory, hook, seen)
+    try:
+        message = tool_message([call("e1", "book_appointment", start="2026-11-24T15:00:00")])
+        assert "result" in vapi.results(message)[0]
+    finally:
+        for hook in hooks:
+            event.remove(session_factory, hook, seen)
+    assert entities == []
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 1

@@ -693,3 +693,20 @@ def test_a_booking_puts_no_orm_entity_in_the_session(
             event.remove(session_factory, hook, seen)
     assert entities == []
     assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+
+
+def test_a_booking_on_a_call_with_a_conversation_refers_to_it(vapi: Vapi, session: Session):
+    """A later message of the call reads its conversation with the claim (a plain row):
+    the booking refers to it, and no second conversation is written."""
+    first = tool_message([call("o1", "check_availability", date="2026-11-24")], call_id="call_on")
+    assert "result" in vapi.results(first)[0]
+    opened = conversation_of(session, "call_on")
+    message = tool_message(
+        [call("o2", "book_appointment", start="2026-11-24T15:00:00")], call_id="call_on"
+    )
+    assert "result" in vapi.results(message)[0]
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 1
+    [appointment] = session.scalars(select(Appointment)).all()
+    assert appointment.conversation_id == opened.id
+    assert [m.external_id for m in conversation_of(session, "call_on").messages] == ["o1", "o2"]

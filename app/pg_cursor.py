@@ -16,9 +16,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import psycopg
-from psycopg import Column, pq
+from psycopg import Column, _queries, pq
 
 _HAS_TUPLES = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_CHUNK)
+
+# psycopg turns a statement's text into PostgreSQL's ($1, $2, ...) by a regex scan that
+# it memoises (a pure function of the text and encoding, in an LRU of 128) only for a
+# statement under 4 kB with at most 50 parameters, a guard against ORM multi-row INSERTs
+# of ever new shapes. The last writes' combined statement (app/commit_writes.py) is built
+# once per shape but has more: a VAPI booking's, with its notifications, is ~4.8 kB with
+# 79, and was scanned again at every commit (~1.5M instructions). Larger bounds keep
+# such statements in the cache; the LRU's size still bounds what it holds.
+_queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, 16 * 1024)
+_queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 400)
 
 
 class LazyDescription(Sequence[Column]):

@@ -60,3 +60,18 @@ def test_the_engine_reads_rows_by_name_through_it():
             row = connection.execute(text("SELECT :v AS value, 'x' AS other"), {"v": value}).one()
             assert (row.value, row.other) == (value, "x")
     engine.dispose()
+
+
+def test_a_statement_with_many_parameters_is_converted_once():
+    """The last writes' statement (~80 parameters, ~5 kB) is parsed once, not per run."""
+    from psycopg import _queries
+
+    values = ", ".join(f"%(p{n})s::int" for n in range(90))
+    sql = f"SELECT {values} -- {'x' * 6000}"
+    params = {f"p{n}": n for n in range(90)}
+    with _connect() as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        before = _queries._query2pg.cache_info().hits
+        cursor.execute(sql, params)
+        assert _queries._query2pg.cache_info().hits == before + 1
+        assert cursor.fetchone() == tuple(range(90))

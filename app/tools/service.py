@@ -70,7 +70,13 @@ from app.tools.schemas import (
     RescheduleAppointmentArgs,
     ToolResult,
 )
-from app.turn_rows import AgentLike, write_unwritten
+from app.turn_rows import (
+    CONVERSATION_FIELDS,
+    AgentLike,
+    ConversationRow,
+    _mark_stored,
+    write_unwritten,
+)
 
 PARTS_OF_DAY = {
     "morning": (time(0, 0), time(12, 0)),
@@ -148,10 +154,10 @@ class ToolContext:
     upcoming: list[Appointment] | None = None
     # The agent's notification settings and sending line, when read in this transaction.
     planning: notifications.Planning | None = None
-    # The conversation `conversation_id` names when it is not written yet and not in the
-    # session: a booking writes it with its own INSERT (one statement on PostgreSQL), and
-    # the session then holds it as written.
-    new_conversation: Conversation | None = None
+    # The conversation `conversation_id` names when it is not written yet: a booking
+    # writes it with its own INSERT (one statement on PostgreSQL), and it is then held
+    # as written (a later change to it is an UPDATE with the last writes).
+    new_conversation: ConversationRow | None = None
 
 
 def upcoming_of(
@@ -254,10 +260,12 @@ _NEW_APPOINTMENT: dict[str, object] = {
 _APPOINTMENT_CLASS = manager_of_class(Appointment)
 
 
-def _conversation_row(conversation: Conversation) -> dict[str, object]:
+def _conversation_row(conversation: ConversationRow) -> dict[str, object]:
     """Every column of a new conversation, stamped now, in the table's column order."""
-    conversation.created_at = conversation.updated_at = utcnow()
-    return {column: getattr(conversation, column) for column in _CONVERSATION_COLUMNS}
+    now = utcnow()
+    values = {name: getattr(conversation, name) for name in CONVERSATION_FIELDS}
+    values.update(created_at=now, updated_at=now)
+    return {column: values[column] for column in _CONVERSATION_COLUMNS}
 
 
 @cache
@@ -754,46 +762,58 @@ class SchedulingTools:
         """INSERT the new booking (`values`: its columns that are set); None when its key
         is taken or (PostgreSQL's exclusion constraint) its time overlaps a booking
         committed meanwhile. One statement that does nothing on such a conflict: no
-        savepoint around it, and the transaction stays usable either way. The row then
-        stands in the session as if loaded, so later changes to it are UPDATEs."""
+        savepoint around it, and the transaction stays usable either way. With an
+        external calendar the row then stands in the session as if loaded (the write
+        through marks it for sync: an UPDATE); the built-in calendar changes nothing on
+        it, so its entity stays out of the session (a later read in the transaction
+        loads the row as any other), and commit has no ORM object to look after."""
         session = self.ctx.session
         now = utcnow()
         row = {**_NEW_APPOINTMENT, **values, "created_at": now, "updated_at": now}
+        held = self.ctx.new_conversation
+        self.ctx.new_conversation = None  # written once, whatever the booking's fate
+        if held is not None:
+            # Written by the booking's own statement (below), so not on its own by
+            # `write_unwritten` nor again at commit. Should that statement fail, the
+            # transaction rolls back, and with it this conversation.
+            _mark_stored(session, held)
         # Rows that refer to this one (the conversation it was made in) go first.
         write_unwritten(session)
         session.flush()
-        if self._execute_insert(row) is None:
+        if self._execute_insert(row, held) is None:
             return None
         # As a query's load makes it: the row's values as its committed state (the
         # constructor's instrumented sets would only be reset by this).
         appointment: Appointment = _APPOINTMENT_CLASS.new_instance()
         appointment.__dict__.update(row)
+        if isinstance(self.ctx.calendar, LocalCalendar):
+            return appointment
         make_transient_to_detached(appointment)
         session.add(appointment)
         return appointment
 
-    def _execute_insert(self, row: dict[str, object]) -> str | None:
-        """The booking's INSERT (its id, or None on a conflict), with the conversation it
-        refers to when that is not written yet: in the same statement on PostgreSQL,
-        just before it on SQLite (no INSERT in a CTE there). Statements on the tables,
-        run on the session's connection: the ORM's execution would add nothing to them."""
-        session = self.ctx.session
-        connection = session.connection()
+    def _execute_insert(
+        self, row: dict[str, object], conversation: ConversationRow | None
+    ) -> str | None:
+        """The booking's INSERT (its id, or None on a conflict), with `conversation`, the
+        one it refers to when that is not written yet: in the same statement on
+        PostgreSQL, just before it on SQLite (no INSERT in a CTE there). Statements on
+        the tables, compiled once and sent on the session's cursor (app/sql_fast.py)."""
+        connection = self.ctx.session.connection()
         dialect = connection.dialect.name
-        conversation = self.ctx.new_conversation
         if conversation is None:
-            return connection.scalar(_insert_appointment(dialect), row)
-        self.ctx.new_conversation = None  # written once, whatever the booking's fate
+            booked: str | None = sql_fast.execute(
+                connection, _insert_appointment(dialect), row
+            ).scalar()
+            return booked
         written = _conversation_row(conversation)
         if dialect == "postgresql":
             params = dict(zip(_CONVERSATION_PARAMS, written.values(), strict=True))
-            booked = connection.scalar(_insert_appointment_and_conversation(), {**row, **params})
+            statement = _insert_appointment_and_conversation()
+            booked = sql_fast.execute(connection, statement, {**row, **params}).scalar()
         else:
-            connection.execute(_INSERT_CONVERSATION, written)
-            booked = connection.scalar(_insert_appointment(dialect), row)
-        # Held as written: later changes to it are UPDATEs, as for one it loaded.
-        make_transient_to_detached(conversation)
-        session.add(conversation)
+            sql_fast.execute(connection, _INSERT_CONVERSATION, written)
+            booked = sql_fast.execute(connection, _insert_appointment(dialect), row).scalar()
         return booked
 
     def _move_guarded(self, appointment: Appointment, start: datetime, end: datetime) -> bool:

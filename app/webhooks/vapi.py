@@ -20,25 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import (
-    Row,
-    Select,
-    and_,
-    bindparam,
-    case,
-    inspect,
-    literal,
-    select,
-    true,
-)
+from sqlalchemy import Row, Select, bindparam, case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
+from app import sql_fast
 from app.agent.conversations import ConversationService
 from app.calendar.backend import CalendarBackend, may_be_external
 from app.calendar.turn_reads import ReadNeeded
@@ -49,12 +40,11 @@ from app.models import (
     Appointment,
     Conversation,
     User,
-    new_id,
     utcnow,
 )
 from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, lookup_joined, numbers_of, route
+from app.routing import Route, Unrouted, numbers_of, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import Claim, ClaimRequest, claim, claim_insert, respond
@@ -63,7 +53,13 @@ from app.security.vapi_auth import VapiBody
 from app.services import services_of
 from app.tools.registry import parse_arguments, run_tool
 from app.tools.service import SchedulingTools, ToolContext
-from app.turn_rows import AgentLike
+from app.turn_rows import (
+    AgentLike,
+    ConversationLike,
+    ConversationRow,
+    conversation_of,
+    new_conversation,
+)
 from app.webhooks.budget import answer_within
 from app.webhooks.replies import unrouted_text
 from app.webhooks.turns import memo, run_turn
@@ -75,6 +71,7 @@ from app.webhooks.vapi_payload import (
     message_of,
     tool_calls_of,
 )
+from app.webhooks.vapi_rows import LookedUp, ReadAhead, read_ahead_statement
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["vapi"])
@@ -111,9 +108,11 @@ class VapiCall:
     _route: Route | Unrouted | None = field(default=None, init=False)
     _calendar: CalendarBackend | None = field(default=None, init=False)
     # The routing rows and the call's conversation (a 1-tuple: it may be None), when
-    # read ahead with the tool call's claim (`claim_tool_call`).
-    _looked_up: Sequence[Row[Any]] | None = field(default=None, init=False)
-    _found: tuple[Conversation | None] | None = field(default=None, init=False)
+    # read ahead with the tool call's claim (`claim_tool_call`), and the rows they were
+    # read from (each agent's notification settings and the caller's known name).
+    _looked_up: list[LookedUp] | None = field(default=None, init=False)
+    _read_rows: Sequence[Any] = field(default=(), init=False)
+    _found: tuple[ConversationLike | None] | None = field(default=None, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -147,6 +146,7 @@ class VapiCall:
         self._route = None
         self._calendar = None
         self._looked_up = None
+        self._read_rows = ()
         self._found = None
 
     def calendar(self, agent: AgentLike) -> CalendarBackend:
@@ -161,18 +161,29 @@ class VapiCall:
                 self.caller_raw,
                 self.dialled_raw,
                 self.settings.default_region,
-                looked_up=self._looked_up,
+                # Routing reads its rows by attribute, as LookedUp's.
+                looked_up=cast("Sequence[Row[Any]] | None", self._looked_up),
             )
         return self._route
 
-    def read_ahead(self, rows: Sequence[Row[Any]]) -> None:
-        """Keep the routing rows and the conversation read with the claim."""
-        self._looked_up = rows
-        self._found = (rows[0].Conversation if self.call_id else None,)
+    def read_ahead(self, rows: Sequence[Any], layout: ReadAhead) -> None:
+        """Keep the routing rows and the conversation read with the claim (plain rows:
+        the conversation is written back at commit if the call changes it)."""
+        self._looked_up = [layout.looked_up(row) for row in rows]
+        self._read_rows = rows
+        found = layout.conversation(rows[0]) if self.call_id else None
+        self._found = (conversation_of(self.session, found),)
 
-    def _read_along(self, agent: AgentLike) -> Row[Any] | None:
+    def _read_along(self, agent: AgentLike) -> Any | None:
         """The row read ahead with the claim that leads to `agent`."""
-        return next((row for row in self._looked_up or () if row.Agent is agent), None)
+        return next(
+            (
+                row
+                for looked, row in zip(self._looked_up or (), self._read_rows, strict=False)
+                if looked.Agent is agent
+            ),
+            None,
+        )
 
     def planning(self, agent: AgentLike) -> Planning | None:
         """The agent's notification settings, when read ahead with its route."""
@@ -193,9 +204,9 @@ class VapiCall:
             self.session, state.engine, state.calendar_factory, state.clock()
         )
 
-    def conversation(self, create: bool = True, add: bool = True) -> Conversation | None:
-        """The call's conversation; a new one is opened when `create`, and left out of
-        the session when not `add` (a booking writes it: `unwritten`)."""
+    def conversation(self, create: bool = True) -> ConversationLike | None:
+        """The call's conversation; a new one is opened when `create` (a plain row,
+        written at commit or by the booking that refers to it: `unwritten`)."""
         if not self.call_id:
             return None
         if self._found is not None:
@@ -210,46 +221,37 @@ class VapiCall:
             return found
         routed = self.route()
         if isinstance(routed, Route):
-            return self._open(routed, add)
+            return self._open(routed)
         bare = Conversation(channel=CHANNEL, external_id=self.call_id, caller_e164=self.caller)
         bare.state, bare.details = {}, {}
         self.session.add(bare)
         self.session.flush()
         return bare
 
-    def _open(self, routed: Route, add: bool = True) -> Conversation:
+    def _open(self, routed: Route) -> ConversationRow:
         """The call's new conversation, as ConversationService.open makes one (the
-        caller's known name kept); known absent already, so not looked for again."""
-        conversation = Conversation(
-            id=new_id("cnv"),
+        caller's known name kept); known absent already, so not looked for again. A
+        plain row, inserted with the last writes (app/turn_rows.py) unless a booking
+        writes it first."""
+        conversation = new_conversation(
+            self.session,
             channel=CHANNEL,
             external_id=self.call_id,
             caller_e164=routed.caller,
             agent_id=routed.agent.id,
-            state={},
             details={"caller_name": self.known_name(routed)},
-            status="active",
         )
-        if add:
-            self.session.add(conversation)
         self._found = (conversation,)
         return conversation
 
     @staticmethod
-    def unwritten(conversation: Conversation | None) -> Conversation | None:
-        """A new conversation opened out of the session (`conversation(add=False)`), for
-        the booking to write with its own INSERT (`ToolContext.new_conversation`): a
-        booking refers to it, and in the session the ORM would flush it at the slot
-        check's read. None when there is none (no conversation, or one written)."""
-        if conversation is None or not inspect(conversation).transient:
-            return None
-        return conversation
-
-    def release(self, held: Conversation | None) -> None:
-        """An unwritten conversation the booking did not write (refused before its INSERT)
-        goes back to the session, to be written with the last writes."""
-        if held is not None and inspect(held).transient:
-            self.session.add(held)
+    def unwritten(conversation: ConversationLike | None) -> ConversationRow | None:
+        """The call's new conversation when it is not written yet, for the booking to
+        write with its own INSERT (`ToolContext.new_conversation`): the booking refers
+        to it. None when there is none (no conversation, or one already written)."""
+        if isinstance(conversation, ConversationRow) and conversation.stored is None:
+            return conversation
+        return None
 
     def audit(self, action: str, **details: object) -> None:
         audit.record(
@@ -471,41 +473,33 @@ def claim_tool_call(vapi: VapiCall, call: ToolCall) -> Claim:
     if dialect != "postgresql":  # no INSERT in a CTE
         claimed = request.result(session, _claim_alone(session, dialect, claim_values))
         if claimed.is_new:
-            vapi.read_ahead(session.execute(_ROUTE_AND_CONVERSATION, parameters).all())
+            statement, layout = _read_ahead(with_claim=False)
+            vapi.read_ahead(sql_fast.execute(session, statement, parameters).rows, layout)
         return claimed
-    rows = session.execute(_claim_and_read(), {**claim_values, **parameters}).all()
+    statement, layout = _read_ahead(with_claim=True)
+    rows = sql_fast.execute(session, statement, {**claim_values, **parameters}).rows
     claimed = request.result(session, rows[0].claim_id)
     if claimed.is_new:
-        vapi.read_ahead(rows)
+        vapi.read_ahead(rows, layout)
     return claimed
 
 
 def _claim_alone(session: Session, dialect: str, values: dict[str, Any]) -> int | None:
-    """The claim's INSERT on its own: a statement on the table, run on the session's
-    connection (the ORM's execution would add nothing to it)."""
-    claimed: int | None = session.connection().scalar(claim_insert(dialect), values)
+    """The claim's INSERT on its own, compiled once and sent on the session's cursor
+    (app/sql_fast.py)."""
+    claimed: int | None = sql_fast.execute(session, claim_insert(dialect), values).scalar()
     return claimed
 
 
 @cache
-def _claim_and_read() -> Select[Any]:
-    """PostgreSQL: the claim as a CTE of `_ROUTE_AND_CONVERSATION`'s read (built once)."""
-    claimed = claim_insert("postgresql").cte("claimed")
-    return _with_known_names(
-        with_planning(
-            lookup_joined(
-                select(claimed.c.id.label("claim_id"), Conversation)
-                .select_from(select(literal(1).label("one")).subquery())
-                .outerjoin(claimed, true())
-                .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
-            )
-        )
-    )
-
-
-_THE_CALLS_CONVERSATION = and_(
-    Conversation.channel == CHANNEL, Conversation.external_id == bindparam("call_id")
-)
+def _read_ahead(with_claim: bool) -> tuple[Select[Any], ReadAhead]:
+    """The routing lookup (app/routing.py) with the call's conversation, and what a
+    booking's notifications and a new conversation need of each agent found: one row
+    at least, plain columns (app/webhooks/vapi_rows.py). `with_claim` (PostgreSQL):
+    the claim's INSERT as a CTE of it, its id the row's first column. Built once."""
+    claimed = claim_insert("postgresql").cte("claimed") if with_claim else None
+    statement, layout = read_ahead_statement(CHANNEL, claimed)
+    return _with_known_names(with_planning(statement)), layout
 
 
 def _with_known_names(statement: Select[Any]) -> Select[Any]:
@@ -529,19 +523,6 @@ def _with_known_names(statement: Select[Any]) -> Select[Any]:
         case((new, owner.correlate(Agent).scalar_subquery())).label("owner_name"),
         case((new, booked.correlate(Agent).scalar_subquery())).label("contact_name"),
     )
-
-
-# The routing lookup (app/routing.py) with the call's conversation, and what a booking's
-# notifications and a new conversation need of each agent found: one row at least.
-_ROUTE_AND_CONVERSATION = _with_known_names(
-    with_planning(
-        lookup_joined(
-            select(Conversation)
-            .select_from(select(literal(1).label("one")).subquery())
-            .outerjoin(Conversation, _THE_CALLS_CONVERSATION)
-        )
-    )
-)
 
 
 def _claim_id(vapi: VapiCall, call: ToolCall) -> str:
@@ -574,15 +555,13 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
         arguments = parse_arguments(call.arguments)
     except ValueError as exc:
         return _entry(call, False, f"Invalid arguments for {call.name}: {exc}")
-    booking = call.name == "book_appointment"
-    conversation = vapi.conversation(add=not booking)
+    conversation = vapi.conversation()
     if call.name == VERIFY_PIN:
         return _verify_pin(vapi, call, routed, conversation, arguments)
-    held = vapi.unwritten(conversation) if booking else None
+    held = vapi.unwritten(conversation) if call.name == "book_appointment" else None
     tools = _tools(vapi, routed, conversation, held)
     # VAPI may resend a tool call: the same toolCallId from the same caller books once.
     result = run_tool(tools, call.name, arguments, request_key=call.id[:128])
-    vapi.release(held)
     if conversation is not None:
         vapi.service().record(
             conversation,
@@ -596,7 +575,7 @@ def _execute(vapi: VapiCall, call: ToolCall) -> dict[str, str]:
     return _entry(call, result.ok, result.one_line())
 
 
-def _call_state(conversation: Conversation | None) -> dict[str, Any]:
+def _call_state(conversation: ConversationLike | None) -> dict[str, Any]:
     if conversation is None:
         return {}
     return dict((conversation.details or {}).get("vapi") or {})
@@ -605,8 +584,8 @@ def _call_state(conversation: Conversation | None) -> dict[str, Any]:
 def _tools(
     vapi: VapiCall,
     routed: Route,
-    conversation: Conversation | None,
-    unwritten: Conversation | None = None,
+    conversation: ConversationLike | None,
+    unwritten: ConversationRow | None = None,
 ) -> SchedulingTools:
     # One calendar per call message: the free/busy read before the write transaction
     # is the one the booking checks inside it.
@@ -633,7 +612,7 @@ def _verify_pin(
     vapi: VapiCall,
     call: ToolCall,
     routed: Route,
-    conversation: Conversation | None,
+    conversation: ConversationLike | None,
     arguments: dict[str, Any],
 ) -> dict[str, str]:
     if conversation is None:

@@ -670,3 +670,43 @@ def test_past_the_budget_a_booking_is_never_reported_as_failed(
     assert results[0]["error"].startswith("Still confirming")
     assert "problem" not in results[0]["error"]
     assert results[1]["error"].startswith("The scheduling system had a problem")
+
+
+def test_a_booking_puts_no_orm_entity_in_the_session(
+    vapi: Vapi, session: Session, session_factory: sessionmaker[Session]
+):
+    """The claim's read-ahead, the call's new conversation and the booking (built-in
+    calendar) are plain rows: no entity is loaded, added or attached in the turn."""
+    entities: list[object] = []
+    hooks = ("transient_to_pending", "detached_to_persistent", "loaded_as_persistent")
+
+    def seen(_session: Session, instance: object) -> None:
+        entities.append(instance)
+
+    for hook in hooks:
+        event.listen(session_factory, hook, seen)
+    try:
+        message = tool_message([call("e1", "book_appointment", start="2026-11-24T15:00:00")])
+        assert "result" in vapi.results(message)[0]
+    finally:
+        for hook in hooks:
+            event.remove(session_factory, hook, seen)
+    assert entities == []
+    assert session.scalar(select(func.count()).select_from(Appointment)) == 1
+
+
+def test_a_booking_on_a_call_with_a_conversation_refers_to_it(vapi: Vapi, session: Session):
+    """A later message of the call reads its conversation with the claim (a plain row):
+    the booking refers to it, and no second conversation is written."""
+    first = tool_message([call("o1", "check_availability", date="2026-11-24")], call_id="call_on")
+    assert "result" in vapi.results(first)[0]
+    opened = conversation_of(session, "call_on")
+    message = tool_message(
+        [call("o2", "book_appointment", start="2026-11-24T15:00:00")], call_id="call_on"
+    )
+    assert "result" in vapi.results(message)[0]
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 1
+    [appointment] = session.scalars(select(Appointment)).all()
+    assert appointment.conversation_id == opened.id
+    assert [m.external_id for m in conversation_of(session, "call_on").messages] == ["o1", "o2"]

@@ -296,6 +296,26 @@ def _insert_appointment_and_conversation() -> ReturningInsert[str]:
     return _insert_appointment("postgresql").add_cte(conversation)
 
 
+@dataclass(frozen=True)
+class FreeTimes:
+    """What check_availability found: the type's key, the agent's zone, the free starts
+    in that zone and the tool's message. `result()` is the tool's answer; the offline
+    engine, which built the arguments itself, reads the starts as they are."""
+
+    type_key: str
+    zone_key: str
+    local: list[datetime]
+    message: str
+
+    def result(self) -> ToolResult:
+        data = {
+            "appointment_type": self.type_key,
+            "timezone": self.zone_key,
+            "slots": [s.isoformat() for s in self.local],
+        }
+        return ToolResult(ok=True, message=self.message, data=data)
+
+
 class SchedulingTools:
     def __init__(self, context: ToolContext) -> None:
         self.ctx = context
@@ -454,18 +474,36 @@ class SchedulingTools:
     # --- tools ---------------------------------------------------------------------
 
     def check_availability(self, args: CheckAvailabilityArgs) -> ToolResult:
-        kind = self.resolve_type(args.appointment_type)
+        found = self.free_times(
+            args.appointment_type, args.date, args.part_of_day, args.after, args.limit
+        )
+        if isinstance(found, ToolResult):
+            return found
+        return found.result()
+
+    def free_times(
+        self,
+        appointment_type: str | None,
+        day: date | None,
+        part_of_day: str | None,
+        after: datetime | None,
+        limit: int,
+    ) -> ToolResult | FreeTimes:
+        """check_availability on values already checked (`CheckAvailabilityArgs`' own
+        types and bounds): the times found, in the agent's zone, and its message. A
+        type it does not know is the tool's refusal, as is."""
+        kind = self.resolve_type(appointment_type)
         if kind is None:
-            return self._type_error(args.appointment_type)
+            return self._type_error(appointment_type)
         zone = self.schedule.zone
-        if args.date is not None:
-            start = datetime.combine(args.date, time(0), zone).astimezone(UTC)
-            end = datetime.combine(args.date + timedelta(days=1), time(0), zone).astimezone(UTC)
+        if day is not None:
+            start = datetime.combine(day, time(0), zone).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
         else:
             start = self.ctx.now
             end = self.ctx.now + timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
-        if args.after is not None:
-            start = max(start, self._localize(args.after))
+        if after is not None:
+            start = max(start, self._localize(after))
         busy, per_day = self._busy_and_counts(start, end)
         days = slots_by_day(
             self.schedule,
@@ -476,26 +514,20 @@ class SchedulingTools:
             window_end=end,
             booked_per_day=per_day,
         )
-        keep = _part_filter(args.part_of_day, zone)
-        if args.date is None:
-            slots = _first_day_only(days, keep, self.schedule.local_day)[: args.limit]
+        keep = _part_filter(part_of_day, zone)
+        if day is None:
+            slots = _first_day_only(days, keep, self.schedule.local_day)[:limit]
         else:
             # Only the starts returned are made: the days after them are not searched.
-            slots = list(islice((s for _, found in days for s in found if keep(s)), args.limit))
+            slots = list(islice((s for _, found in days for s in found if keep(s)), limit))
         local = [s.astimezone(zone) for s in slots]
-        data = {
-            "appointment_type": kind.key,
-            "timezone": str(zone.key),
-            "slots": [s.isoformat() for s in local],
-        }
         if not slots:
-            when = f"on {args.date:%a %b} {args.date.day}" if args.date else "soon"
-            part = f" in the {args.part_of_day}" if args.part_of_day else ""
-            return ToolResult(
-                ok=True, message=f"No {kind.name} times free {when}{part}.", data=data
-            )
-        listed = ", ".join(map(_describe_local, local))
-        return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
+            when = f"on {day:%a %b} {day.day}" if day else "soon"
+            part = f" in the {part_of_day}" if part_of_day else ""
+            message = f"No {kind.name} times free {when}{part}."
+        else:
+            message = f"Free {kind.name} times: {', '.join(map(_describe_local, local))}."
+        return FreeTimes(kind.key, str(zone.key), local, message)
 
     def book_appointment(
         self, args: BookAppointmentArgs, request_key: str | None = None

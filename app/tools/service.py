@@ -70,7 +70,7 @@ from app.tools.schemas import (
     RescheduleAppointmentArgs,
     ToolResult,
 )
-from app.turn_rows import AgentLike, write_unwritten
+from app.turn_rows import AgentLike, AgentView, write_unwritten
 
 PARTS_OF_DAY = {
     "morning": (time(0, 0), time(12, 0)),
@@ -169,7 +169,34 @@ def upcoming_of(
     )
 
 
+# Schedules by the very settings objects of an `AgentView`: its JSON values are parsed
+# once per distinct text and shared, read only, by every turn that reads that text
+# (turn_rows.parsed_json), so the same objects mean the same settings, and the look-up
+# skips from_settings' key (a repr of the hours and types, each turn). Each entry holds
+# its objects, so their ids stay theirs. Bounded like from_settings' own memo.
+_BY_VIEW: dict[tuple[object, ...], tuple[object, object, Schedule]] = {}
+_BY_VIEW_MAX = 256
+
+
 def schedule_for(agent: AgentLike) -> Schedule:
+    if not isinstance(agent, AgentView):
+        return _schedule_of(agent)
+    hours, types = agent.weekly_hours, agent.appointment_types
+    key = (
+        id(hours), id(types), agent.timezone, agent.slot_step_minutes,
+        agent.min_notice_minutes, agent.horizon_days, agent.daily_cap,
+    )  # fmt: skip
+    seen = _BY_VIEW.get(key)
+    if seen is not None and seen[0] is hours and seen[1] is types:
+        return seen[2]
+    schedule = _schedule_of(agent)
+    if len(_BY_VIEW) >= _BY_VIEW_MAX:
+        _BY_VIEW.clear()
+    _BY_VIEW[key] = (hours, types, schedule)
+    return schedule
+
+
+def _schedule_of(agent: AgentLike) -> Schedule:
     return Schedule.from_settings(
         timezone=agent.timezone,
         weekly_hours=agent.weekly_hours or {},

@@ -540,6 +540,7 @@ class SchedulingTools:
             window_start=start,
             window_end=end,
             booked_per_day=per_day,
+            local=True,  # made in the agent's zone: converting one is then a no-op
         )
         keep = _part_filter(part_of_day, zone)
         if day is None:

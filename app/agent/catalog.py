@@ -338,6 +338,8 @@ MARKERS = {
     "pt": r"\b(?:ola|obrigado|obrigada|gostaria|marcar|amanha|consulta|queria|voce|"
     r"segunda-feira|terca-feira|quarta-feira|quinta-feira|sexta-feira)\b",
 }
+# Compiled once: re.findall with a pattern's text looks it up in re's cache each call.
+MARKER_RULES = tuple((language, re.compile(pattern)) for language, pattern in MARKERS.items())
 ENGLISH = re.compile(
     r"\b(?:i|you|my|the|book|appointment|cancel|tomorrow|can|what|when|please|thanks|"
     r"need|want|have|is|at|on|for|and|me|it|yes|no)\b"
@@ -349,8 +351,8 @@ def detect_language(folded: str) -> str | None:
     not clearly any: two marker words at least, and more than the English ones."""
     english = len(ENGLISH.findall(folded))
     best, best_count = None, 0
-    for language, pattern in MARKERS.items():
-        count = len(re.findall(pattern, folded))
+    for language, pattern in MARKER_RULES:
+        count = len(pattern.findall(folded))
         if count > best_count:
             best, best_count = language, count
     if best is None or best_count < 2 or best_count <= english:

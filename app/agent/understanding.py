@@ -419,11 +419,24 @@ SHORTHAND_WORDS = frozenset(
 WORD_RUN = re.compile(r"\w+", re.ASCII)
 
 
+# The last text ascii_words split (lower-cased) and its words: a message is split up to
+# three times in a row (the raw message, without fillers, folded), mostly the same text.
+_last_words: tuple[str, list[str]] = ("", [])
+
+
 def ascii_words(text: str) -> list[str] | None:
     """The words (\\w runs) of an ASCII text, lower-cased: what a case-insensitive `\\b`
     rule can match there. None for other text, where case folding goes beyond ASCII ("ſ"
-    is an "s") and only the pattern can tell."""
-    return WORD_RUN.findall(text.lower()) if text.isascii() else None
+    is an "s") and only the pattern can tell. The list is shared: read it only."""
+    global _last_words
+    if not text.isascii():
+        return None
+    lowered = text.lower()
+    last, words = _last_words  # one tuple: another thread's turn replaces it whole
+    if lowered != last:
+        words = WORD_RUN.findall(lowered)
+        _last_words = (lowered, words)
+    return words
 
 
 def expand_shorthand(raw: str) -> str:
@@ -900,11 +913,21 @@ TWO_DAYS = re.compile(
 RANGE_OPENED_ANY = re.compile(r"\b(?:between|from|entre)\s+\S+$", re.IGNORECASE)
 
 
+def _may_name_two_days(raw: str) -> bool:
+    """Whether TWO_DAYS can match: its "and", "y" or "&" stands between whitespace, so it
+    is a whole word of the whitespace-split text (in any case: lower-cased, for ASCII
+    text; other text, whose case folding goes beyond ASCII, is left to the pattern)."""
+    if not raw.isascii():
+        return True
+    words = raw.lower().split()
+    return "and" in words or "y" in words or "&" in words
+
+
 def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
     """Two days with one time said after the second: each day gets the time (never a
     day with no time while the time said goes to the other only)."""
     if rest is None:
-        pair = TWO_DAYS.match(raw)
+        pair = TWO_DAYS.match(raw) if _may_name_two_days(raw) else None
         if pair is None or RANGE_OPENED_ANY.search(pair["head"]):
             return raw, rest
         raw, rest = pair["head"], pair["tail"]

@@ -268,3 +268,32 @@ def test_each_stutter_is_a_word_said_twice_in_a_row(folded: list[str]) -> None:
     assert all(understanding._may_stutter(text) for text in stutters)
     assert not understanding._may_stutter("on tuesday, on friday")
     assert understanding._may_stutter("mañana mañana")  # not ASCII: the pattern decides
+
+
+def test_two_days_with_one_time_hold_a_whole_and() -> None:
+    """shared_time tries TWO_DAYS only when the message's whitespace-split words hold its
+    "and", "y" or "&": every phrase it matches does, in any case and spacing."""
+    written = [
+        "tuesday the 24th and thursday the 26th, both at 10",
+        "el martes y el jueves a las 11",
+        "Monday\tAND\nfriday at 2",
+        "the 3rd & the 5th at 4",
+        "Friday Y Saturday at noon",
+    ]
+    said = [*phrases(), *written]
+    matched = [text for text in said if understanding.TWO_DAYS.match(text)]
+    assert len(matched) >= len(written)
+    assert all(understanding._may_name_two_days(text) for text in matched)
+    # What the pattern reads as one word is not one here either: no "and" to split on.
+    for text in ("monday, thursday at 10", "mondayand friday", "monday andfriday at 3"):
+        assert understanding.TWO_DAYS.match(text) is None
+        assert not understanding._may_name_two_days(text)
+    assert understanding._may_name_two_days("lunes y martes")
+    assert understanding._may_name_two_days("Ǆ tuesday")  # not ASCII: the pattern decides
+
+
+def test_ascii_words_are_the_texts_own_words_whatever_was_split_before() -> None:
+    texts = ["Hi tmrw", "hi tmrw", "HI TMRW", "on on friday", "hi tmrw", "", "a-b c'd"]
+    for text in [*texts, *reversed(texts)]:
+        assert understanding.ascii_words(text) == re.findall(r"\w+", text.lower(), re.ASCII)
+    assert understanding.ascii_words("mañana") is None

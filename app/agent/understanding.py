@@ -763,6 +763,19 @@ def _without_period(match: re.Match[str]) -> str:
     return match.group(0)[:-1] + " "
 
 
+def _tail_asks(head: str, tail: str, types: Sequence[AppointmentType]) -> bool:
+    """Whether what follows a break is a request of its own."""
+    # "a haircut and a consultation on friday": a second type named is a second booking.
+    both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
+    return (
+        _has_request(tail)
+        or both_typed
+        or bool(
+            TIME_ONLY.fullmatch(tail) or AT_NUMBER.search(tail) or WEEKDAY_THEN_NUMBER.search(tail)
+        )
+    )
+
+
 def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
@@ -787,18 +800,8 @@ def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str
         if BARE_MODAL.fullmatch(head):
             continue  # "can I also get a consultation": one request, not "can I" + another
         head_asks = _has_request(head) or bool(DIGIT.search(head) and not INSTEAD_WORD.search(tail))
-        # "a haircut and a consultation on friday": a second type named is a second booking.
-        both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
-        tail_asks = (
-            _has_request(tail)
-            or both_typed
-            or bool(
-                TIME_ONLY.fullmatch(tail)
-                or AT_NUMBER.search(tail)
-                or WEEKDAY_THEN_NUMBER.search(tail)
-            )
-        )
-        if head_asks and tail_asks:
+        # The tail is read only when the head asks something (both must, to split).
+        if head_asks and _tail_asks(head, tail, types):
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
         if CANCEL.search(head) and ANOTHER_DAY.fullmatch(tail):
             # "cancel the one on thursday and the one on tuesday": the verb holds for both.
@@ -816,8 +819,19 @@ SELF_CORRECTION = re.compile(
 )
 
 
+# The letters every FILLERS match is made of: a whole word (\\b both sides) of two or more.
+FILLER_LETTERS = frozenset("umhera")
+
+
+def _may_hesitate(raw: str) -> bool:
+    """Whether FILLERS can match: only if some word of two letters or more is made of its
+    letters alone (for ASCII text; other text is left to the pattern)."""
+    words = ascii_words(raw)
+    return words is None or any(len(w) > 1 and FILLER_LETTERS.issuperset(w) for w in words)
+
+
 def clean_speech(raw: str) -> str:
-    text = FILLERS.sub("", raw)
+    text = FILLERS.sub("", raw) if _may_hesitate(raw) else raw
     return (STUTTER.sub(r"\1", text) if _may_stutter(text) else text).strip()
 
 

@@ -297,3 +297,14 @@ def test_ascii_words_are_the_texts_own_words_whatever_was_split_before() -> None
     for text in [*texts, *reversed(texts)]:
         assert understanding.ascii_words(text) == re.findall(r"\w+", text.lower(), re.ASCII)
     assert understanding.ascii_words("mañana") is None
+
+
+def test_each_hesitation_is_a_whole_word_of_filler_letters() -> None:
+    """clean_speech scans for fillers only when a word could be one."""
+    written = ["Umm, tuesday", "UH at 3", "erm friday", "ahh ok", "hmm, 2pm", "mm-hmm yes", "eh?"]
+    said = [text for text in [*phrases(), *written] if text.isascii()]
+    hesitant = [text for text in said if understanding.FILLERS.search(text)]
+    assert len(hesitant) >= len(written)
+    assert all(understanding._may_hesitate(text) for text in hesitant)
+    assert not understanding._may_hesitate("hi, can I book a consultation tomorrow at 3pm?")
+    assert understanding._may_hesitate("ähm, mañana")  # not ASCII: the pattern decides

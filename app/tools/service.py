@@ -230,6 +230,27 @@ def _describe_local(local: datetime) -> str:
     )
 
 
+# "3:00 PM" for each minute of a day: a slot list describes up to twenty times a call.
+_CLOCKS = tuple(
+    f"{m // 60 % 12 or 12}:{m % 60:02d} {'AM' if m < 720 else 'PM'}" for m in range(1440)
+)
+
+
+def _describe_all(local: list[datetime]) -> str:
+    """`", ".join(map(_describe_local, local))`, each day's words made once and each
+    time of day taken from a table (the starts of a slot list share a day or two)."""
+    described = []
+    day: date | None = None
+    prefix = ""
+    for moment in local:
+        if moment.date() != day:
+            day = moment.date()
+            prefix = f"{DAY_ABBREVIATIONS[day.weekday()]} {MONTH_ABBREVIATIONS[day.month - 1]} "
+            prefix += f"{day.day}, "
+        described.append(prefix + _CLOCKS[moment.hour * 60 + moment.minute])
+    return ", ".join(described)
+
+
 def _part_filter(part: str | None, zone: ZoneInfo) -> Callable[[datetime], bool]:
     """Whether a start is in the part of the day asked for (any start when none was)."""
     if part is None:
@@ -554,7 +575,7 @@ class SchedulingTools:
             part = f" in the {part_of_day}" if part_of_day else ""
             message = f"No {kind.name} times free {when}{part}."
         else:
-            message = f"Free {kind.name} times: {', '.join(map(_describe_local, local))}."
+            message = f"Free {kind.name} times: {_describe_all(local)}."
         return FreeTimes(kind.key, str(zone.key), local, message)
 
     def book_appointment(

@@ -14,7 +14,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 import pytest
 import yaml
 
-from app.agent import dates, profile, understanding
+from app.agent import catalog, dates, profile, understanding
 
 ROOT = Path(__file__).resolve().parents[2]
 # At least one phrase each rule rewrites, so a cue that drops a rule is caught even if
@@ -308,3 +308,29 @@ def test_each_hesitation_is_a_whole_word_of_filler_letters() -> None:
     assert all(understanding._may_hesitate(text) for text in hesitant)
     assert not understanding._may_hesitate("hi, can I book a consultation tomorrow at 3pm?")
     assert understanding._may_hesitate("ähm, mañana")  # not ASCII: the pattern decides
+
+
+def _language_by_scans(folded: str) -> str | None:
+    """detect_language as it was: every language's markers counted."""
+    english = len(catalog.ENGLISH.findall(folded))
+    best, best_count = None, 0
+    for language, pattern in catalog.MARKERS.items():
+        count = len(re.findall(pattern, folded))
+        if count > best_count:
+            best, best_count = language, count
+    if best is None or best_count < 2 or best_count <= english:
+        return None
+    return best
+
+
+def test_a_message_without_a_marker_word_is_no_language_without_scans() -> None:
+    for pattern in catalog.MARKERS.values():  # literal words only: first words are whole
+        assert re.fullmatch(r"\\b\(\?:[a-z \-|]+\)\\b", pattern), pattern
+    written = ["Bonjour, je voudrais un rendez-vous", "Hallo, ich möchte einen Termin", "ola"]
+    said = [*phrases(), *written, "Ciao, vorrei un appuntamento domani", "HOLA quiero cita"]
+    detected = 0
+    for text in said:
+        folded = dates.fold(text)
+        assert catalog.detect_language(folded) == _language_by_scans(folded), text
+        detected += catalog.detect_language(folded) is not None
+    assert detected > 20

@@ -57,6 +57,24 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkedRewrite(Rewrite):
+    """A Rewrite whose matches each also hold one of `marks` (checked by
+    tests/agent/test_reader_cues.py): a cue common in messages ("h", "no") is not enough
+    to scan. `ascii_marks`: the marks hold for ASCII text only (a Unicode \\d is more
+    than 0-9), other text is left to the pattern."""
+
+    marks: tuple[str, ...] = ()
+    ascii_marks: bool = False
+
+    def __call__(self, text: str) -> str:
+        if self.cue not in text:
+            return text
+        if (not self.ascii_marks or text.isascii()) and not any(map(text.__contains__, self.marks)):
+            return text
+        return self.pattern.sub(self.replacement, text)
+
+
+@dataclass(frozen=True, slots=True)
 class Cued:
     """A rule's pattern and literals one of which every match of it holds (derived from
     the pattern's structure and checked by tests/agent/test_reader_cues.py), so a message
@@ -529,8 +547,16 @@ PM = rewrite(r"\bp\.?\s?m\b\.?", "pm", "m", folded=True)
 DOTTED_CLOCK = rewrite(
     r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", ".", folded=True
 )  # "10.30", "3.30pm"
-H_CLOCK = rewrite(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", "h", folded=True)  # "15h30"
-REJECTED = Rewrite(REJECTED_BEFORE_NO, " ", "no")
+# "15h30": a digit right before the "h" (an ASCII one in ASCII text).
+H_CLOCK = MarkedRewrite(
+    re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b"),
+    r"\1:\2",
+    "h",
+    tuple(f"{digit}h" for digit in "0123456789"),
+    ascii_marks=True,
+)
+# The "no" is followed by one of [,.;!] (after any spaces).
+REJECTED = MarkedRewrite(REJECTED_BEFORE_NO, " ", "no", (",", ".", ";", "!"))
 PUNCTUATION = rewrite(r"[^a-z0-9:/\-' ]+", " ")
 SPOKEN_FILLERS = rewrite(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ")  # "uh", "erm"
 WEEKS_SHORT = rewrite(r"\bwks?\b", "week", "wk")

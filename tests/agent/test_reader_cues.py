@@ -334,3 +334,23 @@ def test_a_message_without_a_marker_word_is_no_language_without_scans() -> None:
         assert catalog.detect_language(folded) == _language_by_scans(folded), text
         detected += catalog.detect_language(folded) is not None
     assert detected > 20
+
+
+def test_each_marked_rewrite_match_holds_a_mark(folded: list[str]) -> None:
+    """Every match of a MarkedRewrite holds one of its marks (in ASCII text, when the
+    marks are ASCII only); by construction too: H_CLOCK's hour ends in a digit right
+    before its "h", REJECTED's "no" is followed by [,.;!]+."""
+    marked = [value for value in vars(dates).values() if isinstance(value, dates.MarkedRewrite)]
+    assert {id(rule) for rule in marked} == {id(dates.H_CLOCK), id(dates.REJECTED)}
+    written = ["at 15h30", "9h05 on friday", "thursday no, friday at 3", "at 4 no! at 5"]
+    seen: set[int] = set()
+    for text in [*folded, *written]:
+        for rule in marked:
+            for match in rule.pattern.finditer(text):
+                seen.add(id(rule))
+                if text.isascii() or not rule.ascii_marks:
+                    assert any(mark in match.group(0) for mark in rule.marks), (text, match)
+    assert seen == {id(rule) for rule in marked}
+    assert dates.H_CLOCK("at ١٥h٣٠") == dates.H_CLOCK.pattern.sub(r"\1:\2", "at ١٥h٣٠")
+    assert dates.H_CLOCK("at 15h30") == "at 15:30"
+    assert dates.REJECTED("the afternoon") == "the afternoon"

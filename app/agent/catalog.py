@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from app.agent.understanding import ascii_words
+
 Entry = str | Mapping[str, str]
 
 EN: dict[str, Entry] = {
@@ -338,19 +340,31 @@ MARKERS = {
     "pt": r"\b(?:ola|obrigado|obrigada|gostaria|marcar|amanha|consulta|queria|voce|"
     r"segunda-feira|terca-feira|quarta-feira|quinta-feira|sexta-feira)\b",
 }
+# Compiled once: re.findall with a pattern's text looks it up in re's cache each call.
+MARKER_RULES = tuple((language, re.compile(pattern)) for language, pattern in MARKERS.items())
 ENGLISH = re.compile(
     r"\b(?:i|you|my|the|book|appointment|cancel|tomorrow|can|what|when|please|thanks|"
     r"need|want|have|is|at|on|for|and|me|it|yes|no)\b"
+)
+# The first word of each marker. A marker is literal words between \b's, so a match's
+# first word is a whole word of the text: a text holding none of these holds no marker.
+MARKER_FIRST_WORDS = frozenset(
+    re.match(r"\w+", marker).group()  # type: ignore[union-attr]
+    for pattern in MARKERS.values()
+    for marker in pattern.removeprefix(r"\b(?:").removesuffix(r")\b").split("|")
 )
 
 
 def detect_language(folded: str) -> str | None:
     """The language a short (accent-folded, lower-case) text is in, or None when it is
     not clearly any: two marker words at least, and more than the English ones."""
+    words = ascii_words(folded)
+    if words is not None and MARKER_FIRST_WORDS.isdisjoint(words):
+        return None  # no marker of any language (most English messages): no scans
     english = len(ENGLISH.findall(folded))
     best, best_count = None, 0
-    for language, pattern in MARKERS.items():
-        count = len(re.findall(pattern, folded))
+    for language, pattern in MARKER_RULES:
+        count = len(pattern.findall(folded))
         if count > best_count:
             best, best_count = language, count
     if best is None or best_count < 2 or best_count <= english:

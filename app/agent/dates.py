@@ -57,6 +57,24 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkedRewrite(Rewrite):
+    """A Rewrite whose matches each also hold one of `marks` (checked by
+    tests/agent/test_reader_cues.py): a cue common in messages ("h", "no") is not enough
+    to scan. `ascii_marks`: the marks hold for ASCII text only (a Unicode \\d is more
+    than 0-9), other text is left to the pattern."""
+
+    marks: tuple[str, ...] = ()
+    ascii_marks: bool = False
+
+    def __call__(self, text: str) -> str:
+        if self.cue not in text:
+            return text
+        if (not self.ascii_marks or text.isascii()) and not any(map(text.__contains__, self.marks)):
+            return text
+        return self.pattern.sub(self.replacement, text)
+
+
+@dataclass(frozen=True, slots=True)
 class Cued:
     """A rule's pattern and literals one of which every match of it holds (derived from
     the pattern's structure and checked by tests/agent/test_reader_cues.py), so a message
@@ -529,8 +547,16 @@ PM = rewrite(r"\bp\.?\s?m\b\.?", "pm", "m", folded=True)
 DOTTED_CLOCK = rewrite(
     r"\b(\d{1,2})\.(\d{2})(?!\d)", r"\1:\2", ".", folded=True
 )  # "10.30", "3.30pm"
-H_CLOCK = rewrite(r"\b([01]?\d|2[0-3])h([0-5]\d)\b", r"\1:\2", "h", folded=True)  # "15h30"
-REJECTED = Rewrite(REJECTED_BEFORE_NO, " ", "no")
+# "15h30": a digit right before the "h" (an ASCII one in ASCII text).
+H_CLOCK = MarkedRewrite(
+    re.compile(r"\b([01]?\d|2[0-3])h([0-5]\d)\b"),
+    r"\1:\2",
+    "h",
+    tuple(f"{digit}h" for digit in "0123456789"),
+    ascii_marks=True,
+)
+# The "no" is followed by one of [,.;!] (after any spaces).
+REJECTED = MarkedRewrite(REJECTED_BEFORE_NO, " ", "no", (",", ".", ";", "!"))
 PUNCTUATION = rewrite(r"[^a-z0-9:/\-' ]+", " ")
 SPOKEN_FILLERS = rewrite(r"\b(?:u+h+|u+m+|e+r+m*|a+h+|h+m+)\b", " ")  # "uh", "erm"
 WEEKS_SHORT = rewrite(r"\bwks?\b", "week", "wk")
@@ -1270,17 +1296,17 @@ EVENT_WORD = (
 EVENT_DAY = cued(
     _rule(
         r"\b(?:(?:the )?(?:first |next )?(?:day|week|weekend|morning|afternoon|evening|monday|"
-        r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after|before|following) "
+        r"tuesday|wednesday|thursday|friday|saturday|sunday) )?(?:after |before |following )"
         r"(?:the|my|our|his|her|their|i|we|he|she|they|you)\b"
         r"(?! (?:\d|noon|midnight|lunch|breakfast|dinner|morning|afternoon|evening|rush|hour|"
         rf"appointment|one|first|last|next|tomorrow|today)\b)(?: {EVENT_WORD}){{1,2}}|"
-        r"\b(?:the )?day (?:after|before) (?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
-        r"\b(?:after|before) (?:spring|summer|winter|fall|easter|christmas|thanksgiving|new years?|"
-        r"holidays?)\b|\b(?:pay ?day|quincena)\b|"
+        r"\b(?:the )?day (?:after |before )(?!tomorrow\b|yesterday\b|next\b|\d)[a-z']+|"
+        r"\b(?:after |before )(?:spring|summer|winter|fall|easter|christmas|thanksgiving|"
+        r"new years?|holidays?)\b|\b(?:pay ?day|quincena)\b|"
         rf"\b(?:el )?dia (?:despues|antes) del?\b(?: {EVENT_WORD}){{1,2}}|"
         r"\b(?:despues|antes|saliendo|regresando|volviendo|pasando) del? (?:puente|pago|"
         r"vacaciones|fiestas?|navidad|examenes|mi [a-z]+)\b|"
-        r"\b(?:after|before) (?:exams?|finals|midterms|graduation|surgery|vacation|break|"
+        r"\b(?:after |before )(?:exams?|finals|midterms|graduation|surgery|vacation|break|"
         r"(?:the |my )?(?:trip|wedding|funeral|conference|game|match|concert|party|show|move))\b|"
         r"\bdia de (?!today\b|tomorrow\b|\d)(?:[a-z]+)|"
         r"\b(?:on|for) (?:my|our|his|her|their) (?:[a-z]+day|anniversary|wedding|graduation|"
@@ -1290,10 +1316,10 @@ EVENT_DAY = cued(
         r"\b(?:thanksgiving|christmas|easter|new year'?s|halloween|labor day|memorial day|"
         r"black friday|navidad|nochebuena|ano nuevo|semana santa)(?: (?:weekend|week|day|eve|"
         r"break|holidays?))?\b|"
-        r"\b(?:once|as soon as|when|after) (?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
+        r"\b(?:once |as soon as |when |after )(?:[a-z']+ ){1,4}(?:is|are|gets?|am|'m) (?:out|over|"
         r"done|back|finished|home)\b"
     ),
-    "day|boda|once|trip|when|after|antes|break|before|easter|despues|dia de |navidad|"
+    "day|boda|once|trip|when|after |antes|break|before |easter|despues|dia de |navidad|"
     "pasando|wedding|new year|quincena|saliendo|vacation|ano nuevo|christmas|dia libre|"
     "following|halloween|volviendo|as soon as|cumpleanos|graduacion|graduation|nochebuena|"
     "regresando|vacaciones|aniversario|anniversary|semana santa|thanksgiving",

@@ -16,8 +16,9 @@ from app.agent.dates import When
 from app.agent.engine import Turn
 from app.agent.state import FLOW_KEYS, load_state
 from app.agent.understanding import Message, read
-from app.tools.registry import run_tool
+from app.tools.registry import check_availability_in_process, run_tool
 from app.tools.schemas import ToolResult
+from app.tools.service import FreeTimes
 from app.turn_rows import AgentLike
 
 
@@ -89,21 +90,26 @@ class DialogueBase:
     def tool(self, tool_name: str, **arguments: Any) -> ToolResult:
         arguments = {k: v for k, v in arguments.items() if v is not None}
         result = run_tool(self.turn.tools, tool_name, arguments)
-        self.calls.append(
-            {
-                "name": tool_name,
-                "arguments": arguments,
-                "ok": result.ok,
-                "result": result.one_line(),
-            }
-        )
+        self._record(tool_name, arguments, result.ok, result.message)
         return result
 
+    def _record(self, tool_name: str, arguments: dict[str, Any], ok: bool, message: str) -> None:
+        one_line = " ".join(message.split())  # ToolResult.one_line
+        self.calls.append({"name": tool_name, "arguments": arguments, "ok": ok, "result": one_line})
+
     def slots(self, **arguments: Any) -> list[datetime]:
-        result = self.tool("check_availability", **arguments)
-        if not result.ok:
+        """check_availability's free times, in the agent's zone. The engine built the
+        arguments, so the tool runs in process (`check_availability_in_process`): the
+        same call recorded, the times handed over as they are."""
+        arguments = {k: v for k, v in arguments.items() if v is not None}
+        found = check_availability_in_process(self.turn.tools, arguments)
+        if isinstance(found, FreeTimes):
+            self._record("check_availability", arguments, True, found.message)
+            return list(found.local)
+        self._record("check_availability", arguments, found.ok, found.message)
+        if not found.ok:
             return []
-        return [datetime.fromisoformat(s).astimezone(self.zone) for s in result.data["slots"]]
+        return [datetime.fromisoformat(s).astimezone(self.zone) for s in found.data["slots"]]
 
     def clear_flow(self) -> None:
         for key in FLOW_KEYS:

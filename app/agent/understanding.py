@@ -419,11 +419,24 @@ SHORTHAND_WORDS = frozenset(
 WORD_RUN = re.compile(r"\w+", re.ASCII)
 
 
+# The last text ascii_words split (lower-cased) and its words: a message is split up to
+# three times in a row (the raw message, without fillers, folded), mostly the same text.
+_last_words: tuple[str, list[str]] = ("", [])
+
+
 def ascii_words(text: str) -> list[str] | None:
     """The words (\\w runs) of an ASCII text, lower-cased: what a case-insensitive `\\b`
     rule can match there. None for other text, where case folding goes beyond ASCII ("ſ"
-    is an "s") and only the pattern can tell."""
-    return WORD_RUN.findall(text.lower()) if text.isascii() else None
+    is an "s") and only the pattern can tell. The list is shared: read it only."""
+    global _last_words
+    if not text.isascii():
+        return None
+    lowered = text.lower()
+    last, words = _last_words  # one tuple: another thread's turn replaces it whole
+    if lowered != last:
+        words = WORD_RUN.findall(lowered)
+        _last_words = (lowered, words)
+    return words
 
 
 def expand_shorthand(raw: str) -> str:
@@ -750,6 +763,19 @@ def _without_period(match: re.Match[str]) -> str:
     return match.group(0)[:-1] + " "
 
 
+def _tail_asks(head: str, tail: str, types: Sequence[AppointmentType]) -> bool:
+    """Whether what follows a break is a request of its own."""
+    # "a haircut and a consultation on friday": a second type named is a second booking.
+    both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
+    return (
+        _has_request(tail)
+        or both_typed
+        or bool(
+            TIME_ONLY.fullmatch(tail) or AT_NUMBER.search(tail) or WEEKDAY_THEN_NUMBER.search(tail)
+        )
+    )
+
+
 def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str, str | None]:
     """ "cancel friday and book wednesday", "what are your hours? and can I get a haircut
     thursday at 3", "tuesday 10am and thursday 10am": the first request and the rest."""
@@ -774,18 +800,8 @@ def split_requests(raw: str, types: Sequence[AppointmentType] = ()) -> tuple[str
         if BARE_MODAL.fullmatch(head):
             continue  # "can I also get a consultation": one request, not "can I" + another
         head_asks = _has_request(head) or bool(DIGIT.search(head) and not INSTEAD_WORD.search(tail))
-        # "a haircut and a consultation on friday": a second type named is a second booking.
-        both_typed = bool(_named_types(head, types)) and bool(_named_types(tail, types))
-        tail_asks = (
-            _has_request(tail)
-            or both_typed
-            or bool(
-                TIME_ONLY.fullmatch(tail)
-                or AT_NUMBER.search(tail)
-                or WEEKDAY_THEN_NUMBER.search(tail)
-            )
-        )
-        if head_asks and tail_asks:
+        # The tail is read only when the head asks something (both must, to split).
+        if head_asks and _tail_asks(head, tail, types):
             return raw[: match.start()].strip(" ,."), raw[match.end() :].strip()
         if CANCEL.search(head) and ANOTHER_DAY.fullmatch(tail):
             # "cancel the one on thursday and the one on tuesday": the verb holds for both.
@@ -803,8 +819,19 @@ SELF_CORRECTION = re.compile(
 )
 
 
+# The letters every FILLERS match is made of: a whole word (\\b both sides) of two or more.
+FILLER_LETTERS = frozenset("umhera")
+
+
+def _may_hesitate(raw: str) -> bool:
+    """Whether FILLERS can match: only if some word of two letters or more is made of its
+    letters alone (for ASCII text; other text is left to the pattern)."""
+    words = ascii_words(raw)
+    return words is None or any(len(w) > 1 and FILLER_LETTERS.issuperset(w) for w in words)
+
+
 def clean_speech(raw: str) -> str:
-    text = FILLERS.sub("", raw)
+    text = FILLERS.sub("", raw) if _may_hesitate(raw) else raw
     return (STUTTER.sub(r"\1", text) if _may_stutter(text) else text).strip()
 
 
@@ -900,11 +927,21 @@ TWO_DAYS = re.compile(
 RANGE_OPENED_ANY = re.compile(r"\b(?:between|from|entre)\s+\S+$", re.IGNORECASE)
 
 
+def _may_name_two_days(raw: str) -> bool:
+    """Whether TWO_DAYS can match: its "and", "y" or "&" stands between whitespace, so it
+    is a whole word of the whitespace-split text (in any case: lower-cased, for ASCII
+    text; other text, whose case folding goes beyond ASCII, is left to the pattern)."""
+    if not raw.isascii():
+        return True
+    words = raw.lower().split()
+    return "and" in words or "y" in words or "&" in words
+
+
 def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
     """Two days with one time said after the second: each day gets the time (never a
     day with no time while the time said goes to the other only)."""
     if rest is None:
-        pair = TWO_DAYS.match(raw)
+        pair = TWO_DAYS.match(raw) if _may_name_two_days(raw) else None
         if pair is None or RANGE_OPENED_ANY.search(pair["head"]):
             return raw, rest
         raw, rest = pair["head"], pair["tail"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -280,13 +280,18 @@ def slots_by_day(
     window_start: datetime,
     window_end: datetime,
     booked_per_day: Mapping[date, int] | None = None,
+    local: bool = False,
 ) -> Iterator[tuple[date, list[datetime]]]:
     """find_slots' starts grouped by the local day whose opening hours hold them, one
     day at a time, so a caller that needs only the first days stops there. A day's
-    windows open on that local day, so its starts are on that day or later."""
+    windows open on that local day, so its starts are on that day or later. `local`:
+    the starts in the schedule's zone (the same moments), for a caller that would
+    convert each one."""
     earliest = max(window_start, now + schedule.min_notice)
     latest = min(window_end, now + schedule.horizon)
     grid = _Grid(kind, busy, schedule.step_minutes * 60, _epoch(earliest), _epoch(latest))
+    if local:
+        grid.zone = schedule.zone
     booked_per_day = booked_per_day or {}
     day = schedule.local_day(earliest) - timedelta(days=1)
     last_day = schedule.local_day(latest)
@@ -313,9 +318,10 @@ class _Grid:
         self.before = kind.buffer_before_minutes * 60
         self.after = kind.buffer_after_minutes * 60
         self.busy_starts, self.busy_ends = busy._starts, busy._ends
+        self.zone: tzinfo = UTC  # the zone the starts are made in
 
     def collect(self, slots: list[datetime], window_start: int, window_end: int) -> None:
-        step, before = self.step, self.before
+        step, before, zone = self.step, self.before, self.zone
         start = window_start
         if start < self.earliest:
             # Keep slots on the window's grid after the notice cut-off.
@@ -332,7 +338,7 @@ class _Grid:
                 free_last = last
             if start <= free_last:
                 stop = start + step * ((free_last - start) // step + 1)
-                slots.extend([datetime.fromtimestamp(s, UTC) for s in range(start, stop, step)])
+                slots.extend([datetime.fromtimestamp(s, zone) for s in range(start, stop, step)])
                 start = stop
             if span == len(starts):
                 return

@@ -73,6 +73,7 @@ from app.tools.schemas import (
 from app.turn_rows import (
     CONVERSATION_FIELDS,
     AgentLike,
+    AgentView,
     ConversationRow,
     _mark_stored,
     write_unwritten,
@@ -175,7 +176,34 @@ def upcoming_of(
     )
 
 
+# Schedules by the very settings objects of an `AgentView`: its JSON values are parsed
+# once per distinct text and shared, read only, by every turn that reads that text
+# (turn_rows.parsed_json), so the same objects mean the same settings, and the look-up
+# skips from_settings' key (a repr of the hours and types, each turn). Each entry holds
+# its objects, so their ids stay theirs. Bounded like from_settings' own memo.
+_BY_VIEW: dict[tuple[object, ...], tuple[object, object, Schedule]] = {}
+_BY_VIEW_MAX = 256
+
+
 def schedule_for(agent: AgentLike) -> Schedule:
+    if not isinstance(agent, AgentView):
+        return _schedule_of(agent)
+    hours, types = agent.weekly_hours, agent.appointment_types
+    key = (
+        id(hours), id(types), agent.timezone, agent.slot_step_minutes,
+        agent.min_notice_minutes, agent.horizon_days, agent.daily_cap,
+    )  # fmt: skip
+    seen = _BY_VIEW.get(key)
+    if seen is not None and seen[0] is hours and seen[1] is types:
+        return seen[2]
+    schedule = _schedule_of(agent)
+    if len(_BY_VIEW) >= _BY_VIEW_MAX:
+        _BY_VIEW.clear()
+    _BY_VIEW[key] = (hours, types, schedule)
+    return schedule
+
+
+def _schedule_of(agent: AgentLike) -> Schedule:
     return Schedule.from_settings(
         timezone=agent.timezone,
         weekly_hours=agent.weekly_hours or {},
@@ -207,6 +235,27 @@ def _describe_local(local: datetime) -> str:
         f"{DAY_ABBREVIATIONS[local.weekday()]} {MONTH_ABBREVIATIONS[local.month - 1]} "
         f"{local.day}, {hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     )
+
+
+# "3:00 PM" for each minute of a day: a slot list describes up to twenty times a call.
+_CLOCKS = tuple(
+    f"{m // 60 % 12 or 12}:{m % 60:02d} {'AM' if m < 720 else 'PM'}" for m in range(1440)
+)
+
+
+def _describe_all(local: list[datetime]) -> str:
+    """`", ".join(map(_describe_local, local))`, each day's words made once and each
+    time of day taken from a table (the starts of a slot list share a day or two)."""
+    described = []
+    day: date | None = None
+    prefix = ""
+    for moment in local:
+        if moment.date() != day:
+            day = moment.date()
+            prefix = f"{DAY_ABBREVIATIONS[day.weekday()]} {MONTH_ABBREVIATIONS[day.month - 1]} "
+            prefix += f"{day.day}, "
+        described.append(prefix + _CLOCKS[moment.hour * 60 + moment.minute])
+    return ", ".join(described)
 
 
 def _part_filter(part: str | None, zone: ZoneInfo) -> Callable[[datetime], bool]:
@@ -302,6 +351,26 @@ def _insert_appointment_and_conversation() -> ReturningInsert[str]:
         .cte("new_conversation")
     )
     return _insert_appointment("postgresql").add_cte(conversation)
+
+
+@dataclass(frozen=True)
+class FreeTimes:
+    """What check_availability found: the type's key, the agent's zone, the free starts
+    in that zone and the tool's message. `result()` is the tool's answer; the offline
+    engine, which built the arguments itself, reads the starts as they are."""
+
+    type_key: str
+    zone_key: str
+    local: list[datetime]
+    message: str
+
+    def result(self) -> ToolResult:
+        data = {
+            "appointment_type": self.type_key,
+            "timezone": self.zone_key,
+            "slots": [s.isoformat() for s in self.local],
+        }
+        return ToolResult(ok=True, message=self.message, data=data)
 
 
 class SchedulingTools:
@@ -462,18 +531,36 @@ class SchedulingTools:
     # --- tools ---------------------------------------------------------------------
 
     def check_availability(self, args: CheckAvailabilityArgs) -> ToolResult:
-        kind = self.resolve_type(args.appointment_type)
+        found = self.free_times(
+            args.appointment_type, args.date, args.part_of_day, args.after, args.limit
+        )
+        if isinstance(found, ToolResult):
+            return found
+        return found.result()
+
+    def free_times(
+        self,
+        appointment_type: str | None,
+        day: date | None,
+        part_of_day: str | None,
+        after: datetime | None,
+        limit: int,
+    ) -> ToolResult | FreeTimes:
+        """check_availability on values already checked (`CheckAvailabilityArgs`' own
+        types and bounds): the times found, in the agent's zone, and its message. A
+        type it does not know is the tool's refusal, as is."""
+        kind = self.resolve_type(appointment_type)
         if kind is None:
-            return self._type_error(args.appointment_type)
+            return self._type_error(appointment_type)
         zone = self.schedule.zone
-        if args.date is not None:
-            start = datetime.combine(args.date, time(0), zone).astimezone(UTC)
-            end = datetime.combine(args.date + timedelta(days=1), time(0), zone).astimezone(UTC)
+        if day is not None:
+            start = datetime.combine(day, time(0), zone).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
         else:
             start = self.ctx.now
             end = self.ctx.now + timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
-        if args.after is not None:
-            start = max(start, self._localize(args.after))
+        if after is not None:
+            start = max(start, self._localize(after))
         busy, per_day = self._busy_and_counts(start, end)
         days = slots_by_day(
             self.schedule,
@@ -483,27 +570,22 @@ class SchedulingTools:
             window_start=start,
             window_end=end,
             booked_per_day=per_day,
+            local=True,  # made in the agent's zone: converting one is then a no-op
         )
-        keep = _part_filter(args.part_of_day, zone)
-        if args.date is None:
-            slots = _first_day_only(days, keep, self.schedule.local_day)[: args.limit]
+        keep = _part_filter(part_of_day, zone)
+        if day is None:
+            slots = _first_day_only(days, keep, self.schedule.local_day)[:limit]
         else:
             # Only the starts returned are made: the days after them are not searched.
-            slots = list(islice((s for _, found in days for s in found if keep(s)), args.limit))
+            slots = list(islice((s for _, found in days for s in found if keep(s)), limit))
         local = [s.astimezone(zone) for s in slots]
-        data = {
-            "appointment_type": kind.key,
-            "timezone": str(zone.key),
-            "slots": [s.isoformat() for s in local],
-        }
         if not slots:
-            when = f"on {args.date:%a %b} {args.date.day}" if args.date else "soon"
-            part = f" in the {args.part_of_day}" if args.part_of_day else ""
-            return ToolResult(
-                ok=True, message=f"No {kind.name} times free {when}{part}.", data=data
-            )
-        listed = ", ".join(map(_describe_local, local))
-        return ToolResult(ok=True, message=f"Free {kind.name} times: {listed}.", data=data)
+            when = f"on {day:%a %b} {day.day}" if day else "soon"
+            part = f" in the {part_of_day}" if part_of_day else ""
+            message = f"No {kind.name} times free {when}{part}."
+        else:
+            message = f"Free {kind.name} times: {_describe_all(local)}."
+        return FreeTimes(kind.key, str(zone.key), local, message)
 
     def book_appointment(
         self, args: BookAppointmentArgs, request_key: str | None = None

@@ -14,7 +14,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 import pytest
 import yaml
 
-from app.agent import dates, profile, understanding
+from app.agent import catalog, dates, profile, understanding
 
 ROOT = Path(__file__).resolve().parents[2]
 # At least one phrase each rule rewrites, so a cue that drops a rule is caught even if
@@ -268,3 +268,89 @@ def test_each_stutter_is_a_word_said_twice_in_a_row(folded: list[str]) -> None:
     assert all(understanding._may_stutter(text) for text in stutters)
     assert not understanding._may_stutter("on tuesday, on friday")
     assert understanding._may_stutter("mañana mañana")  # not ASCII: the pattern decides
+
+
+def test_two_days_with_one_time_hold_a_whole_and() -> None:
+    """shared_time tries TWO_DAYS only when the message's whitespace-split words hold its
+    "and", "y" or "&": every phrase it matches does, in any case and spacing."""
+    written = [
+        "tuesday the 24th and thursday the 26th, both at 10",
+        "el martes y el jueves a las 11",
+        "Monday\tAND\nfriday at 2",
+        "the 3rd & the 5th at 4",
+        "Friday Y Saturday at noon",
+    ]
+    said = [*phrases(), *written]
+    matched = [text for text in said if understanding.TWO_DAYS.match(text)]
+    assert len(matched) >= len(written)
+    assert all(understanding._may_name_two_days(text) for text in matched)
+    # What the pattern reads as one word is not one here either: no "and" to split on.
+    for text in ("monday, thursday at 10", "mondayand friday", "monday andfriday at 3"):
+        assert understanding.TWO_DAYS.match(text) is None
+        assert not understanding._may_name_two_days(text)
+    assert understanding._may_name_two_days("lunes y martes")
+    assert understanding._may_name_two_days("Ǆ tuesday")  # not ASCII: the pattern decides
+
+
+def test_ascii_words_are_the_texts_own_words_whatever_was_split_before() -> None:
+    texts = ["Hi tmrw", "hi tmrw", "HI TMRW", "on on friday", "hi tmrw", "", "a-b c'd"]
+    for text in [*texts, *reversed(texts)]:
+        assert understanding.ascii_words(text) == re.findall(r"\w+", text.lower(), re.ASCII)
+    assert understanding.ascii_words("mañana") is None
+
+
+def test_each_hesitation_is_a_whole_word_of_filler_letters() -> None:
+    """clean_speech scans for fillers only when a word could be one."""
+    written = ["Umm, tuesday", "UH at 3", "erm friday", "ahh ok", "hmm, 2pm", "mm-hmm yes", "eh?"]
+    said = [text for text in [*phrases(), *written] if text.isascii()]
+    hesitant = [text for text in said if understanding.FILLERS.search(text)]
+    assert len(hesitant) >= len(written)
+    assert all(understanding._may_hesitate(text) for text in hesitant)
+    assert not understanding._may_hesitate("hi, can I book a consultation tomorrow at 3pm?")
+    assert understanding._may_hesitate("ähm, mañana")  # not ASCII: the pattern decides
+
+
+def _language_by_scans(folded: str) -> str | None:
+    """detect_language as it was: every language's markers counted."""
+    english = len(catalog.ENGLISH.findall(folded))
+    best, best_count = None, 0
+    for language, pattern in catalog.MARKERS.items():
+        count = len(re.findall(pattern, folded))
+        if count > best_count:
+            best, best_count = language, count
+    if best is None or best_count < 2 or best_count <= english:
+        return None
+    return best
+
+
+def test_a_message_without_a_marker_word_is_no_language_without_scans() -> None:
+    for pattern in catalog.MARKERS.values():  # literal words only: first words are whole
+        assert re.fullmatch(r"\\b\(\?:[a-z \-|]+\)\\b", pattern), pattern
+    written = ["Bonjour, je voudrais un rendez-vous", "Hallo, ich möchte einen Termin", "ola"]
+    said = [*phrases(), *written, "Ciao, vorrei un appuntamento domani", "HOLA quiero cita"]
+    detected = 0
+    for text in said:
+        folded = dates.fold(text)
+        assert catalog.detect_language(folded) == _language_by_scans(folded), text
+        detected += catalog.detect_language(folded) is not None
+    assert detected > 20
+
+
+def test_each_marked_rewrite_match_holds_a_mark(folded: list[str]) -> None:
+    """Every match of a MarkedRewrite holds one of its marks (in ASCII text, when the
+    marks are ASCII only); by construction too: H_CLOCK's hour ends in a digit right
+    before its "h", REJECTED's "no" is followed by [,.;!]+."""
+    marked = [value for value in vars(dates).values() if isinstance(value, dates.MarkedRewrite)]
+    assert {id(rule) for rule in marked} == {id(dates.H_CLOCK), id(dates.REJECTED)}
+    written = ["at 15h30", "9h05 on friday", "thursday no, friday at 3", "at 4 no! at 5"]
+    seen: set[int] = set()
+    for text in [*folded, *written]:
+        for rule in marked:
+            for match in rule.pattern.finditer(text):
+                seen.add(id(rule))
+                if text.isascii() or not rule.ascii_marks:
+                    assert any(mark in match.group(0) for mark in rule.marks), (text, match)
+    assert seen == {id(rule) for rule in marked}
+    assert dates.H_CLOCK("at ١٥h٣٠") == dates.H_CLOCK.pattern.sub(r"\1:\2", "at ١٥h٣٠")
+    assert dates.H_CLOCK("at 15h30") == "at 15:30"
+    assert dates.REJECTED("the afternoon") == "the afternoon"

@@ -122,6 +122,37 @@ def test_same_slots_as_the_stepped_search(
     assert found == expected
     by_day = slots_by_day(schedule, kind, index, now=now, window_start=start, window_end=end)
     assert [slot for _, slots in by_day for slot in slots] == expected
+    local = slots_by_day(
+        schedule, kind, index, now=now, window_start=start, window_end=end, local=True
+    )
+    assert _exactly([slot for _, slots in local for slot in slots]) == _exactly(
+        [slot.astimezone(schedule.zone) for slot in expected]
+    )
+
+
+def _exactly(slots: list[datetime]) -> list[tuple[str, int, object]]:
+    """What tells two datetimes apart beyond equal moments: wall time, offset, fold, zone."""
+    return [(slot.isoformat(), slot.fold, slot.tzinfo) for slot in slots]
+
+
+def test_local_starts_are_the_utc_starts_converted_across_a_fall_back_night() -> None:
+    """The hour that happens twice: each start is made in the zone with its own fold."""
+    schedule = Schedule.from_settings(
+        timezone="America/Los_Angeles",
+        weekly_hours={day: [["00:00", "23:59"]] for day in WEEKDAYS},
+        min_notice_minutes=0,
+        horizon_days=30,
+    )
+    kind = AppointmentType("visit", "Visit", 30)
+    now = datetime(2026, 10, 31, 12, 0, tzinfo=UTC)
+    start, end = datetime(2026, 11, 1, 6, 0, tzinfo=UTC), datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    utc = find_slots(schedule, kind, BusyIndex([]), now=now, window_start=start, window_end=end)
+    local = slots_by_day(
+        schedule, kind, BusyIndex([]), now=now, window_start=start, window_end=end, local=True
+    )
+    made = [slot for _, slots in local for slot in slots]
+    assert _exactly(made) == _exactly([slot.astimezone(schedule.zone) for slot in utc])
+    assert [slot.fold for slot in made].count(1) == 4  # 1:00-1:45 AM the second time
 
 
 def test_schedule_of_the_same_settings_is_built_once() -> None:

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
-from twilio.twiml.messaging_response import MessagingResponse
 
 from app.agent.conversations import ConversationService
 from app.config import Settings
@@ -27,6 +26,7 @@ from app.security import audit, consent
 from app.security.idempotency import claim, respond
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
+from app.webhooks import messaging_twiml
 from app.webhooks.budget import answer_within
 from app.webhooks.sms_intake import Intake, take_in
 from app.webhooks.turns import memo, run_turn
@@ -45,10 +45,8 @@ OPTED_IN = "You're subscribed again. Text me what you'd like to schedule."
 
 
 def reply(text: str | None) -> str:
-    document = MessagingResponse()
-    if text:
-        document.message(text)
-    return str(document)
+    # Written as text, byte for byte twilio's MessagingResponse (messaging_twiml.py).
+    return messaging_twiml.reply(text)
 
 
 @router.post("/inbound", summary="Inbound SMS (Twilio messaging webhook)")

@@ -125,7 +125,24 @@ def entry_mac(
             "details": details,
         }
     )
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    mac = _keyed(key).copy()
+    mac.update(canonical.encode())
+    return mac.hexdigest()
+
+
+# An HMAC-SHA256 keyed and not yet fed, per key (a process has one or two): a copy of it
+# is what hmac.new(key, ..., sha256) makes, without OpenSSL's digest look-up and key setup
+# at every entry.
+_KEYED: dict[bytes, hmac.HMAC] = {}
+
+
+def _keyed(key: bytes) -> hmac.HMAC:
+    found = _KEYED.get(key)
+    if found is None:
+        if len(_KEYED) >= 16:  # keys built by hand (tests) must not pile up
+            _KEYED.clear()
+        found = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
+    return found
 
 
 def link_hash(prev_hash: str, seq: int, entry_id: int, mac: str) -> str:

@@ -383,3 +383,16 @@ def test_an_entry_is_signed_with_the_key_of_the_sessions_bind(
     # An engine nobody registered a key for signs with the development key.
     with Session(bind=create_engine("sqlite://")) as unregistered:
         assert audit._session_key(unregistered) == DEV_AUDIT_SIGNING_KEY.encode()
+
+
+def test_entry_macs_under_different_keys_differ_and_repeat() -> None:
+    at, details = utcnow(), {"n": 1}
+    first = audit.entry_mac(b"one", at, "a", "b", None, details)
+    assert first == audit.entry_mac(b"one", at, "a", "b", None, details)
+    assert first == _reference_mac(b"one", at, "a", "b", None, details)
+    assert audit.entry_mac(b"two", at, "a", "b", None, details) != first
+    for index in range(40):  # more keys than are kept: each still signs with its own
+        key = f"key-{index}".encode()
+        assert audit.entry_mac(key, at, "a", "b", None, details) == _reference_mac(
+            key, at, "a", "b", None, details
+        )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import LRUCache
@@ -53,6 +54,82 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    # The processors SQLAlchemy builds from the two methods above call them through a
+    # wrapper, after or before the column type's own (SQLite: a datetime written as text
+    # by a %-format over a dict, read by fromisoformat). Every turn binds and reads a few
+    # dozen datetimes, so where that inner processor is SQLite's default or none, the
+    # pair is one function doing the same (tests/test_db.py compares them).
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if _sqlite_default(self.impl_instance, dialect):
+            return _sqlite_bind
+        if dialect.name != "sqlite" and self.impl_instance.bind_processor(dialect) is None:
+            return _utc_bind
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if _sqlite_default(self.impl_instance, dialect):
+            return _sqlite_result
+        if self.impl_instance.result_processor(dialect, coltype) is None:
+            return _utc_result
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_default(impl: Any, dialect: Any) -> bool:
+    """Whether `impl` is SQLite's DATETIME in its default text form."""
+    return (
+        dialect.name == "sqlite"
+        and type(impl) is SQLITE_DATETIME
+        and impl._storage_format == SQLITE_DATETIME._storage_format
+        and impl._reg is None
+    )
+
+
+def _utc_bind(value: datetime | None) -> datetime | None:
+    """UTCDateTime.process_bind_param, not SQLite."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+def _sqlite_bind(value: datetime | None) -> str | None:
+    """UTCDateTime.process_bind_param, then SQLite DATETIME's default format."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    value = value.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 (SQLAlchemy's format)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def _utc_result(value: datetime | None) -> datetime | None:
+    """UTCDateTime.process_result_value."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _sqlite_result(value: str | None) -> datetime | None:
+    """SQLite DATETIME's default reading (fromisoformat), then process_result_value."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 class StatementCache:

@@ -5,14 +5,25 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import Integer, bindparam, literal, select, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy.types import TypeDecorator
 
+from app import db
 from app.config import Settings
 from app.db import (
     StatementCache,
+    UTCDateTime,
     make_engine,
     make_session_factory,
     read_only,
@@ -118,3 +129,83 @@ def test_statement_cache_forgets_identities_past_its_bound_and_still_answers():
     assert cache.get(keys[-1]) is compiled
     assert cache.get((dialect, (keys[-1][1][0],), (), False, False)) is compiled
     assert cache.get((dialect, ("never",), (), False, False)) is None
+
+
+# --- UTCDateTime's processors, one function each where SQLAlchemy chains two ----------------
+
+
+def _generic(dialect: Any) -> tuple[Any, Any]:
+    """The processors TypeDecorator itself builds from process_bind_param and
+    process_result_value around the column type's own (the reference)."""
+    typed = UTCDateTime().dialect_impl(dialect)
+    return (
+        TypeDecorator.bind_processor(typed, dialect),
+        TypeDecorator.result_processor(typed, dialect, None),
+    )
+
+
+_ZONES = st.sampled_from(
+    [
+        UTC,
+        timezone(timedelta(hours=-7)),
+        timezone(timedelta(hours=5, minutes=30)),
+        ZoneInfo("Europe/Madrid"),
+    ]
+)
+_AWARE = st.datetimes(
+    min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30), timezones=_ZONES
+)
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["sqlite", "pg"])
+@examples(max_examples=300)
+@given(value=st.one_of(st.none(), _AWARE))
+def test_utc_datetime_binds_and_reads_as_sqlalchemys_chain(dialect: Any, value: Any) -> None:
+    typed = UTCDateTime()
+    bind, result = (
+        typed._cached_bind_processor(dialect),
+        typed._cached_result_processor(dialect, None),
+    )
+    generic_bind, generic_result = _generic(dialect)
+    written = bind(value)
+    assert written == generic_bind(value)
+    assert type(written) is type(generic_bind(value))
+    if dialect.name == "sqlite":
+        assert bind is db._sqlite_bind and result is db._sqlite_result
+        read = result(written)
+        assert read == generic_result(written) and read.tzinfo is UTC if read else read is None
+        if written is not None:
+            assert read == value  # the round trip keeps the instant
+            # Text SQLite may hold from elsewhere: no microseconds, or an offset.
+            for text_value in (written[:19], written[:19] + "+02:00", written + "-05:00"):
+                assert result(text_value) == generic_result(text_value)
+                assert result(text_value).tzinfo is UTC
+    else:
+        assert bind is db._utc_bind and result is db._utc_result
+        assert result(value) == generic_result(value)
+        assert result(None) is None
+        if value is not None:
+            naive = value.replace(tzinfo=None)
+            assert result(naive) == generic_result(naive)
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["sqlite", "pg"])
+def test_utc_datetime_refuses_naive_and_non_datetimes_as_before(dialect: Any) -> None:
+    bind = UTCDateTime()._cached_bind_processor(dialect)
+    generic_bind, _ = _generic(dialect)
+    for wrong, error in ((datetime(2030, 1, 1), ValueError), (date(2030, 1, 1), AttributeError)):
+        with pytest.raises(error):
+            generic_bind(wrong)
+        with pytest.raises(error):
+            bind(wrong)
+
+
+def test_utc_datetime_keeps_sqlalchemys_chain_for_another_sqlite_format() -> None:
+    class Truncated(UTCDateTime):
+        impl = sqlite.DATETIME(truncate_microseconds=True)
+        cache_ok = True
+
+    dialect = sqlite.dialect()
+    bind = Truncated()._cached_bind_processor(dialect)
+    assert bind not in (db._sqlite_bind, db._utc_bind)
+    assert bind(datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2030-01-02 03:04:05"

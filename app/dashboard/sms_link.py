@@ -16,6 +16,10 @@ from app.notify import SmsSender
 ENGLISH = {"dashboard", "link", "sign in", "login", "log in", "my dashboard", "dashboard link"}
 SPANISH = {"panel", "enlace", "tablero", "mi panel", "enlace del panel"}
 _NOISE = re.compile(r"[^\w\s]")
+# Each phrase above holds one of these words, and a word of the normalised message is
+# letters found together in the lower-cased message: a message holding none of them
+# (nearly every one) cannot be a request, and skips the normalising.
+CUES = ("dashboard", "link", "sign", "log", "panel", "enlace", "tablero")
 
 SENT = "I've texted you a sign-in link for your dashboard."
 SENT_ES = "Te envié por SMS un enlace para entrar a tu panel."
@@ -25,7 +29,10 @@ NOT_SENT_ES = "No pude enviarte el enlace ahora. Inténtalo más tarde."
 
 def requested(body: str) -> str | None:
     """Return "en" or "es" when the whole message asks for the dashboard link; else None."""
-    words = " ".join(_NOISE.sub(" ", body.lower()).split())
+    lowered = body.lower()
+    if not any(cue in lowered for cue in CUES):
+        return None
+    words = " ".join(_NOISE.sub(" ", lowered).split())
     if words in ENGLISH:
         return "en"
     if words in SPANISH:

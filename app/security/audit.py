@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -54,18 +55,31 @@ _KEYS: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
 
 def scrub(value: Any) -> Any:
     """Details without secrets or full phone numbers, whatever a caller passed in."""
+    if type(value) is str:  # the common case first (a subclass takes the long way)
+        return _masked(value)
     if isinstance(value, dict):
         return {
-            str(k): ("[redacted]" if _SECRET_KEYS.search(str(k)) else scrub(v))
-            for k, v in value.items()
+            str(k): ("[redacted]" if _is_secret_key(str(k)) else scrub(v)) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     if isinstance(value, str):
-        return _PHONE.sub(lambda m: mask(m.group()), value)
+        return _masked(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _masked(text: str) -> str:
+    # Every number _PHONE matches starts with "+": a text without one has none.
+    return _PHONE.sub(lambda m: mask(m.group()), text) if "+" in text else text
+
+
+@lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    """Whether a details key names a secret (a pure function of the key; details use
+    few distinct keys, so each is searched once)."""
+    return _SECRET_KEYS.search(key) is not None
 
 
 def mask_phones(text: str) -> str:
@@ -87,28 +101,48 @@ def signing_key(bind: Engine | Connection) -> bytes:
 
 
 def _session_key(session: Session) -> bytes:
-    return signing_key(session.get_bind())
+    # What get_bind() answers when asked about no mapper or clause: the session's bind.
+    bind = session.bind
+    return signing_key(bind if bind is not None else session.get_bind())
 
 
 # --- hashes -------------------------------------------------------------------------------
+
+# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds
+# per call; an encoder keeps no state between encodes.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def entry_mac(
     key: bytes, at: datetime, actor: str, action: str, subject: str | None, details: Any
 ) -> str:
-    canonical = json.dumps(
+    canonical = _CANONICAL.encode(
         {
             "at": at.isoformat(),
             "actor": actor,
             "action": action,
             "subject": subject,
             "details": details,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        }
     )
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    mac = _keyed(key).copy()
+    mac.update(canonical.encode())
+    return mac.hexdigest()
+
+
+# An HMAC-SHA256 keyed and not yet fed, per key (a process has one or two): a copy of it
+# is what hmac.new(key, ..., sha256) makes, without OpenSSL's digest look-up and key setup
+# at every entry.
+_KEYED: dict[bytes, hmac.HMAC] = {}
+
+
+def _keyed(key: bytes) -> hmac.HMAC:
+    found = _KEYED.get(key)
+    if found is None:
+        if len(_KEYED) >= 16:  # keys built by hand (tests) must not pile up
+            _KEYED.clear()
+        found = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
+    return found
 
 
 def link_hash(prev_hash: str, seq: int, entry_id: int, mac: str) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from slowapi import Limiter
 from starlette.requests import Request
@@ -111,6 +111,12 @@ def build_limiter(settings: Settings) -> Limiter:
     )
 
 
+@lru_cache(maxsize=64)
+def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
+    """parse_many, once per limit text (a webhook builds its CallerLimit every turn)."""
+    return tuple(parse_many(limit))
+
+
 class CallerLimit:
     """A per-caller limit (scope + caller number) on slowapi's storage."""
 
@@ -118,7 +124,7 @@ class CallerLimit:
         self, limiter: Limiter, limit: str, scope: str, memo: dict[Any, Any] | None = None
     ) -> None:
         self._limiter = limiter
-        self._limits = parse_many(limit)
+        self._limits = _parsed(limit)
         self._scope = scope
         # Decisions already taken in this turn: a turn run again (after fetching calendar
         # data outside its transaction) counts the caller once.

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -60,17 +60,24 @@ class TurnSlots:
         self._lock = threading.Lock()
         self._holder = threading.local()
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if getattr(self._holder, "held", False):  # a turn inside a turn: its own slot
-            yield
+    def held(self) -> TurnSlots:
+        """A context manager holding one slot while it is entered (a class, not a
+        generator: it is entered at every turn attempt)."""
+        return self
+
+    def __enter__(self) -> None:
+        holder = self._holder
+        depth = getattr(holder, "depth", 0)
+        if depth:  # a turn inside a turn: its own slot
+            holder.depth = depth + 1
             return
         self._acquire()
-        self._holder.held = True
-        try:
-            yield
-        finally:
-            self._holder.held = False
+        holder.depth = 1
+
+    def __exit__(self, *_: object) -> None:
+        holder = self._holder
+        holder.depth -= 1
+        if not holder.depth:
             self._release()
 
     def _acquire(self) -> None:
@@ -96,14 +103,14 @@ def limit_turns(session_factory: sessionmaker[Session], size: int) -> None:
     session_factory.configure(info={**session_factory.kw.get("info", {}), _SLOTS: TurnSlots(size)})
 
 
-@contextmanager
-def _slot(session: Session) -> Iterator[None]:
+_NO_LIMIT = nullcontext()
+
+
+def _slot(session: Session) -> AbstractContextManager[None]:
     slots: TurnSlots | None = session.info.get(_SLOTS)
     if slots is None:  # a session from outside the app (CLI, tests): no limit
-        yield
-        return
-    with slots.held():
-        yield
+        return _NO_LIMIT
+    return slots
 
 
 _MEMO = "turn_memo"
@@ -122,7 +129,7 @@ def run_turn(
     try:
         if before is not None:
             before(session)
-        fetched: Counter[str] = Counter()
+        fetched: dict[str, int] = {}
         reconnected = False
         while True:
             reads.offline = True
@@ -143,8 +150,8 @@ def run_turn(
                 _fetch(session, needed)
                 # Bounded per kind: each fetch is a round of its kind, so the turn ends
                 # after at most the sum of the kinds' rounds plus one attempt.
-                fetched[needed.kind] += 1
-                if fetched[needed.kind] >= needed.rounds:
+                fetched[needed.kind] = rounds = fetched.get(needed.kind, 0) + 1
+                if rounds >= needed.rounds:
                     reads.spent.add(needed.kind)
     finally:
         turn_reads.end(session)

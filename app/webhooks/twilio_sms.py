@@ -26,7 +26,7 @@ from app.security import audit, consent
 from app.security.idempotency import claim, respond
 from app.security.ratelimit import CallerLimit
 from app.services import services_of
-from app.webhooks import voice_twiml as twiml_text
+from app.webhooks import messaging_twiml
 from app.webhooks.budget import answer_within
 from app.webhooks.sms_intake import Intake, take_in
 from app.webhooks.turns import memo, run_turn
@@ -45,11 +45,8 @@ OPTED_IN = "You're subscribed again. Text me what you'd like to schedule."
 
 
 def reply(text: str | None) -> str:
-    """twilio's MessagingResponse with one Message (none for no text), written as text:
-    byte for byte the package's (app/webhooks/voice_twiml.py), without its ElementTree."""
-    if not text:
-        return twiml_text.response()
-    return twiml_text.response(twiml_text.element("Message", text=text))
+    # Written as text, byte for byte twilio's MessagingResponse (messaging_twiml.py).
+    return messaging_twiml.reply(text)
 
 
 @router.post("/inbound", summary="Inbound SMS (Twilio messaging webhook)")

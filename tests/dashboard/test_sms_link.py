@@ -3,8 +3,10 @@ else's words go to the conversation; a retried webhook texts nothing twice."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.dashboard import sms_link
 from app.demo import DemoData
 from tests.dashboard.conftest import LINK, RecordingSender, csrf_of
 from tests.webhooks.test_sms_dialogues import Texter
@@ -43,3 +45,26 @@ def test_strangers_and_longer_messages_go_to_the_conversation(
     owner = Texter(client, sender=demo.caller)
     assert "sign-in link" not in owner.text("can you link me to a consultation tomorrow")
     assert sender.sent == []
+
+
+def test_every_phrase_holds_a_cue() -> None:
+    # The cue test must never turn away a request: each phrase holds one of the cues.
+    for phrase in sms_link.ENGLISH | sms_link.SPANISH:
+        assert any(cue in phrase for cue in sms_link.CUES), phrase
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Dashboard!", "en"),
+        ("  LOG-IN ", "en"),
+        ("sign... in?", "en"),
+        ("¿Enlace del panel?", "es"),
+        ("MI PANEL", "es"),
+        ("book me tomorrow at 3", None),
+        ("dashboard please", None),
+        ("", None),
+    ],
+)
+def test_requested(body: str, expected: str | None) -> None:
+    assert sms_link.requested(body) == expected

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, text, update
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app import commit_writes
 from app.cli import cli
-from app.config import Settings, get_settings
+from app.config import DEV_AUDIT_SIGNING_KEY, Settings, get_settings
 from app.models import AuditCheckpoint, AuditEntry, utcnow
 from app.security import audit
 
@@ -279,3 +287,112 @@ def test_verify_reads_in_pages(session_factory):
     change(session_factory, delete(AuditEntry).where(AuditEntry.id == newest.id))
     report = verify(session_factory, batch_size=2)
     assert not report.ok and "newest sealed entries deleted" in (report.reason or "")
+
+
+def _reference_mac(key: bytes, at: Any, actor: str, action: str, subject: Any, details: Any) -> str:
+    """The entry's MAC as first written: json.dumps per call and an HMAC object."""
+    canonical = json.dumps(
+        {
+            "at": at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _reference_scrub(value: Any) -> Any:
+    """scrub as first written: every string searched, every key matched."""
+    if isinstance(value, dict):
+        return {
+            str(k): ("[redacted]" if audit._SECRET_KEYS.search(str(k)) else _reference_scrub(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_reference_scrub(v) for v in value]
+    if isinstance(value, str):
+        return audit._PHONE.sub(lambda m: audit.mask(m.group()), value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+class _Text(str):
+    pass
+
+
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.sampled_from(
+        ["+14155550123", "call +14155550123 now", "+1234", "a+b", "é 🙂 +4915112345678"]
+    ),
+    st.datetimes(timezones=st.just(UTC)),
+    st.builds(_Text, st.sampled_from(["+14155550123", "plain"])),
+)
+_KEYS = st.one_of(st.text(max_size=12), st.sampled_from(["token", "API_KEY", "pin", "from", "n"]))
+_DETAILS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.one_of(_KEYS, st.integers()), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@examples(max_examples=300)
+@given(_DETAILS)
+def test_scrub_is_the_reference_scrub(value: Any) -> None:
+    assert audit.scrub(value) == _reference_scrub(value)
+
+
+@examples(max_examples=300)
+@given(
+    st.text(),
+    st.text(),
+    st.one_of(st.none(), st.text()),
+    st.dictionaries(st.text(max_size=8), _LEAVES, max_size=4),
+)
+def test_entry_mac_is_the_reference_mac(
+    actor: str, action: str, subject: Any, details: Any
+) -> None:
+    at, key = utcnow(), b"k3y"
+    details = audit.scrub(details)
+    expected = _reference_mac(key, at, actor, action, subject, details)
+    assert audit.entry_mac(key, at, actor, action, subject, details) == expected
+
+
+def test_an_entry_is_signed_with_the_key_of_the_sessions_bind(
+    settings: Settings, db_engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    configured = settings.audit_signing_key.get_secret_value().encode()
+    with session_factory() as session:
+        assert audit._session_key(session) == configured
+    with db_engine.connect() as connection, Session(bind=connection) as on_connection:
+        assert audit._session_key(on_connection) == configured
+    # An engine nobody registered a key for signs with the development key.
+    with Session(bind=create_engine("sqlite://")) as unregistered:
+        assert audit._session_key(unregistered) == DEV_AUDIT_SIGNING_KEY.encode()
+
+
+def test_entry_macs_under_different_keys_differ_and_repeat() -> None:
+    at, details = utcnow(), {"n": 1}
+    first = audit.entry_mac(b"one", at, "a", "b", None, details)
+    assert first == audit.entry_mac(b"one", at, "a", "b", None, details)
+    assert first == _reference_mac(b"one", at, "a", "b", None, details)
+    assert audit.entry_mac(b"two", at, "a", "b", None, details) != first
+    for index in range(40):  # more keys than are kept: each still signs with its own
+        key = f"key-{index}".encode()
+        assert audit.entry_mac(key, at, "a", "b", None, details) == _reference_mac(
+            key, at, "a", "b", None, details
+        )

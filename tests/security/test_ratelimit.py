@@ -33,3 +33,17 @@ def test_expired_counts_are_swept_inline_at_most_once_per_period() -> None:
     storage.incr("new", expiry=60)
     assert "old" not in storage.storage and storage.get("new") == 2
     assert storage._next_sweep > 0.0  # and the next sweep is a period away
+
+
+def test_a_limit_text_is_parsed_once_into_what_parse_many_gives() -> None:
+    from limits import parse_many
+
+    from app.security import ratelimit
+
+    text = "5/minute;100/hour"
+    assert list(ratelimit._parsed(text)) == parse_many(text)
+    assert ratelimit._parsed(text) is ratelimit._parsed(text)
+    limiter = build_limiter(Settings(_env_file=None, redis_url=None))
+    first, second = CallerLimit(limiter, text, "sms"), CallerLimit(limiter, text, "sms")
+    assert [first.allow("+14155550199") for _ in range(3)] == [True] * 3
+    assert [second.allow("+14155550199") for _ in range(3)] == [True, True, False]

@@ -318,3 +318,15 @@ def test_turns_waiting_for_a_slot_get_it_in_the_order_they_came():
     for thread in [holder, *waiters]:
         thread.join(5)
     assert order == [0, 1, 2, 3]
+
+
+def test_a_turn_inside_a_turn_uses_its_slot_and_gives_it_back_once():
+    slots = turns.TurnSlots(1)
+    with slots.held():
+        with slots.held():  # the same thread: no second slot (it would wait forever)
+            assert slots._free == 0
+        assert slots._free == 0  # the outer turn still holds it
+    assert slots._free == 1
+    with pytest.raises(RuntimeError), slots.held():
+        raise RuntimeError("the attempt failed")
+    assert slots._free == 1  # given back on failure too

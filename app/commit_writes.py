@@ -104,6 +104,15 @@ def waiting_values(session: Session, table: Any) -> list[dict[str, Any]]:
     return found
 
 
+def rows_waiting(session: Session, table: Any) -> list[dict[str, Any]]:
+    """The rows of `table` this session will INSERT at commit, as queued (not copies:
+    read them, do not change them). Empty once the commit has sent them."""
+    deferred = session.info.get(_KEY)
+    if deferred is None:
+        return []
+    return cast(_Deferred, deferred).rows.get(table, [])
+
+
 _table_order: dict[Table, int] = {}
 
 

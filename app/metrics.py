@@ -8,7 +8,7 @@ every app built in one process (tests build many) counts into the same series.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from prometheus_client import (
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import Scope
 
+from app import commit_writes
 from app.models import Appointment, AuditEntry
 
 PATH = "/metrics"
@@ -123,32 +124,47 @@ def observe_engine_turn(meta: dict[str, Any]) -> None:
 _SEEN_KEY = "metrics_audit_entries"
 
 
-def _count(entry: AuditEntry) -> None:
-    details = entry.details or {}
-    action = entry.action
+def _count(action: str, actor: str, details: dict[str, Any] | None) -> None:
+    details = details or {}
     if action.startswith("appointment."):
         BOOKINGS.labels(str(details.get("channel", "unknown")), action.split(".", 1)[1]).inc()
     elif action in ("webhook.accepted", "webhook.rejected"):
-        WEBHOOK_OUTCOMES.labels(entry.actor.split(":")[0], action.split(".", 1)[1]).inc()
+        WEBHOOK_OUTCOMES.labels(actor.split(":")[0], action.split(".", 1)[1]).inc()
     elif action == "routing.failed":
-        WEBHOOK_OUTCOMES.labels(entry.actor.split(":")[0], "unrouted").inc()
+        WEBHOOK_OUTCOMES.labels(actor.split(":")[0], "unrouted").inc()
     elif action == "ratelimit.refused":
         RATE_LIMIT_REFUSALS.labels(f"webhook_{details.get('channel', 'unknown')}").inc()
     elif action == "calendar.needs_reconsent":
         CALENDAR_ERRORS.labels("needs_reconsent").inc()
 
 
+def _seen(session: Session) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return cast(
+        list[tuple[str, str, dict[str, Any] | None]], session.info.setdefault(_SEEN_KEY, [])
+    )
+
+
 @event.listens_for(Session, "after_flush")
 def _collect(session: Session, _context: Any) -> None:
     new = [obj for obj in session.new if isinstance(obj, AuditEntry)]
     if new:
-        session.info.setdefault(_SEEN_KEY, []).extend(new)
+        _seen(session).extend((entry.action, entry.actor, entry.details) for entry in new)
+
+
+# Most entries are not ORM objects: audit.record queues them as rows written with the
+# transaction's last writes (app/commit_writes.py), which the commit sends in its own
+# before_commit listener. This one is inserted ahead of it, so the rows are still queued.
+@event.listens_for(Session, "before_commit", insert=True)
+def _collect_queued(session: Session) -> None:
+    queued = commit_writes.rows_waiting(session, AuditEntry.__table__)
+    if queued:
+        _seen(session).extend((row["action"], row["actor"], row["details"]) for row in queued)
 
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
-    for entry in session.info.pop(_SEEN_KEY, ()):
-        _count(entry)
+    for action, actor, details in session.info.pop(_SEEN_KEY, ()):
+        _count(action, actor, details)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -304,3 +304,32 @@ def test_turn_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
         own.dispose()
     assert "connection was dead; running it again" in caplog.text
     assert db.count(InboundEvent) == 2
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_committed_turns_count_in_metrics_and_a_rolled_back_one_does_not(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+    demo: DemoData,
+    sms: TwilioClient,
+):
+    accepted = {"provider": "twilio", "outcome": "accepted"}
+    booked = {"channel": "sms", "action": "booked"}
+    before = (
+        _sample("sched_webhook_outcomes_total", accepted),
+        _sample("sched_bookings_total", booked),
+    )
+    messages(sms.post(INBOUND, inbound("book 2026-11-24T10:00:00", "SMcounted")))
+    messages(sms.post(INBOUND, inbound("book 2026-11-24T10:00:00", "SMcounted")))  # a retry
+    assert _sample("sched_webhook_outcomes_total", accepted) == before[0] + 1
+    assert _sample("sched_bookings_total", booked) == before[1] + 1
+
+    with make_client(settings, session_factory, clock, BrokenEngine()) as client:
+        assert messages(TwilioClient(client).post(INBOUND, inbound("hi", "SMbroken"))) == [APOLOGY]
+    assert _sample("sched_webhook_outcomes_total", accepted) == before[0] + 1

@@ -4,15 +4,27 @@ Providers hang up on slow servers (Twilio after 15 s, VAPI's assistant-request a
 7.5 s), so a webhook answers something polite in time even when a step is stuck. The
 abandoned thread is not killed: its transaction still commits or rolls back on its own,
 and the idempotency record makes a retry see whatever it did.
+
+The hop is one future on the event loop: the work goes to a worker thread (with a copy
+of the request's context, as anyio's `to_thread.run_sync` gives it), and the loop waits
+once, until the thread hands the answer back or the budget's timer fires. anyio's hop
+suspended the request four times (a checkpoint, its thread limiter, the result, a
+cancel-shielded checkpoint), each time resuming the whole chain of ASGI layers, and ran
+two cancel scopes; here the request is suspended once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from contextlib import suppress
+from queue import Empty, SimpleQueue
+from typing import Any, TypeVar
 
-import anyio
+import sniffio
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
@@ -21,9 +33,106 @@ from app.services import services_of
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+# As many threads as anyio's default limiter allowed the turns (they shared its 40 with
+# FastAPI's sync endpoints); beyond it work waits for a free thread, its budget running.
+MAX_THREADS = 40
+IDLE_SECONDS = 10.0  # a thread idle this long ends (anyio's WorkerThread.MAX_IDLE_TIME)
+
 
 class OverBudget(Exception):
     pass
+
+
+# The request's context, the work, and the loop and future waiting for its result.
+Job = tuple[
+    contextvars.Context, Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"
+]
+
+
+class WorkerThreads:
+    """Daemon threads taking jobs from one queue, started as needed up to `limit`.
+
+    `_idle` counts threads free for a job not yet handed to one; a job that finds none
+    starts a thread, or past the limit waits in the queue (`_waiting`) for the next to
+    finish."""
+
+    def __init__(self, limit: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS) -> None:
+        self.limit = limit
+        self.idle_seconds = idle_seconds
+        self._jobs: SimpleQueue[Job] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._waiting = 0
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            elif self._threads < self.limit:
+                self._threads += 1
+                threading.Thread(target=self._work, name="turn-worker", daemon=True).start()
+            else:
+                self._waiting += 1
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.idle_seconds)
+            except Empty:
+                with self._lock:
+                    if self._idle:  # no job is on its way to this thread: end it
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue  # a job was handed to the idle threads: one of them takes it
+            _run(*job)
+            del job
+            with self._lock:
+                if self._waiting:
+                    self._waiting -= 1  # the next loop iteration takes a queued job
+                else:
+                    self._idle += 1
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+
+def _run(
+    context: contextvars.Context,
+    work: Callable[[], Any],
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+) -> None:
+    """In a worker thread: run `work` in the request's context, hand back its result."""
+    if future.done():  # abandoned before it started (over budget or cancelled while queued)
+        return
+    try:
+        result, error = context.run(work), None
+    except BaseException as exc:  # whatever it is, the awaiting request raises it
+        result, error = None, exc
+    with suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting any more
+        loop.call_soon_threadsafe(_deliver, future, result, error)
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the budget ran out first, or the request was cancelled
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _expire(future: asyncio.Future[Any], seconds: float) -> None:
+    if not future.done():
+        future.set_exception(OverBudget(f"over the {seconds:.1f}s budget"))
+
+
+THREADS = WorkerThreads()
+_ASYNC_LIBRARY = sniffio.current_async_library_cvar
 
 
 async def in_worker(request: Request, work: Callable[[Session], T], seconds: float) -> T:
@@ -38,12 +147,17 @@ async def in_worker(request: Request, work: Callable[[Session], T], seconds: flo
                 session.rollback()
                 raise
 
-    done: list[T] = []
-    with anyio.move_on_after(seconds):
-        done.append(await anyio.to_thread.run_sync(run, abandon_on_cancel=True))
-    if not done:
-        raise OverBudget(f"over the {seconds:.1f}s budget")
-    return done[0]
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    timer = loop.call_later(seconds, _expire, future, seconds)
+    context = contextvars.copy_context()
+    if context.get(_ASYNC_LIBRARY) is not None:  # a thread runs no async library (as anyio's)
+        context.run(_ASYNC_LIBRARY.set, None)
+    THREADS.submit((context, run, loop, future))
+    try:
+        return await future
+    finally:
+        timer.cancel()
 
 
 async def answer_within(

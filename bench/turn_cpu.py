@@ -109,14 +109,13 @@ _worker_profiler: list[cProfile.Profile] = []
 _run_job = budget._run
 
 
-def _profiled_run(context: Any, work: Callable[[], Any], *rest: Any) -> None:
+def _profiled_run(context: Any, work: Callable[[], Any], *rest: Any) -> Any:
     """The turn's worker thread (app/webhooks/budget.py), profiling its work when asked
     (cProfile sees one thread only; requests run one at a time here)."""
     if _worker_profiler:
         profiler = _worker_profiler[0]
-        _run_job(context, lambda: profiler.runcall(work), *rest)
-    else:
-        _run_job(context, work, *rest)
+        return _run_job(context, lambda: profiler.runcall(work), *rest)
+    return _run_job(context, work, *rest)
 
 
 budget._run = _profiled_run

@@ -79,7 +79,7 @@ class WorkerThreads:
     def _work(self) -> None:
         while True:
             try:
-                job = self._jobs.get(timeout=self.idle_seconds)
+                context, work, loop, future = self._jobs.get(timeout=self.idle_seconds)
             except Empty:
                 with self._lock:
                     if self._idle:  # no job is on its way to this thread: end it
@@ -87,13 +87,18 @@ class WorkerThreads:
                         self._threads -= 1
                         return
                 continue  # a job was handed to the idle threads: one of them takes it
-            _run(*job)
-            del job
+            outcome = _run(context, work, future)
+            # Free before the answer is handed back, so the request's next hop finds
+            # this thread idle (as anyio's worker did) rather than starting another.
             with self._lock:
                 if self._waiting:
                     self._waiting -= 1  # the next loop iteration takes a queued job
                 else:
                     self._idle += 1
+            if outcome is not None:
+                with suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+                    loop.call_soon_threadsafe(_deliver, future, *outcome)
+            del context, work, loop, future, outcome
 
     @property
     def threads(self) -> int:
@@ -101,20 +106,17 @@ class WorkerThreads:
 
 
 def _run(
-    context: contextvars.Context,
-    work: Callable[[], Any],
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-) -> None:
-    """In a worker thread: run `work` in the request's context, hand back its result."""
-    if future.done():  # abandoned before it started (over budget or cancelled while queued)
-        return
+    context: contextvars.Context, work: Callable[[], Any], future: asyncio.Future[Any]
+) -> tuple[Any, BaseException | None] | None:
+    """In a worker thread: `work`'s result (or its exception) in the request's context;
+    None if the request stopped waiting before it started (over budget or cancelled
+    while queued)."""
+    if future.done():
+        return None
     try:
-        result, error = context.run(work), None
+        return context.run(work), None
     except BaseException as exc:  # whatever it is, the awaiting request raises it
-        result, error = None, exc
-    with suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting any more
-        loop.call_soon_threadsafe(_deliver, future, result, error)
+        return None, exc
 
 
 def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

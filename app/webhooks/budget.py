@@ -16,6 +16,7 @@ two cancel scopes; here the request is suspended once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import threading
@@ -50,16 +51,18 @@ Job = tuple[
 
 
 class WorkerThreads:
-    """Daemon threads taking jobs from one queue, started as needed up to `limit`.
+    """Threads taking jobs from one queue, started as needed up to `limit`.
 
     `_idle` counts threads free for a job not yet handed to one; a job that finds none
     starts a thread, or past the limit waits in the queue (`_waiting`) for the next to
-    finish."""
+    finish. As anyio's workers, they are not daemons: at exit the interpreter waits for
+    the turns still running (an abandoned one included) to commit or roll back, and
+    `stop()` (run first at exit) ends the idle ones."""
 
     def __init__(self, limit: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS) -> None:
         self.limit = limit
         self.idle_seconds = idle_seconds
-        self._jobs: SimpleQueue[Job] = SimpleQueue()
+        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0
@@ -71,15 +74,22 @@ class WorkerThreads:
                 self._idle -= 1
             elif self._threads < self.limit:
                 self._threads += 1
-                threading.Thread(target=self._work, name="turn-worker", daemon=True).start()
+                threading.Thread(target=self._work, name="turn-worker").start()
             else:
                 self._waiting += 1
         self._jobs.put(job)
 
+    def stop(self) -> None:
+        """Every thread ends once its current job (if any) is done."""
+        with self._lock:
+            count = self._threads
+        for _ in range(count):
+            self._jobs.put(None)
+
     def _work(self) -> None:
         while True:
             try:
-                context, work, loop, future = self._jobs.get(timeout=self.idle_seconds)
+                job = self._jobs.get(timeout=self.idle_seconds)
             except Empty:
                 with self._lock:
                     if self._idle:  # no job is on its way to this thread: end it
@@ -87,6 +97,12 @@ class WorkerThreads:
                         self._threads -= 1
                         return
                 continue  # a job was handed to the idle threads: one of them takes it
+            if job is None:  # stop()
+                with self._lock:
+                    self._idle = max(self._idle - 1, 0)
+                    self._threads -= 1
+                return
+            context, work, loop, future = job
             outcome = _run(context, work, future)
             # Free before the answer is handed back, so the request's next hop finds
             # this thread idle (as anyio's worker did) rather than starting another.
@@ -98,7 +114,7 @@ class WorkerThreads:
             if outcome is not None:
                 with suppress(RuntimeError):  # the loop closed: nobody is waiting any more
                     loop.call_soon_threadsafe(_deliver, future, *outcome)
-            del context, work, loop, future, outcome
+            del job, context, work, loop, future, outcome
 
     @property
     def threads(self) -> int:
@@ -134,6 +150,8 @@ def _expire(future: asyncio.Future[Any], seconds: float) -> None:
 
 
 THREADS = WorkerThreads()
+# Before the interpreter waits for non-daemon threads (as concurrent.futures does).
+getattr(threading, "_register_atexit", atexit.register)(THREADS.stop)
 _ASYNC_LIBRARY = sniffio.current_async_library_cvar
 
 

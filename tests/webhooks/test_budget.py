@@ -202,3 +202,41 @@ def test_answer_within_answers_the_fallback_on_failure_or_past_the_budget(
     release.set()
     assert "turn A failed" in caplog.text
     assert "turn B ran past its 0.1s budget" in caplog.text
+
+
+def test_stop_ends_idle_threads_at_once_and_busy_ones_after_their_turn() -> None:
+    pool = WorkerThreads(limit=2, idle_seconds=60)
+    release, finished = threading.Event(), threading.Event()
+
+    def slow(_: Any) -> None:
+        release.wait(5)
+        finished.set()
+
+    def quick(_: Any) -> None:
+        pass
+
+    async def requests() -> None:
+        busy = asyncio.ensure_future(in_worker(request_with([]), slow, 0.1))
+        await asyncio.sleep(0.05)
+        await in_worker(request_with([]), quick, 5.0)  # a second thread, idle after
+        with pytest.raises(OverBudget):
+            await busy  # abandoned: its thread is still busy
+
+    original = budget.THREADS
+    budget.THREADS = pool
+    try:
+        run(requests)
+    finally:
+        budget.THREADS = original
+    workers = [t for t in threading.enumerate() if t.name == "turn-worker" and not t.daemon]
+    assert pool.threads == 2
+    pool.stop()
+    deadline = time.monotonic() + 5
+    while pool.threads > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.threads == 1 and not finished.is_set()  # the idle one ended at once
+    release.set()
+    while pool.threads and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.threads == 0 and finished.is_set()  # the busy one after its turn
+    assert workers  # not daemons: the interpreter waits for a turn still running

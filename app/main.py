@@ -26,12 +26,14 @@ from app.calendar.oauth import GoogleOAuth, client_config
 from app.clock import Clock, system_clock
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory, read_only
+from app.dispatch import Direct
 from app.edge import EdgeMiddleware
 from app.jobs.runtime import build_env, start_embedded
 from app.logs import configure_logging
 from app.notify import SmsSender, build_sender
 from app.security import middleware as hardening
 from app.security.ratelimit import build_limiter
+from app.security.vapi_auth import verified_vapi_body
 from app.security.vault import check_readable
 from app.services import Services
 from app.telemetry import install_tracing
@@ -48,6 +50,7 @@ from app.webhooks import (
 from app.webhooks import vapi_tools as tool_endpoints
 from app.webhooks.forms import document_forms
 from app.webhooks.turns import limit_turns
+from app.webhooks.twilio_common import verified_twilio_form
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +152,15 @@ def create_app(
     # route, so the turns' routers still come first (the tools' path has a parameter).
     # No path of one router can match another's, so the order changes no answer.
     exact = dispatch.install(app)
-    exact.add(twilio_sms.router)
-    exact.add(twilio_voice.router)
-    exact.add(vapi.router)
+    # The turns themselves skip FastAPI's request handler (`Direct`: the same dependency,
+    # the same endpoint, checked against the route's signature).
+    exact.add(twilio_sms.router, Direct(twilio_sms.inbound_sms, verified_twilio_form))
+    exact.add(
+        twilio_voice.router,
+        Direct(twilio_voice.inbound_call, verified_twilio_form),
+        Direct(twilio_voice.gather_result, verified_twilio_form, {"turn": "1"}),
+    )
+    exact.add(vapi.router, Direct(vapi.vapi_server_message, verified_vapi_body))
     app.include_router(tool_endpoints.router)
     exact.add(twilio_notifications.router)
     app.include_router(twilio_media.router)

@@ -25,9 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pydantic import SecretStr
@@ -46,6 +43,7 @@ from turn_cost import (
 
 from app.config import Settings
 from app.main import create_app, settle_heap
+from app.webhooks import budget
 
 TURNS = int(os.environ.get("BENCH_TURNS", 400))
 # Under `valgrind --tool=callgrind --instr-atstart=no`: instrument only that path's batch
@@ -108,22 +106,19 @@ def _callgrind(*action: str) -> None:
 
 
 _worker_profiler: list[cProfile.Profile] = []
-_run_sync = anyio.to_thread.run_sync
+_run_job = budget._run
 
 
-async def _profiled_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """anyio's worker-thread hop, profiling the work in the thread when asked
+def _profiled_run(context: Any, work: Callable[[], Any], *rest: Any) -> Any:
+    """The turn's worker thread (app/webhooks/budget.py), profiling its work when asked
     (cProfile sees one thread only; requests run one at a time here)."""
-    if not _worker_profiler:
-        return await _run_sync(func, *args, **kwargs)
-
-    def profiled(*inner: Any) -> Any:
-        return _worker_profiler[0].runcall(func, *inner)
-
-    return await _run_sync(profiled, *args, **kwargs)
+    if _worker_profiler:
+        profiler = _worker_profiler[0]
+        return _run_job(context, lambda: profiler.runcall(work), *rest)
+    return _run_job(context, work, *rest)
 
 
-anyio.to_thread.run_sync = _profiled_run_sync
+budget._run = _profiled_run
 
 
 async def measure(app: Any, label: str, lines: Iterator[str], expect: str) -> float:

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive, Scope, Send
 
 from app.clock import FixedClock
 from app.config import Settings
-from app.dispatch import ExactRoutes
+from app.dispatch import Direct, ExactRoutes, install
 from app.main import create_app
-from tests.conftest import PUBLIC_BASE_URL
+from tests.conftest import PUBLIC_BASE_URL, TwilioClient
 
 TURN_PATHS = (
     "/webhooks/twilio/sms/inbound",
@@ -109,3 +110,102 @@ def test_every_exact_path_answers_as_the_router_would(
         assert all(answer["allow"] == "POST" for answer in exact.values())
     else:
         assert all(answer["route"].path == path for path, answer in exact.items())
+
+
+def test_the_turns_are_answered_without_fastapis_request_handler(recorder: Recorder) -> None:
+    assert set(recorder.exact.direct) == {
+        "/webhooks/twilio/sms/inbound",
+        "/webhooks/twilio/voice/inbound",
+        "/webhooks/twilio/voice/gather",
+        "/webhooks/vapi",
+    }
+
+
+def test_a_signed_turn_is_answered_directly_as_the_router_answers_it(
+    client: TestClient, recorder: Recorder
+) -> None:
+    twilio = TwilioClient(client)
+    form = {
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+14155550999",  # nobody's: the turn answers that the line is not theirs
+        "To": "+15005550006",
+        "Body": "hi",
+    }
+    path = "/webhooks/twilio/sms/inbound"
+    direct = twilio.post(path, {**form, "MessageSid": "SMdirect"})
+    assert recorder.routed == 0
+    recorder.app.dependency_overrides[_never_called] = _never_called
+    routed = twilio.post(path, {**form, "MessageSid": "SMrouted"})
+    assert recorder.routed == 1
+    assert (direct.status_code, direct.headers["content-type"], direct.content) == (
+        routed.status_code,
+        routed.headers["content-type"],
+        routed.content,
+    )
+    assert b"<Message>" in direct.content
+
+
+async def _verified(request: Request) -> str:
+    return request.headers.get("x-who", "nobody")
+
+
+async def _endpoint(
+    request: Request, who: Annotated[str, Depends(_verified)], turn: str = "1"
+) -> Response:
+    return PlainTextResponse(f"{request.url.path} {who} {turn}")
+
+
+def _app_with(*direct: Direct, endpoint: Any = _endpoint) -> FastAPI:
+    app = FastAPI()
+    router = APIRouter()
+    router.post("/turn")(endpoint)
+    install(app).add(router, *direct)
+    return app
+
+
+@pytest.mark.parametrize("query", ["", "turn=5", "turn=5&turn=7", "turn=", "other=2"])
+def test_a_direct_endpoint_gets_its_dependency_and_query_as_from_fastapi(query: str) -> None:
+    app = _app_with(Direct(_endpoint, _verified, {"turn": "1"}))
+    assert set(app.router.middleware_stack.direct) == {"/turn"}  # type: ignore[union-attr]
+    with TestClient(app) as client:
+        direct = client.post(f"/turn?{query}", headers={"x-who": "twilio"})
+        app.dependency_overrides[_never_called] = _never_called  # FastAPI's handler
+        routed = client.post(f"/turn?{query}", headers={"x-who": "twilio"})
+    assert direct.text == routed.text
+    assert direct.status_code == routed.status_code == 200
+
+
+async def _two_queries(
+    request: Request, who: Annotated[str, Depends(_verified)], turn: str = "1", step: str = ""
+) -> Response:
+    return PlainTextResponse(who)
+
+
+async def _int_query(
+    request: Request, who: Annotated[str, Depends(_verified)], turn: int = 1
+) -> Response:
+    return PlainTextResponse(who)
+
+
+async def _other_dependency(
+    request: Request, who: Annotated[str, Depends(_never_called)], turn: str = "1"
+) -> Response:
+    return PlainTextResponse(who)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "direct"),
+    [
+        (_endpoint, Direct(_endpoint, _verified, {"turn": "2"})),  # another default
+        (_endpoint, Direct(_endpoint, _verified)),  # a query parameter it would not pass
+        (_two_queries, Direct(_two_queries, _verified, {"turn": "1"})),
+        (_int_query, Direct(_int_query, _verified, {"turn": "1"})),  # FastAPI converts
+        (_other_dependency, Direct(_other_dependency, _verified, {"turn": "1"})),
+        (_endpoint, Direct(_two_queries, _verified, {"turn": "1"})),  # not this router's
+    ],
+)
+def test_a_direct_call_that_fastapi_would_make_differently_is_refused(
+    endpoint: Any, direct: Direct
+) -> None:
+    with pytest.raises(ValueError):
+        _app_with(direct, endpoint=endpoint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +20,7 @@ from app.security.twilio_signature import (
     MAX_FIELDS,
     SignatureRejected,
     TwilioVerifier,
+    parse_form,
     public_url,
     read_form,
     signed_fields,
@@ -289,3 +290,57 @@ def test_the_verdict_on_any_form_is_request_validators(
     except SignatureRejected:
         accepted = False
     assert accepted == expected
+
+
+# What a body, a path or a Host header may hold: URL specials, escapes good and broken,
+# unicode, controls.
+url_text = st.lists(
+    st.sampled_from([*"aZ09 _-+&=%;:/?#@[]\\.\t", "%2B", "%C3%A9", "%ZZ", "é", "✓"]),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=url_text)
+def test_a_form_is_parsed_as_parse_qsl_parses_it(text: str) -> None:
+    assert parse_form(text) == parse_qsl(text, keep_blank_values=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=url_text.map(lambda p: "/" + p),
+    query=url_text,
+    host=st.none() | url_text,
+    server=st.none() | st.just(("internal", 8000)),
+    scheme=st.sampled_from(["http", "https"]),
+)
+def test_the_public_url_is_the_base_plus_the_requests_url_path_and_query(
+    path: str, query: str, host: str | None, server: tuple[str, int] | None, scheme: str
+) -> None:
+    headers = [(b"content-type", b"text/plain")]
+    if host is not None:
+        headers += [(b"host", host.encode()), (b"host", b"second.example")]
+    scope = {
+        "type": "http",
+        "scheme": scheme,
+        "path": path,
+        "query_string": query.encode(),
+        "headers": headers,
+        "server": server,
+    }
+    request = Request(scope)
+    url = request.url
+    expected = "https://mycompany.com" + url.path + (f"?{url.query}" if url.query else "")
+    assert public_url("https://mycompany.com", Request(scope)) == expected
+
+
+def test_headers_are_read_as_starlette_reads_them_first_value_wins() -> None:
+    signature = _sign("https://mycompany.com/myapp.php?foo=1&bar=2", HMAC_SHA1)
+    request = form_request(urlencode(VECTOR_PARAMS).encode(), {"x-twilio-signature": signature})
+    # A second signature header (a forged one) is not the one read.
+    request.scope["headers"].append((b"x-twilio-signature", b"forged"))
+    asyncio.run(TwilioVerifier("12345", "https://mycompany.com").verified_form(request))
+    request = form_request(urlencode(VECTOR_PARAMS).encode(), {"x-twilio-signature": "forged"})
+    request.scope["headers"].append((b"x-twilio-signature", signature.encode()))
+    with pytest.raises(SignatureRejected):
+        asyncio.run(TwilioVerifier("12345", "https://mycompany.com").verified_form(request))

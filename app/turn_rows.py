@@ -402,7 +402,7 @@ def _write(session: Session, conversation: ConversationRow) -> None:
             return
         _fill_defaults(conversation)
         commit_writes.insert_row(session, _CONVERSATIONS, _new_row(conversation))
-        _mark_stored(session, conversation)
+        mark_written(session, conversation)
         return
     current = (conversation.state, conversation.details, conversation.status)
     changed = {
@@ -426,7 +426,7 @@ def _insert_now(session: Session, conversation: ConversationRow) -> None:
         return
     _fill_defaults(conversation)
     session.connection().execute(_INSERT_CONVERSATION, _new_row(conversation))
-    _mark_stored(session, conversation)
+    mark_written(session, conversation)
 
 
 def _fill_defaults(conversation: ConversationRow) -> None:
@@ -441,7 +441,9 @@ def _new_row(conversation: ConversationRow) -> dict[str, Any]:
     return {**row, "created_at": now, "updated_at": now}
 
 
-def _mark_stored(session: Session, conversation: ConversationRow) -> None:
+def mark_written(session: Session, conversation: ConversationRow) -> None:
+    """`conversation` is as stored now (a statement of the caller's wrote it): nothing
+    to INSERT early, and no UPDATE at commit unless it changes again."""
     conversation.stored = (conversation.state, conversation.details, conversation.status)
     unwritten = session.info.get(_UNWRITTEN)
     if unwritten and conversation in unwritten:

@@ -75,7 +75,7 @@ from app.turn_rows import (
     AgentLike,
     AgentView,
     ConversationRow,
-    _mark_stored,
+    mark_written,
     write_unwritten,
 )
 
@@ -858,7 +858,7 @@ class SchedulingTools:
             # Written by the booking's own statement (below), so not on its own by
             # `write_unwritten` nor again at commit. Should that statement fail, the
             # transaction rolls back, and with it this conversation.
-            _mark_stored(session, held)
+            mark_written(session, held)
         # Rows that refer to this one (the conversation it was made in) go first.
         write_unwritten(session)
         session.flush()

@@ -44,7 +44,7 @@ from app.models import (
 )
 from app.notifications.plan import Planning, planning_of, with_planning
 from app.phone import mask, try_e164
-from app.routing import Route, Unrouted, numbers_of, route
+from app.routing import LookedUp, Route, Unrouted, numbers_of, route
 from app.security import audit
 from app.security.caller_id import PinCheck, PinOutcome, may_manage_existing
 from app.security.idempotency import Claim, ClaimRequest, claim, claim_insert, respond
@@ -71,7 +71,7 @@ from app.webhooks.vapi_payload import (
     message_of,
     tool_calls_of,
 )
-from app.webhooks.vapi_rows import LookedUp, ReadAhead, read_ahead_statement
+from app.webhooks.vapi_rows import ReadAhead, read_ahead_statement
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["vapi"])

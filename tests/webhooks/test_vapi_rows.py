@@ -14,12 +14,18 @@ from app import routing, sql_fast
 from app.demo import DemoData
 from app.models import Agent, Conversation, PhoneNumber, ReminderSettings
 from app.notifications.plan import DEFAULT_POLICY, planning_of
-from app.routing import numbers_of, route
+from app.routing import LookedUp, numbers_of, route
 from app.security.idempotency import ClaimRequest
 from app.tools import service
-from app.turn_rows import AGENT_FIELDS, AgentView, ConversationRow
+from app.turn_rows import (
+    AGENT_FIELDS,
+    AGENT_WIDTH,
+    AgentView,
+    ConversationRow,
+    agent_at,
+    conversation_at,
+)
 from app.webhooks import vapi
-from app.webhooks.vapi_rows import AGENT_WIDTH, LookedUp, agent_at, conversation_at
 
 UNKNOWN = "+14155550999"
 

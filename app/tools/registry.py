@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -151,70 +150,30 @@ def run_tool(
         return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
 
 
-# The check_availability arguments the offline engine builds, in the forms it writes them.
+# The check_availability arguments the offline engine builds.
 _OWN_AVAILABILITY_KEYS = frozenset({"date", "appointment_type", "part_of_day", "after", "limit"})
-_PARTS_OF_DAY = frozenset({"morning", "afternoon", "evening"})
-_MINUTE = timedelta(minutes=1)
 
 
 def check_availability_in_process(
     tools: SchedulingTools, arguments: Mapping[str, Any]
 ) -> ToolResult | FreeTimes:
-    """check_availability for arguments the offline engine built itself: values already in
-    the one form `CheckAvailabilityArgs` reads exactly as given (an ISO date, an ISO
-    moment as `isoformat` writes it, a stripped type, a known part of the day, an int in
-    bounds) go straight to the tool, without the model's validation, and come back as the
-    times themselves, not as a result whose ISO strings the engine parses back. Anything
-    else takes `run_tool`'s path, validation and all. Arguments from a model or VAPI
-    always go through `run_tool`."""
-    values = _own_availability_args(arguments)
-    if values is None:
+    """check_availability for arguments the offline engine built itself, validated by
+    `CheckAvailabilityArgs` as any call's are, answered with the times themselves (in the
+    agent's zone) instead of a result whose ISO strings the engine would parse back.
+    Anything else, or arguments validation refuses, take `run_tool`'s whole path (its
+    error message). Arguments from a model or VAPI always go through `run_tool`."""
+    if not _OWN_AVAILABILITY_KEYS.issuperset(arguments):
         return run_tool(tools, "check_availability", arguments)
     try:
-        return tools.free_times(*values)
+        args = CheckAvailabilityArgs.model_validate(arguments)
+    except ValidationError:
+        return run_tool(tools, "check_availability", arguments)
+    try:
+        return tools.free_times(
+            args.appointment_type, args.date, args.part_of_day, args.after, args.limit
+        )
     except CalendarError as exc:
         return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
-
-
-def _own_availability_args(
-    arguments: Mapping[str, Any],
-) -> tuple[str | None, date | None, str | None, datetime | None, int] | None:
-    """free_times' arguments, or None when validation could read them otherwise."""
-    if not _OWN_AVAILABILITY_KEYS.issuperset(arguments):
-        return None
-    kind = arguments.get("appointment_type")
-    if kind is not None and (
-        not isinstance(kind, str) or kind[:1].isspace() or kind[-1:].isspace()
-    ):
-        return None  # validation strips whitespace (its own set of it)
-    part = arguments.get("part_of_day")
-    if part is not None and part not in _PARTS_OF_DAY:
-        return None
-    limit = arguments.get("limit", 5)
-    if type(limit) is not int or not 1 <= limit <= 20:
-        return None
-    day = arguments.get("date")
-    if day is not None:
-        if not isinstance(day, str):
-            return None
-        try:
-            day = date.fromisoformat(day)
-        except ValueError:
-            return None
-        if day.isoformat() != arguments["date"]:
-            return None
-    after = arguments.get("after")
-    if after is not None:
-        if not isinstance(after, str):
-            return None
-        try:
-            after = datetime.fromisoformat(after)
-        except ValueError:
-            return None
-        offset = after.utcoffset()
-        if after.isoformat() != arguments["after"] or (offset is not None and offset % _MINUTE):
-            return None
-    return kind, day, part, after, limit
 
 
 def _first_error(exc: Exception) -> str:

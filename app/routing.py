@@ -20,7 +20,7 @@ from app import sql_fast
 from app.logs import bind
 from app.models import Agent, PhoneNumber
 from app.phone import try_e164
-from app.turn_rows import AGENT_COLUMNS, AgentView, agent_at, agent_bundle
+from app.turn_rows import AGENT_COLUMNS, AgentView, agent_at
 
 
 class RouteFailure(StrEnum):
@@ -74,8 +74,8 @@ def route(
     looked_up: Sequence[LookedUp | Row[Any]] | None = None,
 ) -> Route | Unrouted:
     """`looked_up`: the lookup's rows when a webhook read them already, in a statement
-    of its own (`looked_up_at` of a `LOOKUP_COLUMNS` statement, or the rows of
-    `lookup_joined`); otherwise they are read here."""
+    of its own (`looked_up_at` of a `LOOKUP_COLUMNS` statement); otherwise they are read
+    here."""
     caller = try_e164(caller_raw, region)
     dialled = try_e164(dialled_raw, region)
     if caller is None:
@@ -157,32 +157,6 @@ def _agent_of_number(phones: Any = PhoneNumber, agents: Any = Agent) -> ColumnEl
     return leads_to
 
 
-# Each number's routing columns, then its agent's view (the row's "Agent").
-_LOOKED_UP = (
-    PhoneNumber.e164,
-    PhoneNumber.purpose,
-    PhoneNumber.user_id,
-    PhoneNumber.verified_at,
-    agent_bundle(),
-)
-
-
-def _lookup_statement() -> Select[Any]:
-    """The lookup through the ORM (`agent_bundle`): what `_LOOKUP` replaced, kept as the
-    reference tests compare it with (tests/test_sql_fast.py)."""
-    return select(*_LOOKED_UP).outerjoin(Agent, _agent_of_number()).where(_numbers())
-
-
-def lookup_joined(statement: Select[Any]) -> Select[Any]:
-    """`statement` (one row) with the lookup's columns added by outer joins: one row per
-    number found, or its one row with the lookup's columns null; parameters as above."""
-    return (
-        statement.add_columns(*_LOOKED_UP)
-        .outerjoin(PhoneNumber, _numbers())
-        .outerjoin(Agent, _agent_of_number())
-    )
-
-
 # --- the same lookup as a Core statement, its rows read by position ----------------------
 
 _PHONES = cast(Table, PhoneNumber.__table__)
@@ -206,8 +180,8 @@ def looked_up_at(row: Sequence[Any], offset: int) -> LookedUp:
 
 
 def lookup_joined_columns(statement: Select[Any]) -> Select[Any]:
-    """`lookup_joined` for a Core statement: `LOOKUP_COLUMNS` added by outer joins on
-    the tables (one row per number found, or the statement's one row with them null)."""
+    """`statement` (one row) with `LOOKUP_COLUMNS` added by outer joins on the tables:
+    one row per number found, or its one row with them null."""
     return (
         statement.add_columns(*LOOKUP_COLUMNS)
         .outerjoin(_PHONES, _numbers(_PHONES.c))

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Table, Text, event, insert, inspect
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.orm import Bundle, Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from app import commit_writes
@@ -112,39 +112,6 @@ _JSON_FIELDS = frozenset({"weekly_hours", "appointment_types", "faq"})
 _JSON_POSITIONS = tuple(i for i, name in enumerate(AGENT_FIELDS) if name in _JSON_FIELDS)
 
 
-class _AgentBundle(Bundle[Any]):
-    """The agent's columns as one element of a result row, an `AgentView` (None when an
-    outer join found no agent): built from the row by position, as the ORM reads any
-    column, without an entity. A row's element is reached by the bundle's name."""
-
-    def create_row_processor(
-        self, query: Any, procs: Sequence[Callable[[Any], Any]], labels: Sequence[str]
-    ) -> Callable[[Any], AgentView | None]:
-        def agent(row: Any) -> AgentView | None:
-            values = [proc(row) for proc in procs]
-            if values[0] is None:
-                return None
-            for position in _JSON_POSITIONS:
-                values[position] = parsed_json(values[position])
-            return AgentView(*values)
-
-        return agent
-
-
-def agent_bundle() -> Bundle[Any]:
-    """What a statement selects for an agent's view, as the row's element "Agent" (the
-    name the entity had there). JSON columns are read as their text (a cast, so
-    PostgreSQL's driver does not decode them either) and parsed once per distinct text
-    (`parsed_json`): the row is still read at every turn, so an owner's edit is seen at
-    the next one."""
-    return _AgentBundle("Agent", *(_agent_column(name) for name in AGENT_FIELDS))
-
-
-def _agent_column(name: str) -> Any:
-    column = getattr(Agent, name)
-    return sql_cast(column, Text).label(name) if name in _JSON_FIELDS else column
-
-
 # --- views from plain rows, by position -------------------------------------------------
 # A Core statement sent through app/sql_fast.py selects these columns (labels unique in
 # any statement that also selects another table's) and builds the view from the row at
@@ -157,7 +124,8 @@ AGENT_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
     )
     for name in AGENT_FIELDS
 )
-"""The agent's columns, in `AgentView`'s order (JSON as its text, as `agent_bundle`)."""
+"""The agent's columns, in `AgentView`'s order (JSON as its text, so PostgreSQL's
+driver does not decode it either; `agent_at` parses each distinct text once)."""
 AGENT_WIDTH = len(AGENT_FIELDS)
 
 
@@ -231,35 +199,6 @@ _EMPTY: dict[str, Callable[[], object]] = {
     "status": lambda: "active",
 }
 _UNWRITTEN = "unwritten_conversations"
-
-
-class _ConversationBundle(Bundle[Any]):
-    """The conversation's columns as one element of a result row, a `ConversationRow`
-    (None when an outer join found none), built as `_AgentBundle` builds its view."""
-
-    def create_row_processor(
-        self, query: Any, procs: Sequence[Callable[[Any], Any]], labels: Sequence[str]
-    ) -> Callable[[Any], ConversationRow | None]:
-        def conversation(row: Any) -> ConversationRow | None:
-            key, channel, external_id, caller, agent_id, state, details, status = (
-                proc(row) for proc in procs
-            )
-            if key is None:
-                return None
-            stored = (state, details, status)
-            return ConversationRow(
-                key, channel, external_id, caller, agent_id, state, details, status, stored
-            )
-
-        return conversation
-
-
-def conversation_bundle() -> Bundle[Any]:
-    """What a statement selects for a `ConversationRow`: the row's element
-    "Conversation" (the name the entity had there); hand it to `conversation_of`."""
-    return _ConversationBundle(
-        "Conversation", *(getattr(Conversation, name) for name in CONVERSATION_FIELDS)
-    )
 
 
 CONVERSATION_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
@@ -352,7 +291,7 @@ def _primary_positions(entity: type[Any]) -> list[int]:
 
 
 def conversation_of(session: Session, found: ConversationRow | None) -> ConversationRow | None:
-    """The conversation a statement read (`conversation_bundle`), written back at
+    """The conversation a statement read (`conversation_at`), written back at
     commit if the turn changes it."""
     if found is not None:
         _write_at_commit(session, found)

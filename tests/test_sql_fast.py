@@ -441,9 +441,10 @@ CONTACT = "+14155550444"
 
 
 def _orm_looked_up(session: Session, caller: str, dialled: str | None) -> list[Any]:
-    from app.routing import _lookup_statement, numbers_of
+    from app.routing import numbers_of
+    from tests.orm_reference import lookup_statement
 
-    return list(session.execute(_lookup_statement(), numbers_of(caller, dialled)))
+    return list(session.execute(lookup_statement(), numbers_of(caller, dialled)))
 
 
 def _as_looked_up(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -501,7 +502,8 @@ def test_the_postgresql_intake_reads_the_same_claim_opt_out_and_routing_rows(
 ):
     if db_engine.dialect.name != "postgresql":
         pytest.skip("SQLite's intake reads no routing rows (no INSERT in a CTE)")
-    from app.routing import lookup_joined, numbers_of
+    from app.routing import numbers_of
+    from tests.orm_reference import lookup_joined
 
     request = _request("SM-lookups")
     for caller, dialled in (
@@ -537,7 +539,7 @@ def _orm_found_statement(caller_is_owner: bool, read_along: Any) -> Any:
     from sqlalchemy import and_
 
     from app.agent import conversations
-    from app.turn_rows import conversation_bundle
+    from tests.orm_reference import conversation_bundle
 
     anchor = select(literal(1).label("one")).subquery()
     name = conversations._OWNER_NAME if caller_is_owner else conversations._CONTACT_NAME
@@ -668,9 +670,9 @@ def test_the_gather_lookup_reads_the_same_conversation_route_and_appointments(
     from sqlalchemy import and_
 
     from app.agent.conversations import ConversationService
-    from app.routing import lookup_joined, lookup_numbers, route
-    from app.turn_rows import conversation_bundle
+    from app.routing import lookup_numbers, route
     from app.webhooks import twilio_voice
+    from tests.orm_reference import conversation_bundle, lookup_joined
 
     now = START - timedelta(days=2)
     with session_factory() as session:

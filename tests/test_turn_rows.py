@@ -13,11 +13,11 @@ from app.routing import Route, route
 from app.turn_rows import (
     AgentView,
     ConversationRow,
-    conversation_bundle,
     conversation_of,
     new_conversation,
     write_unwritten,
 )
+from tests.orm_reference import conversation_bundle
 
 STRANGER = "+14155550999"
 

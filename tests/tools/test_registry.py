@@ -93,3 +93,22 @@ def test_an_unreadable_calendar_is_said_as_the_tool_says_it(
     assert expected.data == {"error": "calendar_unavailable"}
     assert check_availability_in_process(tools_for(session, demo), arguments) == expected
     assert registry.TOOLS["check_availability"].args.__name__ == "CheckAvailabilityArgs"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("book_appointment", {"start": "9999-12-31T23:59:59+14:00"}),
+        ("book_appointment", {"start": "0001-01-01T00:00:00-12:00"}),
+        ("check_availability", {"date": "9999-12-31"}),
+        ("check_availability", {"after": "0001-01-01T00:00:00+00:00"}),
+        ("reschedule_appointment", {"appointment_id": "x", "new_start": "9999-12-31T23:00:00"}),
+    ],
+)
+def test_a_year_out_of_range_is_refused_plainly_not_an_internal_error(
+    session: Session, demo: DemoData, tool: str, arguments: dict[str, Any]
+) -> None:
+    result = run_tool(tools_for(session, demo), tool, arguments)
+    assert not result.ok
+    assert result.data == {"error": "invalid_arguments"}
+    assert "between 1900 and 9000" in result.message

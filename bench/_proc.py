@@ -41,6 +41,16 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in _children(pid))
 
 
+def system_seconds(pid: int) -> float:
+    """Kernel (system) CPU time of a process and its live descendants: the share of a
+    request that callgrind's instruction counts never see (syscalls, socket and file I/O)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return int(fields[12]) / _TICKS + sum(system_seconds(child) for child in _children(pid))
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """User + system CPU time of each live thread of one process, by thread id."""
     found: dict[int, float] = {}

@@ -41,6 +41,7 @@ from _proc import (
     cpu_seconds,
     postgres_database,
     serve,
+    system_seconds,
     thread_cpu,
     thread_kind,
     thread_names,
@@ -81,6 +82,8 @@ class Run:
     parts: dict[str, float] = field(default_factory=dict)
     # Context switches of the event loop's thread and of the turns' worker threads.
     switches: dict[str, int] = field(default_factory=dict)
+    # Of `cpu`, the seconds spent in the kernel on the server's behalf (syscalls).
+    kernel: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -100,7 +103,9 @@ class Run:
         return (
             f"{self.label:<22} {self.rate:8.0f} req/s  {ratio}  p50 {self.p50:7.2f} ms  "
             f"p99 {self.p99:7.2f} ms  CPU {1000 * self.cpu_per_request:6.2f} ms/req{cost}  "
-            f"({self.cpu / self.seconds:4.2f} cores)  db trips/req {trips}  bad {self.bad}"
+            f"({self.cpu / self.seconds:4.2f} cores, "
+            f"kernel {1000 * self.kernel / self.requests:.2f} ms)  "
+            f"db trips/req {trips}  bad {self.bad}"
             + (f"  INCLUDES {self.repeats} RETRIES" if self.repeats else "")
             + self.split()
         )
@@ -216,6 +221,7 @@ class Bench:
         data.write_text("\n".join(lines) + "\n")
         distinct = sum(1 for _ in data.open())
         trips_before, cpu_before = self.trips(), cpu_seconds(self.pid)
+        kernel_before = system_seconds(self.pid)
         threads_before = thread_cpu(self.pid) if self.workers == 1 else {}
         switches_before = thread_switches(self.pid) if self.workers == 1 else {}
         command = [
@@ -235,6 +241,7 @@ class Bench:
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         cpu = cpu_seconds(self.pid) - cpu_before
+        kernel = system_seconds(self.pid) - kernel_before
         parts, switches = (
             self.cpu_by_part(threads_before, cpu, switches_before)
             if self.workers == 1
@@ -256,6 +263,7 @@ class Bench:
             repeats,
             parts,
             switches,
+            kernel,
         )
 
     def cpu_by_part(

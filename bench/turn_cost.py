@@ -16,6 +16,7 @@ Gather turn (calls answered in a phase before it).
     BENCH_DB=postgresql BENCH_SERVER_WORKERS=2 .venv/bin/python bench/turn_cost.py
     BENCH_SECONDS=10 BENCH_REQUESTS=20000 BENCH_CONNECTIONS=32 ...
     BENCH_PATHS=sms,vapi,voice,gather   (static always runs: it is the baseline)
+    BENCH_ROUNDS=3   (static and the paths three times; prints each path's median multiple)
 
 With one server process, each line is followed by its CPU per request split by thread:
 the event loop ("loop"), the turns' worker threads, the background jobs, and threads
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -60,6 +62,9 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 32))
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", 2))
 SERVER_WORKERS = int(os.environ.get("BENCH_SERVER_WORKERS", 1))
 PATHS = os.environ.get("BENCH_PATHS", "sms,vapi,voice,gather").split(",")
+# Rounds of (static, then each path): on a shared machine whose speed drifts, the median of
+# the rounds' multiples is steadier than one run's.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 1))
 VAPI_AGENTS = 32
 TWILIO_TOKEN = "bench-twilio-token"
 FORM = "application/x-www-form-urlencoded"
@@ -166,21 +171,21 @@ def call_form(line: str, i: int, **extra: str) -> dict[str, str]:
     }
 
 
-def voice_lines(signer: Signer, line: str, count: int) -> Iterator[str]:
-    for i in range(count):
+def voice_lines(signer: Signer, line: str, count: int, offset: int = 0) -> Iterator[str]:
+    for i in range(offset, offset + count):
         form = call_form(line, i, StirVerstat="TN-Validation-Passed-A", CallStatus="ringing")
         yield signer.twilio("/webhooks/twilio/voice/inbound", form)
 
 
-def gather_lines(signer: Signer, line: str, count: int) -> Iterator[str]:
-    for i in range(count):
+def gather_lines(signer: Signer, line: str, count: int, offset: int = 0) -> Iterator[str]:
+    for i in range(offset, offset + count):
         form = call_form(line, i, SpeechResult="what times do you have tomorrow afternoon")
         yield signer.twilio("/webhooks/twilio/voice/gather?turn=1", {**form, "Confidence": "0.9"})
 
 
-def vapi_lines(count: int) -> Iterator[str]:
+def vapi_lines(count: int, offset: int = 0) -> Iterator[str]:
     first_day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0)
-    for i in range(count):
+    for i in range(offset, offset + count):
         agent, slot = i % VAPI_AGENTS, i // VAPI_AGENTS
         day, index = divmod(slot, 31)  # 45-minute spacing: 30 minutes plus a 10-minute buffer
         start = (first_day + timedelta(days=day, minutes=45 * index)).isoformat()
@@ -316,33 +321,77 @@ def measure(kind: str) -> None:
             print(f"\n{kind}: 1 server ({SERVER_WORKERS} process(es)), wrk {CONNECTIONS} conns")
             bench.run("warm-up static", static_lines(1000), "<Message>", seconds=2)
             bench.run("warm-up sms", sms_lines(signer, line, 10**6, 400), "<Message>", seconds=2)
-            static = bench.run("static TwiML", static_lines(REQUESTS), "<Message>")
-            saturated = static.cpu / static.seconds
-            print(static.line(None))
-            verdict = "saturated" if saturated >= 0.85 * SERVER_WORKERS else "NOT saturated"
-            # Not saturated on a quiet machine: the client or the connections limit it.
-            # On a busy one, the other processes' load says why.
-            load = os.getloadavg()[0]
-            print(f"  baseline server CPU {saturated:.2f} cores: {verdict} (load {load:.1f})")
-            if "sms" in PATHS:
-                sms = bench.run("SMS turn", sms_lines(signer, line, 0, REQUESTS), "<Message>")
-                print(sms.line(static))
-            if "vapi" in PATHS:
-                vapi = bench.run("VAPI book_appointment", vapi_lines(REQUESTS), '"results"')
-                print(vapi.line(static))
-            if "voice" in PATHS or "gather" in PATHS:
-                voice = bench.run(
-                    "voice call answered", voice_lines(signer, line, REQUESTS), "<Say"
-                )
-                print(voice.line(static))
-            if "gather" in PATHS:
-                calls = min(voice.requests, REQUESTS)
-                # A quarter of the time: a Gather turn is cheaper than answering, and every
-                # turn must belong to a call answered above (or it is a retry, marked).
-                gather = bench.run(
-                    "Gather turn", gather_lines(signer, line, calls), "<Say", seconds=SECONDS // 4
-                )
-                print(gather.line(static))
+            offsets: dict[str, int] = {}
+            multiples: dict[str, list[float]] = {}
+            for number in range(ROUNDS):
+                if ROUNDS > 1:
+                    print(f"round {number + 1} of {ROUNDS}")
+                for label, run in one_round(bench, signer, line, offsets):
+                    multiples.setdefault(label, []).append(run)
+            if ROUNDS > 1:
+                print_medians(multiples)
+
+
+def one_round(
+    bench: Bench, signer: Signer, line: str, offsets: dict[str, int]
+) -> Iterator[tuple[str, float]]:
+    """The static baseline, then each path against it: (label, CPU multiple) per path.
+    Each round sends requests the earlier rounds did not (new callers, slots, calls)."""
+    static = bench.run("static TwiML", static_lines(REQUESTS), "<Message>")
+    saturated = static.cpu / static.seconds
+    print(static.line(None))
+    verdict = "saturated" if saturated >= 0.85 * SERVER_WORKERS else "NOT saturated"
+    # Not saturated on a quiet machine: the client or the connections limit it.
+    # On a busy one, the other processes' load says why.
+    load = os.getloadavg()[0]
+    print(f"  baseline server CPU {saturated:.2f} cores: {verdict} (load {load:.1f})")
+
+    def path(label: str, lines: Iterator[str], expect: str, key: str, **kw: int) -> Run:
+        run = bench.run(label, lines, expect, **kw)
+        offsets[key] = offsets.get(key, 0) + run.requests
+        print(run.line(static))
+        return run
+
+    if "sms" in PATHS:
+        sms = path(
+            "SMS turn", sms_lines(signer, line, offsets.get("sms", 0), REQUESTS), "<Message>", "sms"
+        )
+        yield "SMS turn", sms.cpu_per_request / static.cpu_per_request
+    if "vapi" in PATHS:
+        vapi = path(
+            "VAPI book_appointment",
+            vapi_lines(REQUESTS, offsets.get("vapi", 0)),
+            '"results"',
+            "vapi",
+        )
+        yield "VAPI book_appointment", vapi.cpu_per_request / static.cpu_per_request
+    if "voice" in PATHS or "gather" in PATHS:
+        first_call = offsets.get("voice", 0)
+        voice = path(
+            "voice call answered", voice_lines(signer, line, REQUESTS, first_call), "<Say", "voice"
+        )
+        yield "voice call answered", voice.cpu_per_request / static.cpu_per_request
+        if "gather" in PATHS:
+            # A quarter of the time: a Gather turn is cheaper than answering, and every
+            # turn must belong to a call answered above (or it is a retry, marked).
+            calls = min(voice.requests, REQUESTS)
+            gather = path(
+                "Gather turn",
+                gather_lines(signer, line, calls, first_call),
+                "<Say",
+                "gather",
+                seconds=max(1, SECONDS // 4),
+            )
+            yield "Gather turn", gather.cpu_per_request / static.cpu_per_request
+
+
+def print_medians(multiples: dict[str, list[float]]) -> None:
+    """Across rounds: each path's CPU multiple of the static request measured in its own
+    round, so a machine whose speed drifts during the run moves both sides together."""
+    print("CPU per request as a multiple of static, by round (median):")
+    for label, found in multiples.items():
+        rounds = "  ".join(f"{value:5.1f}" for value in found)
+        print(f"  {label:<22} {rounds}   median {statistics.median(found):5.1f}x")
 
 
 def main() -> None:

@@ -417,6 +417,9 @@ class Notification(TimestampMixin, Base):
         Index("ix_notifications_sender_due", "from_e164", "status", "due_at"),
         # Claims take what is planned to go out now.
         Index("ix_notifications_status_send", "status", "send_at"),
+        # A turn's reminder read-along (app/notifications/replies.py): the latest sent to
+        # one person by one agent, without scanning every notification the agent has had.
+        Index("ix_notifications_agent_to_sent", "agent_id", "to_e164", "sent_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))

@@ -82,15 +82,20 @@ def thread_names(pid: int) -> dict[int, str]:
     """Python's name of each thread of a process (py-spy's dump; threads Python did not
     start, e.g. a driver's, are missing)."""
     spy = Path(sys.executable).parent / "py-spy"
-    dump = subprocess.run(
-        [str(spy), "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True
-    ).stdout
     names: dict[int, str] = {}
-    for line in dump.splitlines():
-        if line.startswith("Thread ") and '"' in line:
-            tid, name = line.split()[1], line.split('"')[1]
-            if tid.isdigit():
-                names[int(tid)] = name
+    # A non-blocking dump reads a running process's memory and fails now and then (a
+    # stack changed under it); without names every turn thread would count as "other".
+    for _ in range(5):
+        dump = subprocess.run(
+            [str(spy), "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True
+        ).stdout
+        for line in dump.splitlines():
+            if line.startswith("Thread ") and '"' in line:
+                tid, name = line.split()[1], line.split('"')[1]
+                if tid.isdigit():
+                    names[int(tid)] = name
+        if names:
+            return names
     return names
 
 

@@ -131,7 +131,7 @@ class Appointment(TimestampMixin, Base):
     __tablename__ = "appointments"
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
-        Index("ix_appointments_agent_start", "agent_id", "start_at"),
+        # (agent_id, start_at) alone is this index's prefix: alembic 0010_booking_keys.
         Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
         Index("ix_appointments_start_id", "start_at", "id"),
         Index("ix_appointments_agent_start_id", "agent_id", "start_at", "id"),
@@ -430,6 +430,15 @@ class Notification(TimestampMixin, Base):
         Index("ix_notifications_sender_due", "from_e164", "status", "due_at"),
         # Claims take what is planned to go out now.
         Index("ix_notifications_status_send", "status", "send_at"),
+        # Unique among the rows sent: a planned row has none, and a constraint's index
+        # would hold its NULL key too (alembic 0010_booking_keys).
+        Index(
+            "uq_notifications_provider_sid",
+            "provider_sid",
+            unique=True,
+            postgresql_where=text("provider_sid IS NOT NULL"),
+            sqlite_where=text("provider_sid IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))
@@ -457,7 +466,7 @@ class Notification(TimestampMixin, Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     # One row per (appointment, kind, moment): a retried booking writes nothing twice.
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
-    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -131,7 +131,7 @@ class Appointment(TimestampMixin, Base):
     __tablename__ = "appointments"
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
-        # (agent_id, start_at) alone is this index's prefix: alembic 0010_booking_keys.
+        # (agent_id, start_at) alone is this index's prefix: alembic 0011_booking_keys.
         Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
         Index("ix_appointments_start_id", "start_at", "id"),
         Index("ix_appointments_agent_start_id", "agent_id", "start_at", "id"),
@@ -431,7 +431,7 @@ class Notification(TimestampMixin, Base):
         # Claims take what is planned to go out now.
         Index("ix_notifications_status_send", "status", "send_at"),
         # Unique among the rows sent: a planned row has none, and a constraint's index
-        # would hold its NULL key too (alembic 0010_booking_keys).
+        # would hold its NULL key too (alembic 0011_booking_keys).
         Index(
             "uq_notifications_provider_sid",
             "provider_sid",

@@ -1,6 +1,6 @@
 """bookings: no index a booking writes for nothing
 
-Revision ID: 0010_booking_keys
+Revision ID: 0011_booking_keys
 Revises: 0010_audit_keys
 
 A booking's commit wrote a page of every index of the appointment and its notifications
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0010_booking_keys"
+revision: str = "0011_booking_keys"
 down_revision: str | None = "0010_audit_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

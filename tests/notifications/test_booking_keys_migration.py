@@ -1,4 +1,4 @@
-"""Migration 0010_booking_keys: a booking writes no index that serves nothing."""
+"""Migration 0011_booking_keys: a booking writes no index that serves nothing."""
 
 from __future__ import annotations
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import LRUCache
 
@@ -194,13 +197,77 @@ def _use_statement_cache(engine: Engine) -> None:
     engine.update_execution_options(compiled_cache=StatementCache(STATEMENT_CACHE_SIZE))
 
 
-_HOLDS_WRITER = "holds_sqlite_writer_turn"
 # Sent through app/sql_fast.py: `exec_driver_sql` built SQLAlchemy's whole execution
 # context for a statement with no parameters or rows (~6% of an empty transaction's
 # CPU); the cursor events (round-trip counter, tracing) and error wrapping are the same.
 _BEGIN = text("BEGIN")
 _BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
 SQLITE_WRITER_WAIT_SECONDS = 30
+# Set by `read_only` while its session checks a connection out: a reader's, not the writer's.
+_reading: ContextVar[bool] = ContextVar("sqlite_reading", default=False)
+
+
+class SQLiteWriterPool(QueuePool):
+    """A SQLite file's pool: one connection kept for writing, handed out one checkout at a
+    time and in order; the others serve `read_only` sessions.
+
+    Writes are one at a time anyway (SQLite allows one writer), and queued in the
+    process: threads left to SQLite's busy handler poll with sleeps of up to 100 ms,
+    which a caller would hear as latency under load. In WAL mode a connection drops its
+    whole page cache when it begins a transaction after another connection committed:
+    with writes spread over the pool, every turn read its pages again (~50 pread64 a
+    turn under load) and parsed them again. On the one writer connection the cache stays
+    valid from one write to the next. The turn is taken at checkout and given back at
+    check-in, after COMMIT or ROLLBACK (a checked-out connection that never writes holds
+    it too: SQLAlchemy begins at the first statement anyway).
+    """
+
+    def __init__(
+        self,
+        creator: Callable[..., Any],
+        *,
+        writer_lock: threading.Lock | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(creator, **kw)
+        # Shared with the pools `recreate` makes (engine.dispose()): a connection still
+        # checked out from this one keeps the turn until it is checked in.
+        self._writer_lock = writer_lock or threading.Lock()
+        self._writer: ConnectionPoolEntry | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if _reading.get():
+            return super()._do_get()
+        if not self._writer_lock.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
+            raise TimeoutError("the database is busy: no write turn within the wait")
+        try:
+            if self._writer is None:
+                self._writer = self._create_connection()
+        except BaseException:
+            self._writer_lock.release()
+            raise
+        return self._writer
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        if record is self._writer:
+            self._writer_lock.release()
+        else:
+            super()._do_return_conn(record)
+
+    def recreate(self) -> QueuePool:
+        pool = super().recreate()
+        assert isinstance(pool, SQLiteWriterPool)
+        pool._writer_lock = self._writer_lock
+        return pool
+
+    def dispose(self) -> None:
+        super().dispose()
+        # As the queue's connections: closed unless checked out (then left as it is).
+        if self._writer is not None and self._writer_lock.acquire(blocking=False):
+            try:
+                self._writer.close()
+            finally:
+                self._writer_lock.release()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -215,31 +282,15 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
-    # One writer at a time, queued in the process: SQLite allows one writer anyway, and
-    # threads left to its busy handler poll with sleeps of up to 100 ms, which is what a
-    # caller would hear as latency under load. The turn passes at check-in, after COMMIT.
-    writer = threading.Lock()
-
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Writers are serialised: a deferred transaction that reads and then writes can
-        # fail with SQLITE_BUSY under concurrency, and the booking overlap check must see
-        # every committed row. Read-only sessions opt out.
+        # Writers are serialised (SQLiteWriterPool): a deferred transaction that reads and
+        # then writes can fail with SQLITE_BUSY under concurrency, and the booking overlap
+        # check must see every committed row. Read-only sessions opt out.
         if connection.get_execution_options().get("sqlite_deferred"):
             sql_fast.execute(connection, _BEGIN)
-            return
-        # The pooled connection's info is its pool record's: check-in below sees it.
-        info = connection.connection.info
-        if not info.get(_HOLDS_WRITER):
-            if not writer.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
-                raise TimeoutError("the database is busy: no write turn within the wait")
-            info[_HOLDS_WRITER] = True
-        sql_fast.execute(connection, _BEGIN_IMMEDIATE)
-
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_HOLDS_WRITER, False):
-            writer.release()
+        else:
+            sql_fast.execute(connection, _BEGIN_IMMEDIATE)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -255,7 +306,15 @@ def make_engine(settings: Settings) -> Engine:
 def _create(settings: Settings) -> Engine:
     url = settings.database_url
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # An in-memory database is one per connection (SQLAlchemy's per-thread pool):
+        # nothing to share, so nothing to queue.
+        file = make_url(url).database not in (None, "", ":memory:") and "mode=memory" not in url
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # The readers' connections last in, first out: the warmest cache.
+            **({"poolclass": SQLiteWriterPool, "pool_use_lifo": True} if file else {}),
+        )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
@@ -288,8 +347,13 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def read_only(session: Session) -> Iterator[Session]:
-    """Open the session's transaction as a plain (deferred) read on SQLite."""
-    session.connection(execution_options={"sqlite_deferred": True})
+    """Open the session's transaction as a plain (deferred) read on SQLite, on one of the
+    readers' connections."""
+    reading = _reading.set(True)
+    try:
+        session.connection(execution_options={"sqlite_deferred": True})
+    finally:
+        _reading.reset(reading)
     yield session
 
 

@@ -131,7 +131,7 @@ class Appointment(TimestampMixin, Base):
     __tablename__ = "appointments"
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
-        Index("ix_appointments_agent_start", "agent_id", "start_at"),
+        # (agent_id, start_at) alone is this index's prefix: alembic 0011_booking_keys.
         Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
         Index("ix_appointments_start_id", "start_at", "id"),
         Index("ix_appointments_agent_start_id", "agent_id", "start_at", "id"),
@@ -232,6 +232,19 @@ class AuditEntry(Base):
             postgresql_where=text("seq IS NULL"),
             sqlite_where=text("seq IS NULL"),
         ),
+        # Unique among the entries that have them: an unsealed entry has neither, and a
+        # constraint's index would hold its NULL keys too (a page write per turn for no
+        # query: alembic 0010_audit_keys).
+        *(
+            Index(
+                f"uq_audit_log_{key}",
+                key,
+                unique=True,
+                postgresql_where=text(f"{key} IS NOT NULL"),
+                sqlite_where=text(f"{key} IS NOT NULL"),
+            )
+            for key in ("seq", "hash")
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -243,9 +256,9 @@ class AuditEntry(Base):
     # HMAC of the content under AUDIT_SIGNING_KEY, written with the entry (no lock).
     mac: Mapped[str] = mapped_column(String(64))
     # Set by the seal (app/security/audit.py): position in the chain and its links.
-    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
+    seq: Mapped[int | None] = mapped_column(Integer)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
-    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditCheckpoint(Base):
@@ -420,6 +433,15 @@ class Notification(TimestampMixin, Base):
         # A turn's reminder read-along (app/notifications/replies.py): the latest sent to
         # one person by one agent, without scanning every notification the agent has had.
         Index("ix_notifications_agent_to_sent", "agent_id", "to_e164", "sent_at"),
+        # Unique among the rows sent: a planned row has none, and a constraint's index
+        # would hold its NULL key too (alembic 0011_booking_keys).
+        Index(
+            "uq_notifications_provider_sid",
+            "provider_sid",
+            unique=True,
+            postgresql_where=text("provider_sid IS NOT NULL"),
+            sqlite_where=text("provider_sid IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ntf"))
@@ -447,7 +469,7 @@ class Notification(TimestampMixin, Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     # One row per (appointment, kind, moment): a retried booking writes nothing twice.
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
-    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

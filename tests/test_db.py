@@ -80,6 +80,89 @@ def test_second_writer_waits_for_the_first_to_commit_and_readers_do_not(tmp_path
     engine.dispose()
 
 
+def _connection_of(session: Any) -> Any:
+    return session.connection().connection.dbapi_connection
+
+
+def test_writes_run_on_one_connection_whose_page_cache_no_other_commit_drops(tmp_path: Path):
+    # In WAL mode a connection drops its page cache when another one committed since its
+    # last transaction: all writes on one connection keep it. Readers use the others.
+    engine = make_engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/w.db"))
+    factory = make_session_factory(engine)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    writers = []
+    with factory() as first, factory() as reader, read_only(reader):
+        first.execute(text("INSERT INTO t VALUES (1)"))
+        writers.append(_connection_of(first))
+        assert _connection_of(reader) is not writers[0]
+        reader.rollback()  # the reader's connection goes back first, the writer's after it
+        first.commit()
+    with factory() as second:
+        second.execute(text("INSERT INTO t VALUES (2)"))
+        writers.append(_connection_of(second))
+        second.commit()
+    assert writers[0] is writers[1]
+    engine.dispose()
+
+
+def test_a_write_waits_for_one_from_before_the_pool_was_recreated(tmp_path: Path):
+    engine = make_engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/w.db"))
+    factory = make_session_factory(engine)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    events: list[str] = []
+    with factory() as first:
+        first.execute(text("INSERT INTO t VALUES (1)"))
+        engine.dispose()  # a new pool; this session keeps its connection and turn
+
+        def second() -> None:
+            with factory() as session:
+                session.execute(text("INSERT INTO t VALUES (2)"))
+                events.append("second writes")
+                session.commit()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=0.3)
+        events.append("first commits")
+        first.commit()
+    thread.join(timeout=10)
+    assert events == ["first commits", "second writes"]
+    engine.dispose()
+
+
+def test_a_write_that_waits_too_long_fails_and_the_turn_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(db, "SQLITE_WRITER_WAIT_SECONDS", 0.05)
+    engine = make_engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/w.db"))
+    factory = make_session_factory(engine)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with factory() as session:
+                session.execute(text("INSERT INTO t VALUES (2)"))
+        except TimeoutError as error:
+            failed.append(error)
+
+    with factory() as first:
+        first.execute(text("INSERT INTO t VALUES (1)"))
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=10)
+        first.commit()
+    assert len(failed) == 1
+    with factory() as third:
+        third.execute(text("INSERT INTO t VALUES (3)"))
+        third.commit()
+        assert third.scalar(text("SELECT count(*) FROM t")) == 2
+    engine.dispose()
+
+
 def test_replicas_migrating_together_on_postgresql_both_reach_head():
     base = os.environ.get("TEST_DATABASE_URL", "")
     if not base.startswith("postgresql"):

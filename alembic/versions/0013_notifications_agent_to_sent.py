@@ -1,15 +1,15 @@
 """notifications: index for the reminder read-along of every SMS turn
 
-Revision ID: 0011_notifications_agent_to
-Revises: 0009_ms365
+Revision ID: 0013_notifications_agent_to
+Revises: 0011_booking_keys
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011_notifications_agent_to"
-down_revision: str | None = "0009_ms365"
+revision: str = "0013_notifications_agent_to"
+down_revision: str | None = "0011_booking_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

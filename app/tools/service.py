@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     literal,
     null,
+    or_,
     select,
     union_all,
 )
@@ -111,6 +112,17 @@ _BLOCKS = select(null().label("appointment_type"), _blocks.start_at, _blocks.end
 )
 _LOCAL = union_all(_APPOINTMENTS, _BLOCKS)
 _LOCAL_EXCLUDING = union_all(_APPOINTMENTS_EXCLUDING, _BLOCKS)
+# The same reads, narrowed to the rows that may reach a moment (`near`): a row whose
+# end, or whose start, is after it. With the window's own bounds this is every row the
+# check before a write can find in its way (`SchedulingTools._busy_near`), not a day's.
+_NEAR = bindparam("near", type_=UTCDateTime())
+_LOCAL_NEAR, _LOCAL_NEAR_EXCLUDING = (
+    union_all(
+        appointments.where(or_(_appointments.end_at > _NEAR, _appointments.start_at > _NEAR)),
+        _BLOCKS.where(or_(_blocks.end_at > _NEAR, _blocks.start_at > _NEAR)),
+    )
+    for appointments in (_APPOINTMENTS, _APPOINTMENTS_EXCLUDING)
+)
 # The caller's appointments (entities: a listed one may be cancelled or moved next).
 _CALLERS = {
     (include_past, no_number): (
@@ -806,10 +818,41 @@ class SchedulingTools:
     def _why_unavailable(
         self, kind: AppointmentType, start: datetime, exclude_id: str | None = None
     ) -> Unavailable | None:
+        if self.schedule.daily_cap is None and isinstance(self.ctx.calendar, LocalCalendar):
+            # No day to count: only what may overlap the slot is read.
+            busy = self._busy_near(kind, start, exclude_id)
+            return check_slot(self.schedule, kind, busy, now=self.ctx.now, start=start)
         # fresh: the external calendar is asked again, not answered from a cache.
         busy, per_day = self._busy_and_counts(start, start + kind.duration, exclude_id, fresh=True)
         return check_slot(
             self.schedule, kind, busy, now=self.ctx.now, start=start, booked_per_day=per_day
+        )
+
+    def _busy_near(
+        self, kind: AppointmentType, start: datetime, exclude_id: str | None
+    ) -> BusyIndex:
+        """The built-in calendar's busy spans in the checked window that may overlap
+        `kind` at `start`, read fresh: the rows `_busy_and_counts` would read, less those
+        that cannot reach the slot. An appointment keeps [its start - its type's buffer
+        before, the later of its end and its start + its type's duration and buffer
+        after) (`_blocked_by`; its own span for a type no longer known), so one that
+        reaches the slot starts before the slot's end plus the longest buffer before, and
+        ends, or starts, after the slot's start less the longest duration and buffer
+        after. A busy calendar's day holds dozens of rows; this window, a few."""
+        window_start, window_end = _checked_window(start, start + kind.duration)
+        blocked = kind.blocked(start)
+        types = self.schedule.types
+        before = max([0, *(t.buffer_before_minutes for t in types)])
+        after = max([0, *(t.duration_minutes + t.buffer_after_minutes for t in types)])
+        reach_end = min(window_end, blocked.end + timedelta(minutes=before))
+        params = self._window_params(window_start, reach_end, exclude_id)
+        params["near"] = blocked.start - timedelta(minutes=after)
+        statement = _LOCAL_NEAR_EXCLUDING if exclude_id is not None else _LOCAL_NEAR
+        return BusyIndex(
+            Interval(row.start_at, row.end_at)
+            if row.appointment_type is None
+            else self._blocked_by(*row)
+            for row in self._read(statement, params)
         )
 
     def _write_through(

@@ -191,9 +191,20 @@ def owner_number(session: Session, agent: AgentLike) -> str | None:
     )
 
 
+# strftime's %a and %b in the C locale (Python never switches it, nor does the app).
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def when_text(moment: datetime, zone: ZoneInfo) -> str:
+    """`Tue Dec 1 at 3:05 PM`, built from the fields: its two strftime calls were a
+    fifth of a booking's notification plan."""
     local = moment.astimezone(zone)
-    return f"{local:%a %b} {local.day} at {local:%I:%M %p}".replace(" 0", " ")
+    hour = local.hour % 12 or 12
+    return (
+        f"{_DAYS[local.weekday()]} {_MONTHS[local.month - 1]} {local.day} at "
+        f"{hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    )
 
 
 class Planner:

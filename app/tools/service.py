@@ -806,11 +806,40 @@ class SchedulingTools:
     def _why_unavailable(
         self, kind: AppointmentType, start: datetime, exclude_id: str | None = None
     ) -> Unavailable | None:
+        if self.schedule.daily_cap is None and isinstance(self.ctx.calendar, LocalCalendar):
+            # No day to count: only what may overlap the slot is read.
+            busy = self._busy_near(kind, start, exclude_id)
+            return check_slot(self.schedule, kind, busy, now=self.ctx.now, start=start)
         # fresh: the external calendar is asked again, not answered from a cache.
         busy, per_day = self._busy_and_counts(start, start + kind.duration, exclude_id, fresh=True)
         return check_slot(
             self.schedule, kind, busy, now=self.ctx.now, start=start, booked_per_day=per_day
         )
+
+    def _busy_near(
+        self, kind: AppointmentType, start: datetime, exclude_id: str | None
+    ) -> BusyIndex:
+        """The built-in calendar's busy spans in the checked window that may overlap
+        `kind` at `start`, read fresh: the rows `_busy_and_counts` would read, less those
+        that cannot reach the slot. An appointment keeps [its start - its type's buffer
+        before, the later of its end and its start + its type's duration and buffer
+        after) (`_blocked_by`; its own span for a type no longer known), so one that
+        reaches the slot starts before the slot's end plus the longest buffer before, and
+        ends after the slot's start less the longest duration and buffer after (it ends
+        after it starts: every write makes it so, and PostgreSQL's exclusion constraint
+        refuses any other row). The same statement as a window's read, on a narrower
+        window: a busy calendar's three days hold dozens of rows, this one a few."""
+        window_start, window_end = _checked_window(start, start + kind.duration)
+        blocked = kind.blocked(start)
+        types = self.schedule.types
+        before = max([0, *(t.buffer_before_minutes for t in types)])
+        after = max([0, *(t.duration_minutes + t.buffer_after_minutes for t in types)])
+        near_start = max(window_start, blocked.start - timedelta(minutes=after))
+        near_end = min(window_end, blocked.end + timedelta(minutes=before))
+        appointments, external = self._read_local(near_start, near_end, exclude_id)
+        intervals = [self._blocked_by(*row) for row in appointments]
+        intervals += external
+        return BusyIndex(intervals)
 
     def _write_through(
         self, write: Callable[[AgentLike, Appointment], str | None], appointment: Appointment

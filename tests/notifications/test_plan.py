@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from app.notifications.plan import (
     ReminderPolicy,
     default_settings,
     settings_and_sender,
+    when_text,
 )
 from app.tools.schemas import (
     BookAppointmentArgs,
@@ -198,3 +200,14 @@ def test_planning_is_the_agents_settings_row_or_the_defaults(session: Session, d
         reminder_calls=True,
     )
     assert ReminderPolicy.of(default_settings(demo.agent_id)) == DEFAULT_POLICY
+
+
+def test_when_text_reads_as_strftime_wrote_it() -> None:
+    rng = random.Random(16)
+    zones = [ZoneInfo(z) for z in ("UTC", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Chatham")]
+    for _ in range(3000):
+        moment = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(10**9))
+        zone = rng.choice(zones)
+        local = moment.astimezone(zone)
+        written = f"{local:%a %b} {local.day} at {local:%I:%M %p}".replace(" 0", " ")
+        assert when_text(moment, zone) == written

@@ -363,8 +363,40 @@ def _send(
         dialect.do_execute(cursor, sql, parameters, context)
 
 
+# psycopg keeps a cursor's adaptation state (the dumper of each parameter's type, the
+# loader of each result column's type) only while that cursor runs the same query again:
+# a new cursor per statement, as SQLAlchemy makes, looks every dumper and loader up
+# anew. So on PostgreSQL each connection keeps one cursor per compiled statement, used
+# again by its next execution. `_run` reads all of a result before it returns, and a
+# connection serves one thread at a time, so a kept cursor is idle between its uses; it
+# lives and dies with its DBAPI connection (the map is keyed by that very object).
+_KEPT = "sql_fast_cursors"
+_KEEPS_CURSORS = frozenset({"postgresql"})
+_MAX_KEPT = 64
+
+
+def _cursor_for(connection: Connection, compiled: Compiled, many: bool) -> tuple[Any, bool]:
+    """The cursor to run `compiled` on, and whether it is kept (not to be closed)."""
+    fairy = connection.connection
+    if many or connection.dialect.name not in _KEEPS_CURSORS:
+        return fairy.cursor(), False
+    dbapi_connection = fairy.dbapi_connection
+    kept = fairy.info.get(_KEPT)
+    if kept is None or kept[0] is not dbapi_connection:
+        kept = fairy.info[_KEPT] = (dbapi_connection, {})
+    cursors: dict[Compiled, Any] = kept[1]
+    cursor = cursors.get(compiled)
+    if cursor is None or cursor.closed:
+        if len(cursors) >= _MAX_KEPT:  # statements built per use: start again
+            for old in cursors.values():
+                old.close()
+            cursors.clear()
+        cursor = cursors[compiled] = fairy.cursor()
+    return cursor, True
+
+
 def _run(connection: Connection, compiled: Compiled, parameters: Any, many: bool) -> FastResult:
-    cursor = connection.connection.cursor()
+    cursor, kept = _cursor_for(connection, compiled, many)
     sql = compiled.sql
     context = ExecutionContext(connection, cursor, compiled, parameters, many)
     try:
@@ -379,7 +411,8 @@ def _run(connection: Connection, compiled: Compiled, parameters: Any, many: bool
             )
         rows = compiled.rows(cursor)
         rowcount = cursor.rowcount
-        cursor.close()
+        if not kept:
+            cursor.close()
     except BaseException as error:
         connection._handle_dbapi_exception(error, sql, parameters, cursor, context)  # type: ignore[arg-type]
         raise  # it raises; this is for the type checker

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool.base import _ConnectionFairy
 
 from app import commit_writes, sql_fast
+from app.db import UTCDateTime
 from app.demo import DemoData
 from app.models import (
     Appointment,
@@ -357,6 +358,34 @@ def test_rows_read_by_label_index_and_as_a_result(session: Session):
 def test_a_missing_parameter_is_refused(session: Session):
     with pytest.raises(InvalidRequestError, match="word"):
         sql_fast.execute(session, select(bindparam("word").label("w")), {})
+
+
+def test_parameters_are_gathered_as_the_rules_gather_them(session: Session):
+    """The generated gatherer and `_value`'s rules give the same driver parameters:
+    a literal, a bind with a value of its own (given or not), a processed value, and a
+    value given under a unique bind's compiled name (the rules' fallback)."""
+    unique = bindparam("u", unique=True, type_=Integer)
+    statement = select(
+        literal("fixed").label("a"),
+        bindparam("own", value=3).label("b"),
+        bindparam("when", type_=UTCDateTime).label("c"),
+        unique.label("d"),
+    )
+    dialect = session.get_bind().dialect
+    compiled = sql_fast.compiled_for(statement, dialect, None, False)
+    name = compiled.compiled.bind_names[unique]  # "u_1": its key is anonymous
+    for params in (
+        {"when": START, name: 1},  # by compiled name only: not the gatherer's lookup
+        {"when": START, name: 1, "own": 9},
+    ):
+        assert compiled.parameters(params) == compiled._parameters_by_rule(params)
+    assert sql_fast.execute(session, statement, {"when": START, name: 2}).one()[1:] == (
+        3,
+        START,
+        2,
+    )
+    with pytest.raises(InvalidRequestError, match="'when'"):
+        compiled.parameters({name: 1})
 
 
 def test_an_expanding_parameter_is_refused(session: Session):

@@ -156,12 +156,13 @@ def write_deferred(session: Session) -> None:
     if shape is None:  # built for this commit: SQLAlchemy compiles it as any other
         connection.execute(_combine(tables, deferred), _params(tables, deferred))
         return
-    combined = _combined.get(shape)
-    if combined is None:
+    found = _combined.get(shape)
+    if found is None:
         if len(_combined) >= _MAX_SHAPES:
             _combined.clear()
-        combined = _combined[shape] = _combine(tables, deferred)
-    sql_fast.execute(connection, combined, _params(tables, deferred))
+        found = _combined[shape] = (_combine(tables, deferred), _param_names(shape))
+    combined, names = found
+    sql_fast.execute(connection, combined, dict(zip(names, _values(shape, deferred), strict=True)))
 
 
 # --- statements, built once per shape --------------------------------------------------
@@ -236,6 +237,35 @@ def _params(tables: list[Table], deferred: _Deferred) -> dict[str, Any]:
         if isinstance(statement, _RowUpdate):
             params.update(_update_params(statement, f"u{number}_"))
     return params
+
+
+def _param_names(shape: tuple[Any, ...]) -> tuple[str, ...]:
+    """The combined statement's parameter names, in `_values`'s order (`_params`'s
+    names, made once per shape instead of formatted per value at each commit)."""
+    names: list[str] = []
+    updates = 0
+    for part in shape:
+        if len(part) == 3 and isinstance(part[2], int):  # (table, columns, rows)
+            table, columns, count = part
+            names += [_row_param(table, i, column) for i in range(count) for column in columns]
+        else:  # (table, key column, columns) of an update_row
+            prefix = f"u{updates}_"
+            names += [prefix + column for column in part[2]] + [f"{prefix}key"]
+            updates += 1
+    return tuple(names)
+
+
+def _values(shape: tuple[Any, ...], deferred: _Deferred) -> list[Any]:
+    """The values of every deferred row and update, in the order of `_param_names`."""
+    values: list[Any] = []
+    for part in shape:
+        if len(part) == 3 and isinstance(part[2], int):
+            columns = part[1]
+            values += [row[column] for row in deferred.rows[part[0]] for column in columns]
+    for change in deferred.statements:
+        values += cast(_RowUpdate, change).values
+        values.append(cast(_RowUpdate, change).key_value)
+    return values
 
 
 def _combine(tables: list[Table], deferred: _Deferred) -> Any:

@@ -77,6 +77,7 @@ class Compiled:
         self.positional: bool = compiled.positional
         self.defaults = _defaults_of(compiled)
         self.binds = _binds_of(compiled, {default.name for default in self.defaults})
+        self._gather = _gatherer(self.binds, self.positional)
         self.result_types = [entry[3] for entry in compiled._result_columns]
         self.labels = [entry[0] for entry in compiled._result_columns]
         self.dialect = dialect
@@ -89,6 +90,12 @@ class Compiled:
     def parameters(self, params: Mapping[str, Any]) -> Any:
         """The driver's parameters for one execution, as `_init_compiled` builds them."""
         values = _with_defaults(params, self.defaults)
+        try:
+            return self._gather(values)
+        except KeyError:  # a value given under the compiled name, or none: the rules
+            return self._parameters_by_rule(values)
+
+    def _parameters_by_rule(self, values: Mapping[str, Any]) -> Any:
         if self.positional:
             return tuple(_value(bind, values) for bind in self.binds)
         return {bind.driver_key: _value(bind, values) for bind in self.binds}
@@ -215,6 +222,34 @@ def _value(bind: _Bind, params: Mapping[str, Any]) -> Any:
         if value is _NO_VALUE:
             raise InvalidRequestError(f"A value is required for bind parameter {bind.key!r}")
     return value if bind.processor is None else bind.processor(value)
+
+
+def _gatherer(binds: tuple[_Bind, ...], positional: bool) -> Callable[[Mapping[str, Any]], Any]:
+    """One expression that builds the driver's parameters: a statement of the last
+    writes has a hundred or more, and a call of `_value` for each was most of their
+    cost. Each value is looked up by its key as `_value` does first; a key that is
+    missing raises KeyError, and the caller then applies `_value`'s rules in full (the
+    compiled name, the statement's own value, the error)."""
+    names: dict[str, Any] = {"_value": _value}
+    parts = []
+    for number, bind in enumerate(binds):
+        if bind.fixed is not _NO_VALUE and bind.key == bind.name:
+            names[f"f{number}"] = bind.fixed
+            found = f"p.get({bind.key!r}, f{number})"
+        elif bind.fixed is _NO_VALUE:
+            found = f"p[{bind.key!r}]"
+        else:  # a value of its own under another name: the full rules
+            names[f"b{number}"] = bind
+            found = f"_value(b{number}, p)"
+        if bind.processor is not None and "_value" not in found:
+            names[f"c{number}"] = bind.processor
+            found = f"c{number}({found})"
+        parts.append(found if positional else f"{bind.driver_key!r}: {found}")
+    listed = "".join(f"{part}, " for part in parts)
+    body = f"({listed})" if positional else f"{{{listed}}}"
+    # Keys enter the source as repr() of their str: no caller text becomes code.
+    exec(f"def gather(p):\n    return {body}\n", names)
+    return cast(Callable[[Mapping[str, Any]], Any], names["gather"])
 
 
 # --- compiled once per statement and dialect ----------------------------------------------
@@ -363,8 +398,40 @@ def _send(
         dialect.do_execute(cursor, sql, parameters, context)
 
 
+# psycopg keeps a cursor's adaptation state (the dumper of each parameter's type, the
+# loader of each result column's type) only while that cursor runs the same query again:
+# a new cursor per statement, as SQLAlchemy makes, looks every dumper and loader up
+# anew. So on PostgreSQL each connection keeps one cursor per compiled statement, used
+# again by its next execution. `_run` reads all of a result before it returns, and a
+# connection serves one thread at a time, so a kept cursor is idle between its uses; it
+# lives and dies with its DBAPI connection (the map is keyed by that very object).
+_KEPT = "sql_fast_cursors"
+_KEEPS_CURSORS = frozenset({"postgresql"})
+_MAX_KEPT = 64
+
+
+def _cursor_for(connection: Connection, compiled: Compiled, many: bool) -> tuple[Any, bool]:
+    """The cursor to run `compiled` on, and whether it is kept (not to be closed)."""
+    fairy = connection.connection
+    if many or connection.dialect.name not in _KEEPS_CURSORS:
+        return fairy.cursor(), False
+    dbapi_connection = fairy.dbapi_connection
+    kept = fairy.info.get(_KEPT)
+    if kept is None or kept[0] is not dbapi_connection:
+        kept = fairy.info[_KEPT] = (dbapi_connection, {})
+    cursors: dict[Compiled, Any] = kept[1]
+    cursor = cursors.get(compiled)
+    if cursor is None or cursor.closed:
+        if len(cursors) >= _MAX_KEPT:  # statements built per use: start again
+            for old in cursors.values():
+                old.close()
+            cursors.clear()
+        cursor = cursors[compiled] = fairy.cursor()
+    return cursor, True
+
+
 def _run(connection: Connection, compiled: Compiled, parameters: Any, many: bool) -> FastResult:
-    cursor = connection.connection.cursor()
+    cursor, kept = _cursor_for(connection, compiled, many)
     sql = compiled.sql
     context = ExecutionContext(connection, cursor, compiled, parameters, many)
     try:
@@ -379,7 +446,8 @@ def _run(connection: Connection, compiled: Compiled, parameters: Any, many: bool
             )
         rows = compiled.rows(cursor)
         rowcount = cursor.rowcount
-        cursor.close()
+        if not kept:
+            cursor.close()
     except BaseException as error:
         connection._handle_dbapi_exception(error, sql, parameters, cursor, context)  # type: ignore[arg-type]
         raise  # it raises; this is for the type checker

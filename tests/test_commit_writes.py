@@ -194,3 +194,27 @@ def test_waiting_values_show_what_the_commit_will_write_and_nothing_after(
         assert conversation.id
         session.commit()
         assert commit_writes.waiting_values(session, InboundEvent.__table__) == []
+
+
+def test_the_kept_parameter_names_give_each_value_its_own_name():
+    """The combined statement's names are made once per shape and zipped with the
+    values at each commit: the same mapping `_params` builds name by name, whatever
+    the order of a row's keys."""
+    deferred = commit_writes._Deferred()
+    messages, events = Message.__table__, InboundEvent.__table__
+    deferred.rows[messages] = [
+        {"id": 1, "body": "a", "direction": "in"},
+        {"direction": "out", "id": 2, "body": "b"},  # same columns, another order
+    ]
+    deferred.rows[events] = [{"id": "e1", "kind": "sms"}]
+    deferred.statements += [
+        commit_writes._RowUpdate(events, "id", ("response",), "e1", ("<R/>",)),
+        commit_writes._RowUpdate(messages, "id", ("body", "direction"), 2, ("c", "out")),
+    ]
+    tables = [messages, events]
+    shape = commit_writes._shape(tables, deferred)
+    assert shape is not None
+    names = commit_writes._param_names(shape)
+    zipped = dict(zip(names, commit_writes._values(shape, deferred), strict=True))
+    assert zipped == commit_writes._params(tables, deferred)
+    assert len(names) == len(set(names)) == 3 * 2 + 2 + 2 + 3

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, column, event, insert, literal, select, table
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
+from sqlalchemy import Engine, Integer, bindparam, column, event, insert, literal, select, table
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool.base import _ConnectionFairy
 
 from app import commit_writes, sql_fast
+from app.db import UTCDateTime
 from app.demo import DemoData
 from app.models import (
     Appointment,
@@ -356,6 +358,34 @@ def test_rows_read_by_label_index_and_as_a_result(session: Session):
 def test_a_missing_parameter_is_refused(session: Session):
     with pytest.raises(InvalidRequestError, match="word"):
         sql_fast.execute(session, select(bindparam("word").label("w")), {})
+
+
+def test_parameters_are_gathered_as_the_rules_gather_them(session: Session):
+    """The generated gatherer and `_value`'s rules give the same driver parameters:
+    a literal, a bind with a value of its own (given or not), a processed value, and a
+    value given under a unique bind's compiled name (the rules' fallback)."""
+    unique = bindparam("u", unique=True, type_=Integer)
+    statement = select(
+        literal("fixed").label("a"),
+        bindparam("own", value=3).label("b"),
+        bindparam("when", type_=UTCDateTime).label("c"),
+        unique.label("d"),
+    )
+    dialect = session.get_bind().dialect
+    compiled = sql_fast.compiled_for(statement, dialect, None, False)
+    name = compiled.compiled.bind_names[unique]  # "u_1": its key is anonymous
+    for params in (
+        {"when": START, name: 1},  # by compiled name only: not the gatherer's lookup
+        {"when": START, name: 1, "own": 9},
+    ):
+        assert compiled.parameters(params) == compiled._parameters_by_rule(params)
+    assert sql_fast.execute(session, statement, {"when": START, name: 2}).one()[1:] == (
+        3,
+        START,
+        2,
+    )
+    with pytest.raises(InvalidRequestError, match="'when'"):
+        compiled.parameters({name: 1})
 
 
 def test_an_expanding_parameter_is_refused(session: Session):
@@ -750,3 +780,74 @@ def test_the_gather_lookup_reads_the_same_conversation_route_and_appointments(
 
 class _Region:
     default_region = "US"
+
+
+def _cursors_made(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Each DBAPI cursor a pooled connection makes from here on."""
+    made: list[Any] = []
+    make = _ConnectionFairy.cursor
+
+    def counted(self: _ConnectionFairy, *args: Any, **kwargs: Any) -> Any:
+        made.append(make(self, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(_ConnectionFairy, "cursor", counted)
+    return made
+
+
+def test_postgresql_runs_a_statement_again_on_its_kept_cursor(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+):
+    """psycopg keeps a cursor's dumpers and loaders only while it runs the same query
+    again, so on PostgreSQL a statement's next run uses the cursor of its last; other
+    statements get their own, and the rows are each run's."""
+    same = select(bindparam("n").label("n"), literal("x").label("tag"))
+    other = select(literal(2).label("two"))
+    session.connection()
+    made = _cursors_made(monkeypatch)
+    firsts = [sql_fast.execute(session, same, {"n": n}).scalar() for n in (1, 2, 3)]
+    assert sql_fast.execute(session, other).scalar() == 2
+    assert firsts == [1, 2, 3]
+    assert sql_fast.execute(session, same, {"n": 4}).all() == [(4, "x")]
+    if session.get_bind().dialect.name == "postgresql":
+        assert len(made) == 2 and not any(cursor.closed for cursor in made)
+    else:  # SQLite caches its statements per connection: a cursor per run, closed
+        assert len(made) == 5 and all(_closed(cursor) for cursor in made)
+
+
+def _closed(cursor: Any) -> bool:
+    try:
+        cursor.execute("SELECT 1")
+    except Exception:  # sqlite3.ProgrammingError: cannot operate on a closed cursor
+        return True
+    return False
+
+
+def test_a_kept_cursor_belongs_to_its_dbapi_connection(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+):
+    """A connection the pool replaced (invalidated) gets cursors of its own: a kept
+    cursor never outlives the DBAPI connection it was made on."""
+    statement = select(literal(5).label("five"))
+    with session_factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("cursors are kept on PostgreSQL only")
+        assert sql_fast.execute(session, statement).scalar() == 5
+        first = session.connection().connection.dbapi_connection
+        session.connection().invalidate()
+        session.rollback()
+        made = _cursors_made(monkeypatch)
+        assert sql_fast.execute(session, statement).scalar() == 5
+        assert session.connection().connection.dbapi_connection is not first
+        assert len(made) == 1
+
+
+def test_an_error_leaves_a_kept_cursor_usable(session_factory: sessionmaker[Session]):
+    statement = select((literal(1) / bindparam("d", type_=Integer)).label("q"))
+    with session_factory() as session:
+        assert sql_fast.execute(session, statement, {"d": 1}).scalar() == 1
+        if session.get_bind().dialect.name == "postgresql":
+            with pytest.raises(DBAPIError):
+                sql_fast.execute(session, statement, {"d": 0})  # division by zero
+            session.rollback()
+        assert sql_fast.execute(session, statement, {"d": 1}).scalar() == 1

@@ -156,19 +156,21 @@ def write_deferred(session: Session) -> None:
     if shape is None:  # built for this commit: SQLAlchemy compiles it as any other
         connection.execute(_combine(tables, deferred), _params(tables, deferred))
         return
-    combined = _combined.get(shape)
-    if combined is None:
+    found = _combined.get(shape)
+    if found is None:
         if len(_combined) >= _MAX_SHAPES:
             _combined.clear()
-        combined = _combined[shape] = _combine(tables, deferred)
-    sql_fast.execute(connection, combined, _params(tables, deferred))
+        found = _combined[shape] = (_combine(tables, deferred), _names(tables, deferred))
+    combined, names = found
+    sql_fast.execute(connection, combined, dict(zip(names, _values(tables, deferred), strict=True)))
 
 
 # --- statements, built once per shape --------------------------------------------------
 
 _inserts: dict[Table, Insert] = {}
 _updates: dict[tuple[Table, str, tuple[str, ...], str], Update] = {}
-_combined: dict[tuple[Any, ...], Any] = {}
+# The combined statement of a shape, with its parameters' names in `_values`' order.
+_combined: dict[tuple[Any, ...], tuple[Any, tuple[str, ...]]] = {}
 
 
 def _insert_of(table: Table) -> Insert:
@@ -236,6 +238,41 @@ def _params(tables: list[Table], deferred: _Deferred) -> dict[str, Any]:
         if isinstance(statement, _RowUpdate):
             params.update(_update_params(statement, f"u{number}_"))
     return params
+
+
+# A commit sends some 50-130 values: their parameters' names are made once per shape
+# (`_names`) and the values read in the same order (`_values`), not formatted anew for
+# each value at every commit (`_params`, for a statement built for one commit).
+
+
+def _names(tables: list[Table], deferred: _Deferred) -> tuple[str, ...]:
+    """The names `_params` gives the values `_values` lists, in that order."""
+    names: list[str] = []
+    for table in tables:
+        columns = tuple(deferred.rows[table][0])
+        for index in range(len(deferred.rows[table])):
+            names.extend(_row_param(table, index, column) for column in columns)
+    for number, statement in enumerate(deferred.statements):
+        if isinstance(statement, _RowUpdate):
+            names.extend(f"u{number}_{column}" for column in statement.columns)
+            names.append(f"u{number}_key")
+    return tuple(names)
+
+
+def _values(tables: list[Table], deferred: _Deferred) -> list[Any]:
+    """The values of a kept statement's parameters, in `_names`' order: each table's
+    rows in the first row's column order (`_shape` checked they name the same)."""
+    values: list[Any] = []
+    for table in tables:
+        rows = deferred.rows[table]
+        columns = tuple(rows[0])
+        for row in rows:
+            values.extend([row[column] for column in columns])
+    for statement in deferred.statements:
+        if isinstance(statement, _RowUpdate):
+            values.extend(statement.values)
+            values.append(statement.key_value)
+    return values
 
 
 def _combine(tables: list[Table], deferred: _Deferred) -> Any:

@@ -194,3 +194,28 @@ def test_waiting_values_show_what_the_commit_will_write_and_nothing_after(
         assert conversation.id
         session.commit()
         assert commit_writes.waiting_values(session, InboundEvent.__table__) == []
+
+
+def test_a_kept_statements_values_follow_its_names_whatever_each_rows_key_order():
+    """The kept statement's parameter names are made once per shape and the values read
+    in their order: a row naming its columns in another order gets its own values."""
+    messages = Message.__table__
+    events = InboundEvent.__table__
+    deferred = commit_writes._Deferred()
+    deferred.rows[messages] = [
+        {"id": "m1", "direction": "in", "body": "hello"},
+        {"body": "hi there", "id": "m2", "direction": "out"},
+    ]
+    deferred.statements.append(
+        commit_writes._RowUpdate(events, "id", ("response", "status"), "ev1", ("<R/>", "done"))
+    )
+    tables = [messages]
+    named = dict(
+        zip(
+            commit_writes._names(tables, deferred),
+            commit_writes._values(tables, deferred),
+            strict=True,
+        )
+    )
+    assert named == commit_writes._params(tables, deferred)
+    assert named["messages_1_body"] == "hi there" and named["u0_key"] == "ev1"

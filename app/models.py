@@ -131,9 +131,11 @@ class Appointment(TimestampMixin, Base):
     __tablename__ = "appointments"
     __table_args__ = (
         UniqueConstraint("agent_id", "idempotency_key", name="uq_appointments_idempotency"),
-        # (agent_id, start_at) alone is this index's prefix: alembic 0011_booking_keys.
-        Index("ix_appointments_agent_contact", "agent_id", "contact_e164"),
+        # A caller's bookings with an agent, newest first: every turn reads the name they
+        # last gave (app/agent/conversations.py) without sorting all their bookings.
+        Index("ix_appointments_agent_contact_created", "agent_id", "contact_e164", "created_at"),
         Index("ix_appointments_start_id", "start_at", "id"),
+        # (agent_id, start_at) alone is this index's prefix: alembic 0011_booking_keys.
         Index("ix_appointments_agent_start_id", "agent_id", "start_at", "id"),
     )
 

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from app.notifications.replies import reminded_appointment_id
+from tests.query_plans import plan_of
 
 
 def test_reminder_read_along_uses_the_agent_person_index(db_engine: Engine):
     subquery, params = reminded_appointment_id("agt_x", "+14155550177", datetime.now(UTC))
-    statement = select(subquery).params(**params)
-    sql = str(statement.compile(db_engine, compile_kwargs={"literal_binds": True}))
-    with db_engine.connect() as connection:
-        if db_engine.dialect.name == "postgresql":
-            # Empty tables: without this the planner rightly prefers a sequential scan.
-            connection.execute(text("SET LOCAL enable_seqscan = off"))
-            rows = connection.exec_driver_sql("EXPLAIN " + sql).all()
-        else:
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
-        plan = "\n".join(str(row) for row in rows)
+    plan = plan_of(db_engine, select(subquery).params(**params))
     assert "ix_notifications_agent_to_sent" in plan, plan

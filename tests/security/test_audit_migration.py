@@ -4,11 +4,12 @@ configured key and sealed by the first seal, so `audit verify` covers them too."
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -34,15 +35,18 @@ def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
         next(urls, None)
 
 
-def _upgrade(engine: Engine, revision: str) -> None:
-    from alembic.config import Config
-
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Alembic's `step` (command.upgrade or command.downgrade) to `revision` on `engine`."""
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     config.attributes["configure_logging"] = False
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    _migrate(engine, command.upgrade, revision)
 
 
 def test_old_entries_are_signed_and_sealed_after_the_upgrade(fresh_engine: Engine):
@@ -80,14 +84,7 @@ def test_old_entries_are_signed_and_sealed_after_the_upgrade(fresh_engine: Engin
 
 
 def _downgrade(engine: Engine, revision: str) -> None:
-    from alembic.config import Config
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    config.attributes["configure_logging"] = False
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    _migrate(engine, command.downgrade, revision)
 
 
 def _chain_key_indexes(engine: Engine) -> dict[str, str]:

@@ -233,17 +233,19 @@ def _gatherer(binds: tuple[_Bind, ...], positional: bool) -> Callable[[Mapping[s
     names: dict[str, Any] = {"_value": _value}
     parts = []
     for number, bind in enumerate(binds):
-        if bind.fixed is not _NO_VALUE and bind.key == bind.name:
-            names[f"f{number}"] = bind.fixed
-            found = f"p.get({bind.key!r}, f{number})"
-        elif bind.fixed is _NO_VALUE:
-            found = f"p[{bind.key!r}]"
-        else:  # a value of its own under another name: the full rules
+        if bind.fixed is not _NO_VALUE and bind.key != bind.name:
+            # A value of its own under another name: the full rules (processor included).
             names[f"b{number}"] = bind
             found = f"_value(b{number}, p)"
-        if bind.processor is not None and "_value" not in found:
-            names[f"c{number}"] = bind.processor
-            found = f"c{number}({found})"
+        else:
+            if bind.fixed is _NO_VALUE:
+                found = f"p[{bind.key!r}]"
+            else:
+                names[f"f{number}"] = bind.fixed
+                found = f"p.get({bind.key!r}, f{number})"
+            if bind.processor is not None:
+                names[f"c{number}"] = bind.processor
+                found = f"c{number}({found})"
         parts.append(found if positional else f"{bind.driver_key!r}: {found}")
     listed = "".join(f"{part}, " for part in parts)
     body = f"({listed})" if positional else f"{{{listed}}}"

@@ -404,7 +404,7 @@ class OwnAppointments(DialogueBase):
         return self.confirm_question()
 
     def my_appointments(self, pending_text: str) -> list[dict[str, Any]] | None:
-        result = self.tool("list_appointments")
+        result = self.upcoming()
         if not result.ok:
             if result.data.get("error") == "verification_required":
                 self.state["pending_text"] = pending_text
@@ -512,7 +512,7 @@ class OwnAppointments(DialogueBase):
         last = self.state.get("last")
         if not last:
             return None
-        result = self.tool("list_appointments")
+        result = self.upcoming()
         if not result.ok:
             return None
         for appointment in result.data["appointments"]:

@@ -16,7 +16,11 @@ from app.agent.dates import When
 from app.agent.engine import Turn
 from app.agent.state import FLOW_KEYS, load_state
 from app.agent.understanding import Message, read
-from app.tools.registry import check_availability_in_process, run_tool
+from app.tools.registry import (
+    check_availability_in_process,
+    list_appointments_in_process,
+    run_tool,
+)
 from app.tools.schemas import ToolResult
 from app.tools.service import FreeTimes
 from app.turn_rows import AgentLike
@@ -94,8 +98,18 @@ class DialogueBase:
         return result
 
     def _record(self, tool_name: str, arguments: dict[str, Any], ok: bool, message: str) -> None:
-        one_line = " ".join(message.split())  # ToolResult.one_line
+        self._record_line(tool_name, arguments, ok, " ".join(message.split()))  # one_line
+
+    def _record_line(
+        self, tool_name: str, arguments: dict[str, Any], ok: bool, one_line: str
+    ) -> None:
         self.calls.append({"name": tool_name, "arguments": arguments, "ok": ok, "result": one_line})
+
+    def upcoming(self) -> ToolResult:
+        """list_appointments without arguments, in process: the same call recorded."""
+        result = list_appointments_in_process(self.turn.tools)
+        self._record("list_appointments", {}, result.ok, result.message)
+        return result
 
     def slots(self, **arguments: Any) -> list[datetime]:
         """check_availability's free times, in the agent's zone. The engine built the
@@ -104,7 +118,7 @@ class DialogueBase:
         arguments = {k: v for k, v in arguments.items() if v is not None}
         found = check_availability_in_process(self.turn.tools, arguments)
         if isinstance(found, FreeTimes):
-            self._record("check_availability", arguments, True, found.message)
+            self._record_line("check_availability", arguments, True, found.one_line)
             return list(found.local)
         self._record("check_availability", arguments, found.ok, found.message)
         if not found.ok:

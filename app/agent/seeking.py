@@ -14,6 +14,14 @@ from app.calendar.availability import BusyIndex, Unavailable, check_slot
 
 OFFER_COUNT = 3
 OFFER_GAP = timedelta(minutes=60)
+# Made once: a timedelta or time built from keywords at each search costs more than
+# the arithmetic it is for.
+MIDNIGHT = time(0)
+ONE_DAY = timedelta(days=1)
+TWO_WEEKS_LESS_A_DAY = timedelta(days=13)
+NEAR_EXACT = timedelta(hours=3)  # how far before a time asked for its neighbours start
+SHIFT_STEP = timedelta(minutes=1)
+SHIFT_GAP = timedelta(minutes=30)
 
 
 def _part_bounds(part: str) -> tuple[time, time]:
@@ -75,7 +83,7 @@ class SlotSeeking(DialogueBase):
         before = time.fromisoformat(self.state["before"]) if self.state.get("before") else None
         first = day or self.now.date()
         until = date.fromisoformat(self.state["until"]) if self.state.get("until") else None
-        last = until or (first if day is not None else first + timedelta(days=13))
+        last = until or (first if day is not None else first + TWO_WEEKS_LESS_A_DAY)
         last = min(last, (self.now + self.schedule.horizon).date())
         current = first
         while current <= last:
@@ -92,7 +100,7 @@ class SlotSeeking(DialogueBase):
             ]
             if found:
                 return self.offer(self.spread(found))
-            current += timedelta(days=1)
+            current += ONE_DAY
         bounds = []
         if after is not None:
             bounds.append(self.t("after_time", time=self.clock(self.at_local(first, after))))
@@ -110,10 +118,10 @@ class SlotSeeking(DialogueBase):
         today = self.now.date()
         if self.at_local(today, at) >= self.now + self.schedule.min_notice:
             return today
-        return today + timedelta(days=1)
+        return today + ONE_DAY
 
     def seek_exact(self, wanted: datetime, key: str) -> str:
-        window_start = max(wanted - timedelta(hours=3), self.at_local(wanted.date(), time(0)))
+        window_start = max(wanted - NEAR_EXACT, self.at_local(wanted.date(), MIDNIGHT))
         free = self.slots(
             date=wanted.date().isoformat(),
             appointment_type=key,
@@ -125,15 +133,13 @@ class SlotSeeking(DialogueBase):
             self.state["proposal"] = wanted.isoformat()
             return self.ask_confirm(free_now=True)
         reason = self.why_not(wanted, key)
-        if len(self.spread(free)) < OFFER_COUNT and window_start.time() != time(0):
+        if len(self.spread(free)) < OFFER_COUNT and window_start.time() != MIDNIGHT:
             # Late in the day (or after closing): look at the whole day for neighbours.
             earlier = self.slots(date=wanted.date().isoformat(), appointment_type=key, limit=20)
             free = sorted(set(free) | set(earlier))
         nearby = self.spread(sorted(free, key=lambda s: abs(s - wanted)))
         if not nearby:
-            nearby = self.soonest_after(
-                self.at_local(wanted.date() + timedelta(days=1), time(0)), key
-            )
+            nearby = self.soonest_after(self.at_local(wanted.date() + ONE_DAY, MIDNIGHT), key)
         return self.offer(
             nearby, prefix=self.t("sorry_when_reason", when=self.when_text(wanted), reason=reason)
         )
@@ -147,7 +153,7 @@ class SlotSeeking(DialogueBase):
         found = self.slots(date=day.isoformat(), appointment_type=key, part_of_day=part, limit=20)
         if found:
             return self.offer(self.spread(found))
-        later = self.soonest_after(self.at_local(day + timedelta(days=1), time(0)), key, part)
+        later = self.soonest_after(self.at_local(day + ONE_DAY, MIDNIGHT), key, part)
         what = self.day_text(day) + (f" {self.part_word(part)}" if part else "")
         if self.closed(day, part):
             return self.offer(later, prefix=self.t("closed_then", what=what))
@@ -261,20 +267,18 @@ class SlotSeeking(DialogueBase):
             found = self.slots(
                 date=reference.date().isoformat(),
                 appointment_type=key,
-                after=(reference + timedelta(minutes=1)).isoformat(),
+                after=(reference + SHIFT_STEP).isoformat(),
                 limit=20,
             )
-            picked = self.spread([s for s in found if s >= reference + timedelta(minutes=30)])
+            picked = self.spread([s for s in found if s >= reference + SHIFT_GAP])
             if not picked:
                 picked = self.soonest_after(
-                    self.at_local(reference.date() + timedelta(days=1), time(0)), key, part
+                    self.at_local(reference.date() + ONE_DAY, MIDNIGHT), key, part
                 )
             return self.offer(picked, prefix="", none_text=self.t("nothing_later"))
         reference = min(known)
         same_day = self.slots(date=reference.date().isoformat(), appointment_type=key, limit=20)
-        picked = self.spread(
-            [s for s in same_day if s <= reference - timedelta(minutes=30)], backwards=True
-        )
+        picked = self.spread([s for s in same_day if s <= reference - SHIFT_GAP], backwards=True)
         if picked:
             return self.offer(picked)
         soonest = [s for s in self.slots(appointment_type=key, limit=20) if s < reference]

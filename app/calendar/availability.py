@@ -9,10 +9,11 @@ calendar is.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -36,16 +37,23 @@ class AppointmentType:
     buffer_before_minutes: int = 0
     buffer_after_minutes: int = 0
 
-    @property
+    # Made once per type (a type lives with its schedule): a timedelta made from minutes
+    # costs more than the arithmetic it is for.
+    @cached_property
     def duration(self) -> timedelta:
         return timedelta(minutes=self.duration_minutes)
 
+    @cached_property
+    def _buffers(self) -> tuple[timedelta, timedelta]:
+        return (
+            timedelta(minutes=self.buffer_before_minutes),
+            timedelta(minutes=self.buffer_after_minutes),
+        )
+
     def blocked(self, start: datetime) -> Interval:
         """The time this appointment keeps from others: itself plus its buffers."""
-        return Interval(
-            start - timedelta(minutes=self.buffer_before_minutes),
-            start + self.duration + timedelta(minutes=self.buffer_after_minutes),
-        )
+        before, after = self._buffers
+        return Interval(start - before, start + self.duration + after)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AppointmentType:
@@ -64,6 +72,10 @@ _BUILT: dict[str, Schedule] = {}
 _BUILT_MAX = 256
 # A schedule's remembered days of opening windows (searches move on with the calendar).
 _DAYS_KEPT = 512
+# A schedule's remembered window grids in its zone, in starts (~56 bytes each): a turn's
+# search reads a day or two of windows, a 9-to-5 window at 15-minute steps is 32 starts.
+_GRID_STARTS_KEPT = 4096
+ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,14 @@ class Schedule:
     )
     _named: dict[str, AppointmentType | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
+    )
+    # Each opening window's grid starts made in the zone, by (start, end): a slot list
+    # takes its starts from here instead of converting each one, turn after turn.
+    _local_grids: dict[tuple[int, int], list[datetime]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _grid_starts: list[int] = field(
+        default_factory=lambda: [0], init=False, repr=False, compare=False
     )
 
     @classmethod
@@ -141,6 +161,15 @@ class Schedule:
             types=tuple(AppointmentType.from_dict(t) for t in appointment_types),
         )
 
+    @cached_property
+    def reach(self) -> tuple[timedelta, timedelta]:
+        """How far any of its types' appointments keeps time around its start: the
+        longest buffer before, and the longest duration plus buffer after (none below
+        zero)."""
+        before = max([0, *(t.buffer_before_minutes for t in self.types)])
+        after = max([0, *(t.duration_minutes + t.buffer_after_minutes for t in self.types)])
+        return timedelta(minutes=before), timedelta(minutes=after)
+
     def type_named(self, key: str) -> AppointmentType | None:
         if key in self._named:
             return self._named[key]
@@ -166,6 +195,27 @@ class Schedule:
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
+
+    def local_grid(self, window_start: int, window_end: int) -> list[datetime]:
+        """Every start of a window's grid (its start, then a step at a time, before its
+        end) made in the zone, as `datetime.fromtimestamp(start, zone)` makes each one
+        (its offset and fold its own): pure in the window and the schedule, so worked
+        out once. Read only: callers copy the slice they need."""
+        key = (window_start, window_end)
+        grid = self._local_grids.get(key)
+        if grid is None:
+            zone = self.zone
+            grid = [
+                datetime.fromtimestamp(start, zone)
+                for start in range(window_start, window_end, self.step_minutes * 60)
+            ]
+            kept = self._grid_starts
+            if kept[0] + len(grid) > _GRID_STARTS_KEPT:
+                self._local_grids.clear()
+                kept[0] = 0
+            kept[0] += len(grid)
+            self._local_grids[key] = grid
+        return grid
 
 
 class _Window(NamedTuple):
@@ -291,9 +341,9 @@ def slots_by_day(
     latest = min(window_end, now + schedule.horizon)
     grid = _Grid(kind, busy, schedule.step_minutes * 60, _epoch(earliest), _epoch(latest))
     if local:
-        grid.zone = schedule.zone
+        grid.zone, grid.local_grid = schedule.zone, schedule.local_grid
     booked_per_day = booked_per_day or {}
-    day = schedule.local_day(earliest) - timedelta(days=1)
+    day = schedule.local_day(earliest) - ONE_DAY
     last_day = schedule.local_day(latest)
     while day <= last_day:
         found: list[datetime] = []
@@ -301,7 +351,7 @@ def slots_by_day(
             for window in schedule._windows(day):
                 grid.collect(found, window.start, window.end)
         yield day, found
-        day += timedelta(days=1)
+        day += ONE_DAY
 
 
 class _Grid:
@@ -319,9 +369,13 @@ class _Grid:
         self.after = kind.buffer_after_minutes * 60
         self.busy_starts, self.busy_ends = busy._starts, busy._ends
         self.zone: tzinfo = UTC  # the zone the starts are made in
+        # The schedule's grids in that zone (`Schedule.local_grid`) when it is the
+        # schedule's: most starts are then taken from there.
+        self.local_grid: Callable[[int, int], list[datetime]] | None = None
 
     def collect(self, slots: list[datetime], window_start: int, window_end: int) -> None:
         step, before, zone = self.step, self.before, self.zone
+        grid: list[datetime] | None = None
         start = window_start
         if start < self.earliest:
             # Keep slots on the window's grid after the notice cut-off.
@@ -337,9 +391,20 @@ class _Grid:
             else:
                 free_last = last
             if start <= free_last:
-                stop = start + step * ((free_last - start) // step + 1)
-                slots.extend([datetime.fromtimestamp(s, zone) for s in range(start, stop, step)])
-                start = stop
+                count = (free_last - start) // step + 1
+                stop = start + step * count
+                if self.local_grid is not None:
+                    # The run's starts are on the window's grid: a slice of it (all of
+                    # them unless a start reaches the window's end: a zero duration).
+                    grid = grid or self.local_grid(window_start, window_end)
+                    first = (start - window_start) // step
+                    run = grid[first : first + count]
+                    slots.extend(run)
+                    start += step * len(run)
+                if start < stop:
+                    made = range(start, stop, step)
+                    slots.extend([datetime.fromtimestamp(s, zone) for s in made])
+                    start = stop
             if span == len(starts):
                 return
             if start - before < ends[span]:
@@ -366,10 +431,8 @@ def check_slot(
         return Unavailable.PAST_HORIZON
     end = start + kind.duration
     local_day = schedule.local_day(start)
-    windows = schedule.open_windows(local_day) + schedule.open_windows(
-        local_day - timedelta(days=1)
-    )
-    if not any(w.start <= start and end <= w.end for w in windows):
+    windows = schedule._windows(local_day) + schedule._windows(local_day - ONE_DAY)
+    if not any(w.interval.start <= start and end <= w.interval.end for w in windows):
         return Unavailable.CLOSED
     if schedule.daily_cap is not None and (booked_per_day or {}).get(local_day, 0) >= (
         schedule.daily_cap

@@ -176,6 +176,20 @@ def check_availability_in_process(
         return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
 
 
+# list_appointments' arguments as the offline engine sends them (none): the defaults,
+# validated once. Read only (the tool reads `include_past`).
+_NO_ARGUMENTS = ListAppointmentsArgs()
+
+
+def list_appointments_in_process(tools: SchedulingTools) -> ToolResult:
+    """`run_tool(tools, "list_appointments", {})`, the engine's own call at every booking
+    attempt, without parsing and validating the same empty arguments each time."""
+    try:
+        return tools.list_appointments(_NO_ARGUMENTS)
+    except CalendarError as exc:
+        return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
+
+
 def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from itertools import islice
-from typing import cast
-from zoneinfo import ZoneInfo
+from types import MappingProxyType
+from typing import NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,6 +38,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from app import sql_fast
 from app.calendar.availability import (
+    ONE_DAY,
     AppointmentType,
     BusyIndex,
     Interval,
@@ -86,6 +86,9 @@ PARTS_OF_DAY = {
 }
 SEARCH_DAYS_WITHOUT_DATE = 14
 READ_MARGIN = timedelta(days=1)
+MIDNIGHT = time(0)
+SEARCH_WITHOUT_DATE = timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
+_NO_COUNTS: Mapping[date, int] = MappingProxyType({})
 
 # The availability reads, built once on the tables (plain rows, no ORM entities): a turn
 # passes only the agent, the window and the appointment a move leaves out.
@@ -258,36 +261,56 @@ def _describe_all(local: list[datetime]) -> str:
     return ", ".join(described)
 
 
-def _part_filter(part: str | None, zone: ZoneInfo) -> Callable[[datetime], bool]:
-    """Whether a start is in the part of the day asked for (any start when none was)."""
+def _in_part(
+    days: Iterable[tuple[date, list[datetime]]], part: str | None
+) -> Iterable[tuple[date, list[datetime]]]:
+    """Each day's starts (made in the agent's zone) in the part of the day asked for; all
+    of them when none was."""
     if part is None:
-        return lambda _: True
+        return days
     low, high = PARTS_OF_DAY[part]
-    return lambda slot: low <= slot.astimezone(zone).time() < high
+    return ((day, [s for s in found if low <= s.time() < high]) for day, found in days)
 
 
-def _first_day_only(
-    days: Iterable[tuple[date, list[datetime]]],
-    keep: Callable[[datetime], bool],
-    local_day: Callable[[datetime], date],
-) -> list[datetime]:
-    """The kept starts on the local day of the first kept one (no date was asked: the
-    soonest day is offered). Days are read only up to that day: a later day's starts are
-    all on later local days, and the slot search is most of a turn's own CPU."""
+def _first_day_only(days: Iterable[tuple[date, list[datetime]]]) -> list[datetime]:
+    """The starts (made in the agent's zone) on the local day of the first one (no date
+    was asked: the soonest day is offered). Days are read only up to that day: a later
+    day's starts are all on later local days, and the slot search is most of a turn's
+    own CPU."""
     kept: list[datetime] = []
     first_day: date | None = None
     for window_day, found in days:
         if first_day is not None and window_day > first_day:
             break
-        kept.extend(s for s in found if keep(s))
+        kept += found
         if first_day is None and kept:
-            first_day = local_day(kept[0])
-    return [s for s in kept if local_day(s) == first_day]
+            first_day = kept[0].date()
+    return [s for s in kept if s.date() == first_day]
+
+
+def _one_line(message: str, kind: AppointmentType) -> str:
+    """`ToolResult.one_line` of a free-times message. Apart from the type's name it is
+    words and single spaces (days, times, the part of the day), so when the name is
+    already one line (no edge, double or other whitespace), so is the message."""
+    name = kind.name
+    if name and " ".join(name.split()) == name:
+        return message
+    return " ".join(message.split())
+
+
+def _first(days: Iterable[tuple[date, list[datetime]]], limit: int) -> list[datetime]:
+    """The first `limit` starts; the days after them are not searched."""
+    slots: list[datetime] = []
+    for _, found in days:
+        slots += found
+        if len(slots) >= limit:
+            return slots[:limit]
+    return slots
 
 
 def _checked_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     # A day either side: buffers and daily caps look past the slot itself.
-    return start - timedelta(days=1), end + timedelta(days=1)
+    return start - ONE_DAY, end + ONE_DAY
 
 
 def stored_request_key(agent_id: str, caller: str | None, request_key: str) -> str:
@@ -353,16 +376,18 @@ def _insert_appointment_and_conversation() -> ReturningInsert[str]:
     return _insert_appointment("postgresql").add_cte(conversation)
 
 
-@dataclass(frozen=True)
-class FreeTimes:
+class FreeTimes(NamedTuple):
     """What check_availability found: the type's key, the agent's zone, the free starts
-    in that zone and the tool's message. `result()` is the tool's answer; the offline
-    engine, which built the arguments itself, reads the starts as they are."""
+    in that zone, the tool's message and that message on one line (`ToolResult.one_line`,
+    as a transcript records it). `result()` is the tool's answer; the offline engine,
+    which built the arguments itself, reads the starts as they are. (A tuple: made at
+    every search, and a frozen dataclass's fields are set one call at a time.)"""
 
     type_key: str
     zone_key: str
     local: list[datetime]
     message: str
+    one_line: str
 
     def result(self) -> ToolResult:
         data = {
@@ -436,7 +461,7 @@ class SchedulingTools:
 
     def _busy_and_counts(
         self, start: datetime, end: datetime, exclude_id: str | None = None, fresh: bool = False
-    ) -> tuple[BusyIndex, Counter[date]]:
+    ) -> tuple[BusyIndex, Mapping[date, int]]:
         start, end = _checked_window(start, end)
         if isinstance(self.ctx.calendar, LocalCalendar) and (fresh or exclude_id is not None):
             # The check before a write always reads exactly the window.
@@ -449,6 +474,8 @@ class SchedulingTools:
             appointments, external = self._read_window(start, end)
         intervals = [self._blocked_by(*row) for row in appointments]
         intervals += external
+        if self.schedule.daily_cap is None:
+            return BusyIndex(intervals), _NO_COUNTS  # only a daily cap reads the counts
         per_day = Counter(self.schedule.local_day(row.start_at) for row in appointments)
         return BusyIndex(intervals), per_day
 
@@ -554,11 +581,11 @@ class SchedulingTools:
             return self._type_error(appointment_type)
         zone = self.schedule.zone
         if day is not None:
-            start = datetime.combine(day, time(0), zone).astimezone(UTC)
-            end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+            start = datetime.combine(day, MIDNIGHT, zone).astimezone(UTC)
+            end = datetime.combine(day + ONE_DAY, MIDNIGHT, zone).astimezone(UTC)
         else:
             start = self.ctx.now
-            end = self.ctx.now + timedelta(days=SEARCH_DAYS_WITHOUT_DATE)
+            end = self.ctx.now + SEARCH_WITHOUT_DATE
         if after is not None:
             start = max(start, self._localize(after))
         busy, per_day = self._busy_and_counts(start, end)
@@ -572,20 +599,15 @@ class SchedulingTools:
             booked_per_day=per_day,
             local=True,  # made in the agent's zone: converting one is then a no-op
         )
-        keep = _part_filter(part_of_day, zone)
-        if day is None:
-            slots = _first_day_only(days, keep, self.schedule.local_day)[:limit]
-        else:
-            # Only the starts returned are made: the days after them are not searched.
-            slots = list(islice((s for _, found in days for s in found if keep(s)), limit))
-        local = [s.astimezone(zone) for s in slots]
-        if not slots:
+        kept = _in_part(days, part_of_day)
+        local = _first_day_only(kept)[:limit] if day is None else _first(kept, limit)
+        if not local:
             when = f"on {day:%a %b} {day.day}" if day else "soon"
             part = f" in the {part_of_day}" if part_of_day else ""
             message = f"No {kind.name} times free {when}{part}."
         else:
             message = f"Free {kind.name} times: {_describe_all(local)}."
-        return FreeTimes(kind.key, str(zone.key), local, message)
+        return FreeTimes(kind.key, str(zone.key), local, message, _one_line(message, kind))
 
     def book_appointment(
         self, args: BookAppointmentArgs, request_key: str | None = None
@@ -831,11 +853,9 @@ class SchedulingTools:
         window: a busy calendar's three days hold dozens of rows, this one a few."""
         window_start, window_end = _checked_window(start, start + kind.duration)
         blocked = kind.blocked(start)
-        types = self.schedule.types
-        before = max([0, *(t.buffer_before_minutes for t in types)])
-        after = max([0, *(t.duration_minutes + t.buffer_after_minutes for t in types)])
-        near_start = max(window_start, blocked.start - timedelta(minutes=after))
-        near_end = min(window_end, blocked.end + timedelta(minutes=before))
+        before, after = self.schedule.reach
+        near_start = max(window_start, blocked.start - after)
+        near_end = min(window_end, blocked.end + before)
         appointments, external = self._read_local(near_start, near_end, exclude_id)
         intervals = [self._blocked_by(*row) for row in appointments]
         intervals += external
@@ -976,14 +996,17 @@ class SchedulingTools:
         )
 
     def _appointment_data(self, appointment: Appointment) -> dict[str, object]:
-        kind = self.schedule.type_named(appointment.appointment_type)
+        type_key = appointment.appointment_type
+        kind = self.schedule.type_named(type_key)
+        zone = self.schedule.zone
+        start = appointment.start_at.astimezone(zone)  # describe()'s own conversion
         return {
             "id": appointment.id,
-            "type": appointment.appointment_type,
-            "type_name": kind.name if kind else appointment.appointment_type,
-            "start": appointment.start_at.astimezone(self.schedule.zone).isoformat(),
-            "end": appointment.end_at.astimezone(self.schedule.zone).isoformat(),
-            "when": describe(appointment.start_at, self.schedule),
+            "type": type_key,
+            "type_name": kind.name if kind else type_key,
+            "start": start.isoformat(),
+            "end": appointment.end_at.astimezone(zone).isoformat(),
+            "when": _describe_local(start),
             "status": appointment.status,
             "name": appointment.contact_name,
         }

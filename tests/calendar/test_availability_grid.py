@@ -7,9 +7,11 @@ from __future__ import annotations
 import bisect
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.calendar import availability
 from app.calendar.availability import (
     AppointmentType,
     BusyIndex,
@@ -167,3 +169,93 @@ def test_schedule_of_the_same_settings_is_built_once() -> None:
     as_int = Schedule.from_settings(timezone="UTC", weekly_hours={}, daily_cap=1)
     as_bool = Schedule.from_settings(timezone="UTC", weekly_hours={}, daily_cap=True)
     assert as_bool is not as_int and as_bool.daily_cap is True
+
+
+# Zones and days (UTC) around their clock changes: at 2 AM, at midnight, by half an hour.
+CHANGE_DAYS = {
+    "America/Los_Angeles": ("2026-03-08", "2026-11-01"),
+    "America/Havana": ("2026-03-08", "2026-11-01"),
+    "America/Santiago": ("2026-04-05", "2026-09-06"),
+    "Australia/Lord_Howe": ("2026-04-04", "2026-10-03"),
+    "Europe/London": ("2026-03-29", "2026-10-25"),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    zone=st.sampled_from(list(CHANGE_DAYS)),
+    which=st.integers(0, 1),
+    hours=st.lists(windows, min_size=7, max_size=7),
+    step=st.sampled_from([5, 15, 20, 45, 60]),
+    duration=st.integers(5, 120),
+    busy=busy_spans,
+    offset=st.integers(-2 * 24 * 60, 24 * 60),
+    length=st.integers(0, 3 * 24 * 60),
+    kept=st.sampled_from([0, 40, 4096]),
+)
+def test_local_starts_from_the_grid_memo_across_clock_changes(
+    zone: str,
+    which: int,
+    hours: list[list[list[str]]],
+    step: int,
+    duration: int,
+    busy: list[Interval],
+    offset: int,
+    length: int,
+    kept: int,
+) -> None:
+    """The starts a search makes in the zone come from each window's grid worked out once
+    (`Schedule.local_grid`): on the nights the clocks change, a second search (the memo
+    read back) and a memo too small for one window give each start the wall time,
+    offset and fold that converting it gives."""
+    change = datetime.fromisoformat(CHANGE_DAYS[zone][which]).replace(tzinfo=UTC)
+    schedule = Schedule.from_settings(
+        timezone=zone,
+        weekly_hours=dict(zip(WEEKDAYS, hours, strict=True)),
+        step_minutes=step,
+        min_notice_minutes=0,
+        horizon_days=7,
+    )
+    kind = AppointmentType("visit", "Visit", duration)
+    start = change + timedelta(minutes=offset)
+    spans = BusyIndex(
+        [Interval(s.start + (change - MONDAY), s.end + (change - MONDAY)) for s in busy]
+    )
+    now = change - timedelta(days=3)
+    search = dict(now=now, window_start=start, window_end=start + timedelta(minutes=length))
+    utc = find_slots(schedule, kind, spans, **search)  # type: ignore[arg-type]
+    expected = _exactly([slot.astimezone(schedule.zone) for slot in utc])
+    with pytest.MonkeyPatch.context() as patch:
+        if kept:
+            patch.setattr(availability, "_GRID_STARTS_KEPT", kept)
+        for _ in range(2):
+            local = slots_by_day(schedule, kind, spans, local=True, **search)  # type: ignore[arg-type]
+            assert _exactly([slot for _, slots in local for slot in slots]) == expected
+
+
+@given(
+    minutes=st.lists(st.tuples(st.integers(0, 720), st.integers(0, 240), st.integers(0, 240))),
+    at=st.integers(-(10**6), 10**6),
+)
+def test_a_types_times_are_made_once_with_the_same_values(
+    minutes: list[tuple[int, int, int]], at: int
+) -> None:
+    """`duration`, `blocked` and the schedule's `reach` keep timedeltas made once per type
+    (and schedule): the values they were made from minutes at each call."""
+    types = tuple(AppointmentType(f"t{i}", "T", *m) for i, m in enumerate(minutes))
+    start = MONDAY + timedelta(minutes=at)
+    for kind in types:
+        duration, before, after = (timedelta(minutes=m) for m in kind_minutes(kind))
+        for _ in range(2):
+            assert kind.duration == duration
+            assert kind.blocked(start) == Interval(start - before, start + duration + after)
+    schedule = Schedule(
+        zone=Schedule.from_settings(timezone="UTC", weekly_hours={}).zone, hours={}, types=types
+    )
+    longest_before = max([0, *(k.buffer_before_minutes for k in types)])
+    longest_after = max([0, *(k.duration_minutes + k.buffer_after_minutes for k in types)])
+    assert schedule.reach == (timedelta(minutes=longest_before), timedelta(minutes=longest_after))
+
+
+def kind_minutes(kind: AppointmentType) -> tuple[int, int, int]:
+    return kind.duration_minutes, kind.buffer_before_minutes, kind.buffer_after_minutes

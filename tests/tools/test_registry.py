@@ -9,7 +9,11 @@ from sqlalchemy.orm import Session
 from app.calendar.backend import CalendarError
 from app.demo import DemoData
 from app.tools import registry
-from app.tools.registry import check_availability_in_process, run_tool
+from app.tools.registry import (
+    check_availability_in_process,
+    list_appointments_in_process,
+    run_tool,
+)
 from app.tools.schemas import ToolResult
 from app.tools.service import FreeTimes, SchedulingTools
 from tests.tools.test_service import tools_for
@@ -112,3 +116,29 @@ def test_a_year_out_of_range_is_refused_plainly_not_an_internal_error(
     assert not result.ok
     assert result.data == {"error": "invalid_arguments"}
     assert "between 1900 and 9000" in result.message
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_in_process_list_answers_as_the_tool_does(
+    session: Session, demo: DemoData, verified: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's list_appointments (no arguments) skips run_tool's parsing and
+    validation of them: the same answer, with appointments, without, refused."""
+    booked = run_tool(
+        tools_for(session, demo), "book_appointment", {"start": "2026-11-24T10:00:00"}
+    )
+    assert booked.ok
+    for caller in (None, "+14155550199"):  # the booking's caller, then one with none
+        kw = {"may_manage_existing": verified}
+        expected = run_tool(tools_for(session, demo, caller, **kw), "list_appointments", {})
+        found = list_appointments_in_process(tools_for(session, demo, caller, **kw))
+        assert found == expected
+        assert found.data != {} and (found.ok == verified)
+
+    def fail(*_: object, **__: object) -> object:
+        raise CalendarError("The calendar could not be read.")
+
+    monkeypatch.setattr(SchedulingTools, "_refuse_unverified", fail)
+    expected = run_tool(tools_for(session, demo), "list_appointments", {})
+    assert expected.data == {"error": "calendar_unavailable"}
+    assert list_appointments_in_process(tools_for(session, demo)) == expected

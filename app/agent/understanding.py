@@ -15,7 +15,7 @@ from functools import lru_cache
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
-from app.agent.dates import Hours, When, fold, parse_when
+from app.agent.dates import Hours, When, cued, fold, parse_when
 from app.agent.profile import profile_topic
 from app.calendar.availability import AppointmentType
 
@@ -558,18 +558,19 @@ def find_choice(text: str) -> int | None:
     return None
 
 
-# The ways a name is given; the last four only when a name was just asked for.
+# The ways a name is given; the last four only when a name was just asked for. Each with
+# the words its pattern starts with (after \\b), lower-cased: every match holds them.
 NAME_GIVEN = tuple(
-    re.compile(pattern, re.IGNORECASE)
-    for pattern in (
-        r"\bmy name(?:'s| is)\s+(.+)",
-        r"\bname(?:'s| is)\s+(.+)",
-        r"\bthis is\s+(.+)",
-        r"\bcall me\s+(.+)",
-        r"\bit's\s+(.+)",
-        r"\bi'm\s+(.+)",
-        r"\bi am\s+(.+)",
-        r"\bunder\s+(.+)",
+    (cue, re.compile(pattern, re.IGNORECASE))
+    for cue, pattern in (
+        ("my name", r"\bmy name(?:'s| is)\s+(.+)"),
+        ("name", r"\bname(?:'s| is)\s+(.+)"),
+        ("this is", r"\bthis is\s+(.+)"),
+        ("call me", r"\bcall me\s+(.+)"),
+        ("it's", r"\bit's\s+(.+)"),
+        ("i'm", r"\bi'm\s+(.+)"),
+        ("i am", r"\bi am\s+(.+)"),
+        ("under", r"\bunder\s+(.+)"),
     )
 )
 
@@ -578,9 +579,14 @@ def find_name(raw: str, loose: bool) -> str | None:
     """A name: explicit ("my name is Dana Reyes", "this is Dana") or, when we just asked
     for one (`loose`), a short reply made only of name-like words ("Dana")."""
     text = raw.strip().replace("’", "'")
-    for index, pattern in enumerate(NAME_GIVEN):
+    # In ASCII text a case-insensitive match is its cue in some case; beyond ASCII, case
+    # folding is wider ("K" is the Kelvin sign's k): there the patterns decide.
+    lowered = text.lower() if text.isascii() else None
+    for index, (cue, pattern) in enumerate(NAME_GIVEN):
         if not loose and index >= 4:
             break
+        if lowered is not None and cue not in lowered:
+            continue
         match = pattern.search(text)
         if match:
             name = _name_words(match.group(1))
@@ -673,9 +679,12 @@ ALSO_BOOKING = re.compile(
     re.ASCII,
 )
 # "that afternoon", "the same day", "ese mismo día": a day said elsewhere in the message.
-SAME_DAY = re.compile(
-    r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
-    r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+SAME_DAY = cued(
+    re.compile(
+        r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
+        r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+    ),
+    "that |same day|dia|tarde",
 )
 # A clause about an appointment that stays as it is: context for the request after it.
 KEEP_HEAD = re.compile(

@@ -5,8 +5,10 @@ scenario suites and the date corpora say, and on phrases written for each rule."
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -189,6 +191,7 @@ def _always_holds_cue(items: list[tuple[object, object]], cues: tuple[str, ...])
 
 def cued_rules() -> list[tuple[str, dates.Cued]]:
     rules = [(name, value) for name, value in vars(dates).items() if isinstance(value, dates.Cued)]
+    rules += [(n, v) for n, v in vars(understanding).items() if isinstance(v, dates.Cued)]
     return rules + [(f"topic {topic}", rule) for topic, rule in profile.CUED_TOPICS]
 
 
@@ -354,3 +357,91 @@ def test_each_marked_rewrite_match_holds_a_mark(folded: list[str]) -> None:
     assert dates.H_CLOCK("at ١٥h٣٠") == dates.H_CLOCK.pattern.sub(r"\1:\2", "at ١٥h٣٠")
     assert dates.H_CLOCK("at 15h30") == "at 15:30"
     assert dates.REJECTED("the afternoon") == "the afternoon"
+
+
+# --- cue tests made cheaper: each must say what the substring tests said ----------------
+
+
+def _random_texts(alphabet: str, count: int = 4000) -> list[str]:
+    chooser = random.Random(16)
+    return ["".join(chooser.choices(alphabet, k=chooser.randint(0, 24))) for _ in range(count)]
+
+
+def test_a_cue_scan_finds_a_cue_exactly_when_one_is_in_the_text(folded: list[str]) -> None:
+    """Cued rules with many cues, the Spanish rules' cues and the marks of a MarkedRewrite
+    are tested by one scan; it must agree with a substring test per cue on every text."""
+    sets = [rule.cues for _, rule in cued_rules() if rule.scan is not None]
+    assert dates.EVENT_DAY.scan is not None and len(sets) >= 3
+    sets += [dates.SPANISH_CUES, *(rule.marks for rule in (dates.H_CLOCK, dates.REJECTED))]
+    sets += [("ab", "a", "abc"), ("abc", "abd", "b"), ("x.y", "(", "a b")]
+    for cues in sets:
+        scan = dates.cue_scan(cues)
+        letters = "".join(sorted(set("".join(cues)))) + " z"
+        for text in [*folded, *_random_texts(letters, 400), *cues]:
+            assert (scan.search(text) is not None) == any(cue in text for cue in cues), (cues, text)
+    for rule in (dates.H_CLOCK, dates.REJECTED):
+        for text in [*folded, *_random_texts("0129h,.;!no ", 2000)]:
+            found = rule.marked.search(text) is not None
+            assert found == any(mark in text for mark in rule.marks), (rule.marks, text)
+    with pytest.raises(ValueError):
+        dates.cue_scan(())  # no cue would be found everywhere, not nowhere
+
+
+def test_the_number_word_rules_share_their_cues() -> None:
+    """_words tests WORD_BEFORE_CLOCK's cues once for both number-word rules."""
+    assert dates.WORD_BEFORE_CLOCK.cues == dates.WORD_AFTER_CUE.cues
+    assert dates._words("at four or ten am") == "at 4 or 10 am"
+
+
+def test_each_spoken_filler_is_a_whole_run_of_filler_letters(folded: list[str]) -> None:
+    """_words scans for SPOKEN_FILLERS only when a run of word characters could be one."""
+    written = ["um, tuesday", "uh at 3", "erm friday", "ahh ok", "hmm 2pm", "3-uh-4", "x:um"]
+    seen = 0
+    for text in [*folded, *written, *_random_texts("uhmera 3:-'x", 3000)]:
+        punctuated = dates.PUNCTUATION(dates.fold(text))
+        if dates.SPOKEN_FILLERS.pattern.search(punctuated):
+            seen += 1
+            assert dates._may_hesitate(punctuated), text
+    assert seen > 100
+    assert not dates._may_hesitate("hi can i book a consultation tomorrow at 3pm")
+
+
+def test_a_search_made_for_other_words_is_not_taken_for_these() -> None:
+    """_parse_day takes `_shift`'s EVENT_DAY search only for the very words it read."""
+    now = datetime(2026, 11, 23, 16, 0)
+    text = "the day after my trip"
+    assert dates._parse_day(text, now, ("tomorrow", None))[0].unreadable is not None
+    assert dates._parse_day(text, now, (text, None))[0].unreadable is None  # taken as given
+    shifted = dates.parse_when("an hour later, the day after my trip", now)
+    assert shifted.shift_minutes == 60 and shifted.unreadable == "the day after my trip"
+
+
+def _name_by_scans(raw: str, loose: bool) -> str | None:
+    """find_name as it was: every pattern searched."""
+    text = raw.strip().replace("’", "'")
+    for index, (_, pattern) in enumerate(understanding.NAME_GIVEN):
+        if not loose and index >= 4:
+            break
+        match = pattern.search(text)
+        if match:
+            name = understanding._name_words(match.group(1))
+            if name:
+                return name
+    return understanding._name_words(text, whole=True) if loose else None
+
+
+def test_a_name_pattern_is_searched_only_where_its_words_are() -> None:
+    """find_name skips a pattern when ASCII text lacks its leading words in any case."""
+    for cue, pattern in understanding.NAME_GIVEN:
+        tree = list(sre_parse.parse(pattern.pattern, pattern.flags))
+        assert tree[0] == (sre.AT, sre.AT_BOUNDARY), cue
+        assert [chr(value) for _, value in tree[1 : len(cue) + 1]] == list(cue), cue
+        assert all(op is sre.LITERAL for op, _ in tree[1 : len(cue) + 1]), cue
+    written = ["MY NAME IS DANA", "This Is Sam", "call ME jo", "It's Ana", "under Lee", "Iʼm X"]
+    said = [*phrases(), *written, "my name is Kelvin", "mY nAmE's Ann", "I AM Bo", "thiſ is Dana"]
+    named = 0
+    for raw in said:
+        for loose in (False, True):
+            assert understanding.find_name(raw, loose) == _name_by_scans(raw, loose), raw
+            named += understanding.find_name(raw, loose) is not None
+    assert named > 50

@@ -634,22 +634,10 @@ HOUR_FIFTEEN = rewrite(r"\b(\d{1,2})\s+fifteen\b", r"\1:15", "fifteen")
 HOUR_FORTY_FIVE = rewrite(r"\b(\d{1,2})\s+forty[- ]five\b", r"\1:45", "five")
 
 
-FILLER_LETTERS = frozenset("uhmera")
-LETTER_RUN = _rule(r"[a-z0-9]+")
-
-
-def _may_hesitate(text: str) -> bool:
-    """Whether SPOKEN_FILLERS can match in what PUNCTUATION left ([a-z0-9:/-' ]): each of
-    its matches is a whole run of word characters (\\b both sides), of two letters or
-    more, all of them filler letters; a word list costs a third of the scan."""
-    return any(len(run) > 1 and FILLER_LETTERS.issuperset(run) for run in LETTER_RUN.findall(text))
-
-
 def _words(text: str) -> str:
     text = fold(text).replace("@", " at ")
     text = H_CLOCK(DOTTED_CLOCK(PM(AM(text))))
-    text = PUNCTUATION(REJECTED(text))
-    text = SPOKEN_FILLERS(text) if _may_hesitate(text) else text
+    text = SPOKEN_FILLERS(PUNCTUATION(REJECTED(text)))
     text = _spanish(_corrected_days(" ".join(text.split())))
     text = SAME_NEXT_WEEK(NEXT_SHORT(WEEKS_SHORT(text)))
     text = NOT_VALUE(KEPT_NUMBER(text))
@@ -789,11 +777,17 @@ TIME_PATTERNS: tuple[tuple[str, str], ...] = (
 
 
 TIME_READERS = tuple((kind, _rule(pattern)) for kind, pattern in TIME_PATTERNS)
+# The readers of a time said without a digit; every other reader's match, and TIME_ALONE's,
+# holds one (tests/agent/test_reader_cues.py reads it off their patterns).
+WORDED_TIME_READERS = TIME_READERS[:2]
 TIME_ALONE = _rule(r"(?:at |around |about )?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?")
+ANY_DIGIT = _rule(r"[0-9]")
 
 
 def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
     """(hour, minute, "am"/"pm"/None, remaining text) for the first time found."""
+    if ANY_DIGIT.search(text) is None:  # "tomorrow afternoon": eight scans fewer
+        return _worded_time(text)
     for kind, pattern in TIME_READERS:
         match = pattern.search(text)
         if match is None:
@@ -826,6 +820,16 @@ def _parse_time(text: str) -> tuple[int, int, str | None, str] | None:
         hour, minute = int(alone.group(1)), int(alone.group(2) or 0)
         if hour <= 23 and minute <= 59:
             return hour, minute, alone.group(3), ""
+    return None
+
+
+def _worded_time(text: str) -> tuple[int, int, str | None, str] | None:
+    """_parse_time for a text without a digit: noon or midnight, or none."""
+    for kind, pattern in WORDED_TIME_READERS:
+        match = pattern.search(text)
+        if match is not None:
+            rest = (text[: match.start()] + " " + text[match.end() :]).strip()
+            return (12, 0, "pm", rest) if kind == "noon" else (0, 0, None, rest)
     return None
 
 
@@ -1706,6 +1710,8 @@ def _range(
             return None
         return resolve_hour(found[0], found[1], found[2], part, hours, day)
 
+    if ANY_DIGIT.search(text) is None and "noon" not in text and "midday" not in text:
+        return None, None, text  # each rule below reads a RANGE_TIME: digits, noon or midday
     both = BETWEEN.search(text)
     if both:
         first, last = both.group(1) or both.group(3), both.group(2) or both.group(4)
@@ -1834,6 +1840,8 @@ LONE_NUMBER = _rule(
 
 def _bare_hour(text: str) -> tuple[int, int, str | None, str] | None:
     """With a day named, a lone number is the hour: "tomorrow 3", "friday 10:30"."""
+    if ANY_DIGIT.search(text) is None:
+        return None  # both patterns read digits
     compact = COMPACT_CLOCK.search(text)  # "thursday 1030"
     if compact is not None:
         return int(compact.group(1)), int(compact.group(2)), None, _cut(text, compact)

@@ -863,18 +863,33 @@ def _may_correct_itself(raw: str) -> bool:
     return any(map(raw.lower().__contains__, SELF_CORRECTION_CUES))
 
 
-def read_when(raw: str, now: datetime, hours: Hours) -> When:
+# Texts one reading of a message has already dated (its moment and hours fixed): the
+# date reader is pure, and a message of two requests dates its first one twice.
+Dated = dict[str, When]
+
+
+def _dated(text: str, now: datetime, hours: Hours, dated: Dated | None) -> When:
+    if dated is None:
+        return parse_when(text, now, hours)
+    when = dated.get(text)
+    if when is None:
+        when = dated[text] = parse_when(text, now, hours)
+    return when
+
+
+def read_when(raw: str, now: datetime, hours: Hours, dated: Dated | None = None) -> When:
     """The day and time said, after any self-correction: the part after "no sorry" / "I
-    mean" wins for what it names; what it leaves out is kept from before."""
+    mean" wins for what it names; what it leaves out is kept from before. `dated`: what
+    this reading of the message has dated already, at this `now` and `hours`."""
     if not _may_correct_itself(raw):
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     parts = SELF_CORRECTION.split(raw)
     if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     before = parse_when(" ".join(parts[:-1]), now, hours)
     after = parse_when(parts[-1], now, hours)
     if after.empty:
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     day = after.day if after.day is not None or after.unreadable else before.day
     if after.at is None and after.day is None and parts[-1].strip().isdigit():
         # "at 4, no sorry, 3": a bare number restates the hour on the day already said.
@@ -946,19 +961,22 @@ def _may_name_two_days(raw: str) -> bool:
     return "and" in words or "y" in words or "&" in words
 
 
-def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
+def shared_time(
+    raw: str, rest: str | None, now: datetime, hours: Hours, dated: Dated | None = None
+) -> tuple[str, str | None]:
     """Two days with one time said after the second: each day gets the time (never a
-    day with no time while the time said goes to the other only)."""
+    day with no time while the time said goes to the other only). `dated`: as read_when's,
+    and what is dated here is added to it."""
     if rest is None:
         pair = TWO_DAYS.match(raw) if _may_name_two_days(raw) else None
         if pair is None or RANGE_OPENED_ANY.search(pair["head"]):
             return raw, rest
         raw, rest = pair["head"], pair["tail"]
-        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        head_when, tail_when = _dated(raw, now, hours, dated), _dated(rest, now, hours, dated)
         if head_when.day is None or tail_when.day is None or tail_when.at is None:
             return pair.string, None
     else:
-        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        head_when, tail_when = _dated(raw, now, hours, dated), _dated(rest, now, hours, dated)
     if head_when.day is None or head_when.at is not None or tail_when.day is None:
         return raw, rest
     head_text, tail_text = normalise(raw), normalise(rest)
@@ -974,9 +992,10 @@ NUMBER_ALONE = re.compile(r"(?:at |around )?(\d{1,2})", re.ASCII)
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
     raw, kept = kept_context(clean_speech(expand_shorthand(raw)))
-    raw, rest = shared_time(*split_requests(raw, types), now, hours)
+    dated: Dated = {}
+    raw, rest = shared_time(*split_requests(raw, types), now, hours, dated)
     text = normalise(raw)
-    when, day_ref = day_of_reference(raw, read_when(raw, now, hours), kept, now, hours)
+    when, day_ref = day_of_reference(raw, read_when(raw, now, hours, dated), kept, now, hours)
     same_time = bool(SAME_TIME.search(text))
     type_key = find_type(text, types)
     topic = profile_topic(text)

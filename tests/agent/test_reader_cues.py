@@ -8,7 +8,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -393,17 +393,102 @@ def test_the_number_word_rules_share_their_cues() -> None:
     assert dates._words("at four or ten am") == "at 4 or 10 am"
 
 
-def test_each_spoken_filler_is_a_whole_run_of_filler_letters(folded: list[str]) -> None:
-    """_words scans for SPOKEN_FILLERS only when a run of word characters could be one."""
-    written = ["um, tuesday", "uh at 3", "erm friday", "ahh ok", "hmm 2pm", "3-uh-4", "x:um"]
-    seen = 0
-    for text in [*folded, *written, *_random_texts("uhmera 3:-'x", 3000)]:
-        punctuated = dates.PUNCTUATION(dates.fold(text))
-        if dates.SPOKEN_FILLERS.pattern.search(punctuated):
-            seen += 1
-            assert dates._may_hesitate(punctuated), text
-    assert seen > 100
-    assert not dates._may_hesitate("hi can i book a consultation tomorrow at 3pm")
+def _holds_digit(items: list[tuple[object, object]]) -> bool:
+    """Whether every match of a sequence holds a digit: a digit class, or a group, an
+    at-least-once repeat or every branch of an alternation holding one."""
+    for op, value in items:
+        if op is sre.IN and value == [(sre.CATEGORY, sre.CATEGORY_DIGIT)]:
+            return True
+        if op is sre.SUBPATTERN and _holds_digit(list(value[-1])):  # type: ignore[index]
+            return True
+        if op is sre.BRANCH and all(_holds_digit(list(b)) for b in value[1]):  # type: ignore[index]
+            return True
+        repeat = op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and value[0] >= 1  # type: ignore[index]
+        if repeat and _holds_digit(list(value[2])):  # type: ignore[index]
+            return True
+    return False
+
+
+def _holds_digit_or_cue(items: list[tuple[object, object]], cues: tuple[str, ...]) -> bool:
+    """Whether every match of a sequence holds a digit or one of `cues`."""
+    if _holds_digit(items) or _always_holds_cue(items, cues):
+        return True
+    for op, value in items:  # one group or alternation holding either, branch by branch
+        if op is sre.SUBPATTERN and _holds_digit_or_cue(list(value[-1]), cues):  # type: ignore[index]
+            return True
+        branches = value[1] if op is sre.BRANCH else ()  # type: ignore[index]
+        if branches and all(_holds_digit_or_cue(list(b), cues) for b in branches):
+            return True
+    return False
+
+
+def test_the_range_rules_skipped_without_a_clock_need_one(folded: list[str]) -> None:
+    """_range returns at once on a text with no digit, "noon" or "midday": every match of
+    its rules holds one (RANGE_TIME is digits, noon or midday)."""
+    patterns = (dates.BETWEEN.pattern, dates.NOT_BEFORE, dates.AFTER.pattern, dates.BEFORE.pattern)
+    for rule in patterns:
+        assert rule.flags & re.ASCII, rule
+        tree = list(sre_parse.parse(rule.pattern, rule.flags))
+        assert _holds_digit_or_cue(tree, ("noon", "midday")), rule.pattern
+    loose = sre_parse.parse(r"\bafter\s+(?:\d|noon|lunch)")
+    assert not _holds_digit_or_cue(list(loose), ("noon", "midday"))
+    rules = (dates.BETWEEN, dates.NOT_BEFORE, dates.AFTER, dates.BEFORE)
+    ranged = 0
+    for text in [*folded, "after noon", "between 2 and 4", "no later than midday"]:
+        words = dates._words(text)
+        if any(rule.search(words) is not None for rule in rules):
+            ranged += 1
+            assert dates.ANY_DIGIT.search(words) or "noon" in words or "midday" in words
+    assert ranged > 15
+    assert dates._range("after noon", None, {}, None)[0] == time(12)
+
+
+def test_the_clock_readers_skipped_without_a_digit_need_one(folded: list[str]) -> None:
+    """_parse_time tries only the worded readers (noon, midnight) on a text without a
+    digit, and _bare_hour none: every match of the others holds an ASCII digit."""
+    worded = {kind for kind, _ in dates.WORDED_TIME_READERS}
+    assert worded == {"noon", "midnight"}
+    needing = [p for kind, p in dates.TIME_READERS if kind not in worded]
+    needing += [dates.TIME_ALONE, dates.COMPACT_CLOCK, dates.LONE_NUMBER]
+    for pattern in needing:
+        assert pattern.flags & re.ASCII, pattern  # \d is 0-9 only
+        assert _holds_digit(list(sre_parse.parse(pattern.pattern, pattern.flags))), pattern
+    assert not _holds_digit(list(sre_parse.parse(r"\b(?:at|by)\s+(?:\d|noon)")))
+    for text in folded:
+        words = dates._words(text)
+        assert dates._parse_time(words) == _time_by_scans(words), text
+    assert dates._parse_time("noon tomorrow") == (12, 0, "pm", "tomorrow")
+    assert dates._parse_time("at midnight") == (0, 0, None, "at")
+
+
+def _time_by_scans(text: str) -> tuple[int, int, str | None, str] | None:
+    """_parse_time as it was: every reader tried on every text."""
+    for kind, pattern in dates.TIME_READERS:
+        match = pattern.search(text)
+        if match is None:
+            continue
+        rest = (text[: match.start()] + " " + text[match.end() :]).strip()
+        if kind == "noon":
+            return 12, 0, "pm", rest
+        if kind == "midnight":
+            return 0, 0, None, rest
+        groups = match.groups()
+        hour, minute, meridiem = int(groups[0]), 0, None
+        if kind in ("half", "quarter_past"):
+            minute, meridiem = (30 if kind == "half" else 15), groups[1]
+        elif kind == "quarter_to":
+            hour, minute, meridiem = (hour - 1) or 12, 45, groups[1]
+        elif kind == "clock":
+            minute, meridiem = int(groups[1]), groups[2]
+        elif kind == "ampm":
+            meridiem = groups[1]
+        if hour > 23 or minute > 59 or (meridiem and not 1 <= hour <= 12):
+            continue
+        return hour, minute, meridiem, rest
+    alone = dates.TIME_ALONE.fullmatch(text)
+    if alone and int(alone.group(1)) <= 23 and int(alone.group(2) or 0) <= 59:
+        return int(alone.group(1)), int(alone.group(2) or 0), alone.group(3), ""
+    return None
 
 
 def test_a_search_made_for_other_words_is_not_taken_for_these() -> None:

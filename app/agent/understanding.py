@@ -15,7 +15,7 @@ from functools import lru_cache
 from rapidfuzz.distance import DamerauLevenshtein
 from rapidfuzz.process import extractOne
 
-from app.agent.dates import Hours, When, fold, parse_when
+from app.agent.dates import Hours, When, cued, fold, parse_when
 from app.agent.profile import profile_topic
 from app.calendar.availability import AppointmentType
 
@@ -558,18 +558,19 @@ def find_choice(text: str) -> int | None:
     return None
 
 
-# The ways a name is given; the last four only when a name was just asked for.
+# The ways a name is given; the last four only when a name was just asked for. Each with
+# the words its pattern starts with (after \\b), lower-cased: every match holds them.
 NAME_GIVEN = tuple(
-    re.compile(pattern, re.IGNORECASE)
-    for pattern in (
-        r"\bmy name(?:'s| is)\s+(.+)",
-        r"\bname(?:'s| is)\s+(.+)",
-        r"\bthis is\s+(.+)",
-        r"\bcall me\s+(.+)",
-        r"\bit's\s+(.+)",
-        r"\bi'm\s+(.+)",
-        r"\bi am\s+(.+)",
-        r"\bunder\s+(.+)",
+    (cue, re.compile(pattern, re.IGNORECASE))
+    for cue, pattern in (
+        ("my name", r"\bmy name(?:'s| is)\s+(.+)"),
+        ("name", r"\bname(?:'s| is)\s+(.+)"),
+        ("this is", r"\bthis is\s+(.+)"),
+        ("call me", r"\bcall me\s+(.+)"),
+        ("it's", r"\bit's\s+(.+)"),
+        ("i'm", r"\bi'm\s+(.+)"),
+        ("i am", r"\bi am\s+(.+)"),
+        ("under", r"\bunder\s+(.+)"),
     )
 )
 
@@ -578,9 +579,14 @@ def find_name(raw: str, loose: bool) -> str | None:
     """A name: explicit ("my name is Dana Reyes", "this is Dana") or, when we just asked
     for one (`loose`), a short reply made only of name-like words ("Dana")."""
     text = raw.strip().replace("’", "'")
-    for index, pattern in enumerate(NAME_GIVEN):
+    # In ASCII text a case-insensitive match is its cue in some case; beyond ASCII, case
+    # folding is wider ("K" is the Kelvin sign's k): there the patterns decide.
+    lowered = text.lower() if text.isascii() else None
+    for index, (cue, pattern) in enumerate(NAME_GIVEN):
         if not loose and index >= 4:
             break
+        if lowered is not None and cue not in lowered:
+            continue
         match = pattern.search(text)
         if match:
             name = _name_words(match.group(1))
@@ -673,9 +679,12 @@ ALSO_BOOKING = re.compile(
     re.ASCII,
 )
 # "that afternoon", "the same day", "ese mismo día": a day said elsewhere in the message.
-SAME_DAY = re.compile(
-    r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
-    r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+SAME_DAY = cued(
+    re.compile(
+        r"\b(?:that (?:same )?(?:day|afternoon|morning|evening|night)|(?:the )?same day|"
+        r"(?:ese|el) (?:mismo )?dia|esa (?:misma )?tarde)\b"
+    ),
+    "that |same day|dia|tarde",
 )
 # A clause about an appointment that stays as it is: context for the request after it.
 KEEP_HEAD = re.compile(
@@ -854,18 +863,33 @@ def _may_correct_itself(raw: str) -> bool:
     return any(map(raw.lower().__contains__, SELF_CORRECTION_CUES))
 
 
-def read_when(raw: str, now: datetime, hours: Hours) -> When:
+# Texts one reading of a message has already dated (its moment and hours fixed): the
+# date reader is pure, and a message of two requests dates its first one twice.
+Dated = dict[str, When]
+
+
+def _dated(text: str, now: datetime, hours: Hours, dated: Dated | None) -> When:
+    if dated is None:
+        return parse_when(text, now, hours)
+    when = dated.get(text)
+    if when is None:
+        when = dated[text] = parse_when(text, now, hours)
+    return when
+
+
+def read_when(raw: str, now: datetime, hours: Hours, dated: Dated | None = None) -> When:
     """The day and time said, after any self-correction: the part after "no sorry" / "I
-    mean" wins for what it names; what it leaves out is kept from before."""
+    mean" wins for what it names; what it leaves out is kept from before. `dated`: what
+    this reading of the message has dated already, at this `now` and `hours`."""
     if not _may_correct_itself(raw):
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     parts = SELF_CORRECTION.split(raw)
     if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     before = parse_when(" ".join(parts[:-1]), now, hours)
     after = parse_when(parts[-1], now, hours)
     if after.empty:
-        return parse_when(raw, now, hours)
+        return _dated(raw, now, hours, dated)
     day = after.day if after.day is not None or after.unreadable else before.day
     if after.at is None and after.day is None and parts[-1].strip().isdigit():
         # "at 4, no sorry, 3": a bare number restates the hour on the day already said.
@@ -937,19 +961,22 @@ def _may_name_two_days(raw: str) -> bool:
     return "and" in words or "y" in words or "&" in words
 
 
-def shared_time(raw: str, rest: str | None, now: datetime, hours: Hours) -> tuple[str, str | None]:
+def shared_time(
+    raw: str, rest: str | None, now: datetime, hours: Hours, dated: Dated | None = None
+) -> tuple[str, str | None]:
     """Two days with one time said after the second: each day gets the time (never a
-    day with no time while the time said goes to the other only)."""
+    day with no time while the time said goes to the other only). `dated`: as read_when's,
+    and what is dated here is added to it."""
     if rest is None:
         pair = TWO_DAYS.match(raw) if _may_name_two_days(raw) else None
         if pair is None or RANGE_OPENED_ANY.search(pair["head"]):
             return raw, rest
         raw, rest = pair["head"], pair["tail"]
-        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        head_when, tail_when = _dated(raw, now, hours, dated), _dated(rest, now, hours, dated)
         if head_when.day is None or tail_when.day is None or tail_when.at is None:
             return pair.string, None
     else:
-        head_when, tail_when = parse_when(raw, now, hours), parse_when(rest, now, hours)
+        head_when, tail_when = _dated(raw, now, hours, dated), _dated(rest, now, hours, dated)
     if head_when.day is None or head_when.at is not None or tail_when.day is None:
         return raw, rest
     head_text, tail_text = normalise(raw), normalise(rest)
@@ -965,9 +992,10 @@ NUMBER_ALONE = re.compile(r"(?:at |around )?(\d{1,2})", re.ASCII)
 
 def read(raw: str, now: datetime, hours: Hours, types: Sequence[AppointmentType]) -> Message:
     raw, kept = kept_context(clean_speech(expand_shorthand(raw)))
-    raw, rest = shared_time(*split_requests(raw, types), now, hours)
+    dated: Dated = {}
+    raw, rest = shared_time(*split_requests(raw, types), now, hours, dated)
     text = normalise(raw)
-    when, day_ref = day_of_reference(raw, read_when(raw, now, hours), kept, now, hours)
+    when, day_ref = day_of_reference(raw, read_when(raw, now, hours, dated), kept, now, hours)
     same_time = bool(SAME_TIME.search(text))
     type_key = find_type(text, types)
     topic = profile_topic(text)

@@ -5,8 +5,10 @@ scenario suites and the date corpora say, and on phrases written for each rule."
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterator
+from datetime import datetime, time
 from pathlib import Path
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -189,6 +191,7 @@ def _always_holds_cue(items: list[tuple[object, object]], cues: tuple[str, ...])
 
 def cued_rules() -> list[tuple[str, dates.Cued]]:
     rules = [(name, value) for name, value in vars(dates).items() if isinstance(value, dates.Cued)]
+    rules += [(n, v) for n, v in vars(understanding).items() if isinstance(v, dates.Cued)]
     return rules + [(f"topic {topic}", rule) for topic, rule in profile.CUED_TOPICS]
 
 
@@ -354,3 +357,176 @@ def test_each_marked_rewrite_match_holds_a_mark(folded: list[str]) -> None:
     assert dates.H_CLOCK("at ١٥h٣٠") == dates.H_CLOCK.pattern.sub(r"\1:\2", "at ١٥h٣٠")
     assert dates.H_CLOCK("at 15h30") == "at 15:30"
     assert dates.REJECTED("the afternoon") == "the afternoon"
+
+
+# --- cue tests made cheaper: each must say what the substring tests said ----------------
+
+
+def _random_texts(alphabet: str, count: int = 4000) -> list[str]:
+    chooser = random.Random(16)
+    return ["".join(chooser.choices(alphabet, k=chooser.randint(0, 24))) for _ in range(count)]
+
+
+def test_a_cue_scan_finds_a_cue_exactly_when_one_is_in_the_text(folded: list[str]) -> None:
+    """Cued rules with many cues, the Spanish rules' cues and the marks of a MarkedRewrite
+    are tested by one scan; it must agree with a substring test per cue on every text."""
+    sets = [rule.cues for _, rule in cued_rules() if rule.scan is not None]
+    assert dates.EVENT_DAY.scan is not None and len(sets) >= 3
+    sets += [dates.SPANISH_CUES, *(rule.marks for rule in (dates.H_CLOCK, dates.REJECTED))]
+    sets += [("ab", "a", "abc"), ("abc", "abd", "b"), ("x.y", "(", "a b")]
+    for cues in sets:
+        scan = dates.cue_scan(cues)
+        letters = "".join(sorted(set("".join(cues)))) + " z"
+        for text in [*folded, *_random_texts(letters, 400), *cues]:
+            assert (scan.search(text) is not None) == any(cue in text for cue in cues), (cues, text)
+    for rule in (dates.H_CLOCK, dates.REJECTED):
+        for text in [*folded, *_random_texts("0129h,.;!no ", 2000)]:
+            found = rule.marked.search(text) is not None
+            assert found == any(mark in text for mark in rule.marks), (rule.marks, text)
+    with pytest.raises(ValueError):
+        dates.cue_scan(())  # no cue would be found everywhere, not nowhere
+
+
+def test_the_number_word_rules_share_their_cues() -> None:
+    """_words tests WORD_BEFORE_CLOCK's cues once for both number-word rules."""
+    assert dates.WORD_BEFORE_CLOCK.cues == dates.WORD_AFTER_CUE.cues
+    assert dates._words("at four or ten am") == "at 4 or 10 am"
+
+
+def _holds_digit(items: list[tuple[object, object]]) -> bool:
+    """Whether every match of a sequence holds a digit: a digit class, or a group, an
+    at-least-once repeat or every branch of an alternation holding one."""
+    for op, value in items:
+        if op is sre.IN and value == [(sre.CATEGORY, sre.CATEGORY_DIGIT)]:
+            return True
+        if op is sre.SUBPATTERN and _holds_digit(list(value[-1])):  # type: ignore[index]
+            return True
+        if op is sre.BRANCH and all(_holds_digit(list(b)) for b in value[1]):  # type: ignore[index]
+            return True
+        repeat = op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and value[0] >= 1  # type: ignore[index]
+        if repeat and _holds_digit(list(value[2])):  # type: ignore[index]
+            return True
+    return False
+
+
+def _holds_digit_or_cue(items: list[tuple[object, object]], cues: tuple[str, ...]) -> bool:
+    """Whether every match of a sequence holds a digit or one of `cues`."""
+    if _holds_digit(items) or _always_holds_cue(items, cues):
+        return True
+    for op, value in items:  # one group or alternation holding either, branch by branch
+        if op is sre.SUBPATTERN and _holds_digit_or_cue(list(value[-1]), cues):  # type: ignore[index]
+            return True
+        branches = value[1] if op is sre.BRANCH else ()  # type: ignore[index]
+        if branches and all(_holds_digit_or_cue(list(b), cues) for b in branches):
+            return True
+    return False
+
+
+def test_the_range_rules_skipped_without_a_clock_need_one(folded: list[str]) -> None:
+    """_range returns at once on a text with no digit, "noon" or "midday": every match of
+    its rules holds one (RANGE_TIME is digits, noon or midday)."""
+    patterns = (dates.BETWEEN.pattern, dates.NOT_BEFORE, dates.AFTER.pattern, dates.BEFORE.pattern)
+    for rule in patterns:
+        assert rule.flags & re.ASCII, rule
+        tree = list(sre_parse.parse(rule.pattern, rule.flags))
+        assert _holds_digit_or_cue(tree, ("noon", "midday")), rule.pattern
+    loose = sre_parse.parse(r"\bafter\s+(?:\d|noon|lunch)")
+    assert not _holds_digit_or_cue(list(loose), ("noon", "midday"))
+    rules = (dates.BETWEEN, dates.NOT_BEFORE, dates.AFTER, dates.BEFORE)
+    ranged = 0
+    for text in [*folded, "after noon", "between 2 and 4", "no later than midday"]:
+        words = dates._words(text)
+        if any(rule.search(words) is not None for rule in rules):
+            ranged += 1
+            assert dates.ANY_DIGIT.search(words) or "noon" in words or "midday" in words
+    assert ranged > 15
+    assert dates._range("after noon", None, {}, None)[0] == time(12)
+
+
+def test_the_clock_readers_skipped_without_a_digit_need_one(folded: list[str]) -> None:
+    """_parse_time tries only the worded readers (noon, midnight) on a text without a
+    digit, and _bare_hour none: every match of the others holds an ASCII digit."""
+    worded = {kind for kind, _ in dates.WORDED_TIME_READERS}
+    assert worded == {"noon", "midnight"}
+    needing = [p for kind, p in dates.TIME_READERS if kind not in worded]
+    needing += [dates.TIME_ALONE, dates.COMPACT_CLOCK, dates.LONE_NUMBER]
+    for pattern in needing:
+        assert pattern.flags & re.ASCII, pattern  # \d is 0-9 only
+        assert _holds_digit(list(sre_parse.parse(pattern.pattern, pattern.flags))), pattern
+    assert not _holds_digit(list(sre_parse.parse(r"\b(?:at|by)\s+(?:\d|noon)")))
+    for text in folded:
+        words = dates._words(text)
+        assert dates._parse_time(words) == _time_by_scans(words), text
+    assert dates._parse_time("noon tomorrow") == (12, 0, "pm", "tomorrow")
+    assert dates._parse_time("at midnight") == (0, 0, None, "at")
+
+
+def _time_by_scans(text: str) -> tuple[int, int, str | None, str] | None:
+    """_parse_time as it was: every reader tried on every text."""
+    for kind, pattern in dates.TIME_READERS:
+        match = pattern.search(text)
+        if match is None:
+            continue
+        rest = (text[: match.start()] + " " + text[match.end() :]).strip()
+        if kind == "noon":
+            return 12, 0, "pm", rest
+        if kind == "midnight":
+            return 0, 0, None, rest
+        groups = match.groups()
+        hour, minute, meridiem = int(groups[0]), 0, None
+        if kind in ("half", "quarter_past"):
+            minute, meridiem = (30 if kind == "half" else 15), groups[1]
+        elif kind == "quarter_to":
+            hour, minute, meridiem = (hour - 1) or 12, 45, groups[1]
+        elif kind == "clock":
+            minute, meridiem = int(groups[1]), groups[2]
+        elif kind == "ampm":
+            meridiem = groups[1]
+        if hour > 23 or minute > 59 or (meridiem and not 1 <= hour <= 12):
+            continue
+        return hour, minute, meridiem, rest
+    alone = dates.TIME_ALONE.fullmatch(text)
+    if alone and int(alone.group(1)) <= 23 and int(alone.group(2) or 0) <= 59:
+        return int(alone.group(1)), int(alone.group(2) or 0), alone.group(3), ""
+    return None
+
+
+def test_a_search_made_for_other_words_is_not_taken_for_these() -> None:
+    """_parse_day takes `_shift`'s EVENT_DAY search only for the very words it read."""
+    now = datetime(2026, 11, 23, 16, 0)
+    text = "the day after my trip"
+    assert dates._parse_day(text, now, ("tomorrow", None))[0].unreadable is not None
+    assert dates._parse_day(text, now, (text, None))[0].unreadable is None  # taken as given
+    shifted = dates.parse_when("an hour later, the day after my trip", now)
+    assert shifted.shift_minutes == 60 and shifted.unreadable == "the day after my trip"
+
+
+def _name_by_scans(raw: str, loose: bool) -> str | None:
+    """find_name as it was: every pattern searched."""
+    text = raw.strip().replace("’", "'")
+    for index, (_, pattern) in enumerate(understanding.NAME_GIVEN):
+        if not loose and index >= 4:
+            break
+        match = pattern.search(text)
+        if match:
+            name = understanding._name_words(match.group(1))
+            if name:
+                return name
+    return understanding._name_words(text, whole=True) if loose else None
+
+
+def test_a_name_pattern_is_searched_only_where_its_words_are() -> None:
+    """find_name skips a pattern when ASCII text lacks its leading words in any case."""
+    for cue, pattern in understanding.NAME_GIVEN:
+        tree = list(sre_parse.parse(pattern.pattern, pattern.flags))
+        assert tree[0] == (sre.AT, sre.AT_BOUNDARY), cue
+        assert [chr(value) for _, value in tree[1 : len(cue) + 1]] == list(cue), cue
+        assert all(op is sre.LITERAL for op, _ in tree[1 : len(cue) + 1]), cue
+    written = ["MY NAME IS DANA", "This Is Sam", "call ME jo", "It's Ana", "under Lee", "Iʼm X"]
+    said = [*phrases(), *written, "my name is Kelvin", "mY nAmE's Ann", "I AM Bo", "thiſ is Dana"]
+    named = 0
+    for raw in said:
+        for loose in (False, True):
+            assert understanding.find_name(raw, loose) == _name_by_scans(raw, loose), raw
+            named += understanding.find_name(raw, loose) is not None
+    assert named > 50

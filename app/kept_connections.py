@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 # and what it keeps are one garbage-collectable cycle, not held by a module's registry).
 OPTION = "kept_connections"
 _BORN = "kept_connections_born"  # in the pool entry's info: when its connection was made
+LISTENING = "kept_connections_listening"  # in a session's info: it has a listener of ours
 
 
 class KeptConnections:
@@ -153,6 +154,8 @@ class Lent:
             self._kept.give_back(self._connection, self._generation)
         else:
             event.listen(self._session, "after_transaction_end", self._after_end)
+            # Its own listener from now on: not a session to use again (app/thread_sessions.py).
+            self._session.info[LISTENING] = True
 
     def _after_end(self, _session: Session, transaction: SessionTransaction) -> None:
         if transaction is self._transaction:

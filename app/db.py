@@ -19,6 +19,7 @@ from sqlalchemy.util import LRUCache
 
 from app import sql_fast
 from app.config import Settings
+from app.kept_connections import keep_connections
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -321,7 +322,7 @@ def _create(settings: Settings) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     from app.pg_cursor import LazyDescriptionCursor
 
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
@@ -333,6 +334,11 @@ def _create(settings: Settings) -> Engine:
             "cursor_factory": LazyDescriptionCursor,
         },
     )
+    if not settings.database_pre_ping:  # the ping is the pool's, at checkout
+        # Half the pool at most, so other work always finds connections in it.
+        size = min(settings.turn_concurrency, settings.database_pool_size // 2)
+        keep_connections(engine, size, settings.database_pool_recycle_seconds)
+    return engine
 
 
 def _prepare_threshold(settings: Settings) -> int | None:

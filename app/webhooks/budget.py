@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from app.services import services_of
+from app.thread_sessions import run_in_session
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -160,12 +161,7 @@ async def in_worker(request: Request, work: Callable[[Session], T], seconds: flo
 
     # SQLite writers queue in the process (app/db.py), not in SQLite's busy handler.
     def run() -> T:
-        with services_of(request).session_factory() as session:
-            try:
-                return work(session)
-            except Exception:
-                session.rollback()
-                raise
+        return run_in_session(services_of(request).session_factory, work)
 
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()

@@ -21,7 +21,8 @@ Only `TURN_CONCURRENCY` attempts run at once in a process (`TurnSlots`): a proce
 one thread's Python at a time, so more turns at once add GIL hand-offs and cache misses,
 not throughput (32 concurrent SMS turns cost ~25% more CPU each than 4). The slot is
 held while an attempt runs and given back while the turn waits on a calendar or a model
-(the fetches above), so a slow provider does not hold up the other turns.
+(the fetches above), so a slow provider does not hold up the other turns. On PostgreSQL
+an attempt's transaction runs on a Connection kept between turns (app/kept_connections.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calendar import turn_reads
 from app.calendar.backend import CalendarError
 from app.calendar.turn_reads import ReadNeeded
+from app.kept_connections import KeptConnections, Lent, kept_for
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -53,8 +55,9 @@ class TurnSlots:
     arrives later cannot overtake one already waiting (a plain semaphore lets it, which
     doubled the p99 of turns under load)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, kept: KeptConnections | None = None) -> None:
         self.size = size
+        self.kept = kept
         self._free = size
         self._waiting: deque[threading.Lock] = deque()
         self._lock = threading.Lock()
@@ -98,9 +101,40 @@ class TurnSlots:
                 self._free += 1
 
 
+class _Attempt:
+    """A slot, and the kept Connection the attempt's transaction begins on (given back
+    when that transaction ends)."""
+
+    __slots__ = ("_kept", "_lent", "_session", "_slots")
+
+    def __init__(self, slots: TurnSlots, kept: KeptConnections, session: Session) -> None:
+        self._slots = slots
+        self._kept = kept
+        self._session = session
+        self._lent: Lent | None = None
+
+    def __enter__(self) -> None:
+        slots = self._slots
+        slots.__enter__()
+        try:
+            self._lent = self._kept.lend(self._session)
+        except BaseException:
+            slots.__exit__()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._lent is not None:
+                self._lent.end()
+        finally:
+            self._slots.__exit__()
+
+
 def limit_turns(session_factory: sessionmaker[Session], size: int) -> None:
-    """Turns run through this factory's sessions share `size` slots."""
-    session_factory.configure(info={**session_factory.kw.get("info", {}), _SLOTS: TurnSlots(size)})
+    """Turns run through this factory's sessions share `size` slots (and, on PostgreSQL,
+    the engine's kept Connections)."""
+    slots = TurnSlots(size, kept_for(session_factory.kw.get("bind")))
+    session_factory.configure(info={**session_factory.kw.get("info", {}), _SLOTS: slots})
 
 
 _NO_LIMIT = nullcontext()
@@ -110,6 +144,8 @@ def _slot(session: Session) -> AbstractContextManager[None]:
     slots: TurnSlots | None = session.info.get(_SLOTS)
     if slots is None:  # a session from outside the app (CLI, tests): no limit
         return _NO_LIMIT
+    if slots.kept is not None:
+        return _Attempt(slots, slots.kept, session)
     return slots
 
 

@@ -330,3 +330,18 @@ def test_a_turn_inside_a_turn_uses_its_slot_and_gives_it_back_once():
     with pytest.raises(RuntimeError), slots.held():
         raise RuntimeError("the attempt failed")
     assert slots._free == 1  # given back on failure too
+
+
+class _FailingLender:
+    def lend(self, session: Session) -> None:
+        raise RuntimeError("no connection to lend")
+
+
+def test_an_attempt_whose_connection_cannot_be_lent_gives_its_slot_back(
+    session_factory: sessionmaker[Session],
+):
+    slots = turns.TurnSlots(1, _FailingLender())  # type: ignore[arg-type]
+    session_factory.configure(info={turns._SLOTS: slots})
+    with session_factory() as session, pytest.raises(RuntimeError):
+        turns.run_turn(session, lambda s: "never runs")
+    assert slots._free == 1

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.agent.engine import Reply, Turn
@@ -289,15 +289,16 @@ def test_turn_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
     fails at the turn's first statement; the turn runs again, once, and answers."""
     if settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite has no server to drop connections")
-    own = make_engine(settings)  # its own pool, so only its connection is dropped
+    own = make_engine(settings)  # its own pool, so only its connections are dropped
+    pids: list[int] = []  # every connection it made: pooled, or kept for turns
+    event.listen(own, "connect", lambda dbapi, _record: pids.append(dbapi.info.backend_pid))
     try:
         with make_client(settings, make_session_factory(own), clock, engine) as client:
             sms = TwilioClient(client)
             assert messages(sms.post(INBOUND, inbound("one", "SMbefore"))) == ["echo 1: one"]
-            with own.connect() as pooled:  # the turn's connection, back in the pool
-                pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
             with session_factory() as other:
-                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                for pid in pids:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                 other.commit()
             assert messages(sms.post(INBOUND, inbound("two", "SMafter"))) == ["echo 2: two"]
     finally:

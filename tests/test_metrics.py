@@ -1,4 +1,5 @@
-"""With several server processes, /metrics in any one of them reports the sum of all."""
+"""Metrics: with several server processes, /metrics in any one of them reports the sum of
+all; each committed audit entry counts once in its series."""
 
 from __future__ import annotations
 

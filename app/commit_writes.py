@@ -58,8 +58,11 @@ def _deferred(session: Session) -> _Deferred:
     found = session.info.get(_KEY)
     if found is None:
         # Begin the transaction now, so a rollback of it also drops these writes (the
-        # rollback or the commit removes them: while they wait, it has begun).
-        session.connection()
+        # rollback or the commit removes them: while they wait, it has begun). A turn
+        # has begun it already, and asking for its connection again walks the session's
+        # transaction machinery for nothing.
+        if not session.in_transaction():
+            session.connection()
         found = session.info[_KEY] = _Deferred()
     return cast(_Deferred, found)
 

@@ -218,3 +218,27 @@ def test_the_kept_parameter_names_give_each_value_its_own_name():
     zipped = dict(zip(names, commit_writes._values(shape, deferred), strict=True))
     assert zipped == commit_writes._params(tables, deferred)
     assert len(names) == len(set(names)) == 3 * 2 + 2 + 2 + 3
+
+
+def test_writes_queued_outside_a_transaction_begin_one_and_end_with_it(
+    session_factory: sessionmaker[Session], db: Reader
+):
+    """While writes wait, the session is in a transaction whose end drops them: one
+    begun by the queueing itself, or one begun before without a connection yet."""
+    with session_factory() as session:
+        assert not session.in_transaction()
+        audit.record(session, "first.work", actor="test", subject="x")
+        assert session.in_transaction()
+        session.rollback()
+        assert commit_writes.rows_waiting(session, AuditEntry.__table__) == []
+        session.begin()  # a transaction, no connection yet
+        audit.record(session, "dropped.work", actor="test", subject="x")
+        session.rollback()
+        session.begin()
+        audit.record(session, "closed.work", actor="test", subject="x")
+        session.close()
+        session.begin()
+        audit.record(session, "kept.work", actor="test", subject="x")
+        session.commit()
+        session.commit()  # nothing left to write twice
+    assert db.scalars(select(AuditEntry.action)) == ["kept.work"]

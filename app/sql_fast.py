@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection
@@ -108,7 +109,7 @@ class Compiled:
         make = self.row_maker
         if make is None:
             make = self.row_maker = self._row_maker(description)
-        return [make(row) for row in fetched]
+        return list(map(make, fetched))
 
     def _row_maker(self, description: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
         if len(description) != len(self.labels):
@@ -117,17 +118,28 @@ class Compiled:
             kind._cached_result_processor(self.dialect, column[1])
             for kind, column in zip(self.result_types, description, strict=True)
         ]
-        row_type = _row_type(tuple(self.labels))
-        make = row_type._make
-        if not any(processors):
-            return cast(Callable[[Sequence[Any]], Any], make)
+        return _maker(_row_type(tuple(self.labels)), processors)
 
-        def processed(row: Sequence[Any]) -> Any:
-            return make(
-                [value if p is None else p(value) for value, p in zip(row, processors, strict=True)]
-            )
 
-        return processed
+def _maker(row_type: type[Any], processors: Sequence[Processor | None]) -> Callable[..., Any]:
+    """The named tuple of a fetched row, each value through its column's result
+    processor: one generated expression (a loop over the columns with a call per value
+    cost more than the values' own processing). The row has the description's width,
+    checked once against the statement's columns, so `_make`'s length check is left to
+    that."""
+    names: dict[str, Any] = {"new": tuple.__new__, "row_type": row_type}
+    values = []
+    for index, processor in enumerate(processors):
+        if processor is None:
+            values.append(f"r[{index}]")
+        else:
+            names[f"p{index}"] = processor
+            values.append(f"p{index}(r[{index}])")
+    if not names.keys() - {"new", "row_type"}:
+        return partial(tuple.__new__, row_type)
+    # Only positions and generated names enter the source.
+    exec(f"def make(r):\n    return new(row_type, ({''.join(v + ', ' for v in values)}))\n", names)
+    return cast(Callable[..., Any], names["make"])
 
 
 _row_types: dict[tuple[str, ...], type[Any]] = {}
@@ -230,22 +242,21 @@ def _gatherer(binds: tuple[_Bind, ...], positional: bool) -> Callable[[Mapping[s
     cost. Each value is looked up by its key as `_value` does first; a key that is
     missing raises KeyError, and the caller then applies `_value`'s rules in full (the
     compiled name, the statement's own value, the error)."""
-    names: dict[str, Any] = {"_value": _value}
+    names: dict[str, Any] = {}
     parts = []
     for number, bind in enumerate(binds):
-        if bind.fixed is not _NO_VALUE and bind.key != bind.name:
-            # A value of its own under another name: the full rules (processor included).
-            names[f"b{number}"] = bind
-            found = f"_value(b{number}, p)"
+        if bind.fixed is _NO_VALUE:
+            found = f"p[{bind.key!r}]"
         else:
-            if bind.fixed is _NO_VALUE:
-                found = f"p[{bind.key!r}]"
-            else:
-                names[f"f{number}"] = bind.fixed
-                found = f"p.get({bind.key!r}, f{number})"
-            if bind.processor is not None:
-                names[f"c{number}"] = bind.processor
-                found = f"c{number}({found})"
+            names[f"f{number}"] = bind.fixed
+            found = f"p.get({bind.key!r}, f{number})"
+            if bind.key != bind.name:
+                # A value of its own (a literal's) under another name: as `_value`, the
+                # key, then the compiled name, then its own value.
+                found = f"p.get({bind.key!r}, p.get({bind.name!r}, f{number}))"
+        if bind.processor is not None:
+            names[f"c{number}"] = bind.processor
+            found = f"c{number}({found})"
         parts.append(found if positional else f"{bind.driver_key!r}: {found}")
     listed = "".join(f"{part}, " for part in parts)
     body = f"({listed})" if positional else f"{{{listed}}}"

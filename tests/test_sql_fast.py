@@ -388,6 +388,33 @@ def test_parameters_are_gathered_as_the_rules_gather_them(session: Session):
         compiled.parameters({name: 1})
 
 
+def test_a_literal_is_gathered_as_the_rules_gather_it(session: Session):
+    """A literal's value is its own, under an anonymous key: the gatherer takes the key,
+    then its compiled name, then that value, as `_value` does (processor included)."""
+    statement = select(
+        literal("fixed").label("a"),
+        literal(START, UTCDateTime).label("b"),
+        bindparam("own", value=3).label("c"),
+    )
+    compiled = sql_fast.compiled_for(statement, session.get_bind().dialect, None, False)
+    by_name = {bind.key: bind.name for bind in compiled.binds}
+    literal_names = [name for key, name in by_name.items() if key != name]
+    assert len(literal_names) == 2
+    later = START + timedelta(hours=1)
+    for params in (
+        {},
+        {"own": 9},
+        {literal_names[0]: "given"},
+        {literal_names[0]: "given", literal_names[1]: later, "own": 4},
+    ):
+        assert compiled._gather(params) == compiled._parameters_by_rule(params)
+    assert sql_fast.execute(session, statement, {literal_names[1]: later}).one() == (
+        "fixed",
+        later,
+        3,
+    )
+
+
 def test_an_expanding_parameter_is_refused(session: Session):
     values = table("conversations", column("id"))
     statement = select(values.c.id).where(values.c.id.in_(bindparam("ids", expanding=True)))
@@ -851,3 +878,15 @@ def test_an_error_leaves_a_kept_cursor_usable(session_factory: sessionmaker[Sess
                 sql_fast.execute(session, statement, {"d": 0})  # division by zero
             session.rollback()
         assert sql_fast.execute(session, statement, {"d": 1}).scalar() == 1
+
+
+def test_a_row_is_made_as_its_named_tuple_of_processed_values() -> None:
+    row_type = sql_fast._row_type(("a", "b", "c"))
+    raw = [(1, "2", None), (4, "5", 6)]
+    plain = sql_fast._maker(row_type, [None, None, None])
+    processed = sql_fast._maker(row_type, [None, lambda v: f"<{v}>", lambda v: [v]])
+    assert [plain(row) for row in raw] == [row_type._make(row) for row in raw]
+    made = [processed(row) for row in raw]
+    assert made == [row_type(1, "<2>", [None]), row_type(4, "<5>", [6])]
+    assert all(type(row) is row_type for row in made)
+    assert made[1].b == "<5>" and made[1][2] == [6]

@@ -351,14 +351,19 @@ def execute(
 
 
 def read(
-    session: Session, statement: Executable, params: Mapping[str, Any] | None = None
+    session: Session,
+    statement: Executable,
+    params: Mapping[str, Any] | None = None,
+    *,
+    connection: Connection | None = None,
 ) -> FastResult:
     """`execute` for a read that `session.execute` ran before: first the flush the ORM
     does ahead of a query when autoflush is on (so the rows are what the ORM would see),
-    then the statement."""
+    then the statement. `connection`: `session.connection()`, when the caller holds it
+    already in this transaction (asking the session again walks its machinery)."""
     if session.autoflush:
         session.flush()
-    return execute(session, statement, params)
+    return execute(session if connection is None else connection, statement, params)
 
 
 def execute_many(

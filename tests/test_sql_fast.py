@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Integer, bindparam, column, event, insert, literal, select, table
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    bindparam,
+    column,
+    event,
+    insert,
+    literal,
+    select,
+    table,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool.base import _ConnectionFairy
@@ -49,9 +60,17 @@ class _ThroughSqlalchemy:
         return connection.execute(statement, params)
 
     @staticmethod
-    def read(session: Session, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+    def read(
+        session: Session,
+        statement: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        connection: Connection | None = None,
+    ) -> Any:
         if session.autoflush:
             session.flush()
+        # A connection the caller passes must be the one the session would use.
+        assert connection is None or connection is session.connection()
         result = session.connection().execute(statement, params)
         return sql_fast.FastResult(list(result), result.rowcount)
 

@@ -123,23 +123,21 @@ class Compiled:
 
 def _maker(row_type: type[Any], processors: Sequence[Processor | None]) -> Callable[..., Any]:
     """The named tuple of a fetched row, each value through its column's result
-    processor: one generated expression (a loop over the columns with a call per value
-    cost more than the values' own processing). The row has the description's width,
-    checked once against the statement's columns, so `_make`'s length check is left to
-    that."""
-    names: dict[str, Any] = {"new": tuple.__new__, "row_type": row_type}
-    values = []
-    for index, processor in enumerate(processors):
-        if processor is None:
-            values.append(f"r[{index}]")
-        else:
-            names[f"p{index}"] = processor
-            values.append(f"p{index}(r[{index}])")
-    if not names.keys() - {"new", "row_type"}:
-        return partial(tuple.__new__, row_type)
-    # Only positions and generated names enter the source.
-    exec(f"def make(r):\n    return new(row_type, ({''.join(v + ', ' for v in values)}))\n", names)
-    return cast(Callable[..., Any], names["make"])
+    processor. A row is as wide as the description, checked once against the
+    statement's columns, so `_make`'s length check is left to that; and only the columns
+    that have a processor are visited (a few of a wide row: its datetimes and JSON)."""
+    processed = [(index, p) for index, p in enumerate(processors) if p is not None]
+    new = tuple.__new__
+    if not processed:
+        return partial(new, row_type)
+
+    def make(row: Sequence[Any]) -> Any:
+        values = list(row)
+        for index, processor in processed:
+            values[index] = processor(values[index])
+        return new(row_type, values)
+
+    return make
 
 
 _row_types: dict[tuple[str, ...], type[Any]] = {}

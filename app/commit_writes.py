@@ -163,15 +163,19 @@ def write_deferred(session: Session) -> None:
     if found is None:
         if len(_combined) >= _MAX_SHAPES:
             _combined.clear()
-        found = _combined[shape] = (_combine(tables, deferred), _param_names(shape))
-    combined, names = found
-    sql_fast.execute(connection, combined, dict(zip(names, _values(shape, deferred), strict=True)))
+        names = _param_names(shape)
+        found = _combined[shape] = (_combine(tables, deferred), names, tuple(sorted(names)))
+    combined, names, sorted_names = found
+    params = dict(zip(names, _values(shape, deferred), strict=True))
+    sql_fast.execute(connection, combined, params, sorted_keys=sorted_names)
 
 
 # --- statements, built once per shape --------------------------------------------------
 
 _inserts: dict[Table, Insert] = {}
 _updates: dict[tuple[Table, str, tuple[str, ...], str], Update] = {}
+# Per shape: the combined statement, its parameters' names in `_values`' order, and
+# sorted (what the statement is compiled for, as Connection.execute would).
 _combined: dict[tuple[Any, ...], Any] = {}
 
 

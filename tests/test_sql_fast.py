@@ -55,7 +55,15 @@ class _ThroughSqlalchemy:
     """sql_fast's API by way of `Connection.execute`: the reference."""
 
     @staticmethod
-    def execute(on: Any, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+    def execute(
+        on: Any,
+        statement: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        sorted_keys: tuple[str, ...] | None = None,
+    ) -> Any:
+        # Names a caller keeps sorted must be the parameters' own, sorted.
+        assert sorted_keys is None or sorted_keys == tuple(sorted(params or {}))
         connection = on.connection() if isinstance(on, Session) else on
         return connection.execute(statement, params)
 

@@ -58,8 +58,11 @@ def _deferred(session: Session) -> _Deferred:
     found = session.info.get(_KEY)
     if found is None:
         # Begin the transaction now, so a rollback of it also drops these writes (the
-        # rollback or the commit removes them: while they wait, it has begun).
-        session.connection()
+        # rollback or the commit removes them: while they wait, it has begun). A turn
+        # has begun it already, and asking for its connection again walks the session's
+        # transaction machinery for nothing.
+        if not session.in_transaction():
+            session.connection()
         found = session.info[_KEY] = _Deferred()
     return cast(_Deferred, found)
 
@@ -160,15 +163,19 @@ def write_deferred(session: Session) -> None:
     if found is None:
         if len(_combined) >= _MAX_SHAPES:
             _combined.clear()
-        found = _combined[shape] = (_combine(tables, deferred), _param_names(shape))
-    combined, names = found
-    sql_fast.execute(connection, combined, dict(zip(names, _values(shape, deferred), strict=True)))
+        names = _param_names(shape)
+        found = _combined[shape] = (_combine(tables, deferred), names, tuple(sorted(names)))
+    combined, names, sorted_names = found
+    params = dict(zip(names, _values(shape, deferred), strict=True))
+    sql_fast.execute(connection, combined, params, sorted_keys=sorted_names)
 
 
 # --- statements, built once per shape --------------------------------------------------
 
 _inserts: dict[Table, Insert] = {}
 _updates: dict[tuple[Table, str, tuple[str, ...], str], Update] = {}
+# Per shape: the combined statement, its parameters' names in `_values`' order, and
+# sorted (what the statement is compiled for, as Connection.execute would).
 _combined: dict[tuple[Any, ...], Any] = {}
 
 

@@ -127,15 +127,29 @@ _SEEN_KEY = "metrics_audit_entries"
 def _count(action: str, actor: str, details: dict[str, Any] | None) -> None:
     details = details or {}
     if action.startswith("appointment."):
-        BOOKINGS.labels(str(details.get("channel", "unknown")), action.split(".", 1)[1]).inc()
+        _series(BOOKINGS, str(details.get("channel", "unknown")), action.split(".", 1)[1]).inc()
     elif action in ("webhook.accepted", "webhook.rejected"):
-        WEBHOOK_OUTCOMES.labels(actor.split(":")[0], action.split(".", 1)[1]).inc()
+        _series(WEBHOOK_OUTCOMES, actor.split(":")[0], action.split(".", 1)[1]).inc()
     elif action == "routing.failed":
-        WEBHOOK_OUTCOMES.labels(actor.split(":")[0], "unrouted").inc()
+        _series(WEBHOOK_OUTCOMES, actor.split(":")[0], "unrouted").inc()
     elif action == "ratelimit.refused":
-        RATE_LIMIT_REFUSALS.labels(f"webhook_{details.get('channel', 'unknown')}").inc()
+        _series(RATE_LIMIT_REFUSALS, f"webhook_{details.get('channel', 'unknown')}").inc()
     elif action == "calendar.needs_reconsent":
-        CALENDAR_ERRORS.labels("needs_reconsent").inc()
+        _series(CALENDAR_ERRORS, "needs_reconsent").inc()
+
+
+# The domain counters' children by label values, as `_request_series` keeps the request
+# metrics': the metric keeps every child it made anyway, so this holds no more series.
+_domain_series: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def _series(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once per metric and label values."""
+    key = (metric, values)
+    found = _domain_series.get(key)
+    if found is None:
+        found = _domain_series[key] = metric.labels(*values)
+    return found
 
 
 def _seen(session: Session) -> list[tuple[str, str, dict[str, Any] | None]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection
@@ -108,7 +109,7 @@ class Compiled:
         make = self.row_maker
         if make is None:
             make = self.row_maker = self._row_maker(description)
-        return [make(row) for row in fetched]
+        return list(map(make, fetched))
 
     def _row_maker(self, description: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
         if len(description) != len(self.labels):
@@ -117,17 +118,26 @@ class Compiled:
             kind._cached_result_processor(self.dialect, column[1])
             for kind, column in zip(self.result_types, description, strict=True)
         ]
-        row_type = _row_type(tuple(self.labels))
-        make = row_type._make
-        if not any(processors):
-            return cast(Callable[[Sequence[Any]], Any], make)
+        return _maker(_row_type(tuple(self.labels)), processors)
 
-        def processed(row: Sequence[Any]) -> Any:
-            return make(
-                [value if p is None else p(value) for value, p in zip(row, processors, strict=True)]
-            )
 
-        return processed
+def _maker(row_type: type[Any], processors: Sequence[Processor | None]) -> Callable[..., Any]:
+    """The named tuple of a fetched row, each value through its column's result
+    processor. A row is as wide as the description, checked once against the
+    statement's columns, so `_make`'s length check is left to that; and only the columns
+    that have a processor are visited (a few of a wide row: its datetimes and JSON)."""
+    processed = [(index, p) for index, p in enumerate(processors) if p is not None]
+    new = tuple.__new__
+    if not processed:
+        return partial(new, row_type)
+
+    def make(row: Sequence[Any]) -> Any:
+        values = list(row)
+        for index, processor in processed:
+            values[index] = processor(values[index])
+        return new(row_type, values)
+
+    return make
 
 
 _row_types: dict[tuple[str, ...], type[Any]] = {}
@@ -230,22 +240,21 @@ def _gatherer(binds: tuple[_Bind, ...], positional: bool) -> Callable[[Mapping[s
     cost. Each value is looked up by its key as `_value` does first; a key that is
     missing raises KeyError, and the caller then applies `_value`'s rules in full (the
     compiled name, the statement's own value, the error)."""
-    names: dict[str, Any] = {"_value": _value}
+    names: dict[str, Any] = {}
     parts = []
     for number, bind in enumerate(binds):
-        if bind.fixed is not _NO_VALUE and bind.key != bind.name:
-            # A value of its own under another name: the full rules (processor included).
-            names[f"b{number}"] = bind
-            found = f"_value(b{number}, p)"
+        if bind.fixed is _NO_VALUE:
+            found = f"p[{bind.key!r}]"
         else:
-            if bind.fixed is _NO_VALUE:
-                found = f"p[{bind.key!r}]"
-            else:
-                names[f"f{number}"] = bind.fixed
-                found = f"p.get({bind.key!r}, f{number})"
-            if bind.processor is not None:
-                names[f"c{number}"] = bind.processor
-                found = f"c{number}({found})"
+            names[f"f{number}"] = bind.fixed
+            found = f"p.get({bind.key!r}, f{number})"
+            if bind.key != bind.name:
+                # A value of its own (a literal's) under another name: as `_value`, the
+                # key, then the compiled name, then its own value.
+                found = f"p.get({bind.key!r}, p.get({bind.name!r}, f{number}))"
+        if bind.processor is not None:
+            names[f"c{number}"] = bind.processor
+            found = f"c{number}({found})"
         parts.append(found if positional else f"{bind.driver_key!r}: {found}")
     listed = "".join(f"{part}, " for part in parts)
     body = f"({listed})" if positional else f"{{{listed}}}"
@@ -328,26 +337,40 @@ class FastResult:
 
 
 def execute(
-    on: Session | Connection, statement: Executable, params: Mapping[str, Any] | None = None
+    on: Session | Connection,
+    statement: Executable,
+    params: Mapping[str, Any] | None = None,
+    *,
+    sorted_keys: tuple[str, ...] | None = None,
 ) -> FastResult:
     """`on.execute(statement, params)` for a statement built once: the same SQL and
-    rows, in the session's current transaction (a session begins one as it would)."""
+    rows, in the session's current transaction (a session begins one as it would).
+    `sorted_keys`: `tuple(sorted(params))`, when the caller keeps it (a statement whose
+    parameters always have the same names: sorting a commit's ~100 names each time is
+    what it saves)."""
     connection = on.connection() if isinstance(on, Session) else on
     given = params if params is not None else {}
-    keys = tuple(sorted(given)) if isinstance(statement, UpdateBase) else None
+    keys = None
+    if isinstance(statement, UpdateBase):
+        keys = sorted_keys if sorted_keys is not None else tuple(sorted(given))
     compiled = compiled_for(statement, connection.dialect, keys, False)
     return _run(connection, compiled, compiled.parameters(given), False)
 
 
 def read(
-    session: Session, statement: Executable, params: Mapping[str, Any] | None = None
+    session: Session,
+    statement: Executable,
+    params: Mapping[str, Any] | None = None,
+    *,
+    connection: Connection | None = None,
 ) -> FastResult:
     """`execute` for a read that `session.execute` ran before: first the flush the ORM
     does ahead of a query when autoflush is on (so the rows are what the ORM would see),
-    then the statement."""
+    then the statement. `connection`: `session.connection()`, when the caller holds it
+    already in this transaction (asking the session again walks its machinery)."""
     if session.autoflush:
         session.flush()
-    return execute(session, statement, params)
+    return execute(session if connection is None else connection, statement, params)
 
 
 def execute_many(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,14 +22,14 @@ def _service(session: Session) -> ConversationService:
     return ConversationService(session, engine=None, calendar_factory=None, now=None)  # type: ignore[arg-type]
 
 
-def _turn(session: Session, demo: DemoData) -> Conversation:
+def _turn(session: Session, demo: DemoData, caller: str = "x") -> Conversation:
     """What an SMS turn writes last: a new conversation, two messages, an audit entry
     and the event's stored response."""
     event_claim = claim(session, "twilio", f"SM{new_id('t')}", "sms")
     agent = session.get(Agent, demo.agent_id)
     assert agent is not None
     conversation = Conversation(
-        id=new_id("cnv"), channel="sms", external_id=f"{agent.id}:x", agent_id=agent.id
+        id=new_id("cnv"), channel="sms", external_id=f"{agent.id}:{caller}", agent_id=agent.id
     )
     session.add(conversation)
     service = _service(session)
@@ -218,3 +219,63 @@ def test_the_kept_parameter_names_give_each_value_its_own_name():
     zipped = dict(zip(names, commit_writes._values(shape, deferred), strict=True))
     assert zipped == commit_writes._params(tables, deferred)
     assert len(names) == len(set(names)) == 3 * 2 + 2 + 2 + 3
+
+
+def test_writes_queued_outside_a_transaction_begin_one_and_end_with_it(
+    session_factory: sessionmaker[Session], db: Reader
+):
+    """While writes wait, the session is in a transaction whose end drops them: one
+    begun by the queueing itself, or one begun before without a connection yet."""
+    with session_factory() as session:
+        assert not session.in_transaction()
+        audit.record(session, "first.work", actor="test", subject="x")
+        assert session.in_transaction()
+        session.rollback()
+        assert commit_writes.rows_waiting(session, AuditEntry.__table__) == []
+        session.begin()  # a transaction, no connection yet
+        audit.record(session, "dropped.work", actor="test", subject="x")
+        session.rollback()
+        session.begin()
+        audit.record(session, "closed.work", actor="test", subject="x")
+        session.close()
+        session.begin()
+        audit.record(session, "kept.work", actor="test", subject="x")
+        session.commit()
+        session.commit()  # nothing left to write twice
+    assert db.scalars(select(AuditEntry.action)) == ["kept.work"]
+
+
+def test_the_combined_statement_is_compiled_for_its_parameters_sorted_names(
+    session_factory: sessionmaker[Session], demo: DemoData, monkeypatch: Any
+):
+    """The names are kept sorted per shape: they must be what Connection.execute would
+    compile the statement for, `tuple(sorted(params))`, at every commit of the shape."""
+    from app import sql_fast
+
+    compiled_for = sql_fast.compiled_for
+    seen: list[tuple[Any, Any]] = []
+
+    def checked(statement: Any, dialect: Any, keys: Any, many: bool) -> Any:
+        seen.append((statement, keys))
+        return compiled_for(statement, dialect, keys, many)
+
+    execute = sql_fast.execute
+    given: list[dict[str, Any]] = []
+
+    def recorded(on: Any, statement: Any, params: Any = None, **kw: Any) -> Any:
+        given.append(dict(params or {}))
+        return execute(on, statement, params, **kw)
+
+    for caller in ("x", "y"):  # a new shape, then the same shape again
+        with session_factory() as session:
+            if session.get_bind().dialect.name != "postgresql":
+                pytest.skip("one combined statement on PostgreSQL only")
+            _turn(session, demo, caller)
+            monkeypatch.setattr(sql_fast, "compiled_for", checked)
+            monkeypatch.setattr(sql_fast, "execute", recorded)
+            commit_writes.write_deferred(session)
+            monkeypatch.undo()
+            session.commit()
+        (_statement, keys), params = seen[-1], given[-1]
+        assert keys == tuple(sorted(params))
+    assert seen[0][0] is seen[1][0]  # the kept statement

@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Integer, bindparam, column, event, insert, literal, select, table
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    bindparam,
+    column,
+    event,
+    insert,
+    literal,
+    select,
+    table,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool.base import _ConnectionFairy
@@ -44,14 +55,30 @@ class _ThroughSqlalchemy:
     """sql_fast's API by way of `Connection.execute`: the reference."""
 
     @staticmethod
-    def execute(on: Any, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+    def execute(
+        on: Any,
+        statement: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        sorted_keys: tuple[str, ...] | None = None,
+    ) -> Any:
+        # Names a caller keeps sorted must be the parameters' own, sorted.
+        assert sorted_keys is None or sorted_keys == tuple(sorted(params or {}))
         connection = on.connection() if isinstance(on, Session) else on
         return connection.execute(statement, params)
 
     @staticmethod
-    def read(session: Session, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+    def read(
+        session: Session,
+        statement: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        connection: Connection | None = None,
+    ) -> Any:
         if session.autoflush:
             session.flush()
+        # A connection the caller passes must be the one the session would use.
+        assert connection is None or connection is session.connection()
         result = session.connection().execute(statement, params)
         return sql_fast.FastResult(list(result), result.rowcount)
 
@@ -386,6 +413,33 @@ def test_parameters_are_gathered_as_the_rules_gather_them(session: Session):
     )
     with pytest.raises(InvalidRequestError, match="'when'"):
         compiled.parameters({name: 1})
+
+
+def test_a_literal_is_gathered_as_the_rules_gather_it(session: Session):
+    """A literal's value is its own, under an anonymous key: the gatherer takes the key,
+    then its compiled name, then that value, as `_value` does (processor included)."""
+    statement = select(
+        literal("fixed").label("a"),
+        literal(START, UTCDateTime).label("b"),
+        bindparam("own", value=3).label("c"),
+    )
+    compiled = sql_fast.compiled_for(statement, session.get_bind().dialect, None, False)
+    by_name = {bind.key: bind.name for bind in compiled.binds}
+    literal_names = [name for key, name in by_name.items() if key != name]
+    assert len(literal_names) == 2
+    later = START + timedelta(hours=1)
+    for params in (
+        {},
+        {"own": 9},
+        {literal_names[0]: "given"},
+        {literal_names[0]: "given", literal_names[1]: later, "own": 4},
+    ):
+        assert compiled._gather(params) == compiled._parameters_by_rule(params)
+    assert sql_fast.execute(session, statement, {literal_names[1]: later}).one() == (
+        "fixed",
+        later,
+        3,
+    )
 
 
 def test_an_expanding_parameter_is_refused(session: Session):
@@ -851,3 +905,15 @@ def test_an_error_leaves_a_kept_cursor_usable(session_factory: sessionmaker[Sess
                 sql_fast.execute(session, statement, {"d": 0})  # division by zero
             session.rollback()
         assert sql_fast.execute(session, statement, {"d": 1}).scalar() == 1
+
+
+def test_a_row_is_made_as_its_named_tuple_of_processed_values() -> None:
+    row_type = sql_fast._row_type(("a", "b", "c"))
+    raw = [(1, "2", None), (4, "5", 6)]
+    plain = sql_fast._maker(row_type, [None, None, None])
+    processed = sql_fast._maker(row_type, [None, lambda v: f"<{v}>", lambda v: [v]])
+    assert [plain(row) for row in raw] == [row_type._make(row) for row in raw]
+    made = [processed(row) for row in raw]
+    assert made == [row_type(1, "<2>", [None]), row_type(4, "<5>", [6])]
+    assert all(type(row) is row_type for row in made)
+    assert made[1].b == "<5>" and made[1][2] == [6]

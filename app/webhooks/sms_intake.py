@@ -46,8 +46,10 @@ def take_in(session: Session, message_sid: str, caller: str | None, dialled: str
             return Intake(request.result(session, None), False, None)
         return Intake(request.result(session, row.id), bool(row.opted_out), None)
     params.update(numbers_of(caller, dialled))
-    # The claim, the opt-out, then the lookup's columns (routing's rows, by position).
-    rows = sql_fast.read(session, _claim_with_everything(session, request), params).rows
+    # The claim, the opt-out, then the lookup's columns (routing's rows, by position);
+    # on the connection taken above, which is the session's (no second look-up).
+    statement = _claim_with_everything(session, request)
+    rows = sql_fast.read(session, statement, params, connection=connection).rows
     first = rows[0]
     looked_up = [looked_up_at(row, 2) for row in rows]
     return Intake(request.result(session, first[0]), bool(first[1]), looked_up)

@@ -396,3 +396,34 @@ def test_entry_macs_under_different_keys_differ_and_repeat() -> None:
         assert audit.entry_mac(key, at, "a", "b", None, details) == _reference_mac(
             key, at, "a", "b", None, details
         )
+
+
+@examples(max_examples=300)
+@given(st.binary(max_size=200), st.text())
+def test_entry_mac_is_hmac_sha256_under_keys_of_any_length(key: bytes, actor: str) -> None:
+    """The key's padded blocks are hashed once per key: shorter, as long as and longer
+    than SHA-256's block (a longer key is hashed first), the MAC is hmac.new's."""
+    at = utcnow()
+    assert audit.entry_mac(key, at, actor, "x", None, {}) == _reference_mac(
+        key, at, actor, "x", None, {}
+    )
+    for length in (0, 1, 63, 64, 65, 128, 200):
+        sized = bytes(range(length % 256)) * (length // 256) + bytes(range(length % 256))
+        assert audit.entry_mac(sized, at, actor, "x", None, {}) == _reference_mac(
+            sized, at, actor, "x", None, {}
+        )
+
+
+@examples(max_examples=300)
+@given(st.dictionaries(st.text(max_size=8), _DETAILS, max_size=5))
+def test_the_canonical_text_is_json_dumps_sorted_and_compact(document: Any) -> None:
+    document = audit.scrub(document)
+    expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert audit.canonical_json(document) == expected
+    assert audit.canonical_json(document) == expected  # the kept encoder, again
+
+
+def test_the_canonical_text_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError):
+        audit.canonical_json({"x": object()})
+    assert audit.canonical_json({"b": float("nan"), "a": 1.5}) == '{"a":1.5,"b":NaN}'

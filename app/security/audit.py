@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -124,32 +123,11 @@ def _session_key(session: Session) -> bytes:
 # What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds
 # per call; an encoder keeps no state between encodes.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# The C encoder `_CANONICAL.encode` makes afresh at every call (with the same arguments
-# as JSONEncoder.iterencode passes it), made once: it holds no state between encodes when
-# it keeps no circular-reference markers, and scrubbed details (or details read back
-# from the database) hold no cycle. Without the C accelerator: `_CANONICAL.encode`.
-_ENCODE_ONCE = (
-    c_make_encoder(
-        None,
-        _CANONICAL.default,
-        encode_basestring,
-        None,
-        _CANONICAL.key_separator,
-        _CANONICAL.item_separator,
-        True,
-        _CANONICAL.skipkeys,
-        _CANONICAL.allow_nan,
-    )
-    if c_make_encoder is not None
-    else None
-)
 
 
 def canonical_json(document: dict[str, Any]) -> str:
-    """`_CANONICAL.encode(document)`, the same text."""
-    if _ENCODE_ONCE is None:
-        return _CANONICAL.encode(document)
-    return "".join(_ENCODE_ONCE(document, 0))
+    """The text an entry's MAC signs: sorted, compact JSON (json.dumps's, as stored)."""
+    return _CANONICAL.encode(document)
 
 
 def entry_mac(
@@ -164,32 +142,23 @@ def entry_mac(
             "details": details,
         }
     )
-    inner, outer = _keyed(key)
-    mac = inner.copy()
+    mac = _keyed(key).copy()
     mac.update(canonical.encode())
-    signed = outer.copy()
-    signed.update(mac.digest())
-    return signed.hexdigest()
+    return mac.hexdigest()
 
 
-# HMAC-SHA256 (RFC 2104: SHA256((K ^ opad) || SHA256((K ^ ipad) || message))) with the
-# key's two padded blocks already hashed, per key (a process has one or two): copies of
-# the two SHA-256 states are what hmac.new(key, ..., sha256) starts from, without its
-# key setup at every entry, nor hmac.HMAC's Python layer around a copy of its own.
-_KEYED: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}
-_BLOCK = hashlib.sha256().block_size
+# An HMAC-SHA256 keyed and not yet fed, per key (a process has one or two): a copy of it
+# is what hmac.new(key, ..., sha256) makes, without OpenSSL's digest look-up and key setup
+# at every entry.
+_KEYED: dict[bytes, hmac.HMAC] = {}
 
 
-def _keyed(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+def _keyed(key: bytes) -> hmac.HMAC:
     found = _KEYED.get(key)
     if found is None:
         if len(_KEYED) >= 16:  # keys built by hand (tests) must not pile up
             _KEYED.clear()
-        block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
-        found = _KEYED[key] = (
-            hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
-            hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
-        )
+        found = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
     return found
 
 

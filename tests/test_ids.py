@@ -26,7 +26,7 @@ def test_an_id_is_the_prefix_and_sixteen_hex_digits_of_os_urandom(
         return bytes(range(256)) * (size // 256) + bytes(range(size % 256))
 
     monkeypatch.setattr(models, "_batches", models._Batches())
-    monkeypatch.setattr(os, "urandom", urandom)
+    monkeypatch.setattr(models.os, "urandom", urandom)
     ids = [new_id("cnv") for _ in range(models._IDS_PER_FETCH + 1)]
     assert ids[:2] == ["cnv_0001020304050607", "cnv_08090a0b0c0d0e0f"]
     assert all(ID.match(one) for one in ids)

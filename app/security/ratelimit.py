@@ -13,8 +13,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage
-from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from limits.storage import MemoryStorage
 from slowapi import Limiter
 from starlette.requests import Request
 
@@ -118,32 +117,6 @@ def _parsed(limit: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(limit))
 
 
-@dataclass(frozen=True, slots=True)
-class _Counted:
-    """One limit and the fixed parts of its storage key: `item.key_for(*identity)` is
-    `head + "/".join(identity) + tail` for identities of strings (key_for's
-    `safe_string` of an int or a str is its `str`)."""
-
-    item: RateLimitItem
-    head: str
-    tail: str
-    expiry: int
-
-
-@lru_cache(maxsize=64)
-def _counted(limit: str) -> tuple[_Counted, ...]:
-    """`_parsed(limit)`'s items with their keys' fixed parts, once per limit text."""
-    return tuple(
-        _Counted(
-            item,
-            f"{item.namespace}/",
-            f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}",
-            item.get_expiry(),
-        )
-        for item in _parsed(limit)
-    )
-
-
 class CallerLimit:
     """A per-caller limit (scope + caller number) on slowapi's storage."""
 
@@ -151,7 +124,7 @@ class CallerLimit:
         self, limiter: Limiter, limit: str, scope: str, memo: dict[Any, Any] | None = None
     ) -> None:
         self._limiter = limiter
-        self._limits = _counted(limit)
+        self._limits = _parsed(limit)
         self._scope = scope
         # Decisions already taken in this turn: a turn run again (after fetching calendar
         # data outside its transaction) counts the caller once.
@@ -164,8 +137,8 @@ class CallerLimit:
         key = ("caller_limit", self._scope, caller)
         if self._memo is not None and key in self._memo:
             return bool(self._memo[key])
-        strategy, identity = self._limiter.limiter, self._identity(caller)
-        allowed = all(_hit(strategy, counted, identity) for counted in self._limits)
+        strategy = self._limiter.limiter
+        allowed = all(strategy.hit(item, *self._identity(caller)) for item in self._limits)
         if self._memo is not None:
             self._memo[key] = allowed
         return allowed
@@ -175,18 +148,6 @@ class CallerLimit:
         # Redis apart, as slowapi does for its own limits.
         prefix = getattr(self._limiter, "_key_prefix", "")
         return (prefix, self._scope, who) if prefix else (self._scope, who)
-
-
-def _hit(strategy: RateLimiter, counted: _Counted, identity: tuple[str, ...]) -> bool:
-    """`strategy.hit(counted.item, *identity)`. The fixed window's hit is one `incr` of
-    the item's key on the storage; its key is joined here from the parts made once per
-    limit text instead of by `key_for` at every hit (the same text, the same storage
-    call, so the same count in memory or in Redis). Other strategies take their own."""
-    if type(strategy) is not FixedWindowRateLimiter:
-        return strategy.hit(counted.item, *identity)
-    storage: Storage = strategy.storage
-    key = counted.head + "/".join(identity) + counted.tail
-    return storage.incr(key, counted.expiry, amount=1) <= counted.item.amount
 
 
 @dataclass(frozen=True)
@@ -205,9 +166,9 @@ class KeyLimit(CallerLimit):
     def check(self, identity: str) -> Decision:
         if not self._limiter.enabled:
             return ALLOWED
-        strategy, who = self._limiter.limiter, self._identity(identity)
-        for counted in self._limits:
-            if not _hit(strategy, counted, who):
-                reset_at = strategy.get_window_stats(counted.item, *who).reset_time
+        strategy = self._limiter.limiter
+        for item in self._limits:
+            if not strategy.hit(item, *self._identity(identity)):
+                reset_at = strategy.get_window_stats(item, *self._identity(identity)).reset_time
                 return Decision(False, max(1, int(reset_at - time.time() + 0.999)))
         return ALLOWED

@@ -3,9 +3,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-from limits import parse_many
-
 from app.config import Settings
 from app.security.ratelimit import CallerLimit, SweptMemoryStorage, build_limiter
 
@@ -50,44 +47,3 @@ def test_a_limit_text_is_parsed_once_into_what_parse_many_gives() -> None:
     first, second = CallerLimit(limiter, text, "sms"), CallerLimit(limiter, text, "sms")
     assert [first.allow("+14155550199") for _ in range(3)] == [True] * 3
     assert [second.allow("+14155550199") for _ in range(3)] == [True, True, False]
-
-
-@pytest.mark.parametrize(
-    "text", ["3/minute", "5/minute;100/hour", "2 per 10 seconds", "1/day", "7/2 hours"]
-)
-def test_a_hit_counts_under_the_key_limits_itself_would_use(text: str) -> None:
-    from app.security import ratelimit
-
-    for identity in [("sms", "+14155550100"), ("pfx-1", "voice", "+442071838750"), ("a/b", "")]:
-        for counted in ratelimit._counted(text):
-            expected = counted.item.key_for(*identity)
-            assert counted.head + "/".join(identity) + counted.tail == expected
-            assert counted.expiry == counted.item.get_expiry()
-
-
-@pytest.mark.parametrize("prefix", ["", "deploy-a"])
-def test_a_caller_limit_and_limits_own_hits_spend_one_count(prefix: str) -> None:
-    limiter = build_limiter(Settings(_env_file=None, redis_url=None, rate_limit_key_prefix=prefix))
-    limit = CallerLimit(limiter, "4/minute;6/hour", "sms")
-    strategy = limiter.limiter
-    identity = (prefix, "sms", "+14155550142") if prefix else ("sms", "+14155550142")
-    items = parse_many("4/minute;6/hour")
-    # Two of limits' own hits, then the limit's: the third and fourth pass, the fifth not.
-    assert all(strategy.hit(item, *identity) for item in items for _ in range(2))
-    assert [limit.allow("+14155550142") for _ in range(3)] == [True, True, False]
-    # The refused hit stopped at the spent limit, as all() over limits' hits does.
-    assert [strategy.get_window_stats(item, *identity).remaining for item in items] == [0, 2]
-    assert not limit.allow("+14155550142")
-    assert strategy.get_window_stats(items[1], *identity).remaining == 2
-
-
-def test_another_strategy_takes_its_own_hit() -> None:
-    from limits.storage import MemoryStorage
-    from limits.strategies import MovingWindowRateLimiter
-
-    limiter = build_limiter(Settings(_env_file=None, redis_url=None))
-    limiter._limiter = MovingWindowRateLimiter(MemoryStorage())
-    limit = CallerLimit(limiter, "2/minute", "sms")
-    assert [limit.allow("+14155550143") for _ in range(3)] == [True, True, False]
-    item = parse_many("2/minute")[0]
-    assert not limiter.limiter.test(item, "sched", "sms", "+14155550143")

@@ -81,25 +81,3 @@ def test_webhook_caller_limit_is_shared_between_instances(two_apps: list[Any]) -
     answers = [limits[i % 2].allow("+14155550123") for i in range(4)]
     assert answers == [True, True, True, False]
     assert limits[1].allow("+14155550124") is True
-
-
-def test_a_caller_limit_counts_in_redis_under_the_key_limits_would_use(
-    settings: Settings, prefix: str
-) -> None:
-    from limits import parse_many
-
-    from app.security.ratelimit import build_limiter
-
-    limiter = build_limiter(
-        settings.model_copy(update={"redis_url": REDIS_URL, "rate_limit_key_prefix": prefix})
-    )
-    item = parse_many("3/minute")[0]
-    identity = (prefix, "sms", "+14155550177")
-    assert limiter.limiter.hit(item, *identity)  # limits' own hit, then the limit's
-    limit = CallerLimit(limiter, "3/minute", "sms")
-    assert [limit.allow("+14155550177") for _ in range(3)] == [True, True, False]
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        assert int(client.get(f"LIMITS:{item.key_for(*identity)}") or 0) == 4
-    finally:
-        client.close()

@@ -104,7 +104,10 @@ class TwilioVerifier:
         signature = headers.get(SIGNATURE_BYTES, b"").decode("latin-1")
         if not signature:
             raise SignatureRejected("missing signature")
-        url = _public_url(self._base_url, request.scope, headers.get(b"host"))
+        try:
+            url = _public_url(self._base_url, request.scope, headers.get(b"host"))
+        except ValueError:  # a path urlsplit cannot read ("/\t/["): no URL to have signed
+            raise SignatureRejected("unreadable request URL") from None
         settings = headers.get(SETTINGS_BYTES)
         algorithm = get_signature_algorithm(settings.decode("latin-1") if settings else None)
         # Twilio posts these webhooks as forms. Any other body (JSON, multipart) would reach

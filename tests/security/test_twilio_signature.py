@@ -330,8 +330,25 @@ def test_the_public_url_is_the_base_plus_the_requests_url_path_and_query(
     }
     request = Request(scope)
     url = request.url
-    expected = "https://mycompany.com" + url.path + (f"?{url.query}" if url.query else "")
+    try:
+        expected = "https://mycompany.com" + url.path + (f"?{url.query}" if url.query else "")
+    except ValueError:  # Starlette cannot read this URL either (urlsplit refuses it)
+        with pytest.raises(ValueError):
+            public_url("https://mycompany.com", Request(scope))
+        return
     assert public_url("https://mycompany.com", Request(scope)) == expected
+
+
+def test_a_request_whose_url_cannot_be_read_is_rejected_not_failed() -> None:
+    """urlsplit drops a tab, so the path "/<tab>/[" reads as a bracket host: no URL it
+    could have been signed for, so a 403 rather than an error."""
+    signature = _sign("https://mycompany.com/", HMAC_SHA1)
+    request = form_request(b"", {"x-twilio-signature": signature})
+    request.scope["path"] = "/\t/["
+    request.scope["headers"] = [(n, v) for n, v in request.scope["headers"] if n != b"host"]
+    request.scope["server"] = None
+    with pytest.raises(SignatureRejected, match="unreadable"):
+        asyncio.run(TwilioVerifier("12345", "https://mycompany.com").verified_form(request))
 
 
 def test_headers_are_read_as_starlette_reads_them_first_value_wins() -> None:

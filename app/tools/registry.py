@@ -118,6 +118,11 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(raw)
 
 
+def calendar_unavailable(error: CalendarError) -> ToolResult:
+    """The external calendar could not be read: say so plainly, book nothing."""
+    return ToolResult(ok=False, message=str(error), data={"error": "calendar_unavailable"})
+
+
 def run_tool(
     tools: SchedulingTools,
     name: str,
@@ -146,8 +151,7 @@ def run_tool(
             return spec.run(tools, args, request_key)
         return spec.run(tools, args)
     except CalendarError as exc:
-        # The external calendar could not be read: say so plainly, book nothing.
-        return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
+        return calendar_unavailable(exc)
 
 
 # The check_availability arguments the offline engine builds.
@@ -173,7 +177,7 @@ def check_availability_in_process(
             args.appointment_type, args.date, args.part_of_day, args.after, args.limit
         )
     except CalendarError as exc:
-        return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
+        return calendar_unavailable(exc)
 
 
 # list_appointments' arguments as the offline engine sends them (none): the defaults,
@@ -187,7 +191,7 @@ def list_appointments_in_process(tools: SchedulingTools) -> ToolResult:
     try:
         return tools.list_appointments(_NO_ARGUMENTS)
     except CalendarError as exc:
-        return ToolResult(ok=False, message=str(exc), data={"error": "calendar_unavailable"})
+        return calendar_unavailable(exc)
 
 
 def _first_error(exc: Exception) -> str:
